@@ -1,0 +1,34 @@
+# livecart: `make demo` runs the engine with a demo room; `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test lint typecheck check bench-fanout clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/livecart demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+check: lint typecheck test
+
+bench-fanout: $(STAMP)
+	$(VENV)/bin/livecart bench fanout --viewers 5000 --comments-per-second 200 --seconds 20 --json
+
+clean:
+	rm -rf $(VENV) .livecart .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,137 @@
+"""`HostClient`: the host's (or a moderator's) side: the HTTP API plus a realtime seat.
+
+async with HostClient("http://127.0.0.1:8000", "demo", host_token) as host:
+    await host.create_room(title="Friday drop")
+    await host.go_live()
+    seat = await host.watch()                 # a ViewerClient with the host's token
+    await seat.comment("Welcome everyone!")   # never sampled out
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from clients.errors import LivecartClientError
+from clients.viewer import ViewerClient
+
+
+class HostClient:
+    def __init__(self, base_url: str, room: str, token: str, *, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.room = room
+        self.token = token
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+        )
+
+    async def __aenter__(self) -> HostClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One API call; error bodies raise LivecartClientError with the wire code."""
+        response = await self.http.request(method, path, json=body)
+        if response.status_code == 204:
+            return None
+        data = response.json()
+        if response.is_error:
+            raise LivecartClientError.from_wire(data.get("error", {}), status=response.status_code)
+        return data
+
+    @property
+    def _room(self) -> str:
+        return f"/api/rooms/{self.room}"
+
+    # ---- rooms ----------------------------------------------------------------------------
+
+    async def create_room(self, title: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "POST", "/api/rooms", {"id": self.room, "title": title, **fields}
+        )
+        return result
+
+    async def get_room(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("GET", self._room)
+        return result
+
+    async def update_room(self, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("PATCH", self._room, fields)
+        return result
+
+    async def go_live(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/go-live")
+        return result
+
+    async def end(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/end")
+        return result
+
+    async def mint_token(self, user: str, role: str = "viewer", **fields: Any) -> str:
+        result = await self.call(
+            "POST", f"{self._room}/tokens", {"user": user, "role": role, **fields}
+        )
+        token: str = result["token"]
+        return token
+
+    # ---- moderation -----------------------------------------------------------------------
+
+    async def comments(self, since: str | None = None, limit: int = 50) -> dict[str, Any]:
+        query = f"?limit={limit}" + (f"&since={since}" if since else "")
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/comments{query}")
+        return result
+
+    async def delete_comment(self, entry_id: str) -> None:
+        await self.call("DELETE", f"{self._room}/comments/{entry_id}")
+
+    async def pin(self, entry_id: str) -> None:
+        await self.call("POST", f"{self._room}/pin", {"comment_id": entry_id})
+
+    async def unpin(self) -> None:
+        await self.call("DELETE", f"{self._room}/pin")
+
+    async def mute(self, user: str, minutes: int) -> int:
+        result = await self.call("POST", f"{self._room}/mutes", {"user": user, "minutes": minutes})
+        until: int = result["muted_until"]
+        return until
+
+    async def unmute(self, user: str) -> None:
+        await self.call("DELETE", f"{self._room}/mutes/{user}")
+
+    async def ban(self, user: str) -> None:
+        await self.call("POST", f"{self._room}/bans", {"user": user})
+
+    async def unban(self, user: str) -> None:
+        await self.call("DELETE", f"{self._room}/bans/{user}")
+
+    async def set_banned_words(self, words: list[str]) -> None:
+        await self.call("PUT", f"{self._room}/banned-words", {"words": words})
+
+    async def slow_mode(self, seconds: int) -> None:
+        await self.call("PUT", f"{self._room}/slow-mode", {"seconds": seconds})
+
+    # ---- realtime -------------------------------------------------------------------------
+
+    def ws_url(self) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        return f"{scheme}://{self.base_url.split('://', 1)[1]}/ws"
+
+    async def watch(self, codec: str = "json") -> ViewerClient:
+        """Join the room over WebSocket with the host's token."""
+        seat = ViewerClient(self.ws_url(), self.room, self.token, codec=codec)
+        await seat.connect()
+        return seat

@@ -1,0 +1,290 @@
+"""`ViewerClient`: one viewer's realtime connection, with resume and jittered reconnect.
+
+    client = ViewerClient("ws://127.0.0.1:8000/ws", "demo", token)
+    welcome = await client.connect()
+    entry = await client.comment("hello!")      # raises LivecartClientError on refusal
+    frame = await client.next_event()            # ticks, notices, reconnects...
+    await client.close()
+
+The client keeps the last offset it has seen; after a retryable disconnect it reconnects
+with backoff and resumes from that offset, so the entries it hands out have no gap and
+no duplicate. It counts what would betray a server bug (`gaps`, `duplicates`) instead of
+hiding it, so tests can assert both are zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from clients.backoff import Backoff
+from clients.errors import LivecartClientError
+
+CODECS = {"json": "livecart.v1.json", "msgpack": "livecart.v1.msgpack"}
+
+
+def should_reconnect(code: int | None) -> bool:
+    """Close codes after which a client reconnects (docs/protocol.md, "Close codes")."""
+    if code is None:
+        return True  # the TCP connection dropped without a close frame
+    return code in {1001, 1006, 1011, 1012, 1013, 1014} or 3000 <= code < 3500
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class ViewerClient:
+    def __init__(
+        self,
+        ws_url: str,
+        room: str,
+        token: str | None = None,
+        *,
+        codec: str = "json",
+        reconnect: bool = True,
+        backoff: Backoff | None = None,
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        self.url = f"{ws_url.rstrip('/')}/{room}"
+        self.room = room
+        self.token = token
+        self.codec = codec
+        self.reconnect = reconnect
+        self.backoff = backoff or Backoff()
+        self.request_timeout_s = request_timeout_s
+        self.ws: ClientConnection | None = None
+        self.welcome: dict[str, Any] = {}
+        self.offset: str | None = None
+        self.seq = 0
+        self.stats: dict[str, int] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.sampled_out = 0
+        self.gaps = 0
+        self.duplicates = 0
+        self.reconnects = 0
+        self.close_code: int | None = None
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ---- wire ---------------------------------------------------------------------------
+
+    def _encode(self, message: dict[str, Any]) -> bytes | str:
+        if self.codec == "msgpack":
+            packed: bytes = msgpack.packb(message, use_bin_type=True)
+            return packed
+        return orjson.dumps(message).decode()
+
+    def _decode(self, frame: bytes | str) -> dict[str, Any]:
+        if self.codec == "msgpack":
+            assert isinstance(frame, bytes)
+            decoded: dict[str, Any] = msgpack.unpackb(frame, raw=False)
+            return decoded
+        loaded: dict[str, Any] = orjson.loads(frame)
+        return loaded
+
+    async def send_raw(self, frame: bytes | str) -> None:
+        """Send an arbitrary frame (for tests of the engine's input validation)."""
+        assert self.ws is not None
+        await self.ws.send(frame)
+
+    # ---- connection ---------------------------------------------------------------------
+
+    async def connect(self) -> dict[str, Any]:
+        """Connect, say hello and return the welcome. Raises LivecartClientError if refused."""
+        await self._open(since=None)
+        self._task = asyncio.create_task(self._run())
+        return self.welcome
+
+    async def _open(self, since: str | None) -> None:
+        try:
+            ws = await connect(
+                self.url,
+                subprotocols=[CODECS[self.codec]],  # type: ignore[list-item]
+                compression=None,
+                open_timeout=10,
+                max_size=4 * 1024 * 1024,
+            )
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise LivecartClientError("connect_failed", str(exc), retryable=True) from exc
+        hello: dict[str, Any] = {"type": "hello"}
+        if self.token:
+            hello["token"] = self.token
+        if since:
+            hello["since"] = since
+        try:
+            await ws.send(self._encode(hello))
+            first = self._decode(await asyncio.wait_for(ws.recv(), self.request_timeout_s))
+        except (ConnectionClosed, TimeoutError) as exc:
+            await ws.close()
+            raise LivecartClientError(
+                "connect_failed", f"no welcome: {exc}", retryable=True
+            ) from exc
+        if first.get("type") != "welcome":
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                await asyncio.wait_for(ws.wait_closed(), 2)
+            self.close_code = ws.close_code
+            raise LivecartClientError.from_wire(first)
+        self.ws = ws
+        self._on_welcome(first, resumed=since is not None)
+
+    def _on_welcome(self, welcome: dict[str, Any], *, resumed: bool) -> None:
+        self.welcome = welcome
+        self.seq = welcome["seq"]
+        self.stats = welcome.get("stats", {})
+        if resumed and not welcome.get("recovered", False):
+            self.gaps += 1  # the server could not replay everything since our offset
+        for entry in welcome.get("history", []):
+            self._take_entry(entry, check=resumed and welcome.get("recovered", False))
+        self.offset = welcome["offset"]
+
+    def _take_entry(self, entry: dict[str, Any], *, check: bool = True) -> None:
+        if check and self.offset is not None and _order(entry["id"]) <= _order(self.offset):
+            self.duplicates += 1
+            return
+        if entry.get("kind") == "comment":
+            self.entries[entry["id"]] = entry
+        elif entry.get("kind") == "comment_deleted":
+            self.entries.pop(entry.get("ref", ""), None)
+
+    async def _run(self) -> None:
+        while True:
+            ws = self.ws
+            assert ws is not None
+            try:
+                async for frame in ws:
+                    self._on_frame(self._decode(frame))
+            except ConnectionClosed:
+                pass
+            self.close_code = ws.close_code
+            self._fail_pending(
+                LivecartClientError("disconnected", "connection lost", retryable=True)
+            )
+            if self._closing or not self.reconnect or not should_reconnect(self.close_code):
+                self.events.put_nowait({"type": "closed", "code": self.close_code})
+                return
+            if not await self._reconnect():
+                return
+
+    async def _reconnect(self) -> bool:
+        while True:
+            try:
+                delay = self.backoff.next_delay()
+            except StopIteration:
+                self.events.put_nowait({"type": "closed", "code": self.close_code})
+                return False
+            await asyncio.sleep(delay)
+            try:
+                await self._open(since=self.offset)
+            except LivecartClientError as exc:
+                if not exc.retryable and exc.code != "connect_failed":
+                    self.events.put_nowait(
+                        {"type": "closed", "code": self.close_code, "error": exc.code}
+                    )
+                    return False
+                continue
+            self.backoff.reset()
+            self.reconnects += 1
+            self.events.put_nowait(
+                {"type": "reconnected", "recovered": self.welcome.get("recovered")}
+            )
+            return True
+
+    def _on_frame(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        ref = message.get("ref")
+        if kind in {"ack", "error", "pong"} and ref in self._pending:
+            future = self._pending.pop(ref)
+            if not future.done():
+                future.set_result(message)
+            return
+        if kind == "tick":
+            if message["seq"] != self.seq + 1:
+                self.gaps += 1
+            self.seq = message["seq"]
+            for entry in message.get("entries", []):
+                self._take_entry(entry)
+            self.offset = message["offset"]
+            self.sampled_out += message.get("sampled_out", 0)
+            if "stats" in message:
+                self.stats = message["stats"]
+        self.events.put_nowait(message)
+
+    def _fail_pending(self, error: LivecartClientError) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    # ---- requests -----------------------------------------------------------------------
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send a message with a fresh id and wait for its ack (or raise its error)."""
+        if self.ws is None:
+            raise LivecartClientError("not_connected", "call connect() first")
+        request_id = f"r{next(self._ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.ws.send(self._encode({**message, "id": request_id}))
+            reply = await asyncio.wait_for(future, self.request_timeout_s)
+        except ConnectionClosed as exc:
+            raise LivecartClientError("disconnected", str(exc), retryable=True) from exc
+        finally:
+            self._pending.pop(request_id, None)
+        if reply["type"] == "error":
+            raise LivecartClientError.from_wire(reply)
+        return reply
+
+    async def comment(self, text: str) -> dict[str, Any]:
+        """Post a comment; returns the stored entry (id, ts, text...)."""
+        ack = await self.request({"type": "comment", "text": text})
+        entry: dict[str, Any] = ack["entry"]
+        return entry
+
+    async def like(self, count: int = 1, *, confirm: bool = False) -> None:
+        if confirm:
+            await self.request({"type": "like", "count": count})
+        elif self.ws is not None:
+            await self.ws.send(self._encode({"type": "like", "count": count}))
+
+    async def ping(self) -> float:
+        """Round trip to the engine in milliseconds."""
+        started = time.perf_counter()
+        await self.request({"type": "ping"})
+        return (time.perf_counter() - started) * 1000
+
+    async def next_event(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.events.get(), timeout_s)
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 10.0
+    ) -> dict[str, Any]:
+        """The next event matching `predicate` (earlier ones are consumed)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                event = await self.events.get()
+                if predicate(event):
+                    return event
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.ws is not None:
+            await self.ws.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,145 @@
+"""Wiring: the Starlette app, and `Engine`, which starts everything in order
+(Redis - embedded or external, the node, the listener) and stops it in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from pathlib import Path
+from types import TracebackType
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from engine import api
+from engine.gateway import Gateway
+from engine.listener import Listener
+from engine.metrics import METRICS
+from engine.node import Node
+from engine.redis_server import EmbeddedRedis
+from engine.settings import Settings, load_secret
+
+log = logging.getLogger("livecart.engine")
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return api.OrjsonResponse({"ok": True})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: Redis reachable, scripts loaded, pub/sub connected."""
+    checks = await api.node_of(request).ready()
+    ok = all(checks.values())
+    return api.OrjsonResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+
+
+async def index(request: Request) -> Response:
+    return api.OrjsonResponse(
+        {
+            "service": "livecart",
+            "websocket": "/ws/{room}",
+            "api": "/api/rooms",
+            "docs": ["docs/protocol.md", "docs/api.md"],
+        }
+    )
+
+
+def build_app(node: Node) -> Starlette:
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *api.ROUTES,
+    ]
+    app = Starlette(routes=routes)
+    app.state.node = node
+    return app
+
+
+class Engine:
+    """One engine process. `async with Engine(settings) as engine:` serves until exit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedRedis | None = None
+        self.node: Node | None = None
+        self.listener: Listener | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.listener is not None
+        return self.listener.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.settings.host}:{self.port}/ws"
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        redis_url = self.settings.redis_url
+        if redis_url is None:
+            self.embedded = EmbeddedRedis(
+                Path(self.settings.data_dir) / "redis", appendfsync=self.settings.appendfsync
+            )
+            await asyncio.to_thread(self.embedded.start)
+            redis_url = self.embedded.url
+        try:
+            self.node = Node(self.settings, redis_url, load_secret(self.settings))
+            await self.node.start()
+            self.listener = Listener(self.settings, build_app(self.node), Gateway(self.node).handle)
+            await self.listener.start(sock)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("engine listening", extra={"url": self.base_url, "redis": redis_url})
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
+        if self.node is not None:
+            await self.node.stop()
+            self.node = None
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+            self.embedded = None
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def serve_until_signal(self) -> None:
+        """Serve until SIGINT/SIGTERM, then shut down gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+            log.info("shutting down")

@@ -1,0 +1,255 @@
+"""`livecart bench fanout`: how well one engine process fans a busy room out to N viewers.
+
+Processes: Redis (embedded unless --redis-url), the engine (`livecart serve`), a load
+process of lean viewers (engine.bench.loader) and, for the baseline, a bare websockets
+broadcaster (engine.bench.raw_server). Phases, all in one run on this machine:
+
+1. offered load: N viewers in the room (every tick's seq checked), comments posted at
+   M/s for S seconds by some of them; gives deliveries, frames, latency (poster's send
+   to viewer's receipt), `missed` (comments neither delivered nor reported as sampled
+   out), engine CPU, and RSS per connection;
+2. engine saturation: the same N viewers on a fresh engine with a 1 ms tick and posters
+   posting back-to-back, so the engine broadcasts as many frames as its CPU allows:
+   `engine_sends_per_second`;
+3. raw baseline: the same N lean viewers on a bare `websockets.broadcast()` loop sending
+   frames of the mean size seen in phase 1: `raw_broadcast_sends_per_second`.
+`ratio_to_raw` = phase 2 ÷ phase 3: how much of the bare library's fan-out capacity the
+engine's full path (Lua, pub/sub, hub, encoding) keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import orjson
+
+from engine import auth
+from engine.bench.stats import cpu_seconds, rss_kib
+from engine.loop import loop_name
+from engine.protocol import Role
+from engine.redis_server import EmbeddedRedis
+
+SATURATION_SECONDS = 5.0
+SATURATION_POSTERS = 60
+RAW_SECONDS = 5.0
+
+
+def progress(message: str) -> None:
+    print(f"[bench fanout] {message}", file=sys.stderr, flush=True)
+
+
+class Child:
+    """A child process spoken to in JSON lines."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
+        )
+
+    @property
+    def stdout(self) -> IO[str]:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(orjson.dumps(command).decode() + "\n")
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        line = self.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.process.args!r} exited ({self.process.poll()})")
+        reply: dict[str, Any] = orjson.loads(line)
+        return reply
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        self.send(**command)
+        return self.receive()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextlib.contextmanager
+def engine_process(
+    redis_url: str, tick_ms: int, env: dict[str, str]
+) -> Iterator[tuple[Child, int]]:
+    argv = [sys.executable, "-m", "engine.cli", "serve", "--port", "0", "--redis-url", redis_url,
+            "--tick-ms", str(tick_ms)]  # fmt: skip
+    engine = Child(argv, env)
+    try:
+        line = engine.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"engine did not start: {line!r}")
+        port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
+        yield engine, port
+    finally:
+        engine.stop()
+
+
+def create_room(port: int, secret: str, display_rate: int | None) -> str:
+    room = f"bench-{secrets.token_hex(4)}"
+    token = auth.mint(secret, room=room, role=Role.HOST, user="bench-host")
+    settings: dict[str, Any] = {
+        "comment_rate_max": 0
+    }  # posters post often; limits are not under test
+    if display_rate is not None:
+        settings["display_rate"] = display_rate
+    headers = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+        http.post(
+            "/api/rooms", json={"id": room, "title": "bench", "settings": settings}
+        ).raise_for_status()
+        http.post(f"/api/rooms/{room}/go-live").raise_for_status()
+    return room
+
+
+def connect_viewers(
+    loader: Child, port: int, room: str, viewers: int, *, posters: int, mode: str
+) -> None:
+    reply = loader.ask(cmd="connect", host="127.0.0.1", port=port, path=f"/ws/{room}",
+                       viewers=viewers, posters=posters, mode=mode)  # fmt: skip
+    progress(f"{reply['connected']} viewers connected in {reply['seconds']}s ({mode})")
+    if reply["failed"]:
+        raise RuntimeError(f"{reply['failed']} connections failed: {reply['failures']}")
+
+
+def offered_phase(
+    args: argparse.Namespace, redis_url: str, env: dict[str, str], loader: Child
+) -> dict[str, Any]:
+    secret = env["LIVECART_SECRET"]
+    with engine_process(redis_url, args.tick_ms, env) as (engine, port):
+        room = create_room(port, secret, args.display_rate)
+        rss_before = rss_kib(engine.process.pid)
+        posters = max(1, math.ceil(args.comments_per_second / 10))
+        connect_viewers(loader, port, room, args.viewers, posters=posters, mode="engine")
+        time.sleep(1.0)
+        rss_after = rss_kib(engine.process.pid)
+        progress(f"posting {args.comments_per_second}/s for {args.seconds}s")
+        cpu_before, wall_before = cpu_seconds(engine.process.pid), time.perf_counter()
+        loader.send(cmd="post", rate=args.comments_per_second, seconds=args.seconds)
+        # CPU over the posting window only; the loader then drains and reports.
+        time.sleep(args.seconds)
+        cpu_after, wall_after = cpu_seconds(engine.process.pid), time.perf_counter()
+        report = loader.receive()
+        loader.ask(cmd="close")
+    report["engine_cpu_percent"] = round(
+        100 * (cpu_after - cpu_before) / (wall_after - wall_before), 1
+    )
+    report["rss_per_connection_kib"] = round((rss_after - rss_before) / args.viewers, 1)
+    return report
+
+
+def saturation_phase(
+    args: argparse.Namespace, redis_url: str, env: dict[str, str], loader: Child
+) -> dict[str, Any]:
+    with engine_process(redis_url, 1, env) as (_, port):
+        room = create_room(port, env["LIVECART_SECRET"], args.display_rate)
+        posters = min(args.viewers, SATURATION_POSTERS)
+        connect_viewers(loader, port, room, args.viewers, posters=posters, mode="engine")
+        progress(f"saturating the engine for {SATURATION_SECONDS}s")
+        report = loader.ask(cmd="flood", seconds=SATURATION_SECONDS)
+        loader.ask(cmd="close")
+    report["sends_per_second"] = round(report["frames_in_window"] / report["window_s"])
+    return report
+
+
+def raw_phase(
+    args: argparse.Namespace, env: dict[str, str], loader: Child, frame: bytes
+) -> dict[str, Any]:
+    raw = Child([sys.executable, "-m", "engine.bench.raw_server"], env)
+    try:
+        port = raw.receive()["port"]
+        connect_viewers(loader, port, "raw", args.viewers, posters=0, mode="raw")
+        progress(f"raw broadcast of a {len(frame)}-byte engine tick for {RAW_SECONDS}s")
+        raw.send(cmd="blast", frame_hex=frame.hex(), seconds=RAW_SECONDS + 1.0)
+        time.sleep(0.5)
+        counted = loader.ask(cmd="count", seconds=RAW_SECONDS)
+        raw.receive()
+        loader.ask(cmd="close")
+    finally:
+        raw.stop()
+    counted["sends_per_second"] = round(counted["frames"] / counted["window_s"])
+    return counted
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "LIVECART_SECRET": secrets.token_urlsafe(24),
+        "LIVECART_LOG_LEVEL": "WARNING",
+    }
+    with contextlib.ExitStack() as stack:
+        redis_url = args.redis_url
+        if redis_url is None:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
+            redis_url = stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+        loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
+        stack.callback(loader.stop)
+        offered = offered_phase(args, redis_url, env, loader)
+        saturated = saturation_phase(args, redis_url, env, loader)
+        frame = bytes.fromhex(saturated["sample_tick_hex"])
+        raw = raw_phase(args, env, loader, frame)
+    window = offered["window_s"]
+    engine_sends = saturated["sends_per_second"]
+    return {
+        "viewers": args.viewers,
+        "comments_per_second": args.comments_per_second,
+        "seconds": args.seconds,
+        "deliveries_per_second": round(offered["comments_received"] / window),
+        "frames_per_second": round(offered["frames"] / args.viewers / window, 1),
+        "latency_ms": offered["latency_ms"],
+        "missed": offered["missed"],
+        "engine_cpu_percent": offered["engine_cpu_percent"],
+        "rss_per_connection_kib": offered["rss_per_connection_kib"],
+        "engine_sends_per_second": engine_sends,
+        "raw_broadcast_sends_per_second": raw["sends_per_second"],
+        "ratio_to_raw": round(engine_sends / max(1, raw["sends_per_second"]), 3),
+        "offered_sends_per_second": round(offered["frames"] / window),
+        "frame_bytes_mean": round(offered["frame_bytes"] / max(1, offered["frames"])),
+        "raw_frame_bytes": len(frame),
+        "comments_posted": offered["posted"],
+        "comments_acknowledged": offered["acked"],
+        "comments_refused": offered["refused"],
+        "sampled_out": offered["sampled_out"],
+        "duplicates": offered["extra"],
+        "seq_gaps": offered["seq_gaps"] + saturated["seq_gaps"],
+        "disconnects": {"offered": offered["closes"], "saturation": saturated["closes"]},
+        "latency_samples": offered["latency_samples"],
+        "tick_ms": args.tick_ms,
+        "event_loop": loop_name(),
+        "saturation": {
+            "seconds": round(saturated["window_s"], 2),
+            "frames": saturated["frames_in_window"],
+            "comments_posted": saturated["posted"],
+        },
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    result = run(args)
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        for key, value in result.items():
+            print(f"{key:32} {value}")
+    return 0

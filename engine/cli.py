@@ -1,0 +1,149 @@
+"""`livecart` command line (CONTRACTS.md): serve, demo, token, bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine import auth
+from engine.app import Engine
+from engine.bench.fanout import main as bench_fanout
+from engine.demo import run_demo
+from engine.errors import LivecartError
+from engine.logs import configure as configure_logs
+from engine.loop import run_event_loop
+from engine.protocol import Role
+from engine.settings import Settings, load_secret
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        redis_url=getattr(args, "redis_url", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+        tick_ms=getattr(args, "tick_ms", None),
+        log_format=getattr(args, "log_format", None),
+    )
+
+
+def _add_server_args(parser: argparse.ArgumentParser, *, default_port: int = 8000) -> None:
+    parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=default_port, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--redis-url", default=None, help="use this Redis instead of an embedded one (or REDIS_URL)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="embedded Redis data and the token secret (default ./.livecart)",
+    )
+    parser.add_argument(
+        "--tick-ms", type=int, default=None, help="room fan-out tick in ms (default 100)"
+    )
+    parser.add_argument("--log-format", choices=["text", "json"], default=None)
+
+
+async def _serve(settings: Settings) -> int:
+    async with Engine(settings) as engine:
+        print(
+            f"livecart listening on {engine.base_url}  (viewers: {engine.ws_url}/{{room}})",
+            flush=True,
+        )
+        await engine.serve_until_signal()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers not in (None, 1):
+        print("--workers > 1 is not available yet; run one process per port", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    configure_logs(settings.log_format, settings.log_level)
+    return run_event_loop(_serve(settings))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logs(settings.log_format, settings.log_level)
+    return run_event_loop(run_demo(settings, bots=args.bots))
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    token = auth.mint(
+        load_secret(settings),
+        room=args.room,
+        role=Role(args.role),
+        user=args.user or f"{args.role}-1",
+        name=args.name,
+        ttl_s=args.ttl,
+    )
+    print(token)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "fanout":
+        return bench_fanout(args)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livecart", description="live-commerce engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the engine")
+    _add_server_args(serve)
+    serve.add_argument("--workers", type=int, default=None, help="engine processes (one for now)")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="run the engine with a seeded demo room and bots")
+    _add_server_args(demo)
+    demo.add_argument("--bots", type=int, default=8, help="simulated viewers (default 8)")
+    demo.set_defaults(func=cmd_demo)
+
+    token = sub.add_parser("token", help="mint a signed token")
+    token.add_argument("--room", required=True)
+    token.add_argument("--role", required=True, choices=["host", "moderator", "viewer"])
+    token.add_argument("--user", default=None)
+    token.add_argument("--name", default=None)
+    token.add_argument("--ttl", type=int, default=auth.DEFAULT_TTL_S, help="seconds (default 12 h)")
+    token.add_argument("--data-dir", default=None)
+    token.set_defaults(func=cmd_token)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    fanout = bench_sub.add_parser("fanout", help="room fan-out to many viewers")
+    fanout.add_argument("--viewers", type=int, default=1000)
+    fanout.add_argument("--comments-per-second", type=int, default=100)
+    fanout.add_argument("--seconds", type=float, default=10.0)
+    fanout.add_argument("--tick-ms", type=int, default=100)
+    fanout.add_argument(
+        "--display-rate",
+        type=int,
+        default=None,
+        help="room display rate (default: the room default)",
+    )
+    fanout.add_argument("--redis-url", default=None)
+    fanout.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, LivecartError) as exc:
+        print(f"livecart: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

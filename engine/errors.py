@@ -1,0 +1,131 @@
+"""One exception tree for the whole engine; every error is also wire data.
+
+    LivecartError                code          retryable  http
+    ├── ProtocolError            bad_frame, bad_request, unknown_type, invalid_field,
+    │                            too_large, hello_required, already_joined  400
+    ├── AuthError                token_invalid, token_expired,
+    │   │                        token_wrong_room, auth_required          401
+    │   └── ForbiddenError       forbidden, banned                        403
+    ├── NotFoundError            room_not_found, comment_not_found         404
+    ├── ConflictError            room_exists, illegal_transition,
+    │                            room_not_open                            409
+    ├── RejectedError            comment_too_long, comment_empty,
+    │                            comment_blocked, muted                   422
+    ├── RateLimitedError         rate_limited, slow_mode      retryable   429
+    └── UnavailableError         unavailable                  retryable   503
+
+Every error carries a stable `code` (the public contract, documented in
+docs/protocol.md), a human `message`, whether retrying the same request later can
+help, and optional `details` (e.g. `retry_after_ms`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class LivecartError(Exception):
+    """Base of every error the engine reports to a client."""
+
+    http_status: ClassVar[int] = 400
+    retryable: ClassVar[bool] = False
+    default_code: ClassVar[str] = "error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code or self.default_code
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "retryable": self.retryable,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class ProtocolError(LivecartError):
+    default_code = "bad_frame"
+
+
+class AuthError(LivecartError):
+    http_status = 401
+    default_code = "token_invalid"
+
+
+class ForbiddenError(AuthError):
+    http_status = 403
+    default_code = "forbidden"
+
+
+class NotFoundError(LivecartError):
+    http_status = 404
+    default_code = "room_not_found"
+
+
+class ConflictError(LivecartError):
+    http_status = 409
+    default_code = "conflict"
+
+
+class RejectedError(LivecartError):
+    http_status = 422
+    default_code = "rejected"
+
+
+class RateLimitedError(LivecartError):
+    http_status = 429
+    retryable = True
+    default_code = "rate_limited"
+
+
+class UnavailableError(LivecartError):
+    http_status = 503
+    retryable = True
+    default_code = "unavailable"
+
+
+_BY_CODE: dict[str, type[LivecartError]] = {
+    "bad_frame": ProtocolError,
+    "bad_request": ProtocolError,
+    "unknown_type": ProtocolError,
+    "invalid_field": ProtocolError,
+    "too_large": ProtocolError,
+    "hello_required": ProtocolError,
+    "already_joined": ProtocolError,
+    "token_invalid": AuthError,
+    "token_expired": AuthError,
+    "token_wrong_room": AuthError,
+    "auth_required": AuthError,
+    "forbidden": ForbiddenError,
+    "banned": ForbiddenError,
+    "room_not_found": NotFoundError,
+    "comment_not_found": NotFoundError,
+    "room_exists": ConflictError,
+    "illegal_transition": ConflictError,
+    "room_not_open": ConflictError,
+    "comment_too_long": RejectedError,
+    "comment_empty": RejectedError,
+    "comment_blocked": RejectedError,
+    "muted": RejectedError,
+    "rate_limited": RateLimitedError,
+    "slow_mode": RateLimitedError,
+    "unavailable": UnavailableError,
+}
+
+ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)
+
+
+def error_for_code(code: str, message: str, details: dict[str, Any] | None = None) -> LivecartError:
+    """Rebuild the typed error for a wire code (used by Lua results and the SDK)."""
+    cls = _BY_CODE.get(code, LivecartError)
+    return cls(message, code=code, details=details)

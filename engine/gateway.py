@@ -1,0 +1,240 @@
+"""The viewer WebSocket gateway: wires sockets to the protocol, the hub and the services.
+
+Per connection: wait for `hello` (auth, room, optional resume offset), join the room's
+hub, then answer each frame. Every failure of one frame becomes an `error` frame with a
+code and the connection carries on; only abuse (error budget exceeded), auth failures
+and bans close it, each with a documented close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from engine import auth
+from engine.codec import Codec
+from engine.comments import Author
+from engine.errors import (
+    AuthError,
+    ForbiddenError,
+    LivecartError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    UnavailableError,
+)
+from engine.hub import RoomHub, Viewer
+from engine.keys import ROOM_ID_RE
+from engine.metrics import METRICS
+from engine.protocol import (
+    CloseCode,
+    Comment,
+    ConnectionGuard,
+    Hello,
+    Like,
+    Ping,
+    Role,
+    ack_message,
+    error_message,
+    parse_message,
+    pong_message,
+    request_id_of,
+)
+
+if TYPE_CHECKING:
+    from engine.node import Node
+
+log = logging.getLogger("livecart.gateway")
+
+WS_PATH_PREFIX = "/ws/"
+
+
+class ViewerConnection(ServerConnection):
+    """A server connection that drops itself when its write buffer passes the high-water
+    mark: a viewer that cannot keep up must not hold the room's memory."""
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        METRICS.disconnects.inc(1, "slow_consumer")
+        asyncio.get_running_loop().create_task(
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: reconnect and resume")
+        )
+
+
+def room_of_path(path: str) -> str | None:
+    room = path.split("?", 1)[0].removeprefix(WS_PATH_PREFIX).rstrip("/")
+    return room if ROOM_ID_RE.fullmatch(room) else None
+
+
+class Gateway:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.limits = node.settings.limits
+
+    async def handle(self, conn: ServerConnection) -> None:
+        conn_id = secrets.token_hex(6)
+        codec = Codec.for_subprotocol(conn.subprotocol)
+        METRICS.connections_total.inc()
+        viewer: Viewer | None = None
+        hub: RoomHub | None = None
+        try:
+            viewer, hub = await self._hello(conn, conn_id, codec)
+            if viewer is None or hub is None:
+                return
+            log.info(
+                "viewer joined",
+                extra={"room": hub.room_id, "conn": conn_id, "user": viewer.author.user},
+            )
+            async for frame in conn:
+                await self._on_frame(viewer, hub, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            if hub is not None and viewer is not None:
+                hub.leave(viewer)
+                log.info("viewer left", extra={"room": hub.room_id, "conn": conn_id})
+
+    # ---- joining ---------------------------------------------------------------------
+
+    def _refuse(
+        self, conn: ServerConnection, codec: Codec, error: LivecartError, close: CloseCode
+    ) -> None:
+        Viewer(
+            conn, "", codec, Author("", "", Role.ANONYMOUS), ConnectionGuard(self.limits, 0)
+        ).send(error_message(error))
+        METRICS.errors.inc(1, error.code)
+        METRICS.disconnects.inc(1, close.name.lower())
+
+    async def _hello(
+        self, conn: ServerConnection, conn_id: str, codec: Codec
+    ) -> tuple[Viewer | None, RoomHub | None]:
+        room_id = room_of_path(conn.request.path if conn.request else "")
+        if room_id is None:
+            self._refuse(
+                conn,
+                codec,
+                NotFoundError("no such room path", code="room_not_found"),
+                CloseCode.ROOM_NOT_FOUND,
+            )
+            await conn.close(CloseCode.ROOM_NOT_FOUND, "room not found")
+            return None, None
+        try:
+            frame = await asyncio.wait_for(conn.recv(), self.limits.hello_timeout_s)
+        except TimeoutError:
+            METRICS.disconnects.inc(1, "hello_timeout")
+            await conn.close(CloseCode.HELLO_TIMEOUT, "no hello in time")
+            return None, None
+        try:
+            body = codec.decode(frame, max_bytes=self.limits.max_frame_bytes)
+            hello = parse_message(body, self.limits)
+            if not isinstance(hello, Hello):
+                raise ProtocolError("the first frame must be a hello", code="hello_required")
+            hub = await self._acquire(room_id)
+        except LivecartError as error:
+            close = (
+                CloseCode.ROOM_NOT_FOUND
+                if isinstance(error, NotFoundError)
+                else CloseCode.PROTOCOL_ABUSE
+            )
+            if isinstance(error, UnavailableError):
+                close = CloseCode.OVERLOADED
+            self._refuse(conn, codec, error, close)
+            await conn.close(close, error.code)
+            return None, None
+        try:
+            author = await self._authenticate(hub, hello, conn_id)
+            viewer = Viewer(
+                conn, conn_id, codec, author, ConnectionGuard(self.limits, time.monotonic())
+            )
+            await self.node.presence.seen(room_id, author.user)
+            await hub.join(viewer, hello.since)
+            return viewer, hub
+        except LivecartError as error:
+            close = CloseCode.BANNED if error.code == "banned" else CloseCode.AUTH_FAILED
+            self._refuse(conn, codec, error, close)
+            await conn.close(close, error.code)
+            return None, None
+        except (RedisError, OSError):
+            self._refuse(
+                conn, codec, UnavailableError("storage unavailable; retry"), CloseCode.OVERLOADED
+            )
+            await conn.close(CloseCode.OVERLOADED, "unavailable")
+            return None, None
+        finally:
+            self.node.release_hub(hub)
+
+    async def _acquire(self, room_id: str) -> RoomHub:
+        try:
+            return await self.node.acquire_hub(room_id)
+        except (RedisError, OSError) as exc:
+            raise UnavailableError("storage unavailable; retry") from exc
+
+    async def _authenticate(self, hub: RoomHub, hello: Hello, conn_id: str) -> Author:
+        assert hub.room is not None
+        if hello.token is None:
+            if not hub.room.settings.allow_anonymous:
+                raise AuthError("this room needs a sign-in token", code="auth_required")
+            return Author(f"anon-{hello.device or conn_id}", "guest", Role.ANONYMOUS)
+        claims = auth.verify(self.node.secret, hello.token, room=hub.room_id)
+        if await self.node.moderation.is_banned(hub.room_id, claims.user):
+            raise ForbiddenError("you are banned from this room", code="banned")
+        return Author(claims.user, claims.name, claims.role)
+
+    # ---- frames ----------------------------------------------------------------------
+
+    async def _on_frame(self, viewer: Viewer, hub: RoomHub, frame: str | bytes) -> None:
+        now = time.monotonic()
+        ref: str | None = None
+        try:
+            body = viewer.codec.decode(frame, max_bytes=self.limits.max_frame_bytes)
+            ref = request_id_of(body)
+            if not viewer.guard.admit(now):
+                raise RateLimitedError(
+                    "too many frames; slow down",
+                    code="rate_limited",
+                    details={"retry_after_ms": viewer.guard.retry_after_ms()},
+                )
+            message = parse_message(body, self.limits)
+            METRICS.messages_received.inc(1, type(message).__name__.lower())
+            await self._dispatch(viewer, hub, message)
+        except LivecartError as error:
+            self._error(viewer, error, ref, now)
+        except (RedisError, OSError) as exc:
+            log.warning("redis error serving %s: %s", viewer.conn_id, exc)
+            self._error(viewer, UnavailableError("storage unavailable; retry"), ref, now)
+
+    def _error(self, viewer: Viewer, error: LivecartError, ref: str | None, now: float) -> None:
+        METRICS.errors.inc(1, error.code)
+        viewer.send(error_message(error, ref))
+        # Refusals the client could not avoid (storage down) do not count as abuse.
+        if not isinstance(error, UnavailableError) and viewer.guard.record_error(now):
+            viewer.close_soon(CloseCode.PROTOCOL_ABUSE, "too many errors")
+
+    async def _dispatch(
+        self, viewer: Viewer, hub: RoomHub, message: Comment | Like | Ping | Hello
+    ) -> None:
+        if isinstance(message, Comment):
+            if not viewer.author.role.can_comment:
+                raise ForbiddenError("sign in to comment", code="forbidden")
+            assert hub.room is not None
+            entry = await self.node.comments.post(
+                hub.room_id, viewer.author, message.text, hub.room.settings, hub.words
+            )
+            viewer.send(ack_message(message.id, entry=entry.to_wire()))
+        elif isinstance(message, Like):
+            hub.add_likes(message.count)
+            if message.id is not None:
+                viewer.send(ack_message(message.id))
+        elif isinstance(message, Ping):
+            viewer.send(pong_message(message.id, int(time.time() * 1000)))
+        else:
+            raise ProtocolError(
+                "already joined; hello is only the first frame", code="already_joined"
+            )

@@ -1,0 +1,145 @@
+"""Prometheus metrics in the text exposition format (version 0.0.4), dependency-free.
+
+One process-wide registry (`METRICS`); hot paths only increment plain attributes.
+Gauges that are cheap to compute on demand (connections, rooms) are read at scrape
+time through callbacks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+LabelValues = tuple[str, ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(names: tuple[str, ...], values: LabelValues, extra: str = "") -> str:
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _number(value: float) -> str:
+    if value == math.inf:
+        return "+Inf"
+    return repr(int(value)) if float(value).is_integer() else repr(value)
+
+
+@dataclass
+class Counter:
+    name: str
+    help: str
+    labelnames: tuple[str, ...] = ()
+    values: dict[LabelValues, float] = field(default_factory=dict)
+
+    def inc(self, amount: float = 1.0, *labels: str) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def value(self, *labels: str) -> float:
+        return self.values.get(labels, 0.0)
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} counter"
+        for labels, value in sorted(self.values.items()):
+            yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+
+@dataclass
+class Gauge:
+    name: str
+    help: str
+    labelnames: tuple[str, ...] = ()
+    read: Callable[[], dict[LabelValues, float]] | None = None
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} gauge"
+        for labels, value in sorted((self.read() if self.read else {}).items()):
+            yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+
+@dataclass
+class Histogram:
+    name: str
+    help: str
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.buckets) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} histogram"
+        cumulative = 0
+        for bound, n in zip((*self.buckets, math.inf), self.counts, strict=True):
+            cumulative += n
+            yield f'{self.name}_bucket{{le="{_number(bound)}"}} {cumulative}'
+        yield f"{self.name}_sum {_number(self.total)}"
+        yield f"{self.name}_count {self.count}"
+
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.connections = Gauge(
+            "livecart_connections", "Open viewer WebSocket connections", ("codec",)
+        )
+        self.rooms = Gauge("livecart_rooms_active", "Rooms with a hub on this process")
+        self.connections_total = Counter(
+            "livecart_connections_total", "Viewer WebSocket connections accepted"
+        )
+        self.disconnects = Counter(
+            "livecart_disconnects_total", "Viewer disconnections by reason", ("reason",)
+        )
+        self.frames_sent = Counter(
+            "livecart_frames_sent_total", "Frames written to viewer sockets", ("kind",)
+        )
+        self.bytes_sent = Counter("livecart_bytes_sent_total", "Bytes of frames written to viewers")
+        self.messages_received = Counter(
+            "livecart_messages_received_total", "Client frames received, by type", ("type",)
+        )
+        self.errors = Counter(
+            "livecart_errors_total", "Error frames and HTTP errors sent, by code", ("code",)
+        )
+        self.sampled_out = Counter(
+            "livecart_comments_sampled_out_total", "Comments left out of ticks by sampling"
+        )
+        self.backfill_gaps = Counter(
+            "livecart_backfill_gaps_total",
+            "Resubscriptions that could not backfill everything (log trimmed meanwhile)",
+        )
+        self.broker_reconnects = Counter(
+            "livecart_broker_reconnects_total", "Pub/sub connection losses"
+        )
+        self.redis_rtt = Histogram(
+            "livecart_redis_rtt_seconds", "Round trip of the per-room sync script", _LATENCY_BUCKETS
+        )
+        self.tick_seconds = Histogram(
+            "livecart_tick_seconds", "Time to encode and write one room tick", _LATENCY_BUCKETS
+        )
+
+    def render(self) -> str:
+        families = [value for value in vars(self).values() if hasattr(value, "render")]
+        lines = [line for family in families for line in family.render()]
+        return "\n".join(lines) + "\n"
+
+
+METRICS = Metrics()

@@ -1,0 +1,189 @@
+"""The engine node: one per process. Owns the Redis client, the scripts, the services,
+the pub/sub broker and the room hubs, and starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import asdict
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from engine import redis_client
+from engine.broker import Broker
+from engine.comments import CommentService
+from engine.errors import UnavailableError
+from engine.hub import RoomHub
+from engine.metrics import METRICS
+from engine.moderation import Moderation
+from engine.presence import Presence
+from engine.roomlog import BusMessage, RoomLog
+from engine.rooms import RoomSettings, RoomStore
+from engine.scripts import Scripts
+from engine.settings import Settings
+
+log = logging.getLogger("livecart.node")
+
+_HUB_START_TIMEOUT_S = 10.0
+
+
+class Node:
+    def __init__(self, settings: Settings, redis_url: str, secret: str) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.secret = secret
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.redis: Redis = redis_client.connect(redis_url)
+        self.scripts = Scripts()
+        maxlen = settings.stream_maxlen
+        self.rooms = RoomStore(self.redis, self.scripts, maxlen)
+        self.room_log = RoomLog(self.redis)
+        self.comments = CommentService(self.redis, self.scripts, maxlen)
+        self.moderation = Moderation(self.redis, self.scripts, maxlen)
+        self.presence = Presence(
+            self.redis, self.scripts, self.process_id, stale_ms=max(3000, 10 * settings.sync_ms)
+        )
+        self.broker = Broker(self.redis, self._on_bus, self._on_subscribed)
+        self.hubs: dict[str, RoomHub] = {}
+        self._starting: dict[str, asyncio.Task[RoomHub]] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
+        METRICS.rooms.read = lambda: {(): float(len(self.hubs))}
+        METRICS.connections.read = self._connection_counts
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._wait_for_redis()
+        await self.scripts.load(self.redis)
+        self.broker.start()
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="livecart-housekeeping")
+
+    async def _wait_for_redis(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        attempt = 0
+        while True:
+            try:
+                await self.redis.ping()
+                return
+            except (RedisError, OSError) as exc:
+                attempt += 1
+                if time.monotonic() > deadline:
+                    raise UnavailableError(
+                        f"Redis at {self.redis_url} is unreachable: {exc}"
+                    ) from exc
+                log.warning("waiting for Redis (%s), attempt %d", exc, attempt)
+                await asyncio.sleep(min(2.0, 0.1 * attempt))
+
+    async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        for hub in list(self.hubs.values()):
+            await hub.stop()
+        self.hubs.clear()
+        await self.broker.stop()
+        await self.redis.aclose()
+
+    async def ready(self) -> dict[str, bool]:
+        checks = {"redis": False, "scripts": False, "pubsub": self.broker.connected.is_set()}
+        with contextlib.suppress(RedisError, OSError):
+            checks["redis"] = bool(await self.redis.ping())
+            checks["scripts"] = await self.scripts.loaded(self.redis)
+        return checks
+
+    # ---- hubs ------------------------------------------------------------------------
+
+    async def acquire_hub(self, room_id: str) -> RoomHub:
+        """The room's hub on this process, started (subscribed, caught up) if needed.
+        The caller must `join` or call `release_hub` afterwards."""
+        hub = self.hubs.get(room_id)
+        if hub is None:
+            task = self._starting.get(room_id)
+            if task is None:
+                task = asyncio.create_task(self._start_hub(room_id))
+                self._starting[room_id] = task
+            hub = await asyncio.shield(task)
+        hub.joining += 1
+        hub.idle_since = None
+        return hub
+
+    def release_hub(self, hub: RoomHub) -> None:
+        """Undo one `acquire_hub` (after the join finished or failed)."""
+        hub.joining -= 1
+        if not hub.viewers and hub.joining == 0:
+            hub.idle_since = time.monotonic()
+
+    async def _start_hub(self, room_id: str) -> RoomHub:
+        try:
+            room = await self.rooms.get(room_id)
+            hub = RoomHub(room_id, self)
+            hub.start(room)
+            self.hubs[room_id] = hub
+            self.broker.subscribe(room_id)
+            try:
+                await asyncio.wait_for(hub.ready.wait(), _HUB_START_TIMEOUT_S)
+            except TimeoutError:
+                self.hubs.pop(room_id, None)
+                self.broker.unsubscribe(room_id)
+                await hub.stop()
+                raise UnavailableError("the room's realtime feed is not available; retry") from None
+            return hub
+        finally:
+            self._starting.pop(room_id, None)
+
+    def _on_bus(self, room_id: str, payload: bytes) -> None:
+        hub = self.hubs.get(room_id)
+        if hub is None:
+            return
+        try:
+            hub.on_bus(BusMessage.parse(payload))
+        except Exception:
+            log.exception("bad bus message in room %s: %r", room_id, payload[:200])
+
+    async def _on_subscribed(self, room_id: str) -> None:
+        hub = self.hubs.get(room_id)
+        if hub is not None:
+            await hub.on_subscribed()
+
+    async def _housekeep(self) -> None:
+        """Drop hubs that have had no viewers for `hub_linger_s`."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for room_id, hub in list(self.hubs.items()):
+                idle = hub.idle_since
+                if (
+                    idle is not None
+                    and hub.joining == 0
+                    and now - idle > self.settings.hub_linger_s
+                ):
+                    del self.hubs[room_id]
+                    self.broker.unsubscribe(room_id)
+                    await hub.stop()
+
+    def _connection_counts(self) -> dict[tuple[str, ...], float]:
+        counts: dict[tuple[str, ...], float] = {}
+        for hub in self.hubs.values():
+            for codec, conns in hub.members.items():
+                key = (codec.name.lower(),)
+                counts[key] = counts.get(key, 0) + len(conns)
+        return counts
+
+    def wire_limits(self, room_settings: RoomSettings) -> dict[str, Any]:
+        limits = self.settings.limits
+        return {
+            "max_frame_bytes": limits.max_frame_bytes,
+            "messages_per_second": limits.messages_per_second,
+            "message_burst": limits.message_burst,
+            "max_likes_per_frame": limits.max_likes_per_frame,
+            "tick_ms": self.settings.tick_ms,
+            **{k: v for k, v in asdict(room_settings).items() if k != "allow_anonymous"},
+        }

@@ -1,0 +1,261 @@
+"""The realtime protocol, sans-I/O: typed client messages, server messages, close codes,
+and the per-connection guard (rate limit and error budget).
+
+Nothing here touches a socket or awaits; the gateway feeds decoded frames in and writes
+what comes out. docs/protocol.md is the public description of everything in this module.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from engine.errors import LivecartError, ProtocolError
+from engine.settings import Limits
+
+# ASCII digits only: `\d` would also match other scripts' digits.
+_STREAM_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_U64 = 2**64
+DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,48}$")
+MAX_REQUEST_ID = 64
+MAX_TOKEN = 4096
+# Absolute ceiling on comment text; rooms set a lower `max_comment_chars`.
+MAX_COMMENT_TEXT = 2000
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes. 1000-1015 are RFC 6455; 3000-3499 mean "reconnect and
+    resume", 3500-3999 mean "do not reconnect without fixing something first"."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # engine shutting down or restarting: reconnect elsewhere
+    MESSAGE_TOO_BIG = 1009  # a frame above limits.max_frame_bytes (sent by websockets)
+    SLOW_CONSUMER = 3001  # the socket fell behind the room; reconnect and resume
+    OVERLOADED = 3002  # the engine sheds load; reconnect after a backoff
+    HELLO_TIMEOUT = 3003  # no hello within limits.hello_timeout_s
+    AUTH_FAILED = 3500  # token invalid, expired or for another room: get a new token
+    BANNED = 3501  # banned from this room
+    PROTOCOL_ABUSE = 3502  # too many errors, or frames far above the rate limit
+    ROOM_NOT_FOUND = 3503
+
+    @property
+    def reconnect(self) -> bool:
+        return self in {CloseCode.GOING_AWAY} or 3000 <= self < 3500
+
+
+class SessionState(enum.Enum):
+    AWAITING_HELLO = "awaiting_hello"
+    JOINED = "joined"
+    CLOSED = "closed"
+
+
+class Role(enum.Enum):
+    HOST = "host"
+    MODERATOR = "moderator"
+    VIEWER = "viewer"
+    ANONYMOUS = "anonymous"
+
+    @property
+    def privileged(self) -> bool:
+        """Hosts and moderators moderate, bypass comment limits and are never sampled out."""
+        return self in {Role.HOST, Role.MODERATOR}
+
+    @property
+    def can_comment(self) -> bool:
+        return self is not Role.ANONYMOUS
+
+
+# ---- client -> server ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    token: str | None
+    since: str | None
+    id: str | None = None
+    # A random id the client keeps (e.g. in localStorage) so anonymous viewers who
+    # reconnect count once towards unique viewers.
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    count: int
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: str | None = None
+
+
+ClientMessage = Hello | Comment | Like | Ping
+
+
+def _invalid(field: str, why: str) -> ProtocolError:
+    return ProtocolError(f"{field}: {why}", code="invalid_field", details={"field": field})
+
+
+def _opt_str(body: dict[str, Any], field: str, max_len: int) -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(field, "must be a string")
+    if len(value) > max_len:
+        raise _invalid(field, f"longer than {max_len} characters")
+    return value
+
+
+def _int(body: dict[str, Any], field: str, low: int, high: int) -> int:
+    value = body.get(field)
+    # bool is an int subclass; `true` is not a count.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _invalid(field, "must be an integer")
+    if not low <= value <= high:
+        raise _invalid(field, f"must be between {low} and {high}")
+    return value
+
+
+def request_id_of(body: Any) -> str | None:
+    """The request id of a frame, when it has a usable one (for error `ref`s)."""
+    if isinstance(body, dict):
+        value = body.get("id")
+        if isinstance(value, str) and len(value) <= MAX_REQUEST_ID:
+            return value
+    return None
+
+
+def parse_message(body: Any, limits: Limits) -> ClientMessage:
+    """Validate one decoded frame into a typed message or raise ProtocolError."""
+    if not isinstance(body, dict):
+        raise ProtocolError("a frame must be an object with a `type`", code="bad_frame")
+    kind = body.get("type")
+    if not isinstance(kind, str):
+        raise _invalid("type", "must be a string")
+    request_id = _opt_str(body, "id", MAX_REQUEST_ID)
+    if kind == "comment":
+        text = body.get("text")
+        if not isinstance(text, str):
+            raise _invalid("text", "must be a string")
+        if len(text) > MAX_COMMENT_TEXT:
+            raise ProtocolError(
+                f"comment longer than {MAX_COMMENT_TEXT} characters",
+                code="too_large",
+                details={"field": "text", "max": MAX_COMMENT_TEXT},
+            )
+        return Comment(text=text, id=request_id)
+    if kind == "like":
+        return Like(count=_int(body, "count", 1, limits.max_likes_per_frame), id=request_id)
+    if kind == "ping":
+        return Ping(id=request_id)
+    if kind == "hello":
+        since = _opt_str(body, "since", 41)
+        if since is not None and not is_stream_id(since):
+            raise _invalid("since", "must be an offset such as '1732212345678-0'")
+        device = _opt_str(body, "device", 48)
+        if device is not None and not DEVICE_RE.fullmatch(device):
+            raise _invalid("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
+        return Hello(
+            token=_opt_str(body, "token", MAX_TOKEN), since=since, id=request_id, device=device
+        )
+    raise ProtocolError(f"unknown message type {kind[:40]!r}", code="unknown_type")
+
+
+# ---- server -> client ---------------------------------------------------------------
+
+
+def error_message(error: LivecartError, ref: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "error", **error.to_wire()}
+    if ref is not None:
+        message["ref"] = ref
+    return message
+
+
+def ack_message(ref: str | None, **fields: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "ack", **fields}
+    if ref is not None:
+        message["ref"] = ref
+    return message
+
+
+def pong_message(ref: str | None, server_time_ms: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "pong", "t": server_time_ms}
+    if ref is not None:
+        message["ref"] = ref
+    return message
+
+
+def notice_message(kind: str, **fields: Any) -> dict[str, Any]:
+    """A message for one user only (muted, unmuted...)."""
+    return {"type": "notice", "kind": kind, **fields}
+
+
+def is_stream_id(value: object) -> TypeGuard[str]:
+    """Whether `value` is an offset Redis accepts: `<ms>-<seq>`, both below 2**64."""
+    if not isinstance(value, str) or not _STREAM_ID_RE.fullmatch(value):
+        return False
+    ms, _, seq = value.partition("-")
+    return int(ms) < _U64 and int(seq) < _U64
+
+
+def entry_timestamp_ms(entry_id: str) -> int:
+    """Stream ids are `<milliseconds>-<sequence>`; the first part is Redis server time."""
+    return int(entry_id.partition("-")[0])
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    """Order key for stream ids (they do not sort as strings)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+# ---- per-connection guard -----------------------------------------------------------
+
+
+class ConnectionGuard:
+    """Token-bucket rate limit on client frames plus an error budget.
+
+    Pure and clock-injected so it is unit-testable; the gateway passes `time.monotonic()`.
+    """
+
+    __slots__ = ("_errors", "_limits", "_stamp", "_tokens")
+
+    def __init__(self, limits: Limits, now: float) -> None:
+        self._limits = limits
+        self._tokens = float(limits.message_burst)
+        self._stamp = now
+        self._errors: list[float] = []
+
+    def admit(self, now: float) -> bool:
+        """Take one token for an incoming frame; False means answer `rate_limited`."""
+        elapsed = max(0.0, now - self._stamp)
+        self._stamp = now
+        self._tokens = min(
+            float(self._limits.message_burst),
+            self._tokens + elapsed * self._limits.messages_per_second,
+        )
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def retry_after_ms(self) -> int:
+        missing = max(0.0, 1.0 - self._tokens)
+        return math.ceil(1000 * missing / self._limits.messages_per_second)
+
+    def record_error(self, now: float) -> bool:
+        """Count an error; True means the connection exceeded its budget and must close."""
+        horizon = now - self._limits.error_window_s
+        self._errors = [t for t in self._errors if t > horizon]
+        self._errors.append(now)
+        return len(self._errors) > self._limits.max_errors

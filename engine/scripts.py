@@ -1,0 +1,97 @@
+"""Lua scripts: loaded from `engine/lua/*.lua`, called by SHA, reloaded after NOSCRIPT.
+
+Each file starts with a contract header (`-- KEYS[1] - ...`, `-- ARGV[1] - ...`,
+`-- returns ...`). The header's KEYS count is enforced on every call, so a caller passing
+the wrong keys fails loudly in tests instead of touching the wrong data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+_KEYS_RE = re.compile(r"^-- KEYS\[(\d+)\]", re.MULTILINE)
+_ARGV_RE = re.compile(r"^-- ARGV\[(\d+)(?:\.\.n)?\]", re.MULTILINE)
+_VARIADIC_RE = re.compile(r"^-- ARGV\[\d+\.\.n\]", re.MULTILINE)
+
+RedisArg = str | bytes | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+    num_keys: int
+    min_args: int
+    variadic: bool
+
+    @classmethod
+    def parse(cls, name: str, source: str) -> Script:
+        keys = [int(n) for n in _KEYS_RE.findall(source)]
+        argv = [int(n) for n in _ARGV_RE.findall(source)]
+        if keys != list(range(1, len(keys) + 1)):
+            raise ValueError(f"{name}.lua: KEYS header must number 1..n, got {keys}")
+        if "-- returns" not in source:
+            raise ValueError(f"{name}.lua: the header must say what the script returns")
+        variadic = bool(_VARIADIC_RE.search(source))
+        fixed_args = len(argv) - (1 if variadic else 0)
+        return cls(
+            name=name,
+            source=source,
+            sha=hashlib.sha1(source.encode()).hexdigest(),
+            num_keys=len(keys),
+            min_args=fixed_args,
+            variadic=variadic,
+        )
+
+    async def __call__(self, redis: Redis, keys: list[str], args: list[RedisArg]) -> Any:
+        if len(keys) != self.num_keys:
+            raise TypeError(f"{self.name}: expected {self.num_keys} keys, got {len(keys)}")
+        if len(args) < self.min_args or (not self.variadic and len(args) != self.min_args):
+            raise TypeError(f"{self.name}: expected {self.min_args} args, got {len(args)}")
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # Redis restarted or failed over: its script cache is empty.
+            await redis.script_load(self.source)
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+
+
+class Scripts:
+    """Every script of the package, by name, as attributes for readable call sites."""
+
+    comment_post: Script
+    comment_delete: Script
+    comment_pin: Script
+    room_create: Script
+    room_transition: Script
+    room_update: Script
+    room_sync: Script
+
+    def __init__(self) -> None:
+        self.all: dict[str, Script] = {}
+        for entry in resources.files("engine").joinpath("lua").iterdir():
+            if entry.name.endswith(".lua"):
+                name = entry.name.removesuffix(".lua")
+                self.all[name] = Script.parse(name, entry.read_text())
+        for name in type(self).__annotations__:
+            if name != "all" and name not in self.all:
+                raise RuntimeError(f"missing Lua script {name}.lua")
+            setattr(self, name, self.all[name])
+
+    async def load(self, redis: Redis) -> None:
+        """SCRIPT LOAD everything so /readyz can report them loaded."""
+        for script in self.all.values():
+            await redis.script_load(script.source)
+
+    async def loaded(self, redis: Redis) -> bool:
+        shas = [script.sha for script in self.all.values()]
+        flags = await redis.script_exists(*shas)
+        return all(flags)

@@ -1,0 +1,122 @@
+"""Engine settings: one frozen dataclass, read from the environment, overridden by the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits of the realtime gateway (documented in docs/protocol.md)."""
+
+    max_frame_bytes: int = 16 * 1024
+    hello_timeout_s: float = 10.0
+    # Token bucket on every client frame of one connection.
+    messages_per_second: float = 20.0
+    message_burst: int = 40
+    # Errors within `error_window_s` before the connection is closed as abusive.
+    max_errors: int = 30
+    error_window_s: float = 10.0
+    # Likes one `like` frame may carry (clients aggregate taps).
+    max_likes_per_frame: int = 100
+    # Bytes queued to one socket before the viewer counts as too slow and is dropped.
+    write_buffer_bytes: int = 256 * 1024
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str | None = None
+    data_dir: Path = Path(".livecart")
+    secret: str = ""
+    # Room fan-out cadence: everything since the last tick goes out as one frame.
+    tick_ms: int = 100
+    # How often each process exchanges like deltas and online counts with Redis.
+    sync_ms: int = 100
+    # Comments a new viewer gets on join; entries kept in the room stream.
+    join_history: int = 50
+    stream_maxlen: int = 2000
+    # Entries a resuming viewer may replay before the server says `recovered: false`.
+    max_replay: int = 500
+    # A room hub with no local viewers stays subscribed this long before it is dropped.
+    hub_linger_s: float = 15.0
+    appendfsync: str = "everysec"
+    log_format: str = "text"
+    log_level: str = "INFO"
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if "LIVECART_HOST" in env:
+            values["host"] = env["LIVECART_HOST"]
+        if "LIVECART_PORT" in env:
+            values["port"] = int(env["LIVECART_PORT"])
+        if env.get("REDIS_URL"):
+            values["redis_url"] = env["REDIS_URL"]
+        if "LIVECART_DATA_DIR" in env:
+            values["data_dir"] = Path(env["LIVECART_DATA_DIR"])
+        if env.get("LIVECART_SECRET"):
+            values["secret"] = env["LIVECART_SECRET"]
+        if "LIVECART_TICK_MS" in env:
+            values["tick_ms"] = int(env["LIVECART_TICK_MS"])
+        if "LIVECART_APPENDFSYNC" in env:
+            values["appendfsync"] = env["LIVECART_APPENDFSYNC"]
+        if "LIVECART_LOG_FORMAT" in env:
+            values["log_format"] = env["LIVECART_LOG_FORMAT"]
+        if "LIVECART_LOG_LEVEL" in env:
+            values["log_level"] = env["LIVECART_LOG_LEVEL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> None:
+        if not 1 <= self.tick_ms <= 5000:
+            raise ValueError("tick_ms must be between 1 and 5000")
+        if not 1 <= self.sync_ms <= 5000:
+            raise ValueError("sync_ms must be between 1 and 5000")
+        if self.appendfsync not in {"always", "everysec", "no"}:
+            raise ValueError("appendfsync must be always, everysec or no")
+        if self.join_history > self.stream_maxlen:
+            raise ValueError("join_history cannot exceed stream_maxlen")
+
+
+def load_secret(settings: Settings) -> str:
+    """The token secret: LIVECART_SECRET, else one generated once and kept in the data dir.
+
+    Keeping it in the data dir lets `livecart token` and `livecart serve` agree without
+    configuration on a developer machine; production sets LIVECART_SECRET.
+    """
+    if settings.secret:
+        return settings.secret
+    path = settings.data_dir / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    tmp = path.with_name(f"secret.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    try:
+        # Two processes racing here must end up with one secret: link fails if it exists.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

@@ -1,0 +1,150 @@
+"""Shared fixtures: a real redis-server per test session on a free port, and factories
+for engines, rooms, tokens and viewers that clean up after themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from clients import HostClient, ViewerClient
+from engine import auth
+from engine.app import Engine
+from engine.protocol import Role
+from engine.redis_server import EmbeddedRedis
+from engine.settings import Settings
+
+SECRET = "test-secret-" + "x" * 20
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[bool] | bool], timeout_s: float = 10.0
+) -> None:
+    """Wait until `predicate()` holds (polling), or fail after `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            result = predicate()
+            if await result if isinstance(result, Awaitable) else result:
+                return
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "port": 0,
+        "data_dir": tmp_path / "data",
+        "secret": SECRET,
+        "tick_ms": 20,
+        "sync_ms": 20,
+        "hub_linger_s": 0.5,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+EngineFactory = Callable[..., Awaitable[Engine]]
+
+
+@pytest.fixture
+async def engine_factory(redis_url: str, tmp_path: Path) -> AsyncIterator[EngineFactory]:
+    engines: list[Engine] = []
+
+    async def make(**overrides: Any) -> Engine:
+        overrides.setdefault("redis_url", redis_url)
+        engine = Engine(make_settings(tmp_path, **overrides))
+        await engine.start()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in reversed(engines):
+        await engine.stop()
+
+
+@pytest.fixture
+async def engine(engine_factory: EngineFactory) -> Engine:
+    return await engine_factory()
+
+
+def token(room: str, role: str = "viewer", user: str | None = None, **kw: Any) -> str:
+    return auth.mint(
+        SECRET, room=room, role=Role(role), user=user or f"{role}-{secrets.token_hex(3)}", **kw
+    )
+
+
+RoomFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def room_factory(engine: Engine) -> RoomFactory:
+    async def make(live: bool = True, **fields: Any) -> str:
+        room = f"r-{secrets.token_hex(5)}"
+        async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+            await host.create_room(fields.pop("title", "Test show"), **fields)
+            if live:
+                await host.go_live()
+        return room
+
+    return make
+
+
+@pytest.fixture
+async def room(room_factory: RoomFactory) -> str:
+    return await room_factory()
+
+
+ViewerFactory = Callable[..., Awaitable[ViewerClient]]
+
+
+@pytest.fixture
+async def viewer_factory(engine: Engine) -> AsyncIterator[ViewerFactory]:
+    clients: list[ViewerClient] = []
+
+    async def make(
+        room: str,
+        role: str | None = "viewer",
+        *,
+        user: str | None = None,
+        target: Engine | None = None,
+        **kw: Any,
+    ) -> ViewerClient:
+        tok = None if role is None else token(room, role, user)
+        client = ViewerClient((target or engine).ws_url, room, tok, **kw)
+        clients.append(client)
+        await client.connect()
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def host(engine: Engine, room: str) -> AsyncIterator[HostClient]:
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as client:
+        yield client

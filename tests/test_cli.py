@@ -1,0 +1,156 @@
+"""The `livecart` command line as operators run it: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from clients import HostClient, ViewerClient
+from engine import auth, keys
+from engine.protocol import Role
+from tests.conftest import SECRET
+from tests.test_gateway import collect_comments
+
+LIVECART = [sys.executable, "-m", "engine.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LIVECART, *args], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+
+
+@contextmanager
+def serving(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    process = subprocess.Popen(
+        [*LIVECART, "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on http://" in line, line
+        yield process, line.split("listening on ", 1)[1].split()[0]
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_token_command_mints_a_verifiable_token(tmp_path: Path) -> None:
+    result = run("token", "--room", "shop", "--role", "moderator", "--user", "mod-1",
+                 "--data-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    secret = (tmp_path / "secret").read_text().strip()
+    claims = auth.verify(secret, result.stdout.strip(), room="shop")
+    assert (claims.role, claims.user) == (Role.MODERATOR, "mod-1")
+
+
+def test_token_command_rejects_bad_input(tmp_path: Path) -> None:
+    result = run("token", "--room", "Bad Room!", "--role", "host", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "room ids" in result.stderr
+
+
+def test_workers_flag_is_refused_until_supported() -> None:
+    result = run("serve", "--workers", "2")
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
+
+
+def test_serve_with_embedded_redis_and_graceful_stop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with serving("--data-dir", str(data)) as (process, url):
+        ready = httpx.get(f"{url}/readyz", timeout=10).json()
+        assert ready == {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
+        redis_pid, port = _embedded_redis(data)
+        config = redis.Redis(port=port)
+        try:
+            assert config.config_get("dir") == {"dir": str((data / "redis").resolve())}
+            assert config.config_get("appendonly") == {"appendonly": "yes"}
+            assert config.config_get("appendfsync") == {"appendfsync": "everysec"}
+        finally:
+            config.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    assert not Path(f"/proc/{redis_pid}").exists()
+
+
+def _embedded_redis(data: Path) -> tuple[int, int]:
+    """(pid, port) of the embedded redis-server, from its log ("Running mode=..., port=N")."""
+    log = data / "redis" / "redis.log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [line for line in log.read_text().splitlines() if "port=" in line]
+        if lines:
+            pid, _, rest = lines[-1].partition(":")
+            return int(pid), int(rest.rsplit("port=", 1)[1].rstrip("."))
+        time.sleep(0.1)
+    raise AssertionError("embedded redis-server not found")
+
+
+async def test_two_serve_processes_share_one_redis(redis_url: str) -> None:
+    env = {"REDIS_URL": redis_url, "LIVECART_SECRET": SECRET}
+    room = "two-processes"
+    with serving(env=env) as (_, url_a), serving(env=env) as (_, url_b):
+        host_token = auth.mint(SECRET, room=room, role=Role.HOST, user="host-1")
+        async with HostClient(url_a, room, host_token) as host:
+            await host.create_room("shared")
+            await host.go_live()
+        ws = lambda url: url.replace("http://", "ws://") + "/ws"  # noqa: E731
+        poster = ViewerClient(
+            ws(url_a), room, auth.mint(SECRET, room=room, role=Role.VIEWER, user="p")
+        )
+        watchers = [ViewerClient(ws(url_b), room, None) for _ in range(3)]
+        await poster.connect()
+        for watcher in watchers:
+            await watcher.connect()
+        try:
+            await poster.comment("from process A")
+            for watcher in watchers:
+                assert await collect_comments(watcher, 1) == ["from process A"]
+            client = redis.Redis.from_url(redis_url)
+            try:
+                assert client.pubsub_numsub(keys.room_bus(room)) == [
+                    (keys.room_bus(room).encode(), 2)
+                ]
+            finally:
+                client.close()
+        finally:
+            await poster.close()
+            for watcher in watchers:
+                await watcher.close()
+
+
+@pytest.mark.parametrize("flag", ["--redis-url", "REDIS_URL"])
+def test_existing_redis_by_flag_or_env(redis_url: str, tmp_path: Path, flag: str) -> None:
+    args: tuple[str, ...] = ("--data-dir", str(tmp_path))
+    env = None
+    if flag == "--redis-url":
+        args += ("--redis-url", redis_url)
+    else:
+        env = {"REDIS_URL": redis_url}
+    with serving(*args, env=env) as (_, url):
+        assert httpx.get(f"{url}/readyz", timeout=10).json()["ok"] is True
+    assert not (tmp_path / "redis").exists()  # no embedded server was started

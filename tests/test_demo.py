@@ -1,0 +1,51 @@
+"""`livecart demo`: the first quick-start command serves a live demo room with bots."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def test_demo_serves_a_live_room_with_chatting_bots(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "demo", "--port", "0", "--bots", "4",
+         "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "LIVECART_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines: dict[str, str] = {}
+        for line in process.stdout:
+            words = line.split()
+            if len(words) >= 3:
+                lines[" ".join(words[:2])] = words[-1]
+            if "Ctrl-C" in line:
+                break
+        room_url = lines["room API"]
+        assert lines["viewer socket"].startswith("ws://")
+        assert lines["viewer socket"].endswith("/ws/demo")
+        assert lines["host token"].startswith("lc1.")
+        room = httpx.get(room_url, timeout=10).json()
+        assert room["state"] == "live"
+        deadline = time.monotonic() + 30
+        comments: list[dict[str, object]] = []
+        while not comments and time.monotonic() < deadline:
+            comments = httpx.get(f"{room_url}/comments", timeout=10).json()["entries"]
+            time.sleep(0.5)
+        assert comments, "the demo bots never commented"
+        assert {c["user"] for c in comments} <= {f"bot-{n}" for n in range(1, 5)}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,0 +1,502 @@
+"""The viewer gateway end to end: real engine, real Redis, real WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+import msgpack
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from clients import HostClient, LivecartClientError, ViewerClient
+from engine.app import Engine
+from engine.metrics import METRICS
+from engine.settings import Limits
+from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, token
+
+
+def entry_ticks(event: dict[str, Any]) -> bool:
+    return event.get("type") == "tick" and "entries" in event
+
+
+async def collect_comments(client: ViewerClient, count: int, timeout_s: float = 10) -> list[str]:
+    """Texts of the next `count` comments the client receives in ticks."""
+    texts: list[str] = []
+    async with asyncio.timeout(timeout_s):
+        while len(texts) < count:
+            event = await client.next_event()
+            if event.get("type") == "tick":
+                texts += [e["text"] for e in event.get("entries", []) if e["kind"] == "comment"]
+    return texts
+
+
+async def raw_session(engine: Engine, room: str, hello: dict[str, Any] | None) -> Any:
+    ws = await connect(f"{engine.ws_url}/{room}", compression=None)
+    if hello is not None:
+        await ws.send(orjson.dumps(hello).decode())
+    return ws
+
+
+# ---- joining --------------------------------------------------------------------------------
+
+
+async def test_welcome_carries_room_history_and_limits(
+    room: str, viewer_factory: ViewerFactory
+) -> None:
+    poster = await viewer_factory(room, user="alice")
+    for n in range(3):
+        await poster.comment(f"before {n}")
+    await collect_comments(poster, 3)  # delivered: now part of the history joiners get
+    late = await viewer_factory(room)
+    welcome = late.welcome
+    assert welcome["room"]["id"] == room
+    assert welcome["room"]["state"] == "live"
+    assert [e["text"] for e in welcome["history"]] == ["before 0", "before 1", "before 2"]
+    assert welcome["offset"] == welcome["history"][-1]["id"]
+    assert welcome["limits"]["max_comment_chars"] == 200
+    assert welcome["role"] == "viewer"
+
+
+async def test_comment_reaches_json_and_msgpack_viewers(
+    room: str, viewer_factory: ViewerFactory
+) -> None:
+    poster = await viewer_factory(room, user="bob")
+    json_viewer = await viewer_factory(room, codec="json")
+    msgpack_viewer = await viewer_factory(room, codec="msgpack")
+    entry = await poster.comment("  hello \n world  ")
+    assert entry["text"] == "hello world"
+    assert entry["user"] == "bob"
+    for client in (json_viewer, msgpack_viewer):
+        assert await collect_comments(client, 1) == ["hello world"]
+    assert msgpack_viewer.ws is not None
+    assert msgpack_viewer.ws.subprotocol == "livecart.v1.msgpack"
+
+
+async def test_anonymous_viewer_watches_but_cannot_comment(
+    room: str, viewer_factory: ViewerFactory
+) -> None:
+    anonymous = await viewer_factory(room, role=None)
+    assert anonymous.welcome["role"] == "anonymous"
+    with pytest.raises(LivecartClientError) as refused:
+        await anonymous.comment("hi")
+    assert refused.value.code == "forbidden"
+    assert await anonymous.ping() >= 0  # still connected
+
+
+async def test_room_without_anonymous_refuses_tokenless_viewers(
+    engine: Engine, room_factory: RoomFactory
+) -> None:
+    room = await room_factory(settings={"allow_anonymous": False})
+    client = ViewerClient(engine.ws_url, room, None, reconnect=False)
+    with pytest.raises(LivecartClientError) as refused:
+        await client.connect()
+    assert refused.value.code == "auth_required"
+    assert client.close_code == 3500
+
+
+@pytest.mark.parametrize(
+    ("make_token", "code"),
+    [
+        (lambda room: token(room)[:-4] + "AAAA", "token_invalid"),
+        (lambda room: "not-a-token", "token_invalid"),
+        (lambda room: token(room, ttl_s=1, now=0), "token_expired"),
+        (lambda room: token("some-other-room"), "token_wrong_room"),
+    ],
+)
+async def test_bad_tokens_are_refused_with_distinct_codes(
+    engine: Engine, room: str, make_token: Any, code: str
+) -> None:
+    client = ViewerClient(engine.ws_url, room, make_token(room), reconnect=False)
+    with pytest.raises(LivecartClientError) as refused:
+        await client.connect()
+    assert refused.value.code == code
+    assert client.close_code == 3500
+
+
+async def test_unknown_room_closes_with_room_not_found(engine: Engine) -> None:
+    client = ViewerClient(engine.ws_url, "no-such-room", None, reconnect=False)
+    with pytest.raises(LivecartClientError) as refused:
+        await client.connect()
+    assert refused.value.code == "room_not_found"
+    assert client.close_code == 3503
+
+
+async def test_first_frame_must_be_hello(engine: Engine, room: str) -> None:
+    ws = await raw_session(engine, room, {"type": "ping"})
+    reply = orjson.loads(await ws.recv())
+    assert reply["code"] == "hello_required"
+    await ws.wait_closed()
+    assert ws.close_code == 3502
+
+
+async def test_no_hello_in_time_closes_3003(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory(limits=Limits(hello_timeout_s=0.2))
+    async with HostClient(engine.base_url, "hello-timeout", token("hello-timeout", "host")) as h:
+        await h.create_room("t")
+    ws = await raw_session(engine, "hello-timeout", None)
+    await ws.wait_closed()
+    assert ws.close_code == 3003
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "bad_frame"),
+        ("[1, 2]", "bad_frame"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "comment", "text": 42}', "invalid_field"),
+        ('{"type": "like", "count": 0}', "invalid_field"),
+        ('{"type": "like", "count": true}', "invalid_field"),
+        ('{"type": "comment", "text": ""}', "comment_empty"),
+        ('{"type": "comment", "text": "' + "x" * 201 + '"}', "comment_too_long"),
+        ('{"type": "comment", "text": "' + "x" * 2001 + '"}', "too_large"),
+        ('{"type": "hello"}', "already_joined"),
+    ],
+)
+async def test_bad_frames_get_error_frames_and_the_connection_survives(
+    room: str, viewer_factory: ViewerFactory, frame: str, code: str
+) -> None:
+    client = await viewer_factory(room)
+    await client.send_raw(frame)
+    error = await client.wait_for(lambda e: e.get("type") == "error")
+    assert error["code"] == code
+    assert error["retryable"] is False
+    assert await client.ping() >= 0
+    assert (await client.comment("still here"))["text"] == "still here"
+
+
+async def test_error_frames_echo_the_request_id(room: str, viewer_factory: ViewerFactory) -> None:
+    client = await viewer_factory(room)
+    await client.send_raw('{"type": "like", "count": 1000, "id": "req-7"}')
+    error = await client.wait_for(lambda e: e.get("type") == "error")
+    assert error["ref"] == "req-7"
+    assert error["details"] == {"field": "count"}
+
+
+async def test_msgpack_connection_rejects_text_frames(
+    room: str, viewer_factory: ViewerFactory
+) -> None:
+    client = await viewer_factory(room, codec="msgpack")
+    await client.send_raw('{"type": "ping"}')
+    error = await client.wait_for(lambda e: e.get("type") == "error")
+    assert error["code"] == "bad_frame"
+    await client.send_raw(msgpack.packb({"type": "ping", "id": "x"}))
+    assert (await client.wait_for(lambda e: e.get("type") == "pong"))["ref"] == "x"
+
+
+async def test_oversize_frame_closes_1009(room: str, viewer_factory: ViewerFactory) -> None:
+    client = await viewer_factory(room, reconnect=False)
+    await client.send_raw("x" * (Limits().max_frame_bytes + 1))
+    closed = await client.wait_for(lambda e: e.get("type") == "closed")
+    assert closed["code"] == 1009
+
+
+async def test_error_budget_exceeded_closes_3502(room: str, viewer_factory: ViewerFactory) -> None:
+    client = await viewer_factory(room, reconnect=False)
+    before = METRICS.disconnects.value("protocol_abuse")
+    for _ in range(Limits().max_errors + 1):
+        await client.send_raw("garbage")
+    closed = await client.wait_for(lambda e: e.get("type") == "closed")
+    assert closed["code"] == 3502
+    assert METRICS.disconnects.value("protocol_abuse") == before + 1
+
+
+async def test_frame_flood_is_rate_limited(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory(limits=Limits(messages_per_second=1, message_burst=3))
+    room = "flood-room"
+    async with HostClient(engine.base_url, room, token(room, "host")) as h:
+        await h.create_room("t")
+    client = ViewerClient(engine.ws_url, room, token(room))
+    await client.connect()
+    try:
+        for n in range(5):
+            await client.send_raw(orjson.dumps({"type": "ping", "id": f"p{n}"}).decode())
+        replies = [
+            await client.wait_for(lambda e, ref=f"p{n}": e.get("ref") == ref) for n in range(5)
+        ]
+        assert [r["type"] for r in replies] == ["pong"] * 3 + ["error"] * 2
+        assert replies[3]["code"] == "rate_limited"
+        assert replies[3]["retryable"] is True
+        assert replies[3]["details"]["retry_after_ms"] > 0
+    finally:
+        await client.close()
+
+
+# ---- fan-out ---------------------------------------------------------------------------------
+
+
+async def test_likes_are_aggregated_into_the_room_total(
+    room: str, viewer_factory: ViewerFactory
+) -> None:
+    viewers = [await viewer_factory(room) for _ in range(3)]
+    for n, client in enumerate(viewers, start=1):
+        await client.like(n, confirm=True)
+    tick = await viewers[0].wait_for(lambda e: e.get("stats", {}).get("likes") == 6)
+    assert tick["stats"]["online"] == 3
+    assert tick["stats"]["unique"] == 3
+
+
+async def test_ticks_are_numbered_without_gaps(room: str, viewer_factory: ViewerFactory) -> None:
+    poster = await viewer_factory(room, role="host")
+    watcher = await viewer_factory(room)
+    for n in range(20):
+        await poster.comment(f"c{n}")
+    assert await collect_comments(watcher, 20) == [f"c{n}" for n in range(20)]
+    assert watcher.gaps == 0
+    assert watcher.duplicates == 0
+
+
+async def test_sampling_keeps_host_comments_and_accounts_for_every_comment(
+    engine: Engine, room_factory: RoomFactory, viewer_factory: ViewerFactory
+) -> None:
+    room = await room_factory(settings={"display_rate": 1, "comment_rate_max": 0})
+    watcher = await viewer_factory(room)
+    host = await viewer_factory(room, role="host")
+    posters = [await viewer_factory(room) for _ in range(4)]
+    posted = 0
+    for n in range(10):
+        await asyncio.gather(*(p.comment(f"viewer {n}") for p in posters))
+        posted += len(posters)
+    await host.comment("host speaks")
+    await watcher.wait_for(
+        lambda e: any(x.get("text") == "host speaks" for x in e.get("entries", []))
+    )
+    shown = [e for e in watcher.entries.values() if e["role"] == "viewer"]
+    assert watcher.sampled_out > 0
+    assert len(shown) + watcher.sampled_out == posted
+
+
+async def test_own_comment_is_acknowledged_even_when_sampled_out(
+    room_factory: RoomFactory, viewer_factory: ViewerFactory
+) -> None:
+    room = await room_factory(settings={"display_rate": 1, "comment_rate_max": 0})
+    poster = await viewer_factory(room)
+    acks = [await poster.comment(f"mine {n}") for n in range(6)]
+    assert [a["text"] for a in acks] == [f"mine {n}" for n in range(6)]
+    assert all(a["id"] for a in acks)
+
+
+# ---- resume ------------------------------------------------------------------------------------
+
+
+async def test_reconnect_resumes_from_offset_without_gap_or_duplicate(
+    room: str, viewer_factory: ViewerFactory
+) -> None:
+    host = await viewer_factory(room, role="host")
+    client = await viewer_factory(room)
+    for n in range(5):
+        await host.comment(f"a{n}")
+    await collect_comments(client, 5)
+    assert client.ws is not None
+    client.ws.transport.abort()  # the network drops
+    for n in range(5):
+        await host.comment(f"b{n}")
+    reconnected = await client.wait_for(lambda e: e.get("type") == "reconnected")
+    assert reconnected["recovered"] is True
+    await asyncio.sleep(0)  # replayed entries were taken with the welcome
+    texts = [e["text"] for e in client.entries.values()]
+    for n in range(5):
+        await host.comment(f"c{n}")
+    await collect_comments(client, 5)
+    texts = [e["text"] for e in client.entries.values()]
+    assert texts == [f"{p}{n}" for p in "abc" for n in range(5)]
+    assert client.duplicates == 0
+    assert client.gaps == 0
+    assert client.reconnects == 1
+
+
+async def test_resume_too_far_back_is_reported_unrecovered(
+    engine_factory: EngineFactory, viewer_factory: ViewerFactory
+) -> None:
+    engine = await engine_factory(max_replay=3)
+    room = "resume-far"
+    async with HostClient(engine.base_url, room, token(room, "host")) as h:
+        await h.create_room("t")
+    host = await viewer_factory(room, role="host", target=engine)
+    first = await host.comment("first")
+    for n in range(5):
+        await host.comment(f"more {n}")
+    await collect_comments(host, 6)  # all delivered, so all would be in a replay
+    ws = await raw_session(engine, room, {"type": "hello", "since": first["id"]})
+    welcome = orjson.loads(await ws.recv())
+    assert welcome["recovered"] is False
+    assert [e["text"] for e in welcome["history"]][-1] == "more 4"
+    await ws.close()
+
+
+# ---- moderation as viewers see it --------------------------------------------------------------
+
+
+async def test_deleted_comment_disappears_for_watchers_and_joiners(
+    room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    poster = await viewer_factory(room, user="spammer")
+    watcher = await viewer_factory(room)
+    entry = await poster.comment("buy followers at example.com")
+    await collect_comments(watcher, 1)
+    await host.delete_comment(entry["id"])
+    deleted = await watcher.wait_for(
+        lambda e: any(x["kind"] == "comment_deleted" for x in e.get("entries", []))
+    )
+    assert deleted["entries"][-1]["ref"] == entry["id"]
+    assert entry["id"] not in watcher.entries
+    joiner = await viewer_factory(room)
+    assert entry["id"] not in [e["id"] for e in joiner.welcome["history"]]
+
+
+async def test_pinned_comment_reaches_watchers_and_is_in_welcome(
+    room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    poster = await viewer_factory(room)
+    watcher = await viewer_factory(room)
+    entry = await poster.comment("what sizes are there?")
+    await host.pin(entry["id"])
+    pinned = await watcher.wait_for(
+        lambda e: any(x["kind"] == "comment_pinned" for x in e.get("entries", []))
+    )
+    assert pinned["entries"][-1]["text"] == "what sizes are there?"
+    joiner = await viewer_factory(room)
+    assert joiner.welcome["room"]["pinned"]["id"] == entry["id"]
+
+
+async def test_muted_viewer_is_told_and_refused(
+    room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    loud = await viewer_factory(room, user="loud")
+    until = await host.mute("loud", minutes=5)
+    notice = await loud.wait_for(lambda e: e.get("type") == "notice")
+    assert notice == {"type": "notice", "kind": "muted", "user": "loud", "until": until}
+    with pytest.raises(LivecartClientError) as refused:
+        await loud.comment("let me talk")
+    assert refused.value.code == "muted"
+    assert refused.value.details["retry_after_ms"] > 0
+    await host.unmute("loud")
+    assert (await loud.comment("thanks")) is not None
+
+
+async def test_banned_viewer_is_disconnected_and_cannot_rejoin(
+    engine: Engine, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    troll = await viewer_factory(room, user="troll")
+    await host.ban("troll")
+    error = await troll.wait_for(lambda e: e.get("type") == "error")
+    assert error["code"] == "banned"
+    closed = await troll.wait_for(lambda e: e.get("type") == "closed")
+    assert closed["code"] == 3501
+    again = ViewerClient(engine.ws_url, room, token(room, user="troll"), reconnect=False)
+    with pytest.raises(LivecartClientError) as refused:
+        await again.connect()
+    assert refused.value.code == "banned"
+    assert again.close_code == 3501
+
+
+async def test_banned_words_block_viewers_but_not_hosts(
+    room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    viewer = await viewer_factory(room)
+    seat = await viewer_factory(room, role="host")
+    await host.set_banned_words(["scam"])
+    refusal: LivecartClientError | None = None
+    async with asyncio.timeout(5):
+        while refusal is None:  # the word list reaches the hub through the bus
+            try:
+                await viewer.comment("this is a S C A M")
+            except LivecartClientError as refused:
+                refusal = refused
+            await asyncio.sleep(0.05)
+    assert refusal.code == "comment_blocked"
+    assert (await seat.comment("beware of scam links"))["text"] == "beware of scam links"
+
+
+async def test_slow_mode_spaces_out_viewer_comments(
+    room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    viewer = await viewer_factory(room)
+    await host.slow_mode(30)
+    await viewer.comment("first")
+    with pytest.raises(LivecartClientError) as refused:
+        await viewer.comment("second")
+    assert refused.value.code == "slow_mode"
+    assert refused.value.retryable is True
+    assert 0 < refused.value.details["retry_after_ms"] <= 30_000
+
+
+async def test_room_state_changes_reach_viewers_and_end_closes_comments(
+    engine: Engine, room_factory: RoomFactory, viewer_factory: ViewerFactory
+) -> None:
+    room = await room_factory(live=False)
+    viewer = await viewer_factory(room)
+    assert viewer.welcome["room"]["state"] == "scheduled"
+    assert (await viewer.comment("waiting for the show")) is not None
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as h:
+        await h.go_live()
+        live = await viewer.wait_for(
+            lambda e: any(x["kind"] == "room_state" for x in e.get("entries", []))
+        )
+        assert live["entries"][-1]["state"] == "live"
+        await h.end()
+    ended = await viewer.wait_for(
+        lambda e: any(x.get("state") == "ended" for x in e.get("entries", []))
+    )
+    assert ended["entries"][-1]["previous"] == "live"
+    with pytest.raises(LivecartClientError) as refused:
+        await viewer.comment("bye")
+    assert refused.value.code == "room_not_open"
+
+
+# ---- slow consumers and shutdown ----------------------------------------------------------
+
+
+async def test_slow_consumer_is_dropped_with_a_retryable_code(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(
+        limits=Limits(write_buffer_bytes=8 * 1024, messages_per_second=1e6, message_burst=10**6)
+    )
+    room = "slow-room"
+    async with HostClient(engine.base_url, room, token(room, "host")) as h:
+        await h.create_room("t", settings={"max_comment_chars": 2000})
+    host = ViewerClient(engine.ws_url, room, token(room, "host"))
+    await host.connect()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", engine.port))
+    stalled = await connect(f"{engine.ws_url}/{room}", sock=sock, max_queue=1, compression=None)
+    await stalled.send(orjson.dumps({"type": "hello", "token": token(room)}).decode())
+    before = METRICS.disconnects.value("slow_consumer")
+    try:
+        # The stalled client never reads; the room keeps talking.
+        async with asyncio.timeout(30):
+            n = 0
+            while METRICS.disconnects.value("slow_consumer") == before:
+                await host.comment(f"{n} " + "x" * 1900)
+                n += 1
+        # Drain: the close frame is queued behind the data the client never read.
+        with contextlib.suppress(ConnectionClosed):
+            async with asyncio.timeout(10):
+                async for _ in stalled:
+                    pass
+        assert stalled.close_code == 3001
+    finally:
+        await host.close()
+        stalled.transport.abort()
+
+
+async def test_shutdown_sends_going_away(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory()
+    room = "shutdown-room"
+    async with HostClient(engine.base_url, room, token(room, "host")) as h:
+        await h.create_room("t")
+    client = ViewerClient(engine.ws_url, room, token(room), reconnect=False)
+    await client.connect()
+    await engine.stop()
+    closed = await client.wait_for(lambda e: e.get("type") == "closed")
+    assert closed["code"] == 1001

@@ -1,0 +1,185 @@
+"""engine.metrics: valid Prometheus text exposition (format 0.0.4)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from engine.metrics import METRICS, Counter, Gauge, Histogram, Metrics
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
+LABELS = (
+    rf"\{{(?:[a-zA-Z_][a-zA-Z0-9_]*={LABEL_VALUE})(?:,[a-zA-Z_][a-zA-Z0-9_]*={LABEL_VALUE})*\}}"
+)
+VALUE = r"(?:[+-]?Inf|NaN|[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+SAMPLE_RE = re.compile(rf"^({NAME})({LABELS})? ({VALUE})$")
+HELP_RE = re.compile(rf"^# HELP ({NAME}) (.*)$")
+TYPE_RE = re.compile(rf"^# TYPE ({NAME}) (counter|gauge|histogram|summary|untyped)$")
+SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def parse(text: str) -> dict[str, tuple[str, list[tuple[str, str, float]]]]:
+    """A strict reader of the text format: family -> (type, [(sample name, labels, value)])."""
+    assert text.endswith("\n")
+    families: dict[str, tuple[str, list[tuple[str, str, float]]]] = {}
+    helps: set[str] = set()
+    current: str | None = None
+    for line in text[:-1].split("\n"):
+        if match := HELP_RE.match(line):
+            assert match[1] not in helps, f"second HELP for {match[1]}"
+            helps.add(match[1])
+            current = None
+        elif match := TYPE_RE.match(line):
+            assert match[1] not in families, f"second TYPE for {match[1]}"
+            assert match[1] in helps, "HELP comes before TYPE"
+            current = match[1]
+            families[current] = (match[2], [])
+        else:
+            match = SAMPLE_RE.match(line)
+            assert match, f"not a valid sample line: {line!r}"
+            assert current is not None, f"sample before its TYPE: {line!r}"
+            kind, samples = families[current]
+            assert match[1] in {current + s for s in SUFFIXES[kind]}, line
+            samples.append((match[1], match[2] or "", float(match[3])))
+    return families
+
+
+def test_counter_render() -> None:
+    counter = Counter("app_errors_total", "Errors by code", ("code",))
+    counter.inc(1, "b")
+    counter.inc(2.5, "a")
+    counter.inc(1, "b")
+    assert counter.value("b") == 2
+    assert counter.value("zzz") == 0
+    assert list(counter.render()) == [
+        "# HELP app_errors_total Errors by code",
+        "# TYPE app_errors_total counter",
+        'app_errors_total{code="a"} 2.5',
+        'app_errors_total{code="b"} 2',
+    ]
+
+
+def test_unlabelled_counter() -> None:
+    counter = Counter("app_total", "Things")
+    assert list(counter.render()) == ["# HELP app_total Things", "# TYPE app_total counter"]
+    counter.inc()
+    counter.inc(41)
+    assert list(counter.render())[-1] == "app_total 42"
+
+
+def test_label_escaping() -> None:
+    counter = Counter("app_total", "Escapes", ("path", "note"))
+    counter.inc(1, 'C:\\dir\\"x"', "line1\nline2")
+    sample = list(counter.render())[-1]
+    assert sample == 'app_total{path="C:\\\\dir\\\\\\"x\\"",note="line1\\nline2"} 1'
+    assert SAMPLE_RE.match(sample)
+
+
+def test_gauge_reads_at_scrape_time() -> None:
+    values: dict[tuple[str, ...], float] = {("json",): 3.0, ("msgpack",): 0.5}
+    gauge = Gauge("app_conns", "Open connections", ("codec",), read=lambda: values)
+    assert list(gauge.render())[2:] == [
+        'app_conns{codec="json"} 3',
+        'app_conns{codec="msgpack"} 0.5',
+    ]
+    values[("json",)] = 4.0
+    assert list(gauge.render())[2] == 'app_conns{codec="json"} 4'
+    assert list(Gauge("app_idle", "No reader").render()) == [
+        "# HELP app_idle No reader",
+        "# TYPE app_idle gauge",
+    ]
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    histogram = Histogram("app_seconds", "Latency", (0.1, 0.5, 1.0))
+    for value in (0.05, 0.1, 0.3, 0.5, 0.7, 2.0, 3.0):
+        histogram.observe(value)
+    assert list(histogram.render()) == [
+        "# HELP app_seconds Latency",
+        "# TYPE app_seconds histogram",
+        'app_seconds_bucket{le="0.1"} 2',  # le is inclusive: 0.1 counts here
+        'app_seconds_bucket{le="0.5"} 4',
+        'app_seconds_bucket{le="1"} 5',
+        'app_seconds_bucket{le="+Inf"} 7',
+        f"app_seconds_sum {sum((0.05, 0.1, 0.3, 0.5, 0.7, 2.0, 3.0))!r}",
+        "app_seconds_count 7",
+    ]
+
+
+def test_empty_histogram() -> None:
+    lines = list(Histogram("app_seconds", "Latency", (1.0,)).render())
+    assert lines[2:] == [
+        'app_seconds_bucket{le="1"} 0',
+        'app_seconds_bucket{le="+Inf"} 0',
+        "app_seconds_sum 0",
+        "app_seconds_count 0",
+    ]
+
+
+def test_full_registry_is_valid_prometheus_text() -> None:
+    metrics = Metrics()
+    metrics.connections.read = lambda: {("json",): 2.0, ("msgpack",): 1.0}
+    metrics.rooms.read = lambda: {(): 3.0}
+    metrics.connections_total.inc()
+    metrics.disconnects.inc(1, "slow_consumer")
+    metrics.frames_sent.inc(10, "tick")
+    metrics.bytes_sent.inc(1234)
+    metrics.messages_received.inc(1, "comment")
+    metrics.errors.inc(1, 'we"ird\ncode\\')
+    metrics.sampled_out.inc(7)
+    for value in (0.0001, 0.003, 0.3, 5.0):
+        metrics.redis_rtt.observe(value)
+    metrics.tick_seconds.observe(0.0005)
+
+    families = parse(metrics.render())
+    assert families["livecart_connections"] == (
+        "gauge",
+        [
+            ("livecart_connections", '{codec="json"}', 2.0),
+            ("livecart_connections", '{codec="msgpack"}', 1.0),
+        ],
+    )
+    assert families["livecart_rooms_active"] == ("gauge", [("livecart_rooms_active", "", 3.0)])
+    assert families["livecart_comments_sampled_out_total"][1] == [
+        ("livecart_comments_sampled_out_total", "", 7.0)
+    ]
+    assert families["livecart_errors_total"][1] == [
+        ("livecart_errors_total", '{code="we\\"ird\\ncode\\\\"}', 1.0)
+    ]
+    kinds = {name: kind for name, (kind, _) in families.items()}
+    assert all(name.endswith("_total") for name, kind in kinds.items() if kind == "counter")
+    assert kinds["livecart_redis_rtt_seconds"] == "histogram"
+
+    rtt = families["livecart_redis_rtt_seconds"][1]
+    buckets = [(labels, value) for name, labels, value in rtt if name.endswith("_bucket")]
+    counts = [value for _, value in buckets]
+    assert counts == sorted(counts)  # cumulative
+    assert buckets[-1] == ('{le="+Inf"}', 4.0)
+    bounds = [float(labels[5:-2]) for labels, _ in buckets]
+    assert bounds == sorted(bounds)
+    assert math.isinf(bounds[-1])
+    assert dict(buckets)['{le="0.0005"}'] == 1.0
+    assert dict(buckets)['{le="0.005"}'] == 2.0
+    assert dict(buckets)['{le="1"}'] == 3.0
+    totals = {name: value for name, labels, value in rtt if not labels}
+    assert totals == {
+        "livecart_redis_rtt_seconds_sum": pytest.approx(5.3031),
+        "livecart_redis_rtt_seconds_count": 4.0,
+    }
+
+
+def test_every_family_renders_once() -> None:
+    metrics = Metrics()
+    families = parse(metrics.render())
+    declared = {family.name for family in vars(metrics).values() if hasattr(family, "render")}
+    assert set(families) == declared
+    assert "livecart_backfill_gaps_total" in families
+    assert all(samples == [] or kind == "histogram" for kind, samples in families.values())
+
+
+def test_global_registry_renders() -> None:
+    families = parse(METRICS.render())
+    assert "livecart_connections_total" in families

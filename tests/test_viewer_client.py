@@ -1,0 +1,70 @@
+"""The SDK's ViewerClient against real engines: reconnect with backoff and resume."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from clients import Backoff, HostClient, ViewerClient
+from clients.viewer import should_reconnect
+from engine.app import Engine
+from engine.redis_server import free_port
+from tests.conftest import make_settings, token
+from tests.test_gateway import collect_comments
+
+
+@pytest.mark.parametrize(
+    ("code", "reconnect"),
+    [(None, True), (1000, False), (1001, True), (1006, True), (1009, False), (1011, True),
+     (3001, True), (3002, True), (3003, True), (3500, False), (3501, False), (3502, False),
+     (3503, False)],
+)  # fmt: skip
+def test_reconnect_policy_follows_close_codes(code: int | None, reconnect: bool) -> None:
+    assert should_reconnect(code) is reconnect
+
+
+async def test_client_survives_an_engine_restart_and_resumes(
+    redis_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    room = "sdk-restart"
+
+    async def start() -> Engine:
+        engine = Engine(make_settings(tmp_path, redis_url=redis_url, port=port))
+        sock = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        await engine.start(sock)
+        return engine
+
+    first = await start()
+    async with HostClient(first.base_url, room, token(room, "host")) as host:
+        await host.create_room("restart")
+        await host.go_live()
+    other = Engine(make_settings(tmp_path, redis_url=redis_url))
+    await other.start()
+    client = ViewerClient(first.ws_url, room, token(room), backoff=Backoff(base_s=0.05, cap_s=0.2))
+    poster = ViewerClient(other.ws_url, room, token(room, "host"))
+    await client.connect()
+    await poster.connect()
+    second: Engine | None = None
+    try:
+        await poster.comment("one")
+        assert await collect_comments(client, 1) == ["one"]
+        await first.stop()  # viewers get 1001 and start reconnecting
+        await poster.comment("two, while the engine is down")
+        second = await start()
+        event = await client.wait_for(lambda e: e["type"] == "reconnected", timeout_s=20)
+        assert event["recovered"] is True
+        await poster.comment("three")
+        await collect_comments(client, 1)
+        assert [e["text"] for e in client.entries.values()] == [
+            "one", "two, while the engine is down", "three",
+        ]  # fmt: skip
+        assert (client.gaps, client.duplicates, client.reconnects) == (0, 0, 1)
+    finally:
+        await client.close()
+        await poster.close()
+        await other.stop()
+        if second is not None:
+            await second.stop()
