@@ -74,19 +74,22 @@ class _Sniffer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        self.listener.sniffing.add(self)
         self.timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, transport.close)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
         self.buffer += data
         end = self.buffer.find(b"\r\n\r\n")
+        if end > MAX_HEAD_BYTES or (end < 0 and len(self.buffer) > MAX_HEAD_BYTES):
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
+            self.transport.close()
+            return
         if end < 0:
-            if len(self.buffer) > MAX_HEAD_BYTES:
-                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
-                self.transport.close()
             return
         if self.timer is not None:
             self.timer.cancel()
+        self.listener.sniffing.discard(self)
         head = bytes(self.buffer[:end])
         protocol = self.listener.protocol_for(head)
         self.transport.set_protocol(protocol)
@@ -96,6 +99,7 @@ class _Sniffer(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        self.listener.sniffing.discard(self)
 
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -114,6 +118,8 @@ class Listener:
         self.http_state = ServerState()
         self.ws_server = WebSocketServer(self._unused_create_server, self._ws_connection)
         self.server: asyncio.Server | None = None
+        # Connections that have not finished sending their first request head.
+        self.sniffing: set[_Sniffer] = set()
 
     @staticmethod
     async def _unused_create_server() -> asyncio.Server:
@@ -194,6 +200,9 @@ class Listener:
         if self.server is None:
             return
         self.server.close()
+        for sniffer in list(self.sniffing):
+            if sniffer.transport is not None:
+                sniffer.transport.close()
         closing = [
             asyncio.create_task(conn.close(CloseCode.GOING_AWAY, "server shutting down"))
             for conn in list(self.ws_server.all_connections)

@@ -97,6 +97,11 @@ class Node:
         with contextlib.suppress(RedisError, OSError):
             checks["redis"] = bool(await self.redis.ping())
             checks["scripts"] = await self.scripts.loaded(self.redis)
+            if not checks["scripts"]:
+                # A restarted or failed-over Redis has an empty script cache; calls
+                # reload on NOSCRIPT anyway, and readiness reloads them all at once.
+                await self.scripts.load(self.redis)
+                checks["scripts"] = await self.scripts.loaded(self.redis)
         return checks
 
     # ---- hubs ------------------------------------------------------------------------

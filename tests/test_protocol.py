@@ -65,9 +65,10 @@ def invalid_field(body: Any) -> str:
             Hello("t", "1732212345678-0"),
         ),
         (
-            {"type": "hello", "since": f"{'9' * 20}-{'9' * 20}"},
-            Hello(None, f"{'9' * 20}-{'9' * 20}"),
+            {"type": "hello", "since": f"{2**64 - 1}-{2**64 - 1}"},  # Redis's largest id
+            Hello(None, f"{2**64 - 1}-{2**64 - 1}"),
         ),
+        ({"type": "hello", "device": "d" * 8}, Hello(None, None, device="d" * 8)),
         ({"type": "hello", "token": "t" * MAX_TOKEN}, Hello("t" * MAX_TOKEN, None)),
         ({"type": "ping", "id": "i" * MAX_REQUEST_ID}, Ping("i" * MAX_REQUEST_ID)),
         ({"type": "ping", "unknown": [1]}, Ping()),  # unknown fields are ignored
@@ -147,10 +148,18 @@ def test_like_count_follows_limits() -> None:
         "a-0",
         f"{'1' * 21}-0",
         f"{'1' * 20}-{'1' * 21}",  # 42 characters: above the length cap
+        f"{2**64}-0",  # beyond what Redis accepts
+        f"0-{2**64}",
+        "\u0661-\u0660",  # Arabic-Indic digits are digits to `\\d`, not to Redis
     ],
 )
 def test_hello_bad_since(since: Any) -> None:
     assert invalid_field({"type": "hello", "since": since}) == "since"
+
+
+@pytest.mark.parametrize("device", [1, "short", "d" * 49, "has space!", "\u0661" * 8])
+def test_hello_bad_device(device: Any) -> None:
+    assert invalid_field({"type": "hello", "device": device}) == "device"
 
 
 @pytest.mark.parametrize("token", [1, True, ["t"], "t" * (MAX_TOKEN + 1)])

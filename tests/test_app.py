@@ -1,0 +1,321 @@
+"""engine.app: the service endpoints and the Engine lifecycle (embedded Redis, graceful stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from clients import HostClient, ViewerClient
+from engine.app import Engine
+from engine.redis_server import EmbeddedRedis
+from engine.scripts import Scripts
+from tests.conftest import EngineFactory, ViewerFactory, make_settings, token
+
+T = TypeVar("T")
+
+ALL_READY = {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
+# Every metric family the engine exposes, with its type.
+FAMILIES = {
+    "livecart_connections": "gauge",
+    "livecart_rooms_active": "gauge",
+    "livecart_connections_total": "counter",
+    "livecart_disconnects_total": "counter",
+    "livecart_frames_sent_total": "counter",
+    "livecart_bytes_sent_total": "counter",
+    "livecart_messages_received_total": "counter",
+    "livecart_errors_total": "counter",
+    "livecart_comments_sampled_out_total": "counter",
+    "livecart_backfill_gaps_total": "counter",
+    "livecart_broker_reconnects_total": "counter",
+    "livecart_redis_rtt_seconds": "histogram",
+    "livecart_tick_seconds": "histogram",
+}
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout_s: float = 10.0
+) -> T:
+    """Poll `probe` until `done` holds for its result; return that result."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            result = await probe()
+            if done(result):
+                return result
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def http(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=engine.base_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own, free to be killed."""
+    server = EmbeddedRedis(tmp_path / "own-redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def samples(text: str) -> dict[str, float]:
+    """`name{labels}` -> value for every sample line of a scrape."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+async def scrape(http: httpx.AsyncClient) -> dict[str, float]:
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    return samples(response.text)
+
+
+# ---- service endpoints ----------------------------------------------------------------------
+
+
+async def test_healthz(http: httpx.AsyncClient) -> None:
+    response = await http.get("/healthz")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"ok": True}
+
+
+async def test_index(http: httpx.AsyncClient) -> None:
+    response = await http.get("/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "service": "livecart",
+        "websocket": "/ws/{room}",
+        "api": "/api/rooms",
+        "docs": ["docs/protocol.md", "docs/api.md"],
+    }
+
+
+async def test_readyz_when_ready(http: httpx.AsyncClient) -> None:
+    response = await http.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == ALL_READY
+
+
+async def readyz(http: httpx.AsyncClient) -> httpx.Response:
+    return await http.get("/readyz")
+
+
+async def test_readyz_follows_redis(
+    own_redis: EmbeddedRedis, engine_factory: EngineFactory
+) -> None:
+    engine = await engine_factory(redis_url=own_redis.url)
+    async with httpx.AsyncClient(base_url=engine.base_url, timeout=30) as http:
+        assert (await readyz(http)).json() == ALL_READY
+        own_redis.kill()
+        down = await eventually(lambda: readyz(http), lambda r: r.status_code == 503)
+        body = down.json()
+        assert body["ok"] is False
+        assert body["checks"]["redis"] is False
+        assert set(body["checks"]) == {"redis", "scripts", "pubsub"}
+        # The liveness probe does not depend on Redis.
+        assert (await http.get("/healthz")).json() == {"ok": True}
+
+        own_redis.restart()
+        up = await eventually(lambda: readyz(http), lambda r: r.status_code == 200, timeout_s=20)
+        assert up.json() == ALL_READY
+
+
+async def test_readyz_recovers_after_the_script_cache_is_emptied(
+    http: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    # What a Redis 7 restart or a failover does: the data stays, the script cache is empty.
+    await redis.script_flush()
+    scripts = Scripts()
+    assert not any(await redis.script_exists(*(s.sha for s in scripts.all.values())))
+    # The readiness check reloads them rather than reporting a state it can repair.
+    up = await readyz(http)
+    assert up.json() == ALL_READY
+    assert all(await redis.script_exists(*(s.sha for s in scripts.all.values())))
+
+
+async def test_metrics_exposition(http: httpx.AsyncClient) -> None:
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = response.text
+    assert text.endswith("\n")
+    types = {
+        line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE")
+    }
+    assert types == FAMILIES
+    for name in FAMILIES:
+        assert f"# HELP {name} " in text
+    values = samples(text)
+    assert values["livecart_rooms_active"] == 0
+    for histogram in ("livecart_redis_rtt_seconds", "livecart_tick_seconds"):
+        assert values[f'{histogram}_bucket{{le="+Inf"}}'] == values[f"{histogram}_count"]
+
+
+async def test_metrics_move_with_traffic(
+    http: httpx.AsyncClient, room: str, viewer_factory: ViewerFactory
+) -> None:
+    before = await scrape(http)
+    viewer = await viewer_factory(room, user="alice", codec="json")
+    await viewer.comment("counted")
+    await viewer.ping()
+    failed = await http.get("/api/rooms/r-does-not-exist")
+    assert failed.status_code == 404
+
+    after = await scrape(http)
+    assert after["livecart_connections_total"] == before.get("livecart_connections_total", 0) + 1
+    comment = 'livecart_messages_received_total{type="comment"}'
+    assert after[comment] == before.get(comment, 0) + 1
+    ping = 'livecart_messages_received_total{type="ping"}'
+    assert after[ping] == before.get(ping, 0) + 1
+    direct = 'livecart_frames_sent_total{kind="direct"}'  # welcome, ack, pong
+    assert after[direct] >= before.get(direct, 0) + 3
+    assert after["livecart_bytes_sent_total"] > before.get("livecart_bytes_sent_total", 0)
+    not_found = 'livecart_errors_total{code="room_not_found"}'
+    assert after[not_found] == before.get(not_found, 0) + 1
+    assert after['livecart_connections{codec="json"}'] == 1
+    assert after["livecart_rooms_active"] == 1
+
+    await viewer.close()
+    gone = await eventually(
+        lambda: scrape(http), lambda s: s.get('livecart_connections{codec="json"}', 0) == 0
+    )
+    assert gone.get('livecart_connections{codec="msgpack"}', 0) == 0
+
+
+async def test_connections_gauge_counts_by_codec(
+    http: httpx.AsyncClient, room: str, viewer_factory: ViewerFactory
+) -> None:
+    await viewer_factory(room, codec="json")
+    await viewer_factory(room, codec="msgpack")
+    await viewer_factory(room, codec="msgpack")
+    values = await scrape(http)
+    assert values['livecart_connections{codec="json"}'] == 1
+    assert values['livecart_connections{codec="msgpack"}'] == 2
+
+
+# ---- Engine lifecycle -----------------------------------------------------------------------
+
+
+async def test_engine_with_embedded_redis(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, redis_url=None)
+    async with Engine(settings) as engine:
+        server = engine.embedded
+        assert server is not None
+        process = server.process
+        assert process is not None
+        assert process.poll() is None
+        assert server.data_dir == tmp_path / "data" / "redis"
+        assert engine.node is not None
+        assert engine.node.redis_url == server.url
+        room = "embedded-room"
+        async with (
+            httpx.AsyncClient(base_url=engine.base_url, timeout=10) as http,
+            HostClient(engine.base_url, room, token(room, "host", "host-1")) as host,
+        ):
+            assert (await http.get("/readyz")).json() == ALL_READY
+            created = await host.create_room("On embedded Redis")
+            assert created["state"] == "scheduled"
+        client = aioredis.Redis.from_url(server.url)
+        try:
+            assert await client.sismember("lc:rooms", room)
+        finally:
+            await client.aclose()
+        url, pid = server.url, process.pid
+
+    assert engine.embedded is None
+    assert process.poll() is not None  # exited and reaped
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def test_graceful_stop_closes_viewers_with_1001(
+    engine: Engine, room: str, viewer_factory: ViewerFactory
+) -> None:
+    viewers: list[ViewerClient] = [
+        await viewer_factory(room, reconnect=False, codec="json"),
+        await viewer_factory(room, "host", user="host-1", reconnect=False, codec="msgpack"),
+    ]
+    base_url = engine.base_url
+    await engine.stop()
+    for viewer in viewers:
+        closed = await viewer.wait_for(lambda event: event["type"] == "closed")
+        assert closed == {"type": "closed", "code": 1001}
+    # The port is closed: nothing answers any more.
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get("/healthz")
+
+
+async def test_stop_closes_idle_http_connections(engine: Engine) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", engine.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        async with asyncio.timeout(10):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+            await reader.readexactly(len(b'{"ok":true}'))
+        # The connection is now idle (keep-alive); stop must not wait for it.
+        async with asyncio.timeout(5):
+            await engine.stop()
+            assert await reader.read() == b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_stop_closes_connections_that_have_not_sent_a_head(engine: Engine) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", engine.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: te")  # unfinished head
+        await writer.drain()
+        async with asyncio.timeout(5):  # well under the 10 s head timeout
+            await engine.stop()
+            # Closed with a reset is as good as EOF for a request never finished.
+            with contextlib.suppress(ConnectionResetError):
+                assert await reader.read() == b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_stop_is_idempotent(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory()
+    await engine.stop()
+    await engine.stop()
+    assert engine.listener is None
+    assert engine.node is None
+
+
+async def test_start_failure_cleans_up(engine: Engine, tmp_path: Path) -> None:
+    # The port is taken by `engine`: start fails and leaves nothing running.
+    assert engine.node is not None
+    other = Engine(
+        make_settings(tmp_path / "other", port=engine.port, redis_url=engine.node.redis_url)
+    )
+    with pytest.raises(OSError, match="address already in use"):
+        await other.start()
+    assert other.listener is None
+    assert other.node is None
+    assert other.embedded is None
