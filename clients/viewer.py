@@ -146,7 +146,10 @@ class ViewerClient:
         self.seq = welcome["seq"]
         self.stats = welcome.get("stats", {})
         if resumed and not welcome.get("recovered", False):
-            self.gaps += 1  # the server could not replay everything since our offset
+            # The server could not replay everything since our offset: start over from
+            # the recent history it sent instead.
+            self.gaps += 1
+            self.entries.clear()
         for entry in welcome.get("history", []):
             self._take_entry(entry, check=resumed and welcome.get("recovered", False))
         self.offset = welcome["offset"]

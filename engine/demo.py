@@ -94,9 +94,10 @@ async def run_demo(settings: Settings, *, bots: int) -> int:
                     f"  viewer token  {viewer_token}",
                     "",
                     "try:",
-                    f"  curl -s {engine.base_url}/api/rooms/{ROOM}",
-                    f"  curl -s -H 'Authorization: Bearer {host_token[:16]}...' -X POST "
-                    f'{engine.base_url}/api/rooms/{ROOM}/pin -d \'{{"comment_id": "..."}}\'',
+                    f"  curl -s '{engine.base_url}/api/rooms/{ROOM}/comments?limit=5'",
+                    f"  curl -s -X POST -H 'Authorization: Bearer {host_token}' "
+                    f'-d \'{{"user": "bot-1", "minutes": 1}}\' '
+                    f"{engine.base_url}/api/rooms/{ROOM}/mutes",
                     "press Ctrl-C to stop",
                     "",
                 ]

@@ -7,7 +7,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,6 +20,19 @@ from engine.redis_server import EmbeddedRedis
 from engine.settings import Settings
 
 SECRET = "test-secret-" + "x" * 20
+T = TypeVar("T")
+
+
+async def poll(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout_s: float = 10.0
+) -> T:
+    """Call `probe` until `done` holds for its result; return that result."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            result = await probe()
+            if done(result):
+                return result
+            await asyncio.sleep(0.05)
 
 
 async def eventually(

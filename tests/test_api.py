@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -19,9 +18,7 @@ from engine import auth, keys
 from engine.app import Engine
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
-from tests.conftest import SECRET, EngineFactory, RoomFactory, ViewerFactory, token
-
-T = TypeVar("T")
+from tests.conftest import SECRET, EngineFactory, RoomFactory, ViewerFactory, poll, token
 
 ROOM_FIELDS = {
     "id", "title", "host", "state", "cover_url", "stream_url", "scheduled_at",
@@ -123,18 +120,6 @@ def failed(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     return error
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout_s: float = 10.0
-) -> T:
-    """Poll `probe` until `done` holds for its result; return that result."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            result = await probe()
-            if done(result):
-                return result
-            await asyncio.sleep(0.05)
-
-
 async def get_room(http: httpx.AsyncClient, room: str) -> dict[str, Any]:
     body: dict[str, Any] = ok(await http.get(f"/api/rooms/{room}"))
     return body
@@ -231,7 +216,7 @@ async def test_get_room_stats_count_viewers(
 ) -> None:
     await viewer_factory(room, user="alice")
     await viewer_factory(room, user="bob")
-    body = await eventually(lambda: get_room(http, room), lambda b: b["stats"]["online"] == 2)
+    body = await poll(lambda: get_room(http, room), lambda b: b["stats"]["online"] == 2)
     stats = body["stats"]
     assert stats["peak"] >= 2
     assert stats["unique"] == 2
@@ -805,18 +790,18 @@ async def test_mint_token_for_a_room_that_does_not_exist(http: httpx.AsyncClient
 @pytest.mark.parametrize(
     ("fields", "details"),
     [
-        ({"user": "u", "role": "host"}, None),
-        ({"user": "u", "role": "anonymous"}, None),
-        ({"user": "u", "role": "admin"}, None),
-        ({"user": "u", "role": 1}, None),
-        ({"user": "u", "ttl": 59}, None),
-        ({"user": "u", "ttl": 604801}, None),
-        ({"user": "u", "ttl": 0}, None),
-        ({"user": "u", "ttl": True}, None),
-        ({"user": "u", "ttl": "3600"}, None),
-        ({"user": "u", "ttl": 3600.5}, None),
-        ({}, None),
-        ({"user": 5}, None),
+        ({"user": "u", "role": "host"}, {"field": "role"}),
+        ({"user": "u", "role": "anonymous"}, {"field": "role"}),
+        ({"user": "u", "role": "admin"}, {"field": "role"}),
+        ({"user": "u", "role": 1}, {"field": "role"}),
+        ({"user": "u", "ttl": 59}, {"field": "ttl"}),
+        ({"user": "u", "ttl": 604801}, {"field": "ttl"}),
+        ({"user": "u", "ttl": 0}, {"field": "ttl"}),
+        ({"user": "u", "ttl": True}, {"field": "ttl"}),
+        ({"user": "u", "ttl": "3600"}, {"field": "ttl"}),
+        ({"user": "u", "ttl": 3600.5}, {"field": "ttl"}),
+        ({}, {"field": "user"}),
+        ({"user": 5}, {"field": "user"}),
         ({"user": "has space"}, {"field": "user"}),
         ({"user": "x" * 65}, {"field": "user"}),
     ],

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -18,9 +17,7 @@ from clients import HostClient, ViewerClient
 from engine.app import Engine
 from engine.redis_server import EmbeddedRedis
 from engine.scripts import Scripts
-from tests.conftest import EngineFactory, ViewerFactory, make_settings, token
-
-T = TypeVar("T")
+from tests.conftest import EngineFactory, ViewerFactory, make_settings, poll, token
 
 ALL_READY = {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
 # Every metric family the engine exposes, with its type.
@@ -39,18 +36,6 @@ FAMILIES = {
     "livecart_redis_rtt_seconds": "histogram",
     "livecart_tick_seconds": "histogram",
 }
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout_s: float = 10.0
-) -> T:
-    """Poll `probe` until `done` holds for its result; return that result."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            result = await probe()
-            if done(result):
-                return result
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -122,7 +107,7 @@ async def test_readyz_follows_redis(
     async with httpx.AsyncClient(base_url=engine.base_url, timeout=30) as http:
         assert (await readyz(http)).json() == ALL_READY
         own_redis.kill()
-        down = await eventually(lambda: readyz(http), lambda r: r.status_code == 503)
+        down = await poll(lambda: readyz(http), lambda r: r.status_code == 503)
         body = down.json()
         assert body["ok"] is False
         assert body["checks"]["redis"] is False
@@ -131,7 +116,7 @@ async def test_readyz_follows_redis(
         assert (await http.get("/healthz")).json() == {"ok": True}
 
         own_redis.restart()
-        up = await eventually(lambda: readyz(http), lambda r: r.status_code == 200, timeout_s=20)
+        up = await poll(lambda: readyz(http), lambda r: r.status_code == 200, timeout_s=20)
         assert up.json() == ALL_READY
 
 
@@ -191,7 +176,7 @@ async def test_metrics_move_with_traffic(
     assert after["livecart_rooms_active"] == 1
 
     await viewer.close()
-    gone = await eventually(
+    gone = await poll(
         lambda: scrape(http), lambda s: s.get('livecart_connections{codec="json"}', 0) == 0
     )
     assert gone.get('livecart_connections{codec="msgpack"}', 0) == 0

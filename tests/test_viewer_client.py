@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
@@ -11,8 +12,15 @@ from clients import Backoff, HostClient, ViewerClient
 from clients.viewer import should_reconnect
 from engine.app import Engine
 from engine.redis_server import free_port
-from tests.conftest import make_settings, token
+from tests.conftest import EngineFactory, make_settings, token
 from tests.test_gateway import collect_comments
+
+
+class Ceiling(random.Random):
+    """Always the longest delay the backoff allows (no jitter), for deterministic tests."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 @pytest.mark.parametrize(
@@ -68,3 +76,33 @@ async def test_client_survives_an_engine_restart_and_resumes(
         await other.stop()
         if second is not None:
             await second.stop()
+
+
+async def test_unrecoverable_resume_starts_over_from_recent_history(
+    engine_factory: EngineFactory, tmp_path: Path
+) -> None:
+    engine = await engine_factory(max_replay=3, join_history=4)
+    room = "sdk-unrecovered"
+    async with HostClient(engine.base_url, room, token(room, "host")) as host:
+        await host.create_room("t")
+    poster = ViewerClient(engine.ws_url, room, token(room, "host"))
+    # Reconnect after a full second: long after the eight comments below are in the log.
+    patient = Backoff(base_s=1.0, cap_s=1.0, rng=Ceiling())
+    client = ViewerClient(engine.ws_url, room, token(room), backoff=patient)
+    await poster.connect()
+    await client.connect()
+    try:
+        await poster.comment("old")
+        await collect_comments(client, 1)
+        assert client.ws is not None
+        client.ws.transport.abort()
+        for n in range(8):
+            await poster.comment(f"new {n}")
+        await collect_comments(poster, 9)  # all delivered
+        event = await client.wait_for(lambda e: e["type"] == "reconnected")
+        assert event["recovered"] is False
+        assert [e["text"] for e in client.entries.values()] == [f"new {n}" for n in range(4, 8)]
+        assert client.gaps == 1
+    finally:
+        await poster.close()
+        await client.close()

@@ -1,0 +1,12 @@
+"""The JSON HTTP API for hosts and moderators (docs/api.md), one module per area."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from engine.api import moderation, rooms
+from engine.api.base import OrjsonResponse, node_of
+
+ROUTES: list[Route] = [*rooms.ROUTES, *moderation.ROUTES]
+
+__all__ = ["ROUTES", "OrjsonResponse", "node_of"]

@@ -1,0 +1,156 @@
+"""What every JSON route shares: the `Call` a handler receives (request, node, room,
+verified claims, body helpers), the `route` decorator, and error responses.
+
+Host and moderator routes authenticate with `Authorization: Bearer <token>` for the
+room in the path; errors are `{"error": {"code", "message", "retryable", "details"?}}`
+with the error's HTTP status (docs/api.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine import auth
+from engine.errors import (
+    AuthError,
+    ForbiddenError,
+    LivecartError,
+    ProtocolError,
+    UnavailableError,
+)
+from engine.keys import check_room_id, check_user_id
+from engine.metrics import METRICS
+from engine.node import Node
+from engine.protocol import Role, is_stream_id
+
+MAX_BODY_BYTES = 64 * 1024
+MODERATORS = frozenset({Role.HOST, Role.MODERATOR})
+HOSTS = frozenset({Role.HOST})
+SIGNED_IN = frozenset({Role.HOST, Role.MODERATOR, Role.VIEWER})
+
+
+class OrjsonResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(error: LivecartError) -> Response:
+    METRICS.errors.inc(1, error.code)
+    return OrjsonResponse({"error": error.to_wire()}, status_code=error.http_status)
+
+
+def node_of(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def invalid(field: str, why: str) -> ProtocolError:
+    return ProtocolError(f"{field}: {why}", code="invalid_field", details={"field": field})
+
+
+@dataclass(slots=True)
+class Call:
+    """One API call: what a handler needs, checked before it runs."""
+
+    request: Request
+    node: Node
+    room: str
+    claims: auth.Claims | None = None
+
+    def authorize(self, roles: frozenset[Role], room: str | None = None) -> auth.Claims:
+        """The bearer token's claims for `room` (default: the path's), if its role is in `roles`."""
+        token = auth.bearer_token(self.request.headers.get("authorization"))
+        if token is None:
+            raise AuthError("send Authorization: Bearer <token>", code="auth_required")
+        claims = auth.verify(self.node.secret, token, room=room or self.room)
+        if claims.role not in roles:
+            raise ForbiddenError(
+                f"a {claims.role.value} token cannot do this",
+                code="forbidden",
+                details={"needs": sorted(r.value for r in roles)},
+            )
+        return claims
+
+    async def json(self) -> Any:
+        body = await self.request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise ProtocolError(f"body larger than {MAX_BODY_BYTES} bytes", code="too_large")
+        try:
+            return orjson.loads(body or b"{}")
+        except orjson.JSONDecodeError:
+            raise ProtocolError("body is not valid JSON", code="bad_request") from None
+
+    async def object(self) -> dict[str, Any]:
+        body = await self.json()
+        if not isinstance(body, dict):
+            raise ProtocolError("the body must be a JSON object", code="bad_request")
+        return body
+
+
+def int_field(
+    body: dict[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> int:
+    value = body.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise invalid(name, f"an integer between {low} and {high}")
+    return value
+
+
+def str_field(body: dict[str, Any], name: str, max_len: int) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise invalid(name, f"a string of 1-{max_len} characters")
+    return value
+
+
+def user_field(body: dict[str, Any], name: str = "user") -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise invalid(name, "a user id is required")
+    return check_user_id(value)
+
+
+def entry_id(value: Any, name: str = "comment_id") -> str:
+    if not is_stream_id(value):
+        raise invalid(name, "an entry id such as '1732212345678-0'")
+    return value
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+def route(
+    path: str, methods: list[str], *, roles: frozenset[Role] | None = None, status: int = 200
+) -> Callable[[Handler], Route]:
+    """A JSON route. With `roles`, the bearer token must be for the path's room and carry
+    one of them. The handler returns the body (None means 204); errors become bodies."""
+
+    def wrap(handler: Handler) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                room = request.path_params.get("room", "")
+                if room:
+                    check_room_id(room)
+                call = Call(request, node_of(request), room)
+                if roles is not None:
+                    call.claims = call.authorize(roles)
+                result = await handler(call)
+            except LivecartError as error:
+                return error_response(error)
+            except (RedisError, OSError):
+                return error_response(UnavailableError("storage unavailable; retry"))
+            if result is None:
+                return Response(status_code=204)
+            return OrjsonResponse(result, status_code=status)
+
+        return Route(path, endpoint, methods=methods, name=handler.__name__)
+
+    return wrap

@@ -1,0 +1,89 @@
+"""Room routes: create, read, update, go live, end, and minting tokens for the room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from engine import auth
+from engine.api.base import HOSTS, Call, int_field, invalid, route, user_field
+from engine.errors import ProtocolError
+from engine.keys import check_room_id
+from engine.protocol import Role
+from engine.rooms import RoomAction
+
+MAX_TOKEN_TTL_S = 7 * 86400
+
+
+@route("/api/rooms", ["GET"])
+async def list_rooms(call: Call) -> Any:
+    return {"rooms": await call.node.rooms.list_ids()}
+
+
+@route("/api/rooms", ["POST"], status=201)
+async def create_room(call: Call) -> Any:
+    body = await call.json()
+    room_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(room_id, str):
+        raise ProtocolError("id: the new room's id is required", code="invalid_field")
+    check_room_id(room_id)
+    claims = call.authorize(HOSTS, room=room_id)
+    return (await call.node.rooms.create(room_id, claims.user, body)).to_wire()
+
+
+@route("/api/rooms/{room}", ["GET"])
+async def get_room(call: Call) -> Any:
+    room = await call.node.rooms.get(call.room)
+    stats = await call.node.presence.read(call.room)
+    return {**room.to_wire(), "stats": stats.to_wire()}
+
+
+@route("/api/rooms/{room}", ["PATCH"], roles=HOSTS)
+async def update_room(call: Call) -> Any:
+    return (await call.node.rooms.update(call.room, await call.json())).to_wire()
+
+
+@route("/api/rooms/{room}/go-live", ["POST"], roles=HOSTS)
+async def go_live(call: Call) -> Any:
+    return (await call.node.rooms.transition(call.room, RoomAction.GO_LIVE)).to_wire()
+
+
+@route("/api/rooms/{room}/end", ["POST"], roles=HOSTS)
+async def end_room(call: Call) -> Any:
+    return (await call.node.rooms.transition(call.room, RoomAction.END)).to_wire()
+
+
+@route("/api/rooms/{room}/tokens", ["POST"], roles=HOSTS, status=201)
+async def mint_token(call: Call) -> Any:
+    """Hosts mint viewer and moderator tokens for their room (e.g. for their own staff)."""
+    body = await call.object()
+    try:
+        role = Role(body.get("role", "viewer"))
+    except ValueError:
+        raise invalid("role", "viewer or moderator") from None
+    if role not in {Role.VIEWER, Role.MODERATOR}:
+        raise invalid("role", "viewer or moderator")
+    user = user_field(body)
+    ttl = int_field(body, "ttl", 60, MAX_TOKEN_TTL_S, default=auth.DEFAULT_TTL_S)
+    name = body.get("name")
+    token = auth.mint(
+        call.node.secret,
+        room=call.room,
+        role=role,
+        user=user,
+        name=name if isinstance(name, str) else None,
+        ttl_s=ttl,
+    )
+    return {"token": token, "role": role.value, "user": user}
+
+
+ROUTES: list[Route] = [
+    list_rooms,
+    create_room,
+    get_room,
+    update_room,
+    go_live,
+    end_room,
+    mint_token,
+]
