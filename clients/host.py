@@ -88,6 +88,63 @@ class HostClient:
         token: str = result["token"]
         return token
 
+    # ---- catalog and sales -----------------------------------------------------------------
+
+    async def create_product(self, title: str, currency: str, skus: list[dict[str, Any]],
+                             **fields: Any) -> dict[str, Any]:  # fmt: skip
+        body = {"title": title, "currency": currency, "skus": skus, **fields}
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/products", body)
+        return result
+
+    async def update_product(self, product_id: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "PATCH", f"{self._room}/products/{product_id}", fields
+        )
+        return result
+
+    async def products(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"{self._room}/products")
+        products: list[dict[str, Any]] = result["products"]
+        return products
+
+    async def reorder(self, product_ids: list[str]) -> None:
+        await self.call("PUT", f"{self._room}/lineup", {"products": product_ids})
+
+    async def pin_product(self, product_id: str) -> None:
+        await self.call("PUT", f"{self._room}/pinned-product", {"product_id": product_id})
+
+    async def unpin_product(self) -> None:
+        await self.call("DELETE", f"{self._room}/pinned-product")
+
+    async def launch_sale(self, sku: str, allotment: int, **terms: Any) -> dict[str, Any]:
+        """Terms: price, per_user_limit, countdown_s, duration_s, hold_s."""
+        body = {"sku": sku, "allotment": allotment, **terms}
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/sales", body)
+        return result
+
+    async def sale(self, sale_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/sales/{sale_id}")
+        return result
+
+    async def sales(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"{self._room}/sales")
+        sales: list[dict[str, Any]] = result["sales"]
+        return sales
+
+    async def stop_sale(self, sale_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/sales/{sale_id}/stop")
+        return result
+
+    async def top_up(self, sale_id: str, units: int) -> dict[str, Any]:
+        path = f"{self._room}/sales/{sale_id}/topup"
+        result: dict[str, Any] = await self.call("POST", path, {"units": units})
+        return result
+
+    async def extend(self, sale_id: str, seconds: int) -> dict[str, Any]:
+        path = f"{self._room}/sales/{sale_id}/extend"
+        result: dict[str, Any] = await self.call("POST", path, {"seconds": seconds})
+        return result
+
     # ---- moderation -----------------------------------------------------------------------
 
     async def comments(self, since: str | None = None, limit: int = 50) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,8 @@ class ViewerClient:
         self.offset: str | None = None
         self.seq = 0
         self.stats: dict[str, int] = {}
+        self.product: dict[str, Any] | None = None
+        self.sales: dict[str, dict[str, Any]] = {}
         self.entries: dict[str, dict[str, Any]] = {}
         self.sampled_out = 0
         self.gaps = 0
@@ -76,6 +79,9 @@ class ViewerClient:
         self.close_code: int | None = None
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._ids = itertools.count(1)
+        # Request ids must not repeat across reconnects or clients of one user (grabs are
+        # idempotent per user and id).
+        self._id_prefix = f"{secrets.token_hex(4)}-"
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -145,6 +151,8 @@ class ViewerClient:
         self.welcome = welcome
         self.seq = welcome["seq"]
         self.stats = welcome.get("stats", {})
+        self.product = welcome.get("product")
+        self.sales = {sale["id"]: sale for sale in welcome.get("sales", [])}
         if resumed and not welcome.get("recovered", False):
             # The server could not replay everything since our offset: start over from
             # the recent history it sent instead.
@@ -158,10 +166,18 @@ class ViewerClient:
         if check and self.offset is not None and _order(entry["id"]) <= _order(self.offset):
             self.duplicates += 1
             return
-        if entry.get("kind") == "comment":
+        kind = entry.get("kind")
+        if kind == "comment":
             self.entries[entry["id"]] = entry
-        elif entry.get("kind") == "comment_deleted":
+        elif kind == "comment_deleted":
             self.entries.pop(entry.get("ref", ""), None)
+        elif kind == "product_pinned":
+            self.product = {key: entry[key] for key in entry if key not in {"kind", "ref", "ts"}}
+            self.product["id"] = entry["ref"]
+        elif kind == "product_unpinned":
+            self.product = None
+        elif kind == "sale_announced":
+            self.sales[entry["ref"]] = {"id": entry["ref"], **entry, "state": "scheduled"}
 
     async def _run(self) -> None:
         while True:
@@ -224,6 +240,8 @@ class ViewerClient:
             self.sampled_out += message.get("sampled_out", 0)
             if "stats" in message:
                 self.stats = message["stats"]
+            for sale_id, stock in message.get("stock", {}).items():
+                self.sales.setdefault(sale_id, {"id": sale_id}).update(stock)
         self.events.put_nowait(message)
 
     def _fail_pending(self, error: LivecartClientError) -> None:
@@ -234,11 +252,14 @@ class ViewerClient:
 
     # ---- requests -----------------------------------------------------------------------
 
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send a message with a fresh id and wait for its ack (or raise its error)."""
+    async def request(
+        self, message: dict[str, Any], *, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send a message with an id (fresh unless given) and wait for its ack (or raise
+        its error)."""
         if self.ws is None:
             raise LivecartClientError("not_connected", "call connect() first")
-        request_id = f"r{next(self._ids)}"
+        request_id = request_id or f"{self._id_prefix}{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -263,6 +284,26 @@ class ViewerClient:
             await self.request({"type": "like", "count": count})
         elif self.ws is not None:
             await self.ws.send(self._encode({"type": "like", "count": count}))
+
+    async def grab(
+        self, sale: str, quantity: int = 1, *, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Try to reserve units; returns the answer (`status`: reserved, sold_out,
+        limit_reached, not_started or ended). Retrying with the same `request_id` returns
+        the original answer (`replayed` is then true)."""
+        message: dict[str, Any] = {"type": "grab", "sale": sale, "quantity": quantity}
+        ack = await self.request(message, request_id=request_id)
+        result: dict[str, Any] = {**ack["result"], "replayed": ack.get("replayed", False)}
+        return result
+
+    async def release(self, reservation: str) -> None:
+        await self.request({"type": "release", "reservation": reservation})
+
+    async def join_waitlist(self, sale: str) -> int:
+        """Queue for units that come back; returns the position (1 is next)."""
+        ack = await self.request({"type": "waitlist", "sale": sale})
+        position: int = ack["position"]
+        return position
 
     async def ping(self) -> float:
         """Round trip to the engine in milliseconds."""

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import auth
+import orjson
+
+from engine import auth, redis_client
 from engine.app import Engine
+from engine.audit import Report, audit_room
 from engine.bench.fanout import main as bench_fanout
 from engine.demo import run_demo
 from engine.errors import LivecartError
+from engine.keys import check_room_id
 from engine.logs import configure as configure_logs
 from engine.loop import run_event_loop
 from engine.protocol import Role
+from engine.redis_server import EmbeddedRedis
+from engine.scripts import Scripts
 from engine.settings import Settings, load_secret
 
 
@@ -85,6 +92,38 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def redis_url_for_tools(args: argparse.Namespace) -> str:
+    """--redis-url, else REDIS_URL, else the embedded Redis of a running engine."""
+    settings = _settings(args)
+    if settings.redis_url:
+        return settings.redis_url
+    url_file = EmbeddedRedis(settings.data_dir / "redis", binary="redis-server").url_path
+    if url_file.exists():
+        return url_file.read_text().strip()
+    raise ValueError(
+        f"no Redis to read: pass --redis-url, set REDIS_URL, or run the engine with "
+        f"--data-dir {settings.data_dir} (its embedded Redis writes {url_file})"
+    )
+
+
+async def _audit(url: str, room: str) -> Report:
+    redis = redis_client.connect(url)
+    try:
+        scripts = Scripts()
+        return await audit_room(redis, scripts, check_room_id(room))
+    finally:
+        await redis.aclose()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    report = asyncio.run(_audit(redis_url_for_tools(args), args.room))
+    if args.json:
+        print(orjson.dumps(report.to_wire()).decode())
+    else:
+        print(report.render())
+    return 0 if report.ok else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "fanout":
         return bench_fanout(args)
@@ -113,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=auth.DEFAULT_TTL_S, help="seconds (default 12 h)")
     token.add_argument("--data-dir", default=None)
     token.set_defaults(func=cmd_token)
+
+    audit = sub.add_parser("audit", help="check a room's stock invariants; exit 1 if any fails")
+    audit.add_argument("room")
+    audit.add_argument("--redis-url", default=None)
+    audit.add_argument("--data-dir", default=None)
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+    audit.set_defaults(func=cmd_audit)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)

@@ -34,12 +34,16 @@ from engine.hub import RoomHub, Viewer
 from engine.keys import ROOM_ID_RE
 from engine.metrics import METRICS
 from engine.protocol import (
+    ClientMessage,
     CloseCode,
     Comment,
     ConnectionGuard,
+    Grab,
     Hello,
+    JoinWaitlist,
     Like,
     Ping,
+    Release,
     Role,
     ack_message,
     error_message,
@@ -47,6 +51,7 @@ from engine.protocol import (
     pong_message,
     request_id_of,
 )
+from engine.stock import GrabRequest
 
 if TYPE_CHECKING:
     from engine.node import Node
@@ -217,9 +222,7 @@ class Gateway:
         if not isinstance(error, UnavailableError) and viewer.guard.record_error(now):
             viewer.close_soon(CloseCode.PROTOCOL_ABUSE, "too many errors")
 
-    async def _dispatch(
-        self, viewer: Viewer, hub: RoomHub, message: Comment | Like | Ping | Hello
-    ) -> None:
+    async def _dispatch(self, viewer: Viewer, hub: RoomHub, message: ClientMessage) -> None:
         if isinstance(message, Comment):
             if not viewer.author.role.can_comment:
                 raise ForbiddenError("sign in to comment", code="forbidden")
@@ -234,7 +237,36 @@ class Gateway:
                 viewer.send(ack_message(message.id))
         elif isinstance(message, Ping):
             viewer.send(pong_message(message.id, int(time.time() * 1000)))
+        elif isinstance(message, Grab | Release | JoinWaitlist):
+            if not viewer.author.role.can_comment:
+                raise ForbiddenError("sign in to buy", code="forbidden")
+            await self._shop(viewer, hub.room_id, message)
         else:
             raise ProtocolError(
                 "already joined; hello is only the first frame", code="already_joined"
             )
+
+    async def _shop(
+        self, viewer: Viewer, room: str, message: Grab | Release | JoinWaitlist
+    ) -> None:
+        stock = self.node.stock
+        user = viewer.author.user
+        if isinstance(message, Grab):
+            started = time.perf_counter()
+            answer = await stock.grab(
+                room, message.sale, GrabRequest(user, message.id, message.quantity)
+            )
+            METRICS.grab_seconds.observe(time.perf_counter() - started)
+            METRICS.grabs.inc(1, answer.status)
+            if answer.status == "sale_not_found":
+                raise NotFoundError(f"no sale {message.sale!r} in this room", code="sale_not_found")
+            ack = ack_message(message.id, result=answer.body)
+            if answer.replayed:
+                ack["replayed"] = True
+            viewer.send(ack)
+        elif isinstance(message, Release):
+            await stock.release(room, message.reservation, user)
+            viewer.send(ack_message(message.id, released=message.reservation))
+        else:
+            position = await stock.join_waitlist(room, message.sale, user)
+            viewer.send(ack_message(message.id, sale=message.sale, position=position))

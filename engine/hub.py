@@ -40,6 +40,7 @@ from engine.protocol import (
 from engine.roomlog import BusMessage, Entry
 from engine.rooms import Room, RoomSettings, RoomState
 from engine.sampling import CommentSampler
+from engine.storefront import Storefront
 
 if TYPE_CHECKING:
     from engine.node import Node
@@ -100,6 +101,7 @@ class RoomHub:
         self.stats_dirty = False
         self.like_delta = 0
         self.sampler = CommentSampler(RoomSettings().display_rate, time.monotonic())
+        self.storefront = Storefront(room_id, node)
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,11 +187,13 @@ class RoomHub:
             "history": [e.to_wire() for e in history],
             "stats": self.stats.to_wire(),
             "limits": self.node.wire_limits(self.room.settings),
+            **self.storefront.welcome(),
         }
         if recovered is not None:
             welcome["recovered"] = recovered
         # From here to the end nothing awaits: the next tick is the viewer's next frame.
         viewer.send(welcome)
+        self.storefront.seen(1)
         viewer.hub = self
         viewer.state = SessionState.JOINED
         self.members[viewer.codec].add(viewer.conn)
@@ -260,7 +264,7 @@ class RoomHub:
                     }
                 )
                 viewer.close_soon(CloseCode.BANNED, "banned")
-        elif kind in {"muted", "unmuted"}:
+        elif kind in {"muted", "unmuted", "reservation_offered", "reservation_expired"}:
             for viewer in targets:
                 viewer.send(notice_message(kind, **data))
         elif kind == "banned_words":
@@ -282,6 +286,13 @@ class RoomHub:
             if "settings" in entry.data:
                 changes["settings"] = RoomSettings(**entry.data["settings"])
             self._apply_room(replace(room, **changes))
+        elif entry.kind.startswith(("product_", "sale_")):
+            self.storefront.apply(entry)
+            if entry.kind == "product_pinned":
+                self.room = replace(room, pinned_product=entry.ref)
+                self.storefront.seen(len(self.viewers))
+            elif entry.kind == "product_unpinned":
+                self.room = replace(room, pinned_product=None)
         elif entry.kind == "comment_pinned":
             self.room = replace(room, pinned={"id": entry.ref, **entry.data})
         elif entry.kind == "comment_unpinned" or (
@@ -296,7 +307,8 @@ class RoomHub:
             self._apply_entry(entry)
         if self.received_id is not None:
             self.delivered_id = self.received_id
-        if not entries and not self.stats_dirty:
+        stock = self.storefront.take_changes()
+        if not entries and not self.stats_dirty and stock is None:
             return
         if not self.viewers:
             self.stats_dirty = False
@@ -318,6 +330,8 @@ class RoomHub:
         if self.stats_dirty:
             frame["stats"] = self.stats.to_wire()
             self.stats_dirty = False
+        if stock is not None:
+            frame["stock"] = stock
         for codec, conns in self.members.items():
             if conns:
                 data = codec.encode(frame)
@@ -361,6 +375,10 @@ class RoomHub:
             if stats != self.stats:
                 self.stats = stats
                 self.stats_dirty = True
+            try:
+                await self.storefront.poll()
+            except (RedisError, OSError) as exc:
+                log.warning("room %s stock poll failed: %s", self.room_id, exc)
 
     def kick_all(self, code: CloseCode, reason: str) -> None:
         for viewer in list(self.viewers):

@@ -99,6 +99,84 @@ def comment_rate(room: str, user: str) -> str:
     return f"{_room(room)}:rate:{user}"
 
 
+# ---- catalog -------------------------------------------------------------------------
+
+
+def product_counter(room: str) -> str:
+    return f"{_room(room)}:product_seq"
+
+
+def products(room: str) -> str:
+    """Hash: product id -> product JSON (with its SKUs)."""
+    return f"{_room(room)}:products"
+
+
+def skus(room: str) -> str:
+    """Hash: SKU -> product id (SKUs are unique within a room)."""
+    return f"{_room(room)}:skus"
+
+
+def lineup(room: str) -> str:
+    """List: product ids in run-of-show order."""
+    return f"{_room(room)}:lineup"
+
+
+def impressions(room: str) -> str:
+    """Hash: product id -> product card impressions."""
+    return f"{_room(room)}:impressions"
+
+
+# ---- flash sales -----------------------------------------------------------------------
+
+
+def sale_counter(room: str) -> str:
+    return f"{_room(room)}:sale_seq"
+
+
+def sales(room: str) -> str:
+    """Sorted set: sale id -> created_at ms."""
+    return f"{_room(room)}:sales"
+
+
+def sale(room: str, sale_id: str) -> str:
+    """Hash: the sale's terms and its stock counters."""
+    return f"{_room(room)}:sale:{sale_id}"
+
+
+def sale_reservations(room: str, sale_id: str) -> str:
+    """Hash: reservation id -> JSON record (u user, q units, s state, e expires_at ...)."""
+    return f"{_room(room)}:sale:{sale_id}:res"
+
+
+def sale_users(room: str, sale_id: str) -> str:
+    """Hash: user -> units held or sold (the per-user cap counts these)."""
+    return f"{_room(room)}:sale:{sale_id}:users"
+
+
+def sale_answers(room: str, sale_id: str) -> str:
+    """Hash: "user request-id" -> the grab's answer (idempotency)."""
+    return f"{_room(room)}:sale:{sale_id}:answers"
+
+
+def sale_waitlist(room: str, sale_id: str) -> str:
+    return f"{_room(room)}:sale:{sale_id}:waitlist"
+
+
+def sale_waiting(room: str, sale_id: str) -> str:
+    """Set: users on the waitlist (for uniqueness)."""
+    return f"{_room(room)}:sale:{sale_id}:waiting"
+
+
+def expiry(room: str) -> str:
+    """Sorted set: held reservation id -> expires_at ms (the sweeper's index)."""
+    return f"{_room(room)}:expiry"
+
+
+def outbox(room: str) -> str:
+    """Stream: every stock event (reserved, released, expired, sold, sale changes)."""
+    return f"{_room(room)}:outbox"
+
+
 def room_keys_pattern(room: str) -> str:
     """SCAN pattern matching every key of one room (used to delete a room in tests/tools)."""
     return f"{_room(room)}:*"

@@ -129,6 +129,21 @@ class Metrics:
         self.broker_reconnects = Counter(
             "livecart_broker_reconnects_total", "Pub/sub connection losses"
         )
+        self.grabs = Counter("livecart_grabs_total", "Grab answers, by status", ("status",))
+        self.grab_seconds = Histogram(
+            "livecart_grab_seconds",
+            "Grab latency inside the engine (batching + script)",
+            _LATENCY_BUCKETS,
+        )
+        self.grab_batch_size = Histogram(
+            "livecart_grab_batch_size", "Grabs per script call", (1, 2, 4, 8, 16, 32, 64, 128, 256)
+        )
+        self.reservations_expired = Counter(
+            "livecart_reservations_expired_total", "Holds returned to stock by the sweeper"
+        )
+        self.script_errors = Counter(
+            "livecart_script_errors_total", "Lua script calls that failed", ("script",)
+        )
         self.redis_rtt = Histogram(
             "livecart_redis_rtt_seconds", "Round trip of the per-room sync script", _LATENCY_BUCKETS
         )

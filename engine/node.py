@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from engine import redis_client
 from engine.broker import Broker
+from engine.catalog import Catalog
 from engine.comments import CommentService
 from engine.errors import UnavailableError
 from engine.hub import RoomHub
@@ -26,8 +27,11 @@ from engine.moderation import Moderation
 from engine.presence import Presence
 from engine.roomlog import BusMessage, RoomLog
 from engine.rooms import RoomSettings, RoomStore
+from engine.sales import SaleStore
 from engine.scripts import Scripts
 from engine.settings import Settings
+from engine.stock import Stock
+from engine.sweeper import Sweeper
 
 log = logging.getLogger("livecart.node")
 
@@ -50,6 +54,19 @@ class Node:
         self.presence = Presence(
             self.redis, self.scripts, self.process_id, stale_ms=max(3000, 10 * settings.sync_ms)
         )
+        self.catalog = Catalog(self.redis, self.scripts, maxlen)
+        self.sales = SaleStore(
+            self.redis, self.scripts, self.catalog, maxlen, settings.outbox_maxlen
+        )
+        self.stock = Stock(
+            self.redis,
+            self.scripts,
+            outbox_maxlen=settings.outbox_maxlen,
+            max_batch=settings.grab_max_batch,
+            max_in_flight=settings.grab_in_flight,
+            window_s=settings.grab_window_ms / 1000,
+        )
+        self.sweeper = Sweeper(self.redis, self.stock, interval_s=settings.sweep_ms / 1000)
         self.broker = Broker(self.redis, self._on_bus, self._on_subscribed)
         self.hubs: dict[str, RoomHub] = {}
         self._starting: dict[str, asyncio.Task[RoomHub]] = {}
@@ -63,6 +80,7 @@ class Node:
         await self._wait_for_redis()
         await self.scripts.load(self.redis)
         self.broker.start()
+        self.sweeper.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="livecart-housekeeping")
 
     async def _wait_for_redis(self, timeout_s: float = 30.0) -> None:
@@ -89,6 +107,8 @@ class Node:
         for hub in list(self.hubs.values()):
             await hub.stop()
         self.hubs.clear()
+        await self.sweeper.stop()
+        await self.stock.close()
         await self.broker.stop()
         await self.redis.aclose()
 
@@ -130,6 +150,7 @@ class Node:
         try:
             room = await self.rooms.get(room_id)
             hub = RoomHub(room_id, self)
+            await hub.storefront.load(room.pinned_product)
             hub.start(room)
             self.hubs[room_id] = hub
             self.broker.subscribe(room_id)

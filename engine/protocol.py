@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -98,7 +99,29 @@ class Ping:
     id: str | None = None
 
 
-ClientMessage = Hello | Comment | Like | Ping
+@dataclass(frozen=True, slots=True)
+class Grab:
+    """Grab `quantity` units of a sale; `id` is required and makes the grab idempotent."""
+
+    sale: str
+    quantity: int
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    reservation: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinWaitlist:
+    sale: str
+    id: str | None = None
+
+
+ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist
+MAX_GRAB_QUANTITY = 10
 
 
 def _invalid(field: str, why: str) -> ProtocolError:
@@ -113,6 +136,13 @@ def _opt_str(body: dict[str, Any], field: str, max_len: int) -> str | None:
         raise _invalid(field, "must be a string")
     if len(value) > max_len:
         raise _invalid(field, f"longer than {max_len} characters")
+    return value
+
+
+def _required_str(body: dict[str, Any], field: str, max_len: int) -> str:
+    value = _opt_str(body, field, max_len)
+    if not value:
+        raise _invalid(field, "required")
     return value
 
 
@@ -135,6 +165,65 @@ def request_id_of(body: Any) -> str | None:
     return None
 
 
+def _comment(body: dict[str, Any], request_id: str | None, limits: Limits) -> Comment:
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise _invalid("text", "must be a string")
+    if len(text) > MAX_COMMENT_TEXT:
+        raise ProtocolError(
+            f"comment longer than {MAX_COMMENT_TEXT} characters",
+            code="too_large",
+            details={"field": "text", "max": MAX_COMMENT_TEXT},
+        )
+    return Comment(text=text, id=request_id)
+
+
+def _like(body: dict[str, Any], request_id: str | None, limits: Limits) -> Like:
+    return Like(count=_int(body, "count", 1, limits.max_likes_per_frame), id=request_id)
+
+
+def _ping(body: dict[str, Any], request_id: str | None, limits: Limits) -> Ping:
+    return Ping(id=request_id)
+
+
+def _hello(body: dict[str, Any], request_id: str | None, limits: Limits) -> Hello:
+    since = _opt_str(body, "since", 41)
+    if since is not None and not is_stream_id(since):
+        raise _invalid("since", "must be an offset such as '1732212345678-0'")
+    device = _opt_str(body, "device", 48)
+    if device is not None and not DEVICE_RE.fullmatch(device):
+        raise _invalid("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
+    return Hello(
+        token=_opt_str(body, "token", MAX_TOKEN), since=since, id=request_id, device=device
+    )
+
+
+def _grab(body: dict[str, Any], request_id: str | None, limits: Limits) -> Grab:
+    if not request_id:
+        raise _invalid("id", "a grab needs a request id (the same id always gets the same answer)")
+    quantity = _int(body, "quantity", 1, MAX_GRAB_QUANTITY) if "quantity" in body else 1
+    return Grab(sale=_required_str(body, "sale", 12), quantity=quantity, id=request_id)
+
+
+def _release(body: dict[str, Any], request_id: str | None, limits: Limits) -> Release:
+    return Release(reservation=_required_str(body, "reservation", 40), id=request_id)
+
+
+def _waitlist(body: dict[str, Any], request_id: str | None, limits: Limits) -> JoinWaitlist:
+    return JoinWaitlist(sale=_required_str(body, "sale", 12), id=request_id)
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage]] = {
+    "comment": _comment,
+    "like": _like,
+    "ping": _ping,
+    "hello": _hello,
+    "grab": _grab,
+    "release": _release,
+    "waitlist": _waitlist,
+}
+
+
 def parse_message(body: Any, limits: Limits) -> ClientMessage:
     """Validate one decoded frame into a typed message or raise ProtocolError."""
     if not isinstance(body, dict):
@@ -143,32 +232,10 @@ def parse_message(body: Any, limits: Limits) -> ClientMessage:
     if not isinstance(kind, str):
         raise _invalid("type", "must be a string")
     request_id = _opt_str(body, "id", MAX_REQUEST_ID)
-    if kind == "comment":
-        text = body.get("text")
-        if not isinstance(text, str):
-            raise _invalid("text", "must be a string")
-        if len(text) > MAX_COMMENT_TEXT:
-            raise ProtocolError(
-                f"comment longer than {MAX_COMMENT_TEXT} characters",
-                code="too_large",
-                details={"field": "text", "max": MAX_COMMENT_TEXT},
-            )
-        return Comment(text=text, id=request_id)
-    if kind == "like":
-        return Like(count=_int(body, "count", 1, limits.max_likes_per_frame), id=request_id)
-    if kind == "ping":
-        return Ping(id=request_id)
-    if kind == "hello":
-        since = _opt_str(body, "since", 41)
-        if since is not None and not is_stream_id(since):
-            raise _invalid("since", "must be an offset such as '1732212345678-0'")
-        device = _opt_str(body, "device", 48)
-        if device is not None and not DEVICE_RE.fullmatch(device):
-            raise _invalid("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
-        return Hello(
-            token=_opt_str(body, "token", MAX_TOKEN), since=since, id=request_id, device=device
-        )
-    raise ProtocolError(f"unknown message type {kind[:40]!r}", code="unknown_type")
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise ProtocolError(f"unknown message type {kind[:40]!r}", code="unknown_type")
+    return parser(body, request_id, limits)
 
 
 # ---- server -> client ---------------------------------------------------------------

@@ -27,10 +27,11 @@ def connect(url: str) -> Redis:
     return Redis.from_pool(pool)
 
 
-def text(value: bytes | str | None) -> str:
+def text(value: Any) -> str:
+    """A reply element as text (redis-py types replies loosely)."""
     if value is None:
         return ""
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def texts(values: Any) -> list[str]:

@@ -103,6 +103,11 @@ class EmbeddedRedis:
     def log_path(self) -> Path:
         return self.data_dir / "redis.log"
 
+    @property
+    def url_path(self) -> Path:
+        """Where a running server's URL is kept, so tools (`livecart audit`) can find it."""
+        return self.data_dir / "url"
+
     def _lock_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lock = (self.data_dir / "redis.lock").open("a+")
@@ -146,6 +151,7 @@ class EmbeddedRedis:
             )
             if self._wait_ready(port, timeout_s):
                 self.port = port
+                self.url_path.write_text(self.url + "\n")
                 log.info("embedded redis ready", extra={"port": port, "dir": str(self.data_dir)})
                 return
             # Most likely someone took the port between free_port() and bind: try another.
@@ -193,6 +199,7 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         self._reap()
+        self.url_path.unlink(missing_ok=True)
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

@@ -142,6 +142,7 @@ class Room:
     ended_at: int | None = None
     settings: RoomSettings = field(default_factory=RoomSettings)
     pinned: dict[str, Any] | None = None
+    pinned_product: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -157,6 +158,7 @@ class Room:
             "ended_at": self.ended_at,
             "settings": asdict(self.settings),
             "pinned": self.pinned,
+            "pinned_product": self.pinned_product,
         }
 
     @classmethod
@@ -181,6 +183,7 @@ class Room:
             ended_at=opt_int("ended_at"),
             settings=RoomSettings.from_meta(meta),
             pinned=pinned,
+            pinned_product=meta.get("pinned_product") or None,
         )
 
 

@@ -14,11 +14,16 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+
+from engine.metrics import METRICS
 
 _KEYS_RE = re.compile(r"^-- KEYS\[(\d+)\]", re.MULTILINE)
 _ARGV_RE = re.compile(r"^-- ARGV\[(\d+)(?:\.\.n)?\]", re.MULTILINE)
 _VARIADIC_RE = re.compile(r"^-- ARGV\[\d+\.\.n\]", re.MULTILINE)
+# `--!include _name` pastes lua/_name.lua in place: Redis scripts cannot import, and
+# some logic (the clock, serving the waitlist) is shared by several scripts.
+_INCLUDE_RE = re.compile(r"^--!include (_[a-z_]+)$", re.MULTILINE)
 
 RedisArg = str | bytes | int | float
 
@@ -57,11 +62,15 @@ class Script:
         if len(args) < self.min_args or (not self.variadic and len(args) != self.min_args):
             raise TypeError(f"{self.name}: expected {self.min_args} args, got {len(args)}")
         try:
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # Redis restarted or failed over: its script cache is empty.
-            await redis.script_load(self.source)
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+            try:
+                return await redis.evalsha(self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # Redis restarted or failed over: its script cache is empty.
+                await redis.script_load(self.source)
+                return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except ResponseError:
+            METRICS.script_errors.inc(1, self.name)
+            raise
 
 
 class Scripts:
@@ -74,13 +83,28 @@ class Scripts:
     room_transition: Script
     room_update: Script
     room_sync: Script
+    sale_create: Script
+    sale_adjust: Script
+    grab: Script
+    release: Script
+    confirm: Script
+    waitlist_join: Script
+    product_save: Script
+    product_show: Script
+    sale_snapshot: Script
 
     def __init__(self) -> None:
         self.all: dict[str, Script] = {}
-        for entry in resources.files("engine").joinpath("lua").iterdir():
-            if entry.name.endswith(".lua"):
-                name = entry.name.removesuffix(".lua")
-                self.all[name] = Script.parse(name, entry.read_text())
+        folder = resources.files("engine").joinpath("lua")
+        sources = {
+            entry.name.removesuffix(".lua"): entry.read_text()
+            for entry in folder.iterdir()
+            if entry.name.endswith(".lua")
+        }
+        for name, source in sources.items():
+            if not name.startswith("_"):
+                expanded = _INCLUDE_RE.sub(lambda m: sources[m.group(1)].rstrip("\n"), source)
+                self.all[name] = Script.parse(name, expanded)
         for name in type(self).__annotations__:
             if name != "all" and name not in self.all:
                 raise RuntimeError(f"missing Lua script {name}.lua")

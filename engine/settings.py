@@ -49,6 +49,15 @@ class Settings:
     max_replay: int = 500
     # A room hub with no local viewers stays subscribed this long before it is dropped.
     hub_linger_s: float = 15.0
+    # Stock events kept in each room's outbox stream (approximate).
+    outbox_maxlen: int = 200_000
+    # Grab micro-batching (engine/stock.py): extra wait before a batch goes out, batch size,
+    # and batches one process may have in flight per sale.
+    grab_window_ms: float = 0.0
+    grab_max_batch: int = 256
+    grab_in_flight: int = 1
+    # How often each process sweeps expired reservations back to stock.
+    sweep_ms: int = 250
     appendfsync: str = "everysec"
     log_format: str = "text"
     log_level: str = "INFO"

@@ -22,7 +22,7 @@ from tests.conftest import SECRET, EngineFactory, RoomFactory, ViewerFactory, po
 
 ROOM_FIELDS = {
     "id", "title", "host", "state", "cover_url", "stream_url", "scheduled_at",
-    "created_at", "live_at", "ended_at", "settings", "pinned",
+    "created_at", "live_at", "ended_at", "settings", "pinned", "pinned_product",
 }  # fmt: skip
 DEFAULT_SETTINGS = {
     "allow_anonymous": True,

@@ -35,6 +35,11 @@ FAMILIES = {
     "livecart_broker_reconnects_total": "counter",
     "livecart_redis_rtt_seconds": "histogram",
     "livecart_tick_seconds": "histogram",
+    "livecart_grabs_total": "counter",
+    "livecart_grab_seconds": "histogram",
+    "livecart_grab_batch_size": "histogram",
+    "livecart_reservations_expired_total": "counter",
+    "livecart_script_errors_total": "counter",
 }
 
 

@@ -261,6 +261,7 @@ def test_room_wire_and_meta() -> None:
         "ended_at": None,
         "settings": asdict(RoomSettings(display_rate=7)),
         "pinned": {"id": "5-0", "user": "u1", "text": "hi"},
+        "pinned_product": None,
     }
 
 

@@ -97,6 +97,14 @@ def test_package_scripts_contracts() -> None:
         "room_transition": (2, 5, False),
         "room_update": (2, 3, True),
         "room_sync": (4, 4, False),
+        "confirm": (4, 4, False),
+        "grab": (6, 2, True),
+        "product_save": (4, 5, True),
+        "product_show": (4, 3, True),
+        "release": (7, 5, True),
+        "sale_adjust": (8, 6, False),
+        "sale_create": (4, 9, True),
+        "waitlist_join": (4, 2, False),
     }
     assert scripts.comment_post is scripts.all["comment_post"]
     assert scripts.room_sync.name == "room_sync"

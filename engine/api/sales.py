@@ -1,0 +1,51 @@
+"""Flash-sale routes: the host launches, stops, tops up and extends sales; anyone can read
+them with their live stock. Viewers grab, release and join waitlists over the WebSocket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from engine.api.base import HOSTS, Call, route
+from engine.sales import check_sale_id
+
+
+def _sale_id(call: Call) -> str:
+    return check_sale_id(call.request.path_params["sale"])
+
+
+@route("/api/rooms/{room}/sales", ["GET"])
+async def list_sales(call: Call) -> Any:
+    await call.node.rooms.get(call.room)
+    return {"sales": [sale.to_wire() for sale in await call.node.sales.list(call.room)]}
+
+
+@route("/api/rooms/{room}/sales", ["POST"], roles=HOSTS, status=201)
+async def launch_sale(call: Call) -> Any:
+    """Launch a sale on a SKU: allotment, price, per-user limit, countdown, duration, hold."""
+    await call.node.rooms.get(call.room)
+    return (await call.node.sales.create(call.room, await call.json())).to_wire()
+
+
+@route("/api/rooms/{room}/sales/{sale}", ["GET"])
+async def get_sale(call: Call) -> Any:
+    return (await call.node.sales.get(call.room, _sale_id(call))).to_wire()
+
+
+@route("/api/rooms/{room}/sales/{sale}/stop", ["POST"], roles=HOSTS)
+async def stop_sale(call: Call) -> Any:
+    return (await call.node.sales.stop(call.room, _sale_id(call))).to_wire()
+
+
+@route("/api/rooms/{room}/sales/{sale}/topup", ["POST"], roles=HOSTS)
+async def top_up_sale(call: Call) -> Any:
+    return (await call.node.sales.top_up(call.room, await call.json(), _sale_id(call))).to_wire()
+
+
+@route("/api/rooms/{room}/sales/{sale}/extend", ["POST"], roles=HOSTS)
+async def extend_sale(call: Call) -> Any:
+    return (await call.node.sales.extend(call.room, await call.json(), _sale_id(call))).to_wire()
+
+
+ROUTES: list[Route] = [list_sales, launch_sale, get_sale, stop_sale, top_up_sale, extend_sale]

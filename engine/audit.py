@@ -1,0 +1,165 @@
+"""`livecart audit ROOM`: prove from Redis state that nothing was oversold or lost.
+
+Each sale is read in one atomic snapshot (engine/lua/sale_snapshot.lua) and checked:
+- stock adds up: available + reserved + sold = allotment + top-ups, none negative;
+- the counters match the reservation records (held units = reserved, sold units = sold);
+- every user's units match their reservations and stay within the per-user limit;
+- the expiry index holds exactly the held reservations, at their expiry time;
+- the waitlist has no one twice and matches its member set.
+Later issues add orders, payments and coupons to the same report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from engine import keys
+from engine.redis_client import text
+from engine.sales import Sale
+from engine.scripts import Scripts
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Report:
+    room: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def add(self, name: str, problems: list[str], fine: str) -> None:
+        self.checks.append(Check(name, not problems, "; ".join(problems[:20]) or fine))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"room": self.room, "ok": self.ok, "checks": [c.to_wire() for c in self.checks]}
+
+    def render(self) -> str:
+        lines = [f"audit of room {self.room}: {'OK' if self.ok else 'FAILED'}"]
+        lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
+        return "\n".join(lines)
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _stock_adds_up(sale: Sale) -> tuple[list[str], str]:
+    counters = {"available": sale.available, "reserved": sale.reserved, "sold": sale.sold}
+    problems = [f"{label} is {value}" for label, value in counters.items() if value < 0]
+    total = sum(counters.values())
+    if total != sale.units:
+        problems.append(
+            f"available {sale.available} + reserved {sale.reserved} + sold {sale.sold} = "
+            f"{total}, not allotment {sale.allotment} + top-ups {sale.topups} = {sale.units}"
+        )
+    fine = (
+        f"{sale.available} available + {sale.reserved} reserved + {sale.sold} sold = {sale.units}"
+    )
+    return problems, fine
+
+
+def _records_match(sale: Sale, reservations: dict[str, Any]) -> tuple[list[str], str]:
+    units: Counter[str] = Counter()
+    for record in reservations.values():
+        units[record["s"]] += record["q"]
+    problems = []
+    if units["held"] != sale.reserved:
+        problems.append(f"held reservations hold {units['held']} units, counter {sale.reserved}")
+    if units["sold"] != sale.sold:
+        problems.append(f"sold reservations hold {units['sold']} units, counter {sale.sold}")
+    states = ", ".join(f"{state} {n}" for state, n in sorted(units.items()))
+    return problems, f"{len(reservations)} reservations; units {states or 'none'}"
+
+
+def _users_within_limit(
+    sale: Sale, reservations: dict[str, Any], counted: dict[str, int]
+) -> tuple[list[str], str]:
+    units: dict[str, int] = defaultdict(int)
+    for record in reservations.values():
+        if record["s"] in {"held", "sold"}:
+            units[record["u"]] += record["q"]
+    problems = []
+    for user in sorted(set(units) | {u for u, n in counted.items() if n}):
+        if counted.get(user, 0) != units.get(user, 0):
+            problems.append(
+                f"{user} is counted at {counted.get(user, 0)} but holds {units.get(user, 0)}"
+            )
+        if units.get(user, 0) > sale.limit:
+            problems.append(f"{user} holds {units[user]}, above the limit {sale.limit}")
+    return problems, f"{len(units)} buyers, at most {max(units.values(), default=0)} units each"
+
+
+def _holds_indexed(reservations: dict[str, Any], expiry: dict[str, int]) -> tuple[list[str], str]:
+    held = {rid: rec for rid, rec in reservations.items() if rec["s"] == "held"}
+    problems = [f"held {rid} is not in the expiry index" for rid in sorted(set(held) - set(expiry))]
+    for rid in sorted(set(expiry) - set(held)):
+        state = reservations[rid]["s"] if rid in reservations else "missing"
+        problems.append(f"{rid} is in the expiry index but {state}")
+    for rid in sorted(set(held) & set(expiry)):
+        if expiry[rid] != held[rid]["e"]:
+            problems.append(f"{rid} expires at {held[rid]['e']}, indexed at {expiry[rid]}")
+    return problems, f"{len(held)} holds indexed"
+
+
+def audit_sale(report: Report, sale: Sale, snapshot: list[Any]) -> None:
+    _, raw_reservations, raw_users, raw_expiry, raw_waitlist, raw_waiting = snapshot
+    reservations = {rid: orjson.loads(rec) for rid, rec in _pairs(raw_reservations).items()}
+    counted = {user: int(units) for user, units in _pairs(raw_users).items()}
+    expiry = {
+        rid: int(float(score))
+        for rid, score in _pairs(raw_expiry).items()
+        if rid.split(".")[0] == sale.id
+    }
+    name = f"sale {sale.id}"
+    report.add(f"{name}: stock adds up", *_stock_adds_up(sale))
+    report.add(f"{name}: reservations match the counters", *_records_match(sale, reservations))
+    report.add(
+        f"{name}: no user above the limit of {sale.limit}",
+        *_users_within_limit(sale, reservations, counted),
+    )
+    report.add(f"{name}: every hold will expire", *_holds_indexed(reservations, expiry))
+    waitlist = [text(u) for u in raw_waitlist]
+    problems = []
+    if len(waitlist) != len(set(waitlist)):
+        problems.append("someone is on the waitlist twice")
+    if set(waitlist) != {text(u) for u in raw_waiting}:
+        problems.append("the waitlist and its member set differ")
+    report.add(f"{name}: waitlist is consistent", problems, f"{len(waitlist)} waiting")
+
+
+async def audit_room(redis: Redis, scripts: Scripts, room: str) -> Report:
+    report = Report(room)
+    exists = await redis.exists(keys.room_meta(room))
+    report.add("room exists", [] if exists else [f"no room {room!r}"], "yes")
+    sale_ids = [text(s) for s in await redis.zrange(keys.sales(room), 0, -1)]
+    for sale_id in sale_ids:
+        sale_keys = [
+            keys.sale(room, sale_id),
+            keys.sale_reservations(room, sale_id),
+            keys.sale_users(room, sale_id),
+            keys.expiry(room),
+            keys.sale_waitlist(room, sale_id),
+            keys.sale_waiting(room, sale_id),
+        ]
+        snapshot = await scripts.sale_snapshot(redis, sale_keys, [])
+        if not snapshot[0]:
+            report.add(f"sale {sale_id}: exists", [f"indexed but {sale_id} has no data"], "")
+            continue
+        audit_sale(report, Sale.from_hash(_pairs(snapshot[0])), snapshot)
+    return report

@@ -1,0 +1,295 @@
+"""Flash-sale stock: grabs (micro-batched into one script call), releases, expiry,
+confirmation into sold, and the waitlist. The truth is in Redis and every change is one
+Lua script, so no check can be bypassed and several engine processes can share a sale.
+
+Micro-batching: grabs for one sale that arrive while a batch is in flight wait and go
+together in the next script call (at most `max_batch` per call, `max_in_flight` calls at
+once). When the sale is quiet a grab goes out at once; under a rush batches grow with the
+arrival rate, so the engine is not bound by one Redis round trip per grab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from engine import keys
+from engine.errors import ConflictError, ForbiddenError, NotFoundError, ProtocolError
+from engine.metrics import METRICS
+from engine.redis_client import text
+from engine.sales import check_sale_id, sale_keys
+from engine.scripts import Scripts
+
+RESERVATION_ID_RE = re.compile(r"(s[0-9]{1,9})\.[0-9]{1,12}")
+
+
+@dataclass(frozen=True, slots=True)
+class GrabRequest:
+    user: str
+    request_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrabAnswer:
+    """The script's answer: `status` is reserved | sold_out | limit_reached | not_started |
+    ended | sale_not_found; `replayed` when it is the stored answer to an earlier request
+    with the same id."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+    @property
+    def status(self) -> str:
+        status: str = self.body["status"]
+        return status
+
+
+def sale_of_reservation(reservation_id: Any) -> str:
+    match = RESERVATION_ID_RE.fullmatch(reservation_id) if isinstance(reservation_id, str) else None
+    if match is None:
+        raise ProtocolError(
+            "reservation: an id such as 's3.41'", code="invalid_field",
+            details={"field": "reservation"},
+        )  # fmt: skip
+    return match.group(1)
+
+
+BatchRunner = Callable[[list[GrabRequest]], Awaitable[list[GrabAnswer]]]
+
+
+class GrabBatcher:
+    """Coalesces one sale's grabs on this process into batched script calls."""
+
+    def __init__(self, run: BatchRunner, *, max_batch: int, max_in_flight: int, window_s: float,
+                 on_idle: Callable[[], None]) -> None:  # fmt: skip
+        self.run = run
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self.window_s = window_s
+        self.on_idle = on_idle
+        self.queue: deque[tuple[GrabRequest, asyncio.Future[GrabAnswer]]] = deque()
+        self.in_flight = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.batches = 0
+
+    async def submit(self, request: GrabRequest) -> GrabAnswer:
+        future: asyncio.Future[GrabAnswer] = asyncio.get_running_loop().create_future()
+        self.queue.append((request, future))
+        self._kick()
+        return await future
+
+    def _kick(self) -> None:
+        if not self.queue or self.in_flight >= self.max_in_flight or self.timer is not None:
+            return
+        if self.window_s > 0 and len(self.queue) < self.max_batch:
+            self.timer = asyncio.get_running_loop().call_later(self.window_s, self._fire)
+        else:
+            self._fire()
+
+    def _fire(self) -> None:
+        self.timer = None
+        if not self.queue or self.in_flight >= self.max_in_flight:
+            return
+        batch = [self.queue.popleft() for _ in range(min(self.max_batch, len(self.queue)))]
+        self.in_flight += 1
+        self.batches += 1
+        METRICS.grab_batch_size.observe(len(batch))
+        asyncio.get_running_loop().create_task(self._send(batch))
+
+    async def _send(self, batch: list[tuple[GrabRequest, asyncio.Future[GrabAnswer]]]) -> None:
+        try:
+            answers = await self.run([request for request, _ in batch])
+        except Exception as exc:  # the whole batch failed (Redis down): fail each request
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+        finally:
+            self.in_flight -= 1
+            self._kick()
+            if not self.queue and self.in_flight == 0:
+                self.on_idle()
+
+
+class Stock:
+    def __init__(self, redis: Redis, scripts: Scripts, *, outbox_maxlen: int, max_batch: int = 256,
+                 max_in_flight: int = 1, window_s: float = 0.0) -> None:  # fmt: skip
+        self.redis = redis
+        self.scripts = scripts
+        self.outbox_maxlen = outbox_maxlen
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self.window_s = window_s
+        self.batchers: dict[tuple[str, str], GrabBatcher] = {}
+
+    # ---- grab -----------------------------------------------------------------------------
+
+    async def grab(self, room: str, sale_id: str, request: GrabRequest) -> GrabAnswer:
+        """One viewer's grab, batched with others arriving for the same sale."""
+        key = (room, check_sale_id(sale_id))
+        batcher = self.batchers.get(key)
+        if batcher is None:
+            batcher = self.batchers[key] = GrabBatcher(
+                lambda batch: self.grab_batch(room, sale_id, batch),
+                max_batch=self.max_batch,
+                max_in_flight=self.max_in_flight,
+                window_s=self.window_s,
+                on_idle=lambda: self._forget(key),
+            )
+        return await batcher.submit(request)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self.batchers.pop(key, None)
+
+    async def grab_batch(self, room: str, sale_id: str, batch: list[GrabRequest],
+                         *, at_ms: int | None = None) -> list[GrabAnswer]:  # fmt: skip
+        """One script call for a batch (the batcher's runner; tests call it directly)."""
+        args: list[str | bytes | int | float] = ["" if at_ms is None else at_ms, self.outbox_maxlen]
+        for request in batch:
+            args += [request.user, request.request_id, request.quantity]
+        results = await self.scripts.grab(
+            self.redis,
+            [
+                keys.sale(room, sale_id),
+                keys.sale_reservations(room, sale_id),
+                keys.sale_users(room, sale_id),
+                keys.sale_answers(room, sale_id),
+                keys.expiry(room),
+                keys.outbox(room),
+            ],
+            args,
+        )
+        return [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+
+    # ---- reservations ---------------------------------------------------------------------
+
+    async def _release(self, room: str, sale_id: str, *, mode: str, owner: str, ids: list[str],
+                       at_ms: int | None) -> list[str]:  # fmt: skip
+        results = await self.scripts.release(
+            self.redis,
+            sale_keys(room, sale_id),
+            [
+                "" if at_ms is None else at_ms,
+                self.outbox_maxlen,
+                keys.room_bus(room),
+                mode,
+                owner,
+                *ids,
+            ],
+        )
+        return [text(r) for r in results]
+
+    async def release(
+        self, room: str, reservation_id: str, user: str, *, at_ms: int | None = None
+    ) -> None:
+        """A viewer gives a held reservation back."""
+        sale_id = sale_of_reservation(reservation_id)
+        [outcome] = await self._release(
+            room, sale_id, mode="release", owner=user, ids=[reservation_id], at_ms=at_ms
+        )
+        if outcome == "released":
+            return
+        if outcome == "not_found":
+            raise NotFoundError(f"no reservation {reservation_id!r}", code="reservation_not_found")
+        if outcome == "not_yours":
+            raise ForbiddenError("that reservation is someone else's", code="forbidden")
+        state = outcome.partition(":")[2]
+        raise ConflictError(f"the reservation is {state}, not held", code="reservation_not_held",
+                            details={"state": state})  # fmt: skip
+
+    async def expire(self, room: str, sale_id: str, reservation_ids: list[str],
+                     *, at_ms: int | None = None) -> list[str]:  # fmt: skip
+        """Return holds whose time is up (the sweeper); others are left alone."""
+        return await self._release(
+            room, sale_id, mode="expire", owner="", ids=reservation_ids, at_ms=at_ms
+        )
+
+    async def due(self, room: str, at_ms: int, limit: int) -> list[str]:
+        """Reservation ids of the room whose hold has run out by `at_ms`."""
+        ids = await self.redis.zrangebyscore(keys.expiry(room), "-inf", at_ms, start=0, num=limit)
+        return [text(i) for i in ids]
+
+    async def confirm(self, room: str, reservation_id: str, order_id: str,
+                      *, at_ms: int | None = None) -> tuple[str, int]:  # fmt: skip
+        """Held -> sold (checkout calls this); returns (user, units). Fails cleanly, changing
+        nothing, for a reservation that was released, expired or already sold."""
+        sale_id = sale_of_reservation(reservation_id)
+        result = await self.scripts.confirm(
+            self.redis,
+            [keys.sale(room, sale_id), keys.sale_reservations(room, sale_id), keys.expiry(room),
+             keys.outbox(room)],
+            ["" if at_ms is None else at_ms, self.outbox_maxlen, reservation_id, order_id],
+        )  # fmt: skip
+        if result[0] == b"ok":
+            return text(result[1]), int(result[2])
+        code, state = text(result[1]), text(result[2])
+        if code == "not_found":
+            raise NotFoundError(f"no reservation {reservation_id!r}", code="reservation_not_found")
+        if code == "expired":
+            raise ConflictError("the reservation's hold has expired", code="reservation_expired")
+        raise ConflictError(f"the reservation is {state}, not held", code="reservation_not_held",
+                            details={"state": state})  # fmt: skip
+
+    async def reservation(self, room: str, reservation_id: str) -> dict[str, Any]:
+        sale_id = sale_of_reservation(reservation_id)
+        raw = await self.redis.hget(keys.sale_reservations(room, sale_id), reservation_id)
+        if raw is None:
+            raise NotFoundError(f"no reservation {reservation_id!r}", code="reservation_not_found")
+        record: dict[str, Any] = orjson.loads(raw)
+        return {
+            "id": reservation_id,
+            "sale": sale_id,
+            "user": record["u"],
+            "quantity": record["q"],
+            "state": record["s"],
+            "expires_at": record["e"],
+            "created_at": record["c"],
+        }
+
+    # ---- waitlist --------------------------------------------------------------------------
+
+    async def join_waitlist(
+        self, room: str, sale_id: str, user: str, *, at_ms: int | None = None
+    ) -> int:
+        """Queue a viewer for units that come back; returns their 1-based position."""
+        result = await self.scripts.waitlist_join(
+            self.redis,
+            [keys.sale(room, check_sale_id(sale_id)), keys.sale_users(room, sale_id),
+             keys.sale_waitlist(room, sale_id), keys.sale_waiting(room, sale_id)],
+            ["" if at_ms is None else at_ms, user],
+        )  # fmt: skip
+        if result[0] == b"ok":
+            return int(result[1])
+        code = text(result[1])
+        messages = {
+            "sale_not_found": (NotFoundError, f"no sale {sale_id!r} in this room"),
+            "not_started": (ConflictError, "the sale has not started"),
+            "ended": (ConflictError, "the sale has ended"),
+            "available": (ConflictError, "units are available: grab instead"),
+            "limit_reached": (ConflictError, "you already hold as many as the sale allows"),
+        }
+        cls, message = messages[code]
+        wire = {"not_started": "sale_not_started", "ended": "sale_ended",
+                "available": "sale_available"}.get(code, code)  # fmt: skip
+        raise cls(message, code=wire)
+
+    async def close(self) -> None:
+        for batcher in self.batchers.values():
+            if batcher.timer is not None:
+                batcher.timer.cancel()
+            for _, future in batcher.queue:
+                with contextlib.suppress(asyncio.InvalidStateError):
+                    future.cancel()
+        self.batchers.clear()

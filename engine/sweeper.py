@@ -1,0 +1,80 @@
+"""The reservation sweeper: returns holds whose time is up to stock.
+
+Every engine process runs one. Each pass reads, for every room, the reservations whose
+expiry has passed (one pipelined round trip) and hands them to the release script in
+"expire" mode, which touches only reservations that are still held and really expired
+(by Redis time). So sweepers on several processes, or one racing a checkout, can never
+return a unit twice; the cost of running many is a few redundant reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from engine import keys
+from engine.metrics import METRICS
+from engine.redis_client import text, texts
+from engine.stock import Stock, sale_of_reservation
+
+log = logging.getLogger("livecart.sweeper")
+
+
+class Sweeper:
+    def __init__(
+        self, redis: Redis, stock: Stock, *, interval_s: float = 0.25, batch: int = 500
+    ) -> None:
+        self.redis = redis
+        self.stock = stock
+        self.interval_s = interval_s
+        self.batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="livecart-sweeper")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([self._task], timeout=5.0)
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            # Jitter keeps the processes' sweeps from running in lockstep.
+            await asyncio.sleep(self.interval_s * random.uniform(0.8, 1.2))
+            try:
+                await self.sweep()
+            except (RedisError, OSError) as exc:
+                log.warning("sweep failed: %s", exc)
+
+    async def sweep(self, at_ms: int | None = None) -> int:
+        """One pass over every room; returns how many reservations it expired."""
+        now = int(time.time() * 1000) if at_ms is None else at_ms
+        rooms = texts(await self.redis.smembers(keys.rooms_index()))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zrangebyscore(keys.expiry(room), "-inf", now, start=0, num=self.batch)
+            due_lists = await pipe.execute()
+        expired = 0
+        for room, due in zip(rooms, due_lists, strict=True):
+            by_sale: dict[str, list[str]] = defaultdict(list)
+            for raw in due:
+                reservation = text(raw)
+                by_sale[sale_of_reservation(reservation)].append(reservation)
+            for sale_id, ids in by_sale.items():
+                outcomes = await self.stock.expire(room, sale_id, ids, at_ms=at_ms)
+                expired += outcomes.count("expired")
+        if expired:
+            METRICS.reservations_expired.inc(expired)
+        return expired
