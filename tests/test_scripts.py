@@ -105,6 +105,7 @@ def test_package_scripts_contracts() -> None:
         "sale_adjust": (8, 6, False),
         "sale_create": (4, 9, True),
         "waitlist_join": (4, 2, False),
+        "sale_snapshot": (6, 0, False),
     }
     assert scripts.comment_post is scripts.all["comment_post"]
     assert scripts.room_sync.name == "room_sync"
