@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench-fanout clean
+.PHONY: demo test lint typecheck check bench-fanout bench-grab bench-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ check: lint typecheck test
 
 bench-fanout: $(STAMP)
 	$(VENV)/bin/livecart bench fanout --viewers 5000 --comments-per-second 200 --seconds 20 --json
+
+# redis-benchmark is the raw baseline of `bench grab` (Debian: redis-tools); without it
+# the benchmark falls back to a slower redis-py baseline and says so.
+bench-tools:
+	@command -v redis-benchmark >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q redis-tools || (apt-get update -q && apt-get install -y -q redis-tools)) \
+		|| echo "redis-benchmark not installed: bench grab will use the redis-py baseline"; }
+
+bench-grab: $(STAMP) bench-tools
+	$(VENV)/bin/livecart bench grab --viewers 5000 --stock 1000 --attempts 50000 --json
 
 clean:
 	rm -rf $(VENV) .livecart .mypy_cache .ruff_cache .pytest_cache

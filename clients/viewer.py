@@ -40,6 +40,13 @@ def should_reconnect(code: int | None) -> bool:
     return code in {1001, 1006, 1011, 1012, 1013, 1014} or 3000 <= code < 3500
 
 
+def _product_card(entry: dict[str, Any]) -> dict[str, Any]:
+    """The product of a product_pinned/updated entry (its id travels in `ref`)."""
+    card = {key: value for key, value in entry.items() if key not in {"kind", "ref", "ts"}}
+    card["id"] = entry["ref"]
+    return card
+
+
 def _order(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -171,13 +178,14 @@ class ViewerClient:
             self.entries[entry["id"]] = entry
         elif kind == "comment_deleted":
             self.entries.pop(entry.get("ref", ""), None)
-        elif kind == "product_pinned":
-            self.product = {key: entry[key] for key in entry if key not in {"kind", "ref", "ts"}}
-            self.product["id"] = entry["ref"]
+        elif (
+            kind == "product_updated" and (self.product or {}).get("id") == entry["ref"]
+        ) or kind == "product_pinned":
+            self.product = _product_card(entry)
         elif kind == "product_unpinned":
             self.product = None
         elif kind == "sale_announced":
-            self.sales[entry["ref"]] = {"id": entry["ref"], **entry, "state": "scheduled"}
+            self.sales[entry["ref"]] = {**entry, "id": entry["ref"], "state": "scheduled"}
 
     async def _run(self) -> None:
         while True:
@@ -206,6 +214,8 @@ class ViewerClient:
                 self.events.put_nowait({"type": "closed", "code": self.close_code})
                 return False
             await asyncio.sleep(delay)
+            if self.is_closing():
+                return False
             try:
                 await self._open(since=self.offset)
             except LivecartClientError as exc:
@@ -215,6 +225,10 @@ class ViewerClient:
                     )
                     return False
                 continue
+            if self.is_closing():  # close() was called while we were reconnecting
+                assert self.ws is not None
+                await self.ws.close()
+                return False
             self.backoff.reset()
             self.reconnects += 1
             self.events.put_nowait(
@@ -323,6 +337,10 @@ class ViewerClient:
                 event = await self.events.get()
                 if predicate(event):
                     return event
+
+    def is_closing(self) -> bool:
+        """Whether close() was called (a method: the flag changes across awaits)."""
+        return self._closing
 
     async def close(self) -> None:
         self._closing = True

@@ -14,6 +14,7 @@ from engine import auth, redis_client
 from engine.app import Engine
 from engine.audit import Report, audit_room
 from engine.bench.fanout import main as bench_fanout
+from engine.bench.grab import main as bench_grab
 from engine.demo import run_demo
 from engine.errors import LivecartError
 from engine.keys import check_room_id
@@ -127,6 +128,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "fanout":
         return bench_fanout(args)
+    if args.bench == "grab":
+        return bench_grab(args)
     return 2
 
 
@@ -175,6 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fanout.add_argument("--redis-url", default=None)
     fanout.add_argument("--json", action="store_true", help="print one JSON object")
+    grab = bench_sub.add_parser("grab", help="the flash-sale second: many viewers grab at once")
+    grab.add_argument("--viewers", type=int, default=1000)
+    grab.add_argument("--stock", type=int, default=100)
+    grab.add_argument("--attempts", type=int, default=10000)
+    grab.add_argument("--limit", type=int, default=1, help="per-user limit (default 1)")
+    grab.add_argument("--think-ms", type=float, default=0.0,
+                      help="each viewer's pause between an answer and the next tap")  # fmt: skip
+    grab.add_argument("--window-ms", type=float, default=0.0, help="grab batching window")
+    grab.add_argument("--in-flight", type=int, default=1, help="grab batches in flight per sale")
+    grab.add_argument("--redis-url", default=None)
+    grab.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
@@ -51,7 +52,7 @@ from engine.protocol import (
     pong_message,
     request_id_of,
 )
-from engine.stock import GrabRequest
+from engine.stock import GrabAnswer, GrabRequest
 
 if TYPE_CHECKING:
     from engine.node import Node
@@ -246,24 +247,42 @@ class Gateway:
                 "already joined; hello is only the first frame", code="already_joined"
             )
 
+    def _grab_answered(
+        self, viewer: Viewer, grab: Grab, started: float, answer: GrabAnswer | Exception
+    ) -> None:
+        METRICS.grab_seconds.observe(time.perf_counter() - started)
+        error: LivecartError | None = None
+        if isinstance(answer, LivecartError):
+            error = answer
+        elif isinstance(answer, Exception):
+            log.warning("grab failed for %s: %s", viewer.conn_id, answer)
+            error = UnavailableError("storage unavailable; retry")
+        elif answer.status == "sale_not_found":
+            error = NotFoundError(f"no sale {grab.sale!r} in this room", code="sale_not_found")
+        if error is not None:
+            self._error(viewer, error, grab.id, time.monotonic())
+            return
+        assert isinstance(answer, GrabAnswer)
+        METRICS.grabs.inc(1, answer.status)
+        ack = ack_message(grab.id, result=answer.body)
+        if answer.replayed:
+            ack["replayed"] = True
+        viewer.send(ack)
+
     async def _shop(
         self, viewer: Viewer, room: str, message: Grab | Release | JoinWaitlist
     ) -> None:
         stock = self.node.stock
         user = viewer.author.user
         if isinstance(message, Grab):
-            started = time.perf_counter()
-            answer = await stock.grab(
-                room, message.sale, GrabRequest(user, message.id, message.quantity)
+            # Not awaited: the answer is written from the batch's completion, and this
+            # connection reads on (its grabs can join the same batch).
+            stock.grab_nowait(
+                room,
+                message.sale,
+                GrabRequest(user, message.id, message.quantity),
+                partial(self._grab_answered, viewer, message, time.perf_counter()),
             )
-            METRICS.grab_seconds.observe(time.perf_counter() - started)
-            METRICS.grabs.inc(1, answer.status)
-            if answer.status == "sale_not_found":
-                raise NotFoundError(f"no sale {message.sale!r} in this room", code="sale_not_found")
-            ack = ack_message(message.id, result=answer.body)
-            if answer.replayed:
-                ack["replayed"] = True
-            viewer.send(ack)
         elif isinstance(message, Release):
             await stock.release(room, message.reservation, user)
             viewer.send(ack_message(message.id, released=message.reservation))

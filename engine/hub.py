@@ -161,6 +161,7 @@ class RoomHub:
         assert self.room is not None
         if since is not None:
             await self._catch_up(since)
+        await self.storefront.refresh()
         recovered: bool | None = None
         while True:
             upto = self.delivered_id

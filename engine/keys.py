@@ -134,7 +134,7 @@ def sale_counter(room: str) -> str:
 
 
 def sales(room: str) -> str:
-    """Sorted set: sale id -> created_at ms."""
+    """Sorted set: sale id -> its number (creation order)."""
     return f"{_room(room)}:sales"
 
 

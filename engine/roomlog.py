@@ -33,10 +33,11 @@ class Entry:
         return stream_id_key(self.id)
 
     def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"id": self.id, "kind": self.kind, "ts": entry_timestamp_ms(self.id)}
+        # The envelope wins over the data: a product's own "id" travels in `ref`.
+        wire: dict[str, Any] = {**self.data, "id": self.id, "kind": self.kind,
+                                "ts": entry_timestamp_ms(self.id)}  # fmt: skip
         if self.ref:
             wire["ref"] = self.ref
-        wire.update(self.data)
         return wire
 
 

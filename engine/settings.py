@@ -79,6 +79,10 @@ class Settings:
             values["secret"] = env["LIVECART_SECRET"]
         if "LIVECART_TICK_MS" in env:
             values["tick_ms"] = int(env["LIVECART_TICK_MS"])
+        if "LIVECART_GRAB_WINDOW_MS" in env:
+            values["grab_window_ms"] = float(env["LIVECART_GRAB_WINDOW_MS"])
+        if "LIVECART_GRAB_IN_FLIGHT" in env:
+            values["grab_in_flight"] = int(env["LIVECART_GRAB_IN_FLIGHT"])
         if "LIVECART_APPENDFSYNC" in env:
             values["appendfsync"] = env["LIVECART_APPENDFSYNC"]
         if "LIVECART_LOG_FORMAT" in env:

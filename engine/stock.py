@@ -11,7 +11,7 @@ arrival rate, so the engine is not bound by one Redis round trip per grab.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,11 +22,19 @@ import orjson
 from redis.asyncio import Redis
 
 from engine import keys
-from engine.errors import ConflictError, ForbiddenError, NotFoundError, ProtocolError
+from engine.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ProtocolError,
+    UnavailableError,
+)
 from engine.metrics import METRICS
 from engine.redis_client import text
 from engine.sales import check_sale_id, sale_keys
 from engine.scripts import Scripts
+
+log = logging.getLogger("livecart.stock")
 
 RESERVATION_ID_RE = re.compile(r"(s[0-9]{1,9})\.[0-9]{1,12}")
 
@@ -64,10 +72,15 @@ def sale_of_reservation(reservation_id: Any) -> str:
 
 
 BatchRunner = Callable[[list[GrabRequest]], Awaitable[list[GrabAnswer]]]
+# Called once with the grab's answer, or with the exception that failed its batch.
+OnAnswer = Callable[[GrabAnswer | Exception], None]
 
 
 class GrabBatcher:
-    """Coalesces one sale's grabs on this process into batched script calls."""
+    """Coalesces one sale's grabs on this process into batched script calls.
+
+    Answers are delivered by callback from the batch's completion, so a rush of grabs
+    costs no task switch per grab (the gateway writes each ack from the callback)."""
 
     def __init__(self, run: BatchRunner, *, max_batch: int, max_in_flight: int, window_s: float,
                  on_idle: Callable[[], None]) -> None:  # fmt: skip
@@ -76,15 +89,27 @@ class GrabBatcher:
         self.max_in_flight = max_in_flight
         self.window_s = window_s
         self.on_idle = on_idle
-        self.queue: deque[tuple[GrabRequest, asyncio.Future[GrabAnswer]]] = deque()
+        self.queue: deque[tuple[GrabRequest, OnAnswer]] = deque()
         self.in_flight = 0
         self.timer: asyncio.TimerHandle | None = None
         self.batches = 0
 
+    def submit_nowait(self, request: GrabRequest, on_answer: OnAnswer) -> None:
+        self.queue.append((request, on_answer))
+        self._kick()
+
     async def submit(self, request: GrabRequest) -> GrabAnswer:
         future: asyncio.Future[GrabAnswer] = asyncio.get_running_loop().create_future()
-        self.queue.append((request, future))
-        self._kick()
+
+        def settle(result: GrabAnswer | Exception) -> None:
+            if future.done():
+                return
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        self.submit_nowait(request, settle)
         return await future
 
     def _kick(self) -> None:
@@ -94,6 +119,13 @@ class GrabBatcher:
             self.timer = asyncio.get_running_loop().call_later(self.window_s, self._fire)
         else:
             self._fire()
+
+    @staticmethod
+    def _deliver(on_answer: OnAnswer, result: GrabAnswer | Exception) -> None:
+        try:
+            on_answer(result)
+        except Exception:
+            log.exception("a grab answer callback failed")
 
     def _fire(self) -> None:
         self.timer = None
@@ -105,17 +137,15 @@ class GrabBatcher:
         METRICS.grab_batch_size.observe(len(batch))
         asyncio.get_running_loop().create_task(self._send(batch))
 
-    async def _send(self, batch: list[tuple[GrabRequest, asyncio.Future[GrabAnswer]]]) -> None:
+    async def _send(self, batch: list[tuple[GrabRequest, OnAnswer]]) -> None:
         try:
             answers = await self.run([request for request, _ in batch])
         except Exception as exc:  # the whole batch failed (Redis down): fail each request
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for _, on_answer in batch:
+                self._deliver(on_answer, exc)
         else:
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
+            for (_, on_answer), answer in zip(batch, answers, strict=True):
+                self._deliver(on_answer, answer)
         finally:
             self.in_flight -= 1
             self._kick()
@@ -138,6 +168,15 @@ class Stock:
 
     async def grab(self, room: str, sale_id: str, request: GrabRequest) -> GrabAnswer:
         """One viewer's grab, batched with others arriving for the same sale."""
+        return await self._batcher(room, sale_id).submit(request)
+
+    def grab_nowait(
+        self, room: str, sale_id: str, request: GrabRequest, on_answer: OnAnswer
+    ) -> None:
+        """The same, answering through `on_answer` (called from the batch's completion)."""
+        self._batcher(room, sale_id).submit_nowait(request, on_answer)
+
+    def _batcher(self, room: str, sale_id: str) -> GrabBatcher:
         key = (room, check_sale_id(sale_id))
         batcher = self.batchers.get(key)
         if batcher is None:
@@ -148,7 +187,7 @@ class Stock:
                 window_s=self.window_s,
                 on_idle=lambda: self._forget(key),
             )
-        return await batcher.submit(request)
+        return batcher
 
     def _forget(self, key: tuple[str, str]) -> None:
         self.batchers.pop(key, None)
@@ -289,7 +328,6 @@ class Stock:
         for batcher in self.batchers.values():
             if batcher.timer is not None:
                 batcher.timer.cancel()
-            for _, future in batcher.queue:
-                with contextlib.suppress(asyncio.InvalidStateError):
-                    future.cancel()
+            for _, on_answer in batcher.queue:
+                batcher._deliver(on_answer, UnavailableError("the engine is shutting down"))
         self.batchers.clear()

@@ -30,6 +30,7 @@ class Storefront:
         self.shown: dict[str, dict[str, Any]] = {}  # stock last put in a tick
         self.changes: dict[str, dict[str, Any]] = {}
         self.impressions: Counter[str] = Counter()
+        self.stale: set[str] = set()  # sales whose terms changed since they were read
 
     async def load(self, pinned_product: str | None) -> None:
         if pinned_product:
@@ -49,7 +50,9 @@ class Storefront:
         elif entry.kind == "product_updated" and self.product and self.product["id"] == entry.ref:
             self.product = entry.data
         elif entry.kind in {"sale_announced", "sale_updated", "sale_ended"}:
-            self.sales[entry.ref] = None  # (re)load its terms and stock on the next poll
+            # (Re)load its terms and stock; until then a welcome loads it on demand.
+            self.stale.add(entry.ref)
+            self.sales.setdefault(entry.ref, None)
 
     def seen(self, viewers: int) -> None:
         """The pinned card reached `viewers` viewers."""
@@ -70,6 +73,7 @@ class Storefront:
                 pipe.hgetall(keys.sale(self.room_id, sale_id))
             raws = await pipe.execute()
         now = now_ms()
+        self.stale.difference_update(ids)
         for sale_id, raw in zip(ids, raws, strict=True):
             if not raw:
                 self.sales.pop(sale_id, None)
@@ -87,6 +91,13 @@ class Storefront:
     def take_changes(self) -> dict[str, dict[str, Any]] | None:
         changes, self.changes = self.changes, {}
         return changes or None
+
+    async def refresh(self) -> None:
+        """Read sales announced or changed since the last poll (before a welcome)."""
+        for sale_id in list(self.stale):
+            self.stale.discard(sale_id)
+            if sale_id in self.sales:
+                self.sales[sale_id] = await self.node.sales.get(self.room_id, sale_id)
 
     def welcome(self) -> dict[str, Any]:
         now = now_ms()

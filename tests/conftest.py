@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,11 +14,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, ViewerClient
-from engine import auth
+from engine import auth, keys
 from engine.app import Engine
+from engine.audit import audit_room
+from engine.catalog import Catalog
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
+from engine.sales import SaleStore
+from engine.scripts import Scripts
 from engine.settings import Settings
+from engine.stock import GrabRequest, Stock
 
 SECRET = "test-secret-" + "x" * 20
 T = TypeVar("T")
@@ -161,3 +167,45 @@ async def viewer_factory(engine: Engine) -> AsyncIterator[ViewerFactory]:
 async def host(engine: Engine, room: str) -> AsyncIterator[HostClient]:
     async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as client:
         yield client
+
+
+T0 = 1_900_000_000_000  # a pinned clock for storage-level tests
+
+
+@dataclass
+class Shop:
+    redis: aioredis.Redis
+    scripts: Scripts
+    sales: SaleStore
+    stock: Stock
+    room: str
+
+    async def sale(self, allotment: int = 5, **terms: Any) -> str:
+        body = {"sku": "SKU-1", "allotment": allotment, **terms}
+        return (await self.sales.create(self.room, body, at_ms=T0)).id
+
+    async def grab(self, sale: str, user: str, request: str, quantity: int = 1,
+                   at: int = T0) -> dict[str, Any]:  # fmt: skip
+        [answer] = await self.stock.grab_batch(
+            self.room, sale, [GrabRequest(user, request, quantity)], at_ms=at
+        )
+        return {**answer.body, "replayed": answer.replayed}
+
+    async def audit_ok(self) -> None:
+        report = await audit_room(self.redis, self.scripts, self.room)
+        assert report.ok, report.render()
+
+
+@pytest.fixture
+async def shop(redis: aioredis.Redis) -> AsyncIterator[Shop]:
+    """A room with one product (SKU-1, 25.00 EUR) and the stock services, no engine."""
+    scripts = Scripts()
+    await scripts.load(redis)
+    catalog = Catalog(redis, scripts, 1000)
+    room = f"stock-{secrets.token_hex(4)}"
+    await redis.hset(keys.room_meta(room), mapping={"state": "live", "title": "t"})
+    await catalog.create(room, {"title": "Tee", "currency": "EUR",
+                                "skus": [{"sku": "SKU-1", "list_price": 2500}]})  # fmt: skip
+    stock = Stock(redis, scripts, outbox_maxlen=10_000)
+    yield Shop(redis, scripts, SaleStore(redis, scripts, catalog, 1000, 10_000), stock, room)
+    await stock.close()

@@ -24,21 +24,17 @@ import contextlib
 import math
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import httpx
 import orjson
 
-from engine import auth
+from engine.bench.harness import Child, connect, create_room, engine_process
 from engine.bench.stats import cpu_seconds, rss_kib
 from engine.loop import loop_name
-from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
 
 SATURATION_SECONDS = 5.0
@@ -50,87 +46,17 @@ def progress(message: str) -> None:
     print(f"[bench fanout] {message}", file=sys.stderr, flush=True)
 
 
-class Child:
-    """A child process spoken to in JSON lines."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
-        )
-
-    @property
-    def stdout(self) -> IO[str]:
-        assert self.process.stdout is not None
-        return self.process.stdout
-
-    def send(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(orjson.dumps(command).decode() + "\n")
-        self.process.stdin.flush()
-
-    def receive(self) -> dict[str, Any]:
-        line = self.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{self.process.args!r} exited ({self.process.poll()})")
-        reply: dict[str, Any] = orjson.loads(line)
-        return reply
-
-    def ask(self, **command: Any) -> dict[str, Any]:
-        self.send(**command)
-        return self.receive()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def connect_viewers(loader: Child, port: int, room: str, viewers: int, *, posters: int,
+                    mode: str) -> None:  # fmt: skip
+    connect(loader, port, room, viewers, posters=posters, mode=mode, report=progress)
 
 
-@contextlib.contextmanager
-def engine_process(
-    redis_url: str, tick_ms: int, env: dict[str, str]
-) -> Iterator[tuple[Child, int]]:
-    argv = [sys.executable, "-m", "engine.cli", "serve", "--port", "0", "--redis-url", redis_url,
-            "--tick-ms", str(tick_ms)]  # fmt: skip
-    engine = Child(argv, env)
-    try:
-        line = engine.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"engine did not start: {line!r}")
-        port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
-        yield engine, port
-    finally:
-        engine.stop()
-
-
-def create_room(port: int, secret: str, display_rate: int | None) -> str:
-    room = f"bench-{secrets.token_hex(4)}"
-    token = auth.mint(secret, room=room, role=Role.HOST, user="bench-host")
-    settings: dict[str, Any] = {
-        "comment_rate_max": 0
-    }  # posters post often; limits are not under test
-    if display_rate is not None:
-        settings["display_rate"] = display_rate
-    headers = {"authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
-        http.post(
-            "/api/rooms", json={"id": room, "title": "bench", "settings": settings}
-        ).raise_for_status()
-        http.post(f"/api/rooms/{room}/go-live").raise_for_status()
-    return room
-
-
-def connect_viewers(
-    loader: Child, port: int, room: str, viewers: int, *, posters: int, mode: str
-) -> None:
-    reply = loader.ask(cmd="connect", host="127.0.0.1", port=port, path=f"/ws/{room}",
-                       viewers=viewers, posters=posters, mode=mode)  # fmt: skip
-    progress(f"{reply['connected']} viewers connected in {reply['seconds']}s ({mode})")
-    if reply["failed"]:
-        raise RuntimeError(f"{reply['failed']} connections failed: {reply['failures']}")
+def room_settings(args: argparse.Namespace) -> dict[str, Any]:
+    # Posters post often: comment limits are not what this measures.
+    settings: dict[str, Any] = {"comment_rate_max": 0}
+    if args.display_rate is not None:
+        settings["display_rate"] = args.display_rate
+    return settings
 
 
 def offered_phase(
@@ -138,7 +64,7 @@ def offered_phase(
 ) -> dict[str, Any]:
     secret = env["LIVECART_SECRET"]
     with engine_process(redis_url, args.tick_ms, env) as (engine, port):
-        room = create_room(port, secret, args.display_rate)
+        room = create_room(port, secret, room_settings(args))
         rss_before = rss_kib(engine.process.pid)
         posters = max(1, math.ceil(args.comments_per_second / 10))
         connect_viewers(loader, port, room, args.viewers, posters=posters, mode="engine")
@@ -163,7 +89,7 @@ def saturation_phase(
     args: argparse.Namespace, redis_url: str, env: dict[str, str], loader: Child
 ) -> dict[str, Any]:
     with engine_process(redis_url, 1, env) as (_, port):
-        room = create_room(port, env["LIVECART_SECRET"], args.display_rate)
+        room = create_room(port, env["LIVECART_SECRET"], room_settings(args))
         posters = min(args.viewers, SATURATION_POSTERS)
         connect_viewers(loader, port, room, args.viewers, posters=posters, mode="engine")
         progress(f"saturating the engine for {SATURATION_SECONDS}s")

@@ -6,6 +6,7 @@ on its own core. Commands:
   {"cmd": "post", "rate": R, "seconds": S}       -> comments at R/s, then drain and report
   {"cmd": "flood", "seconds": S}                 -> posters post back-to-back, report
   {"cmd": "count", "seconds": S}                 -> just count received frames (raw server)
+  {"cmd": "grab", "sale", "attempts", "at_ms"}   -> the flash-sale rush, timed per grab
   {"cmd": "close"} / {"cmd": "quit"}
 Every viewer checks every tick's `seq` (a gap or repeat is counted), counts comments and
 `sampled_out`, and every tenth viewer records end-to-end latency from the poster's clock
@@ -18,6 +19,7 @@ import asyncio
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +89,7 @@ class Load:
     acked: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
-    ack_waiters: dict[int, asyncio.Future[None]] = field(default_factory=dict)
+    ack_waiters: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     ticks: dict[int, TickSummary] = field(default_factory=dict)
     sample_tick: bytes = b""
     frame_bytes: int = 0
@@ -130,7 +132,7 @@ class Load:
                 self.refused[message["code"]] = self.refused.get(message["code"], 0) + 1
             waiter = self.ack_waiters.pop(conn.index, None)
             if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(message)
 
     def reset_window(self) -> None:
         self.acked = 0
@@ -257,6 +259,60 @@ async def flood(load: Load, seconds: float) -> dict[str, Any]:
     return report
 
 
+async def grab_rush(
+    load: Load, sale: str, attempts: int, at_ms: float, think_ms: float
+) -> dict[str, Any]:
+    """At `at_ms` every viewer starts tapping "grab": `attempts` in all, spread evenly,
+    each viewer's next tap `think_ms` after the previous answer (a person's tapping
+    pace), with a fresh request id each time."""
+    viewers = len(load.conns)
+    share = [attempts // viewers + (1 if i < attempts % viewers else 0) for i in range(viewers)]
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    reserved_units = 0
+    loop = asyncio.get_running_loop()
+
+    async def tap(index: int, taps: int) -> None:
+        nonlocal reserved_units
+        conn = load.conns[index]
+        for n in range(taps):
+            waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
+            load.ack_waiters[index] = waiter
+            started = time.perf_counter()
+            conn.send(msgpack.packb({"type": "grab", "sale": sale, "id": f"g{index}.{n}"}))
+            try:
+                reply = await asyncio.wait_for(waiter, 30)
+            except TimeoutError:
+                errors["timeout"] += 1
+                return
+            latencies.append((time.perf_counter() - started) * 1000)
+            if reply["type"] == "error":
+                errors[reply["code"]] += 1
+                continue
+            result = reply["result"]
+            statuses[result["status"]] += 1
+            if result["status"] == "reserved":
+                reserved_units += result["quantity"]
+            if think_ms:
+                await asyncio.sleep(think_ms / 1000)
+
+    await asyncio.sleep(max(0.0, at_ms / 1000 - time.time()))
+    started = time.perf_counter()
+    await asyncio.gather(*(tap(i, n) for i, n in enumerate(share)))
+    window = time.perf_counter() - started
+    return {
+        "event": "grabbed",
+        "attempts": attempts,
+        "answered": len(latencies),
+        "statuses": dict(statuses),
+        "errors": dict(errors),
+        "reserved_units": reserved_units,
+        "window_s": window,
+        "latency_ms": percentiles(latencies),
+    }
+
+
 async def count(load: Load, seconds: float) -> dict[str, Any]:
     load.reset_window()
     started = time.perf_counter()
@@ -333,6 +389,10 @@ async def main() -> None:
             reply = await flood(load, cmd["seconds"])
         elif name == "count":
             reply = await count(load, cmd["seconds"])
+        elif name == "grab":
+            reply = await grab_rush(
+                load, cmd["sale"], cmd["attempts"], cmd["at_ms"], cmd.get("think_ms", 0)
+            )
         elif name == "close":
             for conn in load.conns:
                 if conn is not None:

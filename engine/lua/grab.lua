@@ -34,10 +34,10 @@ for i = 3, #ARGV, 3 do
     results[#results + 1] = '1' .. previous
   else
     local answer
-    if now < starts then
-      answer = '{"status":"not_started","starts_at":' .. starts .. '}'
-    elseif now >= ends then
+    if now >= ends then
       answer = '{"status":"ended"}'
+    elseif now < starts then
+      answer = '{"status":"not_started","starts_at":' .. starts .. '}'
     else
       local holding = tonumber(redis.call('HGET', KEYS[3], user) or '0')
       if holding + quantity > limit then

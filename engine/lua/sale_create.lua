@@ -1,6 +1,6 @@
 -- Create a flash sale on a SKU, log its announcement for viewers, and record it in the outbox.
 -- KEYS[1] - the sale hash (new)
--- KEYS[2] - room sales index (sorted set: sale id -> created_at)
+-- KEYS[2] - room sales index (sorted set: sale id -> its number, i.e. creation order)
 -- KEYS[3] - room log stream
 -- KEYS[4] - room outbox stream
 -- ARGV[1] - sale id
@@ -24,7 +24,7 @@ local ends = starts + tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_at', now, 'starts_at', starts, 'ends_at', ends,
   'allotment', ARGV[5], 'topups', 0, 'available', ARGV[5], 'reserved', 0, 'sold', 0,
   'res_seq', 0, unpack(ARGV, 10))
-redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[2], tonumber(string.sub(ARGV[1], 2)), ARGV[1])
 local announcement = cjson.decode(ARGV[9])
 announcement['starts_at'] = starts
 announcement['ends_at'] = ends

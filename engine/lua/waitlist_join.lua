@@ -14,11 +14,11 @@ local sale = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'available', '
 if not sale[1] then
   return {'err', 'sale_not_found'}
 end
-if now < tonumber(sale[1]) then
-  return {'err', 'not_started'}
-end
 if now >= tonumber(sale[2]) then
   return {'err', 'ended'}
+end
+if now < tonumber(sale[1]) then
+  return {'err', 'not_started'}
 end
 if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then
   return {'ok', redis.call('LPOS', KEYS[3], ARGV[2]) + 1}

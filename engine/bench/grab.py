@@ -1,0 +1,224 @@
+"""`livecart bench grab`: the flash-sale second. N signed-in viewers in one load process
+are in the room when a sale of S units starts; at the start they tap "grab" A times in
+all (each tap after the previous answer, a fresh request id each time), through one
+engine process, with Redis in a third.
+
+Figures: answers by status, `grabs_per_second` (answered grabs over the time from the
+first tap to the last answer), client-side round-trip latency, `oversell` (units
+reserved or sold beyond the sale's units, by the acknowledgements and by Redis), and
+`audit_ok` (`livecart audit` on the room afterwards).
+
+Baseline: `raw_evalsha_per_second` is the same grab script called directly, one grab per
+EVALSHA, by `redis-benchmark` with 50 clients and no pipelining, against a fresh sale of
+the same size in the same Redis (so the mix of reserved and sold-out answers matches).
+Without `redis-benchmark` on PATH (Debian: redis-tools) a redis-py client does it, and
+`raw_client` says so; that baseline is lower, a Python client being the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from redis.asyncio import Redis
+
+from engine import keys, redis_client
+from engine.audit import audit_room
+from engine.bench.harness import Child, connect, create_room, engine_process, host_http
+from engine.catalog import Catalog
+from engine.loop import loop_name
+from engine.redis_server import EmbeddedRedis
+from engine.sales import Sale, SaleStore
+from engine.scripts import Scripts
+
+COUNTDOWN_S = 3
+RAW_CLIENTS = 50
+RAW_REQUESTS = 200_000
+
+
+def progress(message: str) -> None:
+    print(f"[bench grab] {message}", file=sys.stderr, flush=True)
+
+
+def launch_sale(port: int, secret: str, room: str, stock: int, limit: int) -> dict[str, Any]:
+    with host_http(port, secret, room) as http:
+        product = {"title": "Bench sneaker", "currency": "USD",
+                   "skus": [{"sku": "BENCH-1", "list_price": 9900}]}  # fmt: skip
+        http.post(f"/api/rooms/{room}/products", json=product).raise_for_status()
+        terms = {"sku": "BENCH-1", "allotment": stock, "per_user_limit": limit,
+                 "countdown_s": COUNTDOWN_S, "duration_s": 600}  # fmt: skip
+        response = http.post(f"/api/rooms/{room}/sales", json=terms)
+        response.raise_for_status()
+        sale: dict[str, Any] = response.json()
+        return sale
+
+
+def grab_keys(room: str, sale_id: str) -> list[str]:
+    return [
+        keys.sale(room, sale_id), keys.sale_reservations(room, sale_id),
+        keys.sale_users(room, sale_id), keys.sale_answers(room, sale_id),
+        keys.expiry(room), keys.outbox(room),
+    ]  # fmt: skip
+
+
+def raw_with_redis_benchmark(url: str, sha: str, room: str, sale_id: str) -> float:
+    """EVALSHA of the grab script, one grab per call, by redis-benchmark."""
+    port = url.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
+    argv = ["redis-benchmark", "-p", port, "-c", str(RAW_CLIENTS), "-n", str(RAW_REQUESTS),
+            "-r", "100000000", "-q", "EVALSHA", sha, "6", *grab_keys(room, sale_id), "", "200000",
+            "user:__rand_int__", "req:__rand_int__", "1"]  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300).stdout
+    match = re.search(r"([0-9.]+) requests per second", out.replace("\r", "\n"))
+    if match is None:
+        raise RuntimeError(f"unexpected redis-benchmark output: {out[-300:]!r}")
+    return float(match.group(1))
+
+
+async def raw_with_redis_py(url: str, sha: str, room: str, sale_id: str) -> float:
+    redis = redis_client.connect(url)
+    keys_ = grab_keys(room, sale_id)
+    count = 0
+    stop_at = time.perf_counter() + 5.0
+
+    async def client(n: int) -> None:
+        nonlocal count
+        while time.perf_counter() < stop_at:
+            count += 1
+            await redis.evalsha(sha, 6, *keys_, "", 200_000, f"u{n}.{count}", f"r{count}", 1)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(RAW_CLIENTS)))
+    elapsed = time.perf_counter() - started
+    await redis.aclose()
+    return count / elapsed
+
+
+async def inspect(url: str, room: str, sale_id: str) -> tuple[Sale, dict[str, Any]]:
+    redis: Redis = redis_client.connect(url)
+    try:
+        scripts = Scripts()
+        await scripts.load(redis)
+        raw = await redis.hgetall(keys.sale(room, sale_id))
+        report = await audit_room(redis, scripts, room)
+        return Sale.from_hash(raw), report.to_wire()
+    finally:
+        await redis.aclose()
+
+
+def batch_stats(port: int) -> dict[str, float]:
+    """Mean grabs per script call, from the engine's /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = dict(re.findall(r"^livecart_grab_batch_size_(sum|count) (\S+)$", text, re.MULTILINE))
+    calls = float(found.get("count", 0))
+    mean = round(float(found.get("sum", 0)) / calls, 1) if calls else 0.0
+    return {"script_calls": calls, "mean_batch": mean}
+
+
+async def _raw_sale(url: str, room: str, stock: int, limit: int) -> str:
+    """A second sale of the same size for the baseline, started at once."""
+    redis = redis_client.connect(url)
+    try:
+        scripts = Scripts()
+        catalog = Catalog(redis, scripts, 1000)
+        sales = SaleStore(redis, scripts, catalog, 1000, 200_000)
+        body = {"sku": "BENCH-1", "allotment": stock, "per_user_limit": limit, "duration_s": 3600}
+        return (await sales.create(room, body)).id
+    finally:
+        await redis.aclose()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "LIVECART_SECRET": secrets.token_urlsafe(24),
+        "LIVECART_LOG_LEVEL": "WARNING",
+        "LIVECART_GRAB_WINDOW_MS": str(args.window_ms),
+        "LIVECART_GRAB_IN_FLIGHT": str(args.in_flight),
+    }
+    secret = env["LIVECART_SECRET"]
+    with contextlib.ExitStack() as stack:
+        redis_url = args.redis_url
+        if redis_url is None:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
+            redis_url = stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+        loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
+        stack.callback(loader.stop)
+        with engine_process(redis_url, 100, env) as (_, port):
+            room = create_room(port, secret, {})
+            connect(loader, port, room, args.viewers, posters=args.viewers, mode="engine",
+                    report=progress)  # fmt: skip
+            # Everyone is in the room: the host starts a countdown; viewers tap at zero.
+            sale = launch_sale(port, secret, room, args.stock, args.limit)
+            progress(f"{args.viewers} viewers tap {args.attempts} times when a "
+                     f"{args.stock}-unit sale starts")  # fmt: skip
+            rush = loader.ask(cmd="grab", sale=sale["id"], attempts=args.attempts,
+                              at_ms=sale["starts_at"], think_ms=args.think_ms)  # fmt: skip
+            batches = batch_stats(port)
+        final, audit = asyncio.run(inspect(redis_url, room, sale["id"]))
+        progress("raw baseline: the grab script by EVALSHA, one grab per call")
+        raw_sale = asyncio.run(_raw_sale(redis_url, room, args.stock, args.limit))
+        sha = Scripts().grab.sha
+        if shutil.which("redis-benchmark"):
+            raw_client = "redis-benchmark"
+            raw = raw_with_redis_benchmark(redis_url, sha, room, raw_sale)
+        else:
+            raw_client = "redis-py"
+            raw = asyncio.run(raw_with_redis_py(redis_url, sha, room, raw_sale))
+    statuses = rush["statuses"]
+    answered = rush["answered"]
+    grabs_per_second = answered / rush["window_s"]
+    units_taken = final.reserved + final.sold
+    return {
+        "attempts": args.attempts,
+        "reserved": statuses.get("reserved", 0),
+        "sold_out": statuses.get("sold_out", 0),
+        "limit_reached": statuses.get("limit_reached", 0),
+        "errors": sum(rush["errors"].values()),
+        "oversell": max(0, rush["reserved_units"] - final.units, units_taken - final.units),
+        "grabs_per_second": round(grabs_per_second),
+        "latency_ms": rush["latency_ms"],
+        "raw_evalsha_per_second": round(raw),
+        "ratio_to_raw": round(grabs_per_second / raw, 3),
+        "audit_ok": audit["ok"],
+        "viewers": args.viewers,
+        "stock": args.stock,
+        "per_user_limit": args.limit,
+        "reserved_units": rush["reserved_units"],
+        "sale_counters": final.stock(),
+        "other_statuses": {
+            k: v for k, v in statuses.items() if k not in {"reserved", "sold_out", "limit_reached"}
+        },
+        "error_codes": rush["errors"],
+        "window_s": round(rush["window_s"], 3),
+        "think_ms": args.think_ms,
+        "grab_window_ms": args.window_ms,
+        "grab_in_flight": args.in_flight,
+        **batches,
+        "raw_client": raw_client,
+        "event_loop": loop_name(),
+        "audit": audit,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    result = run(args)
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        for key, value in result.items():
+            if key != "audit":
+                print(f"{key:24} {value}")
+    return 0

@@ -1,0 +1,101 @@
+"""What the benchmarks share: child processes spoken to in JSON lines, an engine
+process (`livecart serve`) on a free port, and a room to measure in."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import httpx
+import orjson
+
+from engine import auth
+from engine.protocol import Role
+
+
+class Child:
+    """A child process spoken to in JSON lines."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
+        )
+
+    @property
+    def stdout(self) -> IO[str]:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(orjson.dumps(command).decode() + "\n")
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        line = self.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.process.args!r} exited ({self.process.poll()})")
+        reply: dict[str, Any] = orjson.loads(line)
+        return reply
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        self.send(**command)
+        return self.receive()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextlib.contextmanager
+def engine_process(
+    redis_url: str, tick_ms: int, env: dict[str, str]
+) -> Iterator[tuple[Child, int]]:
+    """`livecart serve` on a free port; yields (process, port) and stops it after."""
+    argv = [sys.executable, "-m", "engine.cli", "serve", "--port", "0", "--redis-url", redis_url,
+            "--tick-ms", str(tick_ms)]  # fmt: skip
+    engine = Child(argv, env)
+    try:
+        line = engine.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"engine did not start: {line!r}")
+        port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
+        yield engine, port
+    finally:
+        engine.stop()
+
+
+def create_room(port: int, secret: str, settings: dict[str, Any]) -> str:
+    """A live room for a benchmark; returns its id."""
+    room = f"bench-{secrets.token_hex(4)}"
+    with host_http(port, secret, room) as http:
+        body = {"id": room, "title": "bench", "settings": settings}
+        http.post("/api/rooms", json=body).raise_for_status()
+        http.post(f"/api/rooms/{room}/go-live").raise_for_status()
+    return room
+
+
+def host_http(port: int, secret: str, room: str) -> httpx.Client:
+    token = auth.mint(secret, room=room, role=Role.HOST, user="bench-host")
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {token}"}
+    )
+
+
+def connect(loader: Child, port: int, room: str, viewers: int, *, posters: int, mode: str,
+            report: Callable[[str], None]) -> None:  # fmt: skip
+    """Have the load process open `viewers` connections (the first `posters` signed in)."""
+    reply = loader.ask(cmd="connect", host="127.0.0.1", port=port, path=f"/ws/{room}",
+                       viewers=viewers, posters=posters, mode=mode)  # fmt: skip
+    report(f"{reply['connected']} viewers connected in {reply['seconds']}s ({mode})")
+    if reply["failed"]:
+        raise RuntimeError(f"{reply['failed']} connections failed: {reply['failures']}")
