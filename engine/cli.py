@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     grab.add_argument("--think-ms", type=float, default=0.0,
                       help="each viewer's pause between an answer and the next tap")  # fmt: skip
     grab.add_argument("--window-ms", type=float, default=0.0, help="grab batching window")
-    grab.add_argument("--in-flight", type=int, default=1, help="grab batches in flight per sale")
+    grab.add_argument("--in-flight", type=int, default=2, help="grab batches in flight per sale")
     grab.add_argument("--redis-url", default=None)
     grab.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)

@@ -55,7 +55,7 @@ class Settings:
     # and batches one process may have in flight per sale.
     grab_window_ms: float = 0.0
     grab_max_batch: int = 256
-    grab_in_flight: int = 1
+    grab_in_flight: int = 2
     # How often each process sweeps expired reservations back to stock.
     sweep_ms: int = 250
     appendfsync: str = "everysec"
