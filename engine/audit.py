@@ -1,12 +1,13 @@
 """`livecart audit ROOM`: prove from Redis state that nothing was oversold or lost.
 
-Each sale is read in one atomic snapshot (engine/lua/sale_snapshot.lua) and checked:
+The room is read in one atomic snapshot (MULTI/EXEC) and each sale is checked:
 - stock adds up: available + reserved + sold = allotment + top-ups, none negative;
 - the counters match the reservation records (held units = reserved, sold units = sold);
 - every user's units match their reservations and stay within the per-user limit;
 - the expiry index holds exactly the held reservations, at their expiry time;
 - the waitlist has no one twice and matches its member set.
-Later issues add orders, payments and coupons to the same report.
+Coupons, orders and payments are checked against each other and against the stock in
+engine/audit_commerce.py.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import orjson
 from redis.asyncio import Redis
 
 from engine import keys
+from engine.audit_commerce import audit_commerce
 from engine.redis_client import text
 from engine.sales import Sale
-from engine.scripts import Scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,23 +144,104 @@ def audit_sale(report: Report, sale: Sale, snapshot: list[Any]) -> None:
     report.add(f"{name}: waitlist is consistent", problems, f"{len(waitlist)} waiting")
 
 
-async def audit_room(redis: Redis, scripts: Scripts, room: str) -> Report:
+@dataclass
+class Snapshot:
+    """Everything the audit reads of one room, read in one MULTI/EXEC (atomic: a consistent
+    picture even while grabs, checkouts, payments and the sweepers keep running)."""
+
+    room_exists: bool
+    sales: dict[str, list[Any]]  # sale id -> [hash, reservations, users, expiry, waitlist, waiting]
+    coupons: dict[str, dict[str, Any]]
+    templates: dict[str, dict[str, Any]]
+    issued: dict[str, int]
+    drops: dict[str, dict[str, str]]
+    holders: dict[str, int]
+    orders: dict[str, dict[str, str]]
+    payments: dict[str, dict[str, Any]]
+
+
+async def _read(redis: Redis, room: str, sale_ids: list[str], drop_ids: list[str],
+                order_ids: list[str]) -> tuple[list[Any], list[Any]]:  # fmt: skip
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.exists(keys.room_meta(room))
+        pipe.zrange(keys.sales(room), 0, -1)
+        pipe.zrange(keys.coupon_drops(room), 0, -1)
+        pipe.zrange(keys.orders(room), 0, -1)
+        pipe.hgetall(keys.coupons(room))
+        pipe.hgetall(keys.coupon_templates(room))
+        pipe.hgetall(keys.coupon_issued(room))
+        pipe.hgetall(keys.coupon_holders(room))
+        pipe.hgetall(keys.payments(room))
+        pipe.zrange(keys.expiry(room), 0, -1, withscores=True)
+        for sale_id in sale_ids:
+            pipe.hgetall(keys.sale(room, sale_id))
+            pipe.hgetall(keys.sale_reservations(room, sale_id))
+            pipe.hgetall(keys.sale_users(room, sale_id))
+            pipe.lrange(keys.sale_waitlist(room, sale_id), 0, -1)
+            pipe.smembers(keys.sale_waiting(room, sale_id))
+        for drop_id in drop_ids:
+            pipe.hgetall(keys.coupon_drop(room, drop_id))
+        for order_id in order_ids:
+            pipe.hgetall(keys.order(room, order_id))
+        results = await pipe.execute()
+    return results[:10], results[10:]
+
+
+def _decoded(raw: dict[Any, Any]) -> dict[str, Any]:
+    return {text(k): orjson.loads(v) for k, v in raw.items()}
+
+
+async def snapshot(redis: Redis, room: str) -> Snapshot:
+    ids: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for _ in range(5):
+        head, rest = await _read(redis, room, *ids)
+        listed = (
+            [text(i) for i in head[1]],
+            [text(i) for i in head[2]],
+            [text(i) for i in head[3]],
+        )
+        if listed == ids:
+            break
+        ids = listed  # new sales, drops or orders appeared meanwhile: read again
+    sale_ids, drop_ids, order_ids = ids
+    expiry = head[9]
+    sales = {}
+    for n, sale_id in enumerate(sale_ids):
+        sale_hash, reservations, users, waitlist, waiting = rest[5 * n : 5 * n + 5]
+        sales[sale_id] = [sale_hash, reservations, users, expiry, waitlist, waiting]
+    rest = rest[5 * len(sale_ids) :]
+    return Snapshot(
+        room_exists=bool(head[0]),
+        sales=sales,
+        coupons=_decoded(head[4]),
+        templates=_decoded(head[5]),
+        issued={text(k): int(v) for k, v in head[6].items()},
+        holders={text(k): int(v) for k, v in head[7].items()},
+        payments=_decoded(head[8]),
+        drops={d: {text(k): text(v) for k, v in raw.items()}
+               for d, raw in zip(drop_ids, rest[: len(drop_ids)], strict=True)},
+        orders={o: {text(k): text(v) for k, v in raw.items()}
+                for o, raw in zip(order_ids, rest[len(drop_ids) :], strict=True)},
+    )  # fmt: skip
+
+
+def _flat(mapping: dict[Any, Any]) -> list[Any]:
+    return [item for pair in mapping.items() for item in pair]
+
+
+async def audit_room(redis: Redis, room: str) -> Report:
     report = Report(room)
-    exists = await redis.exists(keys.room_meta(room))
-    report.add("room exists", [] if exists else [f"no room {room!r}"], "yes")
-    sale_ids = [text(s) for s in await redis.zrange(keys.sales(room), 0, -1)]
-    for sale_id in sale_ids:
-        sale_keys = [
-            keys.sale(room, sale_id),
-            keys.sale_reservations(room, sale_id),
-            keys.sale_users(room, sale_id),
-            keys.expiry(room),
-            keys.sale_waitlist(room, sale_id),
-            keys.sale_waiting(room, sale_id),
-        ]
-        snapshot = await scripts.sale_snapshot(redis, sale_keys, [])
-        if not snapshot[0]:
+    snap = await snapshot(redis, room)
+    report.add("room exists", [] if snap.room_exists else [f"no room {room!r}"], "yes")
+    reservations: dict[str, dict[str, Any]] = {}
+    for sale_id, (sale_hash, *parts) in snap.sales.items():
+        if not sale_hash:
             report.add(f"sale {sale_id}: exists", [f"indexed but {sale_id} has no data"], "")
             continue
-        audit_sale(report, Sale.from_hash(_pairs(snapshot[0])), snapshot)
+        reservations.update(_decoded(parts[0]))
+        expiry = [item for pair in parts[2] for item in pair]
+        raw = [_flat(sale_hash), _flat(parts[0]), _flat(parts[1]), expiry, parts[3], parts[4]]
+        audit_sale(report, Sale.from_hash(sale_hash), raw)
+    if snap.templates or snap.orders or snap.payments:
+        audit_commerce(report, snap, reservations)
     return report

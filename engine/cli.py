@@ -22,7 +22,6 @@ from engine.logs import configure as configure_logs
 from engine.loop import run_event_loop
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
-from engine.scripts import Scripts
 from engine.settings import Settings, load_secret
 
 
@@ -110,8 +109,7 @@ def redis_url_for_tools(args: argparse.Namespace) -> str:
 async def _audit(url: str, room: str) -> Report:
     redis = redis_client.connect(url)
     try:
-        scripts = Scripts()
-        return await audit_room(redis, scripts, check_room_id(room))
+        return await audit_room(redis, check_room_id(room))
     finally:
         await redis.aclose()
 

@@ -35,6 +35,7 @@ from engine.hub import RoomHub, Viewer
 from engine.keys import ROOM_ID_RE
 from engine.metrics import METRICS
 from engine.protocol import (
+    Claim,
     ClientMessage,
     CloseCode,
     Comment,
@@ -238,7 +239,7 @@ class Gateway:
                 viewer.send(ack_message(message.id))
         elif isinstance(message, Ping):
             viewer.send(pong_message(message.id, int(time.time() * 1000)))
-        elif isinstance(message, Grab | Release | JoinWaitlist):
+        elif isinstance(message, Grab | Release | JoinWaitlist | Claim):
             if not viewer.author.role.can_comment:
                 raise ForbiddenError("sign in to buy", code="forbidden")
             await self._shop(viewer, hub.room_id, message)
@@ -247,30 +248,36 @@ class Gateway:
                 "already joined; hello is only the first frame", code="already_joined"
             )
 
-    def _grab_answered(
-        self, viewer: Viewer, grab: Grab, started: float, answer: GrabAnswer | Exception
+    def _answered(
+        self, viewer: Viewer, request: Grab | Claim, started: float, answer: GrabAnswer | Exception
     ) -> None:
-        METRICS.grab_seconds.observe(time.perf_counter() - started)
+        """A grab's or a claim's answer from its batch: the ack, or an error frame."""
+        is_grab = isinstance(request, Grab)
+        if is_grab:
+            METRICS.grab_seconds.observe(time.perf_counter() - started)
         error: LivecartError | None = None
         if isinstance(answer, LivecartError):
             error = answer
         elif isinstance(answer, Exception):
-            log.warning("grab failed for %s: %s", viewer.conn_id, answer)
+            log.warning("%s failed for %s: %s", type(request).__name__, viewer.conn_id, answer)
             error = UnavailableError("storage unavailable; retry")
-        elif answer.status == "sale_not_found":
-            error = NotFoundError(f"no sale {grab.sale!r} in this room", code="sale_not_found")
+        elif answer.status == "sale_not_found" and isinstance(request, Grab):
+            error = NotFoundError(f"no sale {request.sale!r} in this room", code="sale_not_found")
+        elif answer.status == "drop_not_found" and isinstance(request, Claim):
+            error = NotFoundError(f"no coupon drop {request.drop!r} in this room",
+                                  code="drop_not_found")  # fmt: skip
         if error is not None:
-            self._error(viewer, error, grab.id, time.monotonic())
+            self._error(viewer, error, request.id, time.monotonic())
             return
         assert isinstance(answer, GrabAnswer)
-        METRICS.grabs.inc(1, answer.status)
-        ack = ack_message(grab.id, result=answer.body)
+        (METRICS.grabs if is_grab else METRICS.coupon_claims).inc(1, answer.status)
+        ack = ack_message(request.id, result=answer.body)
         if answer.replayed:
             ack["replayed"] = True
         viewer.send(ack)
 
     async def _shop(
-        self, viewer: Viewer, room: str, message: Grab | Release | JoinWaitlist
+        self, viewer: Viewer, room: str, message: Grab | Release | JoinWaitlist | Claim
     ) -> None:
         stock = self.node.stock
         user = viewer.author.user
@@ -281,8 +288,13 @@ class Gateway:
                 room,
                 message.sale,
                 GrabRequest(user, message.id, message.quantity),
-                partial(self._grab_answered, viewer, message, time.perf_counter()),
+                partial(self._answered, viewer, message, time.perf_counter()),
             )
+        elif isinstance(message, Claim):
+            self.node.coupons.claim_nowait(
+                room, message.drop, user, message.id,
+                partial(self._answered, viewer, message, time.perf_counter()),
+            )  # fmt: skip
         elif isinstance(message, Release):
             await stock.release(room, message.reservation, user)
             viewer.send(ack_message(message.id, released=message.reservation))

@@ -287,7 +287,7 @@ class RoomHub:
             if "settings" in entry.data:
                 changes["settings"] = RoomSettings(**entry.data["settings"])
             self._apply_room(replace(room, **changes))
-        elif entry.kind.startswith(("product_", "sale_")):
+        elif entry.kind.startswith(("product_", "sale_", "coupon_")):
             self.storefront.apply(entry)
             if entry.kind == "product_pinned":
                 self.room = replace(room, pinned_product=entry.ref)
@@ -308,8 +308,8 @@ class RoomHub:
             self._apply_entry(entry)
         if self.received_id is not None:
             self.delivered_id = self.received_id
-        stock = self.storefront.take_changes()
-        if not entries and not self.stats_dirty and stock is None:
+        stock, drops = self.storefront.take_changes()
+        if not entries and not self.stats_dirty and stock is None and drops is None:
             return
         if not self.viewers:
             self.stats_dirty = False
@@ -333,6 +333,8 @@ class RoomHub:
             self.stats_dirty = False
         if stock is not None:
             frame["stock"] = stock
+        if drops is not None:
+            frame["drops"] = drops
         for codec, conns in self.members.items():
             if conns:
                 data = codec.encode(frame)

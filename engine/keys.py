@@ -1,8 +1,9 @@
 """Every Redis key and channel the engine uses, built in one place.
 
 All keys of a room carry the `{room}` hash tag so a room lives in one Cluster slot and
-multi-key Lua scripts run unchanged on Redis Cluster. The only key without a room tag
-is the global room index (`lc:rooms`), which no script touches together with room keys.
+multi-key Lua scripts run unchanged on Redis Cluster. The only keys without a room tag
+are the global room index (`lc:rooms`) and the simulated payment provider's records
+(`lc:psp:*`, the provider is another system), which no script touches with room keys.
 """
 
 from __future__ import annotations
@@ -175,6 +176,119 @@ def expiry(room: str) -> str:
 def outbox(room: str) -> str:
     """Stream: every stock event (reserved, released, expired, sold, sale changes)."""
     return f"{_room(room)}:outbox"
+
+
+# ---- coupons ----------------------------------------------------------------------------
+
+
+def coupon_counter(room: str) -> str:
+    """Counter shared by template ("t3") and drop ("d7") numbers."""
+    return f"{_room(room)}:coupon_seq"
+
+
+def coupon_templates(room: str) -> str:
+    """Hash: template id -> template JSON (terms are immutable once created)."""
+    return f"{_room(room)}:coupon_templates"
+
+
+def coupon_issued(room: str) -> str:
+    """Hash: template id -> coupons put into drops so far (never above the template total)."""
+    return f"{_room(room)}:coupon_issued"
+
+
+def coupon_drops(room: str) -> str:
+    """Sorted set: drop id -> its number (creation order)."""
+    return f"{_room(room)}:drops"
+
+
+def coupon_drop(room: str, drop_id: str) -> str:
+    """Hash: the drop's terms and counters (quantity, remaining, claimed)."""
+    return f"{_room(room)}:drop:{drop_id}"
+
+
+def coupon_drop_answers(room: str, drop_id: str) -> str:
+    """Hash: "user request-id" -> the claim's answer (idempotency)."""
+    return f"{_room(room)}:drop:{drop_id}:answers"
+
+
+def coupons(room: str) -> str:
+    """Hash: coupon id -> JSON record (u user, t template, d drop, s state, o order)."""
+    return f"{_room(room)}:coupons"
+
+
+def coupon_holders(room: str) -> str:
+    """Hash: "template user" -> coupons of that template the user claimed (per-user cap)."""
+    return f"{_room(room)}:coupon_holders"
+
+
+def coupon_wallets(room: str) -> str:
+    """Hash: user -> space-separated ids of the coupons they claimed."""
+    return f"{_room(room)}:wallets"
+
+
+# ---- orders and payments ----------------------------------------------------------------
+
+
+def order_counter(room: str) -> str:
+    return f"{_room(room)}:order_seq"
+
+
+def orders(room: str) -> str:
+    """Sorted set: order id -> its number (creation order)."""
+    return f"{_room(room)}:orders"
+
+
+def order(room: str, order_id: str) -> str:
+    """Hash: the order's state fields and its immutable detail JSON (lines, pricing, address)."""
+    return f"{_room(room)}:order:{order_id}"
+
+
+def order_keys(room: str) -> str:
+    """Hash: "user idempotency-key" -> order id."""
+    return f"{_room(room)}:order_keys"
+
+
+def order_expiry(room: str) -> str:
+    """Sorted set: pending order id -> payment deadline ms (the sweeper's index)."""
+    return f"{_room(room)}:order_expiry"
+
+
+def order_counts(room: str) -> str:
+    """Hash: "u:<user>" / "d:<device>" -> orders counted against the risk limits."""
+    return f"{_room(room)}:order_counts"
+
+
+def user_orders(room: str) -> str:
+    """Hash: user -> space-separated ids of their orders."""
+    return f"{_room(room)}:user_orders"
+
+
+def blocklist(room: str) -> str:
+    """Set: "u:<user>" / "d:<device>" that may not order in this room."""
+    return f"{_room(room)}:blocklist"
+
+
+def payments(room: str) -> str:
+    """Hash: provider payment id -> payment JSON (order, amount, state, events)."""
+    return f"{_room(room)}:payments"
+
+
+def callback_nonce(room: str, nonce: str) -> str:
+    """String with a TTL: a payment callback nonce already seen (replay guard)."""
+    return f"{_room(room)}:nonce:{nonce}"
+
+
+def order_events(room: str) -> str:
+    """Stream: every order and payment state change, for downstream systems (consumer groups)."""
+    return f"{_room(room)}:order_events"
+
+
+# ---- the simulated payment provider (another system; not room data) ---------------------
+
+
+def psp_payment(payment_id: str) -> str:
+    """Hash: one payment at the simulated provider (amount, state, callback URL, refunds)."""
+    return f"{PREFIX}:psp:payment:{payment_id}"
 
 
 def room_keys_pattern(room: str) -> str:

@@ -141,6 +141,21 @@ class Metrics:
         self.reservations_expired = Counter(
             "livecart_reservations_expired_total", "Holds returned to stock by the sweeper"
         )
+        self.coupon_claims = Counter(
+            "livecart_coupon_claims_total", "Coupon claim answers, by status", ("status",)
+        )
+        self.orders = Counter(
+            "livecart_orders_total", "Order state changes made here, by new state", ("state",)
+        )
+        self.payment_callbacks = Counter(
+            "livecart_payment_callbacks_total",
+            "Payment callbacks, by outcome (paid, duplicate, refund ...) or rejection code",
+            ("outcome",),
+        )
+        self.refunds = Counter("livecart_refunds_total", "Refunds paid out, by reason", ("reason",))
+        self.orders_expired = Counter(
+            "livecart_orders_expired_total", "Unpaid orders expired by the sweeper"
+        )
         self.script_errors = Counter(
             "livecart_script_errors_total", "Lua script calls that failed", ("script",)
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -20,11 +22,16 @@ from engine import redis_client
 from engine.broker import Broker
 from engine.catalog import Catalog
 from engine.comments import CommentService
+from engine.coupons import Coupons
 from engine.errors import UnavailableError
 from engine.hub import RoomHub
 from engine.metrics import METRICS
 from engine.moderation import Moderation
+from engine.orders import OrderStore
+from engine.payments import Payments
 from engine.presence import Presence
+from engine.psp import SimulatedProvider
+from engine.risk import Blocklist, RiskRules
 from engine.roomlog import BusMessage, RoomLog
 from engine.rooms import RoomSettings, RoomStore
 from engine.sales import SaleStore
@@ -66,7 +73,26 @@ class Node:
             max_in_flight=settings.grab_in_flight,
             window_s=settings.grab_window_ms / 1000,
         )
-        self.sweeper = Sweeper(self.redis, self.stock, interval_s=settings.sweep_ms / 1000)
+        self.coupons = Coupons(
+            self.redis, self.scripts, log_maxlen=maxlen, outbox_maxlen=settings.outbox_maxlen,
+            max_batch=settings.grab_max_batch, max_in_flight=settings.grab_in_flight,
+        )  # fmt: skip
+        self.risk = RiskRules(settings.max_orders_per_user, settings.max_orders_per_device,
+                              settings.review_threshold)  # fmt: skip
+        self.blocklist = Blocklist(self.redis)
+        self.orders = OrderStore(
+            self.redis, self.scripts, sales=self.sales, stock=self.stock, coupons=self.coupons,
+            risk=self.risk,
+            payment_window_ms=settings.payment_window_s * 1000, shipping_fee=settings.shipping_fee,
+            events_maxlen=settings.order_events_maxlen, outbox_maxlen=settings.outbox_maxlen,
+        )  # fmt: skip
+        derived = hmac.new(secret.encode(), b"livecart payments", hashlib.sha256).hexdigest()
+        payment_secret = (settings.payment_secret or derived).encode()
+        self.provider = SimulatedProvider(self.redis, payment_secret)
+        self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
+                                 tolerance_s=settings.callback_tolerance_s)  # fmt: skip
+        self.sweeper = Sweeper(self.redis, self.stock, self.orders,
+                               interval_s=settings.sweep_ms / 1000)  # fmt: skip
         self.broker = Broker(self.redis, self._on_bus, self._on_subscribed)
         self.hubs: dict[str, RoomHub] = {}
         self._starting: dict[str, asyncio.Task[RoomHub]] = {}
@@ -109,6 +135,8 @@ class Node:
         self.hubs.clear()
         await self.sweeper.stop()
         await self.stock.close()
+        await self.coupons.close()
+        await self.provider.close()
         await self.broker.stop()
         await self.redis.aclose()
 

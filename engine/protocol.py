@@ -120,7 +120,15 @@ class JoinWaitlist:
     id: str | None = None
 
 
-ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Claim one coupon of a live drop; `id` is required and makes the claim idempotent."""
+
+    drop: str
+    id: str
+
+
+ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim
 MAX_GRAB_QUANTITY = 10
 
 
@@ -213,6 +221,12 @@ def _waitlist(body: dict[str, Any], request_id: str | None, limits: Limits) -> J
     return JoinWaitlist(sale=_required_str(body, "sale", 12), id=request_id)
 
 
+def _claim(body: dict[str, Any], request_id: str | None, limits: Limits) -> Claim:
+    if not request_id:
+        raise _invalid("id", "a claim needs a request id (the same id always gets the same answer)")
+    return Claim(drop=_required_str(body, "drop", 12), id=request_id)
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage]] = {
     "comment": _comment,
     "like": _like,
@@ -221,6 +235,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage
     "grab": _grab,
     "release": _release,
     "waitlist": _waitlist,
+    "claim": _claim,
 }
 
 

@@ -19,6 +19,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from engine.metrics import METRICS
 
 _KEYS_RE = re.compile(r"^-- KEYS\[(\d+)\]", re.MULTILINE)
+_VARIADIC_KEYS_RE = re.compile(r"^-- KEYS\[\d+\.\.n\]", re.MULTILINE)
 _ARGV_RE = re.compile(r"^-- ARGV\[(\d+)(?:\.\.n)?\]", re.MULTILINE)
 _VARIADIC_RE = re.compile(r"^-- ARGV\[\d+\.\.n\]", re.MULTILINE)
 # `--!include _name` pastes lua/_name.lua in place: Redis scripts cannot import, and
@@ -36,6 +37,7 @@ class Script:
     num_keys: int
     min_args: int
     variadic: bool
+    variadic_keys: bool = False
 
     @classmethod
     def parse(cls, name: str, source: str) -> Script:
@@ -54,10 +56,11 @@ class Script:
             num_keys=len(keys),
             min_args=fixed_args,
             variadic=variadic,
+            variadic_keys=bool(_VARIADIC_KEYS_RE.search(source)),
         )
 
     async def __call__(self, redis: Redis, keys: list[str], args: list[RedisArg]) -> Any:
-        if len(keys) != self.num_keys:
+        if len(keys) < self.num_keys or (not self.variadic_keys and len(keys) != self.num_keys):
             raise TypeError(f"{self.name}: expected {self.num_keys} keys, got {len(keys)}")
         if len(args) < self.min_args or (not self.variadic and len(args) != self.min_args):
             raise TypeError(f"{self.name}: expected {self.min_args} args, got {len(args)}")
@@ -91,7 +94,13 @@ class Scripts:
     waitlist_join: Script
     product_save: Script
     product_show: Script
-    sale_snapshot: Script
+    coupon_drop: Script
+    coupon_claim: Script
+    checkout: Script
+    order_pay: Script
+    order_release: Script
+    order_refund: Script
+    order_mark: Script
 
     def __init__(self) -> None:
         self.all: dict[str, Script] = {}

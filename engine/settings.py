@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,28 @@ class Limits:
     write_buffer_bytes: int = 256 * 1024
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
+
+
+# Environment variable -> (setting, conversion). Empty values count as unset.
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "LIVECART_HOST": ("host", str),
+    "LIVECART_PORT": ("port", int),
+    "REDIS_URL": ("redis_url", str),
+    "LIVECART_DATA_DIR": ("data_dir", Path),
+    "LIVECART_SECRET": ("secret", str),
+    "LIVECART_TICK_MS": ("tick_ms", int),
+    "LIVECART_GRAB_WINDOW_MS": ("grab_window_ms", float),
+    "LIVECART_GRAB_IN_FLIGHT": ("grab_in_flight", int),
+    "LIVECART_PAYMENT_WINDOW_S": ("payment_window_s", int),
+    "LIVECART_SHIPPING_FEE": ("shipping_fee", int),
+    "LIVECART_MAX_ORDERS_PER_USER": ("max_orders_per_user", int),
+    "LIVECART_MAX_ORDERS_PER_DEVICE": ("max_orders_per_device", int),
+    "LIVECART_REVIEW_THRESHOLD": ("review_threshold", int),
+    "LIVECART_PAYMENT_SECRET": ("payment_secret", str),
+    "LIVECART_APPENDFSYNC": ("appendfsync", str),
+    "LIVECART_LOG_FORMAT": ("log_format", str),
+    "LIVECART_LOG_LEVEL": ("log_level", str),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +80,18 @@ class Settings:
     grab_in_flight: int = 2
     # How often each process sweeps expired reservations back to stock.
     sweep_ms: int = 250
+    # Orders: how long a buyer has to pay (the order's deadline replaces the hold), the flat
+    # shipping fee (minor units), order events kept, and risk rules (engine/risk.py).
+    payment_window_s: int = 300
+    shipping_fee: int = 600
+    order_events_maxlen: int = 100_000
+    max_orders_per_user: int = 5
+    max_orders_per_device: int = 10
+    review_threshold: int = 100_000
+    # Payment callbacks: HMAC key shared with the provider (default: derived from the token
+    # secret) and how old a callback may be.
+    payment_secret: str = ""
+    callback_tolerance_s: int = 300
     appendfsync: str = "everysec"
     log_format: str = "text"
     log_level: str = "INFO"
@@ -67,28 +101,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        if "LIVECART_HOST" in env:
-            values["host"] = env["LIVECART_HOST"]
-        if "LIVECART_PORT" in env:
-            values["port"] = int(env["LIVECART_PORT"])
-        if env.get("REDIS_URL"):
-            values["redis_url"] = env["REDIS_URL"]
-        if "LIVECART_DATA_DIR" in env:
-            values["data_dir"] = Path(env["LIVECART_DATA_DIR"])
-        if env.get("LIVECART_SECRET"):
-            values["secret"] = env["LIVECART_SECRET"]
-        if "LIVECART_TICK_MS" in env:
-            values["tick_ms"] = int(env["LIVECART_TICK_MS"])
-        if "LIVECART_GRAB_WINDOW_MS" in env:
-            values["grab_window_ms"] = float(env["LIVECART_GRAB_WINDOW_MS"])
-        if "LIVECART_GRAB_IN_FLIGHT" in env:
-            values["grab_in_flight"] = int(env["LIVECART_GRAB_IN_FLIGHT"])
-        if "LIVECART_APPENDFSYNC" in env:
-            values["appendfsync"] = env["LIVECART_APPENDFSYNC"]
-        if "LIVECART_LOG_FORMAT" in env:
-            values["log_format"] = env["LIVECART_LOG_FORMAT"]
-        if "LIVECART_LOG_LEVEL" in env:
-            values["log_level"] = env["LIVECART_LOG_LEVEL"]
+        for name, (field_name, convert) in _ENV.items():
+            if env.get(name):
+                values[field_name] = convert(env[name])
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.validate()
@@ -104,6 +119,10 @@ class Settings:
             raise ValueError("sync_ms must be between 1 and 5000")
         if self.appendfsync not in {"always", "everysec", "no"}:
             raise ValueError("appendfsync must be always, everysec or no")
+        if not 10 <= self.payment_window_s <= 24 * 3600:
+            raise ValueError("payment_window_s must be between 10 and 86400")
+        if self.shipping_fee < 0 or self.review_threshold < 1:
+            raise ValueError("shipping_fee must be >= 0 and review_threshold >= 1")
         if self.join_history > self.stream_maxlen:
             raise ValueError("join_history cannot exceed stream_maxlen")
 

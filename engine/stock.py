@@ -120,6 +120,14 @@ class GrabBatcher:
         else:
             self._fire()
 
+    def cancel(self) -> None:
+        """Answer every queued request with "shutting down" (the engine is stopping)."""
+        if self.timer is not None:
+            self.timer.cancel()
+        while self.queue:
+            _, on_answer = self.queue.popleft()
+            self._deliver(on_answer, UnavailableError("the engine is shutting down"))
+
     @staticmethod
     def _deliver(on_answer: OnAnswer, result: GrabAnswer | Exception) -> None:
         try:
@@ -244,9 +252,19 @@ class Stock:
             raise NotFoundError(f"no reservation {reservation_id!r}", code="reservation_not_found")
         if outcome == "not_yours":
             raise ForbiddenError("that reservation is someone else's", code="forbidden")
+        if outcome == "in_order":
+            raise ConflictError("the reservation is in an order; cancel the order instead",
+                                code="reservation_in_order")  # fmt: skip
         state = outcome.partition(":")[2]
         raise ConflictError(f"the reservation is {state}, not held", code="reservation_not_held",
                             details={"state": state})  # fmt: skip
+
+    async def release_many(self, room: str, sale_id: str, reservation_ids: list[str], owner: str,
+                           *, at_ms: int | None = None) -> list[str]:  # fmt: skip
+        """Give back several of one owner's holds (a cancelled order's)."""
+        return await self._release(
+            room, sale_id, mode="release", owner=owner, ids=reservation_ids, at_ms=at_ms
+        )
 
     async def expire(self, room: str, sale_id: str, reservation_ids: list[str],
                      *, at_ms: int | None = None) -> list[str]:  # fmt: skip
@@ -326,8 +344,5 @@ class Stock:
 
     async def close(self) -> None:
         for batcher in self.batchers.values():
-            if batcher.timer is not None:
-                batcher.timer.cancel()
-            for _, on_answer in batcher.queue:
-                batcher._deliver(on_answer, UnavailableError("the engine is shutting down"))
+            batcher.cancel()
         self.batchers.clear()

@@ -1,9 +1,10 @@
 """What a room is selling right now, as one process's hub shows it: the pinned product's
-card and the stock of its running sales.
+card, the stock of its running sales, and its open coupon drops.
 
-Stock is read from Redis once per sync interval (one round trip for all running sales of
-the room) and goes out in the next tick only when it changed, so viewers see availability
-at most once per tick however fast grabs arrive, and see it rise when units come back.
+Stock and drop counters are read from Redis once per sync interval (one round trip for
+all running sales and open drops of the room) and go out in the next tick only when they
+changed, so viewers see availability at most once per tick however fast grabs arrive,
+and see it rise when units come back.
 Product card impressions (a pin reaching a viewer, or a joiner seeing the pinned card)
 are counted here and added to Redis in the same rhythm.
 """
@@ -14,6 +15,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from engine import keys
+from engine.coupons import Drop
 from engine.roomlog import Entry
 from engine.sales import Sale, SaleState, now_ms
 
@@ -31,6 +33,9 @@ class Storefront:
         self.changes: dict[str, dict[str, Any]] = {}
         self.impressions: Counter[str] = Counter()
         self.stale: set[str] = set()  # sales whose terms changed since they were read
+        self.drops: dict[str, dict[str, Any]] = {}  # open drops: id -> card (+ counters)
+        self.drops_shown: dict[str, dict[str, Any]] = {}
+        self.drop_changes: dict[str, dict[str, Any]] = {}
 
     async def load(self, pinned_product: str | None) -> None:
         if pinned_product:
@@ -40,6 +45,12 @@ class Storefront:
             if sale.state(now) is not SaleState.ENDED:
                 self.sales[sale.id] = sale
                 self.shown[sale.id] = sale.stock(now)
+        templates = {t.id: t for t in await self.node.coupons.templates(self.room_id)}
+        for drop in await self.node.coupons.drops(self.room_id):
+            if drop.state(now) != "ended" and drop.template in templates:
+                card = {**templates[drop.template].card(), **drop.to_wire(now), "drop": drop.id}
+                self.drops[drop.id] = card
+                self.drops_shown[drop.id] = drop.counters(now)
 
     def apply(self, entry: Entry) -> None:
         """A delivered log entry that changes what the room is selling."""
@@ -49,6 +60,9 @@ class Storefront:
             self.product = None
         elif entry.kind == "product_updated" and self.product and self.product["id"] == entry.ref:
             self.product = entry.data
+        elif entry.kind == "coupon_dropped":
+            self.drops[entry.ref] = {**entry.data, "remaining": entry.data["quantity"],
+                                     "claimed": 0}  # fmt: skip
         elif entry.kind in {"sale_announced", "sale_updated", "sale_ended"}:
             # (Re)load its terms and stock; until then a welcome loads it on demand.
             self.stale.add(entry.ref)
@@ -64,15 +78,20 @@ class Storefront:
         if self.impressions:
             counts, self.impressions = dict(self.impressions), Counter()
             await self.node.catalog.add_impressions(self.room_id, counts)
-        if not self.sales:
+        if not self.sales and not self.drops:
             return
         redis = self.node.redis
         ids = list(self.sales)
+        drop_ids = list(self.drops)
         async with redis.pipeline(transaction=False) as pipe:
             for sale_id in ids:
                 pipe.hgetall(keys.sale(self.room_id, sale_id))
+            for drop_id in drop_ids:
+                pipe.hgetall(keys.coupon_drop(self.room_id, drop_id))
             raws = await pipe.execute()
         now = now_ms()
+        self._drops_polled(drop_ids, raws[len(ids) :], now)
+        raws = raws[: len(ids)]
         self.stale.difference_update(ids)
         for sale_id, raw in zip(ids, raws, strict=True):
             if not raw:
@@ -88,9 +107,26 @@ class Storefront:
                 del self.sales[sale_id]
                 self.shown.pop(sale_id, None)
 
-    def take_changes(self) -> dict[str, dict[str, Any]] | None:
+    def _drops_polled(self, drop_ids: list[str], raws: list[Any], now: int) -> None:
+        for drop_id, raw in zip(drop_ids, raws, strict=True):
+            if not raw:
+                self.drops.pop(drop_id, None)
+                continue
+            counters = Drop.from_hash(raw).counters(now)
+            self.drops[drop_id].update(counters)
+            if counters != self.drops_shown.get(drop_id):
+                self.drops_shown[drop_id] = self.drop_changes[drop_id] = counters
+            if counters["state"] == "ended" and drop_id not in self.drop_changes:
+                del self.drops[drop_id]
+                self.drops_shown.pop(drop_id, None)
+
+    def take_changes(
+        self,
+    ) -> tuple[dict[str, dict[str, Any]] | None, dict[str, dict[str, Any]] | None]:
+        """Stock and drop counters that changed since the last tick (None: nothing)."""
         changes, self.changes = self.changes, {}
-        return changes or None
+        drops, self.drop_changes = self.drop_changes, {}
+        return changes or None, drops or None
 
     async def refresh(self) -> None:
         """Read sales announced or changed since the last poll (before a welcome)."""
@@ -104,4 +140,5 @@ class Storefront:
         return {
             "product": self.product,
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
+            "drops": list(self.drops.values()),
         }

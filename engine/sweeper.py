@@ -1,10 +1,12 @@
 """The reservation sweeper: returns holds whose time is up to stock.
 
-Every engine process runs one. Each pass reads, for every room, the reservations whose
-expiry has passed (one pipelined round trip) and hands them to the release script in
-"expire" mode, which touches only reservations that are still held and really expired
-(by Redis time). So sweepers on several processes, or one racing a checkout, can never
-return a unit twice; the cost of running many is a few redundant reads.
+It also expires unpaid orders past their payment deadline (engine/orders.py), which
+gives their reservations and coupons back. Every engine process runs one. Each pass
+reads, for every room, the reservations whose expiry has passed (one pipelined round
+trip) and hands them to the release script in "expire" mode, which touches only
+reservations that are still held and really expired (by Redis time). So sweepers on
+several processes, or one racing a checkout, can never return a unit twice; the cost of
+running many is a few redundant reads.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine import keys
+from engine.errors import LivecartError
 from engine.metrics import METRICS
+from engine.orders import OrderStore
 from engine.redis_client import text, texts
 from engine.stock import Stock, sale_of_reservation
 
@@ -28,11 +32,11 @@ log = logging.getLogger("livecart.sweeper")
 
 
 class Sweeper:
-    def __init__(
-        self, redis: Redis, stock: Stock, *, interval_s: float = 0.25, batch: int = 500
-    ) -> None:
+    def __init__(self, redis: Redis, stock: Stock, orders: OrderStore | None = None, *,
+                 interval_s: float = 0.25, batch: int = 500) -> None:  # fmt: skip
         self.redis = redis
         self.stock = stock
+        self.orders = orders
         self.interval_s = interval_s
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
@@ -62,6 +66,8 @@ class Sweeper:
         """One pass over every room; returns how many reservations it expired."""
         now = int(time.time() * 1000) if at_ms is None else at_ms
         rooms = texts(await self.redis.smembers(keys.rooms_index()))
+        if self.orders is not None:
+            await self.sweep_orders(rooms, now, at_ms)
         async with self.redis.pipeline(transaction=False) as pipe:
             for room in rooms:
                 pipe.zrangebyscore(keys.expiry(room), "-inf", now, start=0, num=self.batch)
@@ -77,4 +83,20 @@ class Sweeper:
                 expired += outcomes.count("expired")
         if expired:
             METRICS.reservations_expired.inc(expired)
+        return expired
+
+    async def sweep_orders(self, rooms: list[str], now: int, at_ms: int | None) -> int:
+        """Expire unpaid orders past their deadline (their units and coupons come back).
+        Runs before the reservation pass so an order's units return through it."""
+        assert self.orders is not None
+        expired = 0
+        for room in rooms:
+            for order_id in await self.orders.due(room, now, self.batch):
+                try:
+                    await self.orders.expire(room, order_id, at_ms=at_ms)
+                    expired += 1
+                except LivecartError as exc:  # paid or cancelled meanwhile, or not due yet
+                    log.debug("order %s in %s not expired: %s", order_id, room, exc)
+        if expired:
+            METRICS.orders_expired.inc(expired)
         return expired

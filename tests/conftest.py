@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -18,8 +20,13 @@ from engine import auth, keys
 from engine.app import Engine
 from engine.audit import audit_room
 from engine.catalog import Catalog
+from engine.coupons import Coupons
+from engine.orders import CheckoutRequest, Order, OrderStore
+from engine.payments import Payments, sign
 from engine.protocol import Role
+from engine.psp import SimulatedProvider
 from engine.redis_server import EmbeddedRedis
+from engine.risk import RiskRules
 from engine.sales import SaleStore
 from engine.scripts import Scripts
 from engine.settings import Settings
@@ -192,7 +199,7 @@ class Shop:
         return {**answer.body, "replayed": answer.replayed}
 
     async def audit_ok(self) -> None:
-        report = await audit_room(self.redis, self.scripts, self.room)
+        report = await audit_room(self.redis, self.room)
         assert report.ok, report.render()
 
 
@@ -209,3 +216,105 @@ async def shop(redis: aioredis.Redis) -> AsyncIterator[Shop]:
     stock = Stock(redis, scripts, outbox_maxlen=10_000)
     yield Shop(redis, scripts, SaleStore(redis, scripts, catalog, 1000, 10_000), stock, room)
     await stock.close()
+
+
+PAYMENT_SECRET = b"test-payment-secret"
+ADDRESS = {"name": "Ana Buyer", "line1": "1 Main St", "city": "Lisbon", "postal_code": "1000-001",
+           "country": "PT"}  # fmt: skip
+
+
+@dataclass
+class Store:
+    """A shop plus coupons, orders and payments (the simulated provider), no engine."""
+
+    shop: Shop
+    coupons: Coupons
+    orders: OrderStore
+    provider: SimulatedProvider
+    payments: Payments
+
+    @property
+    def room(self) -> str:
+        return self.shop.room
+
+    async def sale(self, allotment: int = 5, **terms: Any) -> str:
+        """A sale that is live now (by the real clock, as the order scripts use Redis time)."""
+        body = {"sku": "SKU-1", "allotment": allotment, "per_user_limit": 3, **terms}
+        return (await self.shop.sales.create(self.room, body)).id
+
+    async def reserve(self, sale: str, user: str, quantity: int = 1) -> str:
+        answer = await self.shop.grab(sale, user, secrets.token_hex(4), quantity, at=now_ms())
+        assert answer["status"] == "reserved", answer
+        reservation: str = answer["reservation"]
+        return reservation
+
+    async def checkout(self, user: str, reservations: list[str], coupons: list[str] | None = None,
+                       *, key: str | None = None, device: str | None = None,
+                       at_ms: int | None = None) -> Order:  # fmt: skip
+        body: dict[str, Any] = {
+            "reservations": reservations, "coupons": coupons or [],
+            "shipping_address": ADDRESS, "contact": {"email": "ana@example.com"},
+            "idempotency_key": key or secrets.token_hex(8),
+        }  # fmt: skip
+        if device:
+            body["device"] = device
+        order, _ = await self.orders.checkout(self.room, user, CheckoutRequest.parse(body),
+                                              at_ms=at_ms)  # fmt: skip
+        return order
+
+    async def coupon(self, user: str, **terms: Any) -> str:
+        """A template with `terms`, dropped now, claimed by `user`; the coupon id."""
+        body = {"title": "c", "kind": "amount_off", "amount": 500, "currency": "EUR",
+                "total": 100, **terms}  # fmt: skip
+        template = await self.coupons.create_template(self.room, body)
+        drop = await self.coupons.drop(self.room, template.id, {"quantity": 10})
+        answer = await self.coupons.claim(self.room, drop.id, user, secrets.token_hex(4))
+        assert answer.status == "claimed", answer.body
+        coupon: str = answer.body["coupon"]
+        return coupon
+
+    async def start_payment(self, order: Order) -> str:
+        """A payment at the provider for `order` (its callback URL goes nowhere: tests
+        deliver callbacks themselves)."""
+        payment = await self.provider.create_payment(
+            self.room, order.id, order.total, order.currency, "http://127.0.0.1:9/callback"
+        )
+        return payment.id
+
+    def callback(self, order: Order, payment: str, *, event: str = "payment.succeeded",
+                 amount: int | None = None, currency: str | None = None,
+                 now_s: float | None = None) -> tuple[dict[str, str], bytes]:  # fmt: skip
+        body = orjson.dumps({
+            "event": event, "payment_id": payment, "room": self.room, "order": order.id,
+            "amount": order.total if amount is None else amount,
+            "currency": currency or order.currency,
+        })  # fmt: skip
+        return sign(PAYMENT_SECRET, body, now_s=time.time() if now_s is None else now_s), body
+
+    async def pay(self, order: Order, payment: str | None = None) -> dict[str, Any]:
+        payment = payment or await self.start_payment(order)
+        headers, body = self.callback(order, payment)
+        return await self.payments.callback(headers, body, now_s=time.time())
+
+    async def audit_ok(self) -> None:
+        await self.shop.audit_ok()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+async def store(shop: Shop) -> AsyncIterator[Store]:
+    redis, scripts = shop.redis, shop.scripts
+    coupons = Coupons(redis, scripts, log_maxlen=1000, outbox_maxlen=10_000)
+    orders = OrderStore(
+        redis, scripts, sales=shop.sales, stock=shop.stock, coupons=coupons,
+        risk=RiskRules(max_orders_per_user=5, max_orders_per_device=10, review_threshold=100_000),
+        payment_window_ms=300_000, shipping_fee=600, events_maxlen=10_000, outbox_maxlen=10_000,
+    )  # fmt: skip
+    provider = SimulatedProvider(redis, PAYMENT_SECRET, timeout_s=2.0)
+    payments = Payments(redis, orders, provider, PAYMENT_SECRET, tolerance_s=300)
+    yield Store(shop, coupons, orders, provider, payments)
+    await coupons.close()
+    await provider.close()

@@ -80,10 +80,10 @@ async def test_each_kind_of_damage_is_reported(
     shop: Shop, corrupt: Corruption, failures: dict[str, str]
 ) -> None:
     sale = await busy_sale(shop)
-    clean = await audit_room(shop.redis, shop.scripts, shop.room)
+    clean = await audit_room(shop.redis, shop.room)
     assert clean.ok, clean.render()
     await corrupt(shop.redis, shop.room, sale)
-    report = await audit_room(shop.redis, shop.scripts, shop.room)
+    report = await audit_room(shop.redis, shop.room)
     assert not report.ok
     failed = {c.name.removeprefix(f"sale {sale}: "): c.detail for c in report.checks if not c.ok}
     assert set(failed) == set(failures)
@@ -92,7 +92,7 @@ async def test_each_kind_of_damage_is_reported(
 
 
 async def test_unknown_room_fails(shop: Shop) -> None:
-    report = await audit_room(shop.redis, shop.scripts, "no-such-room")
+    report = await audit_room(shop.redis, "no-such-room")
     assert report.to_wire() == {
         "room": "no-such-room",
         "ok": False,

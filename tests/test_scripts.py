@@ -105,7 +105,13 @@ def test_package_scripts_contracts() -> None:
         "sale_adjust": (8, 6, False),
         "sale_create": (4, 9, True),
         "waitlist_join": (4, 2, False),
-        "sale_snapshot": (6, 0, False),
+        "coupon_drop": (5, 12, False),
+        "coupon_claim": (6, 2, True),
+        "checkout": (10, 11, True),
+        "order_pay": (8, 7, True),
+        "order_release": (6, 5, True),
+        "order_refund": (4, 7, True),
+        "order_mark": (2, 4, False),
     }
     assert scripts.comment_post is scripts.all["comment_post"]
     assert scripts.room_sync.name == "room_sync"

@@ -544,7 +544,7 @@ class StockMachine(RuleBasedStateMachine):
             waiting={text(user) for user in waiting},
             answers={text(key): orjson.loads(answer) for key, answer in answers.items()},
             expiry={text(rid): int(score) for rid, score in expiry},
-            audit=await audit_room(self.redis, SCRIPTS, room),
+            audit=await audit_room(self.redis, room),
         )
 
     @invariant()

@@ -48,7 +48,7 @@ async def test_one_pass_expires_due_holds_in_every_room(redis: aioredis.Redis) -
         record = await stock.reservation(room, f"{sale}.1")
         assert record["state"] == "expired"
         assert (await stock.reservation(room, f"{sale}.2"))["state"] == "held"
-        assert (await audit_room(redis, scripts, room)).ok
+        assert (await audit_room(redis, room)).ok
 
 
 async def test_many_sweepers_at_once_return_each_unit_once(redis: aioredis.Redis) -> None:
@@ -67,7 +67,7 @@ async def test_many_sweepers_at_once_return_each_unit_once(redis: aioredis.Redis
     assert sum(expired) == 200
     counters = await redis.hmget(keys.sale(room, sale), ["available", "reserved"])
     assert [int(c) for c in counters] == [200, 0]
-    assert (await audit_room(redis, scripts, room)).ok
+    assert (await audit_room(redis, room)).ok
 
 
 async def test_expiry_carries_on_after_an_engine_restart(engine_factory: EngineFactory) -> None:

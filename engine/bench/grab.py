@@ -117,7 +117,7 @@ async def inspect(url: str, room: str, sale_id: str) -> tuple[Sale, dict[str, An
         scripts = Scripts()
         await scripts.load(redis)
         raw = await redis.hgetall(keys.sale(room, sale_id))
-        report = await audit_room(redis, scripts, room)
+        report = await audit_room(redis, room)
         return Sale.from_hash(raw), report.to_wire()
     finally:
         await redis.aclose()

@@ -16,7 +16,8 @@
 -- ARGV[5] - the owner, for "release"
 -- ARGV[6..n] - reservation ids
 -- returns one string per reservation id: "released" | "expired" | "not_found" | "not_yours"
---   | "not_expired" | "not_held:<state>"
+--   | "in_order" (release only: checked out; cancel the order) | "not_expired"
+--   | "not_held:<state>"
 local clock_arg = ARGV[1]
 --!include _now
 --!include _waitlist
@@ -34,6 +35,8 @@ for i = 6, #ARGV do
     results[#results + 1] = 'not_held:' .. record['s']
   elseif mode == 'release' and record['u'] ~= owner then
     results[#results + 1] = 'not_yours'
+  elseif mode == 'release' and record['o'] then
+    results[#results + 1] = 'in_order'
   elseif mode == 'expire' and record['e'] > now then
     results[#results + 1] = 'not_expired'
   else
