@@ -1,8 +1,10 @@
-"""livecart's Python SDK: `ViewerClient` (realtime) and `HostClient` (HTTP API + realtime)."""
+"""livecart's Python SDK: `ViewerClient` (realtime), `HostClient` (HTTP API + realtime) and
+`ShopperClient` (a viewer's coupons, checkout, payment and orders over HTTP)."""
 
 from clients.backoff import Backoff
 from clients.errors import LivecartClientError
 from clients.host import HostClient
+from clients.shopper import ShopperClient
 from clients.viewer import ViewerClient
 
-__all__ = ["Backoff", "HostClient", "LivecartClientError", "ViewerClient"]
+__all__ = ["Backoff", "HostClient", "LivecartClientError", "ShopperClient", "ViewerClient"]

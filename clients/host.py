@@ -9,54 +9,13 @@ async with HostClient("http://127.0.0.1:8000", "demo", host_token) as host:
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
-import httpx
-
-from clients.errors import LivecartClientError
+from clients.api import ApiClient
 from clients.viewer import ViewerClient
 
 
-class HostClient:
-    def __init__(self, base_url: str, room: str, token: str, *, timeout_s: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.room = room
-        self.token = token
-        self.http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"authorization": f"Bearer {token}"},
-            timeout=timeout_s,
-        )
-
-    async def __aenter__(self) -> HostClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.http.aclose()
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        """One API call; error bodies raise LivecartClientError with the wire code."""
-        response = await self.http.request(method, path, json=body)
-        if response.status_code == 204:
-            return None
-        data = response.json()
-        if response.is_error:
-            raise LivecartClientError.from_wire(data.get("error", {}), status=response.status_code)
-        return data
-
-    @property
-    def _room(self) -> str:
-        return f"/api/rooms/{self.room}"
-
+class HostClient(ApiClient):
     # ---- rooms ----------------------------------------------------------------------------
 
     async def create_room(self, title: str, **fields: Any) -> dict[str, Any]:
@@ -143,6 +102,76 @@ class HostClient:
     async def extend(self, sale_id: str, seconds: int) -> dict[str, Any]:
         path = f"{self._room}/sales/{sale_id}/extend"
         result: dict[str, Any] = await self.call("POST", path, {"seconds": seconds})
+        return result
+
+    # ---- coupons --------------------------------------------------------------------------
+
+    async def create_coupon(self, kind: str, title: str, total: int, currency: str,
+                            **terms: Any) -> dict[str, Any]:  # fmt: skip
+        """Terms: amount / percent, cap, min_spend, skus, valid_from, valid_until,
+        per_user_limit, stackable."""
+        body = {"kind": kind, "title": title, "total": total, "currency": currency, **terms}
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/coupons/templates", body)
+        return result
+
+    async def coupon_templates(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"{self._room}/coupons/templates")
+        templates: list[dict[str, Any]] = result["templates"]
+        return templates
+
+    async def drop_coupons(self, template: str, quantity: int, **terms: Any) -> dict[str, Any]:
+        """Terms: countdown_s, claim_window_s."""
+        path = f"{self._room}/coupons/templates/{template}/drops"
+        result: dict[str, Any] = await self.call("POST", path, {"quantity": quantity, **terms})
+        return result
+
+    async def drops(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"{self._room}/coupons/drops")
+        drops: list[dict[str, Any]] = result["drops"]
+        return drops
+
+    # ---- orders ---------------------------------------------------------------------------
+
+    async def orders(
+        self, state: str | None = None, review: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"state": state, "review": review}.items() if v}
+        query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+        result = await self.call("GET", f"{self._room}/orders{query}")
+        orders: list[dict[str, Any]] = result["orders"]
+        return orders
+
+    async def refund(self, order: str, refund_id: str, amount: int | None = None, *,
+                     restock: list[str] | None = None, reason: str = "host",
+                     ) -> dict[str, Any]:  # fmt: skip
+        body: dict[str, Any] = {"id": refund_id, "restock": restock or [], "reason": reason}
+        if amount is not None:
+            body["amount"] = amount
+        result: dict[str, Any] = await self.call(
+            "POST", f"{self._room}/orders/{order}/refund", body
+        )
+        return result
+
+    async def fulfill(self, order: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/orders/{order}/fulfill")
+        return result
+
+    async def approve(self, order: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/orders/{order}/approve")
+        return result
+
+    async def cancel_order(self, order: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/orders/{order}/cancel")
+        return result
+
+    async def block(self, kind: str, ident: str) -> dict[str, Any]:
+        body = {"kind": kind, "id": ident}
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/blocklist", body)
+        return result
+
+    async def unblock(self, kind: str, ident: str) -> dict[str, Any]:
+        body = {"kind": kind, "id": ident}
+        result: dict[str, Any] = await self.call("DELETE", f"{self._room}/blocklist", body)
         return result
 
     # ---- moderation -----------------------------------------------------------------------

@@ -310,6 +310,13 @@ class ViewerClient:
         result: dict[str, Any] = {**ack["result"], "replayed": ack.get("replayed", False)}
         return result
 
+    async def claim(self, drop: str, *, request_id: str | None = None) -> dict[str, Any]:
+        """Claim one coupon of a drop; returns the answer (`status`: claimed, sold_out,
+        limit_reached, not_started or ended). Same `request_id`, same answer."""
+        ack = await self.request({"type": "claim", "drop": drop}, request_id=request_id)
+        result: dict[str, Any] = {**ack["result"], "replayed": ack.get("replayed", False)}
+        return result
+
     async def release(self, reservation: str) -> None:
         await self.request({"type": "release", "reservation": reservation})
 

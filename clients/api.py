@@ -1,0 +1,51 @@
+"""`ApiClient`: the JSON HTTP API with a bearer token, shared by the host's and the
+buyer's clients. Error bodies raise `LivecartClientError` with the wire code."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from clients.errors import LivecartClientError
+
+
+class ApiClient:
+    def __init__(self, base_url: str, room: str, token: str, *, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.room = room
+        self.token = token
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+        )
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One API call; error bodies raise LivecartClientError with the wire code."""
+        response = await self.http.request(method, path, json=body)
+        if response.status_code == 204:
+            return None
+        data = response.json()
+        if response.is_error:
+            raise LivecartClientError.from_wire(data.get("error", {}), status=response.status_code)
+        return data
+
+    @property
+    def _room(self) -> str:
+        return f"/api/rooms/{self.room}"
