@@ -90,7 +90,9 @@ for i = 8, #ARGV, 2 do
     return refund('reservation_missing')
   end
   local r = cjson.decode(raw)
-  local held = r['s'] == 'held' and r['o'] == order_id
+  -- Still held for this order, or for this buyer just after the order ended (its release
+  -- unlinks the hold one script before the units go back).
+  local held = r['s'] == 'held' and (r['o'] == order_id or (r['o'] == nil and r['u'] == user))
   if not held then
     if r['s'] ~= 'expired' and r['s'] ~= 'released' then
       return refund('reservation_' .. r['s'])
