@@ -1,4 +1,4 @@
-"""`livecart` command line (CONTRACTS.md): serve, demo, token, bench."""
+"""`livecart` command line (CONTRACTS.md): serve, demo, token, audit, orders, bench."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import orjson
 
 from engine import auth, redis_client
 from engine.app import Engine
 from engine.audit import Report, audit_room
+from engine.bench.checkout import main as bench_checkout
+from engine.bench.coupons import main as bench_coupons
 from engine.bench.fanout import main as bench_fanout
 from engine.bench.grab import main as bench_grab
 from engine.demo import run_demo
@@ -20,6 +23,8 @@ from engine.errors import LivecartError
 from engine.keys import check_room_id
 from engine.logs import configure as configure_logs
 from engine.loop import run_event_loop
+from engine.order_feed import OrderFeed, export
+from engine.orders import Order, load_orders
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
 from engine.settings import Settings, load_secret
@@ -123,44 +128,86 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+async def _load_orders(url: str, room: str) -> list[Order]:
+    redis = redis_client.connect(url)
+    try:
+        return await load_orders(redis, check_room_id(room))
+    finally:
+        await redis.aclose()
+
+
+def _export(url: str, args: argparse.Namespace) -> int:
+    orders = asyncio.run(_load_orders(url, args.room))
+    chunks = export(orders, args.format)
+    if args.out is None:
+        sys.stdout.writelines(chunks)
+    else:
+        with open(args.out, "w", encoding="utf-8", newline="") as handle:
+            handle.writelines(chunks)
+    print(f"livecart: exported {len(orders)} orders of {args.room}", file=sys.stderr)
+    return 0
+
+
+async def _feed(url: str, args: argparse.Namespace) -> int:
+    redis = redis_client.connect(url)
+    feed = OrderFeed(redis, check_room_id(args.room), args.group, args.consumer)
+    try:
+        await feed.ensure_group()
+        events = await feed.pending(args.count) or await feed.read(args.count, args.block_ms)
+        for event_id, fields in events:
+            print(orjson.dumps({"id": event_id, **fields}).decode())
+        if not args.no_ack:
+            await feed.ack([event_id for event_id, _ in events])
+    finally:
+        await redis.aclose()
+    return 0
+
+
+def cmd_orders(args: argparse.Namespace) -> int:
+    url = redis_url_for_tools(args)
+    if args.orders == "export":
+        return _export(url, args)
+    return asyncio.run(_feed(url, args))
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "fanout":
         return bench_fanout(args)
     if args.bench == "grab":
         return bench_grab(args)
+    if args.bench == "coupons":
+        return bench_coupons(args)
+    if args.bench == "checkout":
+        return bench_checkout(args)
     return 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="livecart", description="live-commerce engine")
-    sub = parser.add_subparsers(dest="command", required=True)
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-    serve = sub.add_parser("serve", help="run the engine")
-    _add_server_args(serve)
-    serve.add_argument("--workers", type=int, default=None, help="engine processes (one for now)")
-    serve.set_defaults(func=cmd_serve)
 
-    demo = sub.add_parser("demo", help="run the engine with a seeded demo room and bots")
-    _add_server_args(demo)
-    demo.add_argument("--bots", type=int, default=8, help="simulated viewers (default 8)")
-    demo.set_defaults(func=cmd_demo)
+def _add_orders_parser(sub: Subparsers) -> None:
+    orders = sub.add_parser("orders", help="a room's orders for downstream systems")
+    orders_sub = orders.add_subparsers(dest="orders", required=True)
+    export_cmd = orders_sub.add_parser("export", help="every order of a room as CSV or JSON lines")
+    export_cmd.add_argument("room")
+    export_cmd.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export_cmd.add_argument("--out", default=None, help="file to write (default stdout)")
+    feed_cmd = orders_sub.add_parser(
+        "feed", help="read order events through a consumer group (JSON lines), then ack them"
+    )
+    feed_cmd.add_argument("room")
+    feed_cmd.add_argument("--group", default="erp", help="consumer group (default erp)")
+    feed_cmd.add_argument("--consumer", default="cli", help="consumer name (default cli)")
+    feed_cmd.add_argument("--count", type=int, default=100, help="events to read at most")
+    feed_cmd.add_argument("--block-ms", type=int, default=None, help="wait for new events")
+    feed_cmd.add_argument("--no-ack", action="store_true", help="leave the events pending")
+    for command in (export_cmd, feed_cmd):
+        command.add_argument("--redis-url", default=None)
+        command.add_argument("--data-dir", default=None)
+    orders.set_defaults(func=cmd_orders)
 
-    token = sub.add_parser("token", help="mint a signed token")
-    token.add_argument("--room", required=True)
-    token.add_argument("--role", required=True, choices=["host", "moderator", "viewer"])
-    token.add_argument("--user", default=None)
-    token.add_argument("--name", default=None)
-    token.add_argument("--ttl", type=int, default=auth.DEFAULT_TTL_S, help="seconds (default 12 h)")
-    token.add_argument("--data-dir", default=None)
-    token.set_defaults(func=cmd_token)
 
-    audit = sub.add_parser("audit", help="check a room's stock invariants; exit 1 if any fails")
-    audit.add_argument("room")
-    audit.add_argument("--redis-url", default=None)
-    audit.add_argument("--data-dir", default=None)
-    audit.add_argument("--json", action="store_true", help="print one JSON object")
-    audit.set_defaults(func=cmd_audit)
-
+def _add_bench_parser(sub: Subparsers) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     fanout = bench_sub.add_parser("fanout", help="room fan-out to many viewers")
@@ -187,7 +234,54 @@ def build_parser() -> argparse.ArgumentParser:
     grab.add_argument("--in-flight", type=int, default=2, help="grab batches in flight per sale")
     grab.add_argument("--redis-url", default=None)
     grab.add_argument("--json", action="store_true", help="print one JSON object")
+    rain = bench_sub.add_parser("coupons", help="a coupon rain: the whole room claims a drop")
+    rain.add_argument("--viewers", type=int, default=1000)
+    rain.add_argument("--coupons", type=int, default=100)
+    rain.add_argument("--attempts", type=int, default=None, help="taps in all (default: viewers)")
+    rain.add_argument("--redis-url", default=None)
+    rain.add_argument("--json", action="store_true", help="print one JSON object")
+    checkout = bench_sub.add_parser("checkout", help="orders paid end to end through the provider")
+    checkout.add_argument("--orders", type=int, default=500)
+    checkout.add_argument("--concurrency", type=int, default=50, help="buyers at once")
+    checkout.add_argument("--redis-url", default=None)
+    checkout.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livecart", description="live-commerce engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the engine")
+    _add_server_args(serve)
+    serve.add_argument("--workers", type=int, default=None, help="engine processes (one for now)")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="run the engine with a seeded demo room and bots")
+    _add_server_args(demo)
+    demo.add_argument("--bots", type=int, default=8, help="simulated viewers (default 8)")
+    demo.set_defaults(func=cmd_demo)
+
+    token = sub.add_parser("token", help="mint a signed token")
+    token.add_argument("--room", required=True)
+    token.add_argument("--role", required=True, choices=["host", "moderator", "viewer"])
+    token.add_argument("--user", default=None)
+    token.add_argument("--name", default=None)
+    token.add_argument("--ttl", type=int, default=auth.DEFAULT_TTL_S, help="seconds (default 12 h)")
+    token.add_argument("--data-dir", default=None)
+    token.set_defaults(func=cmd_token)
+
+    audit = sub.add_parser(
+        "audit", help="check a room's stock, coupon, order and payment invariants; exit 1 if not"
+    )
+    audit.add_argument("room")
+    audit.add_argument("--redis-url", default=None)
+    audit.add_argument("--data-dir", default=None)
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+    audit.set_defaults(func=cmd_audit)
+
+    _add_orders_parser(sub)
+    _add_bench_parser(sub)
     return parser
 
 

@@ -240,6 +240,17 @@ class Order:
         )
 
 
+async def load_orders(redis: Redis, room: str, ids: Sequence[str] | None = None) -> list[Order]:
+    """Orders by id (default: all of the room's, in creation order)."""
+    if ids is None:
+        ids = [text(i) for i in await redis.zrange(keys.orders(room), 0, -1)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for order_id in ids:
+            pipe.hgetall(keys.order(room, order_id))
+        raws = await pipe.execute()
+    return [Order.from_hash(raw) for raw in raws if raw]
+
+
 _CHECKOUT_ERRORS: dict[str, tuple[type[LivecartError], str]] = {
     "blocked": (ForbiddenError, "ordering is blocked for this {detail}"),
     "order_limit": (RejectedError, "this {detail} has reached its order limit"),
@@ -291,17 +302,12 @@ class OrderStore:
         return Order.from_hash(raw)
 
     async def _many(self, room: str, ids: Sequence[str]) -> list[Order]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for order_id in ids:
-                pipe.hgetall(keys.order(room, order_id))
-            raws = await pipe.execute()
-        return [Order.from_hash(raw) for raw in raws if raw]
+        return await load_orders(self.redis, room, ids)
 
     async def list_room(
         self, room: str, *, state: OrderState | None = None, review: str | None = None
     ) -> list[Order]:
-        ids = [text(i) for i in await self.redis.zrange(keys.orders(room), 0, -1)]
-        found = await self._many(room, ids)
+        found = await load_orders(self.redis, room)
         return [
             o
             for o in found

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sale = launch_sale(port, secret, room, args.stock, args.limit)
             progress(f"{args.viewers} viewers tap {args.attempts} times when a "
                      f"{args.stock}-unit sale starts")  # fmt: skip
-            rush = loader.ask(cmd="grab", sale=sale["id"], attempts=args.attempts,
+            rush = loader.ask(cmd="grab", target=sale["id"], attempts=args.attempts,
                               at_ms=sale["starts_at"], think_ms=args.think_ms)  # fmt: skip
             batches = batch_stats(port)
         final, audit = asyncio.run(inspect(redis_url, room, sale["id"]))

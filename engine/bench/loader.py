@@ -6,7 +6,8 @@ on its own core. Commands:
   {"cmd": "post", "rate": R, "seconds": S}       -> comments at R/s, then drain and report
   {"cmd": "flood", "seconds": S}                 -> posters post back-to-back, report
   {"cmd": "count", "seconds": S}                 -> just count received frames (raw server)
-  {"cmd": "grab", "sale", "attempts", "at_ms"}   -> the flash-sale rush, timed per grab
+  {"cmd": "grab"/"claim", "target", "attempts", "at_ms"} -> the rush on a sale or a coupon
+                                                  drop, timed per tap
   {"cmd": "close"} / {"cmd": "quit"}
 Every viewer checks every tick's `seq` (a gap or repeat is counted), counts comments and
 `sampled_out`, and every tenth viewer records end-to-end latency from the poster's clock
@@ -260,11 +261,12 @@ async def flood(load: Load, seconds: float) -> dict[str, Any]:
 
 
 async def grab_rush(
-    load: Load, sale: str, attempts: int, at_ms: float, think_ms: float
+    load: Load, sale: str, attempts: int, at_ms: float, think_ms: float, *, kind: str = "grab"
 ) -> dict[str, Any]:
-    """At `at_ms` every viewer starts tapping "grab": `attempts` in all, spread evenly,
-    each viewer's next tap `think_ms` after the previous answer (a person's tapping
-    pace), with a fresh request id each time."""
+    """At `at_ms` every viewer starts tapping "grab" (or "claim" a coupon of drop `sale`):
+    `attempts` in all, spread evenly, each viewer's next tap `think_ms` after the previous
+    answer (a person's tapping pace), with a fresh request id each time."""
+    target = "sale" if kind == "grab" else "drop"
     viewers = len(load.conns)
     share = [attempts // viewers + (1 if i < attempts % viewers else 0) for i in range(viewers)]
     statuses: Counter[str] = Counter()
@@ -280,7 +282,7 @@ async def grab_rush(
             waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
             load.ack_waiters[index] = waiter
             started = time.perf_counter()
-            conn.send(msgpack.packb({"type": "grab", "sale": sale, "id": f"g{index}.{n}"}))
+            conn.send(msgpack.packb({"type": kind, target: sale, "id": f"g{index}.{n}"}))
             try:
                 reply = await asyncio.wait_for(waiter, 30)
             except TimeoutError:
@@ -294,6 +296,8 @@ async def grab_rush(
             statuses[result["status"]] += 1
             if result["status"] == "reserved":
                 reserved_units += result["quantity"]
+            elif result["status"] == "claimed":
+                reserved_units += 1
             if think_ms:
                 await asyncio.sleep(think_ms / 1000)
 
@@ -389,9 +393,14 @@ async def main() -> None:
             reply = await flood(load, cmd["seconds"])
         elif name == "count":
             reply = await count(load, cmd["seconds"])
-        elif name == "grab":
+        elif name in {"grab", "claim"}:
             reply = await grab_rush(
-                load, cmd["sale"], cmd["attempts"], cmd["at_ms"], cmd.get("think_ms", 0)
+                load,
+                cmd["target"],
+                cmd["attempts"],
+                cmd["at_ms"],
+                cmd.get("think_ms", 0),
+                kind=name,
             )
         elif name == "close":
             for conn in load.conns:
