@@ -1,0 +1,57 @@
+"""`livecart bench grab`, `bench coupons` and `bench checkout` run end to end and report
+their contract fields (small numbers: this checks each benchmark's behaviour and
+accounting, not the machine's speed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import orjson
+
+LATENCY = {"p50", "p95", "p99"}
+
+
+def bench(*args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "bench", *args, "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report: dict[str, Any] = orjson.loads(result.stdout)
+    return report
+
+
+def test_bench_grab_never_oversells() -> None:
+    report = bench("grab", "--viewers", "60", "--stock", "20", "--attempts", "300")
+    contract = {"attempts", "reserved", "sold_out", "limit_reached", "errors", "oversell",
+                "grabs_per_second", "latency_ms", "raw_evalsha_per_second", "ratio_to_raw",
+                "audit_ok"}  # fmt: skip
+    assert set(report) >= contract
+    assert (report["reserved"], report["oversell"], report["errors"]) == (20, 0, 0)
+    assert report["reserved"] + report["sold_out"] + report["limit_reached"] == 300
+    assert report["sale_counters"]["reserved"] == 20
+    assert report["audit_ok"] is True
+    assert set(report["latency_ms"]) == LATENCY
+
+
+def test_bench_coupons_issues_exactly_the_drop() -> None:
+    report = bench("coupons", "--viewers", "80", "--coupons", "25")
+    assert (report["claimed"], report["sold_out"], report["over_issued"]) == (25, 55, 0)
+    assert report["errors"] == 0
+    assert report["drop"] == {"quantity": 25, "claimed": 25, "remaining": 0}
+    assert report["audit_ok"] is True
+    assert set(report["latency_ms"]) == LATENCY
+
+
+def test_bench_checkout_pays_every_order() -> None:
+    report = bench("checkout", "--orders", "30", "--concurrency", "5")
+    assert set(report) >= {"orders", "paid", "failed", "orders_per_second", "latency_ms",
+                           "audit_ok"}  # fmt: skip
+    assert (report["orders"], report["paid"], report["failed"]) == (30, 30, 0)
+    assert report["coupons_used"] == 15
+    assert report["orders_per_second"] > 0
+    assert report["audit_ok"] is True
+    checks = {c["name"]: c for c in report["audit"]["checks"]}
+    assert checks["orders: stock sold matches paid order lines"]["detail"].startswith("30 units")
