@@ -44,6 +44,36 @@ async def seed(engine: Engine) -> None:
         log.info("the demo room had ended; its history stays in %s", engine.settings.data_dir)
     elif room.state is RoomState.SCHEDULED:
         await node.rooms.transition(ROOM, RoomAction.GO_LIVE)
+    if not await node.catalog.lineup(ROOM):
+        await seed_shop(engine)
+
+
+PRODUCTS = [
+    {"title": "Trail runner sneaker", "currency": "USD", "description": "Light, grippy, 280 g.",
+     "images": ["https://example.com/livecart/sneaker.jpg"],
+     "skus": [{"sku": f"TRAIL-{size}", "list_price": 8900, "attrs": {"size": str(size)}}
+              for size in (40, 41, 42, 43)]},
+    {"title": "Merino hoodie", "currency": "USD", "description": "Warm, soft, washable.",
+     "images": ["https://example.com/livecart/hoodie.jpg"],
+     "skus": [{"sku": f"HOOD-{c}", "list_price": 6500, "attrs": {"colour": c.lower()}}
+              for c in ("BLACK", "SAND")]},
+]  # fmt: skip
+COUPONS = [
+    {"kind": "amount_off", "title": "10 off 80", "amount": 1000, "min_spend": 8000,
+     "currency": "USD", "total": 500},
+    {"kind": "free_shipping", "title": "Free shipping", "currency": "USD", "total": 200,
+     "stackable": True},
+]  # fmt: skip
+
+
+async def seed_shop(engine: Engine) -> None:
+    """Products in the run-of-show (the first pinned) and coupon templates to drop."""
+    node = engine.node
+    assert node is not None
+    products = [await node.catalog.create(ROOM, body) for body in PRODUCTS]
+    await node.catalog.pin(ROOM, products[0].id)
+    for body in COUPONS:
+        await node.coupons.create_template(ROOM, body)
 
 
 async def bot(engine: Engine, number: int, stop: asyncio.Event) -> None:
@@ -98,6 +128,12 @@ async def run_demo(settings: Settings, *, bots: int) -> int:
                     f"  curl -s -X POST -H 'Authorization: Bearer {host_token}' "
                     f'-d \'{{"user": "bot-1", "minutes": 1}}\' '
                     f"{engine.base_url}/api/rooms/{ROOM}/mutes",
+                    f"  curl -s -X POST -H 'Authorization: Bearer {host_token}' "
+                    f'-d \'{{"sku": "TRAIL-42", "allotment": 50, "countdown_s": 10}}\' '
+                    f"{engine.base_url}/api/rooms/{ROOM}/sales",
+                    f"  curl -s -X POST -H 'Authorization: Bearer {host_token}' "
+                    f"-d '{{\"quantity\": 100}}' "
+                    f"{engine.base_url}/api/rooms/{ROOM}/coupons/templates/t1/drops",
                     "press Ctrl-C to stop",
                     "",
                 ]

@@ -34,6 +34,14 @@ def test_demo_serves_a_live_room_with_chatting_bots(tmp_path: Path) -> None:
         assert lines["host token"].startswith("lc1.")
         room = httpx.get(room_url, timeout=10).json()
         assert room["state"] == "live"
+        products = httpx.get(f"{room_url}/products", timeout=10).json()["products"]
+        assert [p["title"] for p in products] == ["Trail runner sneaker", "Merino hoodie"]
+        assert room["pinned_product"] == products[0]["id"]
+        auth = {"authorization": f"Bearer {lines['host token']}"}
+        templates = httpx.get(f"{room_url}/coupons/templates", timeout=10, headers=auth)
+        assert [t["kind"] for t in templates.json()["templates"]] == [
+            "amount_off", "free_shipping"
+        ]  # fmt: skip
         deadline = time.monotonic() + 30
         comments: list[dict[str, object]] = []
         while not comments and time.monotonic() < deadline:
