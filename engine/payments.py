@@ -34,7 +34,6 @@ from engine.errors import (
     ForbiddenError,
     LivecartError,
     ProtocolError,
-    RejectedError,
 )
 from engine.keys import check_room_id
 from engine.metrics import METRICS
@@ -45,6 +44,7 @@ log = logging.getLogger("livecart.payments")
 TIMESTAMP_HEADER = "x-livecart-timestamp"
 NONCE_HEADER = "x-livecart-nonce"
 SIGNATURE_HEADER = "x-livecart-signature"
+TIMESTAMP_RE = re.compile(r"[0-9]{1,20}")
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 PAYMENT_ID_RE = re.compile(r"pay_[A-Za-z0-9]{8,40}")
 REFUND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -85,7 +85,12 @@ def verify(
     timestamp = headers.get(TIMESTAMP_HEADER, "")
     nonce = headers.get(NONCE_HEADER, "")
     given = headers.get(SIGNATURE_HEADER, "")
-    if not timestamp.isdigit() or not NONCE_RE.fullmatch(nonce) or not given:
+    if (
+        not TIMESTAMP_RE.fullmatch(timestamp)
+        or not NONCE_RE.fullmatch(nonce)
+        or not given
+        or not given.isascii()  # hmac.compare_digest raises TypeError on non-ASCII text
+    ):
         raise AuthError("missing or malformed signature headers", code="signature_invalid")
     if not hmac.compare_digest(signature(secret, timestamp, nonce, body), given):
         raise AuthError("the signature does not match", code="signature_invalid")
@@ -228,8 +233,12 @@ class Payments:
         if not isinstance(body, dict):
             raise ProtocolError("the body must be a JSON object", code="bad_request")
         order = await self.orders.get(room, order_id)
+        # No amount: all that is left (0 once fully refunded: the script then answers a
+        # retry of the same refund id as a replay, and any other id as illegal_transition).
         amount = body.get("amount", order.total - order.refunded)
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+        if "amount" in body and (
+            not isinstance(amount, int) or isinstance(amount, bool) or amount < 1
+        ):
             raise ProtocolError(
                 "amount: a positive integer in minor units",
                 code="invalid_field",
@@ -256,7 +265,11 @@ class Payments:
             )
         payment_id = order.fields.get("payment")
         if payment_id is None:
-            raise RejectedError("the order has no payment to refund", code="illegal_transition")
+            raise ConflictError(
+                f"order {order_id} is {order.state.value}; it has no payment to refund",
+                code="illegal_transition",
+                details={"state": order.state.value},
+            )
         updated, replayed = await self.orders.refund(
             room, order_id, refund_id, amount=amount, reason=reason, who=who, restock=restock
         )

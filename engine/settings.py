@@ -31,7 +31,9 @@ class Limits:
     ping_timeout_s: float = 20.0
 
 
-# Environment variable -> (setting, conversion). Empty values count as unset.
+# Environment variable -> (setting, conversion). A variable that is set must be valid,
+# except that these may be set to "" to mean unset.
+_EMPTY_IS_UNSET = {"REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET"}
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_HOST": ("host", str),
     "LIVECART_PORT": ("port", int),
@@ -102,7 +104,7 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for name, (field_name, convert) in _ENV.items():
-            if env.get(name):
+            if name in env and (env[name] or name not in _EMPTY_IS_UNSET):
                 values[field_name] = convert(env[name])
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)

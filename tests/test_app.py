@@ -39,6 +39,11 @@ FAMILIES = {
     "livecart_grab_seconds": "histogram",
     "livecart_grab_batch_size": "histogram",
     "livecart_reservations_expired_total": "counter",
+    "livecart_coupon_claims_total": "counter",
+    "livecart_orders_total": "counter",
+    "livecart_payment_callbacks_total": "counter",
+    "livecart_refunds_total": "counter",
+    "livecart_orders_expired_total": "counter",
     "livecart_script_errors_total": "counter",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import subprocess
@@ -13,6 +14,12 @@ import pytest
 from engine.order_feed import CSV_COLUMNS, OrderFeed, export
 from engine.orders import load_orders
 from tests.conftest import Store
+
+
+async def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, timeout=60, check=True
+    )
 
 
 async def paid_and_cancelled(store: Store) -> None:
@@ -62,15 +69,14 @@ async def test_exports_as_csv_and_jsonl(store: Store) -> None:
 async def test_cli_export_and_feed(store: Store, redis_url: str) -> None:
     await paid_and_cancelled(store)
     base = [sys.executable, "-m", "engine.cli", "orders"]
-    exported = subprocess.run([*base, "export", store.room, "--format", "jsonl",
-                               "--redis-url", redis_url], capture_output=True, text=True,
-                              timeout=60, check=True)  # fmt: skip
+    exported = await run([*base, "export", store.room, "--format", "jsonl", "--redis-url",
+                          redis_url])  # fmt: skip
     assert [orjson.loads(line)["state"] for line in exported.stdout.splitlines()] == [
         "paid",
         "cancelled",
     ]
     feed = [*base, "feed", store.room, "--group", "cli-test", "--redis-url", redis_url]
-    first = subprocess.run(feed, capture_output=True, text=True, timeout=60, check=True)
+    first = await run(feed)
     assert len(first.stdout.splitlines()) == 4
-    again = subprocess.run(feed, capture_output=True, text=True, timeout=60, check=True)
+    again = await run(feed)
     assert again.stdout == ""  # acknowledged the first time

@@ -50,7 +50,7 @@ async def counters(store: Store, sale: str) -> tuple[int, int, int]:
     return s.available, s.reserved, s.sold
 
 
-# ---- checkout ------------------------------------------------------------------------------
+# ---- checkout ----------------------------------------------------------------------------
 
 
 async def test_two_checkouts_of_one_reservation_make_one_order(store: Store) -> None:
@@ -105,7 +105,7 @@ async def test_checkout_refuses_what_the_buyer_does_not_hold(
 
 
 async def test_a_reservation_in_an_order_cannot_be_released(store: Store) -> None:
-    sale, order = await pending(store)
+    _, order = await pending(store)
     with pytest.raises(ConflictError) as caught:
         await store.shop.stock.release(store.room, order.lines[0]["reservation"], "ana")
     assert caught.value.code == "reservation_in_order"
@@ -119,7 +119,7 @@ async def test_checkout_never_takes_stock(store: Store) -> None:
     assert await counters(store, sale) == before == (3, 2, 0)
 
 
-# ---- cancel and expiry ------------------------------------------------------------------------
+# ---- cancel and expiry -------------------------------------------------------------------
 
 
 async def test_cancel_returns_units_and_coupon(store: Store) -> None:
@@ -166,7 +166,7 @@ async def test_the_sweeper_expires_due_orders(store: Store) -> None:
     await store.audit_ok()
 
 
-# ---- payment races ---------------------------------------------------------------------------
+# ---- payment races -----------------------------------------------------------------------
 
 
 async def test_payment_racing_expiry_never_loses_a_unit(store: Store) -> None:
@@ -243,7 +243,7 @@ async def test_many_buyers_check_out_and_pay_concurrently(store: Store) -> None:
     await store.audit_ok()
 
 
-# ---- refunds and fulfilment ---------------------------------------------------------------------
+# ---- refunds and fulfilment --------------------------------------------------------------
 
 
 async def test_refund_in_parts_never_above_what_was_paid(store: Store) -> None:
@@ -254,7 +254,8 @@ async def test_refund_in_parts_never_above_what_was_paid(store: Store) -> None:
     assert (part.state, part.refunded) == (OrderState.PARTIALLY_REFUNDED, 1000)
     replay, replayed = await store.orders.refund(store.room, order.id, "r1", amount=1000,
                                                  reason="damaged", who="host")  # fmt: skip
-    assert replayed and replay.refunded == 1000
+    assert replayed
+    assert replay.refunded == 1000
     with pytest.raises(RejectedError) as caught:
         await store.orders.refund(store.room, order.id, "r2", amount=order.total, reason="x",
                                   who="host")  # fmt: skip
@@ -280,12 +281,12 @@ async def test_unpaid_orders_cannot_be_refunded_or_fulfilled(store: Store) -> No
     assert fulfilled.state is OrderState.FULFILLED
 
 
-# ---- risk rules ---------------------------------------------------------------------------------
+# ---- risk rules --------------------------------------------------------------------------
 
 
 async def test_order_limits_per_user_and_device(store: Store) -> None:
     sale = await store.sale(allotment=20, per_user_limit=10)
-    for n in range(5):
+    for _ in range(5):
         await store.checkout("ana", [await store.reserve(sale, "ana")])
     with pytest.raises(RejectedError) as by_user:
         await store.checkout("ana", [await store.reserve(sale, "ana")])
@@ -323,7 +324,7 @@ async def test_high_value_orders_are_flagged_until_approved(store: Store) -> Non
     )
 
 
-# ---- the audit sees damage ------------------------------------------------------------------------
+# ---- the audit sees damage ---------------------------------------------------------------
 
 
 async def test_audit_reports_money_that_does_not_add_up(store: Store) -> None:

@@ -1,0 +1,185 @@
+"""The simulated payment provider inside a real engine: its pay page and API, and its
+signed callbacks into the engine over HTTP (POST /api/payments/callback)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from clients import HostClient, ShopperClient
+from clients.errors import LivecartClientError
+from engine.app import Engine
+from engine.payments import SIGNATURE_HEADER, sign
+from tests.conftest import ADDRESS, ViewerFactory, token
+from tests.test_api_catalog import JACKET
+
+UNKNOWN = "pay_000000000000000000000000"
+
+
+@dataclass
+class Checkout:
+    shopper: ShopperClient
+    order: dict[str, Any]
+    payment: str
+
+
+@pytest.fixture
+async def http(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=engine.base_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def checkout(
+    engine: Engine, host: HostClient, room: str, viewer_factory: ViewerFactory
+) -> AsyncIterator[Checkout]:
+    """Ana's pending order for one DJ-M at 5000 (+600 shipping) and a payment for it."""
+    await host.create_product(**JACKET)
+    sale = await host.launch_sale("DJ-M", 5, price=5000)
+    viewer = await viewer_factory(room, user="ana")
+    grabbed = await viewer.grab(sale["id"])
+    ana = ShopperClient(engine.base_url, room, token(room, "viewer", "ana"))
+    async with ana:
+        order = await ana.checkout([grabbed["reservation"]], address=ADDRESS,
+                                   contact={"email": "ana@example.com"})  # fmt: skip
+        payment = await ana.start_payment(order["id"])
+        assert payment["amount"] == order["pricing"]["total"] == 5600
+        assert payment["pay_url"] == f"{engine.base_url}/psp/pay/{payment['payment']}"
+        yield Checkout(ana, order, payment["payment"])
+
+
+async def order_state(checkout: Checkout) -> str:
+    state: str = (await checkout.shopper.order(checkout.order["id"]))["state"]
+    return state
+
+
+async def test_the_pay_page_names_the_order_and_amount(
+    http: httpx.AsyncClient, checkout: Checkout, room: str
+) -> None:
+    response = await http.get(f"/psp/pay/{checkout.payment}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert f"Order <b>{checkout.order['id']}</b> in room <b>{room}</b>" in page
+    assert "<b>5600 USD</b>" in page
+    assert '<b id="state">created</b>' in page
+
+
+async def test_a_declined_payment_then_a_paid_one(checkout: Checkout) -> None:
+    declined = await checkout.shopper.pay(checkout.payment, "failed")
+    assert (declined["state"], declined["delivered"], declined["status"]) == ("failed", True, 200)
+    assert declined["engine"]["outcome"] == "failed"
+    assert declined["engine"]["detail"] == "pending_payment"
+    assert await order_state(checkout) == "pending_payment"
+    paid = await checkout.shopper.pay(checkout.payment, "succeeded")
+    assert paid["engine"]["outcome"] == "paid", paid
+    order = await checkout.shopper.order(checkout.order["id"])
+    assert (order["state"], order["payment"]) == ("paid", checkout.payment)
+
+
+async def test_a_redelivery_is_a_duplicate(http: httpx.AsyncClient, checkout: Checkout) -> None:
+    await checkout.shopper.pay(checkout.payment)
+    paid = await checkout.shopper.order(checkout.order["id"])
+    response = await http.post(f"/psp/payments/{checkout.payment}/redeliver")
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["delivered"], answer["status"]) == (True, 200)
+    assert (answer["engine"]["outcome"], answer["engine"]["detail"]) == ("duplicate", "succeeded")
+    assert await checkout.shopper.order(checkout.order["id"]) == paid
+
+
+async def test_a_succeeded_payment_cannot_be_completed_again(checkout: Checkout) -> None:
+    await checkout.shopper.pay(checkout.payment)
+    for outcome in ("succeeded", "failed"):
+        with pytest.raises(LivecartClientError) as caught:
+            await checkout.shopper.pay(checkout.payment, outcome)
+        assert (caught.value.status, caught.value.code) == (409, "psp_refused")
+    assert await order_state(checkout) == "paid"
+
+
+async def test_nothing_to_redeliver_before_an_outcome(
+    http: httpx.AsyncClient, checkout: Checkout
+) -> None:
+    response = await http.post(f"/psp/payments/{checkout.payment}/redeliver")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "psp_refused"
+    assert await order_state(checkout) == "pending_payment"
+
+
+async def test_the_provider_record(http: httpx.AsyncClient, checkout: Checkout, room: str) -> None:
+    await checkout.shopper.pay(checkout.payment)
+    record = (await http.get(f"/psp/payments/{checkout.payment}")).json()
+    assert {k: record[k] for k in ("id", "room", "order", "amount", "currency", "state")} == {
+        "id": checkout.payment, "room": room, "order": checkout.order["id"], "amount": 5600,
+        "currency": "USD", "state": "succeeded",
+    }  # fmt: skip
+    assert record["refunded"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/psp/pay/{id}"),
+        ("POST", "/psp/pay/{id}"),
+        ("GET", "/psp/payments/{id}"),
+        ("POST", "/psp/payments/{id}/redeliver"),
+    ],
+)
+@pytest.mark.parametrize("payment", [UNKNOWN, "not-a-payment"])
+async def test_an_unknown_payment_is_not_found(
+    http: httpx.AsyncClient, method: str, path: str, payment: str
+) -> None:
+    body = {"outcome": "succeeded"} if method == "POST" else None
+    response = await http.request(method, path.format(id=payment), json=body)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "payment_not_found"
+
+
+async def test_a_form_post_pays_like_the_json_api(
+    http: httpx.AsyncClient, checkout: Checkout
+) -> None:
+    response = await http.post(f"/psp/pay/{checkout.payment}", data={"outcome": "succeeded"})
+    assert response.status_code == 200
+    assert response.json()["engine"]["outcome"] == "paid"
+    assert await order_state(checkout) == "paid"
+
+
+@pytest.mark.parametrize("form", [True, False])
+async def test_an_unknown_outcome_is_an_invalid_field(
+    http: httpx.AsyncClient, checkout: Checkout, form: bool
+) -> None:
+    url = f"/psp/pay/{checkout.payment}"
+    response = await (
+        http.post(url, data={"outcome": "maybe"}) if form else http.post(url, json={})
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["details"]) == ("invalid_field", {"field": "outcome"})
+    assert await order_state(checkout) == "pending_payment"
+
+
+# ---- the engine's callback route ------------------------------------------------------------
+
+
+async def test_an_unsigned_or_forged_callback_is_refused(
+    http: httpx.AsyncClient, checkout: Checkout
+) -> None:
+    body = b'{"event":"payment.succeeded"}'
+    forged = [(k.encode(), v.encode()) for k, v in sign(b"not-the-secret", body, now_s=0).items()]
+    # Anyone can send a non-ASCII signature (the server reads it as latin-1 text).
+    garbled = [*forged[:2], (SIGNATURE_HEADER.encode(), b"\xe9" * 64)]
+    for sent in ([], forged, garbled):
+        response = await http.post("/api/payments/callback", content=body, headers=sent)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "signature_invalid"
+    assert await order_state(checkout) == "pending_payment"
+
+
+async def test_an_oversized_callback_is_refused(http: httpx.AsyncClient) -> None:
+    response = await http.post("/api/payments/callback", content=b"x" * (64 * 1024 + 1))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_large"
