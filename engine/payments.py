@@ -213,7 +213,8 @@ class Payments:
             outcome,
             detail,
         )
-        if outcome == "refund":
+        if outcome == "refund" or (outcome == "duplicate" and detail == "refund_due"):
+            # A redelivery retries an automatic refund that failed at the provider.
             await self._refund_payment(callback.room, callback.payment_id, callback.amount, detail)
         return {
             "outcome": outcome,
@@ -273,7 +274,11 @@ class Payments:
         updated, replayed = await self.orders.refund(
             room, order_id, refund_id, amount=amount, reason=reason, who=who, restock=restock
         )
+        # Recorded first (the script is what prevents refunding more than was paid), then
+        # paid out. The provider refunds once per refund id, so a retry of the same request
+        # (a replay) pays out a refund that failed at the provider the first time.
+        recorded = next(r["amount"] for r in updated.refunds() if r["id"] == refund_id)
+        await self.provider.refund(payment_id, recorded, refund_id)
         if not replayed:
-            await self.provider.refund(payment_id, amount, refund_id)
             METRICS.refunds.inc(1, "host")
         return updated, replayed

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from engine.audit import audit_room
 from engine.errors import AuthError, ConflictError, NotFoundError, ProtocolError, RejectedError
 from engine.metrics import METRICS
 from engine.orders import Order, OrderState
@@ -393,4 +394,45 @@ async def test_a_second_payment_of_a_paid_order_is_refunded(store: Store) -> Non
     again = await deliver(store, *store.callback(order, second))
     assert (again["outcome"], again["detail"]) == ("duplicate", "refunded")
     assert (await store.provider.get(second))["refunded"] == order.total
+    await store.audit_ok()
+
+
+async def test_an_automatic_refund_the_provider_refused_is_retried_on_redelivery(
+    store: Store,
+) -> None:
+    _, order = await pending(store)
+    payment = await store.start_payment(order)  # not completed at the provider yet
+    await store.orders.cancel(store.room, order.id, "ana")
+    with pytest.raises(ConflictError) as refused:
+        await deliver(store, *store.callback(order, payment))
+    assert refused.value.code == "psp_refused"
+    assert (await store.orders.payment(store.room, payment) or {})["s"] == "refund_due"
+    report = await audit_room(store.shop.redis, store.room)
+    assert [c.detail for c in report.checks if not c.ok] == [
+        f"payment {payment} is owed an automatic refund"
+    ]
+    await store.provider.complete(payment, "succeeded")
+    again = await deliver(store, *store.callback(order, payment))
+    assert (again["outcome"], again["detail"]) == ("duplicate", "refund_due")
+    assert (await store.provider.get(payment))["refunded"] == order.total
+    assert (await store.orders.payment(store.room, payment) or {})["s"] == "refunded"
+    await store.audit_ok()
+
+
+async def test_a_host_refund_the_provider_refused_is_paid_out_on_retry(store: Store) -> None:
+    _, order = await pending(store)
+    payment = await store.start_payment(order)
+    await deliver(store, *store.callback(order, payment))
+    body = {"id": "refund-1", "amount": 700, "reason": "late delivery"}
+    with pytest.raises(ConflictError) as refused:  # the provider has not settled it yet
+        await store.payments.refund(store.room, order.id, body, "host")
+    assert refused.value.code == "psp_refused"
+    await store.provider.complete(payment, "succeeded")
+    updated, replayed = await store.payments.refund(store.room, order.id, body, "host")
+    assert replayed
+    assert updated.refunded == 700
+    assert (await store.provider.get(payment))["refunded"] == 700
+    # And a further retry pays nothing more.
+    await store.payments.refund(store.room, order.id, body, "host")
+    assert (await store.provider.get(payment))["refunded"] == 700
     await store.audit_ok()
