@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 import orjson
+from redis.exceptions import RedisError
 
 from engine import auth, redis_client
 from engine.app import Engine
@@ -293,6 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (ValueError, LivecartError) as exc:
         print(f"livecart: {exc}", file=sys.stderr)
+        return 2
+    except (RedisError, OSError) as exc:
+        # "Could not check" is not "checked and failed" (exit 1): tools tell them apart.
+        print(f"livecart: Redis: {exc}", file=sys.stderr)
         return 2
     return code
 

@@ -3,14 +3,18 @@
     LivecartError                code          retryable  http
     ├── ProtocolError            bad_frame, bad_request, unknown_type, invalid_field,
     │                            too_large, hello_required, already_joined  400
-    ├── AuthError                token_invalid, token_expired,
-    │   │                        token_wrong_room, auth_required          401
-    │   └── ForbiddenError       forbidden, banned                        403
-    ├── NotFoundError            room_not_found, comment_not_found         404
-    ├── ConflictError            room_exists, illegal_transition,
-    │                            room_not_open                            409
-    ├── RejectedError            comment_too_long, comment_empty,
-    │                            comment_blocked, muted                   422
+    ├── AuthError                token_invalid, token_expired, token_wrong_room,
+    │   │                        auth_required, signature_invalid,
+    │   │                        callback_stale                           401
+    │   └── ForbiddenError       forbidden, banned, blocked, *_not_yours   403
+    ├── NotFoundError            room_not_found, comment_not_found, *_not_found
+    │                                                                     404
+    ├── ConflictError            room_exists, illegal_transition, room_not_open,
+    │                            sale/reservation/coupon state conflicts,
+    │                            callback_replayed, psp_refused            409
+    ├── RejectedError            comment_too_long, comment_empty, comment_blocked,
+    │                            muted, pricing and coupon rules, order_limit,
+    │                            refund_too_large, payment_mismatch        422
     ├── RateLimitedError         rate_limited, slow_mode      retryable   429
     └── UnavailableError         unavailable                  retryable   503
 
@@ -120,6 +124,49 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "rate_limited": RateLimitedError,
     "slow_mode": RateLimitedError,
     "unavailable": UnavailableError,
+    # catalog, flash sales, coupons, orders, payments
+    "signature_invalid": AuthError,
+    "callback_stale": AuthError,
+    "blocked": ForbiddenError,
+    "reservation_not_yours": ForbiddenError,
+    "coupon_not_yours": ForbiddenError,
+    "product_not_found": NotFoundError,
+    "sku_not_found": NotFoundError,
+    "sale_not_found": NotFoundError,
+    "reservation_not_found": NotFoundError,
+    "template_not_found": NotFoundError,
+    "drop_not_found": NotFoundError,
+    "coupon_not_found": NotFoundError,
+    "order_not_found": NotFoundError,
+    "payment_not_found": NotFoundError,
+    "product_exists": ConflictError,
+    "sku_taken": ConflictError,
+    "sale_exists": ConflictError,
+    "sale_ended": ConflictError,
+    "sale_not_started": ConflictError,
+    "sale_available": ConflictError,
+    "limit_reached": ConflictError,
+    "reservation_not_held": ConflictError,
+    "reservation_expired": ConflictError,
+    "reservation_in_order": ConflictError,
+    "reservation_changed": ConflictError,
+    "coupons_exhausted": ConflictError,
+    "coupon_not_available": ConflictError,
+    "not_flagged": ConflictError,
+    "review_pending": ConflictError,
+    "not_due": ConflictError,
+    "not_restockable": ConflictError,
+    "callback_replayed": ConflictError,
+    "psp_refused": ConflictError,
+    "order_empty": RejectedError,
+    "currency_mismatch": RejectedError,
+    "coupon_not_valid": RejectedError,
+    "coupon_not_applicable": RejectedError,
+    "coupon_threshold_not_met": RejectedError,
+    "coupon_not_stackable": RejectedError,
+    "order_limit": RejectedError,
+    "refund_too_large": RejectedError,
+    "payment_mismatch": RejectedError,
 }
 
 ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)

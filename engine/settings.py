@@ -121,6 +121,8 @@ class Settings:
             raise ValueError("sync_ms must be between 1 and 5000")
         if self.appendfsync not in {"always", "everysec", "no"}:
             raise ValueError("appendfsync must be always, everysec or no")
+        if self.grab_in_flight < 1 or self.grab_max_batch < 1 or self.grab_window_ms < 0:
+            raise ValueError("grab_in_flight and grab_max_batch must be >= 1, grab_window_ms >= 0")
         if not 10 <= self.payment_window_s <= 24 * 3600:
             raise ValueError("payment_window_s must be between 10 and 86400")
         if self.shipping_fee < 0 or self.review_threshold < 1:

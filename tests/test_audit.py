@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -130,3 +131,12 @@ def test_cli_finds_a_running_engines_embedded_redis(tmp_path: Path) -> None:
         result = run_audit("no-such-room", "--data-dir", str(tmp_path), "--json")
     assert result.returncode == 1
     assert orjson.loads(result.stdout)["checks"][0]["name"] == "room exists"
+
+
+def test_cli_unreachable_redis_is_exit_2_not_a_failed_audit() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_audit("demo", "--redis-url", f"redis://127.0.0.1:{port}/0")
+    assert result.returncode == 2
+    assert "livecart: Redis:" in result.stderr

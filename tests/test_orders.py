@@ -348,3 +348,16 @@ async def test_audit_reports_a_used_coupon_without_a_paid_order(store: Store) ->
     assert [c.name for c in report.checks if not c.ok] == [
         "coupons: used and locked match their orders"
     ]
+
+
+async def test_a_late_payment_never_puts_the_buyer_above_the_cap(store: Store) -> None:
+    sale = await store.sale(allotment=5, per_user_limit=1)
+    order = await store.checkout("ana", [await store.reserve(sale, "ana")])
+    await store.orders.expire(store.room, order.id, at_ms=order.expires_at)
+    await store.reserve(sale, "ana")  # ana holds her one unit again, outside the order
+    payment = await store.start_payment(order)
+    await store.provider.complete(payment, "succeeded")
+    result = await store.pay(order, payment)
+    assert (result["outcome"], result["detail"]) == ("refund", "limit_reached")
+    assert await counters(store, sale) == (4, 1, 0)
+    await store.audit_ok()

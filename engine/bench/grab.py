@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -81,8 +82,11 @@ def grab_keys(room: str, sale_id: str) -> list[str]:
 
 def raw_with_redis_benchmark(url: str, sha: str, room: str, sale_id: str) -> float:
     """EVALSHA of the grab script, one grab per call, by redis-benchmark."""
-    port = url.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
-    argv = ["redis-benchmark", "-p", port, "-c", str(RAW_CLIENTS), "-n", str(RAW_REQUESTS),
+    parsed = urlsplit(url)
+    server = ["-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379)]
+    if parsed.password:
+        server += ["-a", parsed.password]
+    argv = ["redis-benchmark", *server, "-c", str(RAW_CLIENTS), "-n", str(RAW_REQUESTS),
             "-r", "100000000", "-q", "EVALSHA", sha, "6", *grab_keys(room, sale_id), "", "200000",
             "user:__rand_int__", "req:__rand_int__", "1"]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300).stdout

@@ -2,8 +2,9 @@
 -- the order paid, its reservations sold and its coupons used. Late payments follow the
 -- policy in docs/orders.md: an order past its deadline (expired, or not yet swept) is
 -- completed if every unit is still held for it or can be re-taken from available stock
--- and every coupon is still the buyer's to use; otherwise, and always for a cancelled
--- order or a second payment of a paid one, the payment is marked for an automatic refund.
+-- (within the per-user cap) and every coupon is still the buyer's to use; otherwise, and
+-- always for a cancelled order or a second payment of a paid one, the payment is marked
+-- for an automatic refund.
 -- KEYS[1] - the order hash
 -- KEYS[2] - room payments hash (payment id -> JSON record)
 -- KEYS[3] - room order expiry sorted set
@@ -104,6 +105,11 @@ end
 for k, units in pairs(take) do
   if tonumber(redis.call('HGET', KEYS[k], 'available')) < units then
     return refund('sold_out')
+  end
+  -- The buyer may have grabbed again since the order expired: never above the cap.
+  local holding = tonumber(redis.call('HGET', KEYS[k + 2], user) or '0')
+  if holding + units > tonumber(redis.call('HGET', KEYS[k], 'limit')) then
+    return refund('limit_reached')
   end
 end
 local coupons = {}
