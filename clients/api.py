@@ -4,7 +4,7 @@ buyer's clients. Error bodies raise `LivecartClientError` with the wire code."""
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -22,7 +22,7 @@ class ApiClient:
             timeout=timeout_s,
         )
 
-    async def __aenter__(self) -> ApiClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

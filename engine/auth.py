@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from engine.errors import AuthError
-from engine.keys import check_room_id, check_user_id
+from engine.keys import USER_ID_RE, check_room_id, check_user_id
 from engine.protocol import Role
 
 VERSION = "lc1"
@@ -112,7 +112,8 @@ def verify(secret: str, token: str, *, room: str, now: float | None = None) -> C
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         raise _invalid("bad claims") from None
-    if claims.role is Role.ANONYMOUS:
+    if claims.role is Role.ANONYMOUS or not USER_ID_RE.fullmatch(claims.user):
+        # User ids end up inside Redis keys and script-built records: only the safe alphabet.
         raise _invalid("bad claims")
     current = time.time() if now is None else now
     if claims.expires_at <= current:

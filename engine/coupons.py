@@ -148,10 +148,10 @@ class Template:
         )
 
     def card(self) -> dict[str, Any]:
-        """What the room's drop card shows."""
-        return {k: v for k, v in self.to_wire().items() if k not in {"id", "total"}} | {
-            "template": self.id
-        }
+        """The terms a drop card shows. The coupon's kind travels as `coupon_kind`: in the
+        room log an entry's own `kind` (coupon_dropped) would hide it."""
+        terms = {k: v for k, v in self.to_wire().items() if k not in {"id", "total", "kind"}}
+        return {**terms, "coupon_kind": self.kind.value, "template": self.id}
 
 
 def validate_template(template_id: str, body: Any, now: int) -> Template:
@@ -311,6 +311,10 @@ class Coupons:
     ) -> Drop:
         """Release `quantity` coupons of a template now or after `countdown_s`."""
         template = await self.template(room, template_id)
+        now = int(time.time() * 1000) if at_ms is None else at_ms
+        if template.valid_until <= now:
+            raise ConflictError(f"template {template.id} is no longer valid; nobody could use "
+                                "its coupons", code="template_expired")  # fmt: skip
         body = body if isinstance(body, dict) else {}
         quantity = _int(body, "quantity", 1, MAX_COUPONS)
         countdown = _int(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)

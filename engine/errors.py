@@ -151,6 +151,7 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "reservation_in_order": ConflictError,
     "reservation_changed": ConflictError,
     "coupons_exhausted": ConflictError,
+    "template_expired": ConflictError,
     "coupon_not_available": ConflictError,
     "not_flagged": ConflictError,
     "review_pending": ConflictError,

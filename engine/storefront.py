@@ -15,12 +15,18 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from engine import keys
-from engine.coupons import Drop
+from engine.coupons import Drop, Template
+from engine.errors import NotFoundError
 from engine.roomlog import Entry
 from engine.sales import Sale, SaleState, now_ms
 
 if TYPE_CHECKING:
     from engine.node import Node
+
+
+def drop_card(template: Template, drop: Drop, now: int) -> dict[str, Any]:
+    """A drop as viewers see it: the template's terms, the drop and its counters."""
+    return {**template.card(), **drop.to_wire(now), "drop": drop.id}
 
 
 class Storefront:
@@ -33,7 +39,9 @@ class Storefront:
         self.changes: dict[str, dict[str, Any]] = {}
         self.impressions: Counter[str] = Counter()
         self.stale: set[str] = set()  # sales whose terms changed since they were read
-        self.drops: dict[str, dict[str, Any]] = {}  # open drops: id -> card (+ counters)
+        # Open drops: id -> card with counters (None until read from Redis, so every process
+        # shows the same card however it learnt of the drop).
+        self.drops: dict[str, dict[str, Any] | None] = {}
         self.drops_shown: dict[str, dict[str, Any]] = {}
         self.drop_changes: dict[str, dict[str, Any]] = {}
 
@@ -48,9 +56,21 @@ class Storefront:
         templates = {t.id: t for t in await self.node.coupons.templates(self.room_id)}
         for drop in await self.node.coupons.drops(self.room_id):
             if drop.state(now) != "ended" and drop.template in templates:
-                card = {**templates[drop.template].card(), **drop.to_wire(now), "drop": drop.id}
-                self.drops[drop.id] = card
+                self.drops[drop.id] = drop_card(templates[drop.template], drop, now)
                 self.drops_shown[drop.id] = drop.counters(now)
+
+    async def _load_drops(self) -> None:
+        """Read the cards of drops this process learnt of from the room log."""
+        for drop_id in [d for d, card in self.drops.items() if card is None]:
+            try:
+                drop = await self.node.coupons.get_drop(self.room_id, drop_id)
+                template = await self.node.coupons.template(self.room_id, drop.template)
+            except NotFoundError:
+                del self.drops[drop_id]
+                continue
+            now = now_ms()
+            self.drops[drop_id] = drop_card(template, drop, now)
+            self.drops_shown[drop_id] = self.drop_changes[drop_id] = drop.counters(now)
 
     def apply(self, entry: Entry) -> None:
         """A delivered log entry that changes what the room is selling."""
@@ -61,8 +81,7 @@ class Storefront:
         elif entry.kind == "product_updated" and self.product and self.product["id"] == entry.ref:
             self.product = entry.data
         elif entry.kind == "coupon_dropped":
-            self.drops[entry.ref] = {**entry.data, "remaining": entry.data["quantity"],
-                                     "claimed": 0}  # fmt: skip
+            self.drops.setdefault(entry.ref, None)
         elif entry.kind in {"sale_announced", "sale_updated", "sale_ended"}:
             # (Re)load its terms and stock; until then a welcome loads it on demand.
             self.stale.add(entry.ref)
@@ -80,6 +99,7 @@ class Storefront:
             await self.node.catalog.add_impressions(self.room_id, counts)
         if not self.sales and not self.drops:
             return
+        await self._load_drops()
         redis = self.node.redis
         ids = list(self.sales)
         drop_ids = list(self.drops)
@@ -113,7 +133,9 @@ class Storefront:
                 self.drops.pop(drop_id, None)
                 continue
             counters = Drop.from_hash(raw).counters(now)
-            self.drops[drop_id].update(counters)
+            card = self.drops[drop_id]
+            assert card is not None
+            card.update(counters)
             if counters != self.drops_shown.get(drop_id):
                 self.drops_shown[drop_id] = self.drop_changes[drop_id] = counters
             if counters["state"] == "ended" and drop_id not in self.drop_changes:
@@ -129,7 +151,8 @@ class Storefront:
         return changes or None, drops or None
 
     async def refresh(self) -> None:
-        """Read sales announced or changed since the last poll (before a welcome)."""
+        """Read sales and drops announced or changed since the last poll (before a welcome)."""
+        await self._load_drops()
         for sale_id in list(self.stale):
             self.stale.discard(sale_id)
             if sale_id in self.sales:
@@ -140,5 +163,5 @@ class Storefront:
         return {
             "product": self.product,
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
-            "drops": list(self.drops.values()),
+            "drops": [card for card in self.drops.values() if card is not None],
         }

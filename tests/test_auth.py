@@ -230,3 +230,14 @@ def test_verify_uses_the_real_clock_by_default() -> None:
 )
 def test_bearer_token(header: str | None, expected: str | None) -> None:
     assert auth.bearer_token(header) == expected
+
+
+@pytest.mark.parametrize("user", ['ana"x', "ana smith", "", "a" * 65])
+def test_a_signed_token_with_an_unsafe_user_id_is_invalid(user: str) -> None:
+    # Only the key holder could mint these; they are refused anyway, since user ids end
+    # up inside Redis keys and records.
+    claims = claims_of(auth.mint(SECRET, room="r", role=Role.VIEWER, user="ana"))
+    token = signed({**claims, "sub": user})
+    with pytest.raises(AuthError) as info:
+        auth.verify(SECRET, token, room="r")
+    assert info.value.code == "token_invalid"
