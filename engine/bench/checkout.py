@@ -27,13 +27,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from clients import ViewerClient
 from engine import auth, redis_client
 from engine.audit import audit_room
 from engine.bench.harness import create_room, engine_process, host_http
+from engine.bench.leanhttp import LeanHTTP
 from engine.bench.stats import percentiles
 from engine.loop import loop_name
 from engine.protocol import Role
@@ -99,18 +99,19 @@ class Buyers:
         self.secret = secret
         self.room = room
         self.gate = asyncio.Semaphore(concurrency)
-        self.http = httpx.AsyncClient(
-            base_url=self.base,
-            timeout=60,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        self.http = LeanHTTP("127.0.0.1", port, concurrency)
+        self.tokens: dict[int, str] = {}
         self.carts: dict[int, tuple[str, list[str]]] = {}
         self.failures: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.paid = 0
 
     def token(self, n: int) -> str:
-        return auth.mint(self.secret, room=self.room, role=Role.VIEWER, user=f"buyer{n}")
+        token = self.tokens.get(n)
+        if token is None:
+            token = auth.mint(self.secret, room=self.room, role=Role.VIEWER, user=f"buyer{n}")
+            self.tokens[n] = token
+        return token
 
     async def shop(self, n: int, sale: str, drop: str) -> None:
         """Join, grab one unit and (even buyers) claim a coupon; remember the cart."""
@@ -137,13 +138,11 @@ class Buyers:
             self.carts[n] = (grabbed["reservation"], coupons)
 
     async def _call(self, n: int, path: str, body: Any) -> dict[str, Any]:
-        response = await self.http.post(
-            path, json=body, headers={"authorization": f"Bearer {self.token(n)}"}
-        )
-        data: dict[str, Any] = response.json()
-        if response.is_error:
-            raise RuntimeError(data.get("error", {}).get("code", response.status_code))
-        return data
+        status, data = await self.http.post(path, body, self.token(n))
+        if status >= 400:
+            raise RuntimeError(data.get("error", {}).get("code", status))
+        result: dict[str, Any] = data
+        return result
 
     async def buy(self, n: int) -> None:
         """Check out, create a payment and pay; timed from checkout to the engine's answer."""
@@ -168,7 +167,7 @@ class Buyers:
                 paid = await self._call(
                     n, f"/psp/pay/{payment['payment']}", {"outcome": "succeeded"}
                 )
-            except (RuntimeError, httpx.HTTPError) as exc:
+            except (RuntimeError, OSError, asyncio.IncompleteReadError) as exc:
                 self.failures[str(exc) or type(exc).__name__] += 1
                 return
             outcome = paid.get("engine", {}).get("outcome")
@@ -192,7 +191,7 @@ async def rush(
         await asyncio.gather(*(buyers.buy(n) for n in sorted(buyers.carts)))
         elapsed = time.perf_counter() - started
     finally:
-        await buyers.http.aclose()
+        await buyers.http.close()
     return {
         "paid": buyers.paid,
         "failed": args.orders - buyers.paid,
