@@ -41,6 +41,7 @@ from engine.scripts import Scripts
 from engine.stock import Stock, sale_of_reservation
 
 ORDER_ID_RE = re.compile(r"o[0-9]{1,12}")
+COUNTRY_RE = re.compile(r"[A-Z]{2}")
 KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
 MAX_LINES = 20
 MAX_COUPONS_PER_ORDER = 3
@@ -140,7 +141,8 @@ class CheckoutRequest:
         if not contact:
             raise _invalid("contact", "an email or a phone number")
         address = _text_map(body.get("shipping_address"), "shipping_address", ADDRESS_FIELDS)
-        if len(address["country"]) != 2 or not address["country"].isalpha():
+        address["country"] = address["country"].upper()
+        if not COUNTRY_RE.fullmatch(address["country"]):
             raise _invalid("shipping_address.country", "a 2-letter country code")
         key = body.get("idempotency_key")
         if not isinstance(key, str) or not KEY_RE.fullmatch(key):

@@ -7,8 +7,8 @@ A provider confirms payments by calling back `POST /api/payments/callback` with 
     X-Livecart-Signature: hex(HMAC-SHA256(secret, "<timestamp>.<nonce>." + raw body))
 
 Checks, in order, each failure logged and counted by reason: the signature (forged), the
-timestamp within the tolerance (stale), the nonce unused (replayed), the body well formed,
-then amount, currency and order state (mismatched) inside the payment script, which
+timestamp within the tolerance (stale), the body well formed, the nonce unused
+(replayed), then amount, currency and order state (mismatched) inside the payment script, which
 applies each payment id exactly once however often it is delivered. Signing and
 verification are pure functions so they are tested without sockets.
 """
@@ -205,6 +205,8 @@ class Payments:
             log.warning("payment callback rejected (%s): %s", error.code, error.message)
             raise
         METRICS.payment_callbacks.inc(1, outcome)
+        if outcome == "paid":
+            METRICS.orders.inc(1, "paid")
         log.info(
             "payment %s for order %s in %s: %s %s",
             callback.payment_id,

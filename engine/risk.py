@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from engine import keys
 from engine.errors import ProtocolError
-from engine.keys import check_user_id
+from engine.keys import USER_ID_RE
 from engine.protocol import DEVICE_RE
 from engine.redis_client import texts
 
@@ -44,7 +44,12 @@ def _entry(body: Any) -> str:
             "id: the user or device id", code="invalid_field", details={"field": "id"}
         )
     if body["kind"] == "user":
-        check_user_id(value)
+        if not USER_ID_RE.fullmatch(value):
+            raise ProtocolError(
+                "id: 1-64 characters of A-Z, a-z, 0-9 and _ . : @ -",
+                code="invalid_field",
+                details={"field": "id"},
+            )
     elif not DEVICE_RE.fullmatch(value):
         raise ProtocolError(
             "id: 8-48 characters of A-Z, a-z, 0-9, '_' and '-'",

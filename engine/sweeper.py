@@ -99,4 +99,5 @@ class Sweeper:
                     log.debug("order %s in %s not expired: %s", order_id, room, exc)
         if expired:
             METRICS.orders_expired.inc(expired)
+            METRICS.orders.inc(expired, "expired")
         return expired

@@ -12,7 +12,6 @@ from engine.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, invalid, route
 from engine.errors import ForbiddenError
 from engine.metrics import METRICS
 from engine.orders import CheckoutRequest, Order, OrderState, check_order_id
-from engine.protocol import Role
 
 
 def _order_id(call: Call) -> str:
@@ -70,7 +69,8 @@ async def cancel_order(call: Call) -> Any:
     """Cancel an unpaid order: its units go back on sale and its coupons back to the buyer."""
     assert call.claims is not None
     order = await _visible_order(call)
-    reason = "cancelled_by_buyer" if call.claims.role is Role.VIEWER else "cancelled_by_host"
+    buyer = call.claims.user == order.user
+    reason = "cancelled_by_buyer" if buyer else f"cancelled_by_{call.claims.role.value}"
     cancelled = await call.node.orders.cancel(call.room, order.id, call.claims.user, reason=reason)
     METRICS.orders.inc(1, cancelled.state.value)
     return cancelled.to_wire()

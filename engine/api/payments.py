@@ -8,12 +8,13 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from engine.api.base import MAX_BODY_BYTES, Call, error_response, node_of, route
-from engine.errors import LivecartError, ProtocolError
+from engine.errors import LivecartError, ProtocolError, UnavailableError
 
 
 @route("/api/payments/callback", ["POST"])
@@ -72,6 +73,8 @@ async def pay_page(request: Request) -> Response:
         record = await node_of(request).provider.get(str(request.path_params["payment"]))
     except LivecartError as error:
         return error_response(error)
+    except (RedisError, OSError):
+        return error_response(UnavailableError("storage unavailable; retry"))
     return HTMLResponse(
         _PAGE.format(
             **{
