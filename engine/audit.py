@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from engine import keys
-from engine.audit_commerce import audit_commerce
+from engine.audit_commerce import SOLD_STATES, audit_commerce
 from engine.redis_client import text
 from engine.sales import Sale
 
@@ -39,6 +39,7 @@ class Check:
 class Report:
     room: str
     checks: list[Check] = field(default_factory=list)
+    figures: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -229,9 +230,25 @@ def _flat(mapping: dict[Any, Any]) -> list[Any]:
     return [item for pair in mapping.items() for item in pair]
 
 
+def load_figures(snap: Snapshot) -> dict[str, int]:
+    """What a load test reports besides the checks: units reserved or sold beyond a sale's
+    units (`oversell`), and coupons used by more than one paid order."""
+    oversell = 0
+    for sale_hash, *_ in snap.sales.values():
+        if sale_hash:
+            sale = Sale.from_hash(sale_hash)
+            oversell += max(0, sale.reserved + sale.sold - sale.units, -sale.available)
+    uses: Counter[str] = Counter()
+    for order in snap.orders.values():
+        if order["state"] in SOLD_STATES:
+            uses.update(order.get("coupons", "").split())
+    return {"oversell": oversell, "double_used_coupons": sum(1 for n in uses.values() if n > 1)}
+
+
 async def audit_room(redis: Redis, room: str) -> Report:
     report = Report(room)
     snap = await snapshot(redis, room)
+    report.figures = load_figures(snap)
     report.add("room exists", [] if snap.room_exists else [f"no room {room!r}"], "yes")
     reservations: dict[str, dict[str, Any]] = {}
     for sale_id, (sale_hash, *parts) in snap.sales.items():

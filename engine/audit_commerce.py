@@ -27,7 +27,7 @@ from engine.orders import OrderState
 if TYPE_CHECKING:
     from engine.audit import Report, Snapshot
 
-_SOLD = {s.value for s in OrderState if s.counts_as_sale}
+SOLD_STATES = frozenset(s.value for s in OrderState if s.counts_as_sale)
 
 
 def _coupons_add_up(snap: Snapshot) -> tuple[list[str], str]:
@@ -63,7 +63,7 @@ def _coupons_add_up(snap: Snapshot) -> tuple[list[str], str]:
 
 def _coupon_states(snap: Snapshot) -> tuple[list[str], str]:
     problems = []
-    expected = {"used": _SOLD, "locked": {OrderState.PENDING_PAYMENT.value}}
+    expected = {"used": SOLD_STATES, "locked": {OrderState.PENDING_PAYMENT.value}}
     for coupon_id, record in sorted(snap.coupons.items()):
         if record["s"] not in expected:
             continue
@@ -74,8 +74,8 @@ def _coupon_states(snap: Snapshot) -> tuple[list[str], str]:
         elif coupon_id not in order.get("coupons", "").split():
             problems.append(f"coupon {coupon_id} is not listed by order {record['o']}")
     for order_id, order in snap.orders.items():
-        want = "used" if order["state"] in _SOLD else "locked"
-        if order["state"] not in _SOLD | {OrderState.PENDING_PAYMENT.value}:
+        want = "used" if order["state"] in SOLD_STATES else "locked"
+        if order["state"] not in SOLD_STATES | {OrderState.PENDING_PAYMENT.value}:
             continue
         for coupon_id in order.get("coupons", "").split():
             record = snap.coupons.get(coupon_id, {})
@@ -98,7 +98,7 @@ def _payments_match(snap: Snapshot) -> tuple[list[str], str]:
             problems.append(f"payment {payment_id} is owed an automatic refund")
     for order_id, order in sorted(snap.orders.items()):
         payments = paid_by.pop(order_id, [])
-        if order["state"] not in _SOLD:
+        if order["state"] not in SOLD_STATES:
             if payments:
                 problems.append(f"order {order_id} is {order['state']} but has a payment")
             continue
@@ -115,7 +115,7 @@ def _payments_match(snap: Snapshot) -> tuple[list[str], str]:
             )
     for order_id, payments in paid_by.items():
         problems.append(f"payments {payments} pay unknown order {order_id}")
-    paid = sum(1 for o in snap.orders.values() if o["state"] in _SOLD)
+    paid = sum(1 for o in snap.orders.values() if o["state"] in SOLD_STATES)
     return problems, f"{paid} paid orders, each with one verified payment"
 
 
@@ -130,11 +130,11 @@ def _stock_matches_orders(
         order = snap.orders.get(record.get("o", ""))
         if record["s"] == "sold":
             sold_units += record["q"]
-        if order is None or order["state"] not in _SOLD:
+        if order is None or order["state"] not in SOLD_STATES:
             problems.append(f"{record['s']} {rid} -> order {record.get('o')} "
                             f"{order['state'] if order else 'missing'}")  # fmt: skip
     for order_id, order in sorted(snap.orders.items()):
-        if order["state"] not in _SOLD:
+        if order["state"] not in SOLD_STATES:
             continue
         for line in orjson.loads(order["detail"])["lines"]:
             line_record = reservations.get(line["reservation"])
@@ -151,7 +151,7 @@ def _gmv(snap: Snapshot) -> tuple[list[str], str]:
     by_orders: Counter[str] = Counter()
     by_payments: Counter[str] = Counter()
     for order in snap.orders.values():
-        if order["state"] in _SOLD:
+        if order["state"] in SOLD_STATES:
             by_orders[order["currency"]] += int(order["total"]) - int(order["refunded"])
             refunds = sum(orjson.loads(v)["amount"] for k, v in order.items()
                           if k.startswith("refund:"))  # fmt: skip

@@ -1,4 +1,4 @@
-"""`livecart` command line (CONTRACTS.md): serve, demo, token, audit, orders, bench."""
+"""`livecart` command line (CONTRACTS.md): serve, demo, token, audit, orders, bench, loadtest."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from engine.orders import Order, load_orders
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
 from engine.settings import Settings, load_secret
+from loadtests.run import add_parser as add_loadtest_parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_orders_parser(sub)
     _add_bench_parser(sub)
+    add_loadtest_parser(sub)
     return parser
 
 

@@ -8,6 +8,8 @@ the wrong keys fails loudly in tests instead of touching the wrong data.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +29,8 @@ _VARIADIC_RE = re.compile(r"^-- ARGV\[\d+\.\.n\]", re.MULTILINE)
 _INCLUDE_RE = re.compile(r"^--!include (_[a-z_]+)$", re.MULTILINE)
 
 RedisArg = str | bytes | int | float
+SKIP_STOCK_CHECK_ENV = "LIVECART_UNSAFE_SKIP_STOCK_CHECK"
+log = logging.getLogger("livecart.scripts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,14 @@ class Scripts:
             for entry in folder.iterdir()
             if entry.name.endswith(".lua")
         }
+        if os.environ.get(SKIP_STOCK_CHECK_ENV) == "1":
+            # A test hook, never for production: an engine that oversells on purpose, so the
+            # load test's verdict can be shown to catch it (tests/test_loadtest.py).
+            log.warning("%s=1: grabs skip the stock check and WILL OVERSELL", SKIP_STOCK_CHECK_ENV)
+            check = "elseif quantity > available then"
+            if check not in sources["grab"]:
+                raise RuntimeError(f"{SKIP_STOCK_CHECK_ENV}: grab.lua no longer has {check!r}")
+            sources["grab"] = sources["grab"].replace(check, "elseif false then")
         for name, source in sources.items():
             if not name.startswith("_"):
                 expanded = _INCLUDE_RE.sub(lambda m: sources[m.group(1)].rstrip("\n"), source)

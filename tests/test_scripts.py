@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine import keys
-from engine.scripts import Script, Scripts
+from engine.scripts import SKIP_STOCK_CHECK_ENV, Script, Scripts
 
 ECHO = """\
 -- Store a value and read it back.
@@ -194,3 +194,11 @@ async def test_noscript_recovery_after_script_flush(
     await scripts.load(redis)
     assert await scripts.loaded(redis) is True
     await redis.delete(*room_keys)
+
+
+def test_the_skip_stock_check_hook_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "elseif false then" not in Scripts().grab.source
+    monkeypatch.setenv(SKIP_STOCK_CHECK_ENV, "1")
+    broken = Scripts().grab
+    assert "elseif false then" in broken.source
+    assert "elseif quantity > available then" not in broken.source

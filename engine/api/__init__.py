@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from engine.api import catalog, coupons, moderation, orders, payments, rooms, sales
+from engine.api import audit, catalog, coupons, moderation, orders, payments, rooms, sales
 from engine.api.base import OrjsonResponse, node_of
 
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
-    *orders.ROUTES, *payments.ROUTES,
+    *orders.ROUTES, *payments.ROUTES, *audit.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

@@ -33,7 +33,7 @@ from clients import ViewerClient
 from engine import auth, redis_client
 from engine.audit import audit_room
 from engine.bench.harness import create_room, engine_process, host_http
-from engine.bench.leanhttp import LeanHTTP
+from engine.bench.leanhttp import HttpError, LeanHTTP
 from engine.bench.stats import percentiles
 from engine.loop import loop_name
 from engine.protocol import Role
@@ -99,7 +99,7 @@ class Buyers:
         self.secret = secret
         self.room = room
         self.gate = asyncio.Semaphore(concurrency)
-        self.http = LeanHTTP("127.0.0.1", port, concurrency)
+        self.http = LeanHTTP(f"http://127.0.0.1:{port}", concurrency)
         self.tokens: dict[int, str] = {}
         self.carts: dict[int, tuple[str, list[str]]] = {}
         self.failures: Counter[str] = Counter()
@@ -167,7 +167,7 @@ class Buyers:
                 paid = await self._call(
                     n, f"/psp/pay/{payment['payment']}", {"outcome": "succeeded"}
                 )
-            except (RuntimeError, OSError, asyncio.IncompleteReadError) as exc:
+            except (RuntimeError, OSError, HttpError, asyncio.IncompleteReadError) as exc:
                 self.failures[str(exc) or type(exc).__name__] += 1
                 return
             outcome = paid.get("engine", {}).get("outcome")

@@ -1,0 +1,377 @@
+"""`livecart loadtest SCENARIO`: one command runs a complete show under load and judges it.
+
+1. The target: a local engine started here (embedded Redis, its own data dir), or an
+   existing deployment (`--host URL` with `--host-token`, a host token for `--room`).
+2. The room: created and taken live if new; products and a coupon template set up.
+3. The load: locust headless (master plus one worker per core, `--processes`) running
+   loadtests/locustfile.py, or `--generator asyncio` (loadtests/asyncio_gen.py) in several
+   processes; meanwhile the host's timeline (loadtests/scenarios.py) is played here.
+4. The verdict: the engine's audit (`GET /api/rooms/{room}/audit`) after the run, plus
+   requests and failures per message type with p50/p95/p99, push latency, `oversell`,
+   `double_used_coupons`. Bad (exit 1) when an invariant is broken or more than
+   `--max-failure-ratio` of requests failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from clients import HostClient, LivecartClientError
+from engine import auth
+from engine.bench.harness import engine_process
+from engine.bench.stats import cpu_seconds
+from engine.protocol import Role
+from engine.redis_server import EmbeddedRedis
+from loadtests import show
+from loadtests.scenarios import SCENARIOS, ramp_s, timeline
+from loadtests.stats import html_report
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+SETTLE_S = 3.0  # after the load stops: let the sweeper and in-flight callbacks finish
+
+
+def progress(message: str) -> None:
+    print(f"[loadtest] {message}", file=sys.stderr, flush=True)
+
+
+def bucket_percentiles(histogram: dict[float, int]) -> dict[str, float]:
+    """p50/p95/p99 (nearest rank) of a {value: count} histogram, rounded to 0.1."""
+    total = sum(histogram.values())
+    result = {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    if not total:
+        return result
+    ordered = sorted(histogram.items())
+    for label, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        rank, seen = max(1, int(q * total + 0.5)), 0
+        for value, count in ordered:
+            seen += count
+            if seen >= rank:
+                result[label] = round(float(value), 1)
+                break
+    return result
+
+
+def summarize_locust(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Locust's final stats (its --json-file) as the verdict's figures."""
+    by_type: dict[str, Any] = {}
+    push: Counter[float] = Counter()
+    requests = failures = 0
+    for entry in entries:
+        histogram = {float(k): int(v) for k, v in entry["response_times"].items()}
+        name = f"{entry['method']} {entry['name']}"
+        by_type[name] = {
+            "count": entry["num_requests"],
+            "failures": entry["num_failures"],
+            **bucket_percentiles(histogram),
+        }
+        if entry["method"] == "PUSH":
+            push.update(histogram)
+        else:
+            requests += entry["num_requests"]
+            failures += entry["num_failures"]
+    return {
+        "requests": requests,
+        "failures": failures,
+        "by_type": dict(sorted(by_type.items())),
+        "push_latency_ms": bucket_percentiles(dict(push)),
+    }
+
+
+def nest_outcomes(outcomes: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Locust's "grab:reserved" counts as {"grab": {"reserved": n}} (the asyncio
+    generator's `statuses`)."""
+    nested: dict[str, dict[str, int]] = {}
+    for key, count in sorted(outcomes.items()):
+        category, _, status = key.partition(":")
+        nested.setdefault(category, {})[status] = count
+    return nested
+
+
+@contextlib.contextmanager
+def local_engine(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """An engine on a free port with a private embedded Redis; yields its base URL and
+    process id."""
+    with (
+        tempfile.TemporaryDirectory(prefix="livecart-loadtest-") as data,
+        EmbeddedRedis(Path(data), appendfsync="everysec") as redis,
+        engine_process(redis.url, 100, env) as (engine, port),
+    ):
+        yield f"http://127.0.0.1:{port}", engine.process.pid
+
+
+class CpuMeter:
+    """CPU used during the load, in percent of one core: the local engine's (from /proc)
+    and the generator's (this process's waited-for children: locust and its workers, or
+    the asyncio generator processes)."""
+
+    def __init__(self, engine_pid: int | None) -> None:
+        self.engine_pid = engine_pid
+        self.wall = time.monotonic()
+        self.engine = cpu_seconds(engine_pid) if engine_pid else 0.0
+        self.children = self._children()
+
+    @staticmethod
+    def _children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def read(self) -> dict[str, float | None]:
+        wall = max(time.monotonic() - self.wall, 1e-9)
+        engine = None
+        if self.engine_pid:
+            engine = round(100 * (cpu_seconds(self.engine_pid) - self.engine) / wall, 1)
+        generator = round(100 * (self._children() - self.children) / wall, 1)
+        return {"engine_cpu_percent": engine, "generator_cpu_percent": generator}
+
+
+async def set_up(base_url: str, room: str, host_token: str) -> show.Shop:
+    async with HostClient(base_url, room, host_token) as host:
+        with contextlib.suppress(Exception):
+            await host.create_room(f"load test: {room}")
+        room_state = (await host.get_room())["state"]
+        if room_state == "scheduled":
+            await host.go_live()
+        return await show.prepare(host)
+
+
+def locust_command(args: argparse.Namespace, base_url: str, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        base_url,
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.spawn_rate),
+        "-t",
+        f"{int(args.duration)}s",
+        "--processes",
+        str(args.processes),
+        "--csv",
+        str(out / "stats"),
+        "--html",
+        str(out / "report.html"),
+        "--json-file",
+        str(out / "stats"),
+        "--skip-log",
+        "--stop-timeout",
+        "5",
+    ]
+
+
+async def run_load(  # noqa: PLR0917
+    args: argparse.Namespace,
+    base_url: str,
+    room: str,
+    host_token: str,
+    out: Path,
+    engine_pid: int | None,
+) -> dict[str, Any]:
+    shop = await set_up(base_url, room, host_token)
+    env = {
+        **os.environ,
+        "LIVECART_ROOM": room,
+        "LIVECART_HOST_TOKEN": host_token,
+        "LIVECART_SCENARIO": args.scenario,
+        "LIVECART_USERS": str(args.users),
+        "LIVECART_SPAWN_RATE": str(args.spawn_rate),
+        "LIVECART_DURATION_S": str(args.duration),
+    }
+    steps = timeline(args.scenario, args.users, args.spawn_rate, args.duration)
+    started = time.monotonic()
+    cpu = CpuMeter(engine_pid)
+    if args.generator == "locust":
+        process = await asyncio.create_subprocess_exec(
+            *locust_command(args, base_url, out), env=env, stdout=subprocess.DEVNULL
+        )
+        async with HostClient(base_url, room, host_token) as host:
+            await show.play(host, shop, steps, started)
+        await process.wait()
+        stats_file = out / "stats.json"
+        if not stats_file.exists():
+            raise RuntimeError(f"locust exited {process.returncode} without stats")
+        figures = summarize_locust(orjson.loads(stats_file.read_bytes()))
+        outcomes_file = out / "stats_outcomes.json"
+        if outcomes_file.exists():
+            figures["statuses"] = nest_outcomes(orjson.loads(outcomes_file.read_bytes()))
+        report = out / "report.html"
+    else:
+        from loadtests import asyncio_gen  # noqa: PLC0415 - only this generator needs it
+
+        load = asyncio.create_task(
+            asyncio.to_thread(
+                asyncio_gen.run,
+                base_url,
+                room,
+                host_token,
+                args.scenario,
+                args.users,
+                args.spawn_rate,
+                args.duration,
+                args.processes,
+            )
+        )
+        async with HostClient(base_url, room, host_token) as host:
+            await show.play(host, shop, steps, started)
+        figures = await load
+        report = out / "report.html"
+        report.write_text(html_report(args.scenario, room, figures))
+    figures.update(cpu.read())
+    await asyncio.sleep(SETTLE_S)
+    async with HostClient(base_url, room, host_token) as host:
+        audit = await host.call("GET", f"/api/rooms/{room}/audit")
+    return {"figures": figures, "audit": audit, "show": shop.played, "report": str(report)}
+
+
+def verdict(args: argparse.Namespace, room: str, result: dict[str, Any]) -> dict[str, Any]:
+    figures, audit = result["figures"], result["audit"]
+    requests, failures = figures["requests"], figures["failures"]
+    ratio = failures / requests if requests else 1.0
+    problems = [c["name"] for c in audit["checks"] if not c["ok"]]
+    joined = figures.get("statuses", {}).get("join", {}).get("joined", 0)
+    if joined < args.users * (1 - args.max_failure_ratio):
+        problems.append(f"only {joined} of {args.users} viewers joined")
+    if audit["oversell"]:
+        problems.append(f"oversell {audit['oversell']}")
+    if audit["double_used_coupons"]:
+        problems.append(f"{audit['double_used_coupons']} coupons used twice")
+    if not requests:
+        problems.append("no requests were made")
+    elif ratio > args.max_failure_ratio:
+        problems.append(f"{failures} of {requests} requests failed")
+    return {
+        "scenario": args.scenario,
+        "room": room,
+        "users": args.users,
+        "duration_s": args.duration,
+        "generator": args.generator,
+        "requests": requests,
+        "failures": failures,
+        "failure_ratio": round(ratio, 4),
+        "viewers_joined": joined,
+        "by_type": figures["by_type"],
+        "push_latency_ms": figures["push_latency_ms"],
+        "oversell": audit["oversell"],
+        "double_used_coupons": audit["double_used_coupons"],
+        "audit_ok": audit["ok"],
+        "report_html": result["report"],
+        "ok": not problems,
+        "problems": problems,
+        "show": result["show"],
+        "audit": {k: audit[k] for k in ("room", "ok", "checks")},
+        **{
+            k: v
+            for k, v in figures.items()
+            if k not in {"requests", "failures", "by_type", "push_latency_ms"}
+        },
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.generator == "locust" and importlib.util.find_spec("locust") is None:
+        raise ValueError(
+            "locust is not installed: pip install 'livecart[dev]', or use --generator asyncio"
+        )
+    if args.host_token and not args.host:
+        raise ValueError("--host-token is for an existing deployment: give --host too")
+    if ramp_s(args.users, args.spawn_rate) >= args.duration:
+        progress(
+            f"warning: {args.users} users at {args.spawn_rate}/s take "
+            f"{ramp_s(args.users, args.spawn_rate):.0f}s to join, not less than --duration"
+        )
+    out = Path(args.out or tempfile.mkdtemp(prefix=f"livecart-{args.scenario}-"))
+    out.mkdir(parents=True, exist_ok=True)
+    room = args.room or f"load-{secrets.token_hex(4)}"
+    engine_pid: int | None = None
+    with contextlib.ExitStack() as stack:
+        if args.host:
+            base_url = args.host.rstrip("/")
+            host_token = args.host_token or os.environ.get("LIVECART_HOST_TOKEN", "")
+            if not host_token or not args.room:
+                raise ValueError(
+                    "--host needs --room and a host token for it "
+                    "(--host-token or LIVECART_HOST_TOKEN)"
+                )
+        else:
+            secret = secrets.token_urlsafe(24)
+            env = {**os.environ, "LIVECART_SECRET": secret, "LIVECART_LOG_LEVEL": "WARNING"}
+            base_url, engine_pid = stack.enter_context(local_engine(env))
+            host_token = auth.mint(secret, room=room, role=Role.HOST, user="loadtest-host")
+        progress(
+            f"{args.scenario}: {args.users} users at {args.spawn_rate}/s for "
+            f"{args.duration:.0f}s against {base_url} (room {room}, {args.generator})"
+        )
+        try:
+            result = asyncio.run(run_load(args, base_url, room, host_token, out, engine_pid))
+        except (RuntimeError, OSError, LivecartClientError, httpx.HTTPError) as exc:
+            # Could not run (engine unreachable, token refused, a generator died): exit
+            # 2, as the other commands' "could not check", never 1, a bad verdict.
+            progress(f"could not run the load test: {exc}")
+            return 2
+    judged = verdict(args, room, result)
+    files = "CSVs" if args.generator == "locust" else "files"
+    progress(f"report {judged['report_html']}; {files} in {out}")
+    if args.json:
+        print(orjson.dumps(judged).decode())
+    else:
+        for key in (
+            "scenario",
+            "room",
+            "requests",
+            "failures",
+            "push_latency_ms",
+            "oversell",
+            "double_used_coupons",
+            "audit_ok",
+            "ok",
+            "problems",
+            "report_html",
+        ):
+            print(f"{key:22} {judged[key]}")
+        for name, row in judged["by_type"].items():
+            print(f"  {name:20} {row}")
+    return 0 if judged["ok"] else 1
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("loadtest", help="run a scenario under load and judge the result")
+    parser.add_argument("scenario", choices=SCENARIOS)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--spawn-rate", type=float, default=50.0, help="users started per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds")
+    parser.add_argument("--host", default=None, help="an existing deployment's base URL")
+    parser.add_argument("--host-token", default=None, help="host token for --room (with --host)")
+    parser.add_argument("--room", default=None, help="room id (default: a new room)")
+    parser.add_argument("--generator", choices=["locust", "asyncio"], default="locust")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="load processes (locust: workers; default: one per core)",
+    )
+    parser.add_argument("--max-failure-ratio", type=float, default=0.01)
+    parser.add_argument("--out", default=None, help="directory for the report and CSVs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=main)

@@ -1,0 +1,82 @@
+"""The host's side of a load-test scenario: set up the shop, then play the scenario's
+timeline (loadtests/scenarios.py) with `HostClient`, as a host in the console would."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from clients import HostClient, LivecartClientError, ViewerClient
+from loadtests.scenarios import COUPON, PRODUCTS, Step
+
+log = logging.getLogger("livecart.loadtest.show")
+
+
+@dataclass
+class Shop:
+    products: list[dict[str, Any]]
+    template: str
+    sales: list[str] = field(default_factory=list)
+    drops: list[str] = field(default_factory=list)
+    played: list[dict[str, Any]] = field(default_factory=list)  # what happened, when
+
+
+async def prepare(host: HostClient) -> Shop:
+    """Products (in run-of-show order) and a coupon template, made once per room."""
+    products = await host.products()
+    for body in PRODUCTS[len(products) :]:
+        products.append(await host.create_product(**body))
+    templates = await host.coupon_templates()
+    template = templates[0]["id"] if templates else (await host.create_coupon(**COUPON))["id"]
+    return Shop(products, template)
+
+
+async def _act(host: HostClient, seat: ViewerClient, shop: Shop, step: Step) -> dict[str, Any]:
+    params = step.params
+    if step.action == "pin":
+        product = shop.products[params["product"]]
+        await host.pin_product(product["id"])
+        return {"pinned": product["id"]}
+    if step.action == "comment":
+        await seat.comment(params["text"])
+        return {"commented": params["text"]}
+    if step.action == "sale":
+        sku = shop.products[params["product"]]["skus"][0]["sku"]
+        sale = await host.launch_sale(
+            sku,
+            params["allotment"],
+            countdown_s=params["countdown_s"],
+            hold_s=params["hold_s"],
+            duration_s=max(10, int(params["duration_s"])),
+            per_user_limit=1,
+        )
+        shop.sales.append(sale["id"])
+        return {"sale": sale["id"], "starts_at": sale["starts_at"], "units": sale["allotment"]}
+    if step.action == "drop":
+        drop = await host.drop_coupons(
+            shop.template, params["quantity"], countdown_s=params["countdown_s"], claim_window_s=600
+        )
+        shop.drops.append(drop["id"])
+        return {"drop": drop["id"], "opens_at": drop["opens_at"], "quantity": drop["quantity"]}
+    raise ValueError(f"unknown show step {step.action!r}")
+
+
+async def play(host: HostClient, shop: Shop, steps: list[Step], started: float) -> None:
+    """Run the steps at their times (seconds after `started`, a `time.monotonic()`)."""
+    seat = await host.watch()
+    try:
+        for step in steps:
+            await asyncio.sleep(max(0.0, started + step.at_s - time.monotonic()))
+            try:
+                done = await _act(host, seat, shop, step)
+            except LivecartClientError as exc:
+                log.warning("host step %s failed: %s", step.action, exc)
+                done = {"error": str(exc)}
+            shop.played.append(
+                {"at_s": round(time.monotonic() - started, 2), "action": step.action, **done}
+            )
+    finally:
+        await seat.close()

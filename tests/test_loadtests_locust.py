@@ -1,0 +1,269 @@
+"""The locust side of the load tests (loadtests/locust_client.py, loadtests/locustfile.py)
+against a real engine.
+
+How the gevent check works: locust monkey-patches the standard library for gevent when it
+is imported, and `EngineClient` uses websocket-client's blocking `WebSocket`, which is
+only cooperative if its socket reads yield to gevent's hub. So the check runs in a
+subprocess (`python -c`, keeping the patching out of pytest's asyncio loop, where the
+engine runs), with 20 viewers plus a poster as `EngineClient`s in ONE process:
+
+- every viewer's reader greenlet sits in `recv` between frames; a heartbeat greenlet
+  wakes every 5 ms and records the longest gap between its wake-ups. A read that blocked
+  the process (an unpatched socket) would stall it for as long as the room is quiet
+  (here, 0.5 s before each comment), so a small maximum gap means no greenlet blocked the
+  others;
+- one viewer waits for a comment posted 0.5 s later (the "single wait"); then all 20
+  wait, each in its own greenlet, for another comment posted 0.5 s later. If their
+  waits were serialised, all 20 would take about 20 single waits; they take about one.
+
+The control shows the check can fail: the same script with locust's patching switched off
+(LOCUST_SKIP_MONKEY_PATCH=1) hangs in the first reader's `recv` (no heartbeat, no post)
+until a plain SIGALRM watchdog reports it blocked.
+
+The locust tests run locust itself, headless, and read its CSV stats: opening-rush
+(`-u 10 -r 10 -t 8s`, master only), and full-show with a worker process (`--processes
+1`, as the orchestrator runs it) while the test drops coupons and launches a sale, so
+grabs, claims, checkouts and payments run and their outcomes reach the master.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from clients import HostClient
+from engine.app import Engine
+from loadtests.scenarios import COUPON, PRODUCTS, REQUESTS
+from tests.conftest import eventually, token
+
+ROOT = Path(__file__).resolve().parents[1]
+VIEWERS = 20
+
+GEVENT_SCRIPT = r"""
+import os, signal, sys, time
+import orjson
+
+def watchdog(*_):  # a plain signal handler: it runs even if a socket read holds the process
+    print(orjson.dumps({"blocked": True}).decode(), flush=True)
+    os._exit(0)
+
+signal.signal(signal.SIGALRM, watchdog)
+signal.setitimer(signal.ITIMER_REAL, float(sys.argv[5]))
+import gevent, gevent.event
+from locust.env import Environment  # importing locust monkey-patches for gevent
+from loadtests.locust_client import EngineClient
+
+base_url, room, host_token, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+env = Environment()
+counts = {}
+
+def on_request(request_type, name, exception=None, **_):
+    key = f"{request_type} {name}" + (" FAILED" if exception else "")
+    counts[key] = counts.get(key, 0) + 1
+
+env.events.request.add_listener(on_request)
+gaps = [0.0]
+
+def heartbeat():
+    last = time.perf_counter()
+    while True:
+        gevent.sleep(0.005)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+
+beat = gevent.spawn(heartbeat)
+poster = EngineClient(env, base_url, room, host_token)
+viewers = [EngineClient(env, base_url, room, host_token) for _ in range(n)]
+started = time.perf_counter()
+gevent.joinall([gevent.spawn(c.start, f"gevent-{i}") for i, c in enumerate([poster, *viewers])],
+               raise_error=True)
+join_s = time.perf_counter() - started
+
+def wait_for_comment(clients, text):
+    received = []
+    def waiter(client):
+        seen = gevent.event.Event()
+        def on_entry(entry, received_ms):
+            if entry["kind"] == "comment" and entry["text"] == text:
+                seen.set()
+        client.on_entry = on_entry
+        if seen.wait(10):
+            received.append(time.perf_counter())
+    started = time.perf_counter()
+    gevent.spawn_later(0.5, poster.comment, text)
+    gevent.joinall([gevent.spawn(waiter, c) for c in clients])
+    return len(received), max(received, default=started) - started
+
+single = wait_for_comment(viewers[:1], "one viewer waits")
+everyone = wait_for_comment(viewers, "all viewers wait")
+signal.setitimer(signal.ITIMER_REAL, 0)
+for client in [poster, *viewers]:
+    client.close()
+beat.kill()
+print(orjson.dumps({
+    "join_s": join_s, "single": single, "everyone": everyone, "max_gap_ms": max(gaps) * 1000,
+    "counts": counts, "gaps": sum(c.gaps for c in viewers),
+}).decode())
+"""
+
+
+async def start(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """A subprocess that does not block the event loop the engine runs on."""
+    return await asyncio.create_subprocess_exec(
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(process: asyncio.subprocess.Process, timeout_s: float = 30) -> str:
+    """Its stdout, once it exited 0."""
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0, err.decode()[-3000:]
+    return out.decode()
+
+
+async def run_viewers(engine: Engine, room: str, watchdog_s: float,
+                      env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    script = [GEVENT_SCRIPT, engine.base_url, room, token(room, "host", "host-1"), str(VIEWERS)]
+    out = await finish(await start(sys.executable, "-c", *script, str(watchdog_s), env=env))
+    result: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.slow
+async def test_engine_client_is_cooperative_under_gevent(engine: Engine, room: str) -> None:
+    result = await run_viewers(engine, room, watchdog_s=15)
+    assert "blocked" not in result
+    (one, single_s), (received, all_s) = result["single"], result["everyone"]
+    assert one == 1
+    assert received == VIEWERS, result
+    # About one wait for all 20 (each wait is >= 0.5 s), far below 20 sequential waits.
+    assert all_s < single_s + 0.5, result
+    assert all_s < VIEWERS * single_s / 5, result
+    # No greenlet held the process: the 5 ms heartbeat never stalled.
+    assert result["max_gap_ms"] < 200, result
+    counts = result["counts"]
+    assert not [key for key in counts if key.endswith("FAILED")], counts
+    for name in ("HTTP token", "WS connect", "WS join"):
+        assert counts[name] == VIEWERS + 1, counts
+    assert counts["WS comment"] == 2
+    # Each comment reached every viewer and the poster, and was timed as a PUSH.
+    assert counts["PUSH comment"] == 2 * (VIEWERS + 1), counts
+    assert result["gaps"] == 0
+
+
+@pytest.mark.slow
+async def test_the_gevent_check_fails_without_monkey_patching(engine: Engine, room: str) -> None:
+    """The control: with locust's patching switched off, the first reader blocked in
+    `recv` holds the whole process (nobody posts, nobody else reads) until the watchdog."""
+    result = await run_viewers(engine, room, watchdog_s=5, env={"LOCUST_SKIP_MONKEY_PATCH": "1"})
+    assert result == {"blocked": True}
+
+
+def read_stats(prefix: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """Locust's PREFIX_stats.csv by (Type, Name)."""
+    with Path(f"{prefix}_stats.csv").open(newline="") as stats:
+        return {(row["Type"], row["Name"]): row for row in csv.DictReader(stats)}
+
+
+def read_outcomes(prefix: Path) -> dict[str, int]:
+    outcomes: dict[str, int] = orjson.loads(Path(f"{prefix}_outcomes.json").read_bytes())
+    return outcomes
+
+
+async def until_online(host: HostClient, viewers: int) -> None:
+    """Wait until `viewers` viewers (besides the host's seat) are in the room."""
+    seat = await host.watch()
+    try:
+        await eventually(lambda: seat.stats.get("online", 0) >= viewers + 1, timeout_s=15)
+    finally:
+        await seat.close()
+
+
+def locust_args(engine: Engine, prefix: Path, users: int, seconds: int) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+            "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+            "--host", engine.base_url, "--csv", str(prefix), "--only-summary",
+            "--loglevel", "WARNING"]  # fmt: skip
+
+
+def locust_env(room: str, scenario: str, users: int, seconds: int) -> dict[str, str]:
+    return {"LIVECART_ROOM": room, "LIVECART_HOST_TOKEN": token(room, "host", "host-1"),
+            "LIVECART_SCENARIO": scenario, "LIVECART_USERS": str(users),
+            "LIVECART_SPAWN_RATE": str(users), "LIVECART_DURATION_S": str(seconds)}  # fmt: skip
+
+
+@pytest.mark.slow
+async def test_headless_locust_opening_rush(
+    engine: Engine, room: str, host: HostClient, tmp_path: Path
+) -> None:
+    products = [await host.create_product(**body) for body in PRODUCTS]
+    await host.pin_product(products[0]["id"])
+    prefix = tmp_path / "stats"
+    locust = await start(*locust_args(engine, prefix, 10, 8),
+                         env=locust_env(room, "opening-rush", 10, 8))  # fmt: skip
+    await until_online(host, 10)  # each sees the pin pushed
+    await host.pin_product(products[1]["id"])
+    await finish(locust)
+    stats = read_stats(prefix)
+    reported = {key for key in stats if key[1] != "Aggregated"}
+    assert reported <= REQUESTS, reported - REQUESTS
+    for key in [("HTTP", "token"), ("WS", "connect"), ("WS", "join")]:
+        assert stats[key]["Request Count"] == "10", stats[key]
+    for key in [("HTTP", "token"), ("WS", "connect"), ("WS", "join"), ("WS", "comment"),
+                ("WS", "like")]:  # fmt: skip
+        assert stats[key]["Failure Count"] == "0", stats[key]
+    assert int(stats["WS", "comment"]["Request Count"]) > 0
+    assert int(stats["PUSH", "comment"]["Request Count"]) > 0
+    assert stats["PUSH", "announcement"]["Request Count"] == "10"
+    assert ("PUSH", "stock") not in stats  # no sale, no drop
+    assert read_outcomes(prefix) == {}  # nobody grabs, claims or pays in opening-rush
+
+
+@pytest.mark.slow
+async def test_headless_locust_full_show_with_a_worker(
+    engine: Engine, room: str, host: HostClient, tmp_path: Path
+) -> None:
+    """Grabs, claims, checkouts and payments, run as the orchestrator does: a master and
+    a worker process (`--processes 1`), the outcomes summed on the master."""
+    products = [await host.create_product(**body) for body in PRODUCTS]
+    template = await host.create_coupon(**COUPON)
+    prefix = tmp_path / "stats"
+    locust = await start(*locust_args(engine, prefix, 10, 12), "--processes", "1",
+                         env=locust_env(room, "full-show", 10, 12))  # fmt: skip
+    await until_online(host, 10)  # the sale is for the 10 viewers
+    await host.drop_coupons(template["id"], 4, countdown_s=1)
+    sku = products[0]["skus"][0]["sku"]
+    await host.launch_sale(sku, 5, countdown_s=1, hold_s=60, duration_s=60, per_user_limit=1)
+    await finish(locust)
+    stats = read_stats(prefix)
+    assert set(stats) - {("Aggregated", "Aggregated"), ("", "Aggregated")} <= REQUESTS
+    for key, row in stats.items():
+        assert row["Failure Count"] == "0", (key, row)
+    assert int(stats["WS", "grab"]["Request Count"]) >= 10  # everyone taps at least once
+    assert stats["WS", "claim"]["Request Count"] == "10"
+    assert int(stats["PUSH", "stock"]["Request Count"]) > 0
+    assert int(stats["PUSH", "announcement"]["Request Count"]) >= 20  # the drop and the sale
+    outcomes = read_outcomes(prefix)
+    assert outcomes["grab:reserved"] == 5, outcomes  # 10 viewers, 5 units, 2 taps each
+    assert outcomes["claim:claimed"] == 4, outcomes
+    assert outcomes["claim:sold_out"] == 6, outcomes
+    assert outcomes.get("pay:paid", 0) <= outcomes.get("checkout:ordered", 0) <= 5
+    sold = (await host.sale((await host.sales())[0]["id"]))["sold"]
+    assert sold == outcomes.get("pay:paid", 0)
