@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import resource
 import secrets
 import subprocess
 import sys
@@ -36,10 +35,10 @@ import orjson
 from clients import HostClient, LivecartClientError
 from engine import auth
 from engine.bench.harness import engine_process
-from engine.bench.stats import cpu_seconds
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
 from loadtests import show
+from loadtests.cpu import CpuMeter
 from loadtests.scenarios import SCENARIOS, ramp_s, timeline
 from loadtests.stats import html_report
 
@@ -105,40 +104,16 @@ def nest_outcomes(outcomes: dict[str, int]) -> dict[str, dict[str, int]]:
 
 
 @contextlib.contextmanager
-def local_engine(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+def local_engine(env: dict[str, str]) -> Iterator[tuple[str, int, int]]:
     """An engine on a free port with a private embedded Redis; yields its base URL and
-    process id."""
+    the engine's and Redis's process ids."""
     with (
         tempfile.TemporaryDirectory(prefix="livecart-loadtest-") as data,
         EmbeddedRedis(Path(data), appendfsync="everysec") as redis,
         engine_process(redis.url, 100, env) as (engine, port),
     ):
-        yield f"http://127.0.0.1:{port}", engine.process.pid
-
-
-class CpuMeter:
-    """CPU used during the load, in percent of one core: the local engine's (from /proc)
-    and the generator's (this process's waited-for children: locust and its workers, or
-    the asyncio generator processes)."""
-
-    def __init__(self, engine_pid: int | None) -> None:
-        self.engine_pid = engine_pid
-        self.wall = time.monotonic()
-        self.engine = cpu_seconds(engine_pid) if engine_pid else 0.0
-        self.children = self._children()
-
-    @staticmethod
-    def _children() -> float:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
-
-    def read(self) -> dict[str, float | None]:
-        wall = max(time.monotonic() - self.wall, 1e-9)
-        engine = None
-        if self.engine_pid:
-            engine = round(100 * (cpu_seconds(self.engine_pid) - self.engine) / wall, 1)
-        generator = round(100 * (self._children() - self.children) / wall, 1)
-        return {"engine_cpu_percent": engine, "generator_cpu_percent": generator}
+        assert redis.process is not None
+        yield f"http://127.0.0.1:{port}", engine.process.pid, redis.process.pid
 
 
 async def set_up(base_url: str, room: str, host_token: str) -> show.Shop:
@@ -187,7 +162,7 @@ async def run_load(  # noqa: PLR0917
     room: str,
     host_token: str,
     out: Path,
-    engine_pid: int | None,
+    cpu: CpuMeter,
 ) -> dict[str, Any]:
     shop = await set_up(base_url, room, host_token)
     env = {
@@ -201,7 +176,7 @@ async def run_load(  # noqa: PLR0917
     }
     steps = timeline(args.scenario, args.users, args.spawn_rate, args.duration)
     started = time.monotonic()
-    cpu = CpuMeter(engine_pid)
+    cpu.start()
     if args.generator == "locust":
         process = await asyncio.create_subprocess_exec(
             *locust_command(args, base_url, out), env=env, stdout=subprocess.DEVNULL
@@ -238,7 +213,7 @@ async def run_load(  # noqa: PLR0917
         figures = await load
         report = out / "report.html"
         report.write_text(html_report(args.scenario, room, figures))
-    figures.update(cpu.read())
+    figures.update(await cpu.stop())
     await asyncio.sleep(SETTLE_S)
     async with HostClient(base_url, room, host_token) as host:
         audit = await host.call("GET", f"/api/rooms/{room}/audit")
@@ -304,7 +279,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out or tempfile.mkdtemp(prefix=f"livecart-{args.scenario}-"))
     out.mkdir(parents=True, exist_ok=True)
     room = args.room or f"load-{secrets.token_hex(4)}"
-    engine_pid: int | None = None
+    cpu = CpuMeter(None, set())  # a remote engine: the generator's CPU only
     with contextlib.ExitStack() as stack:
         if args.host:
             base_url = args.host.rstrip("/")
@@ -317,14 +292,15 @@ def main(args: argparse.Namespace) -> int:
         else:
             secret = secrets.token_urlsafe(24)
             env = {**os.environ, "LIVECART_SECRET": secret, "LIVECART_LOG_LEVEL": "WARNING"}
-            base_url, engine_pid = stack.enter_context(local_engine(env))
+            base_url, engine_pid, redis_pid = stack.enter_context(local_engine(env))
+            cpu = CpuMeter(engine_pid, {engine_pid, redis_pid})
             host_token = auth.mint(secret, room=room, role=Role.HOST, user="loadtest-host")
         progress(
             f"{args.scenario}: {args.users} users at {args.spawn_rate}/s for "
             f"{args.duration:.0f}s against {base_url} (room {room}, {args.generator})"
         )
         try:
-            result = asyncio.run(run_load(args, base_url, room, host_token, out, engine_pid))
+            result = asyncio.run(run_load(args, base_url, room, host_token, out, cpu))
         except (RuntimeError, OSError, LivecartClientError, httpx.HTTPError) as exc:
             # Could not run (engine unreachable, token refused, a generator died): exit
             # 2, as the other commands' "could not check", never 1, a bad verdict.

@@ -233,7 +233,8 @@ async def test_headless_locust_opening_rush(
     assert int(stats["PUSH", "comment"]["Request Count"]) > 0
     assert stats["PUSH", "announcement"]["Request Count"] == "10"
     assert ("PUSH", "stock") not in stats  # no sale, no drop
-    assert read_outcomes(prefix) == {}  # nobody grabs, claims or pays in opening-rush
+    # Everyone joined once; nobody grabs, claims or pays in opening-rush.
+    assert read_outcomes(prefix) == {"join:joined": 10}
 
 
 @pytest.mark.slow
@@ -261,6 +262,7 @@ async def test_headless_locust_full_show_with_a_worker(
     assert int(stats["PUSH", "stock"]["Request Count"]) > 0
     assert int(stats["PUSH", "announcement"]["Request Count"]) >= 20  # the drop and the sale
     outcomes = read_outcomes(prefix)
+    assert outcomes["join:joined"] == 10, outcomes  # counted on the worker, summed here
     assert outcomes["grab:reserved"] == 5, outcomes  # 10 viewers, 5 units, 2 taps each
     assert outcomes["claim:claimed"] == 4, outcomes
     assert outcomes["claim:sold_out"] == 6, outcomes
