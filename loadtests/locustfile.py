@@ -41,7 +41,16 @@ from locust.runners import WorkerRunner
 from clients.backoff import Backoff
 from clients.viewer import should_reconnect
 from loadtests.locust_client import CallFailed, EngineClient
-from loadtests.scenarios import ADDRESS, COMMENTS, CONTACT, PLANS, SCENARIOS, CommentPacer, Plan
+from loadtests.scenarios import (
+    ADDRESS,
+    COMMENTS,
+    CONTACT,
+    PLANS,
+    SCENARIOS,
+    CommentPacer,
+    Plan,
+    Share,
+)
 
 log = logging.getLogger("livecart.loadtest")
 
@@ -82,6 +91,8 @@ class Config:
 
 CONFIG = Config.from_env()
 OUTCOMES: Counter[str] = Counter()  # this process's; on the master, the workers' sum
+CHECKOUTS = Share(PLANS[CONFIG.scenario].checkout_ratio)  # this process's reservations
+PAYMENTS = Share(PLANS[CONFIG.scenario].pay_ratio)  # this process's orders
 
 
 class EngineUser(User):
@@ -277,7 +288,7 @@ class Viewer(EngineUser):
             if result["status"] != "sold_out" or taps >= self.plan.grab_taps:
                 break
             gevent.sleep(random.uniform(*RETAP_PAUSE_S))
-        if result["status"] == "reserved" and random.random() < self.plan.checkout_ratio:
+        if result["status"] == "reserved" and CHECKOUTS.take():
             self.buy(result["reservation"])
 
     def claim(self, drop: str, delay_s: float) -> None:
@@ -300,7 +311,7 @@ class Viewer(EngineUser):
         order = self.client.checkout(
             [reservation], address=ADDRESS, contact=CONTACT, coupons=coupons
         )
-        if random.random() < self.plan.pay_ratio:
+        if PAYMENTS.take():
             gevent.sleep(random.uniform(*self.plan.think_s))
             payment = self.client.start_payment(order["id"])
             self.client.pay(payment["payment"])

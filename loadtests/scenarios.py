@@ -74,6 +74,7 @@ class Plan:
     grab_jitter_s: float = 0.3  # spread of reaction times after the start
     grab_now: bool = False  # grab right after joining (the sale is already live)
     claim: bool = False  # claim when a drop opens
+    # Shares are exact per generator process (`Share`), not chance:
     checkout_ratio: float = 0.0  # share of reservations checked out
     pay_ratio: float = 1.0  # share of checked-out orders paid (the rest expire unpaid)
     think_s: tuple[float, float] = (0.5, 2.0)  # before checking out, before paying
@@ -97,6 +98,26 @@ PLANS: dict[str, Plan] = {
         pay_ratio=0.8,
     ),
 }
+
+
+@dataclass(slots=True)
+class Share:
+    """Takes `ratio` of the cases it is asked about, evenly and without chance: the k-th
+    case (from 0) is taken when round((k + 1) * ratio) > round(k * ratio). So the first
+    case is taken when ratio >= 0.5, and over n cases the takes are n * ratio rounded.
+    Used per generator process for "check out half the reservations", so that a small
+    run still has both kinds and runs repeat."""
+
+    ratio: float
+    asked: int = 0
+
+    def take(self) -> bool:
+        k, self.asked = self.asked, self.asked + 1
+        return _half_up((k + 1) * self.ratio) > _half_up(k * self.ratio)
+
+
+def _half_up(value: float) -> int:
+    return int(value + 0.5 + 1e-9)
 
 
 @dataclass(slots=True)

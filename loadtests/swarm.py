@@ -33,7 +33,7 @@ from clients.viewer import should_reconnect
 from engine.bench.leanhttp import REQUEST_TIMEOUT_S, HttpError, LeanHTTP
 from engine.bench.leanws import LeanConnection
 from engine.bench.loader import tick_seq
-from loadtests.scenarios import ADDRESS, COMMENTS, CONTACT, CommentPacer, Plan
+from loadtests.scenarios import ADDRESS, COMMENTS, CONTACT, CommentPacer, Plan, Share
 from loadtests.stats import Stats
 
 SUBPROTOCOL = "livecart.v1.msgpack"
@@ -117,6 +117,8 @@ class Swarm:
         self.plan = plan
         self.timeout_s = timeout_s
         self.stats = Stats()
+        self.checkouts = Share(plan.checkout_ratio)  # this process's reservations
+        self.payments = Share(plan.pay_ratio)  # this process's orders
         self.http = LeanHTTP(base_url, timeout_s=timeout_s)
         self.viewers: dict[int, _Viewer] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -476,7 +478,7 @@ class Swarm:
     async def buy(self, viewer: _Viewer, reserved: dict[str, Any]) -> None:
         """Maybe check out the reservation (with a coupon that applies), then maybe pay."""
         plan = self.plan
-        if _rng.random() >= plan.checkout_ratio:
+        if not self.checkouts.take():
             return
         await asyncio.sleep(_rng.uniform(*plan.think_s))
         spend = int(reserved.get("price", 0)) * int(reserved.get("quantity", 1))
@@ -492,7 +494,7 @@ class Swarm:
             if coupon is not None:
                 viewer.coupons.append(coupon)
             return
-        if _rng.random() >= plan.pay_ratio:
+        if not self.payments.take():
             return
         await asyncio.sleep(_rng.uniform(*plan.think_s))
         path = f"/api/rooms/{self.room}/orders/{order['id']}/payment"

@@ -24,7 +24,7 @@ CONTRACT = {
 SMOKE = {  # scenario: (duration s, request types that must have happened)
     "opening-rush": (10, {"WS join", "WS comment", "WS like", "PUSH comment"}),
     "comment-storm": (10, {"WS comment", "WS like", "PUSH comment"}),
-    "flash-sale": (16, {"WS grab", "HTTP checkout", "HTTP pay", "PUSH announcement"}),
+    "flash-sale": (20, {"WS grab", "HTTP checkout", "HTTP pay", "PUSH announcement"}),
     "coupon-rain": (13, {"WS claim", "PUSH announcement"}),
     "checkout-wave": (12, {"WS grab", "HTTP checkout", "HTTP payment", "HTTP pay"}),
     "full-show": (30, {"WS comment", "WS grab", "WS claim", "HTTP checkout", "HTTP pay"}),

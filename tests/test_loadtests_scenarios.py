@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.scenarios import PLANS, SCENARIOS, CommentPacer, timeline
+from loadtests.scenarios import PLANS, SCENARIOS, CommentPacer, Share, timeline
 
 LIMITS = {"comment_rate_max": 3, "comment_rate_window_ms": 10_000, "slow_mode_ms": 0}
 
@@ -54,3 +54,17 @@ def test_sales_start_after_everyone_has_joined() -> None:
     sale = next(s for s in steps if s.action == "sale")
     assert sale.at_s >= 2000 / 500
     assert sale.params["allotment"] == 400
+
+
+@pytest.mark.parametrize(
+    ("ratio", "cases", "taken"),
+    [(0.5, 1, 1), (0.5, 6, 3), (0.6, 5, 3), (0.8, 10, 8), (1.0, 7, 7), (0.0, 9, 0), (0.2, 4, 1)],
+)
+def test_a_share_takes_its_ratio_evenly(ratio: float, cases: int, taken: int) -> None:
+    share = Share(ratio)
+    assert sum(share.take() for _ in range(cases)) == taken
+
+
+def test_a_half_share_alternates_starting_with_a_take() -> None:
+    share = Share(0.5)
+    assert [share.take() for _ in range(6)] == [True, False, True, False, True, False]
