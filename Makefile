@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench-fanout bench-grab bench-tools clean
+.PHONY: demo test browser lint typecheck check bench-fanout bench-grab bench-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/livecart demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The console's browser tests (tests/test_console.py) drive Debian's Chromium through
+# Playwright; without it they are skipped, and `make test` still runs everything else.
+browser:
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) \
+		|| echo "/usr/bin/chromium missing and not installable here (needs root and apt-get): the browser tests (tests/test_console.py) will be skipped"; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

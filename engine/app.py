@@ -14,7 +14,8 @@ from types import TracebackType
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from engine import api
 from engine.gateway import Gateway
@@ -61,6 +62,9 @@ def build_app(node: Node) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         *api.ROUTES,
+        # The streamer console (issue 6): static files, no build step; `/console` redirects
+        # to `/console/`.
+        Mount("/console", app=StaticFiles(packages=[("streamer_console", "static")], html=True)),
     ]
     app = Starlette(routes=routes)
     app.state.node = node

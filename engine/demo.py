@@ -117,6 +117,7 @@ async def run_demo(settings: Settings, *, bots: int) -> int:
                 [
                     "",
                     "livecart demo is running",
+                    f"  host console  {engine.base_url}/console/",
                     f"  room API      {engine.base_url}/api/rooms/{ROOM}",
                     f"  viewer socket {engine.ws_url}/{ROOM}",
                     f"  metrics       {engine.base_url}/metrics",

@@ -29,6 +29,9 @@ def test_demo_serves_a_live_room_with_chatting_bots(tmp_path: Path) -> None:
             if "Ctrl-C" in line:
                 break
         room_url = lines["room API"]
+        console = httpx.get(lines["host console"], timeout=10)
+        assert console.status_code == 200
+        assert "text/html" in console.headers["content-type"]
         assert lines["viewer socket"].startswith("ws://")
         assert lines["viewer socket"].endswith("/ws/demo")
         assert lines["host token"].startswith("lc1.")

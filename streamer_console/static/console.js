@@ -1,0 +1,234 @@
+// The streamer console: sign-in, the realtime seat, the header (room state, show controls,
+// live numbers) and the panels (run-of-show, flash sales, comments, coupons, orders to
+// review), each in its own module with the same small interface: reset(welcome, role),
+// refresh(welcome) after a resume, entry(entry), tick(tick), second().
+
+import { act, api, setSession } from "./api.js";
+import * as comments from "./comments.js";
+import * as coupons from "./coupons.js";
+import * as lineup from "./lineup.js";
+import * as orders from "./orders.js";
+import { Realtime } from "./realtime.js";
+import * as sales from "./sales.js";
+import { $, confirmAction, syncClock } from "./util.js";
+
+const STORAGE_KEY = "livecart.console";
+const PANELS = [lineup, sales, comments, coupons, orders];
+const STAFF = ["host", "moderator"];
+const STATUS_TEXT = {
+  connecting: "connecting…",
+  live: "connected",
+  reconnecting: "reconnecting…",
+  closed: "disconnected",
+};
+
+const state = { room: null, role: null, realtime: null };
+
+/** The claims of a livecart token, read without verifying (the engine verifies). */
+export function tokenClaims(token) {
+  const parts = token.trim().split(".");
+  if (parts.length !== 3 || parts[0] !== "lc1") return null;
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0))));
+  } catch {
+    return null;
+  }
+}
+
+// ---- sign-in ------------------------------------------------------------------------------
+
+function showSignIn(message = "") {
+  $("#console").hidden = true;
+  $("#signin").hidden = false;
+  $("#create-room").hidden = true;
+  $("#signin-error").textContent = message;
+}
+
+/** A host token for a room that does not exist yet: offer to create it (POST /api/rooms). */
+function offerCreateRoom() {
+  $("#create-room-id").textContent = state.room;
+  $("#create-room").hidden = false;
+  $("#new-room-title").focus();
+}
+
+async function createRoom(event) {
+  event.preventDefault();
+  const body = { id: state.room, title: $("#new-room-title").value.trim() };
+  const button = event.currentTarget.querySelector("button");
+  const room = await act(`Create room ${body.id}`, () => api("POST", "/api/rooms", body), button);
+  if (room) signIn(state.token, room.id);
+  else $("#signin-error").textContent = $("#feedback-log li").textContent;
+}
+
+function fillRoomFromToken() {
+  const claims = tokenClaims($("#token").value);
+  if (claims && claims.room && !$("#room-id").dataset.edited) $("#room-id").value = claims.room;
+}
+
+function signIn(token, room) {
+  if (state.realtime) state.realtime.stop();
+  state.realtime = null;
+  const claims = tokenClaims(token);
+  room = (room || (claims && claims.room) || "").trim();
+  if (!claims) return showSignIn("That is not a livecart token (lc1.…).");
+  if (!STAFF.includes(claims.role)) return showSignIn("Use a host or moderator token.");
+  if (!/^[a-z0-9][a-z0-9_-]{0,39}$/.test(room)) return showSignIn("Enter a valid room id.");
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token, room }));
+  setSession(token, room);
+  state.room = room;
+  state.token = token;
+  state.claims = claims;
+  $("#signin-error").textContent = "Connecting…";
+  state.realtime = new Realtime(room, token, {
+    onWelcome: welcome,
+    onTick: tick,
+    onFrame: frame,
+    onStatus: status,
+  });
+  state.realtime.start();
+}
+
+function signOut() {
+  orders.stop();
+  if (state.realtime) state.realtime.stop();
+  state.realtime = null;
+  sessionStorage.removeItem(STORAGE_KEY);
+  showSignIn("Signed out.");
+}
+
+// ---- realtime -----------------------------------------------------------------------------
+
+function welcome(message, resumed) {
+  if (!STAFF.includes(message.role)) {
+    signOut();
+    return showSignIn(`This token signs in as ${message.role}; use a host or moderator token.`);
+  }
+  syncClock(message.server_time);
+  state.role = message.role;
+  document.body.dataset.role = message.role;
+  $("#who").textContent = `${message.name} · ${message.role}`;
+  $("#signin").hidden = true;
+  $("#console").hidden = false;
+  if (resumed && message.recovered) {
+    // Entries missed while away are replayed; counters are not, so take the welcome's.
+    for (const entry of message.history) dispatch(entry);
+    for (const panel of PANELS) panel.refresh(message);
+  } else {
+    for (const panel of PANELS) panel.reset(message, state.role);
+  }
+  showRoom(message.room);
+  showStats(message.stats);
+}
+
+function tick(message) {
+  syncClock(message.t);
+  for (const entry of message.entries || []) dispatch(entry);
+  if (message.stats) showStats(message.stats);
+  for (const panel of PANELS) panel.tick(message);
+}
+
+function dispatch(entry) {
+  if (entry.kind === "room_state") showRoom({ ...state.roomObject, state: entry.state });
+  else if (entry.kind === "room_updated") {
+    const { id, kind, ts, ...fields } = entry; // the entry's own id is not the room's
+    showRoom({ ...state.roomObject, ...fields });
+  }
+  for (const panel of PANELS) panel.entry(entry);
+}
+
+function frame(message) {
+  if (message.type === "notice" || message.type === "error") {
+    comments.notice(message);
+  }
+}
+
+function status(kind, detail) {
+  const banner = $("#banner");
+  const conn = $("#conn");
+  conn.dataset.status = kind;
+  conn.textContent = STATUS_TEXT[kind];
+  banner.hidden = kind !== "reconnecting";
+  if (kind === "reconnecting" && $("#console").hidden) {
+    $("#signin-error").textContent = "Cannot reach the engine; retrying…";
+  }
+  if (kind === "closed") {
+    const code = detail.error ? ` (${detail.error.code})` : "";
+    const message = `Disconnected: ${detail.message}${code}`;
+    if ($("#console").hidden) {
+      sessionStorage.removeItem(STORAGE_KEY);
+      showSignIn(message);
+      const missing = detail.error && detail.error.code === "room_not_found";
+      if (missing && state.claims.role === "host") offerCreateRoom();
+    } else {
+      banner.hidden = false;
+      banner.textContent = `${message}. Sign out and sign in again.`;
+    }
+  } else {
+    banner.textContent = "Reconnecting…";
+  }
+}
+
+// ---- header -------------------------------------------------------------------------------
+
+function showRoom(room) {
+  state.roomObject = room;
+  $("#room-title").textContent = room.title;
+  $("#room-id-label").textContent = room.id;
+  const badge = $("#room-state");
+  badge.textContent = room.state;
+  badge.dataset.state = room.state;
+  $("#go-live").disabled = room.state !== "scheduled";
+  $("#end-show").disabled = room.state === "ended";
+  comments.settings(room.settings);
+}
+
+function showStats(stats) {
+  for (const name of ["online", "peak", "unique", "likes"]) {
+    $(`#stat-${name}`).textContent = Number(stats[name] || 0).toLocaleString("en");
+  }
+}
+
+async function goLive(event) {
+  const ok = await confirmAction("Go live now? Viewers will see the show start.", "Go live", {
+    danger: false,
+  });
+  if (!ok) return;
+  const room = await act("Go live", () => api("POST", "/go-live"), event.target);
+  if (room) showRoom(room);
+}
+
+async function endShow(event) {
+  const ok = await confirmAction("End the show? This cannot be undone.", "End show");
+  if (!ok) return;
+  const room = await act("End show", () => api("POST", "/end"), event.target);
+  if (room) showRoom(room);
+}
+
+// ---- boot ---------------------------------------------------------------------------------
+
+function boot() {
+  $("#token").addEventListener("input", fillRoomFromToken);
+  $("#room-id").addEventListener("input", () => ($("#room-id").dataset.edited = "1"));
+  $("#signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn($("#token").value.trim(), $("#room-id").value);
+  });
+  $("#sign-out").addEventListener("click", signOut);
+  $("#create-room").addEventListener("submit", createRoom);
+  $("#reconnect").addEventListener("click", () => state.realtime && state.realtime.drop());
+  $("#go-live").addEventListener("click", goLive);
+  $("#end-show").addEventListener("click", endShow);
+  for (const panel of PANELS) panel.init();
+  setInterval(() => PANELS.forEach((panel) => panel.second()), 1000);
+  const saved = sessionStorage.getItem(STORAGE_KEY);
+  if (saved) {
+    const { token, room } = JSON.parse(saved);
+    $("#token").value = token;
+    $("#room-id").value = room;
+    signIn(token, room);
+  }
+}
+
+boot();

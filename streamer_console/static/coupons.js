@@ -1,0 +1,172 @@
+// Coupons: templates (GET/POST .../coupons/templates), dropping a template now or after a
+// countdown (POST .../templates/{t}/drops), and live claimed counts per drop from
+// welcome.drops, coupon_dropped entries and ticks' `drops`.
+
+import { act, api } from "./api.js";
+import { $, duration, el, intOf, money, serverNow, toMinor } from "./util.js";
+
+let templates = [];
+const drops = new Map();
+const cards = new Map();
+
+export function init() {
+  $("#template-form").addEventListener("submit", createTemplate);
+  $("#template-kind").addEventListener("change", kindFields);
+  kindFields();
+}
+
+export async function reset(welcome, role) {
+  drops.clear();
+  cards.clear();
+  $("#drops").replaceChildren();
+  for (const card of welcome.drops) put(card);
+  if (role !== "host") return;
+  const load = () => api("GET", "/coupons/templates");
+  const data = await act("Load coupon templates", load, null, { quiet: true });
+  if (data) {
+    templates = data.templates;
+    renderTemplates();
+  }
+}
+
+/** After a resume: the drop counters as the welcome has them (ticks only carry changes). */
+export function refresh(welcome) {
+  for (const card of welcome.drops) put({ ...drops.get(card.id), ...card });
+}
+
+export function entry(e) {
+  if (e.kind === "coupon_dropped" && !drops.has(e.ref)) {
+    put({ ...e, id: e.ref, remaining: e.quantity, claimed: 0,
+      state: e.server_time < e.opens_at ? "scheduled" : "live" });
+  }
+}
+
+export function tick(t) {
+  for (const [id, counters] of Object.entries(t.drops || {})) {
+    if (drops.has(id)) put({ ...drops.get(id), ...counters });
+  }
+}
+
+export function second() {
+  for (const [id, drop] of drops) updateClock(cards.get(id), drop);
+}
+
+// ---- templates ------------------------------------------------------------------------------
+
+function terms(t) {
+  // A template has `kind`; a drop card (and its coupon_dropped entry, whose own `kind` is
+  // the entry's) has `coupon_kind`.
+  const kind = t.coupon_kind || t.kind;
+  let off = "free shipping";
+  if (kind === "amount_off") off = `${money(t.amount, t.currency)} off`;
+  if (kind === "percent_off") off = `${t.percent}% off${t.cap ? ` (max ${money(t.cap, t.currency)})` : ""}`;
+  const min = t.min_spend ? ` over ${money(t.min_spend, t.currency)}` : "";
+  return `${off}${min}`;
+}
+
+function templateRow(t) {
+  const quantity = el("input", { class: "drop-quantity", type: "number", min: 1, value: 50,
+    "aria-label": `coupons to drop of ${t.title}` });
+  const countdown = el("input", { class: "drop-countdown", type: "number", min: 0, value: 0,
+    "aria-label": "countdown seconds" });
+  const left = t.total - (t.issued || 0);
+  return el(
+    "li",
+    { class: "template", dataset: { id: t.id } },
+    el("div", {}, el("strong", {}, t.title), " ",
+      el("span", { class: "meta" },
+        `${t.id} · ${terms(t)} · ${left} of ${t.total} left · ${t.per_user_limit}/user`)),
+    el("form", { class: "drop-form", onsubmit: (ev) => dropNow(ev, t, quantity, countdown) },
+      el("label", {}, "Qty ", quantity),
+      el("label", {}, "Countdown s ", countdown),
+      el("button", { type: "submit", class: "primary drop" }, "Drop")),
+  );
+}
+
+function renderTemplates() {
+  $("#templates").replaceChildren(...templates.map(templateRow));
+  $("#templates-empty").hidden = templates.length > 0;
+}
+
+function kindFields() {
+  const kind = $("#template-kind").value;
+  $("#template-amount-field").hidden = kind !== "amount_off";
+  $("#template-percent-field").hidden = kind !== "percent_off";
+}
+
+async function createTemplate(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const currency = $("#template-currency").value.trim().toUpperCase();
+  const body = {
+    kind: $("#template-kind").value,
+    title: $("#template-title").value.trim(),
+    currency,
+    total: intOf($("#template-total")),
+  };
+  if (body.kind === "amount_off") body.amount = toMinor($("#template-amount").value, currency);
+  if (body.kind === "percent_off") body.percent = intOf($("#template-percent"));
+  const minSpend = $("#template-min").value.trim();
+  if (minSpend) body.min_spend = toMinor(minSpend, currency);
+  const limit = intOf($("#template-limit"));
+  if (limit !== undefined) body.per_user_limit = limit;
+  const created = await act(`Create coupon “${body.title}”`,
+    () => api("POST", "/coupons/templates", body), form.querySelector("button[type=submit]"));
+  if (created) {
+    templates.push({ ...created, issued: 0 });
+    renderTemplates();
+  }
+}
+
+async function dropNow(event, t, quantityInput, countdownInput) {
+  event.preventDefault();
+  const body = { quantity: intOf(quantityInput) };
+  const countdown = intOf(countdownInput);
+  if (countdown) body.countdown_s = countdown;
+  const label = `Drop ${body.quantity} × ${t.title}${countdown ? ` in ${countdown} s` : ""}`;
+  const drop = await act(label, () => api("POST", `/coupons/templates/${t.id}/drops`, body),
+    event.currentTarget.querySelector("button"));
+  if (drop) {
+    t.issued = (t.issued || 0) + drop.quantity;
+    renderTemplates();
+    put({ ...t, ...drops.get(drop.id), ...drop, template: t.id, coupon_kind: t.kind });
+  }
+}
+
+// ---- drops ----------------------------------------------------------------------------------
+
+function put(drop) {
+  drops.set(drop.id, drop);
+  let card = cards.get(drop.id);
+  if (!card) {
+    card = el(
+      "article",
+      { class: "drop-card", dataset: { id: drop.id } },
+      el("header", {}, el("strong", { class: "title" }, drop.title || drop.template),
+        el("span", { class: "badge state" }), el("span", { class: "clock" })),
+      el("div", { class: "terms" }, `${drop.id} · ${terms(drop)}`),
+      el("div", { class: "stockbar" }, el("span", { class: "seg sold" })),
+      el("div", { class: "stock-text" }, el("span", { class: "n-claimed" }), " claimed of ",
+        el("span", { class: "n-quantity" }), " · ", el("span", { class: "n-remaining" }), " left"),
+    );
+    cards.set(drop.id, card);
+    $("#drops").prepend(card);
+  }
+  card.querySelector(".seg.sold").style.width = `${(100 * drop.claimed) / Math.max(1, drop.quantity)}%`;
+  card.querySelector(".n-claimed").textContent = String(drop.claimed);
+  card.querySelector(".n-quantity").textContent = String(drop.quantity);
+  card.querySelector(".n-remaining").textContent = String(drop.remaining);
+  const badge = card.querySelector(".state");
+  badge.textContent = drop.state.replace("_", " ");
+  badge.dataset.state = drop.state;
+  card.classList.toggle("ended", drop.state === "ended");
+  updateClock(card, drop);
+}
+
+function updateClock(card, drop) {
+  const now = serverNow();
+  let text = "closed";
+  if (drop.state !== "ended" && now < drop.opens_at) text = `opens in ${duration(drop.opens_at - now)}`;
+  else if (drop.state !== "ended" && now < drop.closes_at) text = `${duration(drop.closes_at - now)} left`;
+  card.querySelector(".clock").textContent = text;
+}

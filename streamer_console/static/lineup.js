@@ -1,0 +1,249 @@
+// Run-of-show: the room's products in show order (GET .../products), reordering by
+// buttons, Alt+arrows or drag and drop (PUT .../lineup), "present now" (PUT .../pinned-product), next/previous shortcuts, and a
+// product create form (POST .../products). Kept live by product_* and lineup_changed entries.
+
+import { act, api } from "./api.js";
+import { $, actionButton, el, money, toMinor, typingIn } from "./util.js";
+
+let products = [];
+let pinned = null;
+let role = null;
+let loading = 0;
+let requested = null; // the product a pending "present" asks for: next/previous step from it
+
+export const allProducts = () => products;
+
+function changed() {
+  render();
+  document.dispatchEvent(new CustomEvent("products-changed"));
+}
+
+export function init() {
+  $("#product-form").addEventListener("submit", createProduct);
+  $("#add-sku").addEventListener("click", () => $("#sku-rows").append(skuRow()));
+  $("#sku-rows").append(skuRow());
+  document.addEventListener("keydown", shortcut);
+}
+
+export async function reset(welcome, newRole) {
+  role = newRole;
+  pinned = welcome.room.pinned_product;
+  const ticket = ++loading;
+  const data = await act("Load products", () => api("GET", "/products"), null, { quiet: true });
+  if (data && ticket === loading) {
+    products = data.products;
+    changed();
+  }
+}
+
+export function entry(e) {
+  if (e.kind === "product_updated" || e.kind === "product_pinned") {
+    const product = { id: e.ref, title: e.title, description: e.description, images: e.images,
+      currency: e.currency, skus: e.skus };
+    const index = products.findIndex((p) => p.id === e.ref);
+    if (index >= 0) products[index] = { ...products[index], ...product };
+    else products.push({ ...product, impressions: 0 });
+    if (e.kind === "product_pinned") pinned = e.ref;
+    changed();
+  } else if (e.kind === "product_unpinned") {
+    pinned = null;
+    render();
+  } else if (e.kind === "lineup_changed") {
+    reorderTo(e.products);
+  }
+}
+
+export function tick() {}
+export function refresh() {}
+export function second() {}
+
+function reorderTo(ids) {
+  const byId = new Map(products.map((p) => [p.id, p]));
+  const ordered = ids.map((id) => byId.get(id)).filter(Boolean);
+  products = [...ordered, ...products.filter((p) => !ids.includes(p.id))];
+  changed();
+}
+
+// ---- rendering ------------------------------------------------------------------------------
+
+function priceRange(product) {
+  const prices = product.skus.map((s) => s.list_price);
+  const low = Math.min(...prices);
+  const high = Math.max(...prices);
+  const text = money(low, product.currency);
+  return low === high ? text : `${text} – ${money(high, product.currency)}`;
+}
+
+function row(product, index) {
+  const isHost = role === "host";
+  const live = product.id === pinned;
+  const item = el(
+    "li",
+    { class: live ? "product pinned" : "product", tabindex: 0, dataset: { id: product.id } },
+    el("span", { class: "pos" }, String(index + 1)),
+    el(
+      "div",
+      { class: "product-info" },
+      el("strong", { class: "title" }, product.title),
+      el("span", { class: "meta" },
+        `${product.id} · ${product.skus.length} SKU · ${priceRange(product)}`),
+      live ? el("span", { class: "badge live" }, "on screen") : null,
+    ),
+    isHost
+      ? el(
+          "div",
+          { class: "row-actions" },
+          actionButton("▲", "up", (b) => move(product.id, -1, b), { title: "Move up (Alt+↑)",
+            "aria-label": `Move ${product.title} up`, disabled: index === 0 }),
+          actionButton("▼", "down", (b) => move(product.id, 1, b), { title: "Move down (Alt+↓)",
+            "aria-label": `Move ${product.title} down`, disabled: index === products.length - 1 }),
+          actionButton(live ? "Unpin" : "Present", live ? "present" : "present primary",
+            (b) => present(product.id, b)),
+        )
+      : null,
+  );
+  item.addEventListener("keydown", (event) => rowKey(event, product.id));
+  if (isHost) draggable(item, product.id);
+  return item;
+}
+
+/** Drag a row onto another to move it there (hosts; buttons and Alt+↑↓ do the same). */
+function draggable(item, id) {
+  item.draggable = true;
+  item.addEventListener("dragstart", (event) => {
+    event.dataTransfer.setData("text/x-livecart-product", id);
+    event.dataTransfer.effectAllowed = "move";
+    item.classList.add("dragging");
+  });
+  item.addEventListener("dragend", () => item.classList.remove("dragging"));
+  item.addEventListener("dragover", (event) => {
+    if (!event.dataTransfer.types.includes("text/x-livecart-product")) return;
+    event.preventDefault();
+    item.classList.add("drop-target");
+  });
+  item.addEventListener("dragleave", () => item.classList.remove("drop-target"));
+  item.addEventListener("drop", (event) => {
+    event.preventDefault();
+    item.classList.remove("drop-target");
+    const dragged = event.dataTransfer.getData("text/x-livecart-product");
+    const ids = products.map((p) => p.id);
+    const delta = ids.indexOf(id) - ids.indexOf(dragged);
+    if (dragged && delta !== 0) move(dragged, delta);
+  });
+}
+
+function render() {
+  const list = $("#lineup");
+  const focused = document.activeElement && document.activeElement.closest("#lineup li");
+  const focusId = focused && focused.dataset.id;
+  list.replaceChildren(...products.map(row));
+  $("#lineup-empty").hidden = products.length > 0;
+  if (focusId) {
+    const again = list.querySelector(`li[data-id="${focusId}"]`);
+    if (again) again.focus();
+  }
+}
+
+// ---- actions --------------------------------------------------------------------------------
+
+/** Move product `id` by `delta` places and save the whole order. */
+async function move(id, delta, button) {
+  const ids = products.map((p) => p.id);
+  const from = ids.indexOf(id);
+  const to = from + delta;
+  if (from < 0 || to < 0 || to >= ids.length) return;
+  ids.splice(to, 0, ids.splice(from, 1)[0]);
+  const done = await act(`Move ${id} to #${to + 1}`, () => api("PUT", "/lineup", { products: ids }), button);
+  if (done) reorderTo(done.products);
+}
+
+async function present(id, button) {
+  if (id === pinned) {
+    const done = await act(`Unpin ${id}`, () => api("DELETE", "/pinned-product"), button);
+    if (done) {
+      pinned = null;
+      render();
+    }
+    return;
+  }
+  requested = id;
+  const done = await act(`Present ${id}`, () => api("PUT", "/pinned-product", { product_id: id }), button);
+  if (requested === id) requested = null;
+  if (done) {
+    pinned = done.pinned_product;
+    render();
+  }
+}
+
+/** Present the next (+1) or previous (-1) product of the lineup. */
+function step(delta) {
+  if (role !== "host" || products.length === 0) return;
+  const from = requested || pinned;
+  const index = products.findIndex((p) => p.id === from);
+  const next = index < 0 ? (delta > 0 ? 0 : products.length - 1) : index + delta;
+  if (next < 0 || next >= products.length) return;
+  present(products[next].id);
+}
+
+function rowKey(event, id) {
+  if (role !== "host") return;
+  if (event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
+    event.preventDefault();
+    move(id, event.key === "ArrowUp" ? -1 : 1);
+  } else if (event.key === "Enter" && event.target === event.currentTarget) {
+    event.preventDefault();
+    present(id);
+  }
+}
+
+function shortcut(event) {
+  if (typingIn(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
+  if ($("#console").hidden || document.querySelector("dialog[open]")) return;
+  if (event.key === "]" || event.key === "n") step(1);
+  else if (event.key === "[" || event.key === "p") step(-1);
+}
+
+// ---- product form ---------------------------------------------------------------------------
+
+function skuRow() {
+  return el(
+    "div",
+    { class: "sku-row" },
+    el("input", { name: "sku", placeholder: "SKU code", required: true, "aria-label": "SKU code" }),
+    el("input", { name: "price", placeholder: "price", inputmode: "decimal", required: true,
+      "aria-label": "list price" }),
+    el("input", { name: "attrs", placeholder: "size=M, colour=blue", "aria-label": "attributes" }),
+  );
+}
+
+function parseAttrs(text) {
+  const attrs = {};
+  for (const pair of text.split(",")) {
+    const [name, ...rest] = pair.split("=");
+    if (name.trim() && rest.length) attrs[name.trim()] = rest.join("=").trim();
+  }
+  return attrs;
+}
+
+async function createProduct(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const field = (name) => form.elements.namedItem(name).value.trim();
+  const currency = field("currency").toUpperCase();
+  const skus = [...form.querySelectorAll(".sku-row")].map((r) => ({
+    sku: r.querySelector("[name=sku]").value.trim(),
+    list_price: toMinor(r.querySelector("[name=price]").value, currency),
+    attrs: parseAttrs(r.querySelector("[name=attrs]").value),
+  }));
+  const body = { title: field("title"), currency, skus };
+  const description = field("description");
+  if (description) body.description = description;
+  const created = await act(`Create “${body.title}”`, () => api("POST", "/products", body),
+    form.querySelector("button[type=submit]"));
+  if (created) {
+    if (!products.some((p) => p.id === created.id)) products.push({ ...created, impressions: 0 });
+    changed();
+    form.reset();
+    $("#sku-rows").replaceChildren(skuRow());
+  }
+}

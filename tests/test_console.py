@@ -1,0 +1,663 @@
+"""The streamer console (streamer_console/static, served at /console) end to end: Debian's
+Chromium driven by Playwright against an engine started by the fixtures, with SDK viewers
+playing the room. Any JavaScript console error or page error fails the test. Screenshots
+of the main states go to tests/artifacts/console/ (gitignored)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+
+from clients import HostClient, LivecartClientError, ShopperClient
+from engine.app import Engine
+from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, eventually, token
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).parent / "artifacts" / "console"
+LAPTOP: ViewportSize = {"width": 1366, "height": 768}
+TABLET: ViewportSize = {"width": 1024, "height": 768}
+HTTP_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of 4")
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is missing (Debian: `apt-get install chromium`; "
+    "`make test` installs it when run as root)",
+)
+
+JACKET: dict[str, Any] = {
+    "title": "Denim jacket",
+    "currency": "USD",
+    "skus": [
+        {"sku": "DJ-S", "list_price": 4900, "attrs": {"size": "S"}},
+        {"sku": "DJ-M", "list_price": 5200, "attrs": {"size": "M"}},
+    ],
+}
+BOOTS: dict[str, Any] = {
+    "title": "Leather boots",
+    "currency": "USD",
+    "skus": [{"sku": "LB-42", "list_price": 12900, "attrs": {"size": "42"}}],
+}
+SCARF: dict[str, Any] = {
+    "title": "Wool scarf",
+    "currency": "USD",
+    "skus": [{"sku": "WS-1", "list_price": 2500}],
+}
+
+
+@dataclass
+class Console:
+    """One signed-in console page; `errors` collects JS console errors and page errors."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def record(self, text: str) -> None:
+        if not any(pattern.search(text) for pattern in self.allowed):
+            self.errors.append(text)
+
+    async def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    async def confirm(self) -> None:
+        await self.page.locator("#confirm-yes").click()
+
+    async def feedback(self, text: str, state: str = "done") -> None:
+        """The newest action in the feedback bar reads `text` and is in `state`."""
+        row = self.page.locator(f"#feedback-log li.{state}", has_text=text).first
+        await expect(row).to_be_visible()
+
+
+OpenConsole = Callable[..., Awaitable[Console]]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def open_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenConsole]:
+    consoles: list[Console] = []
+
+    async def make(
+        room: str,
+        role: str = "host",
+        *,
+        user: str = "host-1",
+        viewport: ViewportSize | None = None,
+        sign_in: bool = True,
+    ) -> Console:
+        context = await browser.new_context(viewport=viewport or LAPTOP)
+        page = await context.new_page()
+        page.set_default_timeout(5000)
+        console = Console(page)
+        page.on("console", lambda m: console.record(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: console.record(f"page error: {e}"))
+        consoles.append(console)
+        await page.goto(f"{engine.base_url}/console/")
+        if sign_in:
+            await page.fill("#token", token(room, role, user))
+            await page.click("#signin-button")
+            await expect(page.locator("#conn")).to_have_text("connected")
+            # The sign-in button sat where the feed is now: a mouse resting on the feed
+            # holds new comments (see test_feed_holds_new_comments_under_the_mouse).
+            await page.mouse.move(5, 5)
+        return console
+
+    yield make
+    for console in consoles:
+        await console.page.context.close()
+    for console in consoles:
+        assert console.errors == [], f"JavaScript errors: {console.errors}"
+
+
+# ---- serving --------------------------------------------------------------------------------
+
+
+async def test_console_is_served_at_console(engine: Engine) -> None:
+    async with httpx.AsyncClient(base_url=engine.base_url) as http:
+        bare = await http.get("/console")
+        assert bare.status_code in (307, 308)
+        assert bare.headers["location"].endswith("/console/")
+        index = await http.get("/console/")
+        assert index.status_code == 200
+        assert index.headers["content-type"].startswith("text/html")
+        assert '<script type="module" src="console.js">' in index.text
+        for name in ("console.js", "api.js", "realtime.js", "lineup.js", "sales.js",
+                     "comments.js", "coupons.js", "util.js"):  # fmt: skip
+            script = await http.get(f"/console/{name}")
+            assert script.status_code == 200, name
+            assert "javascript" in script.headers["content-type"], name
+        assert (await http.get("/console/console.css")).status_code == 200
+        assert (await http.get("/console/nope.js")).status_code == 404
+
+
+# ---- sign-in and the show ---------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_sign_in_go_live_and_end(
+    open_console: OpenConsole, room_factory: RoomFactory, engine: Engine
+) -> None:
+    room = await room_factory(live=False, title="Friday drop")
+    console = await open_console(room, sign_in=False)
+    page = console.page
+    await page.fill("#token", token(room, "host", "host-1", name="Alice"))
+    await expect(page.locator("#room-id")).to_have_value(room)  # read from the token
+    await console.shot("01-sign-in")
+    await page.click("#signin-button")
+    await expect(page.locator("#room-title")).to_have_text("Friday drop")
+    await expect(page.locator("#room-state")).to_have_text("scheduled")
+    await expect(page.locator("#who")).to_have_text("Alice · host")
+
+    await page.click("#go-live")
+    await expect(page.locator("#confirm")).to_be_visible()
+    await page.locator("#confirm-no").click()  # cancelled: nothing happens
+    await expect(page.locator("#room-state")).to_have_text("scheduled")
+    await page.click("#go-live")
+    await console.shot("02-confirm-go-live")
+    await console.confirm()
+    await expect(page.locator("#room-state")).to_have_text("live")
+    await console.feedback("Go live")
+    await console.shot("03-live-empty-room")
+
+    # The token is remembered for the tab: a reload signs in again.
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_text("connected")
+    await expect(page.locator("#room-state")).to_have_text("live")
+
+    await page.click("#end-show")
+    await console.confirm()
+    await expect(page.locator("#room-state")).to_have_text("ended")
+    async with HostClient(engine.base_url, room, token(room, "host")) as host:
+        assert (await host.get_room())["state"] == "ended"
+
+    await page.click("#sign-out")
+    await expect(page.locator("#signin")).to_be_visible()
+    assert await page.evaluate("sessionStorage.length") == 0
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_sign_in_refusals(open_console: OpenConsole, room: str) -> None:
+    console = await open_console(room, sign_in=False)
+    page = console.page
+    await page.fill("#token", token(room, "viewer"))
+    await page.click("#signin-button")
+    await expect(page.locator("#signin-error")).to_contain_text("host or moderator")
+    await page.fill("#token", token("other-room", "host"))
+    await page.fill("#room-id", room)
+    await page.click("#signin-button")
+    await expect(page.locator("#signin-error")).to_contain_text("token_wrong_room")
+    await expect(page.locator("#console")).to_be_hidden()
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_host_creates_a_missing_room(open_console: OpenConsole, engine: Engine) -> None:
+    fresh = f"new-{secrets.token_hex(4)}"
+    console = await open_console("", sign_in=False)
+    page = console.page
+    await page.fill("#token", token(fresh, "host", "host-1"))
+    await page.click("#signin-button")
+    await expect(page.locator("#create-room")).to_be_visible()
+    await expect(page.locator("#signin-error")).to_contain_text("room_not_found")
+    await page.fill("#new-room-title", "Brand new show")
+    await page.click("#create-room button")
+    await expect(page.locator("#room-title")).to_have_text("Brand new show")
+    await expect(page.locator("#room-state")).to_have_text("scheduled")
+    async with HostClient(engine.base_url, fresh, token(fresh, "host")) as host:
+        assert (await host.get_room())["title"] == "Brand new show"
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_moderator_sees_moderation_not_sales(
+    open_console: OpenConsole, room: str, host: HostClient
+) -> None:
+    await host.create_product(**JACKET)
+    console = await open_console(room, "moderator", user="mia")
+    page = console.page
+    await expect(page.locator("#comments-panel")).to_be_visible()
+    await expect(page.locator("#orders-panel")).to_be_visible()
+    await expect(page.locator("#lineup li")).to_have_count(1)
+    for hidden in ("#sales-panel", "#coupons-panel", "#go-live", "#end-show", "#product-editor"):
+        await expect(page.locator(hidden)).to_be_hidden()
+    await expect(page.locator("#lineup li button")).to_have_count(0)
+    await console.shot("04-moderator")
+
+
+# ---- run of show ----------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_reorder_and_present_products(
+    open_console: OpenConsole, room: str, host: HostClient
+) -> None:
+    for product in (JACKET, BOOTS, SCARF):
+        await host.create_product(**product)
+    console = await open_console(room)
+    page = console.page
+    titles = page.locator("#lineup li .title")
+    await expect(titles).to_have_text(["Denim jacket", "Leather boots", "Wool scarf"])
+
+    await page.locator("#lineup li", has_text="Denim jacket").locator("button.down").click()
+    await expect(titles).to_have_text(["Leather boots", "Denim jacket", "Wool scarf"])
+    await eventually(lambda: _lineup(host, ["p2", "p1", "p3"]))
+
+    # Keyboard: Alt+Up moves the focused product; it keeps the focus.
+    await page.locator("#lineup li", has_text="Wool scarf").focus()
+    await page.keyboard.press("Alt+ArrowUp")
+    await expect(titles).to_have_text(["Leather boots", "Wool scarf", "Denim jacket"])
+    await eventually(lambda: _lineup(host, ["p2", "p3", "p1"]))
+
+    # Drag and drop: the dragged product takes the place of the one it is dropped on.
+    await page.locator("#lineup li", has_text="Denim jacket").drag_to(
+        page.locator("#lineup li", has_text="Leather boots")
+    )
+    await expect(titles).to_have_text(["Denim jacket", "Leather boots", "Wool scarf"])
+    await eventually(lambda: _lineup(host, ["p1", "p2", "p3"]))
+    await page.locator("#lineup li", has_text="Denim jacket").drag_to(
+        page.locator("#lineup li", has_text="Wool scarf")
+    )
+    await expect(titles).to_have_text(["Leather boots", "Wool scarf", "Denim jacket"])
+    await eventually(lambda: _lineup(host, ["p2", "p3", "p1"]))
+
+    await page.locator("#lineup li", has_text="Wool scarf").locator("button.present").click()
+    pinned = page.locator("#lineup li.pinned .title")
+    await expect(pinned).to_have_text("Wool scarf")
+    assert (await host.get_room())["pinned_product"] == "p3"
+
+    await page.locator("body").click(position={"x": 5, "y": 740})  # leave the row
+    await page.keyboard.press("n")  # next product
+    await expect(pinned).to_have_text("Denim jacket")
+    await eventually(lambda: _pinned(host, "p1"))
+    await page.keyboard.press("[")  # previous
+    await page.keyboard.press("[")
+    await expect(pinned).to_have_text("Leather boots")
+    await eventually(lambda: _pinned(host, "p2"))
+    await console.feedback("Present p2")
+
+    # Changes made elsewhere (another host seat) show up live.
+    await host.reorder(["p1", "p2", "p3"])
+    await expect(titles).to_have_text(["Denim jacket", "Leather boots", "Wool scarf"])
+    await host.update_room(title="Friday drop: last call")
+    await expect(page.locator("#room-title")).to_have_text("Friday drop: last call")
+    await expect(page.locator("#room-id-label")).to_have_text(room)
+
+    # The product form.
+    await page.locator("#product-editor summary").click()
+    form = page.locator("#product-form")
+    await form.locator("[name=title]").fill("Canvas tote")
+    await form.locator("[name=sku]").fill("TOTE-1")
+    await form.locator("[name=price]").fill("19.90")
+    await form.locator("[name=attrs]").fill("colour=natural")
+    await form.locator("button[type=submit]").click()
+    await expect(titles).to_have_text(
+        ["Denim jacket", "Leather boots", "Wool scarf", "Canvas tote"]
+    )
+    [*_, tote] = await host.products()
+    assert tote["skus"] == [{"sku": "TOTE-1", "list_price": 1990, "attrs": {"colour": "natural"}}]
+    await console.shot("05-run-of-show")
+
+
+async def _lineup(host: HostClient, ids: list[str]) -> bool:
+    return [p["id"] for p in await host.products()] == ids
+
+
+async def _pinned(host: HostClient, product: str) -> bool:
+    return bool((await host.get_room())["pinned_product"] == product)
+
+
+# ---- flash sales ----------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_flash_sale_stock_bar_follows_grabs(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    await host.create_product(**JACKET)
+    console = await open_console(room)
+    page = console.page
+    await page.select_option("#sale-sku", "DJ-M")
+    await expect(page.locator("#sale-price")).to_have_attribute("placeholder", "52.00")
+    await page.fill("#sale-allotment", "5")
+    await page.fill("#sale-price", "39.50")
+    await page.fill("#sale-limit", "1")
+    await page.fill("#sale-duration", "300")
+    await page.click("#sale-form button[type=submit]")
+    card = page.locator("#sales .sale[data-id=s1]")
+    await expect(card.locator(".n-available")).to_have_text("5")
+    await expect(card.locator(".state")).to_have_text("live")
+    await expect(card.locator(".terms")).to_contain_text("USD 39.50")
+    [sale] = await host.sales()
+    assert (sale["price"], sale["allotment"], sale["limit"]) == (3950, 5, 1)
+
+    viewers = [await viewer_factory(room, user=f"buyer-{i}") for i in range(3)]
+    answers = await asyncio.gather(*(v.grab("s1") for v in viewers))
+    assert [a["status"] for a in answers] == ["reserved"] * 3
+    await expect(card.locator(".n-reserved")).to_have_text("3")
+    await expect(card.locator(".n-available")).to_have_text("2")
+    width = await card.locator(".seg.reserved").evaluate("e => e.style.width")
+    assert width == "60%"
+    await console.shot("06-flash-sale-grabbed")
+
+    await card.locator(".topup-units").fill("5")
+    await card.locator("button.topup").click()
+    await expect(card.locator(".n-units")).to_have_text("10")
+    await expect(card.locator(".n-available")).to_have_text("7")
+    before = (await host.sale("s1"))["ends_at"]
+    await card.locator(".extend-s").fill("120")
+    await card.locator("button.extend").click()
+    await console.feedback("Extend s1 by 120 s")
+    assert (await host.sale("s1"))["ends_at"] == before + 120_000
+
+    await card.locator("button.stop").click()
+    await console.confirm()
+    await expect(card.locator(".state")).to_have_text("ended")
+    await expect(card.locator("button.stop")).to_be_disabled()
+    assert (await host.sale("s1"))["state"] == "ended"
+    await page.reload()  # the ended sale is still listed, with its final counts
+    await expect(card.locator(".state")).to_have_text("ended")
+    await expect(card.locator(".n-reserved")).to_have_text("3")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_failed_action_shows_the_engine_message(
+    open_console: OpenConsole, room: str, host: HostClient
+) -> None:
+    await host.create_product(**JACKET)
+    console = await open_console(room)
+    console.allowed.append(HTTP_ERROR_LOG)  # Chromium logs every 4xx response
+    page = console.page
+    await page.select_option("#sale-sku", "DJ-S")
+    await page.fill("#sale-price", "99.00")  # above the list price
+    await page.click("#sale-form button[type=submit]")
+    await console.feedback("price: an integer between 0 and 4900 (invalid_field)", "failed")
+    await expect(page.locator("#sale-form button[type=submit]")).to_have_attribute(
+        "data-state", "failed"
+    )
+    await expect(page.locator("#sales .sale")).to_have_count(0)
+
+
+# ---- comments -------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_comment_feed_delete_mute_pin(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    console = await open_console(room)
+    page = console.page
+    bob = await viewer_factory(room, user="bob")
+    carol = await viewer_factory(room, user="carol")
+    spam = await bob.comment("buy followers at spam.example")
+    question = await carol.comment("how much is the jacket?")
+    await bob.comment("<img src=x onerror=alert(1)> <b>hi</b>")
+    await carol.comment("love this show")
+    feed = page.locator("#feed li")
+    await expect(feed).to_have_count(4)
+    await expect(feed.nth(1).locator(".text")).to_have_text(
+        "<img src=x onerror=alert(1)> <b>hi</b>"
+    )
+    await expect(page.locator("#feed img, #feed b")).to_have_count(0)  # text, never markup
+    await expect(feed.first.locator(".text")).to_have_text("love this show")  # newest first
+    await expect(page.locator(f"#feed li[data-id='{question['id']}']")).to_have_class(
+        re.compile(r"\bintent\b")
+    )
+    await expect(page.locator("#feed li.intent")).to_have_count(2)  # "buy" is intent too
+    await console.shot("07-comments")
+
+    await page.locator(f"#feed li[data-id='{spam['id']}'] button.delete").click()
+    await expect(page.locator(f"#feed li[data-id='{spam['id']}']")).to_have_count(0)
+    ids = [e["id"] for e in (await host.comments())["entries"]]
+    assert spam["id"] not in ids
+
+    await page.fill("#mute-minutes", "10")
+    await page.locator(f"#feed li[data-id='{question['id']}'] button.mute").click()
+    await console.feedback("Mute carol for 10 min")
+    with pytest.raises(LivecartClientError) as refused:
+        await carol.comment("still there?")
+    assert refused.value.code == "muted"
+    mute = page.locator(f"#feed li[data-id='{question['id']}'] button.mute")
+    await expect(mute).to_have_text("Unmute")
+    await mute.click()
+    await expect(mute).to_have_text("Mute")
+    assert (await carol.comment("thanks for unmuting"))["text"] == "thanks for unmuting"
+
+    await page.locator(f"#feed li[data-id='{question['id']}'] button.pin").click()
+    await expect(page.locator("#pinned-text")).to_have_text("carol: how much is the jacket?")
+    assert (await host.get_room())["pinned"]["id"] == question["id"]
+
+    await page.fill("#slow-seconds", "5")
+    await page.click("#slow-form button")
+    await expect(page.locator("#slow-current")).to_have_text("slow mode: 5 s")
+    assert (await host.get_room())["settings"]["slow_mode_ms"] == 5000
+
+    await page.locator("#feed li", has_text="love this show").locator("button.ban").click()
+    await console.confirm()
+    await console.feedback("Ban carol")
+    await eventually(lambda: carol.close_code == 3501)
+    assert "carol" in (await host.call("GET", f"/api/rooms/{room}/bans"))["users"]
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_feed_holds_new_comments_under_the_mouse(
+    open_console: OpenConsole, room: str, viewer_factory: ViewerFactory
+) -> None:
+    console = await open_console(room)
+    page = console.page
+    dana = await viewer_factory(room, user="dana")
+    await dana.comment("first")
+    await expect(page.locator("#feed li")).to_have_count(1)
+    await page.locator("#feed li").first.hover()  # about to click a button on it
+    await dana.comment("second")
+    await expect(page.locator("#feed-held")).to_have_text(
+        "1 new — paused while the pointer is on the feed"
+    )
+    await expect(page.locator("#feed li")).to_have_count(1)
+    await page.mouse.move(5, 740)  # the pointer leaves: the held comments show
+    await expect(page.locator("#feed li").first.locator(".text")).to_have_text("second")
+    await expect(page.locator("#feed-held")).to_be_hidden()
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_busy_feed_keeps_at_most_200_rows(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    await host.update_room(settings={"display_rate": 1000, "comment_rate_max": 0})
+    console = await open_console(room)
+    page = console.page
+    # Staff comments are never sampled out nor rate limited by the room; each connection
+    # stays within its frame burst (40).
+    chatters = [await viewer_factory(room, "moderator", user=f"chatty-{n}") for n in range(8)]
+    await asyncio.gather(*(c.comment(f"msg {n}-{i}") for n, c in enumerate(chatters)
+                           for i in range(30)))  # fmt: skip
+    await chatters[0].comment("the last one")
+    await expect(page.locator("#feed li").first.locator(".text")).to_have_text("the last one")
+    assert await page.locator("#feed li").count() == 200
+
+
+# ---- coupons --------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_coupon_template_drop_and_claims(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    console = await open_console(room)
+    page = console.page
+    await page.locator("#coupons-panel details summary").click()
+    await page.fill("#template-title", "5 off")
+    await page.fill("#template-amount", "5")
+    await page.fill("#template-total", "20")
+    await page.click("#template-form button[type=submit]")
+    template = page.locator("#templates li", has_text="5 off")
+    await expect(template).to_contain_text("USD 5.00 off")
+    [created] = await host.coupon_templates()
+    assert (created["kind"], created["amount"], created["total"]) == ("amount_off", 500, 20)
+
+    await template.locator(".drop-quantity").fill("10")
+    await template.locator("button.drop").click()
+    card = page.locator("#drops .drop-card").first
+    await expect(card.locator(".state")).to_have_text("live")
+    await expect(card.locator(".n-remaining")).to_have_text("10")
+    await expect(template).to_contain_text("10 of 20 left")
+    [drop] = await host.drops()
+    await expect(card.locator(".terms")).to_have_text(f"{drop['id']} · USD 5.00 off")
+
+    viewers = [await viewer_factory(room, user=f"claimer-{i}") for i in range(3)]
+    answers = await asyncio.gather(*(v.claim(drop["id"]) for v in viewers))
+    assert [a["status"] for a in answers] == ["claimed"] * 3
+    await expect(card.locator(".n-claimed")).to_have_text("3")
+    await expect(card.locator(".n-remaining")).to_have_text("7")
+
+    await template.locator(".drop-quantity").fill("5")
+    await template.locator(".drop-countdown").fill("60")
+    await template.locator("button.drop").click()
+    later = page.locator("#drops .drop-card").first
+    await expect(later.locator(".state")).to_have_text("scheduled")
+    await expect(later.locator(".clock")).to_contain_text("opens in")
+    await expect(later.locator(".terms")).to_contain_text("USD 5.00 off")
+    await console.shot("08-coupons")
+
+
+# ---- orders to review ------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_flagged_orders_are_approved_or_cancelled(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
+    engine: Engine,
+) -> None:  # fmt: skip
+    watch = {"title": "Gold watch", "currency": "USD",
+             "skus": [{"sku": "GW-1", "list_price": 150_000}]}  # fmt: skip
+    await host.create_product(**watch)  # above the review threshold (100000)
+    await host.launch_sale("GW-1", 5)
+    orders = []
+    for buyer in ("rich-1", "rich-2"):
+        viewer = await viewer_factory(room, user=buyer)
+        grabbed = await viewer.grab("s1")
+        async with ShopperClient(engine.base_url, room, token(room, "viewer", buyer)) as me:
+            contact = {"email": f"{buyer}@example.com"}
+            order = await me.checkout([grabbed["reservation"]], address=ADDRESS, contact=contact)
+            assert order["review"] == "flagged"
+            orders.append(order["id"])
+    console = await open_console(room)
+    page = console.page
+    rows = page.locator("#orders li")
+    await expect(rows).to_have_count(2)
+    await expect(page.locator("#orders-count")).to_have_text("2")
+    await expect(rows.first).to_contain_text("USD 1506.00")  # with shipping
+    await console.shot("09-orders-to-review")
+
+    await page.locator(f"#orders li[data-id={orders[0]}] button.approve").click()
+    await expect(rows).to_have_count(1)
+    await page.locator(f"#orders li[data-id={orders[1]}] button.cancel").click()
+    await console.confirm()
+    await expect(rows).to_have_count(0)
+    await expect(page.locator("#orders-empty")).to_be_visible()
+    [approved, cancelled] = await host.orders()
+    assert (approved["review"], cancelled["state"]) == ("approved", "cancelled")
+
+
+# ---- header, reconnecting, layouts ------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_header_stats_and_reconnect(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    console = await open_console(room)
+    page = console.page
+    viewers = [await viewer_factory(room, user=f"fan-{i}") for i in range(3)]
+    await expect(page.locator("#stat-online")).to_have_text("4")  # three fans and the console
+    await viewers[0].like(7, confirm=True)
+    await expect(page.locator("#stat-likes")).to_have_text("7")
+    await expect(page.locator("#stat-unique")).to_have_text("4")
+
+    await page.evaluate("""() => {
+        const conn = document.querySelector('#conn');
+        window.statuses = [];
+        new MutationObserver(() => window.statuses.push(conn.textContent))
+            .observe(conn, {childList: true, characterData: true, subtree: true});
+    }""")
+    await page.click("#reconnect")
+    await page.wait_for_function("window.statuses.includes('reconnecting…')")
+    await expect(page.locator("#conn")).to_have_text("connected")
+    await expect(page.locator("#banner")).to_be_hidden()
+    # Resumed: a comment made after the reconnect arrives, nothing is shown twice, and sale
+    # stock keeps moving.
+    await viewers[1].comment("back online?")
+    await expect(page.locator("#feed li", has_text="back online?")).to_have_count(1)
+    await expect(page.locator("#feed li")).to_have_count(1)
+    await host.create_product(**SCARF)
+    await host.launch_sale("WS-1", 3)
+    await expect(page.locator("#sales .sale .n-available")).to_have_text("3")
+    assert (await viewers[2].grab("s1"))["status"] == "reserved"
+    await expect(page.locator("#sales .sale .n-available")).to_have_text("2")
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize(("name", "viewport"), [("laptop", LAPTOP), ("tablet", TABLET)])
+async def test_full_show_layout(  # noqa: PLR0917 (fixtures and parameters)
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
+    name: str, viewport: ViewportSize,
+) -> None:  # fmt: skip
+    for product in (JACKET, BOOTS, SCARF):
+        await host.create_product(**product)
+    await host.pin_product("p2")
+    await host.launch_sale("LB-42", 20, price=9900, per_user_limit=2)
+    template = await host.create_coupon("percent_off", "10% off boots", 100, "USD", percent=10)
+    await host.drop_coupons(template["id"], 50)
+    viewers = [await viewer_factory(room, user=f"fan-{i}") for i in range(4)]
+    for i, viewer in enumerate(viewers):
+        await viewer.grab("s1", 1 + i % 2)
+        await viewer.comment(["what size is it?", "so nice", "link please", "多少钱?"][i])
+    await viewers[0].claim("d2")
+    console = await open_console(room, viewport=viewport)
+    page = console.page
+    await expect(page.locator("#sales .sale .n-reserved")).to_have_text("6")
+    await expect(page.locator("#drops .n-claimed")).to_have_text("1")
+    await expect(page.locator("#feed li")).to_have_count(4)
+    for panel in ("#lineup-panel", "#comments-panel", "#sales-panel", "#coupons-panel"):
+        box = await page.locator(panel).bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= viewport["width"] + 1, panel
+        assert box["y"] + box["height"] <= viewport["height"] + 1, panel
+    assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    # What the host watches during the show is on screen without scrolling any panel.
+    for live in ("#sales .sale .stockbar", "#drops .drop-card .stockbar", "#lineup li.pinned",
+                 "#feed li >> nth=3"):  # fmt: skip
+        await expect(page.locator(live)).to_be_in_viewport()
+    await console.shot(f"10-{name}-full-show")
