@@ -74,6 +74,7 @@ class Sale:
     starts_at: int
     ends_at: int
     stopped_at: int | None = None
+    waiting: int = 0  # viewers on the waitlist (its own set, read beside the hash)
 
     @property
     def units(self) -> int:
@@ -91,6 +92,7 @@ class Sale:
             "sold": self.sold,
             "units": self.units,
             "state": self.state(at_ms).value,
+            "waiting": self.waiting,
         }
 
     def to_wire(self, at_ms: int | None = None) -> dict[str, Any]:
@@ -112,7 +114,7 @@ class Sale:
         }
 
     @classmethod
-    def from_hash(cls, raw: dict[Any, Any]) -> Sale:
+    def from_hash(cls, raw: dict[Any, Any], waiting: int = 0) -> Sale:
         h = {text(k): text(v) for k, v in raw.items()}
         return cls(
             id=h["id"], sku=h["sku"], product=h["product"], title=h["title"],
@@ -122,6 +124,7 @@ class Sale:
             created_at=int(h["created_at"]), starts_at=int(h["starts_at"]),
             ends_at=int(h["ends_at"]),
             stopped_at=int(h["stopped_at"]) if h.get("stopped_at") else None,
+            waiting=waiting,
         )  # fmt: skip
 
 
@@ -200,21 +203,28 @@ class SaleStore:
         return await self.get(room, sale_id)
 
     async def get(self, room: str, sale_id: str) -> Sale:
-        raw = await self.redis.hgetall(keys.sale(room, check_sale_id(sale_id)))
-        if not raw:
+        [sale] = await self.read(room, [check_sale_id(sale_id)])
+        if sale is None:
             raise NotFoundError(f"no sale {sale_id!r} in this room", code="sale_not_found")
-        return Sale.from_hash(raw)
+        return sale
+
+    async def read(self, room: str, sale_ids: list[str]) -> list[Sale | None]:
+        """The sales with their waitlist lengths, in one round trip (None: no such sale)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sale_id in sale_ids:
+                pipe.hgetall(keys.sale(room, sale_id))
+                pipe.scard(keys.sale_waiting(room, sale_id))
+            replies = await pipe.execute()
+        return [
+            Sale.from_hash(raw, int(waiting)) if raw else None
+            for raw, waiting in zip(replies[::2], replies[1::2], strict=True)
+        ]
 
     async def ids(self, room: str) -> list[str]:
         return [text(s) for s in await self.redis.zrange(keys.sales(room), 0, -1)]
 
     async def list(self, room: str) -> list[Sale]:
-        ids = await self.ids(room)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for sale_id in ids:
-                pipe.hgetall(keys.sale(room, sale_id))
-            raws = await pipe.execute()
-        return [Sale.from_hash(raw) for raw in raws if raw]
+        return [sale for sale in await self.read(room, await self.ids(room)) if sale]
 
     async def adjust(self, room: str, sale_id: str, action: str, amount: int = 0,
                      *, at_ms: int | None = None) -> Sale:  # fmt: skip

@@ -106,18 +106,20 @@ class Storefront:
         async with redis.pipeline(transaction=False) as pipe:
             for sale_id in ids:
                 pipe.hgetall(keys.sale(self.room_id, sale_id))
+                pipe.scard(keys.sale_waiting(self.room_id, sale_id))
             for drop_id in drop_ids:
                 pipe.hgetall(keys.coupon_drop(self.room_id, drop_id))
             raws = await pipe.execute()
         now = now_ms()
-        self._drops_polled(drop_ids, raws[len(ids) :], now)
-        raws = raws[: len(ids)]
+        self._drops_polled(drop_ids, raws[2 * len(ids) :], now)
+        sale_raws = raws[: 2 * len(ids) : 2]
+        waiting = raws[1 : 2 * len(ids) : 2]
         self.stale.difference_update(ids)
-        for sale_id, raw in zip(ids, raws, strict=True):
+        for sale_id, raw, waiters in zip(ids, sale_raws, waiting, strict=True):
             if not raw:
                 self.sales.pop(sale_id, None)
                 continue
-            sale = Sale.from_hash(raw)
+            sale = Sale.from_hash(raw, int(waiters))
             self.sales[sale_id] = sale
             stock = sale.stock(now)
             if stock != self.shown.get(sale_id):

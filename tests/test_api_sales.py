@@ -28,7 +28,7 @@ from tests.test_api_catalog import (
 SALE_FIELDS = {
     "id", "sku", "product", "title", "price", "currency", "limit", "hold_ms", "allotment",
     "topups", "starts_at", "ends_at", "created_at", "available", "reserved", "sold", "units",
-    "state",
+    "state", "waiting",
 }  # fmt: skip
 HOST_ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/sales", {"sku": "DJ-M", "allotment": 5}),
@@ -143,6 +143,7 @@ async def test_launch_sale_with_defaults(
         "sold": 0,
         "units": 25,
         "state": "live",
+        "waiting": 0,
     }
     assert await get_sale(http, room) == sale
 
@@ -321,7 +322,7 @@ async def test_host_client_sale_methods(seller: HostClient) -> None:
 
 # ---- end to end: sales reaching viewers ---------------------------------------------------
 
-STOCK_KEYS = ("available", "reserved", "sold", "units", "state")
+STOCK_KEYS = ("available", "reserved", "sold", "units", "state", "waiting")
 
 
 def stock_seen(viewer: ViewerClient, sale_id: str) -> dict[str, Any]:
@@ -363,7 +364,14 @@ async def test_launch_reaches_viewers(
     }
     stock_tick, stock = await next_stock(viewer, "s1")
     assert stock_tick["seq"] > tick["seq"]
-    assert stock == {"available": 5, "reserved": 0, "sold": 0, "units": 5, "state": "live"}
+    assert stock == {
+        "available": 5,
+        "reserved": 0,
+        "sold": 0,
+        "units": 5,
+        "state": "live",
+        "waiting": 0,
+    }
     assert viewer.sales["s1"]["title"] == "Denim jacket (M)"
     assert viewer.sales["s1"]["price"] == 4000
     assert viewer.sales["s1"]["state"] == "live"
@@ -376,6 +384,7 @@ async def test_scheduled_sale_reaches_viewers(
     sale = await seller.launch_sale("DJ-M", 5, countdown_s=3600)
     assert await announced(viewer, sale) == {
         "available": 5, "reserved": 0, "sold": 0, "units": 5, "state": "scheduled",
+        "waiting": 0,
     }  # fmt: skip
     answer = await viewer.grab("s1")
     assert answer == {"status": "not_started", "starts_at": sale["starts_at"], "replayed": False}
@@ -396,7 +405,14 @@ async def test_grab_drops_stock_for_viewers(
     assert (answer["quantity"], answer["price"], answer["currency"]) == (1, 5200, "USD")
     assert answer["replayed"] is False
     _, stock = await next_stock(watcher, "s1", lambda s: s["available"] == 2)
-    assert stock == {"available": 2, "reserved": 1, "sold": 0, "units": 3, "state": "live"}
+    assert stock == {
+        "available": 2,
+        "reserved": 1,
+        "sold": 0,
+        "units": 3,
+        "state": "live",
+        "waiting": 0,
+    }
     stored = await seller.sale("s1")
     assert (stored["available"], stored["reserved"], stored["sold"]) == (2, 1, 0)
     await buyer.wait_for(lambda e: e.get("stock", {}).get("s1", {}).get("reserved") == 1)
@@ -413,7 +429,14 @@ async def test_sold_out_reaches_viewers(
     await announced(watcher, sale)
     assert (await first.grab("s1"))["status"] == "reserved"
     _, stock = await next_stock(watcher, "s1", lambda s: s["state"] == "sold_out")
-    assert stock == {"available": 0, "reserved": 1, "sold": 0, "units": 1, "state": "sold_out"}
+    assert stock == {
+        "available": 0,
+        "reserved": 1,
+        "sold": 0,
+        "units": 1,
+        "state": "sold_out",
+        "waiting": 0,
+    }
     assert (await second.grab("s1")) == {"status": "sold_out", "available": 0, "replayed": False}
     assert (await seller.sale("s1"))["state"] == "sold_out"
 
@@ -434,7 +457,7 @@ async def test_top_up_raises_available_for_viewers(
     assert entry["units"] == 5
     assert entry["ends_at"] == sale["ends_at"]
     # The stock can come in the entry's tick, before it or after it.
-    expected = {"available": 4, "reserved": 1, "sold": 0, "units": 5, "state": "live"}
+    expected = {"available": 4, "reserved": 1, "sold": 0, "units": 5, "state": "live", "waiting": 0}
     await eventually(lambda: stock_seen(viewer, "s1") == expected)
 
 
@@ -450,7 +473,14 @@ async def test_stop_ends_the_sale_for_viewers(
     assert (await seller.sale("s1"))["state"] == "ended"
     _, entry = await next_entry(viewer, "sale_ended", "s1")
     assert (entry["ends_at"], entry["units"]) == (stopped["ends_at"], 5)
-    expected = {"available": 5, "reserved": 0, "sold": 0, "units": 5, "state": "ended"}
+    expected = {
+        "available": 5,
+        "reserved": 0,
+        "sold": 0,
+        "units": 5,
+        "state": "ended",
+        "waiting": 0,
+    }
     await eventually(lambda: stock_seen(viewer, "s1") == expected)
     assert (await viewer.grab("s1")) == {"status": "ended", "replayed": False}
 
@@ -463,10 +493,10 @@ async def test_the_clock_starts_and_ends_a_sale_for_viewers(
     sale = await seller.launch_sale("DJ-M", 5, countdown_s=1, duration_s=2)
     assert sale["state"] == "scheduled"
     assert (await announced(viewer, sale))["state"] == "scheduled"
-    live = {"available": 5, "reserved": 0, "sold": 0, "units": 5, "state": "live"}
+    live = {"available": 5, "reserved": 0, "sold": 0, "units": 5, "state": "live", "waiting": 0}
     await eventually(lambda: stock_seen(viewer, "s1") == live)
     assert (await buyer.grab("s1"))["status"] == "reserved"
-    ended = {"available": 4, "reserved": 1, "sold": 0, "units": 5, "state": "ended"}
+    ended = {"available": 4, "reserved": 1, "sold": 0, "units": 5, "state": "ended", "waiting": 0}
     await eventually(lambda: stock_seen(viewer, "s1") == ended)
     assert (await seller.sale("s1"))["state"] == "ended"
 
@@ -515,3 +545,20 @@ async def test_joiner_welcome_right_after_a_sale_change(
     joiner = await viewer_factory(room, target=slow)
     assert [s["id"] for s in joiner.welcome["sales"]] == ["s1"]
     assert joiner.welcome["sales"] == [await seller.sale("s1")]
+
+
+async def test_the_waitlist_length_is_in_the_sale_and_its_stock(
+    seller: HostClient, room: str, viewer_factory: ViewerFactory
+) -> None:
+    watcher = await viewer_factory(room)
+    buyer = await viewer_factory(room, user="buyer-1")
+    late = await viewer_factory(room, user="late-1")
+    sale = await seller.launch_sale("DJ-M", 1)
+    await announced(watcher, sale)
+    assert (await buyer.grab("s1"))["status"] == "reserved"
+    assert (await late.grab("s1"))["status"] == "sold_out"
+    assert await late.join_waitlist("s1") == 1
+    assert (await seller.sale("s1"))["waiting"] == 1
+    assert [s["waiting"] for s in await seller.sales()] == [1]
+    # The console's stock bar learns it from the ticks, like the other counters.
+    await eventually(lambda: stock_seen(watcher, "s1")["waiting"] == 1)

@@ -142,7 +142,7 @@ async def test_console_is_served_at_console(engine: Engine) -> None:
         assert index.headers["content-type"].startswith("text/html")
         assert '<script type="module" src="console.js">' in index.text
         for name in ("console.js", "api.js", "realtime.js", "lineup.js", "sales.js",
-                     "comments.js", "coupons.js", "util.js"):  # fmt: skip
+                     "comments.js", "coupons.js", "dashboard.js", "util.js"):  # fmt: skip
             script = await http.get(f"/console/{name}")
             assert script.status_code == 200, name
             assert "javascript" in script.headers["content-type"], name
@@ -385,6 +385,27 @@ async def test_flash_sale_stock_bar_follows_grabs(
 
 @pytest.mark.browser
 @needs_chromium
+async def test_sale_card_shows_the_waitlist(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    await host.create_product(**JACKET)
+    await host.launch_sale("DJ-M", 1)
+    console = await open_console(room)
+    card = console.page.locator("#sales .sale[data-id=s1]")
+    await expect(card.locator(".waitlist")).to_have_text("")
+    buyer, late = (
+        await viewer_factory(room, user="buyer-1"),
+        await viewer_factory(room, user="late-1"),
+    )
+    assert (await buyer.grab("s1"))["status"] == "reserved"
+    assert (await late.grab("s1"))["status"] == "sold_out"
+    assert await late.join_waitlist("s1") == 1
+    await expect(card.locator(".state")).to_have_text("sold out")
+    await expect(card.locator(".waitlist")).to_have_text(" · 1 on the waitlist")
+
+
+@pytest.mark.browser
+@needs_chromium
 async def test_failed_action_shows_the_engine_message(
     open_console: OpenConsole, room: str, host: HostClient
 ) -> None:
@@ -586,6 +607,69 @@ async def test_flagged_orders_are_approved_or_cancelled(
     await expect(page.locator("#orders-empty")).to_be_visible()
     [approved, cancelled] = await host.orders()
     assert (approved["review"], cancelled["state"]) == ("approved", "cancelled")
+
+
+# ---- dashboard ------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_dashboard_shows_the_live_numbers(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
+    engine: Engine,
+) -> None:  # fmt: skip
+    for product in (JACKET, BOOTS):
+        await host.create_product(**product)
+    await host.launch_sale("DJ-M", 2, price=5000)
+    console = await open_console(room)
+    page = console.page
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/dashboard" in r.url else None)
+    fans = [await viewer_factory(room, user=f"fan-{i}") for i in range(3)]
+    bought = await fans[0].grab("s1")
+    assert (await fans[1].grab("s1"))["status"] == "reserved"  # held, never checked out
+    await fans[2].comment("love the jacket")
+    async with ShopperClient(engine.base_url, room, token(room, "viewer", "fan-0")) as shopper:
+        order = await shopper.checkout([bought["reservation"]], address=ADDRESS,
+                                       contact={"email": "fan-0@example.com"})  # fmt: skip
+        payment = await shopper.start_payment(order["id"])
+        assert (await shopper.pay(payment["payment"]))["engine"]["outcome"] == "paid"
+    total = order["pricing"]["total"]
+
+    await page.click("#dashboard-toggle")
+    await expect(page.locator("#dashboard-panel")).to_be_visible()
+    await expect(page.locator("#lineup-panel")).to_be_hidden()
+    # Three fans and the console's own seat; one paid order; polled every 3 s.
+    await expect(page.locator("#dash-paid")).to_have_text("1", timeout=8000)
+    figures = {"online": "4", "unique": "4", "orders": "1", "buyers": "1", "reservations": "2",
+               "attempts": "2", "comments": "1", "conversion": "25.00%",
+               "gmv": f"USD {total / 100:.2f}", "aov": f"USD {total / 100:.2f}"}  # fmt: skip
+    for name, text in figures.items():
+        await expect(page.locator(f"#dash-{name}")).to_have_text(text)
+    jacket = page.locator("#dash-products tr[data-id=p1]")
+    await expect(jacket.locator(".reservations")).to_have_text("2")
+    await expect(jacket.locator(".sold")).to_have_text("1")
+    await expect(jacket.locator(".through")).to_have_text(re.compile(r"^\d+\.\d s$"))
+    await expect(page.locator("#dash-products tr[data-id=p2] .through")).to_have_text("—")
+    for chart in ("#dash-chart-online", "#dash-chart-gmv"):
+        await expect(page.locator(chart)).to_have_attribute("data-points", re.compile(r"^[3-9]"),
+                                                            timeout=10_000)  # fmt: skip
+        await expect(page.locator(f"{chart} svg path.line")).to_have_count(1)
+    await expect(page.locator("#dash-chart-online .chart-now")).to_have_text("4")
+    await expect(page.locator("#dash-chart-gmv .chart-now")).to_have_text(f"USD {total / 100:.2f}")
+    box = await page.locator("#dashboard-panel").bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= LAPTOP["height"] + 1
+    assert await page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
+    await console.shot("11-dashboard")
+
+    await page.click("#dashboard-close")
+    await expect(page.locator("#lineup-panel")).to_be_visible()
+    await page.click("#sign-out")
+    await expect(page.locator("#signin")).to_be_visible()
+    polled = len(requests)
+    await asyncio.sleep(3.5)
+    assert len(requests) == polled, "the dashboard kept polling after sign-out"
 
 
 # ---- header, reconnecting, layouts ------------------------------------------------------------

@@ -39,7 +39,7 @@ AT = 1_900_000_000_000  # a pinned clock, ms
 WIRE_FIELDS = {
     "id", "sku", "product", "title", "price", "currency", "limit", "hold_ms", "allotment",
     "topups", "starts_at", "ends_at", "created_at", "available", "reserved", "sold", "units",
-    "state",
+    "state", "waiting",
 }  # fmt: skip
 
 
@@ -91,6 +91,7 @@ def test_sale_state_stock_and_wire() -> None:
     assert make_sale(available=0).state(1500) is SaleState.SOLD_OUT
     assert sale.stock(1500) == {
         "available": 12, "reserved": 2, "sold": 1, "units": 15, "state": "live",
+        "waiting": 0,
     }  # fmt: skip
     wire = sale.to_wire(2500)
     assert set(wire) == WIRE_FIELDS
@@ -525,7 +526,7 @@ async def test_sold_out_then_topped_up_then_stopped(
     assert (sold_out.available, sold_out.reserved) == (0, 2)
     assert sold_out.state(AT + 2) is SaleState.SOLD_OUT
     assert sold_out.stock(AT + 2) == {
-        "available": 0, "reserved": 2, "sold": 0, "units": 2, "state": "sold_out",
+        "available": 0, "reserved": 2, "sold": 0, "units": 2, "state": "sold_out", "waiting": 0,
     }  # fmt: skip
     topped = await sales.adjust(room, "s1", "topup", 1, at_ms=AT + 3)
     assert topped.state(AT + 3) is SaleState.LIVE

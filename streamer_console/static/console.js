@@ -1,11 +1,12 @@
 // The streamer console: sign-in, the realtime seat, the header (room state, show controls,
 // live numbers) and the panels (run-of-show, flash sales, comments, coupons, orders to
-// review), each in its own module with the same small interface: reset(welcome, role),
+// review, the dashboard view), each in its own module with the same small interface: reset(welcome, role),
 // refresh(welcome) after a resume, entry(entry), tick(tick), second().
 
 import { act, api, setSession } from "./api.js";
 import * as comments from "./comments.js";
 import * as coupons from "./coupons.js";
+import * as dashboard from "./dashboard.js";
 import * as lineup from "./lineup.js";
 import * as orders from "./orders.js";
 import { Realtime } from "./realtime.js";
@@ -13,7 +14,7 @@ import * as sales from "./sales.js";
 import { $, confirmAction, syncClock } from "./util.js";
 
 const STORAGE_KEY = "livecart.console";
-const PANELS = [lineup, sales, comments, coupons, orders];
+const PANELS = [lineup, sales, comments, coupons, orders, dashboard];
 const STAFF = ["host", "moderator"];
 const STATUS_TEXT = {
   connecting: "connecting…",
@@ -92,6 +93,7 @@ function signIn(token, room) {
 
 function signOut() {
   orders.stop();
+  dashboard.stop();
   if (state.realtime) state.realtime.stop();
   state.realtime = null;
   sessionStorage.removeItem(STORAGE_KEY);

@@ -123,7 +123,8 @@ function update(card, sale) {
   card.querySelector(".stockbar").setAttribute("aria-label",
     `${sale.available} available, ${sale.reserved} reserved, ${sale.sold} sold of ${sale.units}`);
   const waitlist = card.querySelector(".waitlist");
-  waitlist.textContent = sale.waitlist === undefined ? "" : ` · waitlist ${sale.waitlist}`;
+  // `waiting`: viewers on the sale's waitlist (sale objects and ticks' stock carry it).
+  waitlist.textContent = sale.waiting ? ` · ${sale.waiting} on the waitlist` : "";
   const badge = card.querySelector(".state");
   badge.textContent = sale.state.replace("_", " ");
   badge.dataset.state = sale.state;
