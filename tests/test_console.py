@@ -334,6 +334,40 @@ async def _pinned(host: HostClient, product: str) -> bool:
 
 @pytest.mark.browser
 @needs_chromium
+async def test_edit_a_product(open_console: OpenConsole, room: str, host: HostClient) -> None:
+    await host.create_product(**JACKET)
+    console = await open_console(room)
+    page = console.page
+    row = page.locator("#lineup li[data-id=p1]")
+    await row.locator("button.edit").click()
+    form = page.locator("#product-form")
+    await expect(page.locator("#product-editor-title")).to_have_text("Edit p1: Denim jacket")
+    await expect(form.locator("[name=title]")).to_have_value("Denim jacket")
+    await expect(form.locator(".sku-row [name=price]").nth(1)).to_have_value("52.00")
+    await expect(form.locator(".sku-row [name=attrs]").nth(1)).to_have_value("size=M")
+    await form.locator("[name=title]").fill("Raw denim jacket")
+    await form.locator("[name=description]").fill("Selvedge, runs small.")
+    await form.locator(".sku-row [name=price]").nth(1).fill("55.50")
+    await console.shot("05b-edit-product")
+    await page.click("#product-save")
+    await console.feedback("Save “Raw denim jacket”")
+    await expect(row.locator(".title")).to_have_text("Raw denim jacket")
+    await expect(row.locator(".meta")).to_contain_text("USD 55.50")  # the price range
+    [product] = await host.products()
+    assert (product["title"], product["description"]) == (
+        "Raw denim jacket",
+        "Selvedge, runs small.",
+    )
+    assert [(s["sku"], s["list_price"], s["attrs"]) for s in product["skus"]] == [
+        ("DJ-S", 4900, {"size": "S"}), ("DJ-M", 5550, {"size": "M"}),
+    ]  # fmt: skip
+    # The form is back to creating a new product.
+    await expect(page.locator("#product-save")).to_have_text("Create product")
+    await expect(page.locator("#product-cancel")).to_be_hidden()
+
+
+@pytest.mark.browser
+@needs_chromium
 async def test_flash_sale_stock_bar_follows_grabs(
     open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
 ) -> None:
@@ -530,7 +564,11 @@ async def test_busy_feed_keeps_at_most_200_rows(
 @pytest.mark.browser
 @needs_chromium
 async def test_coupon_template_drop_and_claims(
-    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+    open_console: OpenConsole,
+    engine: Engine,
+    room: str,
+    host: HostClient,
+    viewer_factory: ViewerFactory,
 ) -> None:
     console = await open_console(room)
     page = console.page
@@ -558,6 +596,24 @@ async def test_coupon_template_drop_and_claims(
     assert [a["status"] for a in answers] == ["claimed"] * 3
     await expect(card.locator(".n-claimed")).to_have_text("3")
     await expect(card.locator(".n-remaining")).to_have_text("7")
+
+    # claimer-0 spends its coupon on a paid order, claimer-1 on an unpaid one: the card's
+    # used counts follow (from the dashboard's polls).
+    await host.create_product(**BOOTS)
+    await host.launch_sale("LB-42", 2)
+    for buyer, viewer, answer, pays in (("claimer-0", viewers[0], answers[0], True),
+                                        ("claimer-1", viewers[1], answers[1], False)):  # fmt: skip
+        held = await viewer.grab("s1")
+        async with ShopperClient(engine.base_url, room, token(room, "viewer", buyer)) as me:
+            order = await me.checkout([held["reservation"]], address=ADDRESS,
+                                      contact={"email": f"{buyer}@example.com"},
+                                      coupons=[answer["coupon"]])  # fmt: skip
+            if pays:
+                payment = await me.start_payment(order["id"])
+                assert (await me.pay(payment["payment"]))["engine"]["outcome"] == "paid"
+    board = await host.call("GET", f"/api/rooms/{room}/dashboard")
+    assert board["coupon_drops"] == {drop["id"]: {"locked": 1, "used": 1}}
+    await expect(card.locator(".used")).to_have_text(" · 1 used, 1 in unpaid orders")
 
     await template.locator(".drop-quantity").fill("5")
     await template.locator(".drop-countdown").fill("60")

@@ -52,6 +52,14 @@ def _sell_through_ms(sale: Sale, records: list[dict[str, Any]]) -> int | None:
     return max(taken) - sale.starts_at if taken else None
 
 
+def _coupon_use(snap: Snapshot) -> dict[str, dict[str, int]]:
+    """Per drop: its coupons locked to an unpaid order and used by a paid one."""
+    states: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for record in snap.coupons.values():
+        states[record["d"]][record["s"]] += 1
+    return {drop: {"locked": n["locked"], "used": n["used"]} for drop, n in sorted(states.items())}
+
+
 def _money(snap: Snapshot) -> dict[str, Any]:
     gmv: Counter[str] = Counter()
     paid: Counter[str] = Counter()
@@ -115,6 +123,7 @@ async def dashboard(call: Call) -> Any:
         **money,
         "conversion": round(money["paid_buyers"] / stats.unique, 4) if stats.unique else 0.0,
         "products": products,
+        "coupon_drops": _coupon_use(snap),
     }
 
 

@@ -1,6 +1,7 @@
 // Coupons: templates (GET/POST .../coupons/templates), dropping a template now or after a
 // countdown (POST .../templates/{t}/drops), and live claimed counts per drop from
-// welcome.drops, coupon_dropped entries and ticks' `drops`.
+// welcome.drops, coupon_dropped entries and ticks' `drops`; used counts per drop from the
+// dashboard's polls (the "livecart:dashboard" event).
 
 import { act, api } from "./api.js";
 import { $, duration, el, intOf, money, serverNow, toMinor } from "./util.js";
@@ -13,6 +14,16 @@ export function init() {
   $("#template-form").addEventListener("submit", createTemplate);
   $("#template-kind").addEventListener("change", kindFields);
   kindFields();
+  document.addEventListener("livecart:dashboard", (event) => usage(event.detail.coupon_drops));
+}
+
+/** Coupons of each drop used by paid orders (and locked to unpaid ones). */
+function usage(perDrop) {
+  for (const [id, card] of cards) {
+    const n = perDrop?.[id];
+    const text = n ? ` · ${n.used} used${n.locked ? `, ${n.locked} in unpaid orders` : ""}` : "";
+    card.querySelector(".used").textContent = text;
+  }
 }
 
 export async function reset(welcome, role) {
@@ -147,7 +158,8 @@ function put(drop) {
       el("div", { class: "terms" }, `${drop.id} · ${terms(drop)}`),
       el("div", { class: "stockbar" }, el("span", { class: "seg sold" })),
       el("div", { class: "stock-text" }, el("span", { class: "n-claimed" }), " claimed of ",
-        el("span", { class: "n-quantity" }), " · ", el("span", { class: "n-remaining" }), " left"),
+        el("span", { class: "n-quantity" }), " · ", el("span", { class: "n-remaining" }), " left",
+        el("span", { class: "used" })),
     );
     cards.set(drop.id, card);
     $("#drops").prepend(card);

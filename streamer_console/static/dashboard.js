@@ -72,6 +72,8 @@ async function load() {
   if (samples.length > MAX_SAMPLES) samples = samples.filter((_, i) => i % 2 === 0);
   last = data;
   render(data);
+  // Other panels use some of these figures (the coupon cards' used counts).
+  document.dispatchEvent(new CustomEvent("livecart:dashboard", { detail: data }));
 }
 
 // ---- numbers ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 // product create form (POST .../products). Kept live by product_* and lineup_changed entries.
 
 import { act, api } from "./api.js";
-import { $, actionButton, el, money, toMinor, typingIn } from "./util.js";
+import { $, actionButton, el, money, toMajorText, toMinor, typingIn } from "./util.js";
 
 let products = [];
 let pinned = null;
@@ -19,7 +19,8 @@ function changed() {
 }
 
 export function init() {
-  $("#product-form").addEventListener("submit", createProduct);
+  $("#product-form").addEventListener("submit", saveProduct);
+  $("#product-cancel").addEventListener("click", () => editProduct(null));
   $("#add-sku").addEventListener("click", () => $("#sku-rows").append(skuRow()));
   $("#sku-rows").append(skuRow());
   document.addEventListener("keydown", shortcut);
@@ -97,6 +98,8 @@ function row(product, index) {
             "aria-label": `Move ${product.title} up`, disabled: index === 0 }),
           actionButton("▼", "down", (b) => move(product.id, 1, b), { title: "Move down (Alt+↓)",
             "aria-label": `Move ${product.title} down`, disabled: index === products.length - 1 }),
+          actionButton("Edit", "edit", () => editProduct(product),
+            { "aria-label": `Edit ${product.title}` }),
           actionButton(live ? "Unpin" : "Present", live ? "present" : "present primary",
             (b) => present(product.id, b)),
         )
@@ -205,15 +208,41 @@ function shortcut(event) {
 
 // ---- product form ---------------------------------------------------------------------------
 
-function skuRow() {
+let editing = null; // the id of the product the form edits, or null: a new product
+
+function skuRow(sku = null, currency = "USD") {
+  const attrs = sku ? Object.entries(sku.attrs || {}).map(([k, v]) => `${k}=${v}`).join(", ") : "";
   return el(
     "div",
     { class: "sku-row" },
-    el("input", { name: "sku", placeholder: "SKU code", required: true, "aria-label": "SKU code" }),
+    el("input", { name: "sku", placeholder: "SKU code", required: true, "aria-label": "SKU code",
+      value: sku ? sku.sku : "" }),
     el("input", { name: "price", placeholder: "price", inputmode: "decimal", required: true,
-      "aria-label": "list price" }),
-    el("input", { name: "attrs", placeholder: "size=M, colour=blue", "aria-label": "attributes" }),
+      "aria-label": "list price", value: sku ? toMajorText(sku.list_price, currency) : "" }),
+    el("input", { name: "attrs", placeholder: "size=M, colour=blue", "aria-label": "attributes",
+      value: attrs }),
   );
+}
+
+/** Open the form on `product` to change it (PATCH), or back on a new one (null). */
+function editProduct(product) {
+  editing = product ? product.id : null;
+  const form = $("#product-form");
+  form.reset();
+  if (product) {
+    form.elements.namedItem("title").value = product.title;
+    form.elements.namedItem("currency").value = product.currency;
+    form.elements.namedItem("description").value = product.description || "";
+  }
+  const rows = product ? product.skus.map((s) => skuRow(s, product.currency)) : [skuRow()];
+  $("#sku-rows").replaceChildren(...rows);
+  $("#product-editor-title").textContent = product ? `Edit ${product.id}: ${product.title}` : "New product";
+  $("#product-save").textContent = product ? "Save changes" : "Create product";
+  $("#product-cancel").hidden = !product;
+  if (product) {
+    $("#product-editor").open = true;
+    form.elements.namedItem("title").focus();
+  }
 }
 
 function parseAttrs(text) {
@@ -225,7 +254,7 @@ function parseAttrs(text) {
   return attrs;
 }
 
-async function createProduct(event) {
+async function saveProduct(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const field = (name) => form.elements.namedItem(name).value.trim();
@@ -237,13 +266,17 @@ async function createProduct(event) {
   }));
   const body = { title: field("title"), currency, skus };
   const description = field("description");
-  if (description) body.description = description;
-  const created = await act(`Create “${body.title}”`, () => api("POST", "/products", body),
-    form.querySelector("button[type=submit]"));
-  if (created) {
-    if (!products.some((p) => p.id === created.id)) products.push({ ...created, impressions: 0 });
+  if (description || editing) body.description = description;
+  const id = editing;
+  const saved = id
+    ? await act(`Save “${body.title}”`, () => api("PATCH", `/products/${id}`, body),
+      $("#product-save"))
+    : await act(`Create “${body.title}”`, () => api("POST", "/products", body), $("#product-save"));
+  if (saved) {
+    const at = products.findIndex((p) => p.id === saved.id);
+    if (at >= 0) products[at] = { ...products[at], ...saved };
+    else products.push({ ...saved, impressions: 0 });
     changed();
-    form.reset();
-    $("#sku-rows").replaceChildren(skuRow());
+    editProduct(null);
   }
 }
