@@ -4,14 +4,14 @@
 // been open: online viewers and net GMV). Charts are inline SVG; no libraries.
 
 import { act, api } from "./api.js";
-import { $, duration, el, money } from "./util.js";
+import { $, duration, el, money, poller } from "./util.js";
 
 const POLL_MS = 3000;
 const MAX_SAMPLES = 1200; // one hour at 3 s; older samples are thinned, not dropped
 const SVG = "http://www.w3.org/2000/svg";
 const CHART = { width: 480, height: 120, pad: 4 };
 
-let timer = null;
+const polling = poller(() => load(), POLL_MS);
 let room = null;
 let samples = []; // {t, online, gmv: {currency: minor}}
 let failedOnce = false;
@@ -28,9 +28,7 @@ export function reset(welcome) {
     samples = [];
     last = null;
   }
-  clearInterval(timer);
-  timer = setInterval(() => load(), POLL_MS);
-  load();
+  polling.start();
 }
 
 export function refresh() {
@@ -43,8 +41,7 @@ export function second() {}
 
 /** Stop polling (signed out) and close the view. */
 export function stop() {
-  clearInterval(timer);
-  timer = null;
+  polling.stop();
   show(false);
 }
 
@@ -67,7 +64,7 @@ async function load() {
     ? await work().catch(() => undefined) // reported once already; keep polling quietly
     : await act("Load dashboard", work, null, { quiet: true });
   failedOnce = data === undefined;
-  if (!data || timer === null || data.room !== room) return; // signed out meanwhile
+  if (!data || !polling.running || data.room !== room) return; // signed out meanwhile
   samples.push({ t: data.server_time, online: data.online, gmv: data.gmv });
   if (samples.length > MAX_SAMPLES) samples = samples.filter((_, i) => i % 2 === 0);
   last = data;

@@ -3,14 +3,14 @@
 // the list is polled every POLL_MS while signed in.
 
 import { act, api } from "./api.js";
-import { $, actionButton, confirmAction, el, money } from "./util.js";
+import { $, actionButton, confirmAction, el, money, poller } from "./util.js";
 
 const POLL_MS = 5000;
 // A flagged order stays flagged when it is cancelled or expires; only open ones need a look.
 const OPEN = ["pending_payment", "paid", "partially_refunded"];
 
 let role = null;
-let timer = null;
+const polling = poller(() => load(), POLL_MS);
 let failedOnce = false;
 
 export function init() {
@@ -19,9 +19,7 @@ export function init() {
 
 export function reset(welcome, newRole) {
   role = newRole;
-  clearInterval(timer);
-  timer = setInterval(() => load(), POLL_MS);
-  load();
+  polling.start();
 }
 
 export function refresh() {
@@ -34,8 +32,7 @@ export function second() {}
 
 /** Stop polling (signed out). */
 export function stop() {
-  clearInterval(timer);
-  timer = null;
+  polling.stop();
 }
 
 async function load(button = null) {

@@ -21,6 +21,25 @@ export function el(tag, props = {}, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
+/** Calls `load` now and every `ms` from start() until stop(); `running` tells which. */
+export function poller(load, ms) {
+  let timer = null;
+  return {
+    start() {
+      clearInterval(timer);
+      timer = setInterval(load, ms);
+      load();
+    },
+    stop() {
+      clearInterval(timer);
+      timer = null;
+    },
+    get running() {
+      return timer !== null;
+    },
+  };
+}
+
 /** A button that calls `handler(button)` when clicked; `props` as for el(). */
 export function actionButton(label, className, handler, props = {}) {
   return el("button", { class: className, onclick: (ev) => handler(ev.currentTarget), ...props }, label);
