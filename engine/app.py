@@ -8,12 +8,13 @@ import contextlib
 import logging
 import signal
 import socket
+from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -55,6 +56,14 @@ async def index(request: Request) -> Response:
     )
 
 
+WEB_INDEX = Path(str(resources.files("clients") / "web" / "index.html"))
+
+
+async def viewer_page(request: Request) -> Response:
+    """The viewer's mobile page (issue 7, clients/web): one HTML for every room id."""
+    return FileResponse(WEB_INDEX, media_type="text/html")
+
+
 def build_app(node: Node) -> Starlette:
     routes = [
         Route("/", index),
@@ -65,6 +74,9 @@ def build_app(node: Node) -> Starlette:
         # The streamer console (issue 6): static files, no build step; `/console` redirects
         # to `/console/`.
         Mount("/console", app=StaticFiles(packages=[("streamer_console", "static")], html=True)),
+        # The viewer's page (issue 7): `/live/{room}` is the shareable link of a room.
+        Mount("/live/static", app=StaticFiles(packages=[("clients", "web")])),
+        Route("/live/{room}", viewer_page),
     ]
     app = Starlette(routes=routes)
     app.state.node = node

@@ -118,6 +118,7 @@ async def run_demo(settings: Settings, *, bots: int) -> int:
                     "",
                     "livecart demo is running",
                     f"  host console  {engine.base_url}/console/",
+                    f"  viewer page   {engine.base_url}/live/{ROOM}#token={viewer_token}",
                     f"  room API      {engine.base_url}/api/rooms/{ROOM}",
                     f"  viewer socket {engine.ws_url}/{ROOM}",
                     f"  metrics       {engine.base_url}/metrics",

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from playwright.async_api import Browser, async_playwright
 
 from clients import HostClient, ViewerClient
 from engine import auth, keys
@@ -318,3 +319,28 @@ async def store(shop: Shop) -> AsyncIterator[Store]:
     yield Store(shop, coupons, orders, provider, payments)
     await coupons.close()
     await provider.close()
+
+
+# ---- a real browser (tests/test_console.py, tests/test_viewer_web.py) ---------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `make test` installs it when it can
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is missing (Debian: `apt-get install chromium`; "
+    "`make test` installs it when run as root)",
+)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium (Playwright with `executable_path`: no browser download)."""
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        yield chromium
+        await chromium.close()

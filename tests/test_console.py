@@ -15,27 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from clients import HostClient, LivecartClientError, ShopperClient
 from engine.app import Engine
-from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, eventually, token
+from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, eventually, needs_chromium, token
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ARTIFACTS = Path(__file__).parent / "artifacts" / "console"
 LAPTOP: ViewportSize = {"width": 1366, "height": 768}
 TABLET: ViewportSize = {"width": 1024, "height": 768}
 HTTP_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of 4")
 
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="/usr/bin/chromium is missing (Debian: `apt-get install chromium`; "
-    "`make test` installs it when run as root)",
-)
 
 JACKET: dict[str, Any] = {
     "title": "Denim jacket",
@@ -83,14 +73,6 @@ class Console:
 
 
 OpenConsole = Callable[..., Awaitable[Console]]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

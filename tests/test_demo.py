@@ -32,6 +32,9 @@ def test_demo_serves_a_live_room_with_chatting_bots(tmp_path: Path) -> None:
         console = httpx.get(lines["host console"], timeout=10)
         assert console.status_code == 200
         assert "text/html" in console.headers["content-type"]
+        page, _, fragment = lines["viewer page"].partition("#")
+        assert fragment.startswith("token=lc1.")
+        assert "text/html" in httpx.get(page, timeout=10).headers["content-type"]
         assert lines["viewer socket"].startswith("ws://")
         assert lines["viewer socket"].endswith("/ws/demo")
         assert lines["host token"].startswith("lc1.")

@@ -1,0 +1,336 @@
+"""The viewer's mobile page (clients/web, served at /live/{room}) end to end: Debian's
+Chromium driven by Playwright in a phone viewport (390x844, touch) against an engine started
+by the fixtures, with the host SDK running the show. Any JavaScript console error or page
+error fails the test. Screenshots of the main states go to tests/artifacts/viewer/
+(gitignored)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, Route, ViewportSize, expect
+
+from clients import HostClient
+from engine.app import Engine
+from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, token
+from tests.test_console import BOOTS, SCARF
+
+WEB = Path(__file__).resolve().parent.parent / "clients" / "web"
+ARTIFACTS = Path(__file__).parent / "artifacts" / "viewer"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+BUDGET = 100 * 1024
+
+
+@dataclass
+class Viewer:
+    """One phone page; `errors` collects JS console errors and page errors."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    async def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    async def hook(self, expression: str) -> Any:
+        return await self.page.evaluate(f"() => window.__livecart.{expression}")
+
+
+OpenViewer = Callable[..., Awaitable[Viewer]]
+CDN = "https://cdn.example.com"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+async def cdn(route: Route) -> None:
+    """Stands in for a CDN: a 1x1 cover image; the "stream" is an empty MP4."""
+    if route.request.url.endswith(".png"):
+        await route.fulfill(status=200, content_type="image/png", body=PNG)
+    else:
+        await route.fulfill(status=200, content_type="video/mp4", body=b"")
+
+
+@pytest.fixture
+async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenViewer]:
+    viewers: list[Viewer] = []
+
+    async def make(room: str, user: str | None = None, name: str | None = None) -> Viewer:
+        context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+        await context.route(f"{CDN}/**", cdn)
+        page = await context.new_page()
+        page.set_default_timeout(5000)
+        viewer = Viewer(page)
+        page.on("console", lambda m: viewer.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: viewer.errors.append(f"page error: {e}"))
+        viewers.append(viewer)
+        fragment = ""
+        if user is not None:
+            fragment = "#token=" + token(room, "viewer", user, name=name or user)
+        await page.goto(f"{engine.base_url}/live/{room}{fragment}")
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        return viewer
+
+    yield make
+    for viewer in viewers:
+        await viewer.page.context.close()
+    for viewer in viewers:
+        assert viewer.errors == [], f"JavaScript errors: {viewer.errors}"
+
+
+@pytest.fixture
+async def show(engine: Engine, room_factory: RoomFactory) -> AsyncIterator[HostClient]:
+    """A live room presenting the boots, with the scarf next in the run of show."""
+    room = await room_factory(title="Friday drop")
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+        boots = await host.create_product(**BOOTS)
+        await host.create_product(**SCARF)
+        await host.pin_product(boots["id"])
+        yield host
+
+
+def page_files() -> list[Path]:
+    return sorted(p for p in WEB.iterdir() if p.suffix in (".html", ".js", ".css"))
+
+
+def test_page_weight_under_100_kb_compressed() -> None:
+    raw = sum(len(p.read_bytes()) for p in page_files())
+    packed = sum(len(gzip.compress(p.read_bytes(), 9)) for p in page_files())
+    print(f"viewer page: {len(page_files())} files, {raw} bytes raw, {packed} bytes gzip -9")
+    assert packed < BUDGET
+
+
+async def test_page_is_served_for_any_room(engine: Engine) -> None:
+    async with httpx.AsyncClient(base_url=engine.base_url) as http:
+        page = await http.get("/live/some-room")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert '<script type="module" src="/live/static/app.js">' in page.text
+        for file in page_files():
+            if file.suffix != ".html":
+                asset = await http.get(f"/live/static/{file.name}")
+                assert asset.status_code == 200, file.name
+        assert (await http.get("/live/static/nope.js")).status_code == 404
+        assert (await http.get("/console/")).status_code == 200  # untouched
+
+
+# ---- browser tests --------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_join_product_and_comments_between_two_phones(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    ana = await open_viewer(show.room, "ana", "Ana")
+    page = ana.page
+    await expect(page.locator("#title")).to_have_text("Friday drop")
+    await expect(page.locator("#product-title")).to_have_text("Leather boots")
+    await expect(page.locator("#online")).not_to_have_text("0")
+    await ana.page.wait_for_function("() => window.__livecart.firstTickMs !== null")
+    timing = await page.evaluate(
+        "() => [window.__livecart.scriptMs, window.__livecart.welcomeMs,"
+        " window.__livecart.firstTickMs]"
+    )
+    print(f"from navigation: app.js running {timing[0]} ms, welcome {timing[1]} ms, "
+          f"first tick {timing[2]} ms")  # fmt: skip
+    await expect(page.locator("#limits")).to_contain_text("200 chars max")
+    bo = await open_viewer(show.room, "bo", "Bo")
+
+    await page.fill("#comment-input", "is it waterproof?")
+    await page.locator("#send").tap()
+    await expect(bo.page.locator("#comments li", has_text="is it waterproof?")).to_be_visible()
+    await bo.page.fill("#comment-input", "love the colour")
+    await bo.page.locator("#send").tap()
+    await expect(page.locator("#comments li", has_text="love the colour")).to_have_count(1)
+    await expect(page.locator("#comments li.mine", has_text="is it waterproof?")).to_have_count(1)
+    await ana.shot("01-live-comments")
+    await show.slow_mode(5)  # the room's limits are shown as they change
+    await expect(page.locator("#limits")).to_contain_text("slow mode: 1 per 5 s")
+
+    await page.locator("#open-products").tap()
+    await expect(page.locator("#sheet .list li")).to_have_count(2)
+    await expect(page.locator("#sheet .list li.live")).to_contain_text("Leather boots")
+    await ana.shot("02-run-of-show")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_stream_plays_in_a_video_else_the_cover(
+    open_viewer: OpenViewer, room_factory: RoomFactory
+) -> None:
+    streamed = await room_factory(stream_url=f"{CDN}/show.mp4", cover_url=f"{CDN}/cover.png")
+    viewer = await open_viewer(streamed)  # anonymous: the room allows it
+    video = viewer.page.locator("#video")
+    await expect(video).to_be_visible()
+    await expect(video).to_have_attribute("src", f"{CDN}/show.mp4")
+    await expect(video).to_have_attribute("poster", f"{CDN}/cover.png")
+    await expect(viewer.page.locator("#comment-input")).to_be_disabled()
+    await expect(viewer.page.locator("#comment-input")).to_have_attribute(
+        "placeholder", "Sign in to comment"
+    )
+    covered = await room_factory(cover_url=f"{CDN}/cover.png")
+    other = await open_viewer(covered)
+    await expect(other.page.locator("#cover")).to_be_visible()
+    await expect(other.page.locator("#video")).to_be_hidden()
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_grab_checkout_and_pay(open_viewer: OpenViewer, show: HostClient) -> None:
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    await show.launch_sale("LB-42", 3, price=9900, countdown_s=2)
+    await expect(page.locator("#sale-clock")).to_contain_text("starts in")
+    await expect(page.locator("#sale-stock")).to_have_text("3 of 3 left")
+    await viewer.shot("03-sale-countdown")
+    await expect(page.locator("#grab")).to_have_text("Grab", timeout=6000)
+    await page.locator("#grab").tap()
+    await expect(page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
+    await expect(page.locator("#held-timer")).to_contain_text("left")
+    await expect(page.locator("#sale-stock")).to_have_text("2 of 3 left")
+    await viewer.shot("04-reserved")
+
+    await page.locator("#open-checkout").tap()
+    form = page.locator("#checkout-form")
+    for name, value in ADDRESS.items():
+        await form.locator(f"input[name={name}]").fill(value)
+    await form.locator("input[name=email]").fill("ana@example.com")
+    await viewer.shot("05-checkout")
+    # A reconnect keeps the open checkout form and the held reservation.
+    await page.evaluate("() => window.__livecart.dropConnection(300)")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(form.locator("input[name=city]")).to_have_value(ADDRESS["city"])
+    await expect(page.locator("#held")).to_be_visible()
+    await page.locator("#place").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "pending_payment")
+    await expect(page.locator("#breakdown")).to_contain_text("$6.00")  # shipping
+    await expect(page.locator("#pay")).to_have_text(re.compile(r"Pay \$105\.00"))
+    await page.locator("#pay").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
+    await viewer.shot("06-paid")
+    await page.locator("#sheet-close").tap()
+    await page.locator("#menu-orders").tap()
+    await expect(page.locator("#orders-list li[data-state=paid]")).to_have_count(1)
+    await viewer.shot("07-my-orders")
+    # The form is remembered on the device (and the token too: no fragment on reload).
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    stored = await page.evaluate("() => localStorage.getItem('lc.form.city')")
+    assert stored == ADDRESS["city"]
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_grab_answers_limit_sold_out_and_waitlist(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    ana = await open_viewer(show.room, "ana", "Ana")
+    bo = await open_viewer(show.room, "bo", "Bo")
+    cleo = await open_viewer(show.room, "cleo", "Cleo")
+    await show.launch_sale("LB-42", 2, price=9900, per_user_limit=1)
+    await ana.page.locator("#grab").tap()
+    await expect(ana.page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
+    await ana.page.locator("#grab").tap()
+    await expect(ana.page.locator("#grab-result")).to_have_text("Limit reached (1 per person)")
+    await ana.shot("13-limit-reached")
+    await bo.page.locator("#grab").tap()
+    await expect(bo.page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
+    await expect(cleo.page.locator("#grab")).to_have_text("Sold out: join waitlist")
+    await expect(cleo.page.locator("#sale-stock")).to_have_text("0 of 2 left")
+    await cleo.page.locator("#grab").tap()
+    await expect(cleo.page.locator("#grab-result")).to_have_text("On the waitlist: #1")
+    await cleo.shot("14-sold-out-waitlist")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_coupon_drop_is_claimed_and_applied(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    template = await show.create_coupon("amount_off", "5 off boots", 50, "USD", amount=500)
+    await show.drop_coupons(template["id"], 10)
+    await expect(page.locator("#drop")).to_be_visible()
+    await expect(page.locator("#drop-title")).to_have_text("5 off boots")
+    await viewer.shot("08-coupon-drop")
+    await page.locator("#claim").tap()
+    await expect(page.locator("#drop-state")).to_have_text("claimed ✓")
+    await page.locator("#drop-close").tap()
+    await page.locator("#menu-coupons").tap()
+    await expect(page.locator("#coupons-list li")).to_contain_text("5 off boots · claimed")
+    await page.locator("#sheet-close").tap()
+
+    await show.launch_sale("LB-42", 3, price=9900)
+    await page.locator("#grab").tap()
+    await expect(page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
+    await page.locator("#open-checkout").tap()
+    await expect(page.locator("#coupon-select option")).to_have_count(2)
+    await expect(page.locator("#coupon-select")).not_to_have_value("")  # best preselected
+    await expect(page.locator("#breakdown")).to_contain_text("\u2212$5.00")
+    form = page.locator("#checkout-form")
+    for name, value in ADDRESS.items():
+        await form.locator(f"input[name={name}]").fill(value)
+    await form.locator("input[name=email]").fill("ana@example.com")
+    await page.locator("#place").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "pending_payment")
+    await expect(page.locator("#breakdown")).to_contain_text("\u2212$5.00")
+    await expect(page.locator("#pay")).to_have_text(re.compile(r"Pay \$100\.00"))
+    await viewer.shot("09-coupon-applied")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_reconnect_resumes_without_duplicates(
+    open_viewer: OpenViewer, show: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    bot = await viewer_factory(show.room, user="bot")
+    await page.fill("#comment-input", "before the drop")
+    await page.locator("#send").tap()
+    await expect(page.locator("#comments li", has_text="before the drop")).to_have_count(1)
+    await page.evaluate("() => window.__livecart.dropConnection(600)")
+    await expect(page.locator("#conn")).to_have_text("reconnecting")
+    await bot.comment("while you were away")
+    await viewer.shot("10-reconnecting")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(page.locator("#comments li", has_text="while you were away")).to_have_count(1)
+    await bot.comment("after the resume")
+    await expect(page.locator("#comments li", has_text="after the resume")).to_have_count(1)
+    await expect(page.locator("#comments li", has_text="before the drop")).to_have_count(1)
+    assert "reconnecting" in await viewer.hook("statuses")
+    assert await viewer.hook("welcomes") == 2
+    assert await viewer.hook("duplicates") == 0
+    await viewer.shot("11-resumed")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_likes_are_aggregated(
+    open_viewer: OpenViewer, show: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    for _ in range(3):
+        await page.locator("#like").tap()
+    # Nine more taps in one burst (faster than the test driver taps): one frame for them.
+    await page.evaluate(
+        "() => { for (let i = 0; i < 9; i++) document.querySelector('#like').click(); }"
+    )
+    await viewer.shot("12-hearts")
+    await page.wait_for_function("() => window.__livecart.likesSent === 12")
+    assert await viewer.hook("likeFrames") <= 4  # 12 taps: at most 3 frames + the burst's
+    await expect(page.locator("#likes")).to_have_text("12")
+    watcher = await viewer_factory(show.room, None)  # the room's total, as another viewer sees it
+    assert watcher.stats["likes"] == 12
