@@ -1,4 +1,5 @@
-"""`livecart` command line (CONTRACTS.md): serve, demo, token, audit, orders, bench, loadtest."""
+"""`livecart` command line (CONTRACTS.md): serve, demo, token, audit, orders, giveaway, bench,
+loadtest."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import orjson
 from redis.exceptions import RedisError
@@ -21,6 +22,7 @@ from engine.bench.fanout import main as bench_fanout
 from engine.bench.grab import main as bench_grab
 from engine.demo import run_demo
 from engine.errors import LivecartError
+from engine.giveaways import GiveawayStore
 from engine.keys import check_room_id
 from engine.logs import configure as configure_logs
 from engine.loop import run_event_loop
@@ -28,6 +30,7 @@ from engine.order_feed import OrderFeed, export
 from engine.orders import Order, load_orders
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
+from engine.scripts import Scripts
 from engine.settings import Settings, load_secret
 from loadtests.run import add_parser as add_loadtest_parser
 
@@ -172,6 +175,46 @@ def cmd_orders(args: argparse.Namespace) -> int:
     return asyncio.run(_feed(url, args))
 
 
+async def _verify_giveaway(url: str, room: str, giveaway: str) -> dict[str, Any]:
+    redis = redis_client.connect(url)
+    try:
+        # read-only: check() never draws or writes, so the scripts are not needed
+        return await GiveawayStore(redis, Scripts(), 0).check(check_room_id(room), giveaway)
+    finally:
+        await redis.aclose()
+
+
+def cmd_giveaway(args: argparse.Namespace) -> int:
+    result = asyncio.run(_verify_giveaway(redis_url_for_tools(args), args.room, args.giveaway))
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        mark = {True: "ok", False: "FAILED"}
+        print(f"giveaway {result['giveaway']} in {result['room']} ({result['state']}): "
+              f"{'VERIFIED' if result['ok'] else 'NOT VERIFIED'}")  # fmt: skip
+        print(f"  commitment {result['commitment']}")
+        print(f"  seed       {result['seed']}")
+        print(f"  sha256(seed) == commitment: {mark[result['commitment_ok']]}")
+        print(f"  winners recomputed from {len(result['entrants'])} sorted entrants: "
+              f"{mark[result['winners_ok']]}")  # fmt: skip
+        print(f"  winners    {' '.join(result['winners']) or '(none)'}")
+    return 0 if result["ok"] else 1
+
+
+def _add_giveaway_parser(sub: Subparsers) -> None:
+    giveaway = sub.add_parser("giveaway", help="giveaways: check a recorded draw")
+    giveaway_sub = giveaway.add_subparsers(dest="giveaway_command", required=True)
+    verify = giveaway_sub.add_parser(
+        "verify", help="recompute a closed giveaway's draw from its revealed seed; exit 1 if not"
+    )
+    verify.add_argument("room")
+    verify.add_argument("giveaway")
+    verify.add_argument("--redis-url", default=None)
+    verify.add_argument("--data-dir", default=None)
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    giveaway.set_defaults(func=cmd_giveaway)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "fanout":
         return bench_fanout(args)
@@ -283,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(func=cmd_audit)
 
     _add_orders_parser(sub)
+    _add_giveaway_parser(sub)
     _add_bench_parser(sub)
     add_loadtest_parser(sub)
     return parser

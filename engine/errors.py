@@ -11,10 +11,12 @@
     │                                                                     404
     ├── ConflictError            room_exists, illegal_transition, room_not_open,
     │                            sale/reservation/coupon state conflicts,
-    │                            callback_replayed, psp_refused            409
+    │                            callback_replayed, psp_refused,
+    │                            giveaway_closed                           409
     ├── RejectedError            comment_too_long, comment_empty, comment_blocked,
     │                            muted, pricing and coupon rules, order_limit,
-    │                            refund_too_large, payment_mismatch        422
+    │                            refund_too_large, payment_mismatch,
+    │                            keyword_mismatch                          422
     ├── RateLimitedError         rate_limited, slow_mode      retryable   429
     └── UnavailableError         unavailable                  retryable   503
 
@@ -168,6 +170,11 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "order_limit": RejectedError,
     "refund_too_large": RejectedError,
     "payment_mismatch": RejectedError,
+    # giveaways
+    "giveaway_not_found": NotFoundError,
+    "giveaway_exists": ConflictError,
+    "giveaway_closed": ConflictError,
+    "keyword_mismatch": RejectedError,
 }
 
 ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)

@@ -294,3 +294,26 @@ def psp_payment(payment_id: str) -> str:
 def room_keys_pattern(room: str) -> str:
     """SCAN pattern matching every key of one room (used to delete a room in tests/tools)."""
     return f"{_room(room)}:*"
+
+
+# ---- giveaways ----------------------------------------------------------------------------
+
+
+def giveaway_counter(room: str) -> str:
+    return f"{_room(room)}:giveaway_seq"
+
+
+def giveaways(room: str) -> str:
+    """Sorted set: giveaway id -> its number (creation order)."""
+    return f"{_room(room)}:giveaways"
+
+
+def giveaway(room: str, giveaway_id: str) -> str:
+    """Hash: the giveaway's terms, state, secret seed and commitment, and after the draw
+    its sorted entrants and winners (JSON arrays)."""
+    return f"{_room(room)}:giveaway:{giveaway_id}"
+
+
+def giveaway_entrants(room: str, giveaway_id: str) -> str:
+    """Set: users who entered the giveaway (one entry per user)."""
+    return f"{_room(room)}:giveaway:{giveaway_id}:entrants"

@@ -24,6 +24,7 @@ from engine.catalog import Catalog
 from engine.comments import CommentService
 from engine.coupons import Coupons
 from engine.errors import UnavailableError
+from engine.giveaways import GiveawayStore
 from engine.hub import RoomHub
 from engine.metrics import METRICS
 from engine.moderation import Moderation
@@ -77,6 +78,7 @@ class Node:
             self.redis, self.scripts, log_maxlen=maxlen, outbox_maxlen=settings.outbox_maxlen,
             max_batch=settings.grab_max_batch, max_in_flight=settings.grab_in_flight,
         )  # fmt: skip
+        self.giveaways = GiveawayStore(self.redis, self.scripts, maxlen)
         self.risk = RiskRules(settings.max_orders_per_user, settings.max_orders_per_device,
                               settings.review_threshold)  # fmt: skip
         self.blocklist = Blocklist(self.redis)

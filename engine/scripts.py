@@ -105,6 +105,9 @@ class Scripts:
     order_release: Script
     order_refund: Script
     order_mark: Script
+    giveaway_create: Script
+    giveaway_enter: Script
+    giveaway_close: Script
 
     def __init__(self) -> None:
         self.all: dict[str, Script] = {}

@@ -52,6 +52,10 @@ def room_keys(room: str, user: str) -> list[str]:
         keys.muted(room, user),
         keys.slow_mode(room, user),
         keys.comment_rate(room, user),
+        keys.giveaway_counter(room),
+        keys.giveaways(room),
+        keys.giveaway(room, "g1"),
+        keys.giveaway_entrants(room, "g1"),
     ]
 
 

@@ -112,6 +112,9 @@ def test_package_scripts_contracts() -> None:
         "order_release": (6, 5, True),
         "order_refund": (4, 7, True),
         "order_mark": (2, 4, False),
+        "giveaway_create": (3, 6, True),
+        "giveaway_enter": (2, 2, False),
+        "giveaway_close": (3, 6, False),
     }
     assert scripts.comment_post is scripts.all["comment_post"]
     assert scripts.room_sync.name == "room_sync"

@@ -9,6 +9,7 @@ from engine.api import (
     catalog,
     coupons,
     dashboard,
+    giveaways,
     moderation,
     orders,
     payments,
@@ -20,6 +21,7 @@ from engine.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
+    *giveaways.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

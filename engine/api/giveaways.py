@@ -1,0 +1,50 @@
+"""Giveaway routes: the host opens and closes giveaways; anyone can read them (the seed
+only once drawn); a signed-in user enters (with the keyword when the rule asks for one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from engine.api.base import HOSTS, SIGNED_IN, Call, route
+from engine.giveaways import check_giveaway_id
+
+
+def _giveaway_id(call: Call) -> str:
+    return check_giveaway_id(call.request.path_params["giveaway"])
+
+
+@route("/api/rooms/{room}/giveaways", ["GET"])
+async def list_giveaways(call: Call) -> Any:
+    await call.node.rooms.get(call.room)
+    return {"giveaways": [g.to_wire() for g in await call.node.giveaways.list(call.room)]}
+
+
+@route("/api/rooms/{room}/giveaways", ["POST"], roles=HOSTS, status=201)
+async def open_giveaway(call: Call) -> Any:
+    """Open a giveaway: title, prize, winners, duration_s, rule (any | keyword) and keyword."""
+    await call.node.rooms.get(call.room)
+    return (await call.node.giveaways.create(call.room, await call.json())).to_wire()
+
+
+@route("/api/rooms/{room}/giveaways/{giveaway}", ["GET"])
+async def get_giveaway(call: Call) -> Any:
+    return (await call.node.giveaways.get(call.room, _giveaway_id(call))).to_wire()
+
+
+@route("/api/rooms/{room}/giveaways/{giveaway}/enter", ["POST"], roles=SIGNED_IN)
+async def enter_giveaway(call: Call) -> Any:
+    assert call.claims is not None
+    body = await call.object()
+    return await call.node.giveaways.enter(
+        call.room, _giveaway_id(call), call.claims.user, body.get("keyword")
+    )
+
+
+@route("/api/rooms/{room}/giveaways/{giveaway}/close", ["POST"], roles=HOSTS)
+async def close_giveaway(call: Call) -> Any:
+    return (await call.node.giveaways.close(call.room, _giveaway_id(call))).to_wire()
+
+
+ROUTES: list[Route] = [list_giveaways, open_giveaway, get_giveaway, enter_giveaway, close_giveaway]
