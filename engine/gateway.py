@@ -233,6 +233,7 @@ class Gateway:
                 hub.room_id, viewer.author, message.text, hub.room.settings, hub.words
             )
             viewer.send(ack_message(message.id, entry=entry.to_wire()))
+            await self.node.after_comment(hub.room_id, viewer.author, message.text)
         elif isinstance(message, Like):
             hub.add_likes(message.count)
             if message.id is not None:

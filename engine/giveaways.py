@@ -28,6 +28,7 @@ import orjson
 from redis.asyncio import Redis
 
 from engine import keys
+from engine.comments import Author
 from engine.errors import (
     ConflictError,
     NotFoundError,
@@ -278,6 +279,9 @@ class GiveawayStore:
             raise ConflictError("the giveaway is closed", code="giveaway_closed")
         return {"giveaway": giveaway_id, "entered": True, "new": bool(int(result[1])),
                 "entrants": int(result[2])}  # fmt: skip
+
+    async def on_comment(self, room: str, author: Author, comment: str) -> None:
+        """Work in progress (issue 8): a comment carrying an open giveaway's keyword enters."""
 
     async def close(self, room: str, giveaway_id: str, *, at_ms: int | None = None) -> Giveaway:
         """Draw and close. Safe to race: the script closes once; a loser of the race (or a

@@ -265,11 +265,13 @@ class RoomHub:
                     }
                 )
                 viewer.close_soon(CloseCode.BANNED, "banned")
-        elif kind in {"muted", "unmuted", "reservation_offered", "reservation_expired"}:
-            for viewer in targets:
-                viewer.send(notice_message(kind, **data))
         elif kind == "banned_words":
             asyncio.get_running_loop().create_task(self.reload_words())
+        elif user:
+            # Addressed to one user (mutes, waitlist offers, prizes, outbids, comment-to-buy
+            # replies): a private notice on each of their connections here.
+            for viewer in targets:
+                viewer.send(notice_message(kind, **data))
 
     def add_likes(self, count: int) -> None:
         self.like_delta += count

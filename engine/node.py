@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -21,9 +22,10 @@ from redis.exceptions import RedisError
 from engine import redis_client
 from engine.broker import Broker
 from engine.catalog import Catalog
-from engine.comments import CommentService
+from engine.comment_buy import CommentToBuy
+from engine.comments import Author, CommentService
 from engine.coupons import Coupons
-from engine.errors import UnavailableError
+from engine.errors import LivecartError, UnavailableError
 from engine.giveaways import GiveawayStore
 from engine.hub import RoomHub
 from engine.metrics import METRICS
@@ -44,6 +46,8 @@ from engine.sweeper import Sweeper
 log = logging.getLogger("livecart.node")
 
 _HUB_START_TIMEOUT_S = 10.0
+# (room, author, comment text): run after every posted comment
+CommentHook = Callable[[str, Author, str], Awaitable[None]]
 
 
 class Node:
@@ -95,6 +99,11 @@ class Node:
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
         self.sweeper = Sweeper(self.redis, self.stock, self.orders,
                                interval_s=settings.sweep_ms / 1000)  # fmt: skip
+        self.comment_buy = CommentToBuy(self.redis, self.catalog, self.sales, self.stock)
+        self.comment_hooks: list[CommentHook] = [
+            self.giveaways.on_comment,
+            self.comment_buy.on_comment,
+        ]
         self.broker = Broker(self.redis, self._on_bus, self._on_subscribed)
         self.hubs: dict[str, RoomHub] = {}
         self._starting: dict[str, asyncio.Task[RoomHub]] = {}
@@ -153,6 +162,16 @@ class Node:
                 await self.scripts.load(self.redis)
                 checks["scripts"] = await self.scripts.loaded(self.redis)
         return checks
+
+    async def after_comment(self, room: str, author: Author, comment: str) -> None:
+        """What a posted comment can also mean: a giveaway's keyword, a comment-to-buy
+        order. The comment itself is already in the room; these answer privately, and a
+        failure here is logged, never an error on the comment."""
+        for hook in self.comment_hooks:
+            try:
+                await hook(room, author, comment)
+            except (LivecartError, RedisError, OSError) as exc:
+                log.warning("comment hook %s failed in room %s: %s", hook, room, exc)
 
     # ---- hubs ------------------------------------------------------------------------
 

@@ -338,6 +338,7 @@ class OrderStore:
             if sale_id not in sales:
                 sales[sale_id] = await self.sales.get(room, sale_id)
             sale = sales[sale_id]
+            award_price = reservation["price"]  # an auction lot's winning bid, a prize's 0
             lines.append(
                 {
                     "reservation": rid,
@@ -345,7 +346,7 @@ class OrderStore:
                     "sku": sale.sku,
                     "product": sale.product,
                     "title": sale.title,
-                    "unit_price": sale.price,
+                    "unit_price": sale.price if award_price is None else award_price,
                     "quantity": reservation["quantity"],
                 }
             )

@@ -64,6 +64,13 @@ def control_payload(kind: str, data: dict[str, Any]) -> bytes:
     return kind.encode() + b"\n\n\n" + orjson.dumps(data)
 
 
+async def notify_user(redis: Redis, room: str, user: str, kind: str, **data: Any) -> None:
+    """A private `notice` frame of `kind` to every connection of `user` in the room, on
+    every engine process. Best effort, like any pub/sub message: what must not be lost
+    also lives in a record the client can read (an order, a wallet, a giveaway)."""
+    await redis.publish(keys.room_bus(room), control_payload(kind, {**data, "user": user}))
+
+
 def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     return Entry(
         id=entry_id.decode(),

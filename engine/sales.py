@@ -75,6 +75,9 @@ class Sale:
     ends_at: int
     stopped_at: int | None = None
     waiting: int = 0  # viewers on the waitlist (its own set, read beside the hash)
+    # Who hands out a private sale's units ("auction:a3", "giveaway:g2"); viewers cannot
+    # grab them. None for a flash sale.
+    private: str | None = None
 
     @property
     def units(self) -> int:
@@ -110,6 +113,7 @@ class Sale:
             "starts_at": self.starts_at,
             "ends_at": self.ends_at,
             "created_at": self.created_at,
+            "private": self.private,
             **self.stock(at_ms),
         }
 
@@ -124,7 +128,7 @@ class Sale:
             created_at=int(h["created_at"]), starts_at=int(h["starts_at"]),
             ends_at=int(h["ends_at"]),
             stopped_at=int(h["stopped_at"]) if h.get("stopped_at") else None,
-            waiting=waiting,
+            waiting=waiting, private=h.get("private") or None,
         )  # fmt: skip
 
 
@@ -183,18 +187,39 @@ class SaleStore:
         title = product.title
         if variant.attrs:
             title += " (" + ", ".join(variant.attrs.values()) + ")"
-        sale_id = f"s{await self.redis.incr(keys.sale_counter(room))}"
         terms: dict[str, str | int] = {
             "sku": sku, "product": product.id, "title": title, "price": price,
             "currency": product.currency, "limit": limit, "hold_ms": hold * 1000,
         }  # fmt: skip
+        return await self._create(room, terms, allotment, countdown * 1000, duration * 1000,
+                                  at_ms=at_ms)  # fmt: skip
+
+    async def create_private(self, room: str, sku: str, units: int, *, owner: str, hold_ms: int,
+                             duration_ms: int = MAX_DURATION_S * 1000) -> Sale:  # fmt: skip
+        """A sale whose units only `award` hands out (at a price given per award): an
+        auction's lot or a giveaway's prizes. Not announced, not grabbable, but stock like
+        any other, so the audit's invariants cover it."""
+        product, variant = await self.catalog.find_sku(room, sku)
+        title = product.title
+        if variant.attrs:
+            title += " (" + ", ".join(variant.attrs.values()) + ")"
+        terms: dict[str, str | int] = {
+            "sku": sku, "product": product.id, "title": title, "price": variant.list_price,
+            "currency": product.currency, "limit": units, "hold_ms": hold_ms, "private": owner,
+        }  # fmt: skip
+        return await self._create(room, terms, units, 0, duration_ms)
+
+    async def _create(self, room: str, terms: dict[str, str | int], allotment: int,
+                      countdown_ms: int, duration_ms: int, *,
+                      at_ms: int | None = None) -> Sale:  # fmt: skip
+        sale_id = f"s{await self.redis.incr(keys.sale_counter(room))}"
         result = await self.scripts.sale_create(
             self.redis,
             [keys.sale(room, sale_id), keys.sales(room), keys.room_stream(room), keys.outbox(room)],
             [
-                sale_id, "" if at_ms is None else at_ms, countdown * 1000, duration * 1000,
+                sale_id, "" if at_ms is None else at_ms, countdown_ms, duration_ms,
                 allotment, self.log_maxlen, self.outbox_maxlen, keys.room_bus(room),
-                orjson.dumps({"sale": sale_id, **terms}),
+                orjson.dumps({"sale": sale_id, **terms}), "" if "private" in terms else "1",
                 *(item for pair in terms.items() for item in pair),
             ],
         )  # fmt: skip
@@ -223,8 +248,10 @@ class SaleStore:
     async def ids(self, room: str) -> list[str]:
         return [text(s) for s in await self.redis.zrange(keys.sales(room), 0, -1)]
 
-    async def list(self, room: str) -> list[Sale]:
-        return [sale for sale in await self.read(room, await self.ids(room)) if sale]
+    async def list(self, room: str, *, private: bool = False) -> list[Sale]:
+        """The room's flash sales (with `private`, also auction lots and giveaway prizes)."""
+        sales = await self.read(room, await self.ids(room))
+        return [sale for sale in sales if sale and (private or sale.private is None)]
 
     async def adjust(self, room: str, sale_id: str, action: str, amount: int = 0,
                      *, at_ms: int | None = None) -> Sale:  # fmt: skip

@@ -93,6 +93,7 @@ class Scripts:
     sale_create: Script
     sale_adjust: Script
     grab: Script
+    award: Script
     release: Script
     confirm: Script
     waitlist_join: Script

@@ -313,7 +313,29 @@ class Stock:
             "state": record["s"],
             "expires_at": record["e"],
             "created_at": record["c"],
+            "price": record.get("p"),  # set on awards (auction lots, prizes); else the sale's
         }
+
+    async def award(self, room: str, sale_id: str, user: str, ref: str, *, units: int,
+                    price: int, hold_ms: int) -> dict[str, Any]:  # fmt: skip
+        """Reserve `units` of a private sale for `user` at `price` (engine/lua/award.lua),
+        once per `ref`. The answer as a grab's: status "reserved" (with the reservation) or
+        "sold_out"; `replayed` when this ref was awarded before."""
+        result = await self.scripts.award(
+            self.redis,
+            [
+                *sale_keys(room, check_sale_id(sale_id))[:3],
+                keys.sale_answers(room, sale_id),
+                keys.expiry(room),
+                keys.outbox(room),
+            ],
+            ["", self.outbox_maxlen, user, ref, units, price, hold_ms],
+        )
+        answer: dict[str, Any] = orjson.loads(result[1])
+        if answer["status"] == "sale_not_found":
+            raise NotFoundError(f"no sale {sale_id!r} in this room", code="sale_not_found")
+        answer["replayed"] = result[0] == b"1"
+        return answer
 
     # ---- waitlist --------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from tests.test_api_catalog import (
 SALE_FIELDS = {
     "id", "sku", "product", "title", "price", "currency", "limit", "hold_ms", "allotment",
     "topups", "starts_at", "ends_at", "created_at", "available", "reserved", "sold", "units",
-    "state", "waiting",
+    "state", "waiting", "private",
 }  # fmt: skip
 HOST_ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/sales", {"sku": "DJ-M", "allotment": 5}),

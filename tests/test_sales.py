@@ -39,7 +39,7 @@ AT = 1_900_000_000_000  # a pinned clock, ms
 WIRE_FIELDS = {
     "id", "sku", "product", "title", "price", "currency", "limit", "hold_ms", "allotment",
     "topups", "starts_at", "ends_at", "created_at", "available", "reserved", "sold", "units",
-    "state", "waiting",
+    "state", "waiting", "private",
 }  # fmt: skip
 
 

@@ -14,9 +14,10 @@
 local clock_arg = ARGV[1]
 --!include _now
 local sale = redis.call('HMGET', KEYS[1], 'id', 'starts_at', 'ends_at', 'available', 'limit',
-  'hold_ms', 'price', 'currency', 'res_seq')
+  'hold_ms', 'price', 'currency', 'res_seq', 'private')
 local results = {}
-if not sale[1] then
+-- A private sale (an auction's lot, a giveaway's prizes) is only handed out by award.lua.
+if not sale[1] or sale[10] then
   for i = 3, #ARGV, 3 do
     results[#results + 1] = '0{"status":"sale_not_found"}'
   end

@@ -10,8 +10,8 @@
 --   | "available" | "limit_reached"}
 local clock_arg = ARGV[1]
 --!include _now
-local sale = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'available', 'limit')
-if not sale[1] then
+local sale = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at', 'available', 'limit', 'private')
+if not sale[1] or sale[5] then
   return {'err', 'sale_not_found'}
 end
 if now >= tonumber(sale[2]) then
