@@ -144,6 +144,7 @@ async def test_launch_sale_with_defaults(
         "units": 25,
         "state": "live",
         "waiting": 0,
+        "private": None,
     }
     assert await get_sale(http, room) == sale
 
