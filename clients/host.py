@@ -5,6 +5,9 @@ async with HostClient("http://127.0.0.1:8000", "demo", host_token) as host:
     await host.go_live()
     seat = await host.watch()                 # a ViewerClient with the host's token
     await seat.comment("Welcome everyone!")   # never sampled out
+    await host.open_giveaway("Lucky bag", "1 mystery bag", winners=3, duration_s=120)
+    auction = await host.open_auction("LB-42", start_price=5000, duration_s=60)
+    await host.set_comment_to_buy(enabled=True, keyword="SOLD", keywords={"MUG": "p3"})
 """
 
 from __future__ import annotations
@@ -129,6 +132,73 @@ class HostClient(ApiClient):
         result = await self.call("GET", f"{self._room}/coupons/drops")
         drops: list[dict[str, Any]] = result["drops"]
         return drops
+
+    # ---- giveaways, auctions, comment-to-buy (docs/api.md) ------------------------------------
+
+    async def open_giveaway(self, title: str, prize: str, winners: int = 1,
+                            **terms: Any) -> dict[str, Any]:  # fmt: skip
+        """Terms: duration_s, rule ("any" | "keyword" | "watch"), keyword, min_watch_s,
+        prize_kind ("label" | "product" | "coupon"), sku, template, one_win_per_show,
+        exclude_recent_winners."""
+        body = {"title": title, "prize": prize, "winners": winners, **terms}
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/giveaways", body)
+        return result
+
+    async def giveaway(self, giveaway: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/giveaways/{giveaway}")
+        return result
+
+    async def giveaways(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"{self._room}/giveaways")
+        giveaways: list[dict[str, Any]] = result["giveaways"]
+        return giveaways
+
+    async def close_giveaway(self, giveaway: str) -> dict[str, Any]:
+        """Draw now; the answer carries the winners and the revealed seed."""
+        path = f"{self._room}/giveaways/{giveaway}/close"
+        result: dict[str, Any] = await self.call("POST", path)
+        return result
+
+    async def open_auction(self, sku: str, start_price: int, duration_s: int,
+                           **terms: Any) -> dict[str, Any]:  # fmt: skip
+        """Terms: mode ("anti_snipe" | "sudden_death"), extend_s, increments
+        ([[from_price, step], ...]). Prices in minor units."""
+        body = {"sku": sku, "start_price": start_price, "duration_s": duration_s, **terms}
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/auctions", body)
+        return result
+
+    async def auction(self, auction: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/auctions/{auction}")
+        return result
+
+    async def auctions(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"{self._room}/auctions")
+        auctions: list[dict[str, Any]] = result["auctions"]
+        return auctions
+
+    async def close_auction(self, auction: str) -> dict[str, Any]:
+        """End the auction now (the leader wins)."""
+        path = f"{self._room}/auctions/{auction}/close"
+        result: dict[str, Any] = await self.call("POST", path)
+        return result
+
+    async def offer_runner_up(self, auction: str) -> dict[str, Any]:
+        """Second chance: offer the lot to the runner-up at their highest bid once the
+        winner's hold lapsed (LivecartClientError `winner_holds` before that)."""
+        path = f"{self._room}/auctions/{auction}/offer"
+        result: dict[str, Any] = await self.call("POST", path)
+        return result
+
+    async def comment_to_buy(self) -> dict[str, Any]:
+        """The room's comment-to-buy settings (enabled, keyword, keywords)."""
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/comment-to-buy")
+        return result
+
+    async def set_comment_to_buy(self, **settings: Any) -> dict[str, Any]:
+        """Replace the settings: enabled, keyword (e.g. "SOLD"), keywords ({"MUG": "p3"})."""
+        path = f"{self._room}/comment-to-buy"
+        result: dict[str, Any] = await self.call("PUT", path, settings)
+        return result
 
     # ---- orders ---------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
     client = ViewerClient("ws://127.0.0.1:8000/ws", "demo", token)
     welcome = await client.connect()
     entry = await client.comment("hello!")      # raises LivecartClientError on refusal
+    await client.enter_giveaway("g1")            # over HTTP with the same token
+    answer = await client.bid("a1", 2500, max=4000)
+    won = await client.wait_for_notice("auction_won")   # private notices, also in `notices`
     frame = await client.next_event()            # ticks, notices, reconnects...
     await client.close()
 
@@ -27,6 +30,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from clients.api import ApiClient
 from clients.backoff import Backoff
 from clients.errors import LivecartClientError
 
@@ -84,6 +88,7 @@ class ViewerClient:
         self.duplicates = 0
         self.reconnects = 0
         self.close_code: int | None = None
+        self.notices: list[dict[str, Any]] = []  # private notices, oldest first
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._ids = itertools.count(1)
         # Request ids must not repeat across reconnects or clients of one user (grabs are
@@ -256,6 +261,8 @@ class ViewerClient:
                 self.stats = message["stats"]
             for sale_id, stock in message.get("stock", {}).items():
                 self.sales.setdefault(sale_id, {"id": sale_id}).update(stock)
+        elif kind == "notice":
+            self.notices.append(message)
         self.events.put_nowait(message)
 
     def _fail_pending(self, error: LivecartClientError) -> None:
@@ -325,6 +332,48 @@ class ViewerClient:
         ack = await self.request({"type": "waitlist", "sale": sale})
         position: int = ack["position"]
         return position
+
+    async def bid(
+        self, auction: str, amount: int, max: int | None = None, *, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Bid `amount` (minor units) on an auction, optionally with a proxy `max` the engine
+        bids up to for you. Returns `{status: "leading" | "outbid", price, leader, min_bid,
+        ends_at}`; raises LivecartClientError `bid_too_low` (details.min_bid),
+        `auction_closed` or `auction_not_found`."""
+        message: dict[str, Any] = {"type": "bid", "auction": auction, "amount": amount}
+        if max is not None:
+            message["max"] = max
+        ack = await self.request(message, request_id=request_id)
+        result: dict[str, Any] = ack["result"]
+        return result
+
+    async def enter_giveaway(self, giveaway: str, keyword: str | None = None) -> dict[str, Any]:
+        """Enter a giveaway (over HTTP: `POST .../giveaways/{g}/enter`, with this client's
+        token); idempotent. Returns `{giveaway, entered, new, entrants}`. A keyword
+        giveaway can also be entered by commenting its keyword."""
+        if not self.token:
+            raise LivecartClientError("auth_required", "sign in to enter a giveaway")
+        base = self.url.rsplit("/ws/", 1)[0].replace("ws", "http", 1)
+        body = {} if keyword is None else {"keyword": keyword}
+        async with ApiClient(base, self.room, self.token) as http:
+            path = f"/api/rooms/{self.room}/giveaways/{giveaway}/enter"
+            result: dict[str, Any] = await http.call("POST", path, body)
+        return result
+
+    async def wait_for_notice(
+        self,
+        kind: str,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+        timeout_s: float = 10.0,
+    ) -> dict[str, Any]:
+        """The first private notice of `kind` (and matching `where`), already received or
+        still to come; notices stay in `notices`."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for notice in self.notices:
+                    if notice.get("kind") == kind and (where is None or where(notice)):
+                        return notice
+                await asyncio.sleep(0.02)
 
     async def ping(self) -> float:
         """Round trip to the engine in milliseconds."""

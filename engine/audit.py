@@ -20,7 +20,9 @@ import orjson
 from redis.asyncio import Redis
 
 from engine import keys
+from engine.audit_auctions import audit_auctions
 from engine.audit_commerce import SOLD_STATES, audit_commerce
+from engine.audit_giveaways import audit_giveaways
 from engine.redis_client import text
 from engine.sales import Sale
 
@@ -261,4 +263,6 @@ async def audit_room(redis: Redis, room: str) -> Report:
         audit_sale(report, Sale.from_hash(sale_hash), raw)
     if snap.templates or snap.orders or snap.payments:
         audit_commerce(report, snap, reservations)
+    await audit_auctions(report, redis, room, snap, reservations)
+    await audit_giveaways(report, redis, room)
     return report

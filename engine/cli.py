@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from engine import auth, redis_client
 from engine.app import Engine
 from engine.audit import Report, audit_room
+from engine.bench.auction import main as bench_auction
 from engine.bench.checkout import main as bench_checkout
 from engine.bench.coupons import main as bench_coupons
 from engine.bench.fanout import main as bench_fanout
@@ -195,7 +196,8 @@ def cmd_giveaway(args: argparse.Namespace) -> int:
         print(f"  commitment {result['commitment']}")
         print(f"  seed       {result['seed']}")
         print(f"  sha256(seed) == commitment: {mark[result['commitment_ok']]}")
-        print(f"  winners recomputed from {len(result['entrants'])} sorted entrants: "
+        print(f"  winners recomputed from {len(result['entrants'])} sorted entrants, "
+              f"{len(result['excluded'])} excluded by the limits: "
               f"{mark[result['winners_ok']]}")  # fmt: skip
         print(f"  winners    {' '.join(result['winners']) or '(none)'}")
     return 0 if result["ok"] else 1
@@ -224,6 +226,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_coupons(args)
     if args.bench == "checkout":
         return bench_checkout(args)
+    if args.bench == "auction":
+        return bench_auction(args)
     return 2
 
 
@@ -290,6 +294,15 @@ def _add_bench_parser(sub: Subparsers) -> None:
     checkout.add_argument("--concurrency", type=int, default=50, help="buyers at once")
     checkout.add_argument("--redis-url", default=None)
     checkout.add_argument("--json", action="store_true", help="print one JSON object")
+    auction = bench_sub.add_parser("auction", help="a contested auction over several processes")
+    auction.add_argument("--bidders", type=int, default=200)
+    auction.add_argument("--engines", type=int, default=2, help="engine processes (one Redis)")
+    auction.add_argument("--seconds", type=int, default=15, help="the auction's duration")
+    auction.add_argument("--think-ms", type=float, default=300.0,
+                         help="each bidder's longest pause before bidding again")  # fmt: skip
+    auction.add_argument("--seed", type=int, default=1)
+    auction.add_argument("--redis-url", default=None)
+    auction.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)
 
 

@@ -218,6 +218,9 @@ class Drop:
     created_at: int
     opens_at: int
     closes_at: int
+    # Who claims a private drop's coupons on its winners' behalf ("giveaway:g3"); viewers
+    # cannot claim from it and it is not listed. None for a public drop.
+    private: str | None = None
 
     def state(self, at_ms: int) -> str:
         if at_ms >= self.closes_at:
@@ -239,6 +242,7 @@ class Drop:
             "created_at": self.created_at,
             "opens_at": self.opens_at,
             "closes_at": self.closes_at,
+            "private": self.private,
             **self.counters(now),
         }
 
@@ -255,6 +259,7 @@ class Drop:
             created_at=int(h["created_at"]),
             opens_at=int(h["opens_at"]),
             closes_at=int(h["closes_at"]),
+            private=h.get("private") or None,
         )
 
 
@@ -306,10 +311,11 @@ class Coupons:
 
     # ---- drops ------------------------------------------------------------------------------
 
-    async def drop(
-        self, room: str, template_id: str, body: Any, *, at_ms: int | None = None
-    ) -> Drop:
-        """Release `quantity` coupons of a template now or after `countdown_s`."""
+    async def drop(self, room: str, template_id: str, body: Any, *, at_ms: int | None = None,
+                   private: str | None = None) -> Drop:  # fmt: skip
+        """Release `quantity` coupons of a template now or after `countdown_s`. A `private`
+        drop (owner such as "giveaway:g3") is not announced, and only `claim_batch` with
+        that owner claims from it."""
         template = await self.template(room, template_id)
         now = int(time.time() * 1000) if at_ms is None else at_ms
         if template.valid_until <= now:
@@ -342,6 +348,7 @@ class Coupons:
                 self.outbox_maxlen,
                 keys.room_bus(room),
                 orjson.dumps(template.card()),
+                private or "",
             ],
         )
         if result[0] != b"ok":
@@ -360,13 +367,15 @@ class Coupons:
             raise NotFoundError(f"no coupon drop {drop_id!r} in this room", code="drop_not_found")
         return Drop.from_hash(raw)
 
-    async def drops(self, room: str) -> list[Drop]:
+    async def drops(self, room: str, *, private: bool = False) -> list[Drop]:
+        """The room's drops in creation order (with `private`, also giveaways' prize drops)."""
         ids = [text(d) for d in await self.redis.zrange(keys.coupon_drops(room), 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for drop_id in ids:
                 pipe.hgetall(keys.coupon_drop(room, drop_id))
             raws = await pipe.execute()
-        return [Drop.from_hash(raw) for raw in raws if raw]
+        drops = [Drop.from_hash(raw) for raw in raws if raw]
+        return [drop for drop in drops if private or drop.private is None]
 
     # ---- claims -----------------------------------------------------------------------------
 
@@ -396,9 +405,15 @@ class Coupons:
         self.batchers.pop(key, None)
 
     async def claim_batch(
-        self, room: str, drop_id: str, batch: list[GrabRequest], *, at_ms: int | None = None
-    ) -> list[GrabAnswer]:
-        args: list[str | bytes | int | float] = ["" if at_ms is None else at_ms, self.outbox_maxlen]
+        self, room: str, drop_id: str, batch: list[GrabRequest], *, at_ms: int | None = None,
+        owner: str = "",
+    ) -> list[GrabAnswer]:  # fmt: skip
+        """Claim for `batch` in order; `owner` claims from its private drop on a user's behalf."""
+        args: list[str | bytes | int | float] = [
+            "" if at_ms is None else at_ms,
+            self.outbox_maxlen,
+            owner,
+        ]
         for request in batch:
             args += [request.user, request.request_id]
         results = await self.scripts.coupon_claim(

@@ -16,7 +16,7 @@
     ├── RejectedError            comment_too_long, comment_empty, comment_blocked,
     │                            muted, pricing and coupon rules, order_limit,
     │                            refund_too_large, payment_mismatch,
-    │                            keyword_mismatch                          422
+    │                            giveaway entry rules and limits           422
     ├── RateLimitedError         rate_limited, slow_mode      retryable   429
     └── UnavailableError         unavailable                  retryable   503
 
@@ -175,6 +175,17 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "giveaway_exists": ConflictError,
     "giveaway_closed": ConflictError,
     "keyword_mismatch": RejectedError,
+    "not_watched_enough": RejectedError,
+    "already_won": RejectedError,
+    "recent_winner": RejectedError,
+    # auctions
+    "auction_not_found": NotFoundError,
+    "auction_exists": ConflictError,
+    "auction_closed": ConflictError,
+    "auction_open": ConflictError,
+    "winner_holds": ConflictError,
+    "no_runner_up": ConflictError,
+    "bid_too_low": RejectedError,
 }
 
 ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)

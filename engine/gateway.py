@@ -35,6 +35,7 @@ from engine.hub import RoomHub, Viewer
 from engine.keys import ROOM_ID_RE
 from engine.metrics import METRICS
 from engine.protocol import (
+    Bid,
     Claim,
     ClientMessage,
     CloseCode,
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("livecart.gateway")
 
 WS_PATH_PREFIX = "/ws/"
+# A bid refused because another landed first, or the clock ran out, is the normal end of
+# a race in a contested auction, not a misbehaving client.
+RACE_LOST = frozenset({"bid_too_low", "auction_closed"})
 
 
 class ViewerConnection(ServerConnection):
@@ -220,8 +224,10 @@ class Gateway:
     def _error(self, viewer: Viewer, error: LivecartError, ref: str | None, now: float) -> None:
         METRICS.errors.inc(1, error.code)
         viewer.send(error_message(error, ref))
-        # Refusals the client could not avoid (storage down) do not count as abuse.
-        if not isinstance(error, UnavailableError) and viewer.guard.record_error(now):
+        # Refusals the client could not avoid (storage down, another bid landing first)
+        # do not count as abuse.
+        unavoidable = isinstance(error, UnavailableError) or error.code in RACE_LOST
+        if not unavoidable and viewer.guard.record_error(now):
             viewer.close_soon(CloseCode.PROTOCOL_ABUSE, "too many errors")
 
     async def _dispatch(self, viewer: Viewer, hub: RoomHub, message: ClientMessage) -> None:
@@ -240,6 +246,13 @@ class Gateway:
                 viewer.send(ack_message(message.id))
         elif isinstance(message, Ping):
             viewer.send(pong_message(message.id, int(time.time() * 1000)))
+        elif isinstance(message, Bid):
+            if not viewer.author.role.can_comment:
+                raise ForbiddenError("sign in to bid", code="forbidden")
+            result = await self.node.auctions.bid(
+                hub.room_id, message.auction, viewer.author, message.amount, message.max,
+            )  # fmt: skip
+            viewer.send(ack_message(message.id, result=result))
         elif isinstance(message, Grab | Release | JoinWaitlist | Claim):
             if not viewer.author.role.can_comment:
                 raise ForbiddenError("sign in to buy", code="forbidden")

@@ -1,34 +1,45 @@
-"""Giveaways (lucky bags): a provably fair draw among a room's viewers.
+"""Giveaways (lucky bags): a provably fair draw among a room's viewers, and its prizes.
 
-    open ──ends_at / host closes──▶ closed
+    open ──ends_at / host closes──▶ closed ──awards──▶ (every winner has their prize)
 
-When a giveaway opens, the engine draws a secret 32-byte seed, stores it, and publishes only
-its commitment, `sha256(seed)` (hex), in the `giveaway_opened` room-log entry. Viewers enter
-while it is open (one entry per user). Closing is one Lua script that flips open → closed
-exactly once and stores the draw; the `giveaway_closed` entry reveals the seed with the
-winners, and the record keeps the sorted entrants, so anyone can recompute the draw
-(`draw`, `verify`, `livecart giveaway verify`).
+When a giveaway opens, the engine draws a secret seed, stores it, and publishes only its
+commitment in the `giveaway_opened` room-log entry. Viewers enter while it is open (one
+entry per user). Closing is one Lua script that flips open → closed exactly once and stores
+the draw; the `giveaway_closed` entry reveals the seed with the winners, and the record
+keeps the sorted entrants and the sorted excluded entrants, so anyone can recompute the
+draw (engine/giveaway_draw.py, `livecart giveaway verify`).
 
-Entry rules: `any` (any signed-in user) or `keyword` (the entry must carry the keyword,
-口令). Prizes are a label in this version; reserving stock or issuing coupons is later work.
+Entry rules: `any` (any signed-in user), `keyword` (the entry carries the keyword, 口令, or
+the user posts a comment containing it: `on_comment`), `watch` (the user has watched the
+show for at least `min_watch_s`, engine/watchtime.py).
+
+Limits: `one_win_per_show` (no one who already won a giveaway in this room) and
+`exclude_recent_winners` N (no winner of the last N giveaways closed in this room). They are
+applied, and recorded, at the draw: the close reads the room's closed giveaways and their
+winners, stores the entrants it excludes, and draws among the rest, so `verify` recomputes
+the draw from the record alone and the audit re-derives the exclusions from the room's
+closed giveaways (engine/audit_giveaways.py). Entering also refuses a user the limits
+exclude at that moment (`already_won`, `recent_winner`), only so they know early.
+
+Prizes (a label, a product unit, a coupon) are set aside at open and given after the draw,
+each winner's exactly once, by engine/giveaway_prizes.py.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import re
-import secrets
 import time
-import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
 from engine import keys
+from engine.catalog import SKU_RE
 from engine.comments import Author
+from engine.coupons import Coupons, check_template_id
 from engine.errors import (
     ConflictError,
     NotFoundError,
@@ -36,15 +47,31 @@ from engine.errors import (
     RejectedError,
     UnavailableError,
 )
+from engine.giveaway_draw import (
+    commitment,
+    draw,
+    excluded_entrants,
+    new_seed,
+    normalize,
+    verify_commitment,
+    verify_winners,
+)
+from engine.giveaway_prizes import PrizeKind, Prizes, prize_owner
+from engine.protocol import Role
 from engine.redis_client import text
+from engine.roomlog import notify_user
+from engine.sales import SaleStore
 from engine.scripts import Scripts
+from engine.stock import Stock
+from engine.watchtime import WatchTime
 
 GIVEAWAY_ID_RE = re.compile(r"g[0-9]{1,9}")
 MAX_WINNERS = 1000
 MAX_DURATION_S = 24 * 3600
 DEFAULT_DURATION_S = 300
 MAX_TITLE, MAX_PRIZE, MAX_KEYWORD = 120, 200, 40
-SEED_BYTES = 32
+MAX_WATCH_S = 24 * 3600
+MAX_EXCLUDE_RECENT = 100
 _CLOSE_ATTEMPTS = 20
 
 
@@ -56,56 +83,11 @@ class GiveawayState(enum.Enum):
 class EntryRule(enum.Enum):
     ANY = "any"
     KEYWORD = "keyword"
+    WATCH = "watch"
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def commitment(seed: bytes) -> str:
-    """What the giveaway publishes when it opens: sha256 of the seed, lowercase hex."""
-    return hashlib.sha256(seed).hexdigest()
-
-
-def draw(seed: bytes, entrants: list[str], k: int) -> list[str]:
-    """The winners, deterministically: each distinct entrant `e` gets the key
-    `sha256(seed || 0x00 || utf8(e))`; entrants sorted by key ascending (then by name,
-    though distinct entrants cannot collide in practice); the first `k` win, in that order."""
-    ranked = sorted(
-        (hashlib.sha256(seed + b"\x00" + entrant.encode()).digest(), entrant)
-        for entrant in set(entrants)
-    )
-    return [entrant for _, entrant in ranked[: max(0, k)]]
-
-
-def verify_commitment(seed_hex: str, expected: str) -> bool:
-    try:
-        seed = bytes.fromhex(seed_hex)
-    except ValueError:
-        return False
-    return secrets.compare_digest(commitment(seed), expected)
-
-
-def verify_winners(seed_hex: str, entrants: list[str], k: int, winners: list[str]) -> bool:
-    try:
-        seed = bytes.fromhex(seed_hex)
-    except ValueError:
-        return False
-    return draw(seed, sorted(entrants), k) == winners
-
-
-def verify(seed_hex: str, commitment_hex: str, entrants: list[str], k: int,
-           winners: list[str]) -> bool:  # fmt: skip
-    """Offline check of a closed giveaway: the seed matches the commitment published when it
-    opened, and the winners are the draw from that seed over the entrants."""
-    return verify_commitment(seed_hex, commitment_hex) and verify_winners(
-        seed_hex, entrants, k, winners
-    )
-
-
-def normalize(value: str) -> str:
-    """How a keyword is compared: NFKC, case-folded, whitespace removed."""
-    return "".join(unicodedata.normalize("NFKC", value).casefold().split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +104,26 @@ class Giveaway:
     created_at: int
     ends_at: int
     entrants_count: int
+    min_watch_s: int = 0
+    one_win_per_show: bool = False
+    exclude_recent: int = 0
+    prize_kind: PrizeKind = PrizeKind.LABEL
+    sku: str | None = None
+    template: str | None = None
+    prize_sale: str | None = None  # product prizes: the private sale
+    prize_drop: str | None = None  # coupon prizes: the private drop
     closed_at: int | None = None
     entrants: tuple[str, ...] = ()  # sorted, kept once closed
+    excluded: tuple[str, ...] = ()  # sorted entrants the limits left out of the draw
     winners: tuple[str, ...] = ()
+    names: dict[str, str] = field(default_factory=dict)  # winner -> display name
+    awards: dict[str, dict[str, Any]] = field(default_factory=dict)  # winner -> prize given
+    awarded: bool = False  # every winner's award is recorded
+
+    @property
+    def owner(self) -> str:
+        """Who owns the prize sale or drop."""
+        return prize_owner(self.id)
 
     def due(self, at_ms: int | None = None) -> bool:
         """Open but past its end: the next read or close draws it."""
@@ -137,8 +136,15 @@ class Giveaway:
             "id": self.id,
             "title": self.title,
             "prize": self.prize,
+            "prize_kind": self.prize_kind.value,
+            "sku": self.sku,
+            "template": self.template,
             "winners_count": self.winners_count,
             "rule": self.rule.value,
+            "keyword": self.keyword,  # public: `giveaway_opened` announces it
+            "min_watch_s": self.min_watch_s or None,
+            "one_win_per_show": self.one_win_per_show,
+            "exclude_recent_winners": self.exclude_recent,
             "state": self.state.value,
             "commitment": self.commitment,
             "created_at": self.created_at,
@@ -148,10 +154,14 @@ class Giveaway:
             # never before the draw: the seed would let anyone predict it
             "seed": self.seed if closed else None,
             "winners": list(self.winners) if closed else None,
+            "winner_names": dict(self.names) if closed else None,
+            "excluded_count": len(self.excluded) if closed else None,
+            "awards": dict(self.awards) if closed else None,
         }
 
     @classmethod
-    def from_hash(cls, raw: dict[Any, Any], entrants_count: int) -> Giveaway:
+    def from_hash(cls, raw: dict[Any, Any], entrants_count: int,
+                  awards: dict[Any, Any] | None = None) -> Giveaway:  # fmt: skip
         h = {text(k): text(v) for k, v in raw.items()}
         closed = h["state"] == GiveawayState.CLOSED.value
         return cls(
@@ -160,9 +170,19 @@ class Giveaway:
             state=GiveawayState(h["state"]), seed=h["seed"], commitment=h["commitment"],
             created_at=int(h["created_at"]), ends_at=int(h["ends_at"]),
             entrants_count=int(h["entrants_count"]) if closed else entrants_count,
+            min_watch_s=int(h.get("min_watch_s") or 0),
+            one_win_per_show=h.get("one_win") == "1",
+            exclude_recent=int(h.get("exclude_recent") or 0),
+            prize_kind=PrizeKind(h.get("prize_kind") or PrizeKind.LABEL.value),
+            sku=h.get("sku") or None, template=h.get("template") or None,
+            prize_sale=h.get("prize_sale") or None, prize_drop=h.get("prize_drop") or None,
             closed_at=int(h["closed_at"]) if h.get("closed_at") else None,
             entrants=tuple(orjson.loads(h["entrants"])) if closed else (),
+            excluded=tuple(orjson.loads(h.get("excluded") or "[]")) if closed else (),
             winners=tuple(orjson.loads(h["winners_list"])) if closed else (),
+            names=orjson.loads(h.get("names") or "{}") if closed else {},
+            awards={text(u): orjson.loads(a) for u, a in (awards or {}).items()},
+            awarded=h.get("awarded") == "1",
         )  # fmt: skip
 
 
@@ -184,6 +204,20 @@ def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | No
     return value
 
 
+def _bool(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise _invalid(name, "true or false")
+    return value
+
+
+def _enum(cls: type[enum.Enum], body: dict[str, Any], name: str, default: str) -> Any:
+    try:
+        return cls(body.get(name, default))
+    except ValueError:
+        raise _invalid(name, " or ".join(repr(m.value) for m in cls)) from None
+
+
 def check_giveaway_id(value: Any) -> str:
     if not isinstance(value, str) or not GIVEAWAY_ID_RE.fullmatch(value):
         raise _invalid("giveaway", "a giveaway id such as 'g3'")
@@ -194,65 +228,127 @@ def _not_found(giveaway_id: str) -> NotFoundError:
     return NotFoundError(f"no giveaway {giveaway_id!r} in this room", code="giveaway_not_found")
 
 
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """A validated create body."""
+
+    title: str
+    prize: str
+    winners: int
+    duration_s: int
+    rule: EntryRule
+    keyword: str
+    min_watch_s: int
+    one_win: bool
+    exclude_recent: int
+    prize_kind: PrizeKind
+    sku: str
+    template: str
+
+
 class GiveawayStore:
-    def __init__(self, redis: Redis, scripts: Scripts, log_maxlen: int) -> None:
+    def __init__(self, redis: Redis, scripts: Scripts, log_maxlen: int, *,
+                 sales: SaleStore | None = None, stock: Stock | None = None,
+                 coupons: Coupons | None = None,
+                 watchtime: WatchTime | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.scripts = scripts
         self.log_maxlen = log_maxlen
+        self.prizes = Prizes(redis, scripts, log_maxlen, sales=sales, stock=stock,
+                             coupons=coupons)  # fmt: skip
+        self.watchtime = watchtime or WatchTime(redis)
 
-    async def create(self, room: str, body: Any, *, at_ms: int | None = None) -> Giveaway:
+    # ---- opening ------------------------------------------------------------------------
+
+    async def _terms(self, room: str, body: Any) -> _Terms:
         if not isinstance(body, dict):
             raise ProtocolError("the body must be a JSON object", code="bad_request")
         title = _str(body, "title", MAX_TITLE)
-        prize = _str(body, "prize", MAX_PRIZE)
         winners = _int(body, "winners", 1, MAX_WINNERS)
         duration = _int(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
-        try:
-            rule = EntryRule(body.get("rule", "any"))
-        except ValueError:
-            raise _invalid("rule", "'any' or 'keyword'") from None
+        rule: EntryRule = _enum(EntryRule, body, "rule", EntryRule.ANY.value)
         keyword = ""
         if rule is EntryRule.KEYWORD:
             keyword = _str(body, "keyword", MAX_KEYWORD)
             if not normalize(keyword):
                 raise _invalid("keyword", "a keyword with some visible characters")
-        seed = secrets.token_bytes(SEED_BYTES)
+        watch = _int(body, "min_watch_s", 1, MAX_WATCH_S) if rule is EntryRule.WATCH else 0
+        one_win = _bool(body, "one_win_per_show")
+        recent = _int(body, "exclude_recent_winners", 0, MAX_EXCLUDE_RECENT, default=0)
+        kind: PrizeKind = _enum(PrizeKind, body, "prize_kind", PrizeKind.LABEL.value)
+        sku = template = ""
+        if kind is PrizeKind.PRODUCT:
+            given = body.get("sku")
+            if not isinstance(given, str) or not SKU_RE.fullmatch(given):
+                raise _invalid("sku", "a SKU of the room's catalog")
+            sku = given
+        elif kind is PrizeKind.COUPON:
+            template = check_template_id(body.get("template"))
+        default_prize = await self.prizes.default_label(room, kind, sku, template)
+        prize = (
+            _str(body, "prize", MAX_PRIZE)
+            if default_prize is None or body.get("prize") is not None
+            else default_prize[:MAX_PRIZE]
+        )
+        return _Terms(title, prize, winners, duration, rule, keyword, watch, one_win, recent,
+                      kind, sku, template)  # fmt: skip
+
+    async def create(self, room: str, body: Any, *, at_ms: int | None = None) -> Giveaway:
+        terms = await self._terms(room, body)
+        seed = new_seed()
         commit = commitment(seed)
         giveaway_id = f"g{await self.redis.incr(keys.giveaway_counter(room))}"
-        terms: dict[str, str | int] = {
-            "title": title, "prize": prize, "winners": winners, "rule": rule.value,
-            "keyword": keyword, "seed": seed.hex(), "commitment": commit,
+        prize_refs = await self.prizes.set_aside(
+            room, giveaway_id, kind=terms.prize_kind, sku=terms.sku, template=terms.template,
+            winners=terms.winners,
+        )  # fmt: skip
+        stored: dict[str, str | int] = {
+            "title": terms.title, "prize": terms.prize, "winners": terms.winners,
+            "rule": terms.rule.value, "keyword": terms.keyword, "seed": seed.hex(),
+            "commitment": commit, "min_watch_s": terms.min_watch_s,
+            "one_win": "1" if terms.one_win else "0", "exclude_recent": terms.exclude_recent,
+            "prize_kind": terms.prize_kind.value, "sku": terms.sku, "template": terms.template,
+            **prize_refs,
         }  # fmt: skip
         announcement = {
-            "giveaway": giveaway_id, "title": title, "prize": prize, "winners": winners,
-            "rule": rule.value, "keyword": keyword or None, "commitment": commit,
+            "giveaway": giveaway_id, "title": terms.title, "prize": terms.prize,
+            "prize_kind": terms.prize_kind.value, "winners": terms.winners,
+            "rule": terms.rule.value, "keyword": terms.keyword or None,
+            "min_watch_s": terms.min_watch_s or None, "one_win_per_show": terms.one_win,
+            "exclude_recent_winners": terms.exclude_recent, "commitment": commit,
         }  # fmt: skip
         result = await self.scripts.giveaway_create(
             self.redis,
-            [keys.giveaway(room, giveaway_id), keys.giveaways(room), keys.room_stream(room)],
+            [keys.giveaway(room, giveaway_id), keys.giveaways(room), keys.room_stream(room),
+             keys.giveaway_keywords(room)],
             [
-                giveaway_id, "" if at_ms is None else at_ms, duration * 1000, self.log_maxlen,
-                keys.room_bus(room), orjson.dumps(announcement),
-                *(item for pair in terms.items() for item in pair),
+                giveaway_id, "" if at_ms is None else at_ms, terms.duration_s * 1000,
+                self.log_maxlen, keys.room_bus(room), orjson.dumps(announcement),
+                normalize(terms.keyword), *(item for pair in stored.items() for item in pair),
             ],
         )  # fmt: skip
         if result[0] == b"err":
             raise ConflictError(f"giveaway {giveaway_id} exists", code="giveaway_exists")
         return await self.get(room, giveaway_id, at_ms=at_ms)
 
+    # ---- reading ------------------------------------------------------------------------
+
     async def _read(self, room: str, giveaway_id: str) -> Giveaway:
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(keys.giveaway(room, giveaway_id))
-            pipe.scard(keys.giveaway_entrants(room, giveaway_id))
-            raw, count = await pipe.execute()
+            pipe.hlen(keys.giveaway_entrants(room, giveaway_id))
+            pipe.hgetall(keys.giveaway_awards(room, giveaway_id))
+            raw, count, awards = await pipe.execute()
         if not raw:
             raise _not_found(giveaway_id)
-        return Giveaway.from_hash(raw, int(count))
+        return Giveaway.from_hash(raw, int(count), awards)
 
     async def get(self, room: str, giveaway_id: str, *, at_ms: int | None = None) -> Giveaway:
-        """The giveaway; one past its end is drawn first (closing on read)."""
+        """The giveaway; one past its end is drawn first (closing on read), and a closed one
+        whose awards are unfinished gets them finished."""
         giveaway = await self._read(room, check_giveaway_id(giveaway_id))
-        if giveaway.due(at_ms):
+        if giveaway.due(at_ms) or (giveaway.state is GiveawayState.CLOSED
+                                   and not giveaway.awarded):  # fmt: skip
             return await self.close(room, giveaway_id, at_ms=at_ms)
         return giveaway
 
@@ -260,70 +356,163 @@ class GiveawayStore:
         ids = [text(g) for g in await self.redis.zrange(keys.giveaways(room), 0, -1)]
         return [await self.get(room, giveaway_id, at_ms=at_ms) for giveaway_id in ids]
 
+    # ---- entering -----------------------------------------------------------------------
+
     async def enter(self, room: str, giveaway_id: str, user: str, keyword: Any = None,
-                    *, at_ms: int | None = None) -> dict[str, Any]:  # fmt: skip
+                    *, name: str = "", at_ms: int | None = None) -> dict[str, Any]:  # fmt: skip
         """Enter `user`; idempotent. Returns `{"giveaway", "entered", "new", "entrants"}`."""
         giveaway = await self._read(room, check_giveaway_id(giveaway_id))
         given = normalize(keyword) if isinstance(keyword, str) else None
         if giveaway.rule is EntryRule.KEYWORD and given != normalize(giveaway.keyword or ""):
             raise RejectedError("that is not the giveaway's keyword", code="keyword_mismatch")
+        return await self._enter(room, giveaway, user, name, at_ms)
+
+    async def _enter(self, room: str, giveaway: Giveaway, user: str, name: str,
+                     at_ms: int | None) -> dict[str, Any]:  # fmt: skip
+        if giveaway.rule is EntryRule.WATCH:
+            watched = await self.watchtime.watched_ms(room, user, at_ms=at_ms)
+            if watched < giveaway.min_watch_s * 1000:
+                raise RejectedError(
+                    f"watch the show for {giveaway.min_watch_s} s to enter",
+                    code="not_watched_enough",
+                    details={"watched_s": watched // 1000, "min_watch_s": giveaway.min_watch_s},
+                )
+        if giveaway.one_win_per_show or giveaway.exclude_recent:
+            await self._check_limits(room, giveaway, user)
         result = await self.scripts.giveaway_enter(
             self.redis,
-            [keys.giveaway(room, giveaway_id), keys.giveaway_entrants(room, giveaway_id)],
-            ["" if at_ms is None else at_ms, user],
+            [keys.giveaway(room, giveaway.id), keys.giveaway_entrants(room, giveaway.id)],
+            ["" if at_ms is None else at_ms, user, name or user],
         )
         if result[0] != b"ok":
-            code = text(result[1])
-            if code == "giveaway_not_found":
-                raise _not_found(giveaway_id)
+            if text(result[1]) == "giveaway_not_found":
+                raise _not_found(giveaway.id)
             raise ConflictError("the giveaway is closed", code="giveaway_closed")
-        return {"giveaway": giveaway_id, "entered": True, "new": bool(int(result[1])),
+        return {"giveaway": giveaway.id, "entered": True, "new": bool(int(result[1])),
                 "entrants": int(result[2])}  # fmt: skip
 
+    async def _check_limits(self, room: str, giveaway: Giveaway, user: str) -> None:
+        """Refuse early whom the draw would exclude now (the draw decides; see the top)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(keys.giveaway_room_winners(room), user)
+            pipe.lrange(keys.giveaways_closed(room), -max(1, giveaway.exclude_recent), -1)
+            won_raw, closed = await pipe.execute()
+        won = {user: text(won_raw).split()} if won_raw else {}
+        recent = [text(g) for g in closed] if giveaway.exclude_recent else []
+        if not excluded_entrants([user], won, recent, giveaway.one_win_per_show):
+            return
+        if giveaway.one_win_per_show:
+            raise RejectedError("you already won a giveaway in this show", code="already_won")
+        raise RejectedError(f"winners of the last {giveaway.exclude_recent} giveaways cannot "
+                            "enter", code="recent_winner")  # fmt: skip
+
     async def on_comment(self, room: str, author: Author, comment: str) -> None:
-        """Work in progress (issue 8): a comment carrying an open giveaway's keyword enters."""
+        """A viewer's comment containing an open keyword giveaway's keyword enters them; they
+        hear back privately (`giveaway_entered`, or `giveaway_entry_refused` with the code).
+        One small hash read per comment (engine/keys.py giveaway_keywords)."""
+        if author.role is not Role.VIEWER:
+            return  # the host announcing the keyword does not enter
+        open_keywords = await self.redis.hgetall(keys.giveaway_keywords(room))
+        if not open_keywords:
+            return
+        said = normalize(comment)
+        for raw_id, keyword in open_keywords.items():
+            if text(keyword) not in said:
+                continue
+            giveaway_id = text(raw_id)
+            try:
+                giveaway = await self._read(room, giveaway_id)
+                entered = await self._enter(room, giveaway, author.user, author.name, None)
+            except (NotFoundError, ConflictError):
+                continue  # closed meanwhile (or ended and about to be drawn)
+            except RejectedError as exc:
+                await notify_user(
+                    self.redis, room, author.user, "giveaway_entry_refused",
+                    giveaway=giveaway_id, code=exc.code, message=str(exc),
+                )  # fmt: skip
+                continue
+            if entered["new"]:
+                await notify_user(self.redis, room, author.user, "giveaway_entered",
+                                  giveaway=giveaway_id, entrants=entered["entrants"])  # fmt: skip
+
+    # ---- the draw and the awards --------------------------------------------------------
 
     async def close(self, room: str, giveaway_id: str, *, at_ms: int | None = None) -> Giveaway:
-        """Draw and close. Safe to race: the script closes once; a loser of the race (or a
-        close of an already closed giveaway) just reads the stored result."""
-        check_giveaway_id(giveaway_id)
+        """Draw and close, then finish the awards. Safe to race: the script closes once; a
+        loser of the race (or a close of a closed giveaway) reads the stored result, and
+        awards are idempotent."""
+        giveaway = await self._draw(room, check_giveaway_id(giveaway_id), at_ms)
+        return await self._finish_awards(room, giveaway)
+
+    async def _draw(self, room: str, giveaway_id: str, at_ms: int | None) -> Giveaway:
+        """Close with the draw (no awards yet); the closed giveaway."""
         entrants_key = keys.giveaway_entrants(room, giveaway_id)
         for _ in range(_CLOSE_ATTEMPTS):
             giveaway = await self._read(room, giveaway_id)
             if giveaway.state is GiveawayState.CLOSED:
                 return giveaway
-            entrants = sorted(text(u) for u in await self.redis.smembers(entrants_key))
-            winners = draw(bytes.fromhex(giveaway.seed), entrants, giveaway.winners_count)
+            limited = giveaway.one_win_per_show or giveaway.exclude_recent > 0
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(entrants_key)
+                pipe.llen(keys.giveaways_closed(room))
+                pipe.lrange(keys.giveaways_closed(room), -max(1, giveaway.exclude_recent), -1)
+                if limited:
+                    pipe.hgetall(keys.giveaway_room_winners(room))
+                entrants_raw, closed_count, recent_raw, *won_raw = await pipe.execute()
+            names = {text(u): text(n) for u, n in entrants_raw.items()}
+            entrants = sorted(names)
+            won = {text(u): text(ids).split() for u, ids in (won_raw[0] if limited else {}).items()}
+            recent = [text(g) for g in recent_raw] if giveaway.exclude_recent else []
+            excluded = excluded_entrants(entrants, won, recent, giveaway.one_win_per_show)
+            eligible = sorted(set(entrants) - set(excluded))
+            winners = draw(bytes.fromhex(giveaway.seed), eligible, giveaway.winners_count)
             result = await self.scripts.giveaway_close(
                 self.redis,
-                [keys.giveaway(room, giveaway_id), entrants_key, keys.room_stream(room)],
+                [keys.giveaway(room, giveaway_id), entrants_key, keys.room_stream(room),
+                 keys.giveaways_closed(room), keys.giveaway_room_winners(room),
+                 keys.giveaway_keywords(room)],
                 ["" if at_ms is None else at_ms, self.log_maxlen, keys.room_bus(room),
-                 len(entrants), orjson.dumps(entrants), orjson.dumps(winners)],
+                 len(entrants), int(closed_count), orjson.dumps(entrants),
+                 orjson.dumps(excluded), orjson.dumps(winners),
+                 orjson.dumps({w: names[w] for w in winners})],
             )  # fmt: skip
             if result[0] == b"ok" or text(result[1]) == "giveaway_closed":
                 return await self._read(room, giveaway_id)
             if text(result[1]) == "giveaway_not_found":
                 raise _not_found(giveaway_id)
-            # entrants_changed: someone entered between our read and the script; draw again
+            # entrants_changed: someone entered, or another giveaway closed; draw again
         raise UnavailableError("the giveaway kept changing while closing; retry")
+
+    async def _finish_awards(self, room: str, giveaway: Giveaway) -> Giveaway:
+        """The giveaway with every winner's award given and recorded (engine/giveaway_prizes.py)."""
+        if giveaway.awarded:
+            return giveaway
+        await self.prizes.finish(room, giveaway)
+        return await self._read(room, giveaway.id)
+
+    # ---- verification -------------------------------------------------------------------
 
     async def check(self, room: str, giveaway_id: str) -> dict[str, Any]:
         """What `livecart giveaway verify` prints: the stored draw recomputed."""
         giveaway = await self._read(room, check_giveaway_id(giveaway_id))
         closed = giveaway.state is GiveawayState.CLOSED
         entrants = list(giveaway.entrants)
+        excluded = list(giveaway.excluded)
         winners = list(giveaway.winners)
         commitment_ok = closed and verify_commitment(giveaway.seed, giveaway.commitment)
         winners_ok = (
             closed
             and entrants == sorted(set(entrants))
+            and excluded == sorted(set(excluded))
             and len(entrants) == giveaway.entrants_count
-            and verify_winners(giveaway.seed, entrants, giveaway.winners_count, winners)
+            and verify_winners(
+                giveaway.seed, entrants, giveaway.winners_count, winners, excluded=excluded
+            )
         )
         return {
             "room": room, "giveaway": giveaway_id, "ok": commitment_ok and winners_ok,
             "state": giveaway.state.value, "commitment_ok": commitment_ok,
             "winners_ok": winners_ok, "commitment": giveaway.commitment,
             "seed": giveaway.seed if closed else None, "entrants": entrants,
-            "winners": winners,
+            "excluded": excluded, "winners": winners,
         }  # fmt: skip

@@ -201,6 +201,7 @@ class RoomHub:
         self.viewers.add(viewer)
         self.by_user.setdefault(viewer.author.user, set()).add(viewer)
         self.idle_since = None
+        self.node.watchtime.joined(self.room_id, viewer.author)
 
     async def _recent_comments(self, upto: str) -> list[Entry]:
         recent = await self.node.room_log.recent(self.room_id, upto, self.settings.join_history)
@@ -220,6 +221,7 @@ class RoomHub:
     def leave(self, viewer: Viewer) -> None:
         if viewer.hub is not self:
             return
+        self.node.watchtime.left(self.room_id, viewer.author)
         viewer.hub = None
         viewer.state = SessionState.CLOSED
         self.members[viewer.codec].discard(viewer.conn)

@@ -299,6 +299,32 @@ def room_keys_pattern(room: str) -> str:
 # ---- giveaways ----------------------------------------------------------------------------
 
 
+def auction_counter(room: str) -> str:
+    return f"{_room(room)}:auction_seq"
+
+
+def auctions(room: str) -> str:
+    """Sorted set: auction id -> its number (creation order)."""
+    return f"{_room(room)}:auctions"
+
+
+def auctions_open(room: str) -> str:
+    """Sorted set: open auction id -> its end (ms), moved by anti-sniping extensions; the
+    sweeper closes the due ones."""
+    return f"{_room(room)}:auctions_open"
+
+
+def auction(room: str, auction_id: str) -> str:
+    """Hash: the auction's terms, its state, the current price, leader and the leader's
+    proxy maximum, and once closed its winner and offers (`offer:<n>`)."""
+    return f"{_room(room)}:auction:{auction_id}"
+
+
+def auction_bids(room: str, auction_id: str) -> str:
+    """List: every bid in the order Redis applied them (JSON), for replay and the audit."""
+    return f"{_room(room)}:auction:{auction_id}:bids"
+
+
 def giveaway_counter(room: str) -> str:
     return f"{_room(room)}:giveaway_seq"
 
@@ -315,5 +341,54 @@ def giveaway(room: str, giveaway_id: str) -> str:
 
 
 def giveaway_entrants(room: str, giveaway_id: str) -> str:
-    """Set: users who entered the giveaway (one entry per user)."""
+    """Hash: user who entered the giveaway -> their display name (one entry per user)."""
     return f"{_room(room)}:giveaway:{giveaway_id}:entrants"
+
+
+def giveaway_keywords(room: str) -> str:
+    """Hash: open keyword giveaway id -> its normalized keyword (what a comment is matched
+    against: one small read per comment instead of scanning the giveaways)."""
+    return f"{_room(room)}:giveaway_keywords"
+
+
+def giveaway_awards(room: str, giveaway_id: str) -> str:
+    """Hash: winner -> what they were given, JSON ({} for a label, {"reservation", ...} for
+    a product unit, {"coupon"} for a coupon, {"status"} when it could not be given)."""
+    return f"{_room(room)}:giveaway:{giveaway_id}:awards"
+
+
+def giveaways_closed(room: str) -> str:
+    """List: giveaway ids in the order they closed (what "the last N giveaways" means)."""
+    return f"{_room(room)}:giveaways_closed"
+
+
+def giveaway_room_winners(room: str) -> str:
+    """Hash: user -> space-separated ids of the giveaways they won in this room."""
+    return f"{_room(room)}:giveaway_winners"
+
+
+# ---- watch time ---------------------------------------------------------------------------
+
+
+def watch_ms(room: str) -> str:
+    """Hash: user -> ms watched in this room over finished sessions."""
+    return f"{_room(room)}:watch_ms"
+
+
+def watch_since(room: str) -> str:
+    """Hash: user -> start (ms) of their current watching session, while one is open."""
+    return f"{_room(room)}:watch_since"
+
+
+# ---- comment-to-buy -------------------------------------------------------------------------
+
+
+def comment_buy(room: str) -> str:
+    """String: the room's comment-to-buy settings, JSON (engine.comment_syntax)."""
+    return f"{_room(room)}:comment_buy"
+
+
+def comment_buy_recent(room: str, user: str, sale_id: str, quantity: int) -> str:
+    """String with a TTL: the grab request id of the user's last buy comment for this sale
+    and quantity, so a repeat within the window replays it instead of buying again."""
+    return f"{_room(room)}:comment_buy:recent:{user}:{sale_id}:{quantity}"

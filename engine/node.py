@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine import redis_client
+from engine.auctions import AuctionStore
 from engine.broker import Broker
 from engine.catalog import Catalog
 from engine.comment_buy import CommentToBuy
@@ -42,6 +43,7 @@ from engine.scripts import Scripts
 from engine.settings import Settings
 from engine.stock import Stock
 from engine.sweeper import Sweeper
+from engine.watchtime import WatchTime
 
 log = logging.getLogger("livecart.node")
 
@@ -82,7 +84,6 @@ class Node:
             self.redis, self.scripts, log_maxlen=maxlen, outbox_maxlen=settings.outbox_maxlen,
             max_batch=settings.grab_max_batch, max_in_flight=settings.grab_in_flight,
         )  # fmt: skip
-        self.giveaways = GiveawayStore(self.redis, self.scripts, maxlen)
         self.risk = RiskRules(settings.max_orders_per_user, settings.max_orders_per_device,
                               settings.review_threshold)  # fmt: skip
         self.blocklist = Blocklist(self.redis)
@@ -97,14 +98,24 @@ class Node:
         self.provider = SimulatedProvider(self.redis, payment_secret)
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
-        self.sweeper = Sweeper(self.redis, self.stock, self.orders,
+        self.watchtime = WatchTime(self.redis)
+        self.giveaways = GiveawayStore(
+            self.redis, self.scripts, maxlen, sales=self.sales, stock=self.stock,
+            coupons=self.coupons, watchtime=self.watchtime,
+        )  # fmt: skip
+        self.auctions = AuctionStore(
+            self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
+            payment_window_ms=settings.payment_window_s * 1000,
+        )  # fmt: skip
+        self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
                                interval_s=settings.sweep_ms / 1000)  # fmt: skip
         self.comment_buy = CommentToBuy(self.redis, self.catalog, self.sales, self.stock)
         self.comment_hooks: list[CommentHook] = [
             self.giveaways.on_comment,
             self.comment_buy.on_comment,
         ]
-        self.broker = Broker(self.redis, self._on_bus, self._on_subscribed)
+        self.pubsub_redis: Redis = redis_client.connect(redis_url, resend=False)
+        self.broker = Broker(self.pubsub_redis, self._on_bus, self._on_subscribed)
         self.hubs: dict[str, RoomHub] = {}
         self._starting: dict[str, asyncio.Task[RoomHub]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
@@ -117,6 +128,11 @@ class Node:
         await self._wait_for_redis()
         await self.scripts.load(self.redis)
         self.broker.start()
+        try:  # ready means subscribed too: a viewer joining now must get the room's feed
+            await asyncio.wait_for(self.broker.connected.wait(), _HUB_START_TIMEOUT_S)
+        except TimeoutError:
+            await self.broker.stop()
+            raise UnavailableError("Redis pub/sub did not connect in time") from None
         self.sweeper.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="livecart-housekeeping")
 
@@ -145,10 +161,13 @@ class Node:
             await hub.stop()
         self.hubs.clear()
         await self.sweeper.stop()
+        with contextlib.suppress(RedisError, OSError):
+            await self.watchtime.flush()
         await self.stock.close()
         await self.coupons.close()
         await self.provider.close()
         await self.broker.stop()
+        await self.pubsub_redis.aclose()
         await self.redis.aclose()
 
     async def ready(self) -> dict[str, bool]:

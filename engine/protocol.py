@@ -128,8 +128,19 @@ class Claim:
     id: str
 
 
-ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim
+@dataclass(frozen=True, slots=True)
+class Bid:
+    """Bid `amount` (minor units) on an auction, with an optional proxy `max`."""
+
+    auction: str
+    amount: int
+    max: int | None = None
+    id: str | None = None
+
+
+ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid
 MAX_GRAB_QUANTITY = 10
+MAX_BID = 100_000_000  # engine.auction_rules.MAX_PRICE
 
 
 def _invalid(field: str, why: str) -> ProtocolError:
@@ -227,6 +238,13 @@ def _claim(body: dict[str, Any], request_id: str | None, limits: Limits) -> Clai
     return Claim(drop=_required_str(body, "drop", 12), id=request_id)
 
 
+def _bid(body: dict[str, Any], request_id: str | None, limits: Limits) -> Bid:
+    amount = _int(body, "amount", 1, MAX_BID)
+    ceiling = _int(body, "max", amount, MAX_BID) if body.get("max") is not None else None
+    return Bid(auction=_required_str(body, "auction", 12), amount=amount, max=ceiling,
+               id=request_id)  # fmt: skip
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage]] = {
     "comment": _comment,
     "like": _like,
@@ -236,6 +254,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage
     "release": _release,
     "waitlist": _waitlist,
     "claim": _claim,
+    "bid": _bid,
 }
 
 

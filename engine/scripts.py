@@ -86,6 +86,8 @@ class Scripts:
     comment_post: Script
     comment_delete: Script
     comment_pin: Script
+    comment_buy_recent: Script
+    comment_buy_entry: Script
     room_create: Script
     room_transition: Script
     room_update: Script
@@ -94,6 +96,10 @@ class Scripts:
     sale_adjust: Script
     grab: Script
     award: Script
+    auction_create: Script
+    auction_bid: Script
+    auction_close: Script
+    auction_offer: Script
     release: Script
     confirm: Script
     waitlist_join: Script

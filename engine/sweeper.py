@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine import keys
+from engine.auctions import AuctionStore
 from engine.errors import LivecartError
 from engine.metrics import METRICS
 from engine.orders import OrderStore
@@ -32,11 +33,13 @@ log = logging.getLogger("livecart.sweeper")
 
 
 class Sweeper:
-    def __init__(self, redis: Redis, stock: Stock, orders: OrderStore | None = None, *,
-                 interval_s: float = 0.25, batch: int = 500) -> None:  # fmt: skip
+    def __init__(self, redis: Redis, stock: Stock, orders: OrderStore | None = None,
+                 auctions: AuctionStore | None = None, *, interval_s: float = 0.25,
+                 batch: int = 500) -> None:  # fmt: skip
         self.redis = redis
         self.stock = stock
         self.orders = orders
+        self.auctions = auctions
         self.interval_s = interval_s
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
@@ -66,6 +69,8 @@ class Sweeper:
         """One pass over every room; returns how many reservations it expired."""
         now = int(time.time() * 1000) if at_ms is None else at_ms
         rooms = texts(await self.redis.smembers(keys.rooms_index()))
+        if self.auctions is not None:
+            await self.close_auctions(rooms, now, at_ms)
         if self.orders is not None:
             await self.sweep_orders(rooms, now, at_ms)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -84,6 +89,24 @@ class Sweeper:
         if expired:
             METRICS.reservations_expired.inc(expired)
         return expired
+
+    async def close_auctions(self, rooms: list[str], now: int, at_ms: int | None) -> int:
+        """Close the auctions whose clock ran out (and award their lots): the clock is the
+        server's, so an auction ends on time whether or not anyone is reading it."""
+        assert self.auctions is not None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zrangebyscore(keys.auctions_open(room), "-inf", now)
+            due_lists = await pipe.execute()
+        closed = 0
+        for room, due in zip(rooms, due_lists, strict=True):
+            for auction_id in texts(due):
+                try:
+                    await self.auctions.close(room, auction_id, at_ms=at_ms)
+                    closed += 1
+                except LivecartError as exc:
+                    log.warning("auction %s in %s not settled: %s", auction_id, room, exc)
+        return closed
 
     async def sweep_orders(self, rooms: list[str], now: int, at_ms: int | None) -> int:
         """Expire unpaid orders past their deadline (their units and coupons come back).

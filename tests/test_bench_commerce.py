@@ -1,6 +1,6 @@
-"""`livecart bench grab`, `bench coupons` and `bench checkout` run end to end and report
-their contract fields (small numbers: this checks each benchmark's behaviour and
-accounting, not the machine's speed)."""
+"""`livecart bench grab`, `bench coupons`, `bench checkout` and `bench auction` run end to
+end and report their contract fields (small numbers: this checks each benchmark's
+behaviour and accounting, not the machine's speed)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,18 @@ def test_bench_checkout_pays_every_order() -> None:
     assert report["audit_ok"] is True
     checks = {c["name"]: c for c in report["audit"]["checks"]}
     assert checks["orders: stock sold matches paid order lines"]["detail"].startswith("30 units")
+
+
+def test_bench_auction_ends_at_the_highest_valid_bid() -> None:
+    report = bench("auction", "--bidders", "8", "--engines", "2", "--seconds", "5",
+                   "--think-ms", "100")  # fmt: skip
+    assert report["bids_accepted"] > 8
+    assert report["bids_sent"] == (report["bids_accepted"] + report["bids_too_low"]
+                                   + report["bids_after_end"])  # fmt: skip
+    assert report["bids_logged"] == report["bids_accepted"]
+    assert (report["price"], report["winner"]) == (report["highest_valid_bid"],
+                                                   report["highest_bidder"])  # fmt: skip
+    assert report["match"] is report["replay_ok"] is report["audit_ok"] is True
+    assert report["same_on_every_process"] is True
+    assert report["winner_offer"]["price"] == report["price"]
+    assert set(report["latency_ms"]) == LATENCY

@@ -202,8 +202,8 @@ async def test_a_drop_with_a_countdown_is_scheduled_then_live_then_ended(store: 
     assert states == ["scheduled", "scheduled", "live", "live", "ended"]
     assert dropped.to_wire(T0) == {
         "id": "d2", "template": "t1", "quantity": 5, "limit": 1, "created_at": T0,
-        "opens_at": T0 + 30_000, "closes_at": T0 + 90_000, "remaining": 5, "claimed": 0,
-        "state": "scheduled",
+        "opens_at": T0 + 30_000, "closes_at": T0 + 90_000, "private": None, "remaining": 5,
+        "claimed": 0, "state": "scheduled",
     }  # fmt: skip
 
 

@@ -56,6 +56,19 @@ def room_keys(room: str, user: str) -> list[str]:
         keys.giveaways(room),
         keys.giveaway(room, "g1"),
         keys.giveaway_entrants(room, "g1"),
+        keys.giveaway_keywords(room),
+        keys.giveaway_awards(room, "g1"),
+        keys.giveaways_closed(room),
+        keys.giveaway_room_winners(room),
+        keys.watch_ms(room),
+        keys.watch_since(room),
+        keys.auction_counter(room),
+        keys.auctions(room),
+        keys.auctions_open(room),
+        keys.auction(room, "a1"),
+        keys.auction_bids(room, "a1"),
+        keys.comment_buy(room),
+        keys.comment_buy_recent(room, user, "s1", 2),
     ]
 
 

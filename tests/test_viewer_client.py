@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from clients import Backoff, HostClient, ViewerClient
+from clients import Backoff, HostClient, LivecartClientError, ViewerClient
 from clients.viewer import should_reconnect
 from engine.app import Engine
 from engine.redis_server import free_port
-from tests.conftest import EngineFactory, make_settings, token
+from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, make_settings, token
 from tests.test_gateway import collect_comments
 
 
@@ -106,3 +106,27 @@ async def test_unrecoverable_resume_starts_over_from_recent_history(
     finally:
         await poster.close()
         await client.close()
+
+
+async def test_bids_and_private_notices(engine: Engine, room_factory: RoomFactory,
+                                        viewer_factory: ViewerFactory) -> None:  # fmt: skip
+    """ViewerClient.bid's answers and refusals, and notices kept in `notices`."""
+    room = await room_factory()
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+        await host.create_product("Tee", "USD", [{"sku": "T-1", "list_price": 2000}])
+        auction = await host.open_auction("T-1", 1000, 60, mode="sudden_death")
+    ann, bob = await viewer_factory(room, user="ann"), await viewer_factory(room, user="bob")
+    with pytest.raises(LivecartClientError) as missing:
+        await ann.bid("a99", 5000)
+    assert missing.value.code == "auction_not_found"
+    with pytest.raises(LivecartClientError) as low:
+        await ann.bid(auction["id"], 1)
+    assert (low.value.code, low.value.details["min_bid"]) == ("bid_too_low", 1000)
+    first = await ann.bid(auction["id"], 1000, max=3000)  # the engine bids for ann up to 3000
+    assert (first["status"], first["leader"]) == ("leading", True)
+    answer = await bob.bid(auction["id"], first["min_bid"])
+    assert (answer["status"], answer["leader"]) == ("outbid", False)
+    assert (await bob.bid(auction["id"], 5000))["leader"] is True
+    notice = await ann.wait_for_notice("auction_outbid", lambda n: n["auction"] == auction["id"])
+    assert notice in ann.notices
+    assert bob.notices == []

@@ -20,13 +20,21 @@ from playwright.async_api import Browser, Page, Route, ViewportSize, expect
 
 from clients import HostClient
 from engine.app import Engine
-from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, token
+from tests.conftest import (
+    ADDRESS,
+    RoomFactory,
+    ViewerFactory,
+    eventually,
+    needs_chromium,
+    token,
+)
 from tests.test_console import BOOTS, SCARF
 
 WEB = Path(__file__).resolve().parent.parent / "clients" / "web"
 ARTIFACTS = Path(__file__).parent / "artifacts" / "viewer"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 BUDGET = 100 * 1024
+HTTP_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of 4")
 
 
 @dataclass
@@ -35,6 +43,11 @@ class Viewer:
 
     page: Page
     errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def record(self, text: str) -> None:
+        if not any(pattern.search(text) for pattern in self.allowed):
+            self.errors.append(text)
 
     async def shot(self, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -69,7 +82,7 @@ async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenVie
         page = await context.new_page()
         page.set_default_timeout(5000)
         viewer = Viewer(page)
-        page.on("console", lambda m: viewer.errors.append(m.text) if m.type == "error" else None)
+        page.on("console", lambda m: viewer.record(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: viewer.errors.append(f"page error: {e}"))
         viewers.append(viewer)
         fragment = ""
@@ -334,3 +347,193 @@ async def test_likes_are_aggregated(
     await expect(page.locator("#likes")).to_have_text("12")
     watcher = await viewer_factory(show.room, None)  # the room's total, as another viewer sees it
     assert watcher.stats["likes"] == 12
+
+
+# ---- interactive selling: giveaways, auctions, comment-to-buy ---------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_giveaway_card_enter_and_win(open_viewer: OpenViewer, show: HostClient) -> None:
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    await expect(page.locator("#giveaway")).to_be_hidden()  # nothing running: no card
+    await show.open_giveaway("Lucky bag", "1 mystery bag", 1, duration_s=120)
+    card = page.locator("#giveaway")
+    await expect(card).to_be_visible()
+    await expect(page.locator("#gw-title")).to_have_text("Giveaway: Lucky bag")
+    await expect(page.locator("#gw-prize")).to_have_text("1 mystery bag")
+    await expect(page.locator("#gw-clock")).to_have_text(re.compile(r"^draw in [12]:\d\d$"))
+    await viewer.shot("15-giveaway-open")
+    await page.locator("#gw-enter").tap()
+    await expect(card).to_have_attribute("data-state", "entered")
+    await expect(page.locator("#gw-status")).to_have_text("You're in ✓ Good luck!")
+    await expect(page.locator("#gw-enter")).to_be_hidden()
+    assert (await show.giveaway("g1"))["entrants_count"] == 1
+    # A reload remembers the entry; the open giveaway comes from GET .../giveaways.
+    await page.reload()
+    await expect(card).to_have_attribute("data-state", "entered")
+    await show.close_giveaway("g1")
+    await expect(page.locator("#gw-status")).to_have_text("You won 1 mystery bag!")
+    await expect(page.locator("#gw-clock")).to_have_text("drawn")
+    await viewer.shot("16-giveaway-won")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_giveaway_card_for_others_and_anonymous(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    await show.open_giveaway("Lucky bag", "1 mystery bag", 1, duration_s=120)
+    anonymous = await open_viewer(show.room)
+    await expect(anonymous.page.locator("#gw-enter")).to_have_text("Sign in to enter")
+    await expect(anonymous.page.locator("#gw-enter")).to_be_disabled()
+    bo = await open_viewer(show.room, "bo", "Bo")
+    await bo.page.locator("#gw-enter").tap()
+    await expect(bo.page.locator("#giveaway")).to_have_attribute("data-state", "entered")
+    await show.close_giveaway("g1")
+    status = bo.page.locator("#gw-status")
+    winners = (await show.giveaway("g1"))["winners"]
+    await expect(status).to_have_text(
+        "You won 1 mystery bag!" if winners == ["bo"] else "1 winner drawn"
+    )
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_watch_time_giveaway_refuses_a_newcomer(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    viewer.allowed.append(HTTP_ERROR_LOG)  # Chromium logs the refusal (a 4xx)
+    page = viewer.page
+    await show.open_giveaway("Loyal fans", "a tote", 1, rule="watch", min_watch_s=600)
+    await expect(page.locator("#gw-status")).to_have_text("For viewers who watched 10 min")
+    await page.locator("#gw-enter").tap()
+    await expect(page.locator("#gw-status")).to_have_text("watch the show for 600 s to enter")
+    await expect(page.locator("#giveaway")).to_have_attribute("data-state", "open")
+    assert (await show.giveaway("g1"))["entrants_count"] == 0
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_keyword_giveaway_is_entered_by_commenting(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    """Needs the engine's keyword-comment entry (GiveawayStore.on_comment)."""
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    await show.open_giveaway("Say it", "a tote", 1, rule="keyword", keyword="I love boots")
+    await expect(page.locator("#gw-status")).to_have_text("Comment “I love boots” to enter")
+    await expect(page.locator("#gw-enter")).to_have_text("Comment “I love boots”")
+    await page.locator("#gw-enter").tap()
+    await expect(page.locator("#comments li.mine", has_text="I love boots")).to_have_count(1)
+    await expect(page.locator("#giveaway")).to_have_attribute("data-state", "entered")
+
+    async def entered() -> bool:
+        return bool((await show.giveaway("g1"))["entrants_count"] == 1)
+
+    await eventually(entered)
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_product_prize_is_checked_out(open_viewer: OpenViewer, show: HostClient) -> None:
+    """Needs prize_kind "product" and the private giveaway_won notice with a reservation."""
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    await show.open_giveaway("Win the scarf", "Wool scarf", 1, prize_kind="product", sku="WS-1")
+    await page.locator("#gw-enter").tap()
+    await expect(page.locator("#giveaway")).to_have_attribute("data-state", "entered")
+    await show.close_giveaway("g1")
+    await expect(page.locator("#giveaway")).to_have_attribute("data-state", "won")
+    await expect(page.locator("#gw-status")).to_contain_text("You won")
+    await expect(page.locator("#held")).to_be_visible()
+    await page.locator("#gw-checkout").tap()
+    await expect(page.locator("#sheet-title")).to_have_text("Checkout")
+    form = page.locator("#checkout-form")
+    for name, value in ADDRESS.items():
+        await form.locator(f"input[name={name}]").fill(value)
+    await form.locator("input[name=email]").fill("ana@example.com")
+    await page.locator("#place").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "pending_payment")
+    await viewer.shot("17-prize-checkout")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_auction_bid_outbid_and_won(
+    open_viewer: OpenViewer, show: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    """Needs the auctions API and the `bid` frame."""
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    await expect(page.locator("#auction")).to_be_hidden()
+    await show.open_auction("LB-42", 5000, 120, mode="anti_snipe", extend_s=15)
+    card = page.locator("#auction")
+    await expect(card).to_be_visible()
+    await expect(page.locator("#au-title")).to_have_text("Auction: Leather boots (42)")
+    await expect(page.locator("#au-price")).to_have_text("$50.00")
+    await expect(page.locator("#au-leader")).to_have_text("no bids yet")
+    await expect(page.locator("#au-clock")).to_have_text(re.compile(r"^ends in [12]:\d\d$"))
+    await expect(page.locator("#au-bid")).to_have_text("Bid $50.00")
+    await page.locator("#au-bid").tap()
+    await expect(card).to_have_attribute("data-state", "leading")
+    await expect(page.locator("#au-status")).to_contain_text("You're")
+    await expect(page.locator("#au-bid")).to_have_text("You're leading")
+    await viewer.shot("18-auction-leading")
+
+    rival = await viewer_factory(show.room, user="rival")
+    [auction] = await show.auctions()
+    answer = await rival.bid(auction["id"], auction["min_bid"] + 1000)
+    assert answer["status"] == "leading"
+    await expect(page.locator("#au-status")).to_have_text(re.compile("outbid", re.IGNORECASE))
+    await expect(page.locator("#au-leader")).to_contain_text("rival")
+    await expect(page.locator("#au-price")).to_have_text(money(answer["price"]))
+    await viewer.shot("19-auction-outbid")
+
+    await page.fill("#au-amount", f"{(answer['min_bid'] + 500) / 100:.2f}")
+    await page.fill("#au-max", "200.00")
+    await page.locator("#au-form button").tap()
+    await expect(card).to_have_attribute("data-state", "leading")
+    await show.close_auction(auction["id"])
+    await expect(card).to_have_attribute("data-state", "won")
+    await expect(page.locator("#au-status")).to_contain_text("You won")
+    await expect(page.locator("#held")).to_be_visible()
+    await viewer.shot("20-auction-won")
+    await page.locator("#au-checkout").tap()
+    await expect(page.locator("#sheet-title")).to_have_text("Checkout")
+    form = page.locator("#checkout-form")
+    for name, value in ADDRESS.items():
+        await form.locator(f"input[name={name}]").fill(value)
+    await form.locator("input[name=email]").fill("ana@example.com")
+    await page.locator("#place").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "pending_payment")
+
+
+def money(minor: int) -> str:
+    return f"${minor / 100:,.2f}"
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_comment_to_buy_replies_are_toasts(open_viewer: OpenViewer, show: HostClient) -> None:
+    """Needs the comment-to-buy settings API and the engine's comment_buy notices."""
+    await show.set_comment_to_buy(enabled=True, keyword="SOLD")
+    await show.launch_sale("LB-42", 1, price=9900)
+    ana = await open_viewer(show.room, "ana", "Ana")
+    bo = await open_viewer(show.room, "bo", "Bo")
+    await ana.page.fill("#comment-input", "SOLD 1")
+    await ana.page.locator("#send").tap()
+    toast = ana.page.locator("#toasts .toast").last
+    await expect(toast).to_be_visible()
+    await expect(toast.locator("button", has_text="Check out")).to_be_visible()
+    await expect(ana.page.locator("#held")).to_be_visible()
+    await ana.shot("21-comment-buy-reserved")
+    await bo.page.fill("#comment-input", "SOLD 1")
+    await bo.page.locator("#send").tap()
+    late = bo.page.locator("#toasts .toast").last
+    await expect(late).to_have_attribute("data-status", "sold_out")
+    await late.locator("button.join").tap()
+    await expect(late).to_contain_text("On the waitlist: #1")
+    await bo.shot("22-comment-buy-sold-out")

@@ -1,5 +1,7 @@
 // The viewer's mobile page (issue 7), served at /live/{room}: stream, pinned product,
-// flash sales, checkout, coupon drops, comments with danmaku, likes. No framework, no build.
+// flash sales, checkout, coupon drops, comments with danmaku, likes; giveaways, auctions and
+// comment-to-buy replies are in interactive.js. No framework, no build.
+import * as ix from "./interactive.js";
 import { Realtime, requestId } from "./realtime.js";
 import { api, money, $, el } from "./util.js";
 
@@ -63,6 +65,7 @@ const rt = new Realtime(room, TOKEN ? { token: TOKEN } : { device }, {
     S.pinned = w.room.pinned;
     renderAll();
     if (TOKEN) refreshCoupons();
+    ix.welcome();
   },
   tick(t) {
     if (hook.firstTickMs === null) hook.firstTickMs = Math.round(performance.now());
@@ -89,6 +92,8 @@ const rt = new Realtime(room, TOKEN ? { token: TOKEN } : { device }, {
       S.held = S.held.filter((h) => h.reservation !== f.reservation); saveHeld();
     } else if (f.type === "notice" && f.kind === "muted") {
       showLimit("You are muted for now");
+    } else if (f.type === "notice") {
+      ix.notice(f);
     }
   },
 });
@@ -123,7 +128,7 @@ function apply(e) {
       S.drops.set(e.ref, { ...e, kind: e.coupon_kind, id: e.ref, remaining: e.quantity, claimed: 0,
         state: e.server_time < e.opens_at ? "scheduled" : "live" });
       S.dropShown = e.ref; renderDrop(); break;
-    default: break;
+    default: ix.entry(e); break;
   }
 }
 
@@ -229,6 +234,7 @@ function tickClock() {
   renderHeld();
   const d = S.drops.get(S.dropShown);
   if (d && d.state === "scheduled") $("#drop-state").textContent = `opens in ${clock(d.opens_at - now())}`;
+  ix.second();
 }
 setInterval(tickClock, 250);
 
@@ -263,7 +269,7 @@ $("#grab").addEventListener("click", async () => {
 function hold(h) {
   const sale = S.sales.get(h.sale);
   S.held = S.held.filter((x) => x.reservation !== h.reservation);
-  S.held.push({ ...h, title: sale ? sale.title : h.sale });
+  S.held.push({ ...h, title: h.title || (sale ? sale.title : h.sale) });
   saveHeld();
 }
 function saveHeld() { store.set("held", S.held); renderHeld(); }
@@ -538,4 +544,5 @@ async function pay() {
   }
 }
 
+ix.setup({ rt, room, token: TOKEN, api, now, hold, store, user: () => S.user, sale: (id) => S.sales.get(id) });
 rt.start();

@@ -5,8 +5,10 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from engine.api import (
+    auctions,
     audit,
     catalog,
+    comment_buy,
     coupons,
     dashboard,
     giveaways,
@@ -21,7 +23,7 @@ from engine.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *giveaways.ROUTES,
+    *giveaways.ROUTES, *auctions.ROUTES, *comment_buy.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

@@ -1,5 +1,7 @@
 """Giveaway routes: the host opens and closes giveaways; anyone can read them (the seed
-only once drawn); a signed-in user enters (with the keyword when the rule asks for one)."""
+only once drawn); a signed-in user enters (with the keyword when the rule asks for one).
+Validation of the terms (rules, limits, prizes) is engine/giveaways.py's, as for every
+store: the same errors whichever way a giveaway is opened."""
 
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ async def list_giveaways(call: Call) -> Any:
 
 @route("/api/rooms/{room}/giveaways", ["POST"], roles=HOSTS, status=201)
 async def open_giveaway(call: Call) -> Any:
-    """Open a giveaway: title, prize, winners, duration_s, rule (any | keyword) and keyword."""
+    """Open a giveaway: title, winners, duration_s; rule (any | keyword | watch) with keyword
+    or min_watch_s; limits one_win_per_show, exclude_recent_winners; prize_kind (label |
+    product | coupon) with prize, sku or template (docs/giveaways.md)."""
     await call.node.rooms.get(call.room)
     return (await call.node.giveaways.create(call.room, await call.json())).to_wire()
 
@@ -38,8 +42,9 @@ async def enter_giveaway(call: Call) -> Any:
     assert call.claims is not None
     body = await call.object()
     return await call.node.giveaways.enter(
-        call.room, _giveaway_id(call), call.claims.user, body.get("keyword")
-    )
+        call.room, _giveaway_id(call), call.claims.user, body.get("keyword"),
+        name=call.claims.name,
+    )  # fmt: skip
 
 
 @route("/api/rooms/{room}/giveaways/{giveaway}/close", ["POST"], roles=HOSTS)

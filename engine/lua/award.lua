@@ -29,10 +29,11 @@ if not sale[1] then
 end
 local user, quantity, price = ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
 local available, seq = tonumber(sale[2]), tonumber(sale[3]) + 1
-local answer
 if quantity > available then
-  answer = '{"status":"sold_out","available":' .. available .. '}'
-else
+  -- Not remembered: the same award may succeed once the units come back.
+  return {'0', '{"status":"sold_out","available":' .. available .. '}'}
+end
+do
   local reservation = sale[1] .. '.' .. seq
   local expires = now + tonumber(ARGV[7])
   redis.call('HINCRBY', KEYS[3], user, quantity)
@@ -43,8 +44,8 @@ else
   redis.call('HINCRBY', KEYS[1], 'reserved', quantity)
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'type', 'reserved', 'sale', sale[1],
     'reservation', reservation, 'user', user, 'units', quantity, 'at', now)
-  answer = cjson.encode({status = 'reserved', reservation = reservation, quantity = quantity,
-    expires_at = expires, price = price, currency = sale[4]})
+  local answer = cjson.encode({status = 'reserved', reservation = reservation,
+    quantity = quantity, expires_at = expires, price = price, currency = sale[4]})
+  redis.call('HSET', KEYS[4], answer_key, answer)
+  return {'0', answer}
 end
-redis.call('HSET', KEYS[4], answer_key, answer)
-return {'0', answer}

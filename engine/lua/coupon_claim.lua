@@ -1,6 +1,7 @@
 -- Claim coupons of one drop for a batch of requests, in order, atomically: claim window,
 -- per-user limit (per template, across drops), idempotency by request id, and the drop's
--- remaining count. A drop is never over-issued; a request gets one coupon or none.
+-- remaining count. A drop is never over-issued; a request gets one coupon or none. A private
+-- drop (a giveaway's prizes) answers only its owner: to anyone else it does not exist.
 -- KEYS[1] - the drop hash
 -- KEYS[2] - the drop's answers hash ("user request-id" -> answer JSON)
 -- KEYS[3] - room coupons hash (coupon id -> JSON record)
@@ -9,15 +10,16 @@
 -- KEYS[6] - room outbox stream
 -- ARGV[1] - now in ms, or "" for Redis server time
 -- ARGV[2] - approximate MAXLEN of the outbox
--- ARGV[3..n] - the requests, two values each: user, request id
+-- ARGV[3] - who claims: "" for viewers, a private drop's owner on its winners' behalf
+-- ARGV[4..n] - the requests, two values each: user, request id
 -- returns one string per request: "0" .. answer for a new answer, "1" .. answer for a replay
 local clock_arg = ARGV[1]
 --!include _now
 local drop = redis.call('HMGET', KEYS[1], 'id', 'template', 'remaining', 'limit', 'opens_at',
-  'closes_at', 'seq')
+  'closes_at', 'seq', 'private')
 local results = {}
-if not drop[1] then
-  for i = 3, #ARGV, 2 do
+if not drop[1] or (drop[8] or '') ~= ARGV[3] then
+  for i = 4, #ARGV, 2 do
     results[#results + 1] = '0{"status":"drop_not_found"}'
   end
   return results
@@ -25,7 +27,7 @@ end
 local id, template, remaining, limit = drop[1], drop[2], tonumber(drop[3]), tonumber(drop[4])
 local opens, closes, seq = tonumber(drop[5]), tonumber(drop[6]), tonumber(drop[7])
 local claimed = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local user, request = ARGV[i], ARGV[i + 1]
   local answer_key = user .. ' ' .. request
   local previous = redis.call('HGET', KEYS[2], answer_key)

@@ -1,5 +1,6 @@
 -- Drop a batch of a coupon template into the room, now or after a countdown: never more
--- coupons in drops than the template's total. Logged for viewers (the drop card).
+-- coupons in drops than the template's total. Logged for viewers (the drop card), unless
+-- private: a giveaway's prize coupons, claimed only on its winners' behalf (coupon_claim.lua).
 -- KEYS[1] - the drop hash (new)
 -- KEYS[2] - room drops index (sorted set: drop id -> its number)
 -- KEYS[3] - room coupon-issued hash (template id -> coupons in drops so far)
@@ -17,6 +18,7 @@
 -- ARGV[10] - approximate MAXLEN of the outbox
 -- ARGV[11] - bus channel
 -- ARGV[12] - the drop card, a JSON object (template terms shown to viewers)
+-- ARGV[13] - the private drop's owner (e.g. "giveaway:g3"), or "" for a public drop
 -- returns {"ok", opens_at, closes_at, now} | {"err", "drop_exists" | "over_total", issued}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'err', 'drop_exists', ''}
@@ -35,6 +37,12 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'template', ARGV[6], 'quantity', quan
   'remaining', quantity, 'claimed', 0, 'limit', ARGV[8], 'created_at', now,
   'opens_at', opens, 'closes_at', closes, 'seq', 0)
 redis.call('ZADD', KEYS[2], tonumber(string.sub(ARGV[1], 2)), ARGV[1])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'type', 'coupons_dropped',
+  'drop', ARGV[1], 'template', ARGV[6], 'units', quantity, 'at', now)
+if ARGV[13] ~= '' then
+  redis.call('HSET', KEYS[1], 'private', ARGV[13])
+  return {'ok', opens, closes, now}
+end
 local card = cjson.decode(ARGV[12])
 card['drop'] = ARGV[1]
 card['quantity'] = quantity
@@ -45,6 +53,4 @@ local data = cjson.encode(card)
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'k', 'coupon_dropped',
   'r', ARGV[1], 'd', data)
 redis.call('PUBLISH', ARGV[11], 'coupon_dropped\n' .. entry .. '\n' .. ARGV[1] .. '\n' .. data)
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'type', 'coupons_dropped',
-  'drop', ARGV[1], 'template', ARGV[6], 'units', quantity, 'at', now)
 return {'ok', opens, closes, now}

@@ -1,12 +1,16 @@
 // The streamer console: sign-in, the realtime seat, the header (room state, show controls,
 // live numbers) and the panels (run-of-show, flash sales, comments, coupons, orders to
-// review, the dashboard view), each in its own module with the same small interface: reset(welcome, role),
+// review, the dashboard view, giveaways, auctions, comment-to-buy), each in its own module with the same small interface: reset(welcome, role),
 // refresh(welcome) after a resume, entry(entry), tick(tick), second().
 
 import { act, api, setSession } from "./api.js";
+import * as auctions from "./auctions.js";
+import * as commentBuy from "./comment_buy.js";
 import * as comments from "./comments.js";
 import * as coupons from "./coupons.js";
 import * as dashboard from "./dashboard.js";
+import * as giveaways from "./giveaways.js";
+import * as interactive from "./interactive.js";
 import * as lineup from "./lineup.js";
 import * as orders from "./orders.js";
 import { Realtime } from "./realtime.js";
@@ -14,7 +18,9 @@ import * as sales from "./sales.js";
 import { $, confirmAction, syncClock } from "./util.js";
 
 const STORAGE_KEY = "livecart.console";
-const PANELS = [lineup, sales, comments, coupons, orders, dashboard];
+const PANELS = [
+  lineup, sales, comments, coupons, orders, dashboard, interactive, giveaways, auctions, commentBuy,
+];
 const STAFF = ["host", "moderator"];
 const STATUS_TEXT = {
   connecting: "connecting…",
@@ -94,6 +100,8 @@ function signIn(token, room) {
 function signOut() {
   orders.stop();
   dashboard.stop();
+  giveaways.stop();
+  auctions.stop();
   if (state.realtime) state.realtime.stop();
   state.realtime = null;
   sessionStorage.removeItem(STORAGE_KEY);

@@ -95,6 +95,7 @@ function templateRow(t) {
 }
 
 function renderTemplates() {
+  document.dispatchEvent(new CustomEvent("livecart:templates", { detail: templates }));
   $("#templates").replaceChildren(...templates.map(templateRow));
   $("#templates-empty").hidden = templates.length > 0;
 }

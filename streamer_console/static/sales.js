@@ -167,7 +167,8 @@ async function topUp(id, input, button) {
 
 // ---- launch form ----------------------------------------------------------------------------
 
-function skuIndex() {
+/** SKU code -> {product, sku} over the whole catalog (the run of show). */
+export function skuIndex() {
   const index = new Map();
   for (const product of allProducts()) {
     for (const sku of product.skus) index.set(sku.sku, { product, sku });
@@ -175,8 +176,9 @@ function skuIndex() {
   return index;
 }
 
-function skuOptions() {
-  const select = $("#sale-sku");
+/** Fill a SKU <select> from the catalog, keeping its choice (the giveaway and auction
+ * forms use it too). */
+export function fillSkuSelect(select) {
   const current = select.value;
   const options = [...skuIndex().values()].map(({ product, sku }) => {
     const attrs = Object.values(sku.attrs || {}).join(", ");
@@ -186,6 +188,10 @@ function skuOptions() {
   });
   select.replaceChildren(el("option", { value: "" }, "Choose a SKU…"), ...options);
   select.value = current;
+}
+
+function skuOptions() {
+  fillSkuSelect($("#sale-sku"));
   suggestPrice();
 }
 

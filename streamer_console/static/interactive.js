@@ -1,0 +1,24 @@
+// The interactive-selling panel's tabs (giveaways, auctions, comment-to-buy); each tab's
+// content is its own panel module. The badge on a tab counts what is open in it.
+
+import { $ } from "./util.js";
+
+export function init() {
+  for (const tab of document.querySelectorAll("#interactive-panel [role=tab]")) {
+    tab.addEventListener("click", () => select(tab.dataset.tab));
+  }
+}
+
+export function select(name) {
+  for (const tab of document.querySelectorAll("#interactive-panel [role=tab]")) {
+    const on = tab.dataset.tab === name;
+    tab.setAttribute("aria-selected", String(on));
+    $(`#tab-${tab.dataset.tab}`).hidden = !on;
+  }
+}
+
+export function reset() {}
+export function refresh() {}
+export function entry() {}
+export function tick() {}
+export function second() {}
