@@ -166,6 +166,8 @@ class Gateway:
             )
             await self.node.presence.seen(room_id, author.user)
             await hub.join(viewer, hello.since)
+            if hello.ref is not None:
+                await self.node.referrals.on_join(room_id, author, hello.ref)
             return viewer, hub
         except LivecartError as error:
             close = CloseCode.BANNED if error.code == "banned" else CloseCode.AUTH_FAILED

@@ -28,6 +28,7 @@ from engine.comments import Author, CommentService
 from engine.coupons import Coupons
 from engine.errors import LivecartError, UnavailableError
 from engine.giveaways import GiveawayStore
+from engine.groupbuys import GroupBuys
 from engine.hub import RoomHub
 from engine.metrics import METRICS
 from engine.moderation import Moderation
@@ -35,6 +36,8 @@ from engine.orders import OrderStore
 from engine.payments import Payments
 from engine.presence import Presence
 from engine.psp import SimulatedProvider
+from engine.referrals import Referrals
+from engine.reminders import Reminders
 from engine.risk import Blocklist, RiskRules
 from engine.roomlog import BusMessage, RoomLog
 from engine.rooms import RoomSettings, RoomStore
@@ -107,8 +110,16 @@ class Node:
             self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
             payment_window_ms=settings.payment_window_s * 1000,
         )  # fmt: skip
+        self.groupbuys = GroupBuys(
+            self.redis, self.scripts, self.sales, self.stock, self.orders, payments=self.payments,
+            log_maxlen=maxlen, payment_window_ms=settings.payment_window_s * 1000,
+        )  # fmt: skip
+        self.payments.paid_hooks.append(self.groupbuys.on_paid)
+        self.referrals = Referrals(self.redis, secret)
+        self.reminders = Reminders(self.redis, self.scripts, log_maxlen=maxlen)
         self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
-                               interval_s=settings.sweep_ms / 1000)  # fmt: skip
+                               interval_s=settings.sweep_ms / 1000,
+                               passes=[self.groupbuys.sweep, self.reminders.sweep])  # fmt: skip
         self.comment_buy = CommentToBuy(self.redis, self.catalog, self.sales, self.stock)
         self.comment_hooks: list[CommentHook] = [
             self.giveaways.on_comment,

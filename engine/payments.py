@@ -20,7 +20,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -152,6 +152,8 @@ class Payments:
         self.provider = provider
         self.secret = secret
         self.tolerance_s = tolerance_s
+        # Run after a payment marked an order paid (group buys complete their team).
+        self.paid_hooks: list[Callable[[str, str], Awaitable[None]]] = []
 
     async def start(self, room: str, order_id: str, user: str, callback_url: str) -> dict[str, Any]:
         """Create a payment at the provider for the buyer's pending order."""
@@ -207,6 +209,8 @@ class Payments:
         METRICS.payment_callbacks.inc(1, outcome)
         if outcome == "paid":
             METRICS.orders.inc(1, "paid")
+            for hook in self.paid_hooks:
+                await hook(callback.room, order.id)
         log.info(
             "payment %s for order %s in %s: %s %s",
             callback.payment_id,

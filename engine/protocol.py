@@ -80,6 +80,8 @@ class Hello:
     # A random id the client keeps (e.g. in localStorage) so anonymous viewers who
     # reconnect count once towards unique viewers.
     device: str | None = None
+    # A share link's signed referrer token (engine/referrals.py), passed on by the page.
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,7 @@ class Bid:
 
 ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid
 MAX_GRAB_QUANTITY = 10
+MAX_REF = 200
 MAX_BID = 100_000_000  # engine.auction_rules.MAX_PRICE
 
 
@@ -213,8 +216,9 @@ def _hello(body: dict[str, Any], request_id: str | None, limits: Limits) -> Hell
     if device is not None and not DEVICE_RE.fullmatch(device):
         raise _invalid("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
     return Hello(
-        token=_opt_str(body, "token", MAX_TOKEN), since=since, id=request_id, device=device
-    )
+        token=_opt_str(body, "token", MAX_TOKEN), since=since, id=request_id, device=device,
+        ref=_opt_str(body, "ref", MAX_REF),
+    )  # fmt: skip
 
 
 def _grab(body: dict[str, Any], request_id: str | None, limits: Limits) -> Grab:

@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -30,16 +31,20 @@ from engine.redis_client import text, texts
 from engine.stock import Stock, sale_of_reservation
 
 log = logging.getLogger("livecart.sweeper")
+# (every room's id, now in ms) -> how many items it handled
+RoomPass = Callable[[list[str], int], Awaitable[int]]
 
 
 class Sweeper:
     def __init__(self, redis: Redis, stock: Stock, orders: OrderStore | None = None,
                  auctions: AuctionStore | None = None, *, interval_s: float = 0.25,
-                 batch: int = 500) -> None:  # fmt: skip
+                 batch: int = 500, passes: list[RoomPass] | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.stock = stock
         self.orders = orders
         self.auctions = auctions
+        # More timed work over every room (group-buy deadlines, reminders), after ours.
+        self.passes: list[RoomPass] = passes or []
         self.interval_s = interval_s
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
@@ -71,6 +76,11 @@ class Sweeper:
         rooms = texts(await self.redis.smembers(keys.rooms_index()))
         if self.auctions is not None:
             await self.close_auctions(rooms, now, at_ms)
+        for room_pass in self.passes:
+            try:
+                await room_pass(rooms, now)
+            except LivecartError as exc:
+                log.warning("sweep pass %s failed: %s", room_pass, exc)
         if self.orders is not None:
             await self.sweep_orders(rooms, now, at_ms)
         async with self.redis.pipeline(transaction=False) as pipe:

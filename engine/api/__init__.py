@@ -12,9 +12,12 @@ from engine.api import (
     coupons,
     dashboard,
     giveaways,
+    groupbuys,
     moderation,
     orders,
     payments,
+    referrals,
+    reminders,
     rooms,
     sales,
 )
@@ -23,7 +26,8 @@ from engine.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *giveaways.ROUTES, *auctions.ROUTES, *comment_buy.ROUTES,
+    *giveaways.ROUTES, *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
+    *reminders.ROUTES, *comment_buy.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

@@ -1,0 +1,7 @@
+"""Routes for engine/groupbuys.py (issue 9; in progress)."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+ROUTES: list[Route] = []
