@@ -38,6 +38,7 @@ from engine.auction_rules import (
 )
 from engine.comments import Author
 from engine.errors import ConflictError, NotFoundError, ProtocolError, RejectedError
+from engine.fields import int_field, invalid_field
 from engine.redis_client import text
 from engine.roomlog import notify_user
 from engine.sales import SaleStore
@@ -137,31 +138,20 @@ class Auction:
         )  # fmt: skip
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
-def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
-    value = body.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _invalid(name, f"an integer between {low} and {high}")
-    return value
-
-
 def check_auction_id(value: Any) -> str:
     if not isinstance(value, str) or not AUCTION_ID_RE.fullmatch(value):
-        raise _invalid("auction", "an auction id such as 'a3'")
+        raise invalid_field("auction", "an auction id such as 'a3'")
     return value
 
 
 def check_bid(amount: Any, max_amount: Any) -> tuple[int, int | None]:
     if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= MAX_PRICE:
-        raise _invalid("amount", f"an integer between 1 and {MAX_PRICE} (minor units)")
+        raise invalid_field("amount", f"an integer between 1 and {MAX_PRICE} (minor units)")
     if max_amount is None:
         return amount, None
     if (not isinstance(max_amount, int) or isinstance(max_amount, bool)
             or not amount <= max_amount <= MAX_PRICE):  # fmt: skip
-        raise _invalid("max", f"an integer between the amount and {MAX_PRICE}")
+        raise invalid_field("max", f"an integer between the amount and {MAX_PRICE}")
     return amount, max_amount
 
 
@@ -204,18 +194,18 @@ class AuctionStore:
             raise ProtocolError("the body must be a JSON object", code="bad_request")
         sku = body.get("sku")
         if not isinstance(sku, str):
-            raise _invalid("sku", "the SKU of the lot")
-        start_price = _int(body, "start_price", 0, MAX_PRICE)
-        duration = _int(body, "duration_s", 5, MAX_DURATION_S, default=DEFAULT_DURATION_S)
-        extend = _int(body, "extend_s", 1, MAX_EXTEND_S, default=DEFAULT_EXTEND_S)
+            raise invalid_field("sku", "the SKU of the lot")
+        start_price = int_field(body, "start_price", 0, MAX_PRICE)
+        duration = int_field(body, "duration_s", 5, MAX_DURATION_S, default=DEFAULT_DURATION_S)
+        extend = int_field(body, "extend_s", 1, MAX_EXTEND_S, default=DEFAULT_EXTEND_S)
         try:
             mode = AuctionMode(body.get("mode", AuctionMode.ANTI_SNIPE.value))
         except ValueError:
-            raise _invalid("mode", "'anti_snipe' or 'sudden_death'") from None
+            raise invalid_field("mode", "'anti_snipe' or 'sudden_death'") from None
         try:
             increments = check_increments(body.get("increments", DEFAULT_INCREMENTS))
         except ValueError as exc:
-            raise _invalid("increments", str(exc)) from None
+            raise invalid_field("increments", str(exc)) from None
         auction_id = f"a{await self.redis.incr(keys.auction_counter(room))}"
         lot = await self.sales.create_private(
             room, sku, 1, owner=f"auction:{auction_id}", hold_ms=self.payment_window_ms

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from engine import keys
 from engine.errors import ConflictError, NotFoundError, ProtocolError
+from engine.fields import invalid_field
 from engine.redis_client import text
 from engine.scripts import Scripts
 
@@ -71,29 +72,25 @@ class Product:
         )
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
 def _string(body: dict[str, Any], name: str, max_len: int, *, required: bool) -> str | None:
     value = body.get(name)
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > max_len:
-        raise _invalid(name, f"1-{max_len} characters")
+        raise invalid_field(name, f"1-{max_len} characters")
     return value.strip()
 
 
 def _sku(raw: Any, index: int) -> Sku:
     where = f"skus[{index}]"
     if not isinstance(raw, dict):
-        raise _invalid(where, "an object with sku and list_price")
+        raise invalid_field(where, "an object with sku and list_price")
     sku = raw.get("sku")
     if not isinstance(sku, str) or not SKU_RE.fullmatch(sku):
-        raise _invalid(f"{where}.sku", "1-40 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+        raise invalid_field(f"{where}.sku", "1-40 characters of A-Z, a-z, 0-9, '_', '.', '-'")
     price = raw.get("list_price")
     if not isinstance(price, int) or isinstance(price, bool) or not 0 <= price <= MAX_PRICE:
-        raise _invalid(f"{where}.list_price", "an integer amount of minor units (cents)")
+        raise invalid_field(f"{where}.list_price", "an integer amount of minor units (cents)")
     attrs = raw.get("attrs", {})
     if (
         not isinstance(attrs, dict)
@@ -103,7 +100,9 @@ def _sku(raw: Any, index: int) -> Sku:
             for k, v in attrs.items()
         )
     ):
-        raise _invalid(f"{where}.attrs", f"up to {MAX_ATTRS} short text values, e.g. size, colour")
+        raise invalid_field(
+            f"{where}.attrs", f"up to {MAX_ATTRS} short text values, e.g. size, colour"
+        )
     return Sku(sku, price, dict(attrs))
 
 
@@ -114,28 +113,28 @@ def validate_product(product_id: str, body: Any, base: Product | None = None) ->
     allowed = {"title", "description", "images", "currency", "skus"}
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise _invalid(unknown[0], "unknown field")
+        raise invalid_field(unknown[0], "unknown field")
     partial = base is not None
     title = _string(body, "title", MAX_TITLE, required=not partial)
     description = body.get("description", base.description if base else "")
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-        raise _invalid("description", f"at most {MAX_DESCRIPTION} characters")
+        raise invalid_field("description", f"at most {MAX_DESCRIPTION} characters")
     images = body.get("images", list(base.images) if base else [])
     if (
         not isinstance(images, list)
         or len(images) > MAX_IMAGES
         or not all(isinstance(i, str) and _URL_RE.fullmatch(i) for i in images)
     ):
-        raise _invalid("images", f"up to {MAX_IMAGES} http(s) URLs")
+        raise invalid_field("images", f"up to {MAX_IMAGES} http(s) URLs")
     currency = body.get("currency", base.currency if base else None)
     if not isinstance(currency, str) or not CURRENCY_RE.fullmatch(currency):
-        raise _invalid("currency", "an ISO 4217 code such as USD")
+        raise invalid_field("currency", "an ISO 4217 code such as USD")
     raw_skus = body.get("skus", [s.to_wire() for s in base.skus] if base else None)
     if not isinstance(raw_skus, list) or not 1 <= len(raw_skus) <= MAX_SKUS:
-        raise _invalid("skus", f"1-{MAX_SKUS} SKUs")
+        raise invalid_field("skus", f"1-{MAX_SKUS} SKUs")
     skus = tuple(_sku(raw, i) for i, raw in enumerate(raw_skus))
     if len({s.sku for s in skus}) != len(skus):
-        raise _invalid("skus", "each SKU once")
+        raise invalid_field("skus", "each SKU once")
     return Product(
         id=product_id,
         title=title or (base.title if base else ""),
@@ -148,7 +147,7 @@ def validate_product(product_id: str, body: Any, base: Product | None = None) ->
 
 def check_product_id(value: Any) -> str:
     if not isinstance(value, str) or not PRODUCT_ID_RE.fullmatch(value):
-        raise _invalid("product_id", "a product id such as 'p12'")
+        raise invalid_field("product_id", "a product id such as 'p12'")
     return value
 
 
@@ -236,7 +235,7 @@ class Catalog:
 
     async def reorder(self, room: str, product_ids: Any) -> str:
         if not isinstance(product_ids, list) or not all(isinstance(p, str) for p in product_ids):
-            raise _invalid("products", "a list of product ids")
+            raise invalid_field("products", "a list of product ids")
         return await self._show(room, "order", [check_product_id(p) for p in product_ids])
 
     async def add_impressions(self, room: str, counts: dict[str, int]) -> None:

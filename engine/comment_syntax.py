@@ -18,6 +18,7 @@ from typing import Any
 from engine.catalog import PRODUCT_ID_RE
 from engine.comments import clean_text
 from engine.errors import ProtocolError
+from engine.fields import invalid_field
 
 DEFAULT_KEYWORD = "SOLD"
 MAX_KEYWORD_CHARS = 40
@@ -86,10 +87,6 @@ class CommentBuyConfig:
         return self._folded.get(word)
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
 def _keyword(value: Any, name: str) -> str:
     cleaned = unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else ""
     if (
@@ -97,7 +94,9 @@ def _keyword(value: Any, name: str) -> str:
         or not _KEYWORD.fullmatch(fold(cleaned))
         or fold(cleaned).isdigit()
     ):
-        raise _invalid(name, f"one word of 1-{MAX_KEYWORD_CHARS} letters or digits, not a number")
+        raise invalid_field(
+            name, f"one word of 1-{MAX_KEYWORD_CHARS} letters or digits, not a number"
+        )
     return cleaned
 
 
@@ -108,23 +107,25 @@ def parse_config(body: Any) -> CommentBuyConfig:
         raise ProtocolError("the body must be a JSON object", code="bad_request")
     unknown = sorted(set(body) - {"enabled", "keyword", "keywords"})
     if unknown:
-        raise _invalid(unknown[0], "unknown field")
+        raise invalid_field(unknown[0], "unknown field")
     enabled = body.get("enabled", False)
     if not isinstance(enabled, bool):
-        raise _invalid("enabled", "true or false")
+        raise invalid_field("enabled", "true or false")
     keyword = _keyword(body.get("keyword", DEFAULT_KEYWORD), "keyword")
     raw = body.get("keywords", {})
     if not isinstance(raw, dict) or len(raw) > MAX_PRODUCT_KEYWORDS:
-        raise _invalid("keywords", f"an object of up to {MAX_PRODUCT_KEYWORDS} keyword: product id")
+        raise invalid_field(
+            "keywords", f"an object of up to {MAX_PRODUCT_KEYWORDS} keyword: product id"
+        )
     seen = {fold(keyword)}
     keywords: dict[str, str] = {}
     for key, product in raw.items():
         name = f"keywords.{key}"
         cleaned = _keyword(key, name)
         if fold(cleaned) in seen:
-            raise _invalid(name, "used twice (keywords compare without case)")
+            raise invalid_field(name, "used twice (keywords compare without case)")
         if not isinstance(product, str) or not PRODUCT_ID_RE.fullmatch(product):
-            raise _invalid(name, "a product id such as 'p3'")
+            raise invalid_field(name, "a product id such as 'p3'")
         seen.add(fold(cleaned))
         keywords[cleaned] = product
     return CommentBuyConfig(enabled, keyword, keywords)

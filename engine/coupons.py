@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from engine import keys
 from engine.catalog import CURRENCY_RE, MAX_PRICE, SKU_RE
 from engine.errors import ConflictError, NotFoundError, ProtocolError
+from engine.fields import int_field, invalid_field
 from engine.pricing import CouponKind, Offer
 from engine.redis_client import text
 from engine.scripts import Scripts
@@ -48,20 +49,9 @@ class CouponState(enum.Enum):
     USED = "used"
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
-def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
-    value = body.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _invalid(name, f"an integer between {low} and {high}")
-    return value
-
-
 def _check(regex: re.Pattern[str], value: Any, name: str, example: str) -> str:
     if not isinstance(value, str) or not regex.fullmatch(value):
-        raise _invalid(name, f"an id such as {example!r}")
+        raise invalid_field(name, f"an id such as {example!r}")
     return value
 
 
@@ -76,7 +66,7 @@ def check_drop_id(value: Any) -> str:
 def drop_of_coupon(value: Any) -> str:
     match = COUPON_ID_RE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise _invalid("coupon", "a coupon id such as 'd2.17'")
+        raise invalid_field("coupon", "a coupon id such as 'd2.17'")
     return match.group(1)
 
 
@@ -160,18 +150,18 @@ def validate_template(template_id: str, body: Any, now: int) -> Template:
     try:
         kind = CouponKind(body.get("kind"))
     except ValueError:
-        raise _invalid("kind", "amount_off, percent_off or free_shipping") from None
+        raise invalid_field("kind", "amount_off, percent_off or free_shipping") from None
     title = body.get("title")
     if not isinstance(title, str) or not 1 <= len(title) <= 80:
-        raise _invalid("title", "a string of 1-80 characters")
+        raise invalid_field("title", "a string of 1-80 characters")
     currency = body.get("currency")
     if not isinstance(currency, str) or not CURRENCY_RE.fullmatch(currency):
-        raise _invalid("currency", "a 3-letter currency code such as 'USD'")
-    amount = _int(body, "amount", 1, MAX_PRICE) if kind is CouponKind.AMOUNT_OFF else 0
-    percent = _int(body, "percent", 1, 100) if kind is CouponKind.PERCENT_OFF else 0
+        raise invalid_field("currency", "a 3-letter currency code such as 'USD'")
+    amount = int_field(body, "amount", 1, MAX_PRICE) if kind is CouponKind.AMOUNT_OFF else 0
+    percent = int_field(body, "percent", 1, 100) if kind is CouponKind.PERCENT_OFF else 0
     cap = None
     if kind is CouponKind.PERCENT_OFF and body.get("cap") is not None:
-        cap = _int(body, "cap", 1, MAX_PRICE)
+        cap = int_field(body, "cap", 1, MAX_PRICE)
     skus = body.get("skus")
     if skus is not None:
         if (
@@ -179,16 +169,18 @@ def validate_template(template_id: str, body: Any, now: int) -> Template:
             or not 1 <= len(skus) <= MAX_SCOPE_SKUS
             or not all(isinstance(s, str) and SKU_RE.fullmatch(s) for s in skus)
         ):
-            raise _invalid("skus", f"a list of 1-{MAX_SCOPE_SKUS} SKUs, or null for the whole room")
+            raise invalid_field(
+                "skus", f"a list of 1-{MAX_SCOPE_SKUS} SKUs, or null for the whole room"
+            )
         skus = tuple(dict.fromkeys(skus))
-    valid_from = _int(body, "valid_from", 0, 2**53, default=now)
+    valid_from = int_field(body, "valid_from", 0, 2**53, default=now)
     default_until = valid_from + DEFAULT_VALIDITY_S * 1000
-    valid_until = _int(body, "valid_until", 0, 2**53, default=default_until)
+    valid_until = int_field(body, "valid_until", 0, 2**53, default=default_until)
     if valid_until <= valid_from:
-        raise _invalid("valid_until", "must be after valid_from")
+        raise invalid_field("valid_until", "must be after valid_from")
     stackable = body.get("stackable", False)
     if not isinstance(stackable, bool):
-        raise _invalid("stackable", "true or false")
+        raise invalid_field("stackable", "true or false")
     return Template(
         id=template_id,
         title=title,
@@ -197,12 +189,12 @@ def validate_template(template_id: str, body: Any, now: int) -> Template:
         amount=amount,
         percent=percent,
         cap=cap,
-        min_spend=_int(body, "min_spend", 0, MAX_PRICE, default=0),
+        min_spend=int_field(body, "min_spend", 0, MAX_PRICE, default=0),
         skus=skus,
         valid_from=valid_from,
         valid_until=valid_until,
-        total=_int(body, "total", 1, MAX_COUPONS),
-        per_user_limit=_int(body, "per_user_limit", 1, MAX_PER_USER, default=1),
+        total=int_field(body, "total", 1, MAX_COUPONS),
+        per_user_limit=int_field(body, "per_user_limit", 1, MAX_PER_USER, default=1),
         stackable=stackable,
     )
 
@@ -322,9 +314,9 @@ class Coupons:
             raise ConflictError(f"template {template.id} is no longer valid; nobody could use "
                                 "its coupons", code="template_expired")  # fmt: skip
         body = body if isinstance(body, dict) else {}
-        quantity = _int(body, "quantity", 1, MAX_COUPONS)
-        countdown = _int(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
-        window = _int(body, "claim_window_s", 1, MAX_WINDOW_S, default=DEFAULT_CLAIM_WINDOW_S)
+        quantity = int_field(body, "quantity", 1, MAX_COUPONS)
+        countdown = int_field(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
+        window = int_field(body, "claim_window_s", 1, MAX_WINDOW_S, default=DEFAULT_CLAIM_WINDOW_S)
         drop_id = f"d{await self.redis.incr(keys.coupon_counter(room))}"
         result = await self.scripts.coupon_drop(
             self.redis,

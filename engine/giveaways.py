@@ -47,6 +47,7 @@ from engine.errors import (
     RejectedError,
     UnavailableError,
 )
+from engine.fields import bool_field, int_field, invalid_field, text_field
 from engine.giveaway_draw import (
     commitment,
     draw,
@@ -186,41 +187,16 @@ class Giveaway:
         )  # fmt: skip
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
-def _str(body: dict[str, Any], name: str, max_len: int) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
-        raise _invalid(name, f"a string of 1-{max_len} characters")
-    return value.strip()
-
-
-def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
-    value = body.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _invalid(name, f"an integer between {low} and {high}")
-    return value
-
-
-def _bool(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise _invalid(name, "true or false")
-    return value
-
-
 def _enum(cls: type[enum.Enum], body: dict[str, Any], name: str, default: str) -> Any:
     try:
         return cls(body.get(name, default))
     except ValueError:
-        raise _invalid(name, " or ".join(repr(m.value) for m in cls)) from None
+        raise invalid_field(name, " or ".join(repr(m.value) for m in cls)) from None
 
 
 def check_giveaway_id(value: Any) -> str:
     if not isinstance(value, str) or not GIVEAWAY_ID_RE.fullmatch(value):
-        raise _invalid("giveaway", "a giveaway id such as 'g3'")
+        raise invalid_field("giveaway", "a giveaway id such as 'g3'")
     return value
 
 
@@ -263,30 +239,30 @@ class GiveawayStore:
     async def _terms(self, room: str, body: Any) -> _Terms:
         if not isinstance(body, dict):
             raise ProtocolError("the body must be a JSON object", code="bad_request")
-        title = _str(body, "title", MAX_TITLE)
-        winners = _int(body, "winners", 1, MAX_WINNERS)
-        duration = _int(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
+        title = text_field(body, "title", MAX_TITLE)
+        winners = int_field(body, "winners", 1, MAX_WINNERS)
+        duration = int_field(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
         rule: EntryRule = _enum(EntryRule, body, "rule", EntryRule.ANY.value)
         keyword = ""
         if rule is EntryRule.KEYWORD:
-            keyword = _str(body, "keyword", MAX_KEYWORD)
+            keyword = text_field(body, "keyword", MAX_KEYWORD)
             if not normalize(keyword):
-                raise _invalid("keyword", "a keyword with some visible characters")
-        watch = _int(body, "min_watch_s", 1, MAX_WATCH_S) if rule is EntryRule.WATCH else 0
-        one_win = _bool(body, "one_win_per_show")
-        recent = _int(body, "exclude_recent_winners", 0, MAX_EXCLUDE_RECENT, default=0)
+                raise invalid_field("keyword", "a keyword with some visible characters")
+        watch = int_field(body, "min_watch_s", 1, MAX_WATCH_S) if rule is EntryRule.WATCH else 0
+        one_win = bool_field(body, "one_win_per_show")
+        recent = int_field(body, "exclude_recent_winners", 0, MAX_EXCLUDE_RECENT, default=0)
         kind: PrizeKind = _enum(PrizeKind, body, "prize_kind", PrizeKind.LABEL.value)
         sku = template = ""
         if kind is PrizeKind.PRODUCT:
             given = body.get("sku")
             if not isinstance(given, str) or not SKU_RE.fullmatch(given):
-                raise _invalid("sku", "a SKU of the room's catalog")
+                raise invalid_field("sku", "a SKU of the room's catalog")
             sku = given
         elif kind is PrizeKind.COUPON:
             template = check_template_id(body.get("template"))
         default_prize = await self.prizes.default_label(room, kind, sku, template)
         prize = (
-            _str(body, "prize", MAX_PRIZE)
+            text_field(body, "prize", MAX_PRIZE)
             if default_prize is None or body.get("prize") is not None
             else default_prize[:MAX_PRIZE]
         )

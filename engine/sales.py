@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from engine import keys
 from engine.catalog import Catalog
 from engine.errors import ConflictError, NotFoundError, ProtocolError
+from engine.fields import int_field, invalid_field
 from engine.redis_client import text
 from engine.scripts import Scripts
 
@@ -132,20 +133,9 @@ class Sale:
         )  # fmt: skip
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
-def _int(body: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
-    value = body.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _invalid(name, f"an integer between {low} and {high}")
-    return value
-
-
 def check_sale_id(value: Any) -> str:
     if not isinstance(value, str) or not SALE_ID_RE.fullmatch(value):
-        raise _invalid("sale", "a sale id such as 's3'")
+        raise invalid_field("sale", "a sale id such as 's3'")
     return value
 
 
@@ -176,14 +166,14 @@ class SaleStore:
             raise ProtocolError("the body must be a JSON object", code="bad_request")
         sku = body.get("sku")
         if not isinstance(sku, str):
-            raise _invalid("sku", "the SKU to sell")
+            raise invalid_field("sku", "the SKU to sell")
         product, variant = await self.catalog.find_sku(room, sku)
-        allotment = _int(body, "allotment", 1, MAX_UNITS)
-        price = _int(body, "price", 0, variant.list_price, default=variant.list_price)
-        limit = _int(body, "per_user_limit", 1, MAX_PER_USER, default=1)
-        countdown = _int(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
-        duration = _int(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
-        hold = _int(body, "hold_s", MIN_HOLD_S, MAX_HOLD_S, default=DEFAULT_HOLD_S)
+        allotment = int_field(body, "allotment", 1, MAX_UNITS)
+        price = int_field(body, "price", 0, variant.list_price, default=variant.list_price)
+        limit = int_field(body, "per_user_limit", 1, MAX_PER_USER, default=1)
+        countdown = int_field(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
+        duration = int_field(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
+        hold = int_field(body, "hold_s", MIN_HOLD_S, MAX_HOLD_S, default=DEFAULT_HOLD_S)
         title = product.title
         if variant.attrs:
             title += " (" + ", ".join(variant.attrs.values()) + ")"
@@ -273,9 +263,9 @@ class SaleStore:
         return await self.adjust(room, sale_id, "stop")
 
     async def top_up(self, room: str, body: Any, sale_id: str) -> Sale:
-        units = _int(body if isinstance(body, dict) else {}, "units", 1, MAX_UNITS)
+        units = int_field(body if isinstance(body, dict) else {}, "units", 1, MAX_UNITS)
         return await self.adjust(room, sale_id, "topup", units)
 
     async def extend(self, room: str, body: Any, sale_id: str) -> Sale:
-        seconds = _int(body if isinstance(body, dict) else {}, "seconds", 1, MAX_DURATION_S)
+        seconds = int_field(body if isinstance(body, dict) else {}, "seconds", 1, MAX_DURATION_S)
         return await self.adjust(room, sale_id, "extend", seconds * 1000)
