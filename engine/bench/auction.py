@@ -15,28 +15,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
-import secrets
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 from clients import LivecartClientError, ViewerClient
 from engine import auth, redis_client
 from engine.auction_rules import replay
 from engine.auctions import load_auction, load_bids
 from engine.audit import audit_room
-from engine.bench.harness import create_room, engine_process, host_http
+from engine.bench.harness import (
+    bench_env,
+    create_room,
+    engine_process,
+    host_http,
+    print_result,
+    redis_for,
+)
 from engine.bench.stats import percentiles
 from engine.loop import loop_name
 from engine.protocol import Role
-from engine.redis_server import EmbeddedRedis
 
 LOT = {"title": "Signed sneaker", "currency": "USD",
        "skus": [{"sku": "LOT-1", "list_price": 20_000}]}  # fmt: skip
@@ -129,14 +130,10 @@ async def settle(url: str, room: str, auction_id: str) -> tuple[dict[str, Any], 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = {**os.environ, "LIVECART_SECRET": secrets.token_urlsafe(24),
-           "LIVECART_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = bench_env()
     secret = env["LIVECART_SECRET"]
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url
-        if redis_url is None:
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
-            redis_url = stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+        redis_url = redis_for(stack, args.redis_url)
         ports = [stack.enter_context(engine_process(redis_url, 100, env))[1]
                  for _ in range(args.engines)]  # fmt: skip
         room = create_room(ports[0], secret, {})
@@ -191,9 +188,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     result = run(args)
-    if args.json:
-        print(orjson.dumps(result).decode())
-    else:
-        for key, value in result.items():
-            print(f"{key:24} {value}")
+    print_result(result, args.json)
     return 0 if result["match"] and result["replay_ok"] and result["audit_ok"] else 1

@@ -18,26 +18,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import secrets
 import sys
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from clients import ViewerClient
 from engine import auth, redis_client
 from engine.audit import audit_room
-from engine.bench.harness import create_room, engine_process, host_http
+from engine.bench.harness import (
+    bench_env,
+    create_room,
+    engine_process,
+    host_http,
+    print_result,
+    redis_for,
+)
 from engine.bench.leanhttp import HttpError, LeanHTTP
 from engine.bench.stats import percentiles
 from engine.loop import loop_name
 from engine.protocol import Role
-from engine.redis_server import EmbeddedRedis
 
 ADDRESS = {
     "name": "Bench Buyer",
@@ -212,18 +212,10 @@ async def audit(url: str, room: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "LIVECART_SECRET": secrets.token_urlsafe(24),
-        "LIVECART_LOG_LEVEL": "WARNING",
-        "LIVECART_REVIEW_THRESHOLD": str(10**9),
-    }
+    env = bench_env(LIVECART_REVIEW_THRESHOLD=str(10**9))
     secret = env["LIVECART_SECRET"]
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url
-        if redis_url is None:
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
-            redis_url = stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+        redis_url = redis_for(stack, args.redis_url)
         with engine_process(redis_url, 100, env) as (_, port):
             room = create_room(port, secret, {})
             sale, drop = set_up_shop(port, secret, room, args.orders)
@@ -243,10 +235,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     result = run(args)
-    if args.json:
-        print(orjson.dumps(result).decode())
-    else:
-        for key, value in result.items():
-            if key != "audit":
-                print(f"{key:24} {value}")
+    print_result(result, args.json)
     return 0 if result["audit_ok"] and not result["failed"] else 1

@@ -14,22 +14,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import secrets
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from engine import redis_client
 from engine.audit import audit_room
-from engine.bench.harness import Child, connect, create_room, engine_process, host_http
+from engine.bench.harness import (
+    Child,
+    bench_env,
+    connect,
+    create_room,
+    engine_process,
+    host_http,
+    print_result,
+    redis_for,
+)
 from engine.coupons import Drop
 from engine.keys import coupon_drop
 from engine.loop import loop_name
-from engine.redis_server import EmbeddedRedis
 
 COUNTDOWN_S = 3
 
@@ -72,18 +74,11 @@ async def inspect(url: str, room: str, drop_id: str) -> tuple[Drop, dict[str, An
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "LIVECART_SECRET": secrets.token_urlsafe(24),
-        "LIVECART_LOG_LEVEL": "WARNING",
-    }
+    env = bench_env()
     secret = env["LIVECART_SECRET"]
     attempts = args.attempts or args.viewers
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url
-        if redis_url is None:
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
-            redis_url = stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+        redis_url = redis_for(stack, args.redis_url)
         loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
         stack.callback(loader.stop)
         with engine_process(redis_url, 100, env) as (_, port):
@@ -140,10 +135,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     result = run(args)
-    if args.json:
-        print(orjson.dumps(result).decode())
-    else:
-        for key, value in result.items():
-            if key != "audit":
-                print(f"{key:24} {value}")
+    print_result(result, args.json)
     return 0 if result["audit_ok"] and not result["over_issued"] else 1

@@ -22,20 +22,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
-import secrets
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import orjson
-
-from engine.bench.harness import Child, connect, create_room, engine_process
+from engine.bench.harness import (
+    Child,
+    bench_env,
+    connect,
+    create_room,
+    engine_process,
+    print_result,
+    redis_for,
+)
 from engine.bench.stats import cpu_seconds, rss_kib
 from engine.loop import loop_name
-from engine.redis_server import EmbeddedRedis
 
 SATURATION_SECONDS = 5.0
 SATURATION_POSTERS = 60
@@ -119,16 +120,9 @@ def raw_phase(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "LIVECART_SECRET": secrets.token_urlsafe(24),
-        "LIVECART_LOG_LEVEL": "WARNING",
-    }
+    env = bench_env()
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url
-        if redis_url is None:
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
-            redis_url = stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+        redis_url = redis_for(stack, args.redis_url)
         loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
         stack.callback(loader.stop)
         offered = offered_phase(args, redis_url, env, loader)
@@ -173,9 +167,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     result = run(args)
-    if args.json:
-        print(orjson.dumps(result).decode())
-    else:
-        for key, value in result.items():
-            print(f"{key:32} {value}")
+    print_result(result, args.json, width=32)
     return 0

@@ -21,28 +21,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 from redis.asyncio import Redis
 
 from engine import keys, redis_client
 from engine.audit import audit_room
-from engine.bench.harness import Child, connect, create_room, engine_process, host_http
+from engine.bench.harness import (
+    Child,
+    bench_env,
+    connect,
+    create_room,
+    engine_process,
+    host_http,
+    print_result,
+    redis_for,
+)
 from engine.catalog import Catalog
 from engine.loop import loop_name
-from engine.redis_server import EmbeddedRedis
 from engine.sales import Sale, SaleStore
 from engine.scripts import Scripts
 
@@ -160,19 +163,12 @@ def raw_baseline(redis_url: str, room: str, args: argparse.Namespace) -> tuple[f
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "LIVECART_SECRET": secrets.token_urlsafe(24),
-        "LIVECART_LOG_LEVEL": "WARNING",
-        "LIVECART_GRAB_WINDOW_MS": str(args.window_ms),
-        "LIVECART_GRAB_IN_FLIGHT": str(args.in_flight),
-    }
+    env = bench_env(
+        LIVECART_GRAB_WINDOW_MS=str(args.window_ms), LIVECART_GRAB_IN_FLIGHT=str(args.in_flight)
+    )
     secret = env["LIVECART_SECRET"]
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url
-        if redis_url is None:
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
-            redis_url = stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+        redis_url = redis_for(stack, args.redis_url)
         loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
         stack.callback(loader.stop)
         with engine_process(redis_url, 100, env) as (_, port):
@@ -231,10 +227,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     result = run(args)
-    if args.json:
-        print(orjson.dumps(result).decode())
-    else:
-        for key, value in result.items():
-            if key != "audit":
-                print(f"{key:24} {value}")
+    print_result(result, args.json)
     return 0

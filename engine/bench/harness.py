@@ -4,10 +4,13 @@ process (`livecart serve`) on a free port, and a room to measure in."""
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -15,6 +18,7 @@ import orjson
 
 from engine import auth
 from engine.protocol import Role
+from engine.redis_server import EmbeddedRedis
 
 
 class Child:
@@ -54,6 +58,30 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment of a benchmark's processes: a fresh secret, quiet logs, `extra`."""
+    return {**os.environ, "LIVECART_SECRET": secrets.token_urlsafe(24),
+            "LIVECART_LOG_LEVEL": "WARNING", **extra}  # fmt: skip
+
+
+def redis_for(stack: contextlib.ExitStack, redis_url: str | None) -> str:
+    """`redis_url`, or an embedded Redis for this run (stopped and removed with `stack`)."""
+    if redis_url is not None:
+        return redis_url
+    data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livecart-bench-")))
+    return stack.enter_context(EmbeddedRedis(data, appendfsync="everysec")).url
+
+
+def print_result(result: dict[str, Any], as_json: bool, width: int = 24) -> None:
+    """One JSON object, or one `key value` line per figure (the nested audit left out)."""
+    if as_json:
+        print(orjson.dumps(result).decode())
+        return
+    for key, value in result.items():
+        if key != "audit":
+            print(f"{key:{width}} {value}")
 
 
 @contextlib.contextmanager
