@@ -1,5 +1,6 @@
 """What a room is selling right now, as one process's hub shows it: the pinned product's
-card, the stock of its running sales, and its open coupon drops.
+card, the stock of its running sales, its open coupon drops, and its open auctions and
+giveaways (for welcomes: a joining viewer sees them without asking the HTTP API).
 
 Stock and drop counters are read from Redis once per sync interval (one round trip for
 all running sales and open drops of the room) and go out in the next tick only when they
@@ -15,13 +16,18 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from engine import keys
+from engine.auctions import AuctionState
 from engine.coupons import Drop, Template
 from engine.errors import NotFoundError
+from engine.giveaways import GiveawayState
 from engine.roomlog import Entry
 from engine.sales import Sale, SaleState, now_ms
 
 if TYPE_CHECKING:
     from engine.node import Node
+
+# What an `auction_bid` entry changes in an auction's object.
+_BID_FIELDS = ("price", "leader", "leader_name", "bids", "min_bid", "ends_at")
 
 
 def drop_card(template: Template, drop: Drop, now: int) -> dict[str, Any]:
@@ -44,6 +50,11 @@ class Storefront:
         self.drops: dict[str, dict[str, Any] | None] = {}
         self.drops_shown: dict[str, dict[str, Any]] = {}
         self.drop_changes: dict[str, dict[str, Any]] = {}
+        # Open auctions and giveaways as their API objects; bids update the auctions in
+        # place from their log entries, an opening reloads both lists before the next welcome.
+        self.auctions: dict[str, dict[str, Any]] = {}
+        self.giveaways: dict[str, dict[str, Any]] = {}
+        self.interactive_stale = True
 
     async def load(self, pinned_product: str | None) -> None:
         if pinned_product:
@@ -82,6 +93,16 @@ class Storefront:
             self.product = entry.data
         elif entry.kind == "coupon_dropped":
             self.drops.setdefault(entry.ref, None)
+        elif entry.kind in {"auction_opened", "giveaway_opened"}:
+            self.interactive_stale = True
+        elif entry.kind == "auction_bid" and entry.ref in self.auctions:
+            self.auctions[entry.ref].update(
+                {k: entry.data[k] for k in _BID_FIELDS if k in entry.data}
+            )
+        elif entry.kind == "auction_closed":
+            self.auctions.pop(entry.ref, None)
+        elif entry.kind == "giveaway_closed":
+            self.giveaways.pop(entry.ref, None)
         elif entry.kind in {"sale_announced", "sale_updated", "sale_ended"}:
             # (Re)load its terms and stock; until then a welcome loads it on demand.
             self.stale.add(entry.ref)
@@ -153,8 +174,15 @@ class Storefront:
         return changes or None, drops or None
 
     async def refresh(self) -> None:
-        """Read sales and drops announced or changed since the last poll (before a welcome)."""
+        """Read sales and drops announced or changed since the last poll, and auctions and
+        giveaways opened since (before a welcome)."""
         await self._load_drops()
+        if self.interactive_stale:
+            self.interactive_stale = False
+            auctions = await self.node.auctions.list(self.room_id)
+            giveaways = await self.node.giveaways.list(self.room_id)
+            self.auctions = {a.id: a.to_wire() for a in auctions if a.state is AuctionState.OPEN}
+            self.giveaways = {g.id: g.to_wire() for g in giveaways if g.state is GiveawayState.OPEN}
         for sale_id in list(self.stale):
             self.stale.discard(sale_id)
             if sale_id in self.sales:
@@ -166,4 +194,6 @@ class Storefront:
             "product": self.product,
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
             "drops": [card for card in self.drops.values() if card is not None],
+            "auctions": list(self.auctions.values()),
+            "giveaways": list(self.giveaways.values()),
         }

@@ -291,6 +291,28 @@ async def test_ws_bids_errors_keep_the_connection(
     assert (await ann.comment("still here"))["text"] == "still here"
 
 
+async def test_welcomes_carry_open_auctions_as_bids_move_them(
+    http: httpx.AsyncClient, room: str, viewer_factory: ViewerFactory
+) -> None:
+    """A joining viewer sees the open auction (and giveaway) in its welcome, current to
+    the last bid, without asking the HTTP API; a closed one is gone."""
+    first = await viewer_factory(room, user="ann")  # the hub is up before the auction opens
+    await open_auction(http, room)
+    gift = {"title": "Lucky bag", "prize": "a tote", "winners": 1, "duration_s": 60}
+    ok(await http.post(f"/api/rooms/{room}/giveaways", json=gift, headers=headers(room)), 201)
+    await first.request({"type": "bid", "auction": "a1", "amount": 1_000})
+    await next_entry(first, "auction_bid", "a1")
+    welcome = (await viewer_factory(room, user="bob")).welcome
+    [auction] = welcome["auctions"]
+    assert (auction["id"], auction["price"], auction["leader"], auction["min_bid"]) == (
+        "a1", 1_000, "ann", 1_100,
+    )  # fmt: skip
+    assert [g["id"] for g in welcome["giveaways"]] == ["g1"]
+    ok(await http.post(f"/api/rooms/{room}/auctions/a1/close", headers=headers(room)))
+    await next_entry(first, "auction_closed", "a1")
+    assert (await viewer_factory(room, user="cat")).welcome["auctions"] == []
+
+
 async def test_losing_bid_races_is_not_abuse(
     http: httpx.AsyncClient, room: str, viewer_factory: ViewerFactory
 ) -> None:
