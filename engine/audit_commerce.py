@@ -30,6 +30,14 @@ if TYPE_CHECKING:
 SOLD_STATES = frozenset(s.value for s in OrderState if s.counts_as_sale)
 
 
+def net_gmv(order: dict[str, str]) -> int:
+    """What a stored order adds to GMV: its total net of refunds once it was paid, else 0.
+    The one definition the audit, the dashboard and the reports use."""
+    if order.get("state") not in SOLD_STATES:
+        return 0
+    return int(order["total"]) - int(order.get("refunded", 0))
+
+
 def _coupons_add_up(snap: Snapshot) -> tuple[list[str], str]:
     problems = []
     per_drop = Counter(record["d"] for record in snap.coupons.values())
@@ -152,7 +160,7 @@ def _gmv(snap: Snapshot) -> tuple[list[str], str]:
     by_payments: Counter[str] = Counter()
     for order in snap.orders.values():
         if order["state"] in SOLD_STATES:
-            by_orders[order["currency"]] += int(order["total"]) - int(order["refunded"])
+            by_orders[order["currency"]] += net_gmv(order)
             refunds = sum(orjson.loads(v)["amount"] for k, v in order.items()
                           if k.startswith("refund:"))  # fmt: skip
             if refunds != int(order["refunded"]):

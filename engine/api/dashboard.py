@@ -19,7 +19,7 @@ from starlette.routing import Route
 from engine import keys
 from engine.api.base import MODERATORS, Call, route
 from engine.audit import Snapshot, snapshot
-from engine.audit_commerce import SOLD_STATES
+from engine.audit_commerce import SOLD_STATES, net_gmv
 from engine.redis_client import stream_rows
 from engine.sales import Sale, now_ms
 
@@ -67,7 +67,7 @@ def _money(snap: Snapshot) -> dict[str, Any]:
     for order in snap.orders.values():
         if order.get("state") in SOLD_STATES:
             currency = order["currency"]
-            gmv[currency] += int(order["total"]) - int(order.get("refunded", 0))
+            gmv[currency] += net_gmv(order)
             paid[currency] += 1
             buyers.add(order["user"])
     return {
