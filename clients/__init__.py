@@ -1,5 +1,6 @@
 """livecart's Python SDK: `ViewerClient` (realtime), `HostClient` (HTTP API + realtime) and
-`ShopperClient` (a viewer's coupons, checkout, payment and orders over HTTP)."""
+`ShopperClient` (a viewer's coupons, checkout, payment, orders, group-buy teams, share links
+and reminders over HTTP)."""
 
 from clients.backoff import Backoff
 from clients.errors import LivecartClientError

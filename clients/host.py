@@ -8,6 +8,8 @@ async with HostClient("http://127.0.0.1:8000", "demo", host_token) as host:
     await host.open_giveaway("Lucky bag", "1 mystery bag", winners=3, duration_s=120)
     auction = await host.open_auction("LB-42", start_price=5000, duration_s=60)
     await host.set_comment_to_buy(enabled=True, keyword="SOLD", keywords={"MUG": "p3"})
+    deal = await host.open_group_buy("MUG-1", 990, team_size=3, window_s=600, units=30)
+    print(await host.referrals(), await host.reminder_count())
 """
 
 from __future__ import annotations
@@ -198,6 +200,44 @@ class HostClient(ApiClient):
         """Replace the settings: enabled, keyword (e.g. "SOLD"), keywords ({"MUG": "p3"})."""
         path = f"{self._room}/comment-to-buy"
         result: dict[str, Any] = await self.call("PUT", path, settings)
+        return result
+
+    # ---- social: group buys, referrals, reminders (docs/api.md) --------------------------------
+
+    async def open_group_buy(self, sku: str, group_price: int, team_size: int, window_s: int,
+                             units: int, **terms: Any) -> dict[str, Any]:  # fmt: skip
+        """A group-buy deal: teams of `team_size` buy `sku` at `group_price` (minor units)
+        if they fill within `window_s`; `units` in all. Terms: per_user_limit."""
+        body = {"sku": sku, "group_price": group_price, "team_size": team_size,
+                "window_s": window_s, "units": units, **terms}  # fmt: skip
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/group-buys", body)
+        return result
+
+    async def group_buys(self) -> list[dict[str, Any]]:
+        result = await self.call("GET", f"{self._room}/group-buys")
+        deals: list[dict[str, Any]] = result["group_buys"]
+        return deals
+
+    async def group_buy(self, group_buy: str) -> dict[str, Any]:
+        """One deal with its teams (id, state, members, needed, deadline, share_path)."""
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/group-buys/{group_buy}")
+        return result
+
+    async def referrals(self, limit: int = 10) -> dict[str, Any]:
+        """The share-link report (host or moderator): `sharers` (user, name, invites, buyers,
+        orders, gmv per currency), `referred_viewers`, `referred_gmv`, `gmv`,
+        `referred_share`."""
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/referrals?limit={limit}")
+        return result
+
+    async def reminder_count(self) -> int:
+        """How many viewers subscribed to the room's reminders."""
+        count: int = (await self.reminders())["subscribers"]
+        return count
+
+    async def reminders(self) -> dict[str, Any]:
+        """`subscribers` and each reminder event (id, kind, state, due_at, delivered...)."""
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/reminders")
         return result
 
     # ---- orders ---------------------------------------------------------------------------

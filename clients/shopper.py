@@ -1,10 +1,14 @@
-"""`ShopperClient`: a viewer's buying side over HTTP: coupons, checkout, payment, orders.
+"""`ShopperClient`: a viewer's buying side over HTTP: coupons, checkout, payment, orders,
+group-buy teams, share links and show reminders.
 
 async with ShopperClient("http://127.0.0.1:8000", "demo", viewer_token) as me:
     answer = await viewer.grab("s1")                      # over the WebSocket
     order = await me.checkout([answer["reservation"]], address=..., contact=...)
     payment = await me.start_payment(order["id"])
     await me.pay(payment["payment"])                      # the simulated provider's pay API
+    team = await me.start_team("gb1")                     # a reservation at the group price
+    link = await me.share_link()                          # {ref, url: "/live/demo?ref=..."}
+    await me.subscribe_reminders()
 """
 
 from __future__ import annotations
@@ -77,4 +81,47 @@ class ShopperClient(ApiClient):
         result: dict[str, Any] = await self.call(
             "POST", f"/psp/pay/{payment}", {"outcome": outcome}
         )
+        return result
+
+    # ---- social: group-buy teams, share links, reminders (docs/api.md) -------------------------
+
+    async def start_team(self, group_buy: str) -> dict[str, Any]:
+        """Start a team on a group-buy deal: the team (id, state, needed, deadline,
+        share_path, roster...) and `reservation`, this viewer's unit at the group price held
+        until the team's deadline; check it out with `checkout` as usual."""
+        path = f"{self._room}/group-buys/{group_buy}/teams"
+        result: dict[str, Any] = await self.call("POST", path, {})
+        return result
+
+    async def join_team(self, group_buy: str, team: str) -> dict[str, Any]:
+        """Join an open team; answers like start_team (`team_full`, `team_closed`,
+        `already_in_team`, `groupbuy_limit`, `groupbuy_sold_out` refusals)."""
+        path = f"{self._room}/group-buys/{group_buy}/teams/{team}/join"
+        result: dict[str, Any] = await self.call("POST", path, {})
+        return result
+
+    async def share_link(self) -> dict[str, Any]:
+        """This viewer's share link: `ref` (signed) and `url` (`/live/{room}?ref=...`)."""
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/share", {})
+        return result
+
+    async def leaderboard(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The room's public invite leaderboard: `rank`, `name`, `invites`."""
+        path = f"{self._room}/referrals/leaderboard?limit={limit}"
+        result = await self.call("GET", path)
+        leaders: list[dict[str, Any]] = result["leaders"]
+        return leaders
+
+    async def subscribe_reminders(self) -> dict[str, Any]:
+        """Reminders of this show going live and of its flash sales (idempotent); refused
+        with `room_not_open` once the show has ended."""
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/reminders", {})
+        return result
+
+    async def unsubscribe_reminders(self) -> None:
+        await self.call("DELETE", f"{self._room}/reminders")
+
+    async def reminders(self) -> dict[str, Any]:
+        """This viewer's subscription (`subscribed`, `since`)."""
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/reminders/me")
         return result

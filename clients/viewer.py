@@ -67,6 +67,7 @@ class ViewerClient:
         reconnect: bool = True,
         backoff: Backoff | None = None,
         request_timeout_s: float = 10.0,
+        ref: str | None = None,
     ) -> None:
         self.url = f"{ws_url.rstrip('/')}/{room}"
         self.room = room
@@ -75,6 +76,7 @@ class ViewerClient:
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.request_timeout_s = request_timeout_s
+        self.ref = ref  # a share link's ref, sent in every hello (the engine keeps first touch)
         self.ws: ClientConnection | None = None
         self.welcome: dict[str, Any] = {}
         self.offset: str | None = None
@@ -143,6 +145,8 @@ class ViewerClient:
             hello["token"] = self.token
         if since:
             hello["since"] = since
+        if self.ref:
+            hello["ref"] = self.ref
         try:
             await ws.send(self._encode(hello))
             first = self._decode(await asyncio.wait_for(ws.recv(), self.request_timeout_s))

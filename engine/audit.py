@@ -23,6 +23,7 @@ from engine import keys
 from engine.audit_auctions import audit_auctions
 from engine.audit_commerce import SOLD_STATES, audit_commerce
 from engine.audit_giveaways import audit_giveaways
+from engine.audit_groupbuys import audit_groupbuys
 from engine.redis_client import text
 from engine.sales import Sale
 
@@ -264,5 +265,6 @@ async def audit_room(redis: Redis, room: str) -> Report:
     if snap.templates or snap.orders or snap.payments:
         audit_commerce(report, snap, reservations)
     await audit_auctions(report, redis, room, snap, reservations)
+    await audit_groupbuys(report, redis, room, snap, reservations)
     await audit_giveaways(report, redis, room)
     return report

@@ -21,6 +21,7 @@ from engine.bench.checkout import main as bench_checkout
 from engine.bench.coupons import main as bench_coupons
 from engine.bench.fanout import main as bench_fanout
 from engine.bench.grab import main as bench_grab
+from engine.bench.groupbuy import main as bench_groupbuy
 from engine.demo import run_demo
 from engine.errors import LivecartError
 from engine.giveaways import GiveawayStore
@@ -228,6 +229,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_checkout(args)
     if args.bench == "auction":
         return bench_auction(args)
+    if args.bench == "group-buy":
+        return bench_groupbuy(args)
     return 2
 
 
@@ -303,6 +306,11 @@ def _add_bench_parser(sub: Subparsers) -> None:
     auction.add_argument("--seed", type=int, default=1)
     auction.add_argument("--redis-url", default=None)
     auction.add_argument("--json", action="store_true", help="print one JSON object")
+    group = bench_sub.add_parser("group-buy", help="two group-buy teams: one completes, one fails")
+    group.add_argument("--team-size", type=int, default=3)
+    group.add_argument("--window-s", type=int, default=8, help="each team's time to fill and pay")
+    group.add_argument("--redis-url", default=None)
+    group.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)
 
 

@@ -186,6 +186,15 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "winner_holds": ConflictError,
     "no_runner_up": ConflictError,
     "bid_too_low": RejectedError,
+    # group buys
+    "groupbuy_not_found": NotFoundError,
+    "team_not_found": NotFoundError,
+    "team_exists": ConflictError,
+    "team_full": ConflictError,
+    "team_closed": ConflictError,
+    "already_in_team": ConflictError,
+    "groupbuy_limit": ConflictError,
+    "groupbuy_sold_out": ConflictError,
 }
 
 ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)

@@ -392,3 +392,85 @@ def comment_buy_recent(room: str, user: str, sale_id: str, quantity: int) -> str
     """String with a TTL: the grab request id of the user's last buy comment for this sale
     and quantity, so a repeat within the window replays it instead of buying again."""
     return f"{_room(room)}:comment_buy:recent:{user}:{sale_id}:{quantity}"
+
+
+# ---- referrals (share links) ------------------------------------------------------------
+
+
+def referral_names(room: str) -> str:
+    """Hash: referrer -> their display name, stored when they made a share link."""
+    return f"{_room(room)}:referral_names"
+
+
+def referred_by(room: str) -> str:
+    """Hash: viewer -> "referrer joined_at_ms", the first valid share link they came through."""
+    return f"{_room(room)}:referred_by"
+
+
+def referral_board(room: str) -> str:
+    """Sorted set: referrer -> viewers attributed to them (the invite leaderboard)."""
+    return f"{_room(room)}:referral_board"
+
+
+# ---- reminders ----------------------------------------------------------------------------
+
+
+def reminder_subscribers(room: str) -> str:
+    """Hash: subscribed user -> when they subscribed (ms)."""
+    return f"{_room(room)}:reminder_subs"
+
+
+def reminder_scan(room: str) -> str:
+    """Hash: "sales" -> the highest sale number already looked at for a reminder."""
+    return f"{_room(room)}:reminder_scan"
+
+
+def reminder_due(room: str) -> str:
+    """Sorted set: reminder event id -> when it is due (ms); while a process delivers it,
+    when that process's lease ends. Done events leave it."""
+    return f"{_room(room)}:reminder_due"
+
+
+def reminder_event(room: str, event: str) -> str:
+    """Hash: one reminder event (kind, due_at, state, owner, attempt, payload JSON, counts)."""
+    return f"{_room(room)}:reminder:{event}"
+
+
+def reminder_sent(room: str, event: str) -> str:
+    """Set: users the event was delivered to (the per-(event, user) marker)."""
+    return f"{_room(room)}:reminder:{event}:sent"
+
+
+# ---- group buys -----------------------------------------------------------------------------
+
+
+def groupbuy_counter(room: str) -> str:
+    return f"{_room(room)}:groupbuy_seq"
+
+
+def groupbuys(room: str) -> str:
+    """Sorted set: group-buy deal id -> its number (creation order)."""
+    return f"{_room(room)}:groupbuys"
+
+
+def groupbuy(room: str, deal_id: str) -> str:
+    """Hash: the deal's terms (sku, group price, team size, window, private sale), its team
+    counter, and `r:<reservation>` -> team id for every member's unit."""
+    return f"{_room(room)}:groupbuy:{deal_id}"
+
+
+def groupbuy_teams(room: str, deal_id: str) -> str:
+    """Sorted set: the deal's team ids -> their number."""
+    return f"{_room(room)}:groupbuy:{deal_id}:teams"
+
+
+def groupbuy_team(room: str, deal_id: str, team_id: str) -> str:
+    """Hash: a team's state, leader, deadline, member count, `member:<n>` -> JSON and
+    `user:<user>` -> n."""
+    return f"{_room(room)}:groupbuy:{deal_id}:team:{team_id}"
+
+
+def groupbuy_due(room: str) -> str:
+    """Sorted set: "<deal>.<team>" -> when the sweeper should look at it (an open team's
+    deadline; a failed team's settle time until its members are unwound)."""
+    return f"{_room(room)}:groupbuy_due"

@@ -32,6 +32,7 @@ from engine.groupbuys import GroupBuys
 from engine.hub import RoomHub
 from engine.metrics import METRICS
 from engine.moderation import Moderation
+from engine.notifiers import notifier_for
 from engine.orders import OrderStore
 from engine.payments import Payments
 from engine.presence import Presence
@@ -115,8 +116,11 @@ class Node:
             log_maxlen=maxlen, payment_window_ms=settings.payment_window_s * 1000,
         )  # fmt: skip
         self.payments.paid_hooks.append(self.groupbuys.on_paid)
-        self.referrals = Referrals(self.redis, secret)
-        self.reminders = Reminders(self.redis, self.scripts, log_maxlen=maxlen)
+        self.referrals = Referrals(self.redis, secret, self.scripts)
+        self.reminders = Reminders(
+            self.redis, self.scripts,
+            notifier=notifier_for(settings.reminder_webhook_url, secret),
+        )  # fmt: skip
         self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
                                interval_s=settings.sweep_ms / 1000,
                                passes=[self.groupbuys.sweep, self.reminders.sweep])  # fmt: skip
@@ -172,6 +176,7 @@ class Node:
             await hub.stop()
         self.hubs.clear()
         await self.sweeper.stop()
+        await self.reminders.close()
         with contextlib.suppress(RedisError, OSError):
             await self.watchtime.flush()
         await self.stock.close()

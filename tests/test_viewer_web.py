@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, ViewportSize, expect
 
-from clients import HostClient
+from clients import HostClient, ShopperClient
 from engine.app import Engine
 from tests.conftest import (
     ADDRESS,
@@ -76,7 +76,9 @@ async def cdn(route: Route) -> None:
 async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenViewer]:
     viewers: list[Viewer] = []
 
-    async def make(room: str, user: str | None = None, name: str | None = None) -> Viewer:
+    async def make(
+        room: str, user: str | None = None, name: str | None = None, query: str = ""
+    ) -> Viewer:
         context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
         await context.route(f"{CDN}/**", cdn)
         page = await context.new_page()
@@ -88,7 +90,7 @@ async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenVie
         fragment = ""
         if user is not None:
             fragment = "#token=" + token(room, "viewer", user, name=name or user)
-        await page.goto(f"{engine.base_url}/live/{room}{fragment}")
+        await page.goto(f"{engine.base_url}/live/{room}{query}{fragment}")
         await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
         return viewer
 
@@ -537,3 +539,197 @@ async def test_comment_to_buy_replies_are_toasts(open_viewer: OpenViewer, show: 
     await late.locator("button.join").tap()
     await expect(late).to_contain_text("On the waitlist: #1")
     await bo.shot("22-comment-buy-sold-out")
+
+
+# ---- social selling: group buys, share links, reminders ---------------------------------------
+
+
+async def checkout(page: Page) -> None:
+    form = page.locator("#checkout-form")
+    for name, value in ADDRESS.items():
+        await form.locator(f"input[name={name}]").fill(value)
+    await form.locator("input[name=email]").fill("ana@example.com")
+    await page.locator("#place").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "pending_payment")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_group_buy_team_started_joined_and_checked_out(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    """Needs the group-buy API and its team_* entries."""
+    deal = await show.open_group_buy("LB-42", 7900, 3, 600, 9)
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    card = page.locator("#groupbuy")
+    await expect(card).to_be_visible()
+    await expect(page.locator("#gb-terms")).to_contain_text("$79.00 each in teams of 3")
+    await expect(page.locator("#gb-start")).to_have_text("Start a team at $79.00")
+    await page.locator("#gb-start").tap()
+    await expect(card).to_have_attribute("data-state", "forming")
+    await expect(page.locator("#gb-status")).to_have_text(
+        "Your team: 2 more needed — invite friends!"
+    )
+    await expect(page.locator("#gb-clock")).to_have_text(re.compile(r"^(9|10):\d\d left$"))
+    await expect(page.locator("#held")).to_be_visible()
+    await viewer.shot("23-group-buy-started")
+
+    [team] = (await show.group_buy(deal["id"]))["teams"]
+    async with ShopperClient(show.base_url, show.room, token(show.room, "viewer", "bo")) as bo:
+        await bo.join_team(deal["id"], team["id"])
+    await expect(page.locator("#gb-status")).to_have_text(
+        "Your team: 1 more needed — invite friends!"
+    )
+    await viewer.shot("24-group-buy-joined")
+    await page.locator("#gb-checkout").tap()
+    await expect(page.locator("#sheet-title")).to_have_text("Checkout")
+    await checkout(page)
+    await expect(page.locator("#pay")).to_have_text(re.compile(r"Pay \$85\.00"))  # 79 + shipping
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_team_link_opens_the_join_prompt(open_viewer: OpenViewer, show: HostClient) -> None:
+    """Needs the group-buy API (share_path) and team joins."""
+    deal = await show.open_group_buy("LB-42", 7900, 3, 600, 9)
+    async with ShopperClient(
+        show.base_url, show.room, token(show.room, "viewer", "bo", name="Bo")
+    ) as bo:
+        started = await bo.start_team(deal["id"])
+    query = "?" + started["share_path"].split("?", 1)[1]
+    viewer = await open_viewer(show.room, "ana", "Ana", query=query)
+    page = viewer.page
+    invited = page.locator("#gb-teams li.invited")
+    await expect(invited).to_contain_text("Bo · 2 more needed")
+    await expect(page.locator("#gb-status")).to_have_text("Bo invited you: 2 more needed — join!")
+    assert "team=" in page.url  # the token left the address, the team link did not
+    await viewer.shot("25-group-buy-invited")
+    await invited.locator("button").tap()
+    await expect(page.locator("#groupbuy")).to_have_attribute("data-state", "forming")
+    await expect(page.locator("#gb-status")).to_have_text(
+        "Your team: 1 more needed — invite friends!"
+    )
+    [team] = (await show.group_buy(deal["id"]))["teams"]
+    assert team["needed"] == 1
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_share_link_is_attributed(open_viewer: OpenViewer, show: HostClient) -> None:
+    """Needs POST .../share, hello's `ref` and the referral reports."""
+    ana = await open_viewer(show.room, "ana", "Ana")
+    await ana.page.locator("#share").tap()
+    await expect(ana.page.locator("#sheet-title")).to_have_text("Invite friends")
+    link = ana.page.locator("#share-link")
+    await expect(link).to_contain_text(f"/live/{show.room}?ref=")
+    await expect(ana.page.locator("#invites li")).to_have_text(
+        "Nobody has shared yet: be the first!"
+    )
+    await ana.shot("26-share-link")
+    url = (await link.inner_text()).split(" ")[0]
+    query = "?" + url.split("?", 1)[1]
+    await open_viewer(show.room, "bo", "Bo", query=query)
+
+    async def attributed() -> bool:
+        sharers = (await show.referrals())["sharers"]
+        return [(s["user"], s["invites"]) for s in sharers] == [("ana", 1)]
+
+    await eventually(attributed)
+    await ana.page.locator("#sheet-close").tap()
+    await ana.page.locator("#share").tap()
+    await expect(ana.page.locator("#invites li")).to_have_text(re.compile(r"Ana · 1 invite$"))
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_remind_me_in_a_scheduled_room(
+    open_viewer: OpenViewer, room_factory: RoomFactory, engine: Engine
+) -> None:
+    """Needs the reminders API."""
+    room = await room_factory(live=False, title="Sunday drop")
+    viewer = await open_viewer(room, "ana", "Ana")
+    page = viewer.page
+    remind = page.locator("#remind")
+    await expect(page.locator("#remind-text")).to_have_text("The show hasn't started yet")
+    await expect(remind).to_have_text("🔔 Remind me")
+    await remind.tap()
+    await expect(remind).to_have_attribute("aria-pressed", "true")
+    await expect(remind).to_have_text("✓ Reminder set")
+    await viewer.shot("27-remind-me")
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+        assert await host.reminder_count() == 1
+        await page.reload()
+        await expect(remind).to_have_text("✓ Reminder set")  # GET .../reminders/me
+        await remind.tap()
+        await expect(remind).to_have_attribute("aria-pressed", "false")
+        assert await host.reminder_count() == 0
+        await remind.tap()
+        await expect(remind).to_have_attribute("aria-pressed", "true")
+        await host.go_live()
+    await expect(page.locator("#reminder")).to_be_hidden()
+    # Needs the reminder sweep: the going_live notice reaches a subscriber who is watching.
+    await expect(page.locator("#toasts .toast[data-status=reminder]")).to_have_text(
+        re.compile("We're live now!")
+    )
+    await viewer.shot("28-reminder-going-live")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_remind_me_for_an_upcoming_sale(open_viewer: OpenViewer, show: HostClient) -> None:
+    """Needs the reminders API and its sweep (a sale 1-5 minutes away is due at once)."""
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    await expect(page.locator("#reminder")).to_be_hidden()  # live, nothing upcoming
+    await show.launch_sale("LB-42", 3, price=9900, countdown_s=120)
+    await expect(page.locator("#remind-text")).to_contain_text("goes on sale soon")
+    await page.locator("#remind").tap()
+    await expect(page.locator("#remind")).to_have_text("✓ Reminder set")
+    assert await show.reminder_count() == 1
+    # (A show that went live moments ago also sends its going_live to a new subscriber.)
+    toast = page.locator("#toasts .toast[data-status=reminder]", has_text="Flash sale soon:")
+    await expect(toast).to_contain_text("Leather boots (42) at $99.00")
+    await viewer.shot("29-reminder-sale-soon")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_group_buy_team_completes_or_fails(open_viewer: OpenViewer, show: HostClient) -> None:
+    """Needs the paid hook (team_completed) and the group-buy sweep (team_failed)."""
+    pair = await show.open_group_buy("LB-42", 7900, 2, 600, 4)
+    viewer = await open_viewer(show.room, "ana", "Ana")
+    page = viewer.page
+    await page.locator("#gb-start").tap()
+    await expect(page.locator("#groupbuy")).to_have_attribute("data-state", "forming")
+    [team] = (await show.group_buy(pair["id"]))["teams"]
+    async with ShopperClient(show.base_url, show.room, token(show.room, "viewer", "bo")) as bo:
+        joined = await bo.join_team(pair["id"], team["id"])
+        order = await bo.checkout([joined["reservation"]], address=ADDRESS,
+                                  contact={"email": "bo@example.com"})  # fmt: skip
+        await bo.pay((await bo.start_payment(order["id"]))["payment"])
+    await expect(page.locator("#gb-status")).to_have_text("Team full: waiting for everyone to pay")
+    await page.locator("#gb-checkout").tap()
+    await checkout(page)
+    await page.locator("#pay").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
+    await page.locator("#sheet-close").tap()
+    await expect(page.locator("#groupbuy")).to_have_attribute("data-state", "completed")
+    await expect(page.locator("#gb-status")).to_have_text("Team complete ✓ You pay $79.00")
+    await viewer.shot("30-group-buy-completed")
+
+    quick = await show.open_group_buy("LB-42", 8900, 3, 5, 3)  # 5 s: nobody joins in time
+    other = await open_viewer(show.room, "cleo", "Cleo")
+    page = other.page
+    await expect(page.locator("#gb-start")).to_have_text("Start a team at $89.00")
+    await page.locator("#gb-start").tap()
+    await expect(page.locator("#groupbuy")).to_have_attribute("data-state", "forming")
+    await expect(page.locator("#groupbuy")).to_have_attribute(
+        "data-state", "failed", timeout=10_000
+    )
+    await expect(page.locator("#gb-status")).to_have_text(
+        "The team didn't make it in time: your unit was released"
+    )
+    [failed] = (await show.group_buy(quick["id"]))["teams"]
+    assert failed["state"] == "failed"
+    await other.shot("31-group-buy-failed")

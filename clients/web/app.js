@@ -1,8 +1,10 @@
 // The viewer's mobile page (issue 7), served at /live/{room}: stream, pinned product,
 // flash sales, checkout, coupon drops, comments with danmaku, likes; giveaways, auctions and
-// comment-to-buy replies are in interactive.js. No framework, no build.
+// comment-to-buy replies are in interactive.js; group buys, sharing and reminders in social.js.
+// No framework, no build.
 import * as ix from "./interactive.js";
 import { Realtime, requestId } from "./realtime.js";
+import * as social from "./social.js";
 import { api, money, $, el } from "./util.js";
 
 const T0 = Math.round(performance.now()); // ms since navigation start (timeOrigin)
@@ -14,10 +16,12 @@ const store = {
 
 // A token in the fragment or query is kept on the device, then removed from the address.
 const params = new URLSearchParams(location.hash.slice(1) || location.search);
-const urlToken = params.get("token") || new URLSearchParams(location.search).get("token");
+const query = new URLSearchParams(location.search);
+const urlToken = params.get("token") || query.get("token");
 if (urlToken) {
   store.set("token", urlToken);
-  history.replaceState(null, "", location.pathname);
+  query.delete("token"); // a share link's ?ref= and ?team= stay
+  history.replaceState(null, "", location.pathname + (query.size ? `?${query}` : ""));
 }
 const TOKEN = store.get("token", null);
 let device = localStorage.getItem("lc.device");
@@ -41,7 +45,9 @@ window.__livecart = hook;
 const now = () => Date.now() + S.clockOffset; // the server's clock, not the phone's
 
 // ---- realtime ----------------------------------------------------------------------------
-const rt = new Realtime(room, TOKEN ? { token: TOKEN } : { device }, {
+const auth = TOKEN ? { token: TOKEN } : { device };
+if (query.get("ref")) auth.ref = query.get("ref"); // a share link: the engine attributes first touch
+const rt = new Realtime(room, auth, {
   status(status, detail) {
     hook.statuses.push(status);
     const conn = $("#conn");
@@ -66,6 +72,7 @@ const rt = new Realtime(room, TOKEN ? { token: TOKEN } : { device }, {
     renderAll();
     if (TOKEN) refreshCoupons();
     ix.welcome();
+    social.welcome();
   },
   tick(t) {
     if (hook.firstTickMs === null) hook.firstTickMs = Math.round(performance.now());
@@ -94,6 +101,7 @@ const rt = new Realtime(room, TOKEN ? { token: TOKEN } : { device }, {
       showLimit("You are muted for now");
     } else if (f.type === "notice") {
       ix.notice(f);
+      social.notice(f);
     }
   },
 });
@@ -128,7 +136,7 @@ function apply(e) {
       S.drops.set(e.ref, { ...e, kind: e.coupon_kind, id: e.ref, remaining: e.quantity, claimed: 0,
         state: e.server_time < e.opens_at ? "scheduled" : "live" });
       S.dropShown = e.ref; renderDrop(); break;
-    default: ix.entry(e); break;
+    default: ix.entry(e); social.entry(e); break;
   }
 }
 
@@ -235,6 +243,7 @@ function tickClock() {
   const d = S.drops.get(S.dropShown);
   if (d && d.state === "scheduled") $("#drop-state").textContent = `opens in ${clock(d.opens_at - now())}`;
   ix.second();
+  social.second();
 }
 setInterval(tickClock, 250);
 
@@ -545,4 +554,7 @@ async function pay() {
 }
 
 ix.setup({ rt, room, token: TOKEN, api, now, hold, store, user: () => S.user, sale: (id) => S.sales.get(id) });
+social.setup({ room, token: TOKEN, api, now, hold, store, toast: ix.toast, sheet: openSheet,
+  team: query.get("team"),
+  held: () => S.held, product: () => S.product, roomState: () => S.room?.state, sales: () => S.sales });
 rt.start();

@@ -1,8 +1,8 @@
 -- Create an order from a viewer's held reservations and claimed coupons, atomically:
 -- idempotency by key, blocklist, per-user and per-device order limits, and that every
 -- reservation and coupon is still exactly as priced. Takes no stock: the reservations
--- move into the order (their hold becomes the order's payment deadline) and the coupons
--- are locked to it.
+-- move into the order (their hold becomes the order's payment deadline, capped by any
+-- reservation's own deadline `d`) and the coupons are locked to it.
 -- KEYS[1] - the order hash (new)
 -- KEYS[2] - room orders index (sorted set: order id -> its number)
 -- KEYS[3] - room order keys hash ("user key" -> order id)
@@ -91,6 +91,12 @@ for i = first_coupon, first_field - 1, 3 do
 end
 -- Everything checks out: write.
 local deadline = now + tonumber(ARGV[7])
+for _, item in ipairs(records) do
+  -- A group-buy unit carries its team's deadline (`d`): the payment window ends there too.
+  if item[3]['d'] and item[3]['d'] < deadline then
+    deadline = item[3]['d']
+  end
+end
 for _, item in ipairs(records) do
   local rid, hash, record = item[1], item[2], item[3]
   record['o'] = order_id

@@ -1,6 +1,6 @@
 // The streamer console: sign-in, the realtime seat, the header (room state, show controls,
 // live numbers) and the panels (run-of-show, flash sales, comments, coupons, orders to
-// review, the dashboard view, giveaways, auctions, comment-to-buy), each in its own module with the same small interface: reset(welcome, role),
+// review, the dashboard view, giveaways, auctions, comment-to-buy, social), each in its own module with the same small interface: reset(welcome, role),
 // refresh(welcome) after a resume, entry(entry), tick(tick), second().
 
 import { act, api, setSession } from "./api.js";
@@ -15,11 +15,13 @@ import * as lineup from "./lineup.js";
 import * as orders from "./orders.js";
 import { Realtime } from "./realtime.js";
 import * as sales from "./sales.js";
+import * as social from "./social.js";
 import { $, confirmAction, syncClock } from "./util.js";
 
 const STORAGE_KEY = "livecart.console";
 const PANELS = [
   lineup, sales, comments, coupons, orders, dashboard, interactive, giveaways, auctions, commentBuy,
+  social,
 ];
 const STAFF = ["host", "moderator"];
 const STATUS_TEXT = {
@@ -102,6 +104,7 @@ function signOut() {
   dashboard.stop();
   giveaways.stop();
   auctions.stop();
+  social.stop();
   if (state.realtime) state.realtime.stop();
   state.realtime = null;
   sessionStorage.removeItem(STORAGE_KEY);

@@ -1,5 +1,6 @@
-// The interactive-selling panel's tabs (giveaways, auctions, comment-to-buy); each tab's
-// content is its own panel module. The badge on a tab counts what is open in it.
+// The interactive-selling panel's tabs (giveaways, auctions, comment-to-buy, social); each
+// tab's content is its own panel module. The badge on a tab counts what is open in it; a
+// `livecart:tab` event says which tab is shown.
 
 import { $ } from "./util.js";
 
@@ -15,6 +16,7 @@ export function select(name) {
     tab.setAttribute("aria-selected", String(on));
     $(`#tab-${tab.dataset.tab}`).hidden = !on;
   }
+  document.dispatchEvent(new CustomEvent("livecart:tab", { detail: name }));
 }
 
 export function reset() {}
