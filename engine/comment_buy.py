@@ -37,7 +37,7 @@ from engine.comment_syntax import Command, CommentBuyConfig, fold, parse_command
 from engine.comments import Author
 from engine.errors import ProtocolError, UnavailableError
 from engine.redis_client import text
-from engine.roomlog import notify_user
+from engine.roomlog import append_entry, notify_user
 from engine.sales import Sale, SaleState, SaleStore, now_ms
 from engine.stock import GrabAnswer, GrabRequest, Stock
 
@@ -319,11 +319,8 @@ class CommentToBuy:
             entry = {"user": author.user, "name": author.name, "product": order.product.id,
                      "sku": sale.sku, "title": sale.title, "quantity": answer.body["quantity"],
                      "sale": sale.id}  # fmt: skip
-            await self.scripts.comment_buy_entry(
-                self.redis,
-                [keys.room_stream(room)],
-                [sale.id, orjson.dumps(entry), self.log_maxlen, keys.room_bus(room)],
-            )
+            await append_entry(self.redis, self.scripts, room, "comment_buy", sale.id,
+                               data=entry, maxlen=self.log_maxlen)  # fmt: skip
         elif answer.status != "reserved" and text(outcome) == "new":
             await self.redis.delete(recent)  # only a reservation makes a repeat a replay
         return answer_reply(order, answer)

@@ -47,7 +47,7 @@ from engine.fields import int_field, invalid_field
 from engine.orders import OrderState, OrderStore
 from engine.payments import Payments
 from engine.redis_client import text, texts
-from engine.roomlog import notify_user
+from engine.roomlog import append_entry, notify_user
 from engine.sales import MAX_PER_USER, MAX_UNITS, SaleStore
 from engine.scripts import Scripts
 from engine.stock import Stock
@@ -249,7 +249,18 @@ class GroupBuys:
                       items=[x for pair in asdict(deal).items() for x in pair])  # fmt: skip
             pipe.zadd(keys.groupbuys(room), {deal_id: int(deal_id[2:])})
             await pipe.execute()
+        # So pages already open learn of the deal (teams then change it by their entries).
+        await append_entry(self.redis, self.scripts, room, "groupbuy_opened", deal_id,
+                           data={**deal.to_wire(), "available": units, "teams": []},
+                           maxlen=self.log_maxlen)  # fmt: skip
         return deal
+
+    async def deal_wire(self, room: str, deal: Deal) -> dict[str, Any]:
+        """The deal as the API and welcomes show it: terms, units left, its teams."""
+        teams = await self.teams(room, deal.id)
+        sale = await self.sales.get(room, deal.sale)
+        return {**deal.to_wire(), "available": sale.available,
+                "teams": [t.to_wire(room) for t in teams]}  # fmt: skip
 
     async def get(self, room: str, deal_id: str) -> Deal:
         deal = await load_deal(self.redis, room, check_deal_id(deal_id))

@@ -291,7 +291,9 @@ class RoomHub:
             if "settings" in entry.data:
                 changes["settings"] = RoomSettings(**entry.data["settings"])
             self._apply_room(replace(room, **changes))
-        elif entry.kind.startswith(("product_", "sale_", "coupon_", "auction_", "giveaway_")):
+        elif entry.kind.startswith(
+            ("product_", "sale_", "coupon_", "auction_", "giveaway_", "groupbuy_", "team_")
+        ):
             self.storefront.apply(entry)
             if entry.kind == "product_pinned":
                 self.room = replace(room, pinned_product=entry.ref)

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from engine import keys
 from engine.protocol import entry_timestamp_ms, stream_id_key
-from engine.redis_client import stream_rows
+from engine.redis_client import stream_rows, text
+from engine.scripts import Scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,16 @@ class BusMessage:
 def control_payload(kind: str, data: dict[str, Any]) -> bytes:
     """A bus message that is not a log entry (kicks, mute notices, word-list changes)."""
     return kind.encode() + b"\n\n\n" + orjson.dumps(data)
+
+
+async def append_entry(redis: Redis, scripts: Scripts, room: str, kind: str, ref: str, *,
+                       data: dict[str, Any], maxlen: int) -> str:  # fmt: skip
+    """Log one entry on its own (engine/lua/room_entry.lua); its id."""
+    entry_id = await scripts.room_entry(
+        redis, [keys.room_stream(room)],
+        [kind, ref, orjson.dumps(data), maxlen, keys.room_bus(room)],
+    )  # fmt: skip
+    return text(entry_id)
 
 
 async def notify_user(redis: Redis, room: str, user: str, kind: str, **data: Any) -> None:

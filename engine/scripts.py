@@ -87,7 +87,7 @@ class Scripts:
     comment_delete: Script
     comment_pin: Script
     comment_buy_recent: Script
-    comment_buy_entry: Script
+    room_entry: Script
     room_create: Script
     room_transition: Script
     room_update: Script

@@ -297,6 +297,8 @@ async def test_http_wire_room_feed_and_concurrent_joins_through_two_processes(
                                  "teams")} == {"id": "gb1", "group_price": 3_900,
                                                "list_price": 5_200, "team_size": 5,
                                                "available": 50, "teams": []}  # fmt: skip
+    _, opened = await next_entry(watcher, "groupbuy_opened", "gb1")
+    assert (opened["group_price"], opened["team_size"], opened["teams"]) == (3_900, 5, [])
     started = ok(await http.post(f"{base}/gb1/teams", headers=auth(room, "lead")), 201)
     assert (started["id"], started["state"], started["needed"], started["share_path"]) == (
         "t1",
@@ -323,6 +325,14 @@ async def test_http_wire_room_feed_and_concurrent_joins_through_two_processes(
     assert joined["needed"] == 3
     listed = ok(await http.get(base))["group_buys"]
     assert (listed[0]["available"], listed[0]["teams"][0]["members"]) == (45, 5)
+    # A viewer joining now gets the deals in its welcome, current to the last team change.
+    welcomed = (await viewer_factory(room, target=second)).welcome["group_buys"]
+
+    def timeless(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**d, "teams": [{k: v for k, v in t.items() if k != "server_time"}
+                                for t in d["teams"]]} for d in deals]  # fmt: skip
+
+    assert timeless(welcomed) == timeless(listed)
     failed(await http.get(f"{base}/gb9"), 404, "groupbuy_not_found")
     failed(await http.post(f"{base}/gb1/teams/t9/join", headers=auth(room, "z")), 404,
            "team_not_found")  # fmt: skip

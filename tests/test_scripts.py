@@ -94,7 +94,7 @@ def test_package_scripts_contracts() -> None:
         "comment_delete": (2, 4, False),
         "comment_pin": (2, 3, False),
         "comment_buy_recent": (1, 2, False),
-        "comment_buy_entry": (1, 4, False),
+        "room_entry": (1, 5, False),
         "room_create": (1, 0, True),
         "room_transition": (2, 5, False),
         "room_update": (2, 3, True),

@@ -71,8 +71,8 @@ const rt = new Realtime(room, auth, {
     S.pinned = w.room.pinned;
     renderAll();
     if (TOKEN) refreshCoupons();
-    ix.welcome();
-    social.welcome();
+    ix.welcome(w);
+    social.welcome(w);
   },
   tick(t) {
     if (hook.firstTickMs === null) hook.firstTickMs = Math.round(performance.now());

@@ -28,15 +28,12 @@ export function setup(ctx) {
 
 const minor = (text) => (String(text).trim() ? Math.round(Number(text) * 100) : NaN);
 
-/** After a welcome: what is running now (both lists are public). */
-export async function welcome() {
-  const [g, a] = await Promise.all([
-    C.api(C.room, null, "GET", "/giveaways"),
-    C.api(C.room, null, "GET", "/auctions"),
-  ]);
+/** After a welcome: the open giveaways and auctions it carries (no API round trip: a
+ * join storm must not become a read storm). */
+export function welcome(w) {
   const keep = (old, x) => ({ ...old, ...x, keyword: x.keyword ?? old?.keyword }); // the entry has it
-  if (g.ok) for (const x of g.body.giveaways) G.list.set(x.id, keep(G.list.get(x.id), x));
-  if (a.ok) for (const x of a.body.auctions) A.list.set(x.id, { ...A.list.get(x.id), ...x });
+  for (const x of w.giveaways || []) G.list.set(x.id, keep(G.list.get(x.id), x));
+  for (const x of w.auctions || []) A.list.set(x.id, { ...A.list.get(x.id), ...x });
   pickGiveaway(); pickAuction();
   render();
 }

@@ -23,10 +23,10 @@ export function setup(ctx) {
   $("#remind").addEventListener("click", toggleReminder);
 }
 
-/** After a welcome: the room's deals (public); this viewer's reminder if one can be set. */
-export async function welcome() {
-  const r = await C.api(C.room, null, "GET", "/group-buys");
-  if (r.ok) for (const d of r.body.group_buys) D.deals.set(d.id, d); // with their teams
+/** After a welcome: the room's deals with their teams (carried by the welcome); this
+ * viewer's reminder if one can be set. */
+export async function welcome(w) {
+  for (const d of w.group_buys || []) D.deals.set(d.id, d);
   if (C.token && D.subscribed === null && upcoming()) {
     const me = await C.api(C.room, C.token, "GET", "/reminders/me");
     if (me.ok) D.subscribed = Boolean(me.body.subscribed);
@@ -43,6 +43,12 @@ async function load(id) {
 /** team_started / team_joined / team_completed / team_failed: the team changes in place (a
  * deal not seen yet is fetched once). */
 export function entry(e) {
+  if (e.kind === "groupbuy_opened") {
+    const { kind, ts, ref, ...deal } = e;
+    D.deals.set(ref, { ...deal, id: ref });
+    render();
+    return;
+  }
   if (!TEAM_ENTRY.test(e.kind)) return;
   const d = D.deals.get(e.groupbuy);
   if (!d) { load(e.groupbuy); return; }

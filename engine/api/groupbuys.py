@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from engine.api.base import HOSTS, SIGNED_IN, Call, route
 from engine.comments import Author
-from engine.groupbuys import Deal, Team, check_deal_id, check_team_id
+from engine.groupbuys import Team, check_deal_id, check_team_id
 
 
 def _deal_id(call: Call) -> str:
@@ -22,13 +22,6 @@ def _author(call: Call) -> Author:
     return Author(call.claims.user, call.claims.name, call.claims.role)
 
 
-async def _deal_wire(call: Call, deal: Deal) -> dict[str, Any]:
-    teams = await call.node.groupbuys.teams(call.room, deal.id)
-    sale = await call.node.sales.get(call.room, deal.sale)
-    return {**deal.to_wire(), "available": sale.available,
-            "teams": [t.to_wire(call.room) for t in teams]}  # fmt: skip
-
-
 def _member_wire(call: Call, team: Team, reservation: str) -> dict[str, Any]:
     return {**team.to_wire(call.room), "reservation": reservation}
 
@@ -37,7 +30,7 @@ def _member_wire(call: Call, team: Team, reservation: str) -> dict[str, Any]:
 async def list_group_buys(call: Call) -> Any:
     await call.node.rooms.get(call.room)
     deals = await call.node.groupbuys.list(call.room)
-    return {"group_buys": [await _deal_wire(call, deal) for deal in deals]}
+    return {"group_buys": [await call.node.groupbuys.deal_wire(call.room, deal) for deal in deals]}
 
 
 @route("/api/rooms/{room}/group-buys", ["POST"], roles=HOSTS, status=201)
@@ -45,12 +38,14 @@ async def open_group_buy(call: Call) -> Any:
     """Open a deal: sku, group_price, team_size, window_s, units, per_user_limit."""
     await call.node.rooms.get(call.room)
     deal = await call.node.groupbuys.create(call.room, await call.json())
-    return await _deal_wire(call, deal)
+    return await call.node.groupbuys.deal_wire(call.room, deal)
 
 
 @route("/api/rooms/{room}/group-buys/{group_buy}", ["GET"])
 async def get_group_buy(call: Call) -> Any:
-    return await _deal_wire(call, await call.node.groupbuys.get(call.room, _deal_id(call)))
+    return await call.node.groupbuys.deal_wire(
+        call.room, await call.node.groupbuys.get(call.room, _deal_id(call))
+    )
 
 
 @route("/api/rooms/{room}/group-buys/{group_buy}/teams", ["POST"], roles=SIGNED_IN, status=201)
