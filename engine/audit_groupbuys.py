@@ -2,14 +2,16 @@
 agrees with its size; every member holds exactly one unit of the deal's private sale at
 the group price, and every unit of that sale is a member's; every order line on it is
 priced at the group price; a completed team has K orders paid before its deadline; a
-failed team has no held unit and every member order that was paid is refunded in full
-(refunds equal payments).
+failed team, once unwound, has no held unit and every member order that was paid is
+refunded in full (refunds equal payments). A failed team still being unwound (for at most
+`UNWIND_GRACE_MS`) passes: the order and payment checks cover its money meanwhile.
 
 The deal's teams are read in one MULTI/EXEC; reservations and orders come from the
 audit's snapshot (engine/audit.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,6 +23,30 @@ from engine.redis_client import text
 
 if TYPE_CHECKING:
     from engine.audit import Report, Snapshot
+
+# How long a failed team may take to be unwound before the audit calls it a problem.
+UNWIND_GRACE_MS = 60_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _check_failed(name: str, team: Team, held: int, paid: int, refunded: int) -> list[str]:
+    if team.unwound_at is None:
+        # Being unwound right now (cancel, release, refund: each sweep retries what is left).
+        # Money and stock invariants still hold meanwhile; only a long wait is a problem.
+        since = now_ms() - (team.settled_at or team.deadline)
+        if since > UNWIND_GRACE_MS:
+            return [f"{name}: failed {since // 1000} s ago and still not unwound "
+                    "(a refund the provider keeps refusing?)"]  # fmt: skip
+        return []
+    problems = []
+    if held:
+        problems.append(f"{name}: failed but {held} members still hold a unit")
+    if refunded != paid:
+        problems.append(f"{name}: failed; members paid {paid}, refunded {refunded}")
+    return problems
 
 
 def _check_team(deal: Deal, team: Team, snap: Snapshot,
@@ -56,11 +82,7 @@ def _check_team(deal: Deal, team: Team, snap: Snapshot,
         problems.append(f"{name}: completed with {paid_in_time} of {team.size} orders paid "
                         "before the deadline")  # fmt: skip
     if team.state is TeamState.FAILED:
-        if held:
-            problems.append(f"{name}: failed but {held} members still hold a unit")
-        if refunded_total != paid_total:
-            problems.append(f"{name}: failed; members paid {paid_total}, refunded "
-                            f"{refunded_total}")  # fmt: skip
+        problems += _check_failed(name, team, held, paid_total, refunded_total)
     return problems
 
 

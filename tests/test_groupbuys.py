@@ -257,7 +257,15 @@ async def test_the_audit_catches_a_tampered_team(groupbuys: GroupBuys, store: St
     report = await audit_room(store.shop.redis, store.room)
     assert not report.ok
     assert "completed with 1 of 2 orders paid" in report.render()
-    await store.shop.redis.hset(key, "state", "failed")  # failed, yet a paid order stands
+    # Failed and being unwound (just now): the money checks hold, so that passes...
+    await store.shop.redis.hset(key, mapping={"state": "failed", "settled_at": t0 + 30})
+    await store.audit_ok()
+    # ...but not for long: a minute on, an unfinished unwind is reported.
+    await store.shop.redis.hset(key, "settled_at", t0 - 61_000)
+    report = await audit_room(store.shop.redis, store.room)
+    assert "still not unwound" in report.render()
+    # Marked unwound, yet a unit is still held and a paid order was never refunded.
+    await store.shop.redis.hset(key, "unwound_at", t0 + 40)
     report = await audit_room(store.shop.redis, store.room)
     assert "still hold a unit" in report.render()
     assert "refunded 0" in report.render()
