@@ -20,11 +20,12 @@ from engine.app import Engine
 from engine.auction_rules import BidTooLow, Standing, apply_bid, replay
 from engine.auctions import AuctionState, AuctionStore
 from engine.audit import audit_room
+from engine.bench.auction import Bidder
 from engine.comments import Author
 from engine.errors import ConflictError, RejectedError
 from engine.protocol import Role
 from engine.sweeper import Sweeper
-from tests.conftest import ADDRESS, T0, EngineFactory, Shop, ViewerFactory, eventually, token
+from tests.conftest import ADDRESS, T0, EngineFactory, Shop, ViewerFactory, eventually, poll, token
 from tests.test_api_catalog import JACKET, failed, host_token, next_entry, ok
 
 TABLE = ((0, 100), (5_000, 250))
@@ -353,43 +354,35 @@ async def test_concurrent_bids_through_two_processes(
     engine: Engine, engine_factory: EngineFactory, http: httpx.AsyncClient, room: str,
     viewer_factory: ViewerFactory,
 ) -> None:  # fmt: skip
-    """30 viewers on two engine processes bid against each other at once, each raising to
-    the minimum (plus a random step) whenever outbid. Every accepted bid is ordered: the
+    """30 viewers on two engine processes bid against each other for a 5 s sudden-death
+    auction (the bench's bidders: raise to the minimum plus a random step whenever outbid,
+    never while leading). The sweeper ends it on the server's clock. Every accepted bid is
+    ordered, so each took the lead at its own amount: amounts strictly rise in the log, the
     prices viewers see only rise, and the final price and winner are the highest valid
     bid's, which the bid log replays to. The winner gets the lot at that price, pays, and
     the audit passes."""
     second = await engine_factory()
-    await open_auction(http, room, duration_s=600)
+    opened = await open_auction(http, room, duration_s=5, mode="sudden_death")
     viewers = [
         await viewer_factory(room, user=f"b{i}", target=engine if i % 2 else second)
         for i in range(30)
     ]
     rng = random.Random(3)
-    accepted: list[tuple[str, int]] = []
+    bidders = [Bidder(v, random.Random(rng.random()), think_ms=150) for v in viewers]
+    await asyncio.gather(*(b.run("a1", opened["ends_at"], 1_000) for b in bidders))
+    accepted = sorted((at, amount, b.user) for b in bidders for amount, at in b.accepted)
+    _, top_amount, first_top = max(accepted, key=lambda bid: (bid[1], -bid[0]))
 
-    async def bidder_loop(viewer: ViewerClient) -> None:
-        min_bid = 1_000
-        for _ in range(8):
-            amount = min_bid + rng.choice([0, 0, 100, 300])
-            try:
-                result = (await viewer.request({"type": "bid", "auction": "a1",
-                                                "amount": amount}))["result"]  # fmt: skip
-                accepted.append((viewer.welcome["user"], amount))
-                min_bid = result["min_bid"]
-            except LivecartClientError as error:
-                if error.code != "bid_too_low":
-                    raise
-                min_bid = error.details["min_bid"]
+    async def settled() -> dict[str, Any]:
+        auction: dict[str, Any] = ok(await http.get(f"/api/rooms/{room}/auctions/a1"))
+        return auction
 
-    await asyncio.gather(*(bidder_loop(v) for v in viewers))
-    closed = ok(await http.post(f"/api/rooms/{room}/auctions/a1/close", headers=headers(room)))
-    top_amount = max(amount for _, amount in accepted)
-    first_top = next(user for user, amount in accepted if amount == top_amount)
+    closed = await poll(settled, lambda a: a["state"] == "closed" and bool(a["offers"]))
     assert (closed["price"], closed["winner"], closed["bids"]) == (top_amount, first_top,
                                                                     len(accepted))  # fmt: skip
     log = await engine.node.auctions.bid_log(room, "a1")
-    assert [b.amount for b in log] == sorted(b.amount for b in log)  # strictly ordered
-    assert len({b.amount for b in log}) == len(log)
+    amounts = [b.amount for b in log]
+    assert amounts == sorted(set(amounts))  # strictly rising: each bid took the lead
     standing = replay(1_000, ((0, 100), (5_000, 250), (10_000, 500), (50_000, 1_000),
                               (100_000, 2_500)), log)  # fmt: skip
     assert (standing.price, standing.leader) == (top_amount, first_top)

@@ -62,7 +62,8 @@ def test_bench_auction_ends_at_the_highest_valid_bid() -> None:
                    "--think-ms", "100")  # fmt: skip
     assert report["bids_accepted"] > 8
     assert report["bids_sent"] == (report["bids_accepted"] + report["bids_too_low"]
-                                   + report["bids_after_end"])  # fmt: skip
+                                   + report["bids_after_end"]
+                                   + report["bids_rate_limited"])  # fmt: skip
     assert report["bids_logged"] == report["bids_accepted"]
     assert (report["price"], report["winner"]) == (report["highest_valid_bid"],
                                                    report["highest_bidder"])  # fmt: skip

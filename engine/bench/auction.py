@@ -4,7 +4,11 @@ whole auction: each raises to the minimum next bid plus a random step after a sh
 random pause, whenever it is not leading, until the server's clock ends the auction
 (sudden death, so the end is fixed). The sweeper closes it; nobody calls close.
 
-Figures: bids sent, accepted and refused (`bid_too_low`: someone got there first),
+A bidder never bids while it leads (it waits for its `auction_outbid` notice), so every
+accepted bid takes the lead at its own amount and the highest one must be the final price.
+
+Figures: bids sent, accepted and refused (`bid_too_low`: someone got there first; after
+the end; `rate_limited`, then retried after the advised pause),
 `highest_valid_bid` and its bidder as the bidders saw their own accepted bids, the
 auction's final `price` and `winner`, whether they `match`, whether the bid log replays
 to them (`replay_ok`, engine.auction_rules), client-side bid latency, and `audit_ok`.
@@ -57,16 +61,25 @@ class Bidder:
         self.accepted: list[tuple[int, int]] = []  # (amount, answered at ns) per accepted bid
         self.too_low = 0
         self.after_end = 0
+        self.rate_limited = 0
         self.sent = 0
         self.latencies_ms: list[float] = []
 
-    async def run(self, auction: str, ends_at_ms: int) -> None:
+    async def run(self, auction: str, ends_at_ms: int, start_price: int = START_PRICE) -> None:
+        """Bid until the clock ends the auction, but never while leading: a leader waits
+        for its `auction_outbid` notice. So every accepted bid takes the lead at its own
+        amount, and the highest accepted bid must be the final price."""
         self.user = self.client.welcome["user"]
-        min_bid, leading = START_PRICE, False
+        min_bid, leading, seen = start_price, False, 0
         while time.time() * 1000 < ends_at_ms:
             await asyncio.sleep(self.rng.uniform(0, self.think_ms) / 1000)
-            if leading and self.rng.random() < 0.9:
-                continue  # mostly, a leader waits to be outbid
+            if leading:
+                fresh = self.client.notices[seen:]
+                seen += len(fresh)
+                outbid = [n for n in fresh if n.get("kind") == "auction_outbid"]
+                if not outbid:
+                    continue
+                leading, min_bid = False, int(outbid[-1]["min_bid"])
             amount = min_bid + self.rng.choice([0, 0, 0, 100, 200, 500])
             started = time.perf_counter()
             self.sent += 1
@@ -78,6 +91,10 @@ class Bidder:
                 if error.code == "auction_closed":
                     self.after_end += 1
                     return
+                if error.code == "rate_limited":  # as a phone would: wait, then try again
+                    self.rate_limited += 1
+                    await asyncio.sleep(int(error.details.get("retry_after_ms", 100)) / 1000)
+                    continue
                 if error.code != "bid_too_low":
                     raise
                 self.too_low += 1
@@ -165,6 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bids_accepted": len(accepted),
         "bids_too_low": sum(b.too_low for b in bidders),
         "bids_after_end": sum(b.after_end for b in bidders),
+        "bids_rate_limited": sum(b.rate_limited for b in bidders),
         "bids_logged": final["bids"],
         "highest_valid_bid": top_amount,
         "highest_bidder": top_bidder,
