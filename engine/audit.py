@@ -13,6 +13,7 @@ engine/audit_commerce.py.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +163,13 @@ class Snapshot:
     holders: dict[str, int]
     orders: dict[str, dict[str, str]]
     payments: dict[str, dict[str, Any]]
+
+    def order_lines(self, sale_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(order id, line) for every order line on `sale_id`, in order id order."""
+        for order_id, order in sorted(self.orders.items()):
+            for line in orjson.loads(order["detail"])["lines"]:
+                if line["sale"] == sale_id:
+                    yield order_id, line
 
 
 async def _read(redis: Redis, room: str, sale_ids: list[str], drop_ids: list[str],

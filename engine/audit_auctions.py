@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from redis.asyncio import Redis
 
 from engine import keys
@@ -74,12 +73,11 @@ def _check_offers(auction: Auction, snap: Snapshot,
     if holding > 1:
         problems.append(f"auction {auction.id}: {holding} offers hold or bought the one unit")
     prices = {offer["reservation"]: offer["price"] for offer in offers}
-    for order_id, order in sorted(snap.orders.items()):
-        for line in orjson.loads(order["detail"])["lines"]:
-            offered = prices.get(line["reservation"])
-            if line["sale"] == auction.sale and line["unit_price"] != offered:
-                problems.append(f"order {order_id}: lot of auction {auction.id} priced "
-                                f"{line['unit_price']}, offered at {offered}")  # fmt: skip
+    for order_id, line in snap.order_lines(auction.sale):
+        offered = prices.get(line["reservation"])
+        if line["unit_price"] != offered:
+            problems.append(f"order {order_id}: lot of auction {auction.id} priced "
+                            f"{line['unit_price']}, offered at {offered}")  # fmt: skip
     return problems
 
 

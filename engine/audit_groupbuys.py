@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from redis.asyncio import Redis
 
 from engine import keys
@@ -100,11 +99,10 @@ def _check_deal(deal: Deal, teams: list[Team], snap: Snapshot,
                         f"member's, members {sorted(members - units)} have none")  # fmt: skip
     for team in teams:
         problems += _check_team(deal, team, snap, reservations)
-    for order_id, order in sorted(snap.orders.items()):
-        for line in orjson.loads(order["detail"])["lines"]:
-            if line["sale"] == deal.sale and line["unit_price"] != deal.price:
-                problems.append(f"order {order_id}: group buy {deal.id} unit priced "
-                                f"{line['unit_price']}, not {deal.price}")  # fmt: skip
+    for order_id, line in snap.order_lines(deal.sale):
+        if line["unit_price"] != deal.price:
+            problems.append(f"order {order_id}: group buy {deal.id} unit priced "
+                            f"{line['unit_price']}, not {deal.price}")  # fmt: skip
     return problems
 
 
