@@ -18,7 +18,7 @@ import orjson
 from redis.asyncio import Redis
 
 from engine import keys
-from engine.giveaway_draw import excluded_entrants, verify_commitment, verify_winners
+from engine.giveaway_draw import excluded_entrants
 from engine.giveaway_prizes import PrizeKind
 from engine.giveaways import Giveaway, GiveawayState
 from engine.redis_client import text
@@ -80,14 +80,12 @@ def _draws(giveaways: list[Giveaway]) -> tuple[list[str], str]:
         if g.state is not GiveawayState.CLOSED:
             continue
         closed += 1
-        entrants = list(g.entrants)
-        if not verify_commitment(g.seed, g.commitment):
+        if not g.seed_matches():
             problems.append(f"giveaway {g.id}: the seed does not match its commitment")
-        elif entrants != sorted(set(entrants)) or len(entrants) != g.entrants_count:
+        elif not g.entrants_recorded():
             problems.append(f"giveaway {g.id}: the entrants are not a sorted list of "
                             f"{g.entrants_count} distinct users")  # fmt: skip
-        elif not verify_winners(g.seed, entrants, g.winners_count, list(g.winners),
-                                excluded=g.excluded):  # fmt: skip
+        elif not g.winners_drawn():
             problems.append(f"giveaway {g.id}: the winners are not the draw from its seed")
     return problems, f"{closed} draws recomputed"
 

@@ -60,6 +60,12 @@ class Product:
     def sku(self, sku: str) -> Sku | None:
         return next((s for s in self.skus if s.sku == sku), None)
 
+    def title_of(self, variant: Sku) -> str:
+        """How a sale, a lot or a prize names one SKU: "Canvas sneaker (42, blue)"."""
+        if not variant.attrs:
+            return self.title
+        return self.title + " (" + ", ".join(variant.attrs.values()) + ")"
+
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Product:
         return cls(

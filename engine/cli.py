@@ -24,7 +24,7 @@ from engine.bench.grab import main as bench_grab
 from engine.bench.groupbuy import main as bench_groupbuy
 from engine.demo import run_demo
 from engine.errors import LivecartError
-from engine.giveaways import GiveawayStore
+from engine.giveaways import check_draw
 from engine.keys import check_room_id
 from engine.logs import configure as configure_logs
 from engine.loop import run_event_loop
@@ -32,7 +32,6 @@ from engine.order_feed import OrderFeed, export
 from engine.orders import Order, load_orders
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
-from engine.scripts import Scripts
 from engine.settings import Settings, load_secret
 from loadtests.run import add_parser as add_loadtest_parser
 
@@ -180,8 +179,7 @@ def cmd_orders(args: argparse.Namespace) -> int:
 async def _verify_giveaway(url: str, room: str, giveaway: str) -> dict[str, Any]:
     redis = redis_client.connect(url)
     try:
-        # read-only: check() never draws or writes, so the scripts are not needed
-        return await GiveawayStore(redis, Scripts(), 0).check(check_room_id(room), giveaway)
+        return await check_draw(redis, check_room_id(room), giveaway)
     finally:
         await redis.aclose()
 

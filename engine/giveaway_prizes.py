@@ -23,12 +23,9 @@ import orjson
 from redis.asyncio import Redis
 
 from engine import keys
-from engine.catalog import Catalog
 from engine.coupons import MAX_WINDOW_S, Coupons
 from engine.roomlog import notify_user
 from engine.sales import SaleStore
-from engine.scripts import Scripts
-from engine.settings import Settings
 from engine.stock import GrabRequest, Stock
 
 if TYPE_CHECKING:
@@ -49,20 +46,12 @@ def prize_owner(giveaway_id: str) -> str:
 
 
 class Prizes:
-    def __init__(self, redis: Redis, scripts: Scripts, log_maxlen: int, *,
-                 sales: SaleStore | None = None, stock: Stock | None = None,
-                 coupons: Coupons | None = None) -> None:  # fmt: skip
-        # The services default to instances of our own over the same Redis (what the CLI's
-        # read-only store needs); the engine's node passes its shared ones.
-        outbox = Settings().outbox_maxlen
+    def __init__(self, redis: Redis, *, sales: SaleStore, stock: Stock,
+                 coupons: Coupons) -> None:  # fmt: skip
         self.redis = redis
-        self.sales = sales or SaleStore(
-            redis, scripts, Catalog(redis, scripts, log_maxlen), log_maxlen, outbox
-        )
-        self.stock = stock or Stock(redis, scripts, outbox_maxlen=outbox)
-        self.coupons = coupons or Coupons(
-            redis, scripts, log_maxlen=log_maxlen, outbox_maxlen=outbox
-        )
+        self.sales = sales
+        self.stock = stock
+        self.coupons = coupons
 
     async def default_label(self, room: str, kind: PrizeKind, sku: str,
                             template: str) -> str | None:  # fmt: skip
@@ -71,9 +60,7 @@ class Prizes:
         Raises `sku_not_found` / `template_not_found`."""
         if kind is PrizeKind.PRODUCT:
             product, variant = await self.sales.catalog.find_sku(room, sku)
-            if variant.attrs:
-                return product.title + " (" + ", ".join(variant.attrs.values()) + ")"
-            return product.title
+            return product.title_of(variant)
         if kind is PrizeKind.COUPON:
             return (await self.coupons.template(room, template)).title
         return None

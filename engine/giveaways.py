@@ -131,6 +131,20 @@ class Giveaway:
         at = now_ms() if at_ms is None else at_ms
         return self.state is GiveawayState.OPEN and at >= self.ends_at
 
+    def seed_matches(self) -> bool:
+        """The revealed seed is the one committed to when the giveaway opened."""
+        return verify_commitment(self.seed, self.commitment)
+
+    def entrants_recorded(self) -> bool:
+        """The stored entrants are a sorted list of `entrants_count` distinct users."""
+        return (list(self.entrants) == sorted(set(self.entrants))
+                and len(self.entrants) == self.entrants_count)  # fmt: skip
+
+    def winners_drawn(self) -> bool:
+        """The stored winners are the draw from the seed over the stored entrants."""
+        return verify_winners(self.seed, list(self.entrants), self.winners_count,
+                              list(self.winners), excluded=self.excluded)  # fmt: skip
+
     def to_wire(self) -> dict[str, Any]:
         closed = self.state is GiveawayState.CLOSED
         return {
@@ -222,17 +236,25 @@ class _Terms:
     template: str
 
 
+async def load_giveaway(redis: Redis, room: str, giveaway_id: str) -> Giveaway:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(keys.giveaway(room, giveaway_id))
+        pipe.hlen(keys.giveaway_entrants(room, giveaway_id))
+        pipe.hgetall(keys.giveaway_awards(room, giveaway_id))
+        raw, count, awards = await pipe.execute()
+    if not raw:
+        raise _not_found(giveaway_id)
+    return Giveaway.from_hash(raw, int(count), awards)
+
+
 class GiveawayStore:
-    def __init__(self, redis: Redis, scripts: Scripts, log_maxlen: int, *,
-                 sales: SaleStore | None = None, stock: Stock | None = None,
-                 coupons: Coupons | None = None,
-                 watchtime: WatchTime | None = None) -> None:  # fmt: skip
+    def __init__(self, redis: Redis, scripts: Scripts, log_maxlen: int, *, sales: SaleStore,
+                 stock: Stock, coupons: Coupons, watchtime: WatchTime) -> None:  # fmt: skip
         self.redis = redis
         self.scripts = scripts
         self.log_maxlen = log_maxlen
-        self.prizes = Prizes(redis, scripts, log_maxlen, sales=sales, stock=stock,
-                             coupons=coupons)  # fmt: skip
-        self.watchtime = watchtime or WatchTime(redis)
+        self.prizes = Prizes(redis, sales=sales, stock=stock, coupons=coupons)
+        self.watchtime = watchtime
 
     # ---- opening ------------------------------------------------------------------------
 
@@ -310,14 +332,7 @@ class GiveawayStore:
     # ---- reading ------------------------------------------------------------------------
 
     async def _read(self, room: str, giveaway_id: str) -> Giveaway:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(keys.giveaway(room, giveaway_id))
-            pipe.hlen(keys.giveaway_entrants(room, giveaway_id))
-            pipe.hgetall(keys.giveaway_awards(room, giveaway_id))
-            raw, count, awards = await pipe.execute()
-        if not raw:
-            raise _not_found(giveaway_id)
-        return Giveaway.from_hash(raw, int(count), awards)
+        return await load_giveaway(self.redis, room, giveaway_id)
 
     async def get(self, room: str, giveaway_id: str, *, at_ms: int | None = None) -> Giveaway:
         """The giveaway; one past its end is drawn first (closing on read), and a closed one
@@ -468,27 +483,25 @@ class GiveawayStore:
 
     # ---- verification -------------------------------------------------------------------
 
-    async def check(self, room: str, giveaway_id: str) -> dict[str, Any]:
-        """What `livecart giveaway verify` prints: the stored draw recomputed."""
-        giveaway = await self._read(room, check_giveaway_id(giveaway_id))
-        closed = giveaway.state is GiveawayState.CLOSED
-        entrants = list(giveaway.entrants)
-        excluded = list(giveaway.excluded)
-        winners = list(giveaway.winners)
-        commitment_ok = closed and verify_commitment(giveaway.seed, giveaway.commitment)
-        winners_ok = (
-            closed
-            and entrants == sorted(set(entrants))
-            and excluded == sorted(set(excluded))
-            and len(entrants) == giveaway.entrants_count
-            and verify_winners(
-                giveaway.seed, entrants, giveaway.winners_count, winners, excluded=excluded
-            )
-        )
-        return {
-            "room": room, "giveaway": giveaway_id, "ok": commitment_ok and winners_ok,
-            "state": giveaway.state.value, "commitment_ok": commitment_ok,
-            "winners_ok": winners_ok, "commitment": giveaway.commitment,
-            "seed": giveaway.seed if closed else None, "entrants": entrants,
-            "excluded": excluded, "winners": winners,
-        }  # fmt: skip
+
+async def check_draw(redis: Redis, room: str, giveaway_id: str) -> dict[str, Any]:
+    """What `livecart giveaway verify` prints: the stored draw recomputed (reads only)."""
+    giveaway = await load_giveaway(redis, room, check_giveaway_id(giveaway_id))
+    closed = giveaway.state is GiveawayState.CLOSED
+    entrants = list(giveaway.entrants)
+    excluded = list(giveaway.excluded)
+    winners = list(giveaway.winners)
+    commitment_ok = closed and giveaway.seed_matches()
+    winners_ok = (
+        closed
+        and giveaway.entrants_recorded()
+        and excluded == sorted(set(excluded))
+        and giveaway.winners_drawn()
+    )
+    return {
+        "room": room, "giveaway": giveaway_id, "ok": commitment_ok and winners_ok,
+        "state": giveaway.state.value, "commitment_ok": commitment_ok,
+        "winners_ok": winners_ok, "commitment": giveaway.commitment,
+        "seed": giveaway.seed if closed else None, "entrants": entrants,
+        "excluded": excluded, "winners": winners,
+    }  # fmt: skip

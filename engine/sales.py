@@ -174,11 +174,8 @@ class SaleStore:
         countdown = int_field(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
         duration = int_field(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
         hold = int_field(body, "hold_s", MIN_HOLD_S, MAX_HOLD_S, default=DEFAULT_HOLD_S)
-        title = product.title
-        if variant.attrs:
-            title += " (" + ", ".join(variant.attrs.values()) + ")"
         terms: dict[str, str | int] = {
-            "sku": sku, "product": product.id, "title": title, "price": price,
+            "sku": sku, "product": product.id, "title": product.title_of(variant), "price": price,
             "currency": product.currency, "limit": limit, "hold_ms": hold * 1000,
         }  # fmt: skip
         return await self._create(room, terms, allotment, countdown * 1000, duration * 1000,
@@ -190,11 +187,9 @@ class SaleStore:
         auction's lot or a giveaway's prizes. Not announced, not grabbable, but stock like
         any other, so the audit's invariants cover it."""
         product, variant = await self.catalog.find_sku(room, sku)
-        title = product.title
-        if variant.attrs:
-            title += " (" + ", ".join(variant.attrs.values()) + ")"
         terms: dict[str, str | int] = {
-            "sku": sku, "product": product.id, "title": title, "price": variant.list_price,
+            "sku": sku, "product": product.id, "title": product.title_of(variant),
+            "price": variant.list_price,
             "currency": product.currency, "limit": units, "hold_ms": hold_ms, "private": owner,
         }  # fmt: skip
         return await self._create(room, terms, units, 0, duration_ms)

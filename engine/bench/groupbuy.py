@@ -25,6 +25,7 @@ from typing import Any
 from clients import ShopperClient
 from engine import auth, keys, redis_client
 from engine.audit import audit_room
+from engine.bench.checkout import ADDRESS
 from engine.bench.harness import (
     bench_env,
     create_room,
@@ -40,8 +41,6 @@ from engine.protocol import Role
 MUG = {"title": "Enamel mug", "currency": "EUR",
        "skus": [{"sku": "MUG-1", "list_price": 1_990}]}  # fmt: skip
 GROUP_PRICE = 1_290
-ADDRESS = {"name": "Ana Buyer", "line1": "1 Main St", "city": "Lisbon",
-           "postal_code": "1000-001", "country": "PT"}  # fmt: skip
 
 
 def progress(message: str) -> None:
