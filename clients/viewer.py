@@ -310,6 +310,11 @@ class ViewerClient:
         elif self.ws is not None:
             await self.ws.send(self._encode({"type": "like", "count": count}))
 
+    async def click(self, product: str) -> None:
+        """Tell the show's metrics the viewer opened `product`'s card (acknowledged; a
+        second click on the same product from this connection is not counted again)."""
+        await self.request({"type": "click", "product": product})
+
     async def grab(
         self, sale: str, quantity: int = 1, *, request_id: str | None = None
     ) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from engine.auction_rules import (
 from engine.comments import Author
 from engine.errors import ConflictError, NotFoundError, ProtocolError, RejectedError
 from engine.fields import int_field, invalid_field
+from engine.meter import Meter, Metric, off
 from engine.redis_client import text
 from engine.roomlog import notify_user
 from engine.sales import SaleStore
@@ -179,8 +180,10 @@ def _closed() -> ConflictError:
 
 class AuctionStore:
     def __init__(self, redis: Redis, scripts: Scripts, sales: SaleStore, stock: Stock, *,
-                 log_maxlen: int, payment_window_ms: int) -> None:  # fmt: skip
+                 log_maxlen: int, payment_window_ms: int,
+                 meter: Meter | None = None) -> None:  # fmt: skip
         self.redis = redis
+        self.meter = meter or off()
         self.scripts = scripts
         self.sales = sales
         self.stock = stock
@@ -279,6 +282,7 @@ class AuctionStore:
             min_bid = int(result[2])
             raise RejectedError(f"bid at least {min_bid}", code="bid_too_low",
                                 details={"min_bid": min_bid})  # fmt: skip
+        self.meter.count(room, Metric.AUCTION_BIDS)
         user = bidder.user
         outcome, leader, previous = text(result[0]), text(result[2]), text(result[6])
         price, min_bid, ends_at = int(result[1]), int(result[3]), int(result[4])

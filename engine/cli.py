@@ -32,6 +32,7 @@ from engine.order_feed import OrderFeed, export
 from engine.orders import Order, load_orders
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
+from engine.report import build, load_show, write
 from engine.settings import Settings, load_secret
 from loadtests.run import add_parser as add_loadtest_parser
 
@@ -132,6 +133,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         print(report.render())
     return 0 if report.ok else 1
+
+
+async def _report(url: str, room: str) -> dict[str, bytes]:
+    redis = redis_client.connect(url)
+    try:
+        return build(await load_show(redis, check_room_id(room)))
+    finally:
+        await redis.aclose()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    files = asyncio.run(_report(redis_url_for_tools(args), args.room))
+    paths = write(files, Path(args.out))
+    summary = orjson.loads(files["summary.json"])
+    if args.json:
+        print(
+            orjson.dumps(
+                {
+                    "room": args.room,
+                    "out": str(Path(args.out).resolve()),
+                    "files": [str(p) for p in paths],
+                    "summary": summary,
+                }
+            ).decode()
+        )
+    else:
+        for path in paths:
+            print(path)
+    print(f"livecart: report of {args.room}: {summary['unique_viewers']} viewers, "
+          f"{summary['paid_orders']} paid orders, GMV {summary['gmv']} {summary['currency']}",
+          file=sys.stderr)  # fmt: skip
+    return 0
 
 
 async def _load_orders(url: str, room: str) -> list[Order]:
@@ -282,6 +315,10 @@ def _add_bench_parser(sub: Subparsers) -> None:
                       help="each viewer's pause between an answer and the next tap")  # fmt: skip
     grab.add_argument("--window-ms", type=float, default=0.0, help="grab batching window")
     grab.add_argument("--in-flight", type=int, default=2, help="grab batches in flight per sale")
+    grab.add_argument("--metrics", choices=["on", "off"], default="on",
+                      help="count show metrics (off: the hot-path cost baseline)")  # fmt: skip
+    grab.add_argument("--compare-metrics", type=int, default=0, metavar="ROUNDS",
+                      help="run ROUNDS pairs, metrics on then off, and print the cost")  # fmt: skip
     grab.add_argument("--redis-url", default=None)
     grab.add_argument("--json", action="store_true", help="print one JSON object")
     rain = bench_sub.add_parser("coupons", help="a coupon rain: the whole room claims a drop")
@@ -343,6 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--data-dir", default=None)
     audit.add_argument("--json", action="store_true", help="print one JSON object")
     audit.set_defaults(func=cmd_audit)
+    report = sub.add_parser(
+        "report", help="the post-live report: report.html, summary.json, metrics.csv, orders.csv"
+    )
+    report.add_argument("room")
+    report.add_argument("--out", required=True, help="directory to write the files into")
+    report.add_argument("--redis-url", default=None)
+    report.add_argument("--data-dir", default=None)
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.set_defaults(func=cmd_report)
 
     _add_orders_parser(sub)
     _add_giveaway_parser(sub)

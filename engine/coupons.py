@@ -26,6 +26,7 @@ from engine import keys
 from engine.catalog import CURRENCY_RE, MAX_PRICE, SKU_RE
 from engine.errors import ConflictError, NotFoundError, ProtocolError
 from engine.fields import int_field, invalid_field
+from engine.meter import Meter, Metric, off
 from engine.pricing import CouponKind, Offer
 from engine.redis_client import text
 from engine.scripts import Scripts
@@ -265,6 +266,7 @@ class Coupons:
         outbox_maxlen: int,
         max_batch: int = 256,
         max_in_flight: int = 2,
+        meter: Meter | None = None,
     ) -> None:
         self.redis = redis
         self.scripts = scripts
@@ -272,6 +274,7 @@ class Coupons:
         self.outbox_maxlen = outbox_maxlen
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
+        self.meter = meter or off()
         self.batchers: dict[tuple[str, str], GrabBatcher] = {}
 
     # ---- templates --------------------------------------------------------------------------
@@ -420,7 +423,10 @@ class Coupons:
             ],
             args,
         )
-        return [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+        answers = [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+        claimed = sum(1 for a in answers if a.status == "claimed" and not a.replayed)
+        self.meter.count(room, Metric.COUPON_CLAIMS, claimed, dim=drop_id)
+        return answers
 
     # ---- a viewer's coupons -------------------------------------------------------------------
 

@@ -189,6 +189,7 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     # group buys
     "groupbuy_not_found": NotFoundError,
     "team_not_found": NotFoundError,
+    "report_file_not_found": NotFoundError,
     "team_exists": ConflictError,
     "team_full": ConflictError,
     "team_closed": ConflictError,

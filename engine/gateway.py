@@ -33,10 +33,13 @@ from engine.errors import (
 )
 from engine.hub import RoomHub, Viewer
 from engine.keys import ROOM_ID_RE
+from engine.meter import Metric
 from engine.metrics import METRICS
+from engine.presence import Arrival
 from engine.protocol import (
     Bid,
     Claim,
+    Click,
     ClientMessage,
     CloseCode,
     Comment,
@@ -164,8 +167,10 @@ class Gateway:
             viewer = Viewer(
                 conn, conn_id, codec, author, ConnectionGuard(self.limits, time.monotonic())
             )
-            await self.node.presence.seen(room_id, author.user)
+            assert hub.room is not None
+            arrival = await self.node.presence.seen(room_id, author.user, hub.room.host)
             await hub.join(viewer, hello.since)
+            self._count_arrival(room_id, arrival, resumed=hello.since is not None)
             if hello.ref is not None:
                 await self.node.referrals.on_join(room_id, author, hello.ref)
             return viewer, hub
@@ -182,6 +187,15 @@ class Gateway:
             return None, None
         finally:
             self.node.release_hub(hub)
+
+    def _count_arrival(self, room: str, arrival: Arrival, *, resumed: bool) -> None:
+        meter = self.node.meter
+        if not resumed:  # a connection picking up where it left off is the same view
+            meter.count(room, Metric.VIEWS)
+        if arrival is not Arrival.AGAIN:
+            meter.count(room, Metric.VIEWERS)
+            meter.count(room, Metric.NEW_VIEWERS if arrival is Arrival.NEW
+                        else Metric.RETURNING_VIEWERS)  # fmt: skip
 
     async def _acquire(self, room_id: str) -> RoomHub:
         try:
@@ -246,6 +260,8 @@ class Gateway:
             hub.add_likes(message.count)
             if message.id is not None:
                 viewer.send(ack_message(message.id))
+        elif isinstance(message, Click):
+            self._click(viewer, hub.room_id, message)
         elif isinstance(message, Ping):
             viewer.send(pong_message(message.id, int(time.time() * 1000)))
         elif isinstance(message, Bid):
@@ -264,13 +280,25 @@ class Gateway:
                 "already joined; hello is only the first frame", code="already_joined"
             )
 
+    def _click(self, viewer: Viewer, room: str, message: Click) -> None:
+        # Once per connection and product: opening a card again is not another click.
+        clicked = viewer.clicked if viewer.clicked is not None else set()
+        if message.product not in clicked:
+            viewer.clicked = clicked | {message.product}
+            self.node.meter.count(room, Metric.CLICKS, dim=message.product)
+        if message.id is not None:
+            viewer.send(ack_message(message.id))
+
     def _answered(
-        self, viewer: Viewer, request: Grab | Claim, started: float, answer: GrabAnswer | Exception
-    ) -> None:
+        self, viewer: Viewer, room: str, request: Grab | Claim, started: float,
+        answer: GrabAnswer | Exception,
+    ) -> None:  # fmt: skip
         """A grab's or a claim's answer from its batch: the ack, or an error frame."""
         is_grab = isinstance(request, Grab)
         if is_grab:
-            METRICS.grab_seconds.observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            METRICS.grab_seconds.observe(elapsed)
+            METRICS.room_grab_seconds.observe(elapsed, room)
         error: LivecartError | None = None
         if isinstance(answer, LivecartError):
             error = answer
@@ -287,6 +315,8 @@ class Gateway:
             return
         assert isinstance(answer, GrabAnswer)
         (METRICS.grabs if is_grab else METRICS.coupon_claims).inc(1, answer.status)
+        if is_grab:
+            METRICS.room_grabs.inc(1, room, answer.status)
         ack = ack_message(request.id, result=answer.body)
         if answer.replayed:
             ack["replayed"] = True
@@ -304,12 +334,12 @@ class Gateway:
                 room,
                 message.sale,
                 GrabRequest(user, message.id, message.quantity),
-                partial(self._answered, viewer, message, time.perf_counter()),
+                partial(self._answered, viewer, room, message, time.perf_counter()),
             )
         elif isinstance(message, Claim):
             self.node.coupons.claim_nowait(
                 room, message.drop, user, message.id,
-                partial(self._answered, viewer, message, time.perf_counter()),
+                partial(self._answered, viewer, room, message, time.perf_counter()),
             )  # fmt: skip
         elif isinstance(message, Release):
             await stock.release(room, message.reservation, user)

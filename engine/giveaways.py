@@ -58,6 +58,7 @@ from engine.giveaway_draw import (
     verify_winners,
 )
 from engine.giveaway_prizes import PrizeKind, Prizes, prize_owner
+from engine.meter import Meter, Metric, off
 from engine.protocol import Role
 from engine.redis_client import text
 from engine.roomlog import notify_user
@@ -249,8 +250,10 @@ async def load_giveaway(redis: Redis, room: str, giveaway_id: str) -> Giveaway:
 
 class GiveawayStore:
     def __init__(self, redis: Redis, scripts: Scripts, log_maxlen: int, *, sales: SaleStore,
-                 stock: Stock, coupons: Coupons, watchtime: WatchTime) -> None:  # fmt: skip
+                 stock: Stock, coupons: Coupons, watchtime: WatchTime,
+                 meter: Meter | None = None) -> None:  # fmt: skip
         self.redis = redis
+        self.meter = meter or off()
         self.scripts = scripts
         self.log_maxlen = log_maxlen
         self.prizes = Prizes(redis, sales=sales, stock=stock, coupons=coupons)
@@ -379,7 +382,10 @@ class GiveawayStore:
             if text(result[1]) == "giveaway_not_found":
                 raise _not_found(giveaway.id)
             raise ConflictError("the giveaway is closed", code="giveaway_closed")
-        return {"giveaway": giveaway.id, "entered": True, "new": bool(int(result[1])),
+        new = bool(int(result[1]))
+        if new:
+            self.meter.count(room, Metric.GIVEAWAY_ENTRIES)
+        return {"giveaway": giveaway.id, "entered": True, "new": new,
                 "entrants": int(result[2])}  # fmt: skip
 
     async def _check_limits(self, room: str, giveaway: Giveaway, user: str) -> None:

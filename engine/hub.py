@@ -51,7 +51,7 @@ log = logging.getLogger("livecart.hub")
 class Viewer:
     """One joined connection: who it is and how to write to it."""
 
-    __slots__ = ("author", "codec", "conn", "conn_id", "guard", "hub", "state")
+    __slots__ = ("author", "clicked", "codec", "conn", "conn_id", "guard", "hub", "state")
 
     def __init__(
         self,
@@ -68,6 +68,7 @@ class Viewer:
         self.guard = guard
         self.hub: RoomHub | None = None
         self.state = SessionState.AWAITING_HELLO
+        self.clicked: set[str] | None = None  # products whose card this connection opened
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one frame now, without waiting (the socket's buffer bound still applies)."""

@@ -2,7 +2,8 @@
 
 All keys of a room carry the `{room}` hash tag so a room lives in one Cluster slot and
 multi-key Lua scripts run unchanged on Redis Cluster. The only keys without a room tag
-are the global room index (`lc:rooms`) and the simulated payment provider's records
+are the global room index (`lc:rooms`), a host's audience set (`lc:host:{host}:audience`)
+and the simulated payment provider's records
 (`lc:psp:*`, the provider is another system), which no script touches with room keys.
 """
 
@@ -76,8 +77,29 @@ def peak(room: str) -> str:
 
 
 def uniques(room: str) -> str:
-    """HyperLogLog of viewer identities that joined the room."""
-    return f"{_room(room)}:uniques"
+    """Hash: viewer identity -> when it first joined the room (ms); HLEN = unique viewers."""
+    return f"{_room(room)}:viewers"
+
+
+def audience(host: str) -> str:
+    """Set: identities that have watched any show of this host (new vs returning viewers).
+    Not a room key: no script touches it together with a room's keys."""
+    return f"{PREFIX}:host:{{{host}}}:audience"
+
+
+def show_metrics(room: str) -> str:
+    """Hash: the room's per-minute and total counters (engine.meter)."""
+    return f"{_room(room)}:metrics"
+
+
+def paid_buyers(room: str) -> str:
+    """Set: users with a paid order in the room (the live conversion's numerator)."""
+    return f"{_room(room)}:paid_buyers"
+
+
+def show_markers(room: str) -> str:
+    """List: the show's timeline markers, JSON {t, kind, label} (engine.meter)."""
+    return f"{_room(room)}:markers"
 
 
 def banned_users(room: str) -> str:

@@ -58,12 +58,23 @@ class Gauge:
     help: str
     labelnames: tuple[str, ...] = ()
     read: Callable[[], dict[LabelValues, float]] | None = None
+    values: dict[LabelValues, float] = field(default_factory=dict)  # set() when not read()
+
+    def set(self, value: float, *labels: str) -> None:
+        self.values[labels] = value
 
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} gauge"
-        for labels, value in sorted((self.read() if self.read else {}).items()):
+        for labels, value in sorted((self.read() if self.read else self.values).items()):
             yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+
+@dataclass
+class _Series:
+    counts: list[int]
+    total: float = 0.0
+    count: int = 0
 
 
 @dataclass
@@ -71,27 +82,37 @@ class Histogram:
     name: str
     help: str
     buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    count: int = 0
+    labelnames: tuple[str, ...] = ()
+    series: dict[LabelValues, _Series] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.buckets) + 1)
+        if not self.labelnames:  # an unlabelled histogram shows its zeros from the start
+            self.series[()] = _Series([0] * (len(self.buckets) + 1))
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.count += 1
+    def observe(self, value: float, *labels: str) -> None:
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = _Series([0] * (len(self.buckets) + 1))
+        series.counts[bisect.bisect_left(self.buckets, value)] += 1
+        series.total += value
+        series.count += 1
+
+    @property
+    def count(self) -> int:
+        return sum(series.count for series in self.series.values())
 
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} histogram"
-        cumulative = 0
-        for bound, n in zip((*self.buckets, math.inf), self.counts, strict=True):
-            cumulative += n
-            yield f'{self.name}_bucket{{le="{_number(bound)}"}} {cumulative}'
-        yield f"{self.name}_sum {_number(self.total)}"
-        yield f"{self.name}_count {self.count}"
+        for labels, series in sorted(self.series.items()):
+            cumulative = 0
+            for bound, n in zip((*self.buckets, math.inf), series.counts, strict=True):
+                cumulative += n
+                le = _labels(self.labelnames, labels, f'le="{_number(bound)}"')
+                yield f"{self.name}_bucket{le} {cumulative}"
+            tags = _labels(self.labelnames, labels)
+            yield f"{self.name}_sum{tags} {_number(series.total)}"
+            yield f"{self.name}_count{tags} {series.count}"
 
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -165,6 +186,43 @@ class Metrics:
         self.tick_seconds = Histogram(
             "livecart_tick_seconds", "Time to encode and write one room tick", _LATENCY_BUCKETS
         )
+
+        # Per room, for alerting on one show (the room label's series of a room go away
+        # when this process drops its hub: forget_room).
+        self.room_viewers = Gauge(
+            "livecart_room_viewers", "Viewer connections in the room on this process", ("room",)
+        )
+        self.room_grab_seconds = Histogram(
+            "livecart_room_grab_seconds", "Grab latency inside the engine, per room",
+            _LATENCY_BUCKETS, ("room",),
+        )  # fmt: skip
+        self.room_grabs = Counter(
+            "livecart_room_grabs_total", "Grab answers per room, by status", ("room", "status")
+        )
+        self.room_script_errors = Counter(
+            "livecart_room_script_errors_total", "Failed Lua script calls per room",
+            ("room", "script"),
+        )  # fmt: skip
+        self.room_callback_rejections = Counter(
+            "livecart_room_payment_callback_rejections_total",
+            'Payment callbacks refused per room, by code (room "" when it was unreadable)',
+            ("room", "code"),
+        )
+        self.room_sweeper_lag = Gauge(
+            "livecart_room_sweeper_lag_seconds",
+            "How overdue the oldest expired hold was when this process's last sweep found it",
+            ("room",),
+        )
+        self.sweep_seconds = Histogram(
+            "livecart_sweep_seconds", "One sweeper pass over every room", _LATENCY_BUCKETS
+        )
+
+    def forget_room(self, room: str) -> None:
+        for family in (self.room_grabs, self.room_script_errors, self.room_callback_rejections):
+            for labels in [labels for labels in family.values if labels[0] == room]:
+                del family.values[labels]
+        self.room_grab_seconds.series.pop((room,), None)
+        self.room_sweeper_lag.values.pop((room,), None)
 
     def render(self) -> str:
         families = [value for value in vars(self).values() if hasattr(value, "render")]

@@ -30,6 +30,7 @@ from engine.errors import LivecartError, UnavailableError
 from engine.giveaways import GiveawayStore
 from engine.groupbuys import GroupBuys
 from engine.hub import RoomHub
+from engine.meter import Meter, Metric
 from engine.metrics import METRICS
 from engine.moderation import Moderation
 from engine.notifiers import notifier_for
@@ -64,6 +65,8 @@ class Node:
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.redis: Redis = redis_client.connect(redis_url)
         self.scripts = Scripts()
+        self.meter = Meter(self.redis, enabled=settings.metrics,
+                           flush_s=settings.metrics_flush_ms / 1000)  # fmt: skip
         maxlen = settings.stream_maxlen
         self.rooms = RoomStore(self.redis, self.scripts, maxlen)
         self.room_log = RoomLog(self.redis)
@@ -83,10 +86,12 @@ class Node:
             max_batch=settings.grab_max_batch,
             max_in_flight=settings.grab_in_flight,
             window_s=settings.grab_window_ms / 1000,
+            meter=self.meter,
         )
         self.coupons = Coupons(
             self.redis, self.scripts, log_maxlen=maxlen, outbox_maxlen=settings.outbox_maxlen,
             max_batch=settings.grab_max_batch, max_in_flight=settings.grab_in_flight,
+            meter=self.meter,
         )  # fmt: skip
         self.risk = RiskRules(settings.max_orders_per_user, settings.max_orders_per_device,
                               settings.review_threshold)  # fmt: skip
@@ -96,6 +101,7 @@ class Node:
             risk=self.risk,
             payment_window_ms=settings.payment_window_s * 1000, shipping_fee=settings.shipping_fee,
             events_maxlen=settings.order_events_maxlen, outbox_maxlen=settings.outbox_maxlen,
+            meter=self.meter,
         )  # fmt: skip
         derived = hmac.new(secret.encode(), b"livecart payments", hashlib.sha256).hexdigest()
         payment_secret = (settings.payment_secret or derived).encode()
@@ -105,11 +111,11 @@ class Node:
         self.watchtime = WatchTime(self.redis)
         self.giveaways = GiveawayStore(
             self.redis, self.scripts, maxlen, sales=self.sales, stock=self.stock,
-            coupons=self.coupons, watchtime=self.watchtime,
+            coupons=self.coupons, watchtime=self.watchtime, meter=self.meter,
         )  # fmt: skip
         self.auctions = AuctionStore(
             self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
-            payment_window_ms=settings.payment_window_s * 1000,
+            payment_window_ms=settings.payment_window_s * 1000, meter=self.meter,
         )  # fmt: skip
         self.groupbuys = GroupBuys(
             self.redis, self.scripts, self.sales, self.stock, self.orders, payments=self.payments,
@@ -136,6 +142,9 @@ class Node:
         self._housekeeping: asyncio.Task[None] | None = None
         METRICS.rooms.read = lambda: {(): float(len(self.hubs))}
         METRICS.connections.read = self._connection_counts
+        METRICS.room_viewers.read = lambda: {
+            (room_id,): float(len(hub.viewers)) for room_id, hub in self.hubs.items()
+        }
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -149,6 +158,7 @@ class Node:
             await self.broker.stop()
             raise UnavailableError("Redis pub/sub did not connect in time") from None
         self.sweeper.start()
+        self.meter.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="livecart-housekeeping")
 
     async def _wait_for_redis(self, timeout_s: float = 30.0) -> None:
@@ -176,6 +186,7 @@ class Node:
             await hub.stop()
         self.hubs.clear()
         await self.sweeper.stop()
+        await self.meter.stop()
         await self.reminders.close()
         with contextlib.suppress(RedisError, OSError):
             await self.watchtime.flush()
@@ -202,6 +213,7 @@ class Node:
         """What a posted comment can also mean: a giveaway's keyword, a comment-to-buy
         order. The comment itself is already in the room; these answer privately, and a
         failure here is logged, never an error on the comment."""
+        self.meter.count(room, Metric.COMMENTS)
         for hook in self.comment_hooks:
             try:
                 await hook(room, author, comment)
@@ -278,6 +290,7 @@ class Node:
                     del self.hubs[room_id]
                     self.broker.unsubscribe(room_id)
                     await hub.stop()
+                    METRICS.forget_room(room_id)
 
     def _connection_counts(self) -> dict[tuple[str, ...], float]:
         counts: dict[tuple[str, ...], float] = {}

@@ -32,6 +32,7 @@ from engine.errors import (
     ProtocolError,
     RejectedError,
 )
+from engine.meter import Meter, Metric, off
 from engine.pricing import Breakdown, Line, price
 from engine.protocol import DEVICE_RE
 from engine.redis_client import text
@@ -283,6 +284,7 @@ class OrderStore:
         shipping_fee: int,
         events_maxlen: int,
         outbox_maxlen: int,
+        meter: Meter | None = None,
     ) -> None:
         self.redis = redis
         self.scripts = scripts
@@ -294,6 +296,7 @@ class OrderStore:
         self.shipping_fee = shipping_fee
         self.events_maxlen = events_maxlen
         self.outbox_maxlen = outbox_maxlen
+        self.meter = meter or off()
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -445,7 +448,12 @@ class OrderStore:
             raise cls(
                 message.format(detail=detail_text), code=code, details={"detail": detail_text}
             )
-        return await self.get(room, text(result[1])), status == "replay"
+        order = await self.get(room, text(result[1]))
+        if status != "replay":
+            self.meter.count(room, Metric.ORDERS)
+            for sale_id in sale_ids:
+                self.meter.count_dim(room, Metric.ORDERS, sale_id)
+        return order, status == "replay"
 
     # ---- cancel and expiry --------------------------------------------------------------------
 
@@ -573,6 +581,12 @@ class OrderStore:
         if outcome == "err":
             code = text(result[1])
             raise RejectedError(detail, code=code)
+        if outcome == "paid":
+            if self.meter.enabled and await self.redis.sadd(keys.paid_buyers(room), order.user):
+                self.meter.count(room, Metric.PAID_BUYERS)
+            self.meter.count(room, Metric.PAID_ORDERS, dim=order.currency)
+            self.meter.money(room, Metric.GMV, order.currency, order.total)
+            self.meter.count(room, Metric.COUPON_REDEMPTIONS, len(order.coupons))
         return outcome, detail
 
     async def payment(self, room: str, payment_id: str) -> dict[str, Any] | None:
@@ -657,6 +671,9 @@ class OrderStore:
                     details={"refundable": int(detail)},
                 )
             raise ConflictError(f"line {detail} cannot be restocked", code="not_restockable")
+        if status != "replay":
+            self.meter.count(room, Metric.REFUNDS)
+            self.meter.money(room, Metric.REFUNDED, order.currency, amount)
         return await self.get(room, order_id), status == "replay"
 
     async def mark(

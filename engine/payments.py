@@ -182,8 +182,10 @@ class Payments:
         self, headers: Mapping[str, str], body: bytes, *, now_s: float, at_ms: int | None = None
     ) -> dict[str, Any]:
         """Verify and apply one provider callback."""
+        room = ""  # until the signed body says which (an unsigned one names none we trust)
         try:
             callback = verify(self.secret, headers, body, now_s=now_s, tolerance_s=self.tolerance_s)
+            room = callback.room
             fresh = await self.redis.set(
                 keys.callback_nonce(callback.room, callback.nonce),
                 b"1",
@@ -204,6 +206,7 @@ class Payments:
             )
         except LivecartError as error:
             METRICS.payment_callbacks.inc(1, error.code)
+            METRICS.room_callback_rejections.inc(1, room, error.code)
             log.warning("payment callback rejected (%s): %s", error.code, error.message)
             raise
         METRICS.payment_callbacks.inc(1, outcome)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from engine.catalog import PRODUCT_ID_RE
 from engine.errors import LivecartError, ProtocolError
 from engine.settings import Limits
 
@@ -140,7 +141,15 @@ class Bid:
     id: str | None = None
 
 
-ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid
+@dataclass(frozen=True, slots=True)
+class Click:
+    """The viewer opened a product's card (for the show's metrics; no answer but an ack)."""
+
+    product: str
+    id: str | None = None
+
+
+ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid | Click
 MAX_GRAB_QUANTITY = 10
 MAX_REF = 200
 MAX_BID = 100_000_000  # engine.auction_rules.MAX_PRICE
@@ -249,6 +258,13 @@ def _bid(body: dict[str, Any], request_id: str | None, limits: Limits) -> Bid:
                id=request_id)  # fmt: skip
 
 
+def _click(body: dict[str, Any], request_id: str | None, limits: Limits) -> Click:
+    product = _required_str(body, "product", 10)
+    if not PRODUCT_ID_RE.fullmatch(product):
+        raise _invalid("product", "a product id such as 'p12'")
+    return Click(product=product, id=request_id)
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage]] = {
     "comment": _comment,
     "like": _like,
@@ -259,6 +275,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage
     "waitlist": _waitlist,
     "claim": _claim,
     "bid": _bid,
+    "click": _click,
 }
 
 

@@ -77,7 +77,15 @@ class Script:
                 return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except ResponseError:
             METRICS.script_errors.inc(1, self.name)
+            METRICS.room_script_errors.inc(1, room_of_key(keys[0]) if keys else "", self.name)
             raise
+
+
+def room_of_key(key: str) -> str:
+    """The room of a room key (its `{room}` hash tag), "" for other keys."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start != -1 and end != -1 and key.startswith("lc:{") else ""
 
 
 class Scripts:

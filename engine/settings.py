@@ -53,6 +53,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_PAYMENT_SECRET": ("payment_secret", str),
     "LIVECART_REMINDER_WEBHOOK_URL": ("reminder_webhook_url", str),
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
+    "LIVECART_METRICS": ("metrics", lambda value: value.lower() not in {"0", "off", "false", "no"}),
+    "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_LOG_FORMAT": ("log_format", str),
     "LIVECART_LOG_LEVEL": ("log_level", str),
 }
@@ -99,6 +101,10 @@ class Settings:
     callback_tolerance_s: int = 300
     # Show reminders go to this webhook (engine/notifiers.py); unset: to the log.
     reminder_webhook_url: str = ""
+    # Show metrics (engine/meter.py): counted in memory, written to Redis this often. Off:
+    # nothing is counted (the hot-path cost benchmark's baseline; reports are then empty).
+    metrics: bool = True
+    metrics_flush_ms: int = 1000
     appendfsync: str = "everysec"
     log_format: str = "text"
     log_level: str = "INFO"
@@ -124,6 +130,8 @@ class Settings:
             raise ValueError("tick_ms must be between 1 and 5000")
         if not 1 <= self.sync_ms <= 5000:
             raise ValueError("sync_ms must be between 1 and 5000")
+        if not 10 <= self.metrics_flush_ms <= 60_000:
+            raise ValueError("metrics_flush_ms must be between 10 and 60000")
         if self.appendfsync not in {"always", "everysec", "no"}:
             raise ValueError("appendfsync must be always, everysec or no")
         if self.grab_in_flight < 1 or self.grab_max_batch < 1 or self.grab_window_ms < 0:

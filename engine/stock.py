@@ -29,6 +29,7 @@ from engine.errors import (
     ProtocolError,
     UnavailableError,
 )
+from engine.meter import Meter, Metric, off
 from engine.metrics import METRICS
 from engine.redis_client import text
 from engine.sales import check_sale_id, sale_keys
@@ -163,8 +164,10 @@ class GrabBatcher:
 
 class Stock:
     def __init__(self, redis: Redis, scripts: Scripts, *, outbox_maxlen: int, max_batch: int = 256,
-                 max_in_flight: int = 1, window_s: float = 0.0) -> None:  # fmt: skip
+                 max_in_flight: int = 1, window_s: float = 0.0,
+                 meter: Meter | None = None) -> None:  # fmt: skip
         self.redis = redis
+        self.meter = meter or off()
         self.scripts = scripts
         self.outbox_maxlen = outbox_maxlen
         self.max_batch = max_batch
@@ -218,7 +221,19 @@ class Stock:
             ],
             args,
         )
-        return [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+        answers = [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+        self._count(room, sale_id, answers)
+        return answers
+
+    def _count(self, room: str, sale_id: str, answers: list[GrabAnswer]) -> None:
+        """Each request counts once, when first answered (a retry gets the stored answer)."""
+        for answer in answers:
+            if answer.replayed or answer.status == "sale_not_found":
+                continue
+            self.meter.count(room, Metric.GRAB_ATTEMPTS, dim=sale_id)
+            self.meter.count(room, Metric.GRAB_RESULTS, dim=answer.status)
+            if answer.status == "reserved":
+                self.meter.count(room, Metric.RESERVATIONS, dim=sale_id)
 
     # ---- reservations ---------------------------------------------------------------------
 

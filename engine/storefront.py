@@ -21,6 +21,7 @@ from engine.auctions import AuctionState
 from engine.coupons import Drop, Template
 from engine.errors import NotFoundError
 from engine.giveaways import GiveawayState
+from engine.meter import Metric
 from engine.roomlog import Entry
 from engine.sales import Sale, SaleState, now_ms
 
@@ -124,6 +125,8 @@ class Storefront:
         if self.impressions:
             counts, self.impressions = dict(self.impressions), Counter()
             await self.node.catalog.add_impressions(self.room_id, counts)
+            for product_id, n in counts.items():
+                self.node.meter.count(self.room_id, Metric.IMPRESSIONS, n, dim=product_id)
         if not self.sales and not self.drops:
             return
         await self._load_drops()

@@ -72,6 +72,7 @@ class Sweeper:
 
     async def sweep(self, at_ms: int | None = None) -> int:
         """One pass over every room; returns how many reservations it expired."""
+        started = time.perf_counter()
         now = int(time.time() * 1000) if at_ms is None else at_ms
         rooms = texts(await self.redis.smembers(keys.rooms_index()))
         if self.auctions is not None:
@@ -85,19 +86,25 @@ class Sweeper:
             await self.sweep_orders(rooms, now, at_ms)
         async with self.redis.pipeline(transaction=False) as pipe:
             for room in rooms:
-                pipe.zrangebyscore(keys.expiry(room), "-inf", now, start=0, num=self.batch)
+                pipe.zrangebyscore(keys.expiry(room), "-inf", now, start=0, num=self.batch,
+                                   withscores=True)  # fmt: skip
             due_lists = await pipe.execute()
         expired = 0
+        lag: dict[tuple[str, ...], float] = {}
         for room, due in zip(rooms, due_lists, strict=True):
+            if due:  # the oldest first: how late its release is
+                lag[(room,)] = max(0.0, now - float(due[0][1])) / 1000
             by_sale: dict[str, list[str]] = defaultdict(list)
-            for raw in due:
+            for raw, _ in due:
                 reservation = text(raw)
                 by_sale[sale_of_reservation(reservation)].append(reservation)
             for sale_id, ids in by_sale.items():
                 outcomes = await self.stock.expire(room, sale_id, ids, at_ms=at_ms)
                 expired += outcomes.count("expired")
+        METRICS.room_sweeper_lag.values = lag
         if expired:
             METRICS.reservations_expired.inc(expired)
+        METRICS.sweep_seconds.observe(time.perf_counter() - started)
         return expired
 
     async def close_auctions(self, rooms: list[str], now: int, at_ms: int | None) -> int:

@@ -37,6 +37,7 @@ from engine import auth
 from engine.bench.harness import engine_process
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
+from engine.report import write as write_files
 from loadtests import show
 from loadtests.cpu import CpuMeter
 from loadtests.scenarios import SCENARIOS, ramp_s, timeline
@@ -217,7 +218,26 @@ async def run_load(  # noqa: PLR0917
     await asyncio.sleep(SETTLE_S)
     async with HostClient(base_url, room, host_token) as host:
         audit = await host.call("GET", f"/api/rooms/{room}/audit")
-    return {"figures": figures, "audit": audit, "show": shop.played, "report": str(report)}
+        show_report = await save_show_report(host, room, out / "show")
+    return {"figures": figures, "audit": audit, "show": shop.played, "report": str(report),
+            "show_report": show_report}  # fmt: skip
+
+
+SHOW_REPORT_FILES = ("summary.json", "metrics.csv", "orders.csv")
+
+
+async def save_show_report(host: HostClient, room: str, out: Path) -> dict[str, Any]:
+    """The show's own post-live report (`livecart report`, over HTTP so that it works
+    against a remote deployment too): its files in `out`, and summary.json's figures."""
+    files = {}
+    for name in ("report.html", *SHOW_REPORT_FILES):
+        path = f"/api/rooms/{room}/report" + ("" if name == "report.html" else f"/{name}")
+        response = await host.http.get(path)
+        response.raise_for_status()
+        files[name] = response.content
+    write_files(files, out)
+    summary: dict[str, Any] = orjson.loads(files["summary.json"])
+    return {"html": str(out / "report.html"), "summary": summary}
 
 
 def verdict(args: argparse.Namespace, room: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +272,8 @@ def verdict(args: argparse.Namespace, room: str, result: dict[str, Any]) -> dict
         "double_used_coupons": audit["double_used_coupons"],
         "audit_ok": audit["ok"],
         "report_html": result["report"],
+        "show_report_html": result["show_report"]["html"],
+        "show_summary": result["show_report"]["summary"],
         "ok": not problems,
         "problems": problems,
         "show": result["show"],
@@ -309,6 +331,7 @@ def main(args: argparse.Namespace) -> int:
     judged = verdict(args, room, result)
     files = "CSVs" if args.generator == "locust" else "files"
     progress(f"report {judged['report_html']}; {files} in {out}")
+    progress(f"the show's post-live report: {judged['show_report_html']}")
     if args.json:
         print(orjson.dumps(judged).decode())
     else:
@@ -324,6 +347,7 @@ def main(args: argparse.Namespace) -> int:
             "ok",
             "problems",
             "report_html",
+            "show_report_html",
         ):
             print(f"{key:22} {judged[key]}")
         for name, row in judged["by_type"].items():

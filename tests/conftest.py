@@ -89,6 +89,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "tick_ms": 20,
         "sync_ms": 20,
         "hub_linger_s": 0.5,
+        "metrics_flush_ms": 50,
     }
     values.update(overrides)
     return Settings(**values)

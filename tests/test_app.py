@@ -18,6 +18,7 @@ from engine.app import Engine
 from engine.redis_server import EmbeddedRedis
 from engine.scripts import Scripts
 from tests.conftest import EngineFactory, ViewerFactory, make_settings, poll, token
+from tests.test_api_catalog import JACKET
 
 ALL_READY = {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
 # Every metric family the engine exposes, with its type.
@@ -45,6 +46,13 @@ FAMILIES = {
     "livecart_refunds_total": "counter",
     "livecart_orders_expired_total": "counter",
     "livecart_script_errors_total": "counter",
+    "livecart_room_viewers": "gauge",
+    "livecart_room_grab_seconds": "histogram",
+    "livecart_room_grabs_total": "counter",
+    "livecart_room_script_errors_total": "counter",
+    "livecart_room_payment_callback_rejections_total": "counter",
+    "livecart_room_sweeper_lag_seconds": "gauge",
+    "livecart_sweep_seconds": "histogram",
 }
 
 
@@ -159,6 +167,30 @@ async def test_metrics_exposition(http: httpx.AsyncClient) -> None:
     assert values["livecart_rooms_active"] == 0
     for histogram in ("livecart_redis_rtt_seconds", "livecart_tick_seconds"):
         assert values[f'{histogram}_bucket{{le="+Inf"}}'] == values[f"{histogram}_count"]
+
+
+async def test_room_metrics_name_the_room(
+    http: httpx.AsyncClient, room: str, viewer_factory: ViewerFactory
+) -> None:
+    async with HostClient(str(http.base_url), room, token(room, "host", "host-1")) as host:
+        await host.create_product(**JACKET)
+        sale = await host.launch_sale("DJ-M", 1, price=5000)
+    before = await scrape(http)
+    buyers = [await viewer_factory(room, user=f"u{n}") for n in range(2)]
+    answers = [await buyer.grab(sale["id"]) for buyer in buyers]
+    assert [a["status"] for a in answers] == ["reserved", "sold_out"]
+    forged = await http.post("/api/payments/callback", content=b"{}",
+                             headers={"X-Livecart-Signature": "00"})  # fmt: skip
+    assert forged.status_code == 401
+    after = await scrape(http)
+    tag = f'room="{room}"'
+    assert after[f"livecart_room_viewers{{{tag}}}"] == 2
+    for status in ("reserved", "sold_out"):
+        assert after[f'livecart_room_grabs_total{{{tag},status="{status}"}}'] == 1
+    assert after[f"livecart_room_grab_seconds_count{{{tag}}}"] == 2
+    assert after[f'livecart_room_grab_seconds_bucket{{{tag},le="+Inf"}}'] == 2
+    rejected = 'livecart_room_payment_callback_rejections_total{room="",code="signature_invalid"}'
+    assert after[rejected] == before.get(rejected, 0) + 1
 
 
 async def test_metrics_move_with_traffic(

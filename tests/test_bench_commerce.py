@@ -36,6 +36,19 @@ def test_bench_grab_never_oversells() -> None:
     assert set(report["latency_ms"]) == LATENCY
 
 
+def test_bench_grab_compares_metrics_on_and_off() -> None:
+    report = bench("grab", "--viewers", "40", "--stock", "10", "--attempts", "200",
+                   "--compare-metrics", "1")  # fmt: skip
+    assert report["rounds"] == 1
+    for side in ("with_metrics", "without_metrics"):
+        figures = report[side]
+        assert (figures["oversell"], figures["audit_ok"]) == (0, True)
+        assert len(figures["ratio_to_raw"]) == 1
+        assert figures["grabs_per_second"][0] > 0
+    assert report["cost_ratio"] == round(
+        report["median_ratio_without"] / report["median_ratio_with"], 3)  # fmt: skip
+
+
 def test_bench_coupons_issues_exactly_the_drop() -> None:
     report = bench("coupons", "--viewers", "80", "--coupons", "25")
     assert (report["claimed"], report["sold_out"], report["over_issued"]) == (25, 55, 0)

@@ -669,6 +669,8 @@ async def test_dashboard_shows_the_live_numbers(
     bought = await fans[0].grab("s1")
     assert (await fans[1].grab("s1"))["status"] == "reserved"  # held, never checked out
     await fans[2].comment("love the jacket")
+    for fan, product in ((fans[0], "p1"), (fans[1], "p1"), (fans[2], "p2")):
+        await fan.click(product)
     async with ShopperClient(engine.base_url, room, token(room, "viewer", "fan-0")) as shopper:
         order = await shopper.checkout([bought["reservation"]], address=ADDRESS,
                                        contact={"email": "fan-0@example.com"})  # fmt: skip
@@ -691,10 +693,35 @@ async def test_dashboard_shows_the_live_numbers(
     await expect(jacket.locator(".sold")).to_have_text("1")
     await expect(jacket.locator(".through")).to_have_text(re.compile(r"^\d+\.\d s$"))
     await expect(page.locator("#dash-products tr[data-id=p2] .through")).to_have_text("—")
+
+    # The funnel, the clicks column, the rates and the charts show the API's figures (the
+    # per-minute counters are written about every second, so compare until both settle).
+    shown: dict[str, Any] = {}
+    served: dict[str, Any] = {}
+
+    async def agrees() -> bool:
+        nonlocal shown, served
+        served = await host.call("GET", f"/api/rooms/{room}/dashboard")
+        shown = await page.evaluate(_DASHBOARD_SHOWN)
+        return shown == _dashboard_expected(served)
+
+    try:
+        await eventually(agrees, timeout_s=12)
+    except TimeoutError:
+        assert shown == _dashboard_expected(served)  # shows the difference
+    funnel = served["funnel"]
+    assert (funnel["grab_attempts"], funnel["reservations"]) == (2, 2)
+    assert (funnel["orders"], funnel["paid"]) == (1, 1)
+    assert funnel["product_clicks"] == 3
+    assert shown["clicks"] == {"p1": "2", "p2": "1"}
+    assert shown["figures"]["click_order"] == "33.33%"  # one order from three clicks
+    assert served["minutes"], "a live show has at least the current minute"
+    assert shown["gmv_last"] == str(total)  # cumulative net GMV of the minutes
     for chart in ("#dash-chart-online", "#dash-chart-gmv"):
-        await expect(page.locator(chart)).to_have_attribute("data-points", re.compile(r"^[3-9]"),
-                                                            timeout=10_000)  # fmt: skip
         await expect(page.locator(f"{chart} svg path.line")).to_have_count(1)
+    sale_markers = page.locator("#dash-chart-online g.marker[data-kind=flash_sale]")
+    await expect(sale_markers).to_have_count(1)
+    await expect(sale_markers.locator("title")).to_contain_text("flash sale")
     await expect(page.locator("#dash-chart-online .chart-now")).to_have_text("4")
     await expect(page.locator("#dash-chart-gmv .chart-now")).to_have_text(f"USD {total / 100:.2f}")
     box = await page.locator("#dashboard-panel").bounding_box()
@@ -703,6 +730,25 @@ async def test_dashboard_shows_the_live_numbers(
     assert await page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"]
     await console.shot("11-dashboard")
 
+    # The post-live report opens in a new tab (fetched with the token, shown from a Blob
+    # URL); the exports download the same way.
+    async with page.expect_popup() as opened:
+        await page.click("#dash-report")
+    report = await opened.value
+    await report.wait_for_url(re.compile(r"^blob:"))
+    await expect(report.locator("body")).to_contain_text("Test show")
+    assert "report" in (await report.content()).lower()
+    await console.feedback("Open post-live report")
+    await report.close()
+    async with page.expect_download() as downloading:
+        await page.click("#dash-export-metrics")
+    download = await downloading.value
+    assert download.suggested_filename == f"{room}-metrics.csv"
+    saved = await download.path()
+    csv = await asyncio.to_thread(Path(saved).read_text, encoding="utf-8")
+    assert csv.splitlines()[0].startswith("minute")
+    await console.feedback("Download metrics.csv")
+
     await page.click("#dashboard-close")
     await expect(page.locator("#lineup-panel")).to_be_visible()
     await page.click("#sign-out")
@@ -710,6 +756,46 @@ async def test_dashboard_shows_the_live_numbers(
     polled = len(requests)
     await asyncio.sleep(3.5)
     assert len(requests) == polled, "the dashboard kept polling after sign-out"
+
+
+_DASHBOARD_SHOWN = """() => {
+    const text = (selector) => document.querySelector(selector).textContent;
+    const online = document.querySelector('#dash-chart-online').dataset;
+    const gmv = document.querySelector('#dash-chart-gmv').dataset;
+    return {
+        funnel: Object.fromEntries([...document.querySelectorAll('#dash-funnel li')]
+            .map((li) => [li.dataset.step, li.querySelector('.count').textContent])),
+        clicks: Object.fromEntries([...document.querySelectorAll('#dash-products tr')]
+            .map((tr) => [tr.dataset.id, tr.querySelector('.clicks').textContent])),
+        figures: {views: text('#dash-views'), shares: text('#dash-shares'),
+                  clicks: text('#dash-clicks'), click_order: text('#dash-click-order'),
+                  redemption: text('#dash-redemption')},
+        points: [online.points, gmv.points],
+        markers: online.markers,
+        gmv_last: gmv.last,
+    };
+}"""
+
+
+def _dashboard_expected(data: dict[str, Any]) -> dict[str, Any]:
+    """What the dashboard view shows for one GET .../dashboard answer (see _DASHBOARD_SHOWN)."""
+    minutes, net = data["minutes"], 0
+    for row in minutes:
+        net += row["gmv"] - row["refunded"]
+    return {
+        "funnel": {step: f"{n:,}" for step, n in data["funnel"].items()},
+        "clicks": {p["id"]: f"{p['clicks']:,}" for p in data["products"]},
+        "figures": {
+            "views": f"{data['views']:,}",
+            "shares": f"{data['shares']:,}",
+            "clicks": f"{data['clicks']:,}",
+            "click_order": f"{data['click_to_order_rate'] * 100:.2f}%",
+            "redemption": f"{data['coupon_redemption_rate'] * 100:.2f}%",
+        },
+        "points": [str(len(minutes))] * 2,
+        "markers": str(len(data["markers"])),
+        "gmv_last": str(net),
+    }
 
 
 # ---- header, reconnecting, layouts ------------------------------------------------------------

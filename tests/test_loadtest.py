@@ -64,6 +64,16 @@ def test_the_asyncio_generator_runs_the_same_show(tmp_path: Path) -> None:
     code, verdict = loadtest("full-show", tmp_path, "--generator", "asyncio")
     assert code == 0, verdict["problems"]
     assert verdict["audit_ok"] is True
+    # The show's own post-live report is written beside the load report.
+    show = tmp_path / "show"
+    assert verdict["show_report_html"] == str(show / "report.html")
+    assert sorted(p.name for p in show.iterdir()) == [
+        "metrics.csv", "orders.csv", "report.html", "summary.json"]  # fmt: skip
+    summary = verdict["show_summary"]
+    assert summary == orjson.loads((show / "summary.json").read_bytes())
+    assert summary["unique_viewers"] >= verdict["viewers_joined"] > 0
+    assert summary["paid_orders"] == summary["funnel"]["paid"] > 0
+    assert summary["grab_attempts"] >= summary["reservations"] > 0
     happened = {name for name, row in verdict["by_type"].items() if row["count"] > 0}
     assert happened >= SMOKE["full-show"][1]
 
@@ -119,7 +129,8 @@ def judge(requests: int, failures: int, joined: int, users: int = 10) -> dict[st
     audit = {"room": "r", "ok": True, "checks": [], "oversell": 0, "double_used_coupons": 0}
     figures = {"requests": requests, "failures": failures, "by_type": {}, "push_latency_ms": {},
                "statuses": {"join": {"joined": joined}}}  # fmt: skip
-    return verdict(args, "r", {"figures": figures, "audit": audit, "show": [], "report": ""})
+    return verdict(args, "r", {"figures": figures, "audit": audit, "show": [], "report": "",
+                               "show_report": {"html": "", "summary": {}}})  # fmt: skip
 
 
 def test_the_verdict_counts_viewers_that_never_joined() -> None:

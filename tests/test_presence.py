@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine import keys
-from engine.presence import Presence, RoomStats
+from engine.presence import Arrival, Presence, RoomStats
 from engine.redis_client import text
 from engine.scripts import Scripts
 
@@ -98,11 +98,17 @@ async def test_read_of_an_unknown_room(process: PresenceFactory) -> None:
 
 async def test_uniques_count_identities_once(process: PresenceFactory, room: str) -> None:
     a, b = process("node-a"), process("node-b")
-    for identity in ("u1", "u2", "u1", "anon:x"):
-        await a.seen(room, identity)
-    await b.seen(room, "u2")
+    host = f"h-{secrets.token_hex(3)}"
+    arrivals = [await a.seen(room, identity, host) for identity in ("u1", "u2", "u1", "anon:x")]
+    assert arrivals == [Arrival.NEW, Arrival.NEW, Arrival.AGAIN, Arrival.NEW]
+    assert await b.seen(room, "u2", host) is Arrival.AGAIN
     assert (await a.sync(room, 0, 0)).unique == 3
     assert (await b.read(room)).unique == 3
+    # The host's next show: u1 comes back, u3 is new to the host.
+    later = f"t-{secrets.token_hex(4)}"
+    assert await a.seen(later, "u1", host) is Arrival.RETURNING
+    assert await a.seen(later, "u3", host) is Arrival.NEW
+    assert await a.seen(later, "u3", f"h-{secrets.token_hex(3)}") is Arrival.AGAIN
 
 
 async def test_stale_processes_drop_out(

@@ -11,6 +11,7 @@ from engine.protocol import (
     MAX_COMMENT_TEXT,
     MAX_REQUEST_ID,
     MAX_TOKEN,
+    Click,
     CloseCode,
     Comment,
     ConnectionGuard,
@@ -72,6 +73,7 @@ def invalid_field(body: Any) -> str:
         ({"type": "hello", "token": "t" * MAX_TOKEN}, Hello("t" * MAX_TOKEN, None)),
         ({"type": "ping", "id": "i" * MAX_REQUEST_ID}, Ping("i" * MAX_REQUEST_ID)),
         ({"type": "ping", "unknown": [1]}, Ping()),  # unknown fields are ignored
+        ({"type": "click", "product": "p12", "id": "k1"}, Click("p12", "k1")),
     ],
 )
 def test_parse_valid(body: dict[str, Any], expected: Any) -> None:
@@ -123,6 +125,12 @@ def test_comment_text_over_the_absolute_ceiling() -> None:
 def test_like_count(count: Any) -> None:
     body = {"type": "like"} if count is None else {"type": "like", "count": count}
     assert invalid_field(body) == "count"
+
+
+@pytest.mark.parametrize("product", [None, 12, "", "12", "p", "p1x", "P1", "p" + "9" * 10, ["p1"]])
+def test_click_product(product: Any) -> None:
+    body = {"type": "click"} if product is None else {"type": "click", "product": product}
+    assert invalid_field(body) == "product"
 
 
 def test_like_count_follows_limits() -> None:

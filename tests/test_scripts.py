@@ -98,7 +98,7 @@ def test_package_scripts_contracts() -> None:
         "room_create": (1, 0, True),
         "room_transition": (2, 5, False),
         "room_update": (2, 3, True),
-        "room_sync": (4, 4, False),
+        "room_sync": (5, 4, False),
         "confirm": (4, 4, False),
         "grab": (6, 2, True),
         "product_save": (4, 5, True),
@@ -199,7 +199,8 @@ async def test_noscript_recovery_after_script_flush(
     loaded_sha = await redis.script_load(scripts.room_sync.source)
     assert loaded_sha == scripts.room_sync.sha  # our SHA is the one Redis computes
     room = f"t-{secrets.token_hex(4)}"
-    room_keys = [keys.presence(room), keys.likes(room), keys.peak(room), keys.uniques(room)]
+    room_keys = [keys.presence(room), keys.likes(room), keys.peak(room), keys.uniques(room),
+                 keys.show_metrics(room)]  # fmt: skip
     assert await scripts.room_sync(redis, room_keys, ["p1", 2, 3, 60_000]) == [2, 2, 3, 0]
 
     await redis.script_flush()

@@ -12,6 +12,7 @@ from clients import HostClient, ViewerClient
 from engine import keys
 from engine.audit import audit_room
 from engine.catalog import Catalog
+from engine.metrics import METRICS
 from engine.sales import SaleStore
 from engine.scripts import Scripts
 from engine.stock import GrabRequest, Stock
@@ -49,6 +50,26 @@ async def test_one_pass_expires_due_holds_in_every_room(redis: aioredis.Redis) -
         assert record["state"] == "expired"
         assert (await stock.reservation(room, f"{sale}.2"))["state"] == "held"
         assert (await audit_room(redis, room)).ok
+
+
+async def test_each_pass_reports_how_late_each_room_s_oldest_due_hold_is(
+    redis: aioredis.Redis,
+) -> None:
+    scripts = Scripts()
+    await scripts.load(redis)
+    stock = Stock(redis, scripts, outbox_maxlen=1000)
+    late, on_time = await make_room(redis, scripts, 3), await make_room(redis, scripts, 3)
+    await stock.grab_batch(*late, [GrabRequest("a", "1", 1)], at_ms=T0)
+    await stock.grab_batch(*late, [GrabRequest("b", "1", 1)], at_ms=T0 + 1_000)
+    await stock.grab_batch(*on_time, [GrabRequest("c", "1", 1)], at_ms=T0 + 30_000)
+    sweeper = Sweeper(redis, stock, batch=1)  # one hold per pass: the oldest goes first
+    await sweeper.sweep(at_ms=T0 + 62_500)  # the first hold expired 2.5 s ago
+    assert METRICS.room_sweeper_lag.values[(late[0],)] == 2.5
+    assert (on_time[0],) not in METRICS.room_sweeper_lag.values  # nothing due there yet
+    await sweeper.sweep(at_ms=T0 + 62_500)
+    assert METRICS.room_sweeper_lag.values[(late[0],)] == 1.5
+    await sweeper.sweep(at_ms=T0 + 62_500)
+    assert (late[0],) not in METRICS.room_sweeper_lag.values  # caught up
 
 
 async def test_many_sweepers_at_once_return_each_unit_once(redis: aioredis.Redis) -> None:

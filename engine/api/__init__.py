@@ -18,6 +18,7 @@ from engine.api import (
     payments,
     referrals,
     reminders,
+    reports,
     rooms,
     sales,
 )
@@ -27,7 +28,7 @@ ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
     *giveaways.ROUTES, *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
-    *reminders.ROUTES, *comment_buy.ROUTES,
+    *reminders.ROUTES, *comment_buy.ROUTES, *reports.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

@@ -10,6 +10,7 @@ from starlette.routing import Route
 from engine.api.base import HOSTS, SIGNED_IN, Call, route
 from engine.auctions import check_auction_id
 from engine.comments import Author
+from engine.meter import MarkerKind
 
 
 def _auction_id(call: Call) -> str:
@@ -26,7 +27,9 @@ async def list_auctions(call: Call) -> Any:
 async def open_auction(call: Call) -> Any:
     """Open an auction: sku, start_price, duration_s, mode, extend_s, increments."""
     await call.node.rooms.get(call.room)
-    return (await call.node.auctions.create(call.room, await call.json())).to_wire()
+    auction = await call.node.auctions.create(call.room, await call.json())
+    call.node.meter.mark(call.room, MarkerKind.AUCTION, f"Auction: {auction.title}")
+    return auction.to_wire()
 
 
 @route("/api/rooms/{room}/auctions/{auction}", ["GET"])

@@ -131,7 +131,8 @@ def route(
     path: str, methods: list[str], *, roles: frozenset[Role] | None = None, status: int = 200
 ) -> Callable[[Handler], Route]:
     """A JSON route. With `roles`, the bearer token must be for the path's room and carry
-    one of them. The handler returns the body (None means 204); errors become bodies."""
+    one of them. The handler returns the body (None means 204, a Response is sent as it
+    is); errors become bodies."""
 
     def wrap(handler: Handler) -> Route:
         async def endpoint(request: Request) -> Response:
@@ -149,6 +150,8 @@ def route(
                 return error_response(UnavailableError("storage unavailable; retry"))
             if result is None:
                 return Response(status_code=204)
+            if isinstance(result, Response):  # a file (reports), not JSON
+                return result
             return OrjsonResponse(result, status_code=status)
 
         return Route(path, endpoint, methods=methods, name=handler.__name__)

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from engine.api.base import HOSTS, Call, route
 from engine.catalog import check_product_id
+from engine.meter import MarkerKind
 
 
 @route("/api/rooms/{room}/products", ["GET"])
@@ -55,6 +56,8 @@ async def pin_product(call: Call) -> Any:
     body = await call.object()
     product_id = check_product_id(body.get("product_id"))
     offset = await call.node.catalog.pin(call.room, product_id)
+    product = await call.node.catalog.get(call.room, product_id)
+    call.node.meter.mark(call.room, MarkerKind.PIN, f"{product.title} pinned")
     return {"pinned_product": product_id, "offset": offset}
 
 

@@ -10,6 +10,7 @@ from starlette.routing import Route
 from engine.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, route, str_field
 from engine.coupons import check_drop_id, check_template_id
 from engine.errors import NotFoundError
+from engine.meter import MarkerKind, Metric
 from engine.metrics import METRICS
 
 
@@ -37,6 +38,9 @@ async def drop_coupons(call: Call) -> Any:
     """Drop `quantity` coupons now or after `countdown_s`, claimable for `claim_window_s`."""
     template = check_template_id(call.request.path_params["template"])
     drop = await call.node.coupons.drop(call.room, template, await call.json())
+    call.node.meter.count(call.room, Metric.COUPON_DROPS)
+    title = (await call.node.coupons.template(call.room, template)).title
+    call.node.meter.mark(call.room, MarkerKind.COUPON_DROP, f"{drop.quantity} coupons: {title}")
     return drop.to_wire()
 
 

@@ -1,129 +1,139 @@
-"""The live dashboard for hosts and moderators: audience, chat pace, grabs, orders, GMV
-and conversion, and per-product numbers, computed on each call from the state the engine
-already keeps (nothing new is written on the hot path).
+"""The live dashboard for hosts and moderators: audience, chat pace, the funnel, grabs,
+orders, GMV and conversion, per-product numbers and the show's minutes so far.
 
-Sales, reservations and orders come from the audit's atomic snapshot (engine/audit.py);
-presence, likes, the last minute of the room log, grab answers and card impressions are
-read beside it, so they may be a few milliseconds apart from the snapshot.
+It reads the show metrics (engine/meter.py: one hash of per-minute and total counters),
+presence, the lineup and the sales: a few cheap reads however busy the room, so a console
+polling every few seconds costs the same at 100 viewers or 100,000. Counters reach Redis
+once per `metrics_flush_ms` from each process, so figures trail events by about that; the
+post-live report (engine/report.py) reads money from the orders themselves.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from starlette.routing import Route
 
 from engine import keys
 from engine.api.base import MODERATORS, Call, route
-from engine.audit import Snapshot, snapshot
-from engine.audit_commerce import SOLD_STATES, net_gmv
-from engine.redis_client import stream_rows
+from engine.meter import Metric, minute_of
 from engine.sales import Sale, now_ms
+from engine.show_metrics import Counters, derived, main_currency, minute_rows, sell_through_ms
 
-COMMENT_WINDOW_MS = 60_000
-
-
-async def _comments_since(redis: Redis, room: str, since_ms: int) -> int:
-    """Comment entries in the room log with an id time at or after `since_ms` (deleted
-    comments are gone from the log and do not count)."""
-    rows = stream_rows(await redis.xrange(keys.room_stream(room), min=f"{since_ms}-0"))
-    return sum(1 for _, fields in rows if fields.get(b"k") == b"comment")
+MAX_MINUTES = 240
 
 
-async def _grab_attempts(redis: Redis, room: str, sale_ids: list[str]) -> dict[str, int]:
-    """Distinct grab requests answered per sale (one answer per user and request id, whatever
-    it said: reserved, sold out, limit reached...; retries of a request count once)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for sale_id in sale_ids:
-            pipe.hlen(keys.sale_answers(room, sale_id))
-        counts = await pipe.execute()
-    return {sale_id: int(n) for sale_id, n in zip(sale_ids, counts, strict=True)}
+async def read_counters(call: Call) -> tuple[Counters, list[dict[str, Any]]]:
+    """The room's counters and timeline markers."""
+    async with call.node.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.show_metrics(call.room))
+        pipe.lrange(keys.show_markers(call.room), 0, -1)
+        raw, markers = await pipe.execute()
+    return Counters.parse(raw), [orjson.loads(m) for m in markers]
 
 
-def _sell_through_ms(sale: Sale, records: list[dict[str, Any]]) -> int | None:
-    """For a sale with no units left: when its last unit still held or sold was grabbed,
-    minus its start. None while units are available (or if it never had a grab)."""
-    if sale.available > 0:
-        return None
-    taken = [r["c"] for r in records if r["s"] in {"held", "sold"} and "c" in r]
-    return max(taken) - sale.starts_at if taken else None
+def comments_last_minute(counters: Counters, at_s: float) -> int:
+    """Comments in the last 60 s, estimated from the per-minute counts: this minute's, plus
+    the previous minute's in proportion to the part of it still inside the window."""
+    minute = minute_of(at_s)
+    now = counters.minutes.get(minute, {}).get(str(Metric.COMMENTS), 0)
+    before = counters.minutes.get(minute - 1, {}).get(str(Metric.COMMENTS), 0)
+    return now + round(before * (1 - (at_s % 60) / 60))
 
 
-def _coupon_use(snap: Snapshot) -> dict[str, dict[str, int]]:
+async def _coupon_use(call: Call) -> dict[str, dict[str, int]]:
     """Per drop: its coupons locked to an unpaid order and used by a paid one."""
     states: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    for record in snap.coupons.values():
+    for raw in (await call.node.redis.hgetall(keys.coupons(call.room))).values():
+        record = orjson.loads(raw)
         states[record["d"]][record["s"]] += 1
     return {drop: {"locked": n["locked"], "used": n["used"]} for drop, n in sorted(states.items())}
 
 
-def _money(snap: Snapshot) -> dict[str, Any]:
-    gmv: Counter[str] = Counter()
-    paid: Counter[str] = Counter()
-    buyers: set[str] = set()
-    for order in snap.orders.values():
-        if order.get("state") in SOLD_STATES:
-            currency = order["currency"]
-            gmv[currency] += net_gmv(order)
-            paid[currency] += 1
-            buyers.add(order["user"])
-    return {
-        "orders": len(snap.orders),
-        "paid_orders": sum(paid.values()),
-        "paid_buyers": len(buyers),
-        "gmv": {c: gmv[c] for c in sorted(gmv)},
-        "average_order_value": {c: gmv[c] // paid[c] for c in sorted(paid)},
-    }
+async def _sell_through(call: Call, sale: Sale) -> int | None:
+    if sale.available > 0:
+        return None
+    raw = await call.node.redis.hgetall(keys.sale_reservations(call.room, sale.id))
+    return sell_through_ms(sale, (orjson.loads(v) for v in raw.values()))
+
+
+async def _products(call: Call, counters: Counters, sales: list[Sale]) -> list[dict[str, Any]]:
+    impressions = counters.by_dim(Metric.IMPRESSIONS)
+    clicks = counters.by_dim(Metric.CLICKS)
+    rows: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"reservations": 0, "sold": 0, "grab_attempts": 0, "sell_through_ms": None}
+    )
+    for sale in sales:
+        row = rows[sale.product]
+        row["reservations"] += counters.total(Metric.RESERVATIONS, sale.id)
+        row["grab_attempts"] += counters.total(Metric.GRAB_ATTEMPTS, sale.id)
+        row["sold"] += sale.sold
+        through = await _sell_through(call, sale)
+        if through is not None and (row["sell_through_ms"] is None
+                                    or through < row["sell_through_ms"]):  # fmt: skip
+            row["sell_through_ms"] = through
+    return [
+        {"id": p.id, "title": p.title, "views": impressions.get(p.id, 0),
+         "clicks": clicks.get(p.id, 0), **rows[p.id]}
+        for p in await call.node.catalog.lineup(call.room)
+    ]  # fmt: skip
+
+
+def _net_gmv(counters: Counters) -> dict[str, int]:
+    refunded = counters.by_dim(Metric.REFUNDED)
+    paid = counters.by_dim(Metric.GMV)
+    return {c: paid.get(c, 0) - refunded.get(c, 0) for c in sorted(paid.keys() | refunded.keys())}
 
 
 @route("/api/rooms/{room}/dashboard", ["GET"], roles=MODERATORS)
 async def dashboard(call: Call) -> Any:
-    """The dashboard's figures (docs/api.md, "Dashboard")."""
+    """The dashboard's figures (docs/api.md, "Dashboard"; docs/metrics.md defines them)."""
     await call.node.rooms.get(call.room)
-    redis = call.node.redis
     server_time = now_ms()
-    snap = await snapshot(redis, call.room)
     stats = await call.node.presence.read(call.room)
-    comments = await _comments_since(redis, call.room, server_time - COMMENT_WINDOW_MS)
-    attempts = await _grab_attempts(redis, call.room, list(snap.sales))
-    impressions = await call.node.catalog.impressions(call.room)
-    lineup = await call.node.catalog.lineup(call.room)
-
-    per_product: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"reservations": 0, "sold": 0, "grab_attempts": 0, "sell_through_ms": None}
-    )
-    for sale_id, (sale_hash, raw_reservations, *_) in snap.sales.items():
-        if not sale_hash:
-            continue
-        sale = Sale.from_hash(sale_hash)
-        records = [orjson.loads(v) for v in raw_reservations.values()]
-        row = per_product[sale.product]
-        row["reservations"] += len(records)
-        row["sold"] += sale.sold
-        row["grab_attempts"] += attempts.get(sale_id, 0)
-        through = _sell_through_ms(sale, records)
-        if through is not None and (row["sell_through_ms"] is None
-                                    or through < row["sell_through_ms"]):  # fmt: skip
-            row["sell_through_ms"] = through
-    products = [
-        {"id": p.id, "title": p.title, "views": impressions.get(p.id, 0), **per_product[p.id]}
-        for p in lineup
-    ]
-    money = _money(snap)
+    counters, markers = await read_counters(call)
+    sales = await call.node.sales.list(call.room, private=True)
+    gmv = _net_gmv(counters)
+    paid_orders = counters.total(Metric.PAID_ORDERS)
+    paid_by = counters.by_dim(Metric.PAID_ORDERS)
+    currency = main_currency(gmv)
+    figures = derived(
+        viewers=stats.unique, views=counters.total(Metric.VIEWS),
+        clicks=counters.total(Metric.CLICKS), grab_attempts=counters.total(Metric.GRAB_ATTEMPTS),
+        reservations=counters.total(Metric.RESERVATIONS), orders=counters.total(Metric.ORDERS),
+        paid_orders=paid_orders, paid_buyers=counters.total(Metric.PAID_BUYERS),
+        gmv=gmv.get(currency, 0) if currency else 0,
+        claims=counters.total(Metric.COUPON_CLAIMS),
+        redemptions=counters.total(Metric.COUPON_REDEMPTIONS), referral_gmv=0,
+    )  # fmt: skip
+    views = counters.total(Metric.VIEWS)
     return {
         "room": call.room,
         "server_time": server_time,
         **stats.to_wire(),
-        "comments_last_minute": comments,
-        "grab_attempts": sum(attempts.values()),
-        "reservations": sum(row["reservations"] for row in per_product.values()),
-        **money,
-        "conversion": round(money["paid_buyers"] / stats.unique, 4) if stats.unique else 0.0,
-        "products": products,
-        "coupon_drops": _coupon_use(snap),
+        "views": views,
+        "shares": counters.total(Metric.SHARES),
+        "clicks": counters.total(Metric.CLICKS),
+        "comments_last_minute": comments_last_minute(counters, time.time()),
+        "grab_attempts": counters.total(Metric.GRAB_ATTEMPTS),
+        "reservations": counters.total(Metric.RESERVATIONS),
+        "orders": counters.total(Metric.ORDERS),
+        "paid_orders": paid_orders,
+        "paid_buyers": counters.total(Metric.PAID_BUYERS),
+        "gmv": gmv,
+        "average_order_value": {c: v // n for c, v in gmv.items() if (n := paid_by.get(c, 0))},
+        "gmv_per_thousand_views": {c: v * 1000 // views for c, v in gmv.items()} if views else {},
+        "conversion": figures["conversion"],
+        "click_to_order_rate": figures["click_to_order_rate"],
+        "coupon_redemption_rate": figures["coupon_redemption_rate"],
+        "funnel": figures["funnel"],
+        "products": await _products(call, counters, sales),
+        "coupon_drops": await _coupon_use(call),
+        "minutes": minute_rows(counters, currency)[-MAX_MINUTES:],
+        "markers": markers,
     }
 
 

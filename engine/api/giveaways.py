@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from engine.api.base import HOSTS, SIGNED_IN, Call, route
 from engine.giveaways import check_giveaway_id
+from engine.meter import MarkerKind
 
 
 def _giveaway_id(call: Call) -> str:
@@ -29,7 +30,9 @@ async def open_giveaway(call: Call) -> Any:
     or min_watch_s; limits one_win_per_show, exclude_recent_winners; prize_kind (label |
     product | coupon) with prize, sku or template (docs/giveaways.md)."""
     await call.node.rooms.get(call.room)
-    return (await call.node.giveaways.create(call.room, await call.json())).to_wire()
+    giveaway = await call.node.giveaways.create(call.room, await call.json())
+    call.node.meter.mark(call.room, MarkerKind.GIVEAWAY, f"Giveaway: {giveaway.title}")
+    return giveaway.to_wire()
 
 
 @route("/api/rooms/{room}/giveaways/{giveaway}", ["GET"])

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.api.base import MODERATORS, SIGNED_IN, Call, int_field, route
+from engine.meter import Metric
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 
@@ -22,7 +23,9 @@ def _limit(call: Call) -> int:
 async def share(call: Call) -> Any:
     assert call.claims is not None
     await call.node.rooms.get(call.room)
-    return await call.node.referrals.share(call.room, call.claims.user, call.claims.name)
+    link = await call.node.referrals.share(call.room, call.claims.user, call.claims.name)
+    call.node.meter.count(call.room, Metric.SHARES)
+    return link
 
 
 @route("/api/rooms/{room}/referrals/leaderboard", ["GET"])

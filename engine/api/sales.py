@@ -8,6 +8,7 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.api.base import HOSTS, Call, route
+from engine.meter import MarkerKind
 from engine.sales import check_sale_id
 
 
@@ -25,7 +26,10 @@ async def list_sales(call: Call) -> Any:
 async def launch_sale(call: Call) -> Any:
     """Launch a sale on a SKU: allotment, price, per-user limit, countdown, duration, hold."""
     await call.node.rooms.get(call.room)
-    return (await call.node.sales.create(call.room, await call.json())).to_wire()
+    sale = await call.node.sales.create(call.room, await call.json())
+    call.node.meter.mark(call.room, MarkerKind.FLASH_SALE,
+                         f"Flash sale: {sale.allotment} {sale.title}")  # fmt: skip
+    return sale.to_wire()
 
 
 @route("/api/rooms/{room}/sales/{sale}", ["GET"])

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -164,7 +165,9 @@ def raw_baseline(redis_url: str, room: str, args: argparse.Namespace) -> tuple[f
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     env = bench_env(
-        LIVECART_GRAB_WINDOW_MS=str(args.window_ms), LIVECART_GRAB_IN_FLIGHT=str(args.in_flight)
+        LIVECART_GRAB_WINDOW_MS=str(args.window_ms),
+        LIVECART_GRAB_IN_FLIGHT=str(args.in_flight),
+        LIVECART_METRICS=args.metrics,
     )
     secret = env["LIVECART_SECRET"]
     with contextlib.ExitStack() as stack:
@@ -205,6 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "raw_evalsha_before_after": [round(raw_before), round(raw_after)],
         "ratio_to_raw": round(grabs_per_second / raw, 3),
         "audit_ok": audit["ok"],
+        "metrics": args.metrics == "on",
         "viewers": args.viewers,
         "stock": args.stock,
         "per_user_limit": args.limit,
@@ -225,7 +229,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def compare_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    """The show metrics' cost on the grab path: `--compare-metrics` rounds of the same rush
+    with metrics on, then off, each against its own raw baseline (the machine is shared:
+    the ratios, not the rates, are comparable between runs)."""
+    runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    for round_no in range(args.compare_metrics):
+        for mode in ("on", "off"):
+            progress(f"round {round_no + 1}/{args.compare_metrics}: metrics {mode}")
+            runs[mode].append(run(argparse.Namespace(**{**vars(args), "metrics": mode})))
+
+    def figures(mode: str) -> dict[str, Any]:
+        return {
+            "grabs_per_second": [r["grabs_per_second"] for r in runs[mode]],
+            "ratio_to_raw": [r["ratio_to_raw"] for r in runs[mode]],
+            "latency_p99_ms": [r["latency_ms"]["p99"] for r in runs[mode]],
+            "oversell": sum(r["oversell"] for r in runs[mode]),
+            "audit_ok": all(r["audit_ok"] for r in runs[mode]),
+        }
+
+    on, off = figures("on"), figures("off")
+    median_on = statistics.median(on["ratio_to_raw"])
+    median_off = statistics.median(off["ratio_to_raw"])
+    return {
+        "rounds": args.compare_metrics, "viewers": args.viewers, "stock": args.stock,
+        "attempts": args.attempts, "with_metrics": on, "without_metrics": off,
+        "median_ratio_with": median_on, "median_ratio_without": median_off,
+        # > 1: metrics cost throughput; 1.0 means no measurable cost.
+        "cost_ratio": round(median_off / median_on, 3) if median_on else None,
+    }  # fmt: skip
+
+
 def main(args: argparse.Namespace) -> int:
-    result = run(args)
+    result = compare_metrics(args) if args.compare_metrics else run(args)
     print_result(result, args.json)
     return 0

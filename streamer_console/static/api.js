@@ -19,8 +19,9 @@ export function setSession(token, room) {
   session.room = room;
 }
 
-/** Call `/api/rooms/{room}{path}` (or an absolute `/api/...` path). */
-export async function api(method, path, body) {
+/** Send a request to `/api/rooms/{room}{path}` (or an absolute `/api/...` path) with the
+ * session's token; the response if it succeeded, else an ApiError with the engine's code. */
+async function send(method, path, body) {
   const url = path.startsWith("/api/") ? path : `/api/rooms/${session.room}${path}`;
   const init = { method, headers: { Authorization: `Bearer ${session.token}` } };
   if (body !== undefined) {
@@ -33,20 +34,35 @@ export async function api(method, path, body) {
   } catch (error) {
     throw new ApiError(0, "network", `the engine is unreachable (${error.message})`);
   }
-  if (response.status === 204) return {}; // done, nothing to say (truthy, like every success)
+  if (response.ok) return response;
   const text = await response.text();
-  let data = null;
+  let error = null;
   try {
-    data = text ? JSON.parse(text) : null;
+    error = text ? JSON.parse(text).error : null;
   } catch {
-    data = null;
+    error = null;
   }
-  if (!response.ok) {
-    const error = data && data.error;
-    if (error) throw new ApiError(response.status, error.code, error.message, error.details);
-    throw new ApiError(response.status, `http_${response.status}`, text || response.statusText);
+  if (error) throw new ApiError(response.status, error.code, error.message, error.details);
+  throw new ApiError(response.status, `http_${response.status}`, text || response.statusText);
+}
+
+/** Call a JSON route; its decoded body ({} for 204: truthy, like every success). */
+export async function api(method, path, body) {
+  const response = await send(method, path, body);
+  if (response.status === 204) return {};
+  const text = await response.text();
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
   }
-  return data;
+}
+
+/** GET a file route (the post-live report and its CSVs) as a Blob of `type` if the engine
+ * gave none. */
+export async function apiBlob(path, type) {
+  const blob = await (await send("GET", path)).blob();
+  return blob.type ? blob : new Blob([blob], { type });
 }
 
 const HISTORY = 6;

@@ -1,31 +1,58 @@
-// The live dashboard (GET .../dashboard, host and moderator): audience, chat pace, grabs,
-// orders, GMV, conversion and per-product numbers, polled every POLL_MS while signed in
-// (whether or not the view is open, so the two charts cover the whole time the console has
-// been open: online viewers and net GMV). Charts are inline SVG; no libraries.
+// The live dashboard (GET .../dashboard, host and moderator): audience, chat pace, the
+// funnel from viewers to paid orders, GMV and rates, and per-product numbers, polled every
+// POLL_MS while signed in (one aggregated request, whether or not the view is open, since
+// other panels use some of its figures). The two charts (online viewers, net GMV) are drawn
+// from the engine's per-minute rows (`minutes`, the whole show so far), with the show's
+// markers (pins, flash sales, coupon drops, giveaways, auctions) on the online chart.
+// The post-live report and its exports are fetched with the console's token and handed to
+// the browser as Blob URLs (a plain link would carry no token). Inline SVG; no libraries.
 
-import { act, api } from "./api.js";
+import { act, api, apiBlob } from "./api.js";
 import { $, duration, el, money, poller } from "./util.js";
 
 const POLL_MS = 3000;
-const MAX_SAMPLES = 1200; // one hour at 3 s; older samples are thinned, not dropped
 const SVG = "http://www.w3.org/2000/svg";
 const CHART = { width: 480, height: 120, pad: 4 };
+const FUNNEL = [
+  ["viewers", "viewers"],
+  ["product_clicks", "product clicks"],
+  ["grab_attempts", "grab attempts"],
+  ["reservations", "reservations"],
+  ["orders", "orders"],
+  ["paid", "paid"],
+];
+const MARKER_KINDS = {
+  pin: "pin",
+  flash_sale: "flash sale",
+  coupon_drop: "coupon drop",
+  giveaway: "giveaway",
+  auction: "auction",
+};
+const EXPORTS = [
+  ["summary", "/report/summary.json", "summary.json"],
+  ["metrics", "/report/metrics.csv", "metrics.csv"],
+  ["orders", "/report/orders.csv", "orders.csv"],
+];
+const REVOKE_AFTER_MS = 60_000; // the tab or the download has the blob by then
 
 const polling = poller(() => load(), POLL_MS);
 let room = null;
-let samples = []; // {t, online, gmv: {currency: minor}}
 let failedOnce = false;
 let last = null;
 
 export function init() {
   $("#dashboard-toggle").addEventListener("click", () => show(!isOpen()));
   $("#dashboard-close").addEventListener("click", () => show(false));
+  $("#dash-report").addEventListener("click", (ev) => openReport(ev.currentTarget));
+  for (const [name, path, file] of EXPORTS) {
+    const button = $(`#dash-export-${name}`);
+    button.addEventListener("click", () => saveExport(button, path, file));
+  }
 }
 
 export function reset(welcome) {
   if (welcome.room.id !== room) {
     room = welcome.room.id;
-    samples = [];
     last = null;
   }
   polling.start();
@@ -65,8 +92,6 @@ async function load() {
     : await act("Load dashboard", work, null, { quiet: true });
   failedOnce = data === undefined;
   if (!data || !polling.running || data.room !== room) return; // signed out meanwhile
-  samples.push({ t: data.server_time, online: data.online, gmv: data.gmv });
-  if (samples.length > MAX_SAMPLES) samples = samples.filter((_, i) => i % 2 === 0);
   last = data;
   render(data);
   // Other panels use some of these figures (the coupon cards' used counts).
@@ -76,6 +101,7 @@ async function load() {
 // ---- numbers ------------------------------------------------------------------------------
 
 const int = (n) => Number(n || 0).toLocaleString("en");
+const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(2)}%`;
 
 function moneyText(perCurrency) {
   const parts = Object.entries(perCurrency || {}).map(([c, minor]) => money(minor, c));
@@ -87,30 +113,47 @@ function render(data) {
     online: int(data.online),
     peak: int(data.peak),
     unique: int(data.unique),
+    views: int(data.views),
     likes: int(data.likes),
+    shares: int(data.shares),
     comments: int(data.comments_last_minute),
+    clicks: int(data.clicks),
     attempts: int(data.grab_attempts),
     reservations: int(data.reservations),
     orders: int(data.orders),
     paid: int(data.paid_orders),
     buyers: int(data.paid_buyers),
-    conversion: `${(data.conversion * 100).toFixed(2)}%`,
+    conversion: percent(data.conversion),
+    "click-order": percent(data.click_to_order_rate),
+    redemption: percent(data.coupon_redemption_rate),
     gmv: moneyText(data.gmv),
     aov: moneyText(data.average_order_value),
+    "gmv-views": moneyText(data.gmv_per_thousand_views),
   };
   for (const [name, text] of Object.entries(figures)) $(`#dash-${name}`).textContent = text;
   const time = new Date(data.server_time).toLocaleTimeString("en-GB");
   $("#dash-updated").textContent = `updated ${time} · every ${POLL_MS / 1000} s`;
+  renderFunnel(data.funnel || {});
   renderProducts(data.products);
   if (!isOpen()) return; // charts are drawn when seen
-  const currency = mainCurrency();
-  $("#dash-gmv-title").textContent = currency ? `Net GMV (${currency})` : "Net GMV";
-  chart($("#dash-chart-online"), samples.map((s) => [s.t, s.online]), int);
-  chart(
-    $("#dash-chart-gmv"),
-    samples.map((s) => [s.t, (s.gmv && s.gmv[currency]) || 0]),
-    (v) => (currency ? money(v, currency) : "0"),
-  );
+  renderCharts(data);
+}
+
+/** Horizontal bars, each step's count and its share of the viewers. */
+function renderFunnel(funnel) {
+  const viewers = Number(funnel.viewers || 0);
+  const rows = FUNNEL.map(([key, label]) => {
+    const count = Number(funnel[key] || 0);
+    const share = viewers > 0 ? count / viewers : 0;
+    const fill = el("span", { class: "fill" });
+    fill.style.width = `${Math.min(100, share * 100)}%`;
+    return el("li", { dataset: { step: key } },
+      el("span", { class: "label" }, label),
+      el("span", { class: "bar" }, fill),
+      el("span", { class: "count" }, int(count)),
+      el("span", { class: "share" }, viewers > 0 ? `${(share * 100).toFixed(1)}%` : "—"));
+  });
+  $("#dash-funnel").replaceChildren(...rows);
 }
 
 function renderProducts(products) {
@@ -119,6 +162,7 @@ function renderProducts(products) {
       el("td", {}, p.id),
       el("td", { class: "title" }, p.title),
       el("td", { class: "num views" }, int(p.views)),
+      el("td", { class: "num clicks" }, int(p.clicks)),
       el("td", { class: "num attempts" }, int(p.grab_attempts)),
       el("td", { class: "num reservations" }, int(p.reservations)),
       el("td", { class: "num sold" }, int(p.sold)),
@@ -134,44 +178,129 @@ function throughText(ms) {
   return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : duration(ms);
 }
 
-/** The currency with the most GMV in the newest sample (the GMV chart shows that one). */
-function mainCurrency() {
-  const gmv = samples.length ? samples[samples.length - 1].gmv : {};
-  const ranked = Object.entries(gmv || {}).sort((a, b) => b[1] - a[1]);
+/** The currency with the most net GMV, ties alphabetical (the engine's minutes use that one). */
+function mainCurrency(gmv) {
+  const ranked = Object.entries(gmv || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   return ranked.length ? ranked[0][0] : null;
 }
 
 // ---- charts -------------------------------------------------------------------------------
 
-function svg(tag, attrs) {
+/** Online viewers (each minute's average) and net GMV (cumulative paid minus refunded, per
+ * minute) from `minutes`; with no minutes yet, one point of the live figures. */
+function renderCharts(data) {
+  const minutes = Array.isArray(data.minutes) ? data.minutes : [];
+  const currency = mainCurrency(data.gmv);
+  const now = data.server_time;
+  $("#dash-gmv-title").textContent = currency ? `Net GMV (${currency})` : "Net GMV";
+  let online;
+  let gmv;
+  if (minutes.length) {
+    online = minutes.map((m) => [m.minute, Number(m.online_avg || 0)]);
+    let total = 0;
+    gmv = minutes.map((m) => {
+      total += Number(m.gmv || 0) - Number(m.refunded || 0);
+      return [m.minute, total];
+    });
+  } else {
+    online = [[now, Number(data.online || 0)]];
+    gmv = [[now, currency ? Number(data.gmv[currency]) : 0]];
+  }
+  const fromMinutes = minutes.length > 0;
+  const end = Math.max(now, online[online.length - 1][0]);
+  const markers = fromMinutes && Array.isArray(data.markers) ? data.markers : [];
+  const oneDecimal = (v) => (Number.isInteger(v) ? int(v) : v.toFixed(1));
+  chart($("#dash-chart-online"), online, { end, fromMinutes, markers, format: oneDecimal,
+                                           now: int(data.online) }); // prettier-ignore
+  const moneyOf = (v) => (currency ? money(v, currency) : "0");
+  chart($("#dash-chart-gmv"), gmv, { end, fromMinutes, format: moneyOf,
+                                     now: currency ? money(data.gmv[currency], currency) : "—" }); // prettier-ignore
+}
+
+function svg(tag, attrs, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  node.append(...children);
   return node;
 }
 
-/** A step line of `points` ([t, value], oldest first) in `box`, labelled with the newest
- * value and the maximum (formatted by `format`). */
-function chart(box, points, format) {
+/** A step line of `points` ([t, value], oldest first; each value holds until the next point,
+ * the last one until `end`) in `box`, with `markers` as vertical lines, labelled with `now`
+ * and the maximum (formatted by `format`). */
+function chart(box, points, { end, fromMinutes, markers = [], format, now }) {
   const { width, height, pad } = CHART;
   const node = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none",
                             role: "img", class: "chart-svg" }); // prettier-ignore
   const top = Math.max(0, ...points.map(([, v]) => v));
   const max = Math.max(1, top);
-  const t0 = points.length ? points[0][0] : 0;
-  const span = Math.max(1, (points.length ? points[points.length - 1][0] : 0) - t0);
-  const x = (t) => pad + ((t - t0) / span) * (width - 2 * pad);
+  const t0 = points[0][0];
+  const span = end - t0;
+  const x = (t) => (span > 0 ? pad + ((Math.min(end, Math.max(t0, t)) - t0) / span) * (width - 2 * pad) : pad);
   const y = (v) => height - pad - (v / max) * (height - 2 * pad);
   node.append(svg("line", { x1: 0, x2: width, y1: y(0), y2: y(0), class: "axis" }));
-  if (points.length) {
-    let d = `M ${x(points[0][0])} ${y(points[0][1])}`;
-    for (const [t, v] of points.slice(1)) d += ` H ${x(t)} V ${y(v)}`;
-    if (points.length === 1) d += ` H ${width - pad}`;
-    node.append(svg("path", { d, class: "line", "vector-effect": "non-scaling-stroke" }));
+  let d = `M ${x(t0)} ${y(points[0][1])}`;
+  for (const [t, v] of points.slice(1)) d += ` H ${x(t)} V ${y(v)}`;
+  d += ` H ${span > 0 ? x(end) : width - pad}`;
+  node.append(svg("path", { d, class: "line", "vector-effect": "non-scaling-stroke" }));
+  for (const marker of markers) {
+    const at = x(marker.t);
+    const kind = MARKER_KINDS[marker.kind] || marker.kind;
+    const when = new Date(marker.t).toLocaleTimeString("en-GB");
+    const title = svg("title", {});
+    title.textContent = `${when} · ${kind}${marker.label ? `: ${marker.label}` : ""}`;
+    const line = { x1: at, x2: at, y1: 0, y2: height, "vector-effect": "non-scaling-stroke" };
+    node.append(svg("g", { class: "marker", "data-kind": marker.kind }, title,
+                    svg("line", { ...line, class: "marker-line" }),
+                    svg("line", { ...line, class: "marker-hit" }))); // prettier-ignore
   }
-  const newest = points.length ? points[points.length - 1][1] : 0;
-  const since = duration(points.length > 1 ? span : 0);
   box.querySelector(".chart-plot").replaceChildren(node);
-  box.querySelector(".chart-now").textContent = format(newest);
-  box.querySelector(".chart-range").textContent = `max ${format(top)} · over ${since}`;
-  box.dataset.points = String(points.length);
+  box.querySelector(".chart-now").textContent = now;
+  box.querySelector(".chart-range").textContent = fromMinutes
+    ? `max ${format(top)} · over ${duration(span)}`
+    : "no per-minute data yet";
+  box.dataset.points = String(fromMinutes ? points.length : 0);
+  box.dataset.last = String(points[points.length - 1][1]);
+  box.dataset.markers = String(markers.length);
+}
+
+// ---- post-live report -----------------------------------------------------------------------
+
+function blobUrl(blob) {
+  const url = URL.createObjectURL(blob);
+  setTimeout(() => URL.revokeObjectURL(url), REVOKE_AFTER_MS);
+  return url;
+}
+
+/** Open the report in a new tab. The tab is opened now, while the click still counts as the
+ * user's (popup blockers), and pointed at the report once it has arrived. */
+function openReport(button) {
+  const tab = window.open("", "_blank");
+  if (tab) {
+    tab.opener = null;
+    tab.document.title = "Post-live report";
+    tab.document.body.textContent = "Loading the post-live report…";
+  }
+  act("Open post-live report", async () => {
+    try {
+      const url = blobUrl(await apiBlob("/report", "text/html;charset=utf-8"));
+      if (!tab) throw new Error("the browser blocked the new tab; allow pop-ups for the console");
+      tab.location.replace(url);
+      return url;
+    } catch (error) {
+      if (tab) tab.close();
+      throw error;
+    }
+  }, button);
+}
+
+/** Save one of the report's exports under `{room}-{file}`. */
+function saveExport(button, path, file) {
+  act(`Download ${file}`, async () => {
+    const url = blobUrl(await apiBlob(path, "application/octet-stream"));
+    const link = el("a", { href: url, download: `${room}-${file}`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    return url;
+  }, button);
 }
