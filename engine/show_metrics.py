@@ -122,13 +122,28 @@ def derived(*, viewers: int, views: int, clicks: int, grab_attempts: int, reserv
     }
 
 
+_RETURNED = frozenset({"released", "expired", "returned"})
+
+
 def sell_through_ms(sale: Sale, records: Iterable[Mapping[str, Any]]) -> int | None:
-    """For a sale with no units left: when its last unit still held or sold was grabbed,
-    minus its start. None while units are available (or if it never had a grab)."""
-    if sale.available > 0:
-        return None
-    taken = [r["c"] for r in records if r["s"] in {"held", "sold"} and "c" in r]
-    return max(taken) - sale.starts_at if taken else None
+    """How long after its start the sale first had no units left (all its units, top-ups
+    included, held or sold at once), from its reservation records: each took its units when
+    grabbed (`c`) and, if it was released, expired or returned, gave them back then (`x`).
+    None if that never happened."""
+    events: list[tuple[int, int, int]] = []  # (time, 0 = back / 1 = taken, units)
+    for record in records:
+        if "c" not in record:
+            continue
+        units = int(record.get("q", 1))
+        events.append((int(record["c"]), 1, units))
+        if record["s"] in _RETURNED and "x" in record:
+            events.append((int(record["x"]), 0, units))
+    taken = 0
+    for at, kind, units in sorted(events):  # at the same ms, units come back first
+        taken += units if kind else -units
+        if taken >= sale.units:
+            return max(0, at - sale.starts_at)
+    return None
 
 
 def sell_through_text(units: int, ms: int | None) -> str | None:

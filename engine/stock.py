@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -226,14 +226,16 @@ class Stock:
         return answers
 
     def _count(self, room: str, sale_id: str, answers: list[GrabAnswer]) -> None:
-        """Each request counts once, when first answered (a retry gets the stored answer)."""
-        for answer in answers:
-            if answer.replayed or answer.status == "sale_not_found":
-                continue
-            self.meter.count(room, Metric.GRAB_ATTEMPTS, dim=sale_id)
-            self.meter.count(room, Metric.GRAB_RESULTS, dim=answer.status)
-            if answer.status == "reserved":
-                self.meter.count(room, Metric.RESERVATIONS, dim=sale_id)
+        """Each request counts once, when first answered (a retry gets the stored answer);
+        one count per status per batch keeps this off the per-grab cost."""
+        if not self.meter.enabled:
+            return
+        statuses = Counter(a.status for a in answers if not a.replayed)
+        statuses.pop("sale_not_found", None)
+        self.meter.count(room, Metric.GRAB_ATTEMPTS, statuses.total(), dim=sale_id)
+        for status, n in statuses.items():
+            self.meter.count(room, Metric.GRAB_RESULTS, n, dim=status)
+        self.meter.count(room, Metric.RESERVATIONS, statuses["reserved"], dim=sale_id)
 
     # ---- reservations ---------------------------------------------------------------------
 

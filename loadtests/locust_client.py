@@ -129,6 +129,7 @@ class EngineClient:
         # Callbacks, run in the reader greenlet: keep them short (spawn to do more).
         self.on_entry: EntryCallback | None = None  # every entry of every tick
         self.on_sale_announced: EntryCallback | None = None  # sale, starts_at, server_time
+        self.on_product_pinned: Callable[[str], None] | None = None  # product id
         self.on_coupon_dropped: EntryCallback | None = None  # drop, opens_at, server_time
         self.on_notice: FrameCallback | None = None
         self.on_closed: Callable[[int | None], None] | None = None
@@ -373,6 +374,8 @@ class EngineClient:
                 self.on_sale_announced(entry, received_ms)
             elif entry_kind == "coupon_dropped" and self.on_coupon_dropped is not None:
                 self.on_coupon_dropped(entry, received_ms)
+            elif entry_kind == "product_pinned" and self.on_product_pinned is not None:
+                self.on_product_pinned(str(entry["ref"]))
         if "stock" in tick or "drops" in tick:
             self._push("stock", received_ms - tick["t"])
 
@@ -421,6 +424,10 @@ class EngineClient:
 
     def like(self, count: int = 1) -> None:
         self.request("like", {"type": "like", "count": count})
+
+    def click(self, product: str) -> None:
+        """Open a product's card (counted once per connection and product by the engine)."""
+        self.request("click", {"type": "click", "product": product})
 
     def grab(self, sale: str, quantity: int = 1) -> dict[str, Any]:
         """One tap (a fresh request id): the answer, `status` reserved, sold_out,

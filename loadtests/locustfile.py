@@ -119,6 +119,7 @@ class EngineUser(User):
         client = EngineClient(self.environment, self.host, CONFIG.room, CONFIG.host_token,
                               outcomes=OUTCOMES)  # fmt: skip
         client.on_sale_announced = self.on_sale_announced
+        client.on_product_pinned = self.on_product_pinned
         client.on_coupon_dropped = self.on_coupon_dropped
         client.on_notice = self.on_notice
         self.client = client
@@ -190,6 +191,9 @@ class EngineUser(User):
     def on_coupon_dropped(self, entry: dict[str, Any], received_ms: float) -> None:
         pass
 
+    def on_product_pinned(self, product: str) -> None:
+        pass
+
     def on_notice(self, notice: dict[str, Any]) -> None:
         pass
 
@@ -221,6 +225,9 @@ class Viewer(EngineUser):
             self.spawn(self.every, plan.comment_every_s, self.comment)
         if plan.like_every_s:
             self.spawn(self.every, plan.like_every_s, self.like)
+        pinned = (welcome.get("room") or {}).get("pinned_product")
+        if pinned:
+            self.on_product_pinned(str(pinned))
         if plan.grab_now:
             live = [sale for sale in welcome.get("sales", []) if sale.get("state") == "live"]
             if live:
@@ -247,6 +254,10 @@ class Viewer(EngineUser):
             jitter = random.uniform(0, self.plan.grab_jitter_s)
             self.spawn(self.grab, entry["sale"], delay + jitter)
 
+    def on_product_pinned(self, product: str) -> None:
+        if random.random() < self.plan.click_chance:
+            self.spawn(self.click, product, random.uniform(0.2, 2.0))
+
     def on_coupon_dropped(self, entry: dict[str, Any], received_ms: float) -> None:
         if self.plan.claim:
             delay = _wait_until(entry["opens_at"], entry["server_time"], received_ms)
@@ -260,6 +271,12 @@ class Viewer(EngineUser):
             gevent.sleep(random.uniform(*interval_s))
             with contextlib.suppress(CallFailed):  # reported; keep chatting
                 action()
+
+    def click(self, product: str, after_s: float) -> None:
+        """Open the pinned product's card a moment after it appears."""
+        assert self.client is not None
+        gevent.sleep(after_s)
+        self.client.click(product)
 
     def comment(self) -> None:
         """Comment, within the room's limits (waiting first if the next would be refused)."""

@@ -32,6 +32,7 @@ REQUESTS = {
     ("WS", "like"),
     ("WS", "grab"),
     ("WS", "claim"),
+    ("WS", "click"),
     ("HTTP", "checkout"),
     ("HTTP", "payment"),
     ("HTTP", "pay"),
@@ -74,6 +75,7 @@ class Plan:
     grab_jitter_s: float = 0.3  # spread of reaction times after the start
     grab_now: bool = False  # grab right after joining (the sale is already live)
     claim: bool = False  # claim when a drop opens
+    click_chance: float = 0.0  # chance of opening a product's card when it is pinned
     # Shares are exact per generator process (`Share`), not chance:
     checkout_ratio: float = 0.0  # share of reservations checked out
     pay_ratio: float = 1.0  # share of checked-out orders paid (the rest expire unpaid)
@@ -85,13 +87,16 @@ PLANS: dict[str, Plan] = {
     "comment-storm": Plan(
         comment_every_s=(0.5, 1.5), like_every_s=(0.2, 0.6), likes_per_tap=(1, 10)
     ),
-    "flash-sale": Plan(grab=True, grab_taps=3, checkout_ratio=0.5, like_every_s=(5.0, 15.0)),
+    "flash-sale": Plan(
+        grab=True, grab_taps=3, checkout_ratio=0.5, like_every_s=(5.0, 15.0), click_chance=0.5
+    ),
     "coupon-rain": Plan(claim=True, like_every_s=(5.0, 15.0)),
     "checkout-wave": Plan(grab_now=True, checkout_ratio=1.0, think_s=(0.2, 1.0)),
     "full-show": Plan(
         comment_every_s=(5.0, 15.0),
         like_every_s=(2.0, 6.0),
         grab=True,
+        click_chance=0.6,
         grab_taps=2,
         claim=True,
         checkout_ratio=0.6,

@@ -41,6 +41,7 @@ RETRY_SAME_ID = {"timeout", "disconnected", "unavailable", "rate_limited"}
 FATAL_JOIN = {"token_invalid", "token_expired", "token_wrong_room", "auth_required",
               "banned", "room_not_found", "forbidden"}  # fmt: skip
 ANNOUNCEMENTS = {"sale_announced", "coupon_dropped", "product_pinned"}
+ACTIONS = ANNOUNCEMENTS  # entries a viewer acts on: grab, claim, open the card
 
 _rng = random.Random()
 
@@ -69,7 +70,7 @@ def _summarize(payload: bytes, message: dict[str, Any] | None = None) -> _Tick:
         tuple(float(e["ts"]) for e in entries if e.get("kind") == "comment"),
         tuple(float(e["ts"]) for e in entries if e.get("kind") in ANNOUNCEMENTS),
         bool(message.get("stock") or message.get("drops")),
-        tuple(e for e in entries if e.get("kind") in {"sale_announced", "coupon_dropped"}),
+        tuple(e for e in entries if e.get("kind") in ACTIONS),
     )
 
 
@@ -314,6 +315,8 @@ class Swarm:
         for entry in tick.actions:
             if entry["kind"] == "sale_announced":
                 self.on_sale(viewer, str(entry["ref"]), "scheduled", entry["starts_at"])
+            elif entry["kind"] == "product_pinned":
+                self.on_pinned(viewer, str(entry["ref"]))
             else:
                 self.on_drop(viewer, str(entry["ref"]), entry)
 
@@ -333,6 +336,9 @@ class Swarm:
     def on_welcome(self, viewer: _Viewer, message: dict[str, Any]) -> None:
         """Act on the sales and drops a (re)joining viewer is shown, and on announcements
         a resume replayed."""
+        pinned = (message.get("room") or {}).get("pinned_product")
+        if pinned:
+            self.on_pinned(viewer, str(pinned))
         for sale in message.get("sales", []):
             self.on_sale(viewer, str(sale["id"]), str(sale.get("state")), sale.get("starts_at"))
         for drop in message.get("drops", []):
@@ -360,6 +366,15 @@ class Swarm:
         viewer.acted.add(sale)
         viewer.grabbed = True
         self.spawn(self.grab(viewer, sale, at), viewer)
+
+    def on_pinned(self, viewer: _Viewer, product: str) -> None:
+        """Open the pinned product's card, by the plan's chance, after a moment."""
+        if _rng.random() < self.plan.click_chance:
+            self.spawn(self.click(viewer, product), viewer)
+
+    async def click(self, viewer: _Viewer, product: str) -> None:
+        await asyncio.sleep(_rng.uniform(0.2, 2.0))
+        await self.call(viewer, "click", {"type": "click", "product": product})
 
     def on_drop(self, viewer: _Viewer, drop: str, card: dict[str, Any]) -> None:
         if not self.plan.claim or drop in viewer.acted:

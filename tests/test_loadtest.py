@@ -27,7 +27,10 @@ SMOKE = {  # scenario: (duration s, request types that must have happened)
     "flash-sale": (20, {"WS grab", "HTTP checkout", "HTTP pay", "PUSH announcement"}),
     "coupon-rain": (13, {"WS claim", "PUSH announcement"}),
     "checkout-wave": (12, {"WS grab", "HTTP checkout", "HTTP payment", "HTTP pay"}),
-    "full-show": (30, {"WS comment", "WS grab", "WS claim", "HTTP checkout", "HTTP pay"}),
+    "full-show": (
+        30,
+        {"WS comment", "WS grab", "WS claim", "WS click", "HTTP checkout", "HTTP pay"},
+    ),
 }
 
 
@@ -74,6 +77,7 @@ def test_the_asyncio_generator_runs_the_same_show(tmp_path: Path) -> None:
     assert summary["unique_viewers"] >= verdict["viewers_joined"] > 0
     assert summary["paid_orders"] == summary["funnel"]["paid"] > 0
     assert summary["grab_attempts"] >= summary["reservations"] > 0
+    assert summary["product_clicks"] > 0
     happened = {name for name, row in verdict["by_type"].items() if row["count"] > 0}
     assert happened >= SMOKE["full-show"][1]
 

@@ -6,12 +6,14 @@ import pytest
 
 from engine.api.dashboard import comments_last_minute
 from engine.meter import Metric
+from engine.sales import Sale
 from engine.show_metrics import (
     MINUTE_COLUMNS,
     Counters,
     derived,
     main_currency,
     minute_rows,
+    sell_through_ms,
     sell_through_text,
 )
 
@@ -88,3 +90,26 @@ def test_comments_last_minute_prorates_the_previous_minute() -> None:
     assert comments_last_minute(counters, 101 * 60 + 15) == 5 + 45  # 3/4 of minute 100 left
     assert comments_last_minute(counters, 101 * 60) == 65
     assert comments_last_minute(counters, 103 * 60) == 0
+
+
+def sale_of(units: int, starts_at: int = 1000) -> Sale:
+    return Sale(id="s1", sku="M", product="p1", title="Mug", price=900, currency="GBP",
+                limit=5, hold_ms=60_000, allotment=units, topups=0, available=0, reserved=0,
+                sold=units, created_at=0, starts_at=starts_at, ends_at=10**13)  # fmt: skip
+
+
+def test_sell_through_is_the_first_moment_no_unit_was_left() -> None:
+    records = [
+        {"s": "sold", "c": 1100, "q": 1, "x": 9000},
+        {"s": "expired", "c": 1200, "q": 1, "x": 1300},  # back before the third grab
+        {"s": "sold", "c": 1400, "q": 1, "x": 9000},
+        {"s": "held", "c": 1500, "q": 1},  # the 3rd unit taken with 2 still out: sold out
+        {"s": "released", "c": 2000, "q": 1, "x": 2500},  # after the 3rd: no change for 3
+    ]
+    assert sell_through_ms(sale_of(3), records) == 500
+    assert sell_through_ms(sale_of(4), records) == 1000  # the 4th unit, at 2000
+    assert sell_through_ms(sale_of(5), records) is None  # never all 5 at once
+    # A unit back at the same ms as a grab: the grab does not sell it out.
+    tie = [{"s": "expired", "c": 1000, "q": 1, "x": 1600}, {"s": "held", "c": 1600, "q": 1}]
+    assert sell_through_ms(sale_of(2), tie) is None
+    assert sell_through_ms(sale_of(2, starts_at=2000), [{"s": "held", "c": 1500, "q": 2}]) == 0

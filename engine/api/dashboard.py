@@ -53,11 +53,27 @@ async def _coupon_use(call: Call) -> dict[str, dict[str, int]]:
     return {drop: {"locked": n["locked"], "used": n["used"]} for drop, n in sorted(states.items())}
 
 
+# A sale's first sell-out never changes once it happened: remembered, so later polls do
+# not read its reservations again (bounded: the oldest entries go first).
+_SOLD_OUT_AFTER: dict[tuple[str, str], int] = {}
+_SOLD_OUT_MAX = 10_000
+
+
 async def _sell_through(call: Call, sale: Sale) -> int | None:
+    """The sale's sell-through time, read from its reservations when it is seen sold out
+    (a sale that sold out and got units back before any poll saw it shows in the report)."""
+    key = (call.room, sale.id)
+    if key in _SOLD_OUT_AFTER:
+        return _SOLD_OUT_AFTER[key]
     if sale.available > 0:
         return None
     raw = await call.node.redis.hgetall(keys.sale_reservations(call.room, sale.id))
-    return sell_through_ms(sale, (orjson.loads(v) for v in raw.values()))
+    through = sell_through_ms(sale, (orjson.loads(v) for v in raw.values()))
+    if through is not None:
+        if len(_SOLD_OUT_AFTER) >= _SOLD_OUT_MAX:
+            del _SOLD_OUT_AFTER[next(iter(_SOLD_OUT_AFTER))]
+        _SOLD_OUT_AFTER[key] = through
+    return through
 
 
 async def _products(call: Call, counters: Counters, sales: list[Sale]) -> list[dict[str, Any]]:
