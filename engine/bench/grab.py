@@ -231,8 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def compare_metrics(args: argparse.Namespace) -> dict[str, Any]:
     """The show metrics' cost on the grab path: `--compare-metrics` rounds of the same rush
-    with metrics on and off (in alternating order), each against its own raw baseline (the machine is shared:
-    the ratios, not the rates, are comparable between runs)."""
+    with metrics on and off (in alternating order), each against its own raw baseline
+    (the machine is shared: the ratios, not the rates, are comparable between runs)."""
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     for round_no in range(args.compare_metrics):
         # Alternate which goes first: a run's place in the sequence must not look like a cost.
