@@ -163,7 +163,7 @@ def _flash_sales(show: ShowData) -> list[dict[str, Any]]:
             "sale": sale.id, "product": sale.product, "sku": sale.sku, "title": sale.title,
             "allotment": sale.units, "sold": sale.sold, "reserved": sale.reserved,
             "started_at": sale.starts_at, "sold_out_after_ms": through,
-            "sell_through": sell_through_text(sale.units - sale.available, through),
+            "sell_through": sell_through_text(sale.units, through),
         })  # fmt: skip
     return rows
 

@@ -162,6 +162,7 @@ async def test_every_figure_is_what_the_script_did(
         cast["sale"], 2, 2, 0)  # fmt: skip
     assert flash["sold_out_after_ms"] is not None
     assert flash["sell_through"] == sell_through_text(2, flash["sold_out_after_ms"])
+    assert flash["sell_through"].startswith("2 units in ")
     [product] = summary["products"]
     assert product == {
         "id": "p1",
