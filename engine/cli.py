@@ -23,6 +23,7 @@ from engine.bench.fanout import main as bench_fanout
 from engine.bench.grab import main as bench_grab
 from engine.bench.groupbuy import main as bench_groupbuy
 from engine.demo import run_demo
+from engine.dev_cluster import DevCluster, stop_signals
 from engine.errors import LivecartError
 from engine.giveaways import check_draw
 from engine.keys import check_room_id
@@ -34,6 +35,7 @@ from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis
 from engine.report import build, load_show, write
 from engine.settings import Settings, load_secret
+from engine.workers import Supervisor, default_workers
 from loadtests.run import add_parser as add_loadtest_parser
 
 
@@ -76,11 +78,15 @@ async def _serve(settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if args.workers not in (None, 1):
-        print("--workers > 1 is not available yet; run one process per port", file=sys.stderr)
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        print("livecart: --workers must be at least 1", file=sys.stderr)
         return 2
     settings = _settings(args)
     configure_logs(settings.log_format, settings.log_level)
+    if workers > 1:
+        # N processes on one port (SO_REUSEPORT), one Redis: engine/workers.py.
+        return Supervisor(settings, workers).run()
     return run_event_loop(_serve(settings))
 
 
@@ -349,13 +355,46 @@ def _add_bench_parser(sub: Subparsers) -> None:
     bench.set_defaults(func=cmd_bench)
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    cluster = DevCluster(
+        data_dir, masters=args.masters, replicas_per_master=args.replicas, base_port=args.base_port
+    )
+    with stop_signals() as stop_requested:
+        cluster.start()
+        try:
+            replicas = args.masters * args.replicas
+            print(f"livecart dev cluster: REDIS_URL={cluster.url} ({args.masters} masters, "
+                  f"{replicas} replicas; data in {data_dir})", flush=True)  # fmt: skip
+            while not stop_requested.wait(0.5):
+                pass
+        finally:
+            cluster.stop()
+    return 0
+
+
+def _add_dev_parser(sub: Subparsers) -> None:
+    dev = sub.add_parser("dev", help="development helpers: a local Redis Cluster")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    cluster = dev_sub.add_parser(
+        "cluster", help="run a local Redis Cluster until Ctrl-C; prints its REDIS_URL"
+    )
+    cluster.add_argument("--data-dir", default="./.livecart/cluster")
+    cluster.add_argument("--base-port", type=int, default=None, help="default: free ports")
+    cluster.add_argument("--masters", type=int, default=3)
+    cluster.add_argument("--replicas", type=int, default=1, help="replicas per master")
+    dev.set_defaults(func=cmd_dev)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livecart", description="live-commerce engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the engine")
     _add_server_args(serve)
-    serve.add_argument("--workers", type=int, default=None, help="engine processes (one for now)")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="engine processes on the port (default: cores)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="run the engine with a seeded demo room and bots")
@@ -394,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_giveaway_parser(sub)
     _add_bench_parser(sub)
     add_loadtest_parser(sub)
+    _add_dev_parser(sub)
     return parser
 
 

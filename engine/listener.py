@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -22,12 +23,15 @@ from uvicorn.server import ServerState
 from websockets.asyncio.server import Server as WebSocketServer
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import NegotiationError
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from engine.admission import Admission, HandshakeRate
 from engine.codec import SUBPROTOCOLS
 from engine.gateway import WS_PATH_PREFIX, ViewerConnection
+from engine.metrics import METRICS
 from engine.protocol import CloseCode
 from engine.settings import Settings
 
@@ -62,6 +66,27 @@ def select_subprotocol(
     if offered:
         raise NegotiationError(f"supported subprotocols: {', '.join(SUBPROTOCOLS)}")
     return None
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port with SO_REUSEADDR and SO_REUSEPORT, not yet listening.
+
+    Several processes that each bind such a socket share the port once they listen; the
+    kernel spreads new connections among them (`livecart serve --workers N`, engine/workers.py).
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Sniffer(asyncio.Protocol):
@@ -118,6 +143,10 @@ class Listener:
         self.http_state = ServerState()
         self.ws_server = WebSocketServer(self._unused_create_server, self._ws_connection)
         self.server: asyncio.Server | None = None
+        self.admission = Admission(
+            settings.allowed_origins,
+            HandshakeRate(settings.handshakes_per_ip_per_s, settings.handshakes_per_s),
+        )
         # Connections that have not finished sending their first request head.
         self.sniffing: set[_Sniffer] = set()
 
@@ -173,11 +202,27 @@ class Listener:
             write_limit=(limits.write_buffer_bytes, limits.write_buffer_bytes // 4),
         )
 
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse a handshake from a foreign page or beyond the connection rate
+        (engine/admission.py) before anything else is spent on it."""
+        peer = connection.remote_address
+        refusal = self.admission.check(
+            ip=str(peer[0]) if peer else "", origin=request.headers.get("Origin"),
+            host=request.headers.get("Host"), now=time.monotonic(),
+        )  # fmt: skip
+        if refusal is None:
+            return None
+        METRICS.handshakes_refused.inc(1, "origin" if refusal.status == 403 else "rate")
+        response = connection.respond(refusal.status, refusal.reason + "\n")
+        if refusal.retry_after_s is not None:
+            response.headers["Retry-After"] = str(refusal.retry_after_s)
+        return response
+
     async def _ws_connection(self, connection: ServerConnection) -> None:
         """Run one WebSocket connection (what `websockets.serve` does for its own sockets)."""
         try:
             async with asyncio.timeout(OPEN_TIMEOUT_S):
-                await connection.handshake(None, None, None)
+                await connection.handshake(self._admit, None, None)
             if connection.protocol.state is not State.OPEN:
                 connection.transport.abort()
                 return

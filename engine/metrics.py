@@ -213,6 +213,10 @@ class Metrics:
             "How overdue the oldest expired hold was when this process's last sweep found it",
             ("room",),
         )
+        self.handshakes_refused = Counter(
+            "livecart_handshakes_refused_total",
+            "Viewer WebSocket handshakes refused: origin (403) or rate (503)", ("reason",),
+        )  # fmt: skip
         self.sweep_seconds = Histogram(
             "livecart_sweep_seconds", "One sweeper pass over every room", _LATENCY_BUCKETS
         )

@@ -167,6 +167,9 @@ class Node:
         while True:
             try:
                 await self.redis.ping()
+                # Also the pub/sub client's first command: a cluster client learns the
+                # cluster's slots from it, which pub/sub needs before it can subscribe.
+                await self.pubsub_redis.ping()
                 return
             except (RedisError, OSError) as exc:
                 attempt += 1

@@ -7,9 +7,13 @@ helpers here pin them down in one place.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,6 +27,51 @@ POOL_SIZE = 128
 POOL_TIMEOUT_S = 10.0
 
 
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster_url(url: str) -> bool:
+    """`redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`, TLS) names a
+    Redis Cluster by one or more of its nodes; any other URL is one Redis server."""
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def _connect_cluster(url: str, retry: Retry) -> Redis:
+    scheme, _, rest = url.partition("://")
+    credentials, _, hosts = rest.rpartition("@")
+    hosts = hosts.split("/", 1)[0].split("?", 1)[0]
+    nodes = []
+    for address in hosts.split(","):
+        host, _, port = address.rpartition(":")
+        nodes.append(ClusterNode(host or "127.0.0.1", int(port or 6379)))
+    username, _, password = credentials.partition(":")
+    cluster = RedisCluster(
+        startup_nodes=nodes, ssl=scheme.startswith("rediss"), username=username or None,
+        password=password or None, max_connections=POOL_SIZE, retry=retry,
+        retry_on_error=[RedisConnectionError], health_check_interval=30,
+    )  # fmt: skip
+    _tolerate_kwargs(cluster.response_callbacks)
+    # The cluster client speaks the same commands, pipelines, scripts and pub/sub as
+    # `Redis` (redis-py routes each by its keys' slot); the engine types against `Redis`.
+    return cast(Redis, cluster)
+
+
+def _tolerate_kwargs(callbacks: dict[Any, Callable[..., Any]]) -> None:
+    """redis-py 8.1's cluster MULTI/EXEC passes each command's options (`keys=`) to its
+    reply callback, and some callbacks (HGETALL, SMEMBERS ...) take none: wrap those."""
+    for name, callback in list(callbacks.items()):
+        try:
+            parameters = inspect.signature(callback).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            callbacks[name] = functools.partial(_without_options, callback)
+
+
+def _without_options(callback: Callable[..., Any], response: Any, *args: Any, **_: Any) -> Any:
+    return callback(response, *args)
+
+
 def connect(url: str, *, resend: bool = True) -> Redis:
     """A pooled client. After Redis restarts or fails over, every pooled connection is dead
     but does not know it yet: with `resend`, a command that meets one reconnects and is sent
@@ -32,6 +81,8 @@ def connect(url: str, *, resend: bool = True) -> Redis:
     a comment or a bid could then repeat. The pub/sub broker connects without `resend`: it
     must see every connection loss to backfill what was published meanwhile."""
     retry = Retry(NoBackoff(), 1 if resend else 0)
+    if is_cluster_url(url):
+        return _connect_cluster(url, retry)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT_S, health_check_interval=30,
         retry=retry, retry_on_error=[RedisConnectionError],

@@ -55,6 +55,12 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
     "LIVECART_METRICS": ("metrics", lambda value: value.lower() not in {"0", "off", "false", "no"}),
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
+    "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
+    "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
+    "LIVECART_ALLOWED_ORIGINS": (
+        "allowed_origins",
+        lambda value: tuple(o.strip() for o in value.split(",") if o.strip()),
+    ),
     "LIVECART_LOG_FORMAT": ("log_format", str),
     "LIVECART_LOG_LEVEL": ("log_level", str),
 }
@@ -103,6 +109,14 @@ class Settings:
     reminder_webhook_url: str = ""
     # Show metrics (engine/meter.py): counted in memory, written to Redis this often. Off:
     # nothing is counted (the hot-path cost benchmark's baseline; reports are then empty).
+    # Browser origins, besides the engine's own, whose pages may open viewer WebSockets
+    # ("*": any). Handshakes without an Origin (apps, the SDK) are not affected.
+    allowed_origins: tuple[str, ...] = ()
+    # Viewer WebSocket handshakes a second, per client IP and per process (bursts of twice
+    # as many; 0: no limit); beyond them a handshake is answered 503 with Retry-After
+    # (engine/admission.py). Per IP is generous: carrier NAT puts many phones behind one.
+    handshakes_per_ip_per_s: float = 100.0
+    handshakes_per_s: float = 1000.0
     metrics: bool = True
     metrics_flush_ms: int = 1000
     appendfsync: str = "everysec"

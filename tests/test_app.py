@@ -53,6 +53,7 @@ FAMILIES = {
     "livecart_room_payment_callback_rejections_total": "counter",
     "livecart_room_sweeper_lag_seconds": "gauge",
     "livecart_sweep_seconds": "histogram",
+    "livecart_handshakes_refused_total": "counter",
 }
 
 

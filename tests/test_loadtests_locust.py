@@ -32,6 +32,7 @@ import asyncio
 import csv
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,18 @@ async def start(*args: str, env: dict[str, str] | None = None) -> asyncio.subpro
     )
 
 
+@pytest.fixture
+async def reaper() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Processes a test started; any still running when it ends (it failed) is killed and
+    its pipes drained, so nothing leaks into the next test."""
+    started: list[asyncio.subprocess.Process] = []
+    yield started
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+        await process.communicate()
+
+
 async def finish(process: asyncio.subprocess.Process, timeout_s: float = 30) -> str:
     """Its stdout, once it exited 0."""
     try:
@@ -191,7 +204,9 @@ async def until_online(host: HostClient, viewers: int) -> None:
     """Wait until `viewers` viewers (besides the host's seat) are in the room."""
     seat = await host.watch()
     try:
-        await eventually(lambda: seat.stats.get("online", 0) >= viewers + 1, timeout_s=15)
+        # Locust's start-up is slow on a busy machine: allow it time before the run's clock
+        # matters (the runs below last longer than their users take to join).
+        await eventually(lambda: seat.stats.get("online", 0) >= viewers + 1, timeout_s=30)
     finally:
         await seat.close()
 
@@ -211,13 +226,15 @@ def locust_env(room: str, scenario: str, users: int, seconds: int) -> dict[str, 
 
 @pytest.mark.slow
 async def test_headless_locust_opening_rush(
-    engine: Engine, room: str, host: HostClient, tmp_path: Path
-) -> None:
+    engine: Engine, room: str, host: HostClient, tmp_path: Path,
+    reaper: list[asyncio.subprocess.Process],
+) -> None:  # fmt: skip
     products = [await host.create_product(**body) for body in PRODUCTS]
     await host.pin_product(products[0]["id"])
     prefix = tmp_path / "stats"
     locust = await start(*locust_args(engine, prefix, 10, 8),
                          env=locust_env(room, "opening-rush", 10, 8))  # fmt: skip
+    reaper.append(locust)
     await until_online(host, 10)  # each sees the pin pushed
     await host.pin_product(products[1]["id"])
     await finish(locust)
@@ -239,8 +256,9 @@ async def test_headless_locust_opening_rush(
 
 @pytest.mark.slow
 async def test_headless_locust_full_show_with_a_worker(
-    engine: Engine, room: str, host: HostClient, tmp_path: Path
-) -> None:
+    engine: Engine, room: str, host: HostClient, tmp_path: Path,
+    reaper: list[asyncio.subprocess.Process],
+) -> None:  # fmt: skip
     """Grabs, claims, checkouts and payments, run as the orchestrator does: a master and
     a worker process (`--processes 1`), the outcomes summed on the master."""
     products = [await host.create_product(**body) for body in PRODUCTS]
@@ -248,6 +266,7 @@ async def test_headless_locust_full_show_with_a_worker(
     prefix = tmp_path / "stats"
     locust = await start(*locust_args(engine, prefix, 10, 12), "--processes", "1",
                          env=locust_env(room, "full-show", 10, 12))  # fmt: skip
+    reaper.append(locust)
     await until_online(host, 10)  # the sale is for the 10 viewers
     await host.drop_coupons(template["id"], 4, countdown_s=1)
     sku = products[0]["skus"][0]["sku"]

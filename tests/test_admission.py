@@ -1,0 +1,167 @@
+"""engine/admission.py: the Origin of browser WebSocket handshakes and the handshake rate,
+decided before any work is spent on a connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from clients import ViewerClient
+from engine.admission import Admission, HandshakeRate, origin_allowed
+from engine.app import Engine
+from engine.protocol import CloseCode
+from tests.conftest import EngineFactory, RoomFactory, eventually, token
+
+# ---- origin -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed", "ok"),
+    [
+        (None, "shop.example:8000", (), True),  # an app or the SDK: no Origin at all
+        ("http://shop.example:8000", "shop.example:8000", (), True),  # the engine's own page
+        ("https://shop.example", "shop.example", (), True),  # default ports match
+        ("https://SHOP.example:443", "shop.example", (), True),
+        ("http://shop.example:8000", "shop.example:9000", (), False),  # another port
+        ("https://evil.example", "shop.example", (), False),
+        ("https://evil.example", "shop.example", ("https://evil.example",), True),  # listed
+        ("https://other.example", None, ("*",), True),
+        ("null", "shop.example", (), False),  # sandboxed iframes, file:// pages
+        ("https://evil.example", None, (), False),
+        ("http://[::1]:8000", "[::1]:8000", (), True),
+    ],
+)
+def test_origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...],
+                        ok: bool) -> None:  # fmt: skip
+    assert origin_allowed(origin, host, allowed) is ok
+
+
+# ---- rate -------------------------------------------------------------------------------
+
+
+def test_the_per_ip_bucket_allows_bursts_then_its_rate() -> None:
+    rate = HandshakeRate(per_ip=2, per_process=0)
+    assert [rate.admit("a", 0.0) for _ in range(4)] == [0.0] * 4  # a burst of 2 x 2
+    assert rate.admit("a", 0.0) == pytest.approx(0.5)  # the next token in 1/2 s
+    assert rate.admit("b", 0.0) == 0.0  # another address has its own bucket
+    assert rate.admit("a", 0.5) == 0.0
+    assert rate.admit("a", 0.5) > 0
+
+
+def test_the_process_bucket_holds_for_every_address() -> None:
+    rate = HandshakeRate(per_ip=0, per_process=1)
+    assert [rate.admit(f"ip{n}", 0.0) for n in range(2)] == [0.0, 0.0]
+    assert rate.admit("ip9", 0.0) == pytest.approx(1.0)
+
+
+def test_a_refused_handshake_takes_no_token_from_the_other_bucket() -> None:
+    rate = HandshakeRate(per_ip=1, per_process=10)
+    for _ in range(2):
+        rate.admit("a", 0.0)
+    for _ in range(5):
+        assert rate.admit("a", 0.0) > 0
+    assert rate.process.tokens == pytest.approx(18)  # only the 2 admitted took one
+
+
+def test_idle_addresses_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("engine.admission.PRUNE_AT", 3)
+    rate = HandshakeRate(per_ip=1, per_process=0)
+    for n in range(3):
+        rate.admit(f"ip{n}", 0.0)
+    rate.admit("late", 100.0)  # the table is full: the idle entries go first
+    assert set(rate.ips) == {"late"}
+
+
+def test_admission_checks_origin_before_spending_a_token() -> None:
+    admission = Admission((), HandshakeRate(per_ip=1, per_process=0))
+    refused = admission.check(ip="a", origin="https://evil.example", host="shop", now=0.0)
+    assert refused is not None
+    assert (refused.status, refused.retry_after_s) == (403, None)
+    assert admission.rate.ips == {}
+    assert admission.check(ip="a", origin=None, host="shop", now=0.0) is None
+    assert admission.check(ip="a", origin=None, host="shop", now=0.0) is None
+    limited = admission.check(ip="a", origin=None, host="shop", now=0.0)
+    assert limited is not None
+    assert (limited.status, limited.retry_after_s) == (503, 1)
+
+
+# ---- through the engine -----------------------------------------------------------------
+
+
+async def handshake_status(url: str, origin: str | None = None) -> int:
+    try:
+        async with connect(url, origin=origin, open_timeout=5):  # type: ignore[arg-type]
+            return 101
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+async def test_a_foreign_page_cannot_open_a_viewer_socket(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    engine = await engine_factory(allowed_origins=("https://shop.example",))
+    room = await room_factory()
+    url = f"{engine.ws_url}/{room}"
+    own = f"http://{engine.settings.host}:{engine.port}"
+    assert await handshake_status(url, "https://evil.example") == 403
+    assert await handshake_status(url, own) == 101  # the viewer page the engine serves
+    assert await handshake_status(url, "https://shop.example") == 101  # listed
+    assert await handshake_status(url) == 101  # no Origin: an app
+    metrics = await scrape(engine)
+    assert metrics['livecart_handshakes_refused_total{reason="origin"}'] >= 1
+
+
+async def test_a_reconnection_storm_is_shed_with_retry_after(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    engine = await engine_factory(handshakes_per_ip_per_s=5)
+    room = await room_factory()
+    url = f"{engine.ws_url}/{room}"
+    statuses = await asyncio.gather(*(handshake_status(url) for _ in range(30)))
+    assert statuses.count(101) >= 10  # the burst (twice the rate) got in
+    assert statuses.count(503) >= 10  # the rest were told to come back
+    assert set(statuses) <= {101, 503}
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, open_timeout=5):
+            pass
+    assert refused.value.response.headers["Retry-After"] == "1"
+
+
+async def test_viewers_dropped_at_once_all_come_back_through_the_limit(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    engine = await engine_factory(handshakes_per_ip_per_s=4)
+    room = await room_factory()
+    viewers = []
+    try:
+        for n in range(12):  # joined at the allowed pace
+            viewer = ViewerClient(engine.ws_url, room, token(room, user=f"u{n}"))
+            viewers.append(viewer)
+            await viewer.connect()
+            await asyncio.sleep(0.3)
+        assert engine.node is not None
+        # The storm: every connection dropped at once with "reconnect" (as a restart does).
+        engine.node.hubs[room].kick_all(CloseCode.OVERLOADED, "storm")
+        # 12 reconnect at once against a burst of 8: some are shed with 503, and the SDK's
+        # jittered backoff brings them all back.
+        await eventually(lambda: all(v.reconnects == 1 for v in viewers), timeout_s=30)
+        refused = await scrape(engine)
+        assert refused.get('livecart_handshakes_refused_total{reason="rate"}', 0) >= 1
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+
+
+async def scrape(engine: Engine) -> dict[str, float]:
+    async with httpx.AsyncClient(base_url=engine.base_url) as http:
+        text = (await http.get("/metrics")).text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

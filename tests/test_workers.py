@@ -1,0 +1,207 @@
+"""`livecart serve --workers N` as operators run it: N engine processes on one port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from clients import HostClient, ViewerClient
+from engine import auth, keys
+from engine.listener import reuseport_socket
+from engine.protocol import Role
+from engine.settings import Settings
+from engine.workers import Supervisor, worker_env
+from tests.conftest import SECRET, eventually
+from tests.test_gateway import collect_comments
+
+LIVECART = [sys.executable, "-m", "engine.cli"]
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def workers_of(pid: int) -> set[int]:
+    return {child for child in children(pid) if "engine.workers" in cmdline(child)}
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@contextmanager
+def serving_workers(
+    tmp_path: Path, *args: str
+) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    """`livecart serve --port 0 ARGS` with its stderr in a file; yields (process, url, log)."""
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "LIVECART_SECRET": SECRET}
+    env.pop("REDIS_URL", None)
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*LIVECART, "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+        )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on http://" in line, (line, log.read_text())
+        workers = args[args.index("--workers") + 1] if "--workers" in args else "1"
+        assert line.rstrip().endswith(f"; {workers} workers)" if workers != "1" else "/{room})")
+        yield process, line.split("listening on ", 1)[1].split()[0], log
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def ready_logged(log: Path, pid: int) -> bool:
+    return any(
+        "worker ready" in line and f"pid={pid}]" in line for line in log.read_text().splitlines()
+    )
+
+
+async def all_answer(url: str, connections: int = 8) -> None:
+    """Fresh connections (each may land on another worker) all get a ready engine."""
+    for _ in range(connections):
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            assert (await http.get("/readyz")).json()["ok"] is True
+
+
+def numsub(redis_url: str, channel: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        count: int = client.pubsub_numsub(channel)[0][1]
+        return count
+    finally:
+        client.close()
+
+
+async def test_workers_share_one_port_fan_out_restart_and_stop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with serving_workers(tmp_path, "--workers", "2", "--data-dir", str(data)) as (
+        process, url, log
+    ):  # fmt: skip
+        assert url.startswith("http://127.0.0.1:")
+        workers = workers_of(process.pid)
+        assert len(workers) == 2, log.read_text()
+        redis_url = (data / "redis" / "url").read_text().strip()
+        redis_pids = [c for c in children(process.pid) if "redis-server" in cmdline(c)]
+        assert len(redis_pids) == 1  # one embedded Redis for all workers
+        # Every fresh connection is answered, whichever worker takes it.
+        await all_answer(url)
+
+        room = "workers-fanout"
+        host_token = auth.mint(SECRET, room=room, role=Role.HOST, user="host-1")
+        async with HostClient(url, room, host_token) as host:
+            await host.create_room("one port, two workers")
+            await host.go_live()
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        viewer_token = auth.mint(SECRET, room=room, role=Role.VIEWER, user="poster")
+        viewers = [ViewerClient(ws_url, room, viewer_token, reconnect=False)]
+        try:
+            await viewers[0].connect()
+            # The kernel spreads connections by a hash: open viewers until both workers
+            # have some (each worker then holds its own subscription to the room).
+            while len(viewers) < 40 and (
+                len(viewers) < 4 or numsub(redis_url, keys.room_bus(room)) < 2
+            ):
+                viewers.append(ViewerClient(ws_url, room, None, reconnect=False))
+                await viewers[-1].connect()
+            await eventually(lambda: numsub(redis_url, keys.room_bus(room)) == 2)
+            await viewers[0].comment("hello from one worker")
+            for viewer in viewers:
+                assert await collect_comments(viewer, 1) == ["hello from one worker"]
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+
+        # A worker that dies is replaced; the port keeps serving.
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        await eventually(lambda: killed not in workers_of(process.pid)
+                         and len(workers_of(process.pid)) == 2, timeout_s=20)  # fmt: skip
+        (replacement,) = workers_of(process.pid) - workers
+        await eventually(lambda: ready_logged(log, replacement), timeout_s=20)
+        assert "worker exited; restarting it" in log.read_text()
+        await all_answer(url)
+
+        everyone = [*workers_of(process.pid), *redis_pids]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()
+    assert not [pid for pid in everyone if alive(pid)]
+    assert not (data / "redis" / "url").exists()
+
+
+def test_one_worker_is_the_single_process_engine(tmp_path: Path) -> None:
+    with serving_workers(tmp_path, "--workers", "1", "--data-dir", str(tmp_path / "data")) as (
+        process, url, _
+    ):  # fmt: skip
+        assert not workers_of(process.pid)
+        assert httpx.get(f"{url}/readyz", timeout=10).json()["ok"] is True
+
+
+def test_workers_must_be_positive() -> None:
+    result = subprocess.run([*LIVECART, "serve", "--workers", "0"], capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
+
+
+def test_a_taken_port_is_refused() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match="in use"):
+            Supervisor(Settings(port=port, secret=SECRET, redis_url="redis://x"), 2).run()
+
+
+def test_reuseport_sockets_share_a_port() -> None:
+    first = reuseport_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = reuseport_socket("127.0.0.1", port)
+    try:
+        first.listen()
+        second.listen()
+        assert second.getsockname()[1] == port
+    finally:
+        first.close()
+        second.close()
+
+
+def test_worker_env_spells_out_the_settings(tmp_path: Path) -> None:
+    settings = Settings(port=1234, redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path,
+                        tick_ms=50, metrics=False, secret=SECRET)  # fmt: skip
+    env = worker_env(settings, 3)
+    assert Settings.from_env(env) == settings
+    assert env["LIVECART_WORKER"] == "3"
+    assert env["LIVECART_SUPERVISOR_PID"] == str(os.getpid())
