@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from engine import api
+from engine import api, redis_client
 from engine.gateway import Gateway
 from engine.listener import Listener
 from engine.metrics import METRICS
@@ -121,7 +121,8 @@ class Engine:
         except BaseException:
             await self.stop()
             raise
-        log.info("engine listening", extra={"url": self.base_url, "redis": redis_url})
+        redis = redis_client.redacted(redis_url)
+        log.info("engine listening", extra={"url": self.base_url, "redis": redis})
 
     async def stop(self) -> None:
         if self.listener is not None:

@@ -31,6 +31,7 @@ class Author:
     user: str
     name: str
     role: Role
+    expires_at: int | None = None  # the signing token's `exp` (s); None for guests
 
 
 _EMOJI_FORMAT = {"\u200d"} | {chr(c) for c in range(0xE0020, 0xE0080)}  # ZWJ, tag characters

@@ -98,10 +98,12 @@ class Gateway:
         METRICS.connections_total.inc()
         viewer: Viewer | None = None
         hub: RoomHub | None = None
+        expiry: asyncio.TimerHandle | None = None
         try:
             viewer, hub = await self._hello(conn, conn_id, codec)
             if viewer is None or hub is None:
                 return
+            expiry = self._close_at_expiry(viewer)
             log.info(
                 "viewer joined",
                 extra={"room": hub.room_id, "conn": conn_id, "user": viewer.author.user},
@@ -111,11 +113,23 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
+            if expiry is not None:
+                expiry.cancel()
             if hub is not None and viewer is not None:
                 hub.leave(viewer)
                 log.info("viewer left", extra={"room": hub.room_id, "conn": conn_id})
 
     # ---- joining ---------------------------------------------------------------------
+
+    def _close_at_expiry(self, viewer: Viewer) -> asyncio.TimerHandle | None:
+        """A token is checked at `hello`; the connection it opened ends when it expires
+        (close 3500: sign in again), so a token cannot outlive its `exp` on an open socket."""
+        if viewer.author.expires_at is None:
+            return None
+        delay = max(0.0, viewer.author.expires_at - time.time())
+        return asyncio.get_running_loop().call_later(
+            delay, viewer.close_soon, CloseCode.AUTH_FAILED, "token expired"
+        )
 
     def _refuse(
         self, conn: ServerConnection, codec: Codec, error: LivecartError, close: CloseCode
@@ -212,7 +226,7 @@ class Gateway:
         claims = auth.verify(self.node.secret, hello.token, room=hub.room_id)
         if await self.node.moderation.is_banned(hub.room_id, claims.user):
             raise ForbiddenError("you are banned from this room", code="banned")
-        return Author(claims.user, claims.name, claims.role)
+        return Author(claims.user, claims.name, claims.role, claims.expires_at)
 
     # ---- frames ----------------------------------------------------------------------
 

@@ -175,7 +175,7 @@ class Node:
                 attempt += 1
                 if time.monotonic() > deadline:
                     raise UnavailableError(
-                        f"Redis at {self.redis_url} is unreachable: {exc}"
+                        f"Redis at {redis_client.redacted(self.redis_url)} is unreachable: {exc}"
                     ) from exc
                 log.warning("waiting for Redis (%s), attempt %d", exc, attempt)
                 await asyncio.sleep(min(2.0, 0.1 * attempt))

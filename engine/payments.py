@@ -131,8 +131,9 @@ class PaymentProvider(Protocol):
     """What the engine needs of a payment provider."""
 
     async def create_payment(
-        self, room: str, order: str, amount: int, currency: str, callback_url: str
-    ) -> ProviderPayment: ...
+        self, room: str, order: str, amount: int, currency: str, callback_url: str, *,
+        pay_base_url: str = "",
+    ) -> ProviderPayment: ...  # fmt: skip
 
     async def refund(self, payment_id: str, amount: int, refund_id: str) -> str: ...
 
@@ -155,8 +156,10 @@ class Payments:
         # Run after a payment marked an order paid (group buys complete their team).
         self.paid_hooks: list[Callable[[str, str], Awaitable[None]]] = []
 
-    async def start(self, room: str, order_id: str, user: str, callback_url: str) -> dict[str, Any]:
-        """Create a payment at the provider for the buyer's pending order."""
+    async def start(self, room: str, order_id: str, user: str, callback_url: str,
+                    pay_base_url: str = "") -> dict[str, Any]:  # fmt: skip
+        """Create a payment at the provider for the buyer's pending order: it calls the
+        engine back at `callback_url`; the buyer pays on a page under `pay_base_url`."""
         order = await self.orders.get(room, order_id)
         if order.user != user:
             raise ForbiddenError("that order is someone else's", code="forbidden")
@@ -167,7 +170,7 @@ class Payments:
                 details={"state": order.state.value},
             )
         payment = await self.provider.create_payment(
-            room, order.id, order.total, order.currency, callback_url
+            room, order.id, order.total, order.currency, callback_url, pay_base_url=pay_base_url
         )
         return {
             "payment": payment.id,

@@ -43,8 +43,9 @@ class SimulatedProvider:
     # ---- PaymentProvider ------------------------------------------------------------------
 
     async def create_payment(
-        self, room: str, order: str, amount: int, currency: str, callback_url: str
-    ) -> ProviderPayment:
+        self, room: str, order: str, amount: int, currency: str, callback_url: str, *,
+        pay_base_url: str = "",
+    ) -> ProviderPayment:  # fmt: skip
         payment_id = f"pay_{secrets.token_hex(12)}"
         await self.redis.hset(
             keys.psp_payment(payment_id),
@@ -61,7 +62,7 @@ class SimulatedProvider:
             },
         )
         await self.redis.expire(keys.psp_payment(payment_id), _RECORD_TTL_S)
-        base = self.pay_base_url or callback_url.split("/api/", 1)[0]
+        base = self.pay_base_url or pay_base_url.rstrip("/") or callback_url.split("/api/", 1)[0]
         return ProviderPayment(payment_id, f"{base}/psp/pay/{payment_id}")
 
     async def refund(self, payment_id: str, amount: int, refund_id: str) -> str:

@@ -30,6 +30,15 @@ POOL_TIMEOUT_S = 10.0
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, hosts = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{hosts}"
+
+
 def is_cluster_url(url: str) -> bool:
     """`redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`, TLS) names a
     Redis Cluster by one or more of its nodes; any other URL is one Redis server."""

@@ -57,6 +57,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
     "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
+    "LIVECART_PUBLIC_URL": ("public_url", str),
     "LIVECART_ALLOWED_ORIGINS": (
         "allowed_origins",
         lambda value: tuple(o.strip() for o in value.split(",") if o.strip()),
@@ -112,6 +113,9 @@ class Settings:
     # Browser origins, besides the engine's own, whose pages may open viewer WebSockets
     # ("*": any). Handshakes without an Origin (apps, the SDK) are not affected.
     allowed_origins: tuple[str, ...] = ()
+    # The engine's public base URL (behind a load balancer: "https://shop.example"). The
+    # payment provider calls back under it; unset, at the address a request came in on.
+    public_url: str = ""
     # Viewer WebSocket handshakes a second, per client IP and per process (bursts of twice
     # as many; 0: no limit); beyond them a handshake is answered 503 with Retry-After
     # (engine/admission.py). Per IP is generous: carrier NAT puts many phones behind one.

@@ -77,6 +77,8 @@ def worker_env(settings: Settings, index: int) -> dict[str, str]:
             env.pop(name, None)
         elif isinstance(value, bool):
             env[name] = "1" if value else "0"
+        elif isinstance(value, tuple):  # allowed origins: read back split on commas
+            env[name] = ",".join(value)
         else:
             env[name] = str(value)
     env[WORKER_ENV] = str(index)

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from clients import HostClient, LivecartClientError, ViewerClient
 from engine.app import Engine
 from engine.metrics import METRICS
+from engine.protocol import CloseCode
 from engine.settings import Limits
 from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, token
 
@@ -500,3 +501,16 @@ async def test_shutdown_sends_going_away(engine_factory: EngineFactory) -> None:
     await engine.stop()
     closed = await client.wait_for(lambda e: e.get("type") == "closed")
     assert closed["code"] == 1001
+
+
+async def test_an_open_socket_ends_when_its_token_expires(engine: Engine, room: str) -> None:
+    viewer = ViewerClient(engine.ws_url, room, token(room, user="brief", ttl_s=1))
+    await viewer.connect()
+    try:
+        event = await viewer.next_event(timeout_s=10)
+        while event.get("type") != "closed":
+            event = await viewer.next_event(timeout_s=10)
+        # 3500: sign in again (no automatic reconnect with the expired token).
+        assert event["code"] == CloseCode.AUTH_FAILED
+    finally:
+        await viewer.close()

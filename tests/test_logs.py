@@ -6,8 +6,10 @@ import logging
 import sys
 
 import orjson
+import pytest
 
 from engine.logs import JsonFormatter, TextFormatter
+from engine.redis_client import redacted
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -37,3 +39,17 @@ def test_exceptions_are_included() -> None:
     except ValueError:
         rec.exc_info = sys.exc_info()
     assert "ValueError: boom" in orjson.loads(JsonFormatter().format(rec))["exc"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@db:6379/0", "redis://:***@db:6379/0"),
+        ("redis://app:s3cret@db:6379", "redis://app:***@db:6379"),
+        ("redis+cluster://app:p%40ss@a:7000,b:7001", "redis+cluster://app:***@a:7000,b:7001"),
+        ("redis://app@db:6379", "redis://app@db:6379"),  # a user alone is no secret
+        ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+    ],
+)
+def test_redis_urls_are_logged_without_their_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown

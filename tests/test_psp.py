@@ -14,7 +14,7 @@ from clients import HostClient, ShopperClient
 from clients.errors import LivecartClientError
 from engine.app import Engine
 from engine.payments import SIGNATURE_HEADER, sign
-from tests.conftest import ADDRESS, ViewerFactory, token
+from tests.conftest import ADDRESS, EngineFactory, RoomFactory, ViewerFactory, token
 from tests.test_api_catalog import JACKET
 
 UNKNOWN = "pay_000000000000000000000000"
@@ -183,3 +183,42 @@ async def test_an_oversized_callback_is_refused(http: httpx.AsyncClient) -> None
     response = await http.post("/api/payments/callback", content=b"x" * (64 * 1024 + 1))
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "too_large"
+
+
+async def test_a_forged_host_header_cannot_redirect_the_signed_callback(
+    engine: Engine, host: HostClient, room: str, viewer_factory: ViewerFactory
+) -> None:
+    await host.create_product(**JACKET)
+    sale = await host.launch_sale("DJ-M", 5, price=5000)
+    grabbed = await (await viewer_factory(room, user="ana")).grab(sale["id"])
+    async with ShopperClient(engine.base_url, room, token(room, "viewer", "ana")) as ana:
+        order = await ana.checkout([grabbed["reservation"]], address=ADDRESS,
+                                   contact={"email": "ana@example.com"})  # fmt: skip
+        response = await ana.http.post(f"/api/rooms/{room}/orders/{order['id']}/payment",
+                                       headers={"Host": "attacker.example:9"})  # fmt: skip
+        assert response.status_code == 201, response.text
+        payment = response.json()
+    async with httpx.AsyncClient(base_url=engine.base_url) as http:
+        record = (await http.get(f"/psp/payments/{payment['payment']}")).json()
+    # The provider calls back the engine's own address; only the buyer's pay link (their
+    # own page) follows the Host they sent.
+    assert record["callback_url"] == f"{engine.base_url}/api/payments/callback"
+    assert payment["pay_url"].startswith("http://attacker.example:9/psp/pay/")
+
+
+async def test_the_public_url_names_where_the_provider_calls_back(
+    engine_factory: EngineFactory, room_factory: RoomFactory, viewer_factory: ViewerFactory
+) -> None:
+    public = await engine_factory(public_url="https://shop.example/")
+    room = await room_factory()
+    async with HostClient(public.base_url, room, token(room, "host", "host-1")) as seller:
+        await seller.create_product(**JACKET)
+        sale = await seller.launch_sale("DJ-M", 5, price=5000)
+    grabbed = await (await viewer_factory(room, user="ana", target=public)).grab(sale["id"])
+    async with ShopperClient(public.base_url, room, token(room, "viewer", "ana")) as ana:
+        order = await ana.checkout([grabbed["reservation"]], address=ADDRESS,
+                                   contact={"email": "ana@example.com"})  # fmt: skip
+        payment = await ana.start_payment(order["id"])
+    async with httpx.AsyncClient(base_url=public.base_url) as http:
+        record = (await http.get(f"/psp/payments/{payment['payment']}")).json()
+    assert record["callback_url"] == "https://shop.example/api/payments/callback"

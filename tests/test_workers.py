@@ -200,7 +200,9 @@ def test_reuseport_sockets_share_a_port() -> None:
 
 def test_worker_env_spells_out_the_settings(tmp_path: Path) -> None:
     settings = Settings(port=1234, redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path,
-                        tick_ms=50, metrics=False, secret=SECRET)  # fmt: skip
+                        tick_ms=50, metrics=False, secret=SECRET,
+                        allowed_origins=("https://a.example", "https://b.example"),
+                        handshakes_per_ip_per_s=0)  # fmt: skip
     env = worker_env(settings, 3)
     assert Settings.from_env(env) == settings
     assert env["LIVECART_WORKER"] == "3"

@@ -80,10 +80,24 @@ async def cancel_order(call: Call) -> Any:
 async def start_payment(call: Call) -> Any:
     """Create a payment at the provider; the buyer completes it at `pay_url`."""
     assert call.claims is not None
-    callback_url = str(call.request.url_for("payment_callback"))
     return await call.node.payments.start(
-        call.room, _order_id(call), call.claims.user, callback_url
-    )
+        call.room, _order_id(call), call.claims.user, callback_url(call),
+        pay_base_url=str(call.request.base_url),
+    )  # fmt: skip
+
+
+def callback_url(call: Call) -> str:
+    """Where the provider calls the engine back. Never from the request's `Host` header: a
+    forged one would have the engine's signed callback sent wherever the caller chose.
+    `LIVECART_PUBLIC_URL` when set, else the address this request came in on."""
+    public = call.node.settings.public_url
+    if public:
+        return f"{public.rstrip('/')}/api/payments/callback"
+    server = call.request.scope.get("server") or (call.node.settings.host,
+                                                  call.node.settings.port)  # fmt: skip
+    host, port = server[0], server[1]
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/api/payments/callback"
 
 
 @route("/api/rooms/{room}/orders/{order}/refund", ["POST"], roles=HOSTS)

@@ -1,0 +1,89 @@
+"""Faults: an engine process killed with SIGKILL in the middle of a flash sale, with three
+processes serving one port (`livecart serve --workers 3`). Its viewers reconnect to the
+others, resume without gaps and keep their reservations; no unit is sold twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from clients import HostClient, ShopperClient, ViewerClient
+from engine import auth
+from engine.protocol import Role
+from tests.conftest import ADDRESS, SECRET, eventually
+from tests.test_api_catalog import JACKET
+from tests.test_api_orders import CONTACT
+from tests.test_workers import serving_workers, workers_of
+
+ROOM = "fault-sale"
+
+
+def mint(role: Role, user: str) -> str:
+    return auth.mint(SECRET, room=ROOM, role=role, user=user)
+
+
+def has_comment(viewer: ViewerClient, text: str) -> bool:
+    """Whether the viewer's copy of the room has the comment (from a tick, or from the
+    replay a resume brought)."""
+    return any(entry.get("text") == text for entry in viewer.entries.values())
+
+
+@pytest.mark.slow
+async def test_a_killed_engine_process_loses_no_viewer_and_no_unit(tmp_path: Path) -> None:
+    with serving_workers(tmp_path, "--workers", "3", "--data-dir", str(tmp_path / "data")) as (
+        process,
+        url,
+        _,
+    ):
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        async with HostClient(url, ROOM, mint(Role.HOST, "host")) as host:
+            await host.create_room("Fault show")
+            await host.go_live()
+            await host.create_product(**JACKET)
+            sale = (await host.launch_sale("DJ-M", 20, price=5000))["id"]
+        viewers = [ViewerClient(ws_url, ROOM, mint(Role.VIEWER, f"v{n}")) for n in range(30)]
+        try:
+            for viewer in viewers:
+                await viewer.connect()
+            early = {n: await viewers[n].grab(sale) for n in range(10)}
+            assert all(answer["status"] == "reserved" for answer in early.values())
+            await viewers[0].comment("before the crash")
+            await eventually(lambda: all(has_comment(v, "before the crash") for v in viewers))
+
+            victim = sorted(workers_of(process.pid))[0]
+            os.kill(victim, signal.SIGKILL)
+            # Its viewers come back through the same port (another process, or the one the
+            # supervisor starts again), resuming from their last offset.
+            await eventually(lambda: any(v.reconnects for v in viewers), timeout_s=20)
+            speaker = next(v for v in viewers if v.reconnects)
+            await speaker.comment("after the crash")
+            await eventually(lambda: all(has_comment(v, "after the crash") for v in viewers),
+                             timeout_s=30)  # fmt: skip
+            moved = [v for v in viewers if v.reconnects]
+            assert 0 < len(moved) < len(viewers)
+            assert all(v.welcome.get("recovered") for v in moved)  # resumed, nothing lost
+            assert all(v.gaps == 0 for v in viewers)
+
+            # The rest of the room grabs what is left: 10 more units, 10 sold out.
+            late = await asyncio.gather(*(viewers[n].grab(sale) for n in range(10, 30)))
+            statuses = [answer["status"] for answer in late]
+            assert (statuses.count("reserved"), statuses.count("sold_out")) == (10, 10)
+            # A viewer whose process died still holds its unit, and buys it.
+            buyer = next(n for n in range(10) if viewers[n].reconnects)
+            async with ShopperClient(url, ROOM, mint(Role.VIEWER, f"v{buyer}")) as shopper:
+                order = await shopper.checkout([early[buyer]["reservation"]], address=ADDRESS,
+                                               contact=CONTACT)  # fmt: skip
+                payment = await shopper.start_payment(order["id"])
+                assert (await shopper.pay(payment["payment"]))["engine"]["outcome"] == "paid"
+            async with HostClient(url, ROOM, mint(Role.HOST, "host")) as host:
+                state = await host.sale(sale)
+                audit = await host.call("GET", f"/api/rooms/{ROOM}/audit")
+            assert (state["available"], state["reserved"], state["sold"]) == (0, 19, 1)
+            assert (audit["ok"], audit["oversell"]) == (True, 0), audit["checks"]
+        finally:
+            for viewer in viewers:
+                await viewer.close()
