@@ -28,7 +28,7 @@ from typing import Any
 import msgpack
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from clients.api import ApiClient
 from clients.backoff import Backoff
@@ -54,6 +54,15 @@ def _product_card(entry: dict[str, Any]) -> dict[str, Any]:
 def _order(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _retry_after(exc: BaseException) -> dict[str, Any]:
+    """`{"retry_after_ms"}` when the engine shed the handshake (503 with Retry-After)."""
+    if isinstance(exc, InvalidStatus) and exc.response.status_code == 503:
+        value = exc.response.headers.get("Retry-After", "")
+        if value.isdigit():
+            return {"retry_after_ms": int(value) * 1000}
+    return {}
 
 
 class ViewerClient:
@@ -139,7 +148,8 @@ class ViewerClient:
                 max_size=4 * 1024 * 1024,
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
-            raise LivecartClientError("connect_failed", str(exc), retryable=True) from exc
+            raise LivecartClientError("connect_failed", str(exc), retryable=True,
+                                      details=_retry_after(exc)) from exc  # fmt: skip
         hello: dict[str, Any] = {"type": "hello"}
         if self.token:
             hello["token"] = self.token
@@ -216,18 +226,22 @@ class ViewerClient:
                 return
 
     async def _reconnect(self) -> bool:
+        told_s = 0.0  # a shedding server's Retry-After, with jitter on top
         while True:
             try:
                 delay = self.backoff.next_delay()
             except StopIteration:
                 self.events.put_nowait({"type": "closed", "code": self.close_code})
                 return False
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(delay, told_s))
+            told_s = 0.0
             if self.is_closing():
                 return False
             try:
                 await self._open(since=self.offset)
             except LivecartClientError as exc:
+                if "retry_after_ms" in exc.details:
+                    told_s = exc.details["retry_after_ms"] / 1000 * self.backoff.rng.uniform(1, 1.5)
                 if not exc.retryable and exc.code != "connect_failed":
                     self.events.put_nowait(
                         {"type": "closed", "code": self.close_code, "error": exc.code}

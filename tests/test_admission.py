@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from clients import ViewerClient
+from clients import LivecartClientError, ViewerClient
 from engine.admission import Admission, HandshakeRate, origin_allowed
 from engine.app import Engine
 from engine.protocol import CloseCode
@@ -165,3 +165,18 @@ async def scrape(engine: Engine) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+async def test_the_sdk_is_told_when_to_come_back(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    engine = await engine_factory(handshakes_per_s=1)  # a burst of 2, then 1 a second
+    room = await room_factory()
+    statuses = await asyncio.gather(*(handshake_status(f"{engine.ws_url}/{room}")
+                                      for _ in range(3)))  # fmt: skip
+    assert statuses.count(503) >= 1
+    viewer = ViewerClient(engine.ws_url, room, token(room, user="late"))
+    with pytest.raises(LivecartClientError) as shed:
+        await viewer.connect()
+    assert (shed.value.code, shed.value.retryable) == ("connect_failed", True)
+    assert shed.value.details == {"retry_after_ms": 1000}

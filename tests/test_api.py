@@ -618,6 +618,19 @@ async def test_body_over_64_kib_is_too_large(http: httpx.AsyncClient, room: str)
     failed(await send(http, "POST", "/api/rooms", host_token(room_id), raw=huge), 400, "too_large")
 
 
+async def test_a_streamed_body_is_cut_off_at_the_limit(http: httpx.AsyncClient, room: str) -> None:
+    """Without a Content-Length (chunked), the body is refused once it passes 64 KiB."""
+
+    async def endless() -> AsyncIterator[bytes]:
+        yield b'{"title":"'
+        for _ in range(100):  # 1.6 MiB
+            yield b"x" * (16 * 1024)
+
+    auth = {"Authorization": f"Bearer {host_token(room)}"}
+    response = await http.patch(f"/api/rooms/{room}", content=endless(), headers=auth)
+    failed(response, 400, "too_large")
+
+
 # ---- state transitions ----------------------------------------------------------------------
 
 

@@ -13,16 +13,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from engine.api.base import MAX_BODY_BYTES, Call, error_response, node_of, route
-from engine.errors import LivecartError, ProtocolError, UnavailableError
+from engine.api.base import Call, error_response, node_of, route
+from engine.errors import LivecartError, UnavailableError
 
 
 @route("/api/payments/callback", ["POST"])
 async def payment_callback(call: Call) -> Any:
     """A provider reports a payment outcome (signed; see engine/payments.py)."""
-    body = await call.request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ProtocolError(f"body larger than {MAX_BODY_BYTES} bytes", code="too_large")
+    body = await call.body()
     return await call.node.payments.callback(call.request.headers, body, now_s=time.time())
 
 
@@ -34,7 +32,7 @@ def _payment_id(call: Call) -> str:
 async def pay(call: Call) -> Any:
     """Complete a payment: `{"outcome": "succeeded"|"failed"}` (JSON or a form post). The
     provider calls the engine back before answering, and reports what the engine said."""
-    raw = await call.request.body()
+    raw = await call.body()
     if call.request.headers.get("content-type", "").startswith("application/x-www-form"):
         outcome = (parse_qs(raw.decode(errors="replace")).get("outcome") or [""])[0]
     else:
