@@ -64,6 +64,7 @@ class Call:
     node: Node
     room: str
     claims: auth.Claims | None = None
+    _body: bytes | None = None
 
     def authorize(self, roles: frozenset[Role], room: str | None = None) -> auth.Claims:
         """The bearer token's claims for `room` (default: the path's), if its role is in `roles`."""
@@ -82,7 +83,9 @@ class Call:
     async def body(self) -> bytes:
         """The request body, refused (`too_large`) as soon as it passes MAX_BODY_BYTES:
         a declared length above it is refused unread, and a body sent without one is read
-        only up to the limit."""
+        only up to the limit. Read once; later calls get the same bytes."""
+        if self._body is not None:
+            return self._body
         declared = self.request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise _too_large()
@@ -93,7 +96,8 @@ class Call:
             if size > MAX_BODY_BYTES:
                 raise _too_large()
             chunks.append(chunk)
-        return b"".join(chunks)
+        self._body = b"".join(chunks)
+        return self._body
 
     async def json(self) -> Any:
         body = await self.body()
