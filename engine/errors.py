@@ -119,7 +119,6 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "room_exists": ConflictError,
     "illegal_transition": ConflictError,
     "room_not_open": ConflictError,
-    "payments_disabled": ConflictError,
     "comment_too_long": RejectedError,
     "comment_empty": RejectedError,
     "comment_blocked": RejectedError,

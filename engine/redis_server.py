@@ -72,13 +72,6 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _redis_child() -> None:
-    """In the forked redis-server: its files (the AOF holds buyers' addresses) are the
-    service account's alone, and it dies with the engine."""
-    os.umask(0o077)
-    _die_with_parent()
-
-
 class EmbeddedRedis:
     """One private redis-server process bound to 127.0.0.1.
 
@@ -117,9 +110,7 @@ class EmbeddedRedis:
 
     def _lock_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.chmod(0o700)  # the AOF and the log: nobody else's to read
-        lock = os.fdopen(os.open(self.data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600),
-                         "a+")  # fmt: skip
+        lock = (self.data_dir / "redis.lock").open("a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -156,7 +147,7 @@ class EmbeddedRedis:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=_redis_child,  # noqa: PLW1509 - the engine is single-threaded here
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the engine is single-threaded here
             )
             if self._wait_ready(port, timeout_s):
                 self.port = port
@@ -230,7 +221,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_redis_child,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
         if not self._wait_ready(self.port, timeout_s):
             raise RedisServerError(f"redis-server did not restart:\n{self._log_tail()}")

@@ -54,10 +54,6 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_REMINDER_WEBHOOK_URL": ("reminder_webhook_url", str),
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
     "LIVECART_METRICS": ("metrics", lambda value: value.lower() not in {"0", "off", "false", "no"}),
-    "LIVECART_SIMULATED_PSP": (
-        "simulated_psp",
-        lambda value: value.lower() not in {"0", "off", "false", "no"},
-    ),
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
     "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
@@ -125,9 +121,6 @@ class Settings:
     # (engine/admission.py). Per IP is generous: carrier NAT puts many phones behind one.
     handshakes_per_ip_per_s: float = 100.0
     handshakes_per_s: float = 1000.0
-    # The built-in simulated payment provider (/psp/...): for development, demos and load
-    # tests. Off in production: its routes are not mounted and no payment can start.
-    simulated_psp: bool = True
     metrics: bool = True
     metrics_flush_ms: int = 1000
     appendfsync: str = "everysec"
@@ -185,7 +178,6 @@ def load_secret(settings: Settings) -> str:
     if path.exists():
         return path.read_text().strip()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.data_dir.chmod(0o700)
     secret = secrets.token_urlsafe(32)
     tmp = path.with_name(f"secret.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -222,25 +222,3 @@ async def test_the_public_url_names_where_the_provider_calls_back(
     async with httpx.AsyncClient(base_url=public.base_url) as http:
         record = (await http.get(f"/psp/payments/{payment['payment']}")).json()
     assert record["callback_url"] == "https://shop.example/api/payments/callback"
-
-
-async def test_switched_off_the_simulated_provider_is_gone(
-    engine_factory: EngineFactory, room_factory: RoomFactory, viewer_factory: ViewerFactory
-) -> None:
-    production = await engine_factory(simulated_psp=False)
-    room = await room_factory()
-    async with HostClient(production.base_url, room, token(room, "host", "host-1")) as seller:
-        await seller.create_product(**JACKET)
-        sale = await seller.launch_sale("DJ-M", 5, price=5000)
-    grab = await (await viewer_factory(room, user="ana", target=production)).grab(sale["id"])
-    async with ShopperClient(production.base_url, room, token(room, "viewer", "ana")) as ana:
-        order = await ana.checkout([grab["reservation"]], address=ADDRESS,
-                                   contact={"email": "ana@example.com"})  # fmt: skip
-        with pytest.raises(LivecartClientError) as refused:
-            await ana.start_payment(order["id"])
-    assert (refused.value.status, refused.value.code) == (409, "payments_disabled")
-    async with httpx.AsyncClient(base_url=production.base_url) as http:
-        for path in ("/psp/payments/pay_0123456789abcdef", "/psp/pay/pay_0123456789abcdef"):
-            assert (await http.get(path)).status_code == 404
-        paid = await http.post("/psp/pay/pay_0123456789abcdef", json={"outcome": "succeeded"})
-        assert paid.status_code in {404, 405}
