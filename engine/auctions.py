@@ -287,8 +287,8 @@ class AuctionStore:
         outcome, leader, previous = text(result[0]), text(result[2]), text(result[6])
         price, min_bid, ends_at = int(result[1]), int(result[3]), int(result[4])
         if previous and previous != user:
-            await notify_user(self.redis, room, previous, "auction_outbid", auction=auction_id,
-                              price=price, min_bid=min_bid)  # fmt: skip
+            await notify_user(self.redis, self.scripts, room, previous, "auction_outbid",
+                              auction=auction_id, price=price, min_bid=min_bid)  # fmt: skip
         return {
             "auction": auction_id,
             "status": "outbid" if outcome == "outbid" else "leading",
@@ -349,6 +349,7 @@ class AuctionStore:
             [self.log_maxlen, keys.room_bus(room), n, orjson.dumps(offer)],
         )
         if result[0] == b"ok" and not answer["replayed"]:
-            await notify_user(self.redis, room, user, "auction_won" if n == 1 else "auction_offer",
-                              auction=auction.id, title=auction.title, currency=auction.currency,
+            kind = "auction_won" if n == 1 else "auction_offer"
+            await notify_user(self.redis, self.scripts, room, user, kind, auction=auction.id,
+                              title=auction.title, currency=auction.currency,
                               **{k: v for k, v in offer.items() if k != "user"})  # fmt: skip

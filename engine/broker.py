@@ -1,5 +1,6 @@
-"""Cross-process fan-out: one Redis pub/sub connection per engine process, one channel
-subscription per room that has viewers on this process.
+"""Cross-process fan-out: one channel subscription per room that has viewers on this
+process. With plain pub/sub that is one connection per engine process; with sharded
+pub/sub (engine/bus.py) one per Redis shard that owns such a room.
 
 All pub/sub operations run in the broker's own task (subscribe requests are queued to
 it) because one pub/sub connection must not be read and reconnected from two tasks.
@@ -15,14 +16,17 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine import keys
+from engine import keys, redis_client
+from engine.bus import PubSubMode
 from engine.metrics import METRICS
 
 log = logging.getLogger("livecart.broker")
@@ -40,8 +44,10 @@ def room_of_channel(channel: str) -> str:
 
 
 class Broker:
-    def __init__(self, redis: Redis, on_message: OnMessage, on_subscribed: OnSubscribed) -> None:
+    def __init__(self, redis: Redis, on_message: OnMessage, on_subscribed: OnSubscribed,
+                 mode: PubSubMode = PubSubMode.PLAIN) -> None:  # fmt: skip
         self.redis = redis
+        self.mode = mode
         self.on_message = on_message
         self.on_subscribed = on_subscribed
         self.rooms: set[str] = set()
@@ -74,9 +80,15 @@ class Broker:
         while not self._stopping.is_set():
             pubsub = self.redis.pubsub()
             try:
-                channels = [keys.room_bus(room) for room in self.rooms]
-                # A per-process channel keeps the connection subscribed even with no rooms.
-                await pubsub.subscribe(f"{keys.PREFIX}:node", *channels)
+                if attempt:  # a cluster may have failed over: learn who owns which slot now
+                    await redis_client.refresh_topology(self.redis)
+                if self.mode is PubSubMode.SHARDED:
+                    for room in self.rooms:  # one by one: rooms sit in different slots
+                        await pubsub.ssubscribe(keys.room_bus(room))
+                else:
+                    channels = [keys.room_bus(room) for room in self.rooms]
+                    # A per-process channel keeps the connection subscribed with no rooms.
+                    await pubsub.subscribe(f"{keys.PREFIX}:node", *channels)
                 self.connected.set()
                 attempt = 0
                 await self._pump(pubsub)
@@ -94,24 +106,36 @@ class Broker:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _pump(self, pubsub: PubSub) -> None:
+        sharded = self.mode is PubSubMode.SHARDED
         while True:
             while not self._requests.empty():
                 action, room = self._requests.get_nowait()
                 channel = keys.room_bus(room)
                 if action == "subscribe" and room in self.rooms:
-                    await pubsub.subscribe(channel)
+                    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(channel)
                 elif action == "unsubscribe" and room not in self.rooms:
-                    await pubsub.unsubscribe(channel)
-            message = await pubsub.get_message(timeout=_POLL_S)
+                    await (pubsub.sunsubscribe if sharded else pubsub.unsubscribe)(channel)
+            message = await self._next_message(pubsub)
             if message is None:
                 continue
             kind = message["type"]
             channel = message["channel"].decode()
             if channel == f"{keys.PREFIX}:node":
                 continue
-            if kind == "message":
+            if kind == self.mode.message_kind:
                 self.on_message(room_of_channel(channel), message["data"])
-            elif kind == "subscribe":
+            elif kind == self.mode.subscribed_kind:
                 room = room_of_channel(channel)
                 if room in self.rooms:
                     await self.on_subscribed(room)
+
+    async def _next_message(self, pubsub: PubSub) -> dict[str, Any] | None:
+        if self.mode is PubSubMode.SHARDED and not pubsub.shard_channels:
+            await asyncio.sleep(_POLL_S)  # nothing to read from: no connection is open
+            return None
+        if self.mode is PubSubMode.SHARDED and isinstance(pubsub, ClusterPubSub):
+            # One connection per shard, read in turn.
+            message = await pubsub.get_sharded_message(timeout=_POLL_S / 4)
+        else:
+            message = await pubsub.get_message(timeout=_POLL_S)
+        return message

@@ -326,5 +326,5 @@ class CommentToBuy:
         return answer_reply(order, answer)
 
     async def _reply(self, room: str, user: str, reply: Reply) -> None:
-        await notify_user(self.redis, room, user, NOTICE, status=reply.status,
+        await notify_user(self.redis, self.scripts, room, user, NOTICE, status=reply.status,
                           message=reply.message, **reply.data)  # fmt: skip

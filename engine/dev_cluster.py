@@ -102,6 +102,7 @@ class DevCluster:
         masters: int = 3,
         replicas_per_master: int = 1,
         base_port: int | None = None,
+        binary: str | None = None,
     ) -> None:
         if masters < 1 or replicas_per_master < 0:
             raise ValueError("a cluster needs at least one master and replicas_per_master >= 0")
@@ -109,6 +110,7 @@ class DevCluster:
         self.masters = masters
         self.replicas_per_master = replicas_per_master
         self.base_port = base_port
+        self.binary = binary  # None: find_redis_server()'s
         self.nodes: list[EmbeddedRedis] = []
         self._killed: list[str] = []  # node ids of masters killed by kill_master()
 
@@ -159,10 +161,14 @@ class DevCluster:
                 node = EmbeddedRedis(
                     self.data_dir / f"node-{index}",
                     port=port,
+                    binary=self.binary,
                     extra_args=(
                         "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf",
                         "--cluster-node-timeout", "2000",
+                        # Replicas sync at once (Redis 7 waits 5 s by default): a replica
+                        # that never synced refuses to take over from a dead master.
+                        "--repl-diskless-sync-delay", "0",
                     ),
                 )  # fmt: skip
                 self.nodes.append(node)
@@ -275,7 +281,15 @@ class DevCluster:
                 return False
             if any(view.node_id in self._killed for view in up):
                 return False
+            if not self._replicating(node.port):
+                return False
         return True
+
+    def _replicating(self, port: int) -> bool:
+        """A master, or a replica whose link to its master is up."""
+        with self._client(port) as client:
+            info = client.info("replication")
+        return bool(info.get("role") == "master" or info.get("master_link_status") == "up")
 
     def _wait_until(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s

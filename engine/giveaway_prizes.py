@@ -49,6 +49,7 @@ class Prizes:
     def __init__(self, redis: Redis, *, sales: SaleStore, stock: Stock,
                  coupons: Coupons) -> None:  # fmt: skip
         self.redis = redis
+        self.scripts = sales.scripts  # the engine's scripts: winners' notices go on the bus
         self.sales = sales
         self.stock = stock
         self.coupons = coupons
@@ -92,8 +93,8 @@ class Prizes:
                 continue
             award = await self.give(room, giveaway, user)
             if await self.redis.hsetnx(awards_key, user, orjson.dumps(award)):
-                await notify_user(self.redis, room, user, "giveaway_won", giveaway=giveaway.id,
-                                  title=giveaway.title, prize=giveaway.prize,
+                await notify_user(self.redis, self.scripts, room, user, "giveaway_won",
+                                  giveaway=giveaway.id, title=giveaway.title, prize=giveaway.prize,
                                   prize_kind=giveaway.prize_kind.value, **award)  # fmt: skip
         await self.redis.hset(keys.giveaway(room, giveaway.id), "awarded", "1")
 

@@ -424,12 +424,12 @@ class GiveawayStore:
                 continue  # closed meanwhile (or ended and about to be drawn)
             except RejectedError as exc:
                 await notify_user(
-                    self.redis, room, author.user, "giveaway_entry_refused",
+                    self.redis, self.scripts, room, author.user, "giveaway_entry_refused",
                     giveaway=giveaway_id, code=exc.code, message=str(exc),
                 )  # fmt: skip
                 continue
             if entered["new"]:
-                await notify_user(self.redis, room, author.user, "giveaway_entered",
+                await notify_user(self.redis, self.scripts, room, author.user, "giveaway_entered",
                                   giveaway=giveaway_id, entrants=entered["entrants"])  # fmt: skip
 
     # ---- the draw and the awards --------------------------------------------------------

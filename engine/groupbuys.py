@@ -368,7 +368,7 @@ class GroupBuys:
         team = await self._read_team(room, deal.id, team_id)
         if team.state is TeamState.COMPLETED and flipped:
             for member in team.members:
-                await notify_user(self.redis, room, member.user, "team_completed",
+                await notify_user(self.redis, self.scripts, room, member.user, "team_completed",
                                   groupbuy=deal.id, team=team.id, price=deal.price,
                                   currency=deal.currency, title=deal.title)  # fmt: skip
         elif team.state is TeamState.FAILED:
@@ -390,8 +390,8 @@ class GroupBuys:
                 done = False
                 continue
             if outcome != "none" or flipped:
-                await notify_user(self.redis, room, member.user, "team_failed", groupbuy=deal.id,
-                                  team=team.id, order=order_id, refunded=refunded,
+                await notify_user(self.redis, self.scripts, room, member.user, "team_failed",
+                                  groupbuy=deal.id, team=team.id, order=order_id, refunded=refunded,
                                   currency=deal.currency, title=deal.title)  # fmt: skip
         if done and team.unwound_at is None:
             async with self.redis.pipeline(transaction=True) as pipe:

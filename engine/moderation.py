@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from engine import keys
 from engine.errors import NotFoundError, ProtocolError
 from engine.redis_client import text, texts
-from engine.roomlog import control_payload
+from engine.roomlog import publish_control
 from engine.scripts import Scripts
 
 MAX_BANNED_WORDS = 500
@@ -80,7 +80,7 @@ class Moderation:
         self.stream_maxlen = stream_maxlen
 
     async def _control(self, room: str, kind: str, data: dict[str, Any]) -> None:
-        await self.redis.publish(keys.room_bus(room), control_payload(kind, data))
+        await publish_control(self.redis, self.scripts, room, kind, data)
 
     async def delete_comment(self, room: str, entry_id: str, by: str) -> str:
         result = await self.scripts.comment_delete(

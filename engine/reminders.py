@@ -276,7 +276,9 @@ class Reminders:
         wire = reminder.to_wire()
         del wire["user"], wire["room"]
         wire["reminder"] = wire.pop("kind")  # a notice's `kind` is "reminder"
-        await notify_user(self.redis, reminder.room, reminder.user, "reminder", **wire)
+        await notify_user(
+            self.redis, self.scripts, reminder.room, reminder.user, "reminder", **wire
+        )
         return True
 
     async def close(self) -> None:

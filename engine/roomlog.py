@@ -75,11 +75,19 @@ async def append_entry(redis: Redis, scripts: Scripts, room: str, kind: str, ref
     return text(entry_id)
 
 
-async def notify_user(redis: Redis, room: str, user: str, kind: str, **data: Any) -> None:
+async def publish_control(redis: Redis, scripts: Scripts, room: str, kind: str,
+                          data: dict[str, Any]) -> None:  # fmt: skip
+    """A control message (not a log entry) on the room's bus, to every engine process."""
+    bus = keys.room_bus(room)
+    await scripts.bus_publish(redis, [bus], [control_payload(kind, data)])
+
+
+async def notify_user(redis: Redis, scripts: Scripts, room: str, user: str, kind: str,
+                      **data: Any) -> None:  # fmt: skip
     """A private `notice` frame of `kind` to every connection of `user` in the room, on
     every engine process. Best effort, like any pub/sub message: what must not be lost
     also lives in a record the client can read (an order, a wallet, a giveaway)."""
-    await redis.publish(keys.room_bus(room), control_payload(kind, {**data, "user": user}))
+    await publish_control(redis, scripts, room, kind, {**data, "user": user})
 
 
 def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Entry:

@@ -3,6 +3,10 @@
 Each file starts with a contract header (`-- KEYS[1] - ...`, `-- ARGV[1] - ...`,
 `-- returns ...`). The header's KEYS count is enforced on every call, so a caller passing
 the wrong keys fails loudly in tests instead of touching the wrong data.
+
+Scripts publish on a room's bus with `redis.call(PUBLISH, ...)`: `PUBLISH` is a Lua local
+this module puts at the top of every script, naming the bus's command (PUBLISH or
+SPUBLISH, engine/bus.py), so that the choice is made once per engine process.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from engine.bus import PubSubMode
 from engine.metrics import METRICS
 
 _KEYS_RE = re.compile(r"^-- KEYS\[(\d+)\]", re.MULTILINE)
@@ -27,6 +32,7 @@ _VARIADIC_RE = re.compile(r"^-- ARGV\[\d+\.\.n\]", re.MULTILINE)
 # `--!include _name` pastes lua/_name.lua in place: Redis scripts cannot import, and
 # some logic (the clock, serving the waitlist) is shared by several scripts.
 _INCLUDE_RE = re.compile(r"^--!include (_[a-z_]+)$", re.MULTILINE)
+_LITERAL_PUBLISH_RE = re.compile(r"""redis\.p?call\(\s*['"]S?PUBLISH['"]""", re.IGNORECASE)
 
 RedisArg = str | bytes | int | float
 SKIP_STOCK_CHECK_ENV = "LIVECART_UNSAFE_SKIP_STOCK_CHECK"
@@ -91,6 +97,9 @@ def room_of_key(key: str) -> str:
 class Scripts:
     """Every script of the package, by name, as attributes for readable call sites."""
 
+    all: dict[str, Script]
+    pubsub: PubSubMode
+    bus_publish: Script
     comment_post: Script
     comment_delete: Script
     comment_pin: Script
@@ -132,8 +141,8 @@ class Scripts:
     reminder_renew: Script
     reminder_finish: Script
 
-    def __init__(self) -> None:
-        self.all: dict[str, Script] = {}
+    def __init__(self, pubsub: PubSubMode = PubSubMode.PLAIN) -> None:
+        self._sources: dict[str, str] = {}
         folder = resources.files("engine").joinpath("lua")
         sources = {
             entry.name.removesuffix(".lua"): entry.read_text()
@@ -151,9 +160,21 @@ class Scripts:
         for name, source in sources.items():
             if not name.startswith("_"):
                 expanded = _INCLUDE_RE.sub(lambda m: sources[m.group(1)].rstrip("\n"), source)
-                self.all[name] = Script.parse(name, expanded)
+                if _LITERAL_PUBLISH_RE.search(expanded):
+                    raise ValueError(f"{name}.lua: publish with redis.call(PUBLISH, ...)")
+                self._sources[name] = expanded
+        self.use(pubsub)
+
+    def use(self, pubsub: PubSubMode) -> None:
+        """Build every script for the bus's pub/sub flavour (before the first call)."""
+        self.pubsub = pubsub
+        prelude = f"local PUBLISH = '{pubsub.publish_command}' -- engine/scripts.py\n"
+        self.all = {name: Script.parse(name, prelude + source)
+                    for name, source in self._sources.items()}  # fmt: skip
         for name in type(self).__annotations__:
-            if name != "all" and name not in self.all:
+            if name in {"all", "pubsub"}:
+                continue
+            if name not in self.all:
                 raise RuntimeError(f"missing Lua script {name}.lua")
             setattr(self, name, self.all[name])
 

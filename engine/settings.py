@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.bus import PUBSUB_SETTINGS
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -53,6 +55,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_PAYMENT_SECRET": ("payment_secret", str),
     "LIVECART_REMINDER_WEBHOOK_URL": ("reminder_webhook_url", str),
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
+    "LIVECART_PUBSUB": ("pubsub", str),
     "LIVECART_METRICS": ("metrics", lambda value: value.lower() not in {"0", "off", "false", "no"}),
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
@@ -124,6 +127,8 @@ class Settings:
     metrics: bool = True
     metrics_flush_ms: int = 1000
     appendfsync: str = "everysec"
+    # The room bus's pub/sub (engine/bus.py): auto = sharded on Redis >= 7, else plain.
+    pubsub: str = "auto"
     log_format: str = "text"
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
@@ -152,6 +157,8 @@ class Settings:
             raise ValueError("metrics_flush_ms must be between 10 and 60000")
         if self.appendfsync not in {"always", "everysec", "no"}:
             raise ValueError("appendfsync must be always, everysec or no")
+        if self.pubsub not in PUBSUB_SETTINGS:
+            raise ValueError("pubsub must be auto, sharded or plain")
         if self.grab_in_flight < 1 or self.grab_max_batch < 1 or self.grab_window_ms < 0:
             raise ValueError("grab_in_flight and grab_max_batch must be >= 1, grab_window_ms >= 0")
         if not 10 <= self.payment_window_s <= 24 * 3600:

@@ -16,7 +16,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from clients import HostClient, ViewerClient
 from engine.app import Engine
 from engine.redis_server import EmbeddedRedis
-from engine.scripts import Scripts
 from tests.conftest import EngineFactory, ViewerFactory, make_settings, poll, token
 from tests.test_api_catalog import JACKET
 
@@ -140,11 +139,12 @@ async def test_readyz_follows_redis(
 
 
 async def test_readyz_recovers_after_the_script_cache_is_emptied(
-    http: httpx.AsyncClient, redis: aioredis.Redis
+    engine: Engine, http: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
     # What a Redis 7 restart or a failover does: the data stays, the script cache is empty.
     await redis.script_flush()
-    scripts = Scripts()
+    assert engine.node is not None
+    scripts = engine.node.scripts  # built for the bus's pub/sub flavour
     assert not any(await redis.script_exists(*(s.sha for s in scripts.all.values())))
     # The readiness check reloads them rather than reporting a state it can repair.
     up = await readyz(http)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, ViewerClient
 from engine.broker import room_of_channel
 from engine.metrics import METRICS
 from engine.redis_server import EmbeddedRedis
-from tests.conftest import EngineFactory, ViewerFactory, token
+from tests.conftest import EngineFactory, token
 from tests.test_gateway import collect_comments
 
 
@@ -20,22 +21,34 @@ def test_room_of_channel() -> None:
     assert room_of_channel("lc:{shop-7}:bus") == "shop-7"
 
 
+@pytest.mark.parametrize("pubsub", ["sharded", "plain"])
 async def test_killed_pubsub_connection_is_backfilled(
-    room: str, viewer_factory: ViewerFactory, redis: aioredis.Redis
+    pubsub: str, engine_factory: EngineFactory, redis: aioredis.Redis
 ) -> None:
-    host = await viewer_factory(room, role="host")
-    watcher = await viewer_factory(room)
-    await host.comment("before")
-    await collect_comments(watcher, 1)
-    before = METRICS.broker_reconnects.value()
-    # Drop every pub/sub connection, then post while the broker is reconnecting.
-    await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-    for n in range(5):
-        await host.comment(f"during {n}")
-    assert await collect_comments(watcher, 5) == [f"during {n}" for n in range(5)]
-    assert METRICS.broker_reconnects.value() > before
-    assert watcher.duplicates == 0
-    assert watcher.gaps == 0
+    engine = await engine_factory(pubsub=pubsub)
+    room = "backfill-" + pubsub
+    async with HostClient(engine.base_url, room, token(room, "host")) as h:
+        await h.create_room("t")
+        await h.go_live()
+    host = ViewerClient(engine.ws_url, room, token(room, "host"))
+    watcher = ViewerClient(engine.ws_url, room, token(room))
+    await host.connect()
+    await watcher.connect()
+    try:
+        await host.comment("before")
+        await collect_comments(watcher, 1)
+        before = METRICS.broker_reconnects.value()
+        # Drop every pub/sub connection, then post while the broker is reconnecting.
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        for n in range(5):
+            await host.comment(f"during {n}")
+        assert await collect_comments(watcher, 5) == [f"during {n}" for n in range(5)]
+        assert METRICS.broker_reconnects.value() > before
+        assert watcher.duplicates == 0
+        assert watcher.gaps == 0
+    finally:
+        await host.close()
+        await watcher.close()
 
 
 async def test_redis_restart_mid_show(engine_factory: EngineFactory, tmp_path: Path) -> None:

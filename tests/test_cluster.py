@@ -17,7 +17,9 @@ from clients import HostClient, ShopperClient, ViewerClient
 from engine import keys, redis_client
 from engine.app import Engine
 from engine.audit import audit_room
+from engine.bus import PubSubMode
 from engine.dev_cluster import DevCluster
+from engine.redis_server import bundled_redis_server, redis_version
 from tests.conftest import ADDRESS, EngineFactory, poll, token
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT
@@ -78,7 +80,7 @@ async def comments_seen(viewer: ViewerClient, texts: set[str]) -> None:
 
 
 async def test_comments_reach_every_viewer_on_every_engine(
-    engines: list[Engine], viewers: list[ViewerClient]
+    engines: list[Engine], viewers: list[ViewerClient], cluster: DevCluster
 ) -> None:
     room, _ = await open_room(engines[0])
     audience = await join(engines, viewers, room, 9)
@@ -87,6 +89,40 @@ async def test_comments_reach_every_viewer_on_every_engine(
         await audience[n].comment(text)  # viewers 0, 1, 2 are on engines 0, 1, 2
     await asyncio.gather(*(comments_seen(viewer, texts) for viewer in audience))
     assert all(viewer.gaps == 0 for viewer in audience)
+    # Over sharded pub/sub: each engine subscribed on the shard that owns the room only.
+    sync = redis.cluster.RedisCluster(*cluster.startup_nodes[0])
+    try:
+        channel = keys.room_bus(room)
+        owner = sync.get_node_from_key(channel)
+        shard = sync.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=owner)
+        others = [node for node in sync.get_primaries() if node.name != owner.name]
+        elsewhere = [sync.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=node)
+                     for node in others]  # fmt: skip
+    finally:
+        sync.close()
+    assert shard[1] == 3
+    assert [reply[1] for reply in elsewhere] == [0, 0]
+
+
+async def test_a_redis_6_cluster_fans_out_over_plain_pubsub(
+    engine_factory: EngineFactory, viewers: list[ViewerClient], tmp_path: Path
+) -> None:
+    binary = bundled_redis_server()
+    assert binary is not None
+    assert redis_version(binary)[0] == 6
+    with DevCluster(tmp_path / "redis6", replicas_per_master=0, binary=binary) as dev:
+        trio = [await engine_factory(redis_url=dev.url) for _ in range(3)]
+        assert all(e.node is not None and e.node.broker.mode is PubSubMode.PLAIN for e in trio)
+        room, _ = await open_room(trio[0])
+        audience = await join(trio, viewers, room, 6)
+        texts = {f"plain from engine {n}" for n in range(3)}
+        for n, text in enumerate(sorted(texts)):
+            await audience[n].comment(text)
+        await asyncio.gather(*(comments_seen(viewer, texts) for viewer in audience))
+        for viewer in viewers:
+            await viewer.close()
+        for engine in trio:
+            await engine.stop()
 
 
 async def test_a_flash_sale_over_three_engines_never_oversells(
@@ -152,7 +188,7 @@ async def test_a_master_failing_over_mid_sale_loses_nothing_acknowledged(
         sync = redis.cluster.RedisCluster(*dev.startup_nodes[0])
         try:
             owner = sync.get_node_from_key(keys.room_meta(room))
-            sync.execute_command("WAIT", 1, 2000, target_nodes=owner)
+            assert sync.execute_command("WAIT", 1, 2000, target_nodes=owner) == 1
         finally:
             sync.close()
         dev.kill_master(dev.master_ports().index(owner.port))
@@ -162,6 +198,10 @@ async def test_a_master_failing_over_mid_sale_loses_nothing_acknowledged(
                            lambda answers: all(a.get("status") for a in answers),
                            timeout_s=30)  # fmt: skip
         assert [a["status"] for a in later] == ["reserved"] * 5
+        # The room's bus lived on the dead master: both engines subscribed again on the
+        # promoted replica, and a comment made on one reaches viewers on the other.
+        await poll(lambda: _comment(crowd[0], "after failover"), bool, timeout_s=30)
+        await asyncio.wait_for(comments_seen(crowd[1], {"after failover"}), 30)
         async with HostClient(pair[1].base_url, room, token(room, "host", "host-1")) as host:
             state = await host.sale(sale)
             assert (state["reserved"], state["available"]) == (10, 10)
@@ -171,6 +211,14 @@ async def test_a_master_failing_over_mid_sale_loses_nothing_acknowledged(
             await viewer.close()
         for engine in pair:
             await engine.stop()
+
+
+async def _comment(viewer: ViewerClient, text: str) -> bool:
+    try:
+        await viewer.comment(text)
+    except Exception:  # refused while the bus reconnects
+        return False
+    return True
 
 
 async def _grab_all(crowd: list[ViewerClient], sale: str) -> list[dict[str, Any]]:

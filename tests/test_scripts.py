@@ -90,6 +90,7 @@ def test_package_scripts_contracts() -> None:
     scripts = Scripts()
     contracts = {name: (s.num_keys, s.min_args, s.variadic) for name, s in scripts.all.items()}
     assert contracts == {
+        "bus_publish": (1, 1, False),
         "comment_post": (6, 5, False),
         "comment_delete": (2, 4, False),
         "comment_pin": (2, 3, False),

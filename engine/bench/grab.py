@@ -145,6 +145,7 @@ async def _raw_sale(url: str, room: str, stock: int, limit: int) -> str:
     redis = redis_client.connect(url)
     try:
         scripts = Scripts()
+        await scripts.load(redis)  # the baseline calls grab.lua (this flavour of it) by SHA
         catalog = Catalog(redis, scripts, 1000)
         sales = SaleStore(redis, scripts, catalog, 1000, 200_000)
         body = {"sku": "BENCH-1", "allotment": stock, "per_user_limit": limit, "duration_s": 3600}

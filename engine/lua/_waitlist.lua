@@ -31,7 +31,7 @@ local function serve_waitlist(sale_key, reservations, users, expiry, outbox, wai
       redis.call('ZADD', expiry, expires, reservation)
       redis.call('XADD', outbox, 'MAXLEN', '~', outbox_maxlen, '*', 'type', 'reserved', 'sale', id,
         'reservation', reservation, 'user', user, 'units', 1, 'at', now, 'via', 'waitlist')
-      redis.call('PUBLISH', channel, 'reservation_offered\n\n\n{"user":"' .. user ..
+      redis.call(PUBLISH, channel, 'reservation_offered\n\n\n{"user":"' .. user ..
         '","sale":"' .. id .. '","reservation":"' .. reservation .. '","quantity":1,"expires_at":' ..
         expires .. ',"price":' .. sale[6] .. ',"currency":"' .. sale[7] .. '"}')
     end

@@ -76,5 +76,5 @@ redis.call('RPUSH', KEYS[2], cjson.encode({u = user, a = amount, m = ceiling, t 
 local data = cjson.encode({auction = a[1], price = price, leader = leader, leader_name = leader_name,
   bids = bids, min_bid = min_bid(), ends_at = ends, extended = extended})
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'k', 'auction_bid', 'r', a[1], 'd', data)
-redis.call('PUBLISH', ARGV[3], 'auction_bid\n' .. entry .. '\n' .. a[1] .. '\n' .. data)
+redis.call(PUBLISH, ARGV[3], 'auction_bid\n' .. entry .. '\n' .. a[1] .. '\n' .. data)
 return {outcome, price, leader, min_bid(), ends, bids, previous}

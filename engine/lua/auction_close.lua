@@ -27,5 +27,5 @@ redis.call('ZREM', KEYS[2], a[1])
 local data = cjson.encode({auction = a[1], winner = a[4], winner_name = a[6],
   price = tonumber(a[5]), bids = tonumber(a[7]), closed_at = now})
 local entry = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'k', 'auction_closed', 'r', a[1], 'd', data)
-redis.call('PUBLISH', ARGV[3], 'auction_closed\n' .. entry .. '\n' .. a[1] .. '\n' .. data)
+redis.call(PUBLISH, ARGV[3], 'auction_closed\n' .. entry .. '\n' .. a[1] .. '\n' .. data)
 return {'ok', a[4], a[5], now}

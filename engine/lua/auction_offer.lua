@@ -28,6 +28,6 @@ if n > 1 then
   local data = cjson.encode({auction = a[1], user = offer['user'], price = offer['price'],
     offer = n})
   local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'k', 'auction_offered', 'r', a[1], 'd', data)
-  redis.call('PUBLISH', ARGV[2], 'auction_offered\n' .. entry .. '\n' .. a[1] .. '\n' .. data)
+  redis.call(PUBLISH, ARGV[2], 'auction_offered\n' .. entry .. '\n' .. a[1] .. '\n' .. data)
 end
 return {'ok'}

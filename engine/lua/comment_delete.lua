@@ -17,5 +17,5 @@ if redis.call('HGET', KEYS[1], 'pinned_id') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'pinned_id', 'pinned')
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'k', 'comment_deleted', 'r', ARGV[1], 'd', ARGV[2])
-redis.call('PUBLISH', ARGV[4], 'comment_deleted\n' .. id .. '\n' .. ARGV[1] .. '\n' .. ARGV[2])
+redis.call(PUBLISH, ARGV[4], 'comment_deleted\n' .. id .. '\n' .. ARGV[1] .. '\n' .. ARGV[2])
 return {'ok', id}

@@ -23,5 +23,5 @@ else
   kind = 'comment_pinned'
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'k', kind, 'r', ARGV[1], 'd', data)
-redis.call('PUBLISH', ARGV[3], kind .. '\n' .. id .. '\n' .. ARGV[1] .. '\n' .. data)
+redis.call(PUBLISH, ARGV[3], kind .. '\n' .. id .. '\n' .. ARGV[1] .. '\n' .. data)
 return {'ok', id, data}

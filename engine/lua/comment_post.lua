@@ -52,5 +52,5 @@ if ARGV[2] ~= '1' then
   end
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'k', 'comment', 'r', '', 'd', ARGV[3])
-redis.call('PUBLISH', ARGV[5], 'comment\n' .. id .. '\n\n' .. ARGV[3])
+redis.call(PUBLISH, ARGV[5], 'comment\n' .. id .. '\n\n' .. ARGV[3])
 return {'ok', id}

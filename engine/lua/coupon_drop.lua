@@ -52,5 +52,5 @@ card['server_time'] = now
 local data = cjson.encode(card)
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'k', 'coupon_dropped',
   'r', ARGV[1], 'd', data)
-redis.call('PUBLISH', ARGV[11], 'coupon_dropped\n' .. entry .. '\n' .. ARGV[1] .. '\n' .. data)
+redis.call(PUBLISH, ARGV[11], 'coupon_dropped\n' .. entry .. '\n' .. ARGV[1] .. '\n' .. data)
 return {'ok', opens, closes, now}

@@ -47,5 +47,5 @@ local data = cjson.encode({giveaway = g[1], title = g[2], prize = g[3], seed = g
 -- spliced in as given: cjson would encode an empty list as an object and vice versa
 data = string.sub(data, 1, -2) .. ',"winners":' .. ARGV[8] .. ',"names":' .. ARGV[9] .. '}'
 local entry = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'k', 'giveaway_closed', 'r', g[1], 'd', data)
-redis.call('PUBLISH', ARGV[3], 'giveaway_closed\n' .. entry .. '\n' .. g[1] .. '\n' .. data)
+redis.call(PUBLISH, ARGV[3], 'giveaway_closed\n' .. entry .. '\n' .. g[1] .. '\n' .. data)
 return {'ok', now}

@@ -32,5 +32,5 @@ announcement['ends_at'] = ends
 announcement['server_time'] = now
 local data = cjson.encode(announcement)
 local entry = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'k', 'giveaway_opened', 'r', ARGV[1], 'd', data)
-redis.call('PUBLISH', ARGV[5], 'giveaway_opened\n' .. entry .. '\n' .. ARGV[1] .. '\n' .. data)
+redis.call(PUBLISH, ARGV[5], 'giveaway_opened\n' .. entry .. '\n' .. ARGV[1] .. '\n' .. data)
 return {now, ends}

@@ -38,5 +38,5 @@ if not old then
   redis.call('RPUSH', KEYS[3], id)
 end
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'k', 'product_updated', 'r', id, 'd', ARGV[2])
-redis.call('PUBLISH', ARGV[5], 'product_updated\n' .. entry .. '\n' .. id .. '\n' .. ARGV[2])
+redis.call(PUBLISH, ARGV[5], 'product_updated\n' .. entry .. '\n' .. id .. '\n' .. ARGV[2])
 return {'ok'}

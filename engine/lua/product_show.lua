@@ -51,5 +51,5 @@ else
   kind, ref = 'lineup_changed', ''
 end
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'k', kind, 'r', ref, 'd', data)
-redis.call('PUBLISH', ARGV[3], kind .. '\n' .. entry .. '\n' .. ref .. '\n' .. data)
+redis.call(PUBLISH, ARGV[3], kind .. '\n' .. entry .. '\n' .. ref .. '\n' .. data)
 return {'ok', entry}

@@ -53,7 +53,7 @@ for i = 6, #ARGV do
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', 'type', state, 'sale', sale,
       'reservation', reservation, 'user', record['u'], 'units', record['q'], 'at', now)
     if state == 'expired' then
-      redis.call('PUBLISH', ARGV[3], 'reservation_expired\n\n\n{"user":"' .. record['u'] ..
+      redis.call(PUBLISH, ARGV[3], 'reservation_expired\n\n\n{"user":"' .. record['u'] ..
         '","sale":"' .. sale .. '","reservation":"' .. reservation .. '"}')
     end
     results[#results + 1] = state

@@ -8,5 +8,5 @@
 -- ARGV[5] - bus channel
 -- returns the entry id
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'k', ARGV[1], 'r', ARGV[2], 'd', ARGV[3])
-redis.call('PUBLISH', ARGV[5], ARGV[1] .. '\n' .. id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
+redis.call(PUBLISH, ARGV[5], ARGV[1] .. '\n' .. id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
 return id

@@ -24,5 +24,5 @@ local t = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[3], t[1] * 1000 + math.floor(t[2] / 1000))
 local data = cjson.encode({state = ARGV[1], previous = current})
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'k', 'room_state', 'r', '', 'd', data)
-redis.call('PUBLISH', ARGV[5], 'room_state\n' .. id .. '\n\n' .. data)
+redis.call(PUBLISH, ARGV[5], 'room_state\n' .. id .. '\n\n' .. data)
 return {'ok', id, current}

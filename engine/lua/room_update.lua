@@ -13,5 +13,5 @@ if #ARGV > 3 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'k', 'room_updated', 'r', '', 'd', ARGV[1])
-redis.call('PUBLISH', ARGV[3], 'room_updated\n' .. id .. '\n\n' .. ARGV[1])
+redis.call(PUBLISH, ARGV[3], 'room_updated\n' .. id .. '\n\n' .. ARGV[1])
 return {'ok', id}

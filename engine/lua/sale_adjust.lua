@@ -44,7 +44,7 @@ end
 local total = tonumber(sale[3]) + tonumber(redis.call('HGET', KEYS[1], 'topups'))
 local data = '{"sale":"' .. id .. '","ends_at":' .. ends .. ',"units":' .. total .. '}'
 local entry = redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[4], '*', 'k', kind, 'r', id, 'd', data)
-redis.call('PUBLISH', ARGV[3], kind .. '\n' .. entry .. '\n' .. id .. '\n' .. data)
+redis.call(PUBLISH, ARGV[3], kind .. '\n' .. entry .. '\n' .. id .. '\n' .. data)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', 'type', 'sale_' .. action, 'sale', id,
   'amount', ARGV[6], 'at', now)
 return {'ok', ends, total}

@@ -38,5 +38,5 @@ announcement['server_time'] = now
 announcement['allotment'] = tonumber(ARGV[5])
 local data = cjson.encode(announcement)
 local entry = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'k', 'sale_announced', 'r', ARGV[1], 'd', data)
-redis.call('PUBLISH', ARGV[8], 'sale_announced\n' .. entry .. '\n' .. ARGV[1] .. '\n' .. data)
+redis.call(PUBLISH, ARGV[8], 'sale_announced\n' .. entry .. '\n' .. ARGV[1] .. '\n' .. data)
 return {starts, ends, now}

@@ -96,5 +96,5 @@ local data = cjson.encode({groupbuy = deal[1], team = team_id, user = user, name
 local ref = deal[1] .. '.' .. team_id
 local entry = redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[2], '*', 'k', kind, 'r', ref,
   'd', data)
-redis.call('PUBLISH', ARGV[4], kind .. '\n' .. entry .. '\n' .. ref .. '\n' .. data)
+redis.call(PUBLISH, ARGV[4], kind .. '\n' .. entry .. '\n' .. ref .. '\n' .. data)
 return {'ok', state, n, deadline, reservation}

@@ -63,5 +63,5 @@ local data = cjson.encode({groupbuy = ARGV[4], team = team[1], members = members
   paid = paid, deadline = deadline, state = new_state, settled_at = now})
 local entry = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'k', kind, 'r', ref,
   'd', data)
-redis.call('PUBLISH', ARGV[3], kind .. '\n' .. entry .. '\n' .. ref .. '\n' .. data)
+redis.call(PUBLISH, ARGV[3], kind .. '\n' .. entry .. '\n' .. ref .. '\n' .. data)
 return {'flipped', new_state, tostring(paid)}
