@@ -15,7 +15,7 @@ from types import TracebackType
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from engine import api, redis_client
@@ -64,13 +64,18 @@ async def viewer_page(request: Request) -> Response:
     return FileResponse(WEB_INDEX, media_type="text/html")
 
 
+def _is_psp(route: BaseRoute) -> bool:
+    """A route of the simulated payment provider (left out when it is switched off)."""
+    return isinstance(route, Route) and route.path.startswith("/psp/")
+
+
 def build_app(node: Node) -> Starlette:
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
-        *api.ROUTES,
+        *(r for r in api.ROUTES if node.settings.simulated_psp or not _is_psp(r)),
         # The streamer console (issue 6): static files, no build step; `/console` redirects
         # to `/console/`.
         Mount("/console", app=StaticFiles(packages=[("streamer_console", "static")], html=True)),

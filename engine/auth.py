@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -84,8 +85,11 @@ def _invalid(why: str) -> AuthError:
     return AuthError(f"token rejected: {why}", code="token_invalid")
 
 
-def verify(secret: str, token: str, *, room: str, now: float | None = None) -> Claims:
-    """Return the token's claims for `room`, or raise AuthError with a distinct code."""
+def verify(secret: str, token: str, *, room: str, now: float | None = None,
+           previous: Sequence[str] = ()) -> Claims:  # fmt: skip
+    """Return the token's claims for `room`, or raise AuthError with a distinct code. A
+    token signed with one of the `previous` secrets is accepted too: while a secret is
+    rotated, tokens minted before the rotation keep working until they expire."""
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != VERSION:
         raise _invalid("malformed")
@@ -98,7 +102,8 @@ def verify(secret: str, token: str, *, room: str, now: float | None = None) -> C
     # One token, one spelling: no padding or non-canonical trailing bits.
     if _b64encode(signature) != parts[2] or _b64encode(raw) != parts[1]:
         raise _invalid("malformed")
-    if not hmac.compare_digest(signature, _sign(secret, signing_input)):
+    if not any(hmac.compare_digest(signature, _sign(key, signing_input))
+               for key in (secret, *previous)):  # fmt: skip
         raise _invalid("bad signature")
     try:
         data = orjson.loads(raw)

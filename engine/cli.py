@@ -22,6 +22,7 @@ from engine.bench.coupons import main as bench_coupons
 from engine.bench.fanout import main as bench_fanout
 from engine.bench.grab import main as bench_grab
 from engine.bench.groupbuy import main as bench_groupbuy
+from engine.bench.storm import main as bench_storm
 from engine.demo import run_demo
 from engine.dev_cluster import DevCluster, stop_signals
 from engine.errors import LivecartError
@@ -268,6 +269,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_auction(args)
     if args.bench == "group-buy":
         return bench_groupbuy(args)
+    if args.bench == "storm":
+        return bench_storm(args)
     return 2
 
 
@@ -352,7 +355,21 @@ def _add_bench_parser(sub: Subparsers) -> None:
     group.add_argument("--window-s", type=int, default=8, help="each team's time to fill and pay")
     group.add_argument("--redis-url", default=None)
     group.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_storm_parser(bench_sub)
     bench.set_defaults(func=cmd_bench)
+
+
+def _add_storm_parser(bench_sub: Subparsers) -> None:
+    storm = bench_sub.add_parser(
+        "storm", help="a reconnection storm: an engine killed and restarted under its viewers"
+    )
+    storm.add_argument("--viewers", type=int, default=2000)
+    storm.add_argument("--handshakes-per-s", type=float, default=500.0,
+                       help="the restarted engine's handshake limit (burst: twice it)")  # fmt: skip
+    storm.add_argument("--outage-s", type=float, default=2.0, help="how long the engine is down")
+    storm.add_argument("--comments", type=int, default=5, help="posted during the outage")
+    storm.add_argument("--redis-url", default=None)
+    storm.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

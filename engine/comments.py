@@ -32,6 +32,7 @@ class Author:
     name: str
     role: Role
     expires_at: int | None = None  # the signing token's `exp` (s); None for guests
+    issued_at: int | None = None  # its `iat` (s): a revocation cuts off tokens by it
 
 
 _EMOJI_FORMAT = {"\u200d"} | {chr(c) for c in range(0xE0020, 0xE0080)}  # ZWJ, tag characters

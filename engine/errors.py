@@ -4,7 +4,7 @@
     ├── ProtocolError            bad_frame, bad_request, unknown_type, invalid_field,
     │                            too_large, hello_required, already_joined  400
     ├── AuthError                token_invalid, token_expired, token_wrong_room,
-    │   │                        auth_required, signature_invalid,
+    │   │                        token_revoked, auth_required, signature_invalid,
     │   │                        callback_stale                           401
     │   └── ForbiddenError       forbidden, banned, blocked, *_not_yours   403
     ├── NotFoundError            room_not_found, comment_not_found, *_not_found
@@ -111,6 +111,7 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "token_invalid": AuthError,
     "token_expired": AuthError,
     "token_wrong_room": AuthError,
+    "token_revoked": AuthError,
     "auth_required": AuthError,
     "forbidden": ForbiddenError,
     "banned": ForbiddenError,
@@ -119,6 +120,7 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "room_exists": ConflictError,
     "illegal_transition": ConflictError,
     "room_not_open": ConflictError,
+    "payments_disabled": ConflictError,
     "comment_too_long": RejectedError,
     "comment_empty": RejectedError,
     "comment_blocked": RejectedError,

@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from engine import auth
 from engine.codec import Codec
 from engine.comments import Author
 from engine.errors import (
@@ -223,10 +222,10 @@ class Gateway:
             if not hub.room.settings.allow_anonymous:
                 raise AuthError("this room needs a sign-in token", code="auth_required")
             return Author(f"anon-{hello.device or conn_id}", "guest", Role.ANONYMOUS)
-        claims = auth.verify(self.node.secret, hello.token, room=hub.room_id)
-        if await self.node.moderation.is_banned(hub.room_id, claims.user):
-            raise ForbiddenError("you are banned from this room", code="banned")
-        return Author(claims.user, claims.name, claims.role, claims.expires_at)
+        claims = self.node.verify_token(hello.token, hub.room_id)
+        await self.node.access.check(claims)  # revoked (3500) or banned (3501)
+        return Author(claims.user, claims.name, claims.role, claims.expires_at,
+                      claims.issued_at)  # fmt: skip
 
     # ---- frames ----------------------------------------------------------------------
 

@@ -25,8 +25,10 @@ import orjson
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, broadcast
 
+from engine.access import REVOKED, is_revoked
 from engine.codec import Codec
 from engine.comments import Author
+from engine.errors import AuthError
 from engine.metrics import METRICS
 from engine.moderation import BannedWordFilter
 from engine.presence import RoomStats
@@ -34,6 +36,7 @@ from engine.protocol import (
     CloseCode,
     ConnectionGuard,
     SessionState,
+    error_message,
     notice_message,
     stream_id_key,
 )
@@ -268,6 +271,13 @@ class RoomHub:
                     }
                 )
                 viewer.close_soon(CloseCode.BANNED, "banned")
+        elif kind == REVOKED:
+            before = int(data.get("before", 0))
+            for viewer in targets:
+                if is_revoked(viewer.author.issued_at or 0, before):
+                    viewer.send(error_message(AuthError("this token was revoked; sign in again",
+                                                        code="token_revoked")))  # fmt: skip
+                    viewer.close_soon(CloseCode.AUTH_FAILED, "token revoked")
         elif kind == "banned_words":
             asyncio.get_running_loop().create_task(self.reload_words())
         elif user:

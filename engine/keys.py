@@ -106,6 +106,11 @@ def banned_users(room: str) -> str:
     return f"{_room(room)}:banned"
 
 
+def revocations(room: str) -> str:
+    """Hash: user -> Unix second; their tokens for the room issued up to it are revoked."""
+    return f"{_room(room)}:revocations"
+
+
 def banned_words(room: str) -> str:
     return f"{_room(room)}:banned_words"
 

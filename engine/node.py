@@ -19,7 +19,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine import bus, redis_client
+from engine import auth, bus, redis_client
+from engine.access import Access
 from engine.auctions import AuctionStore
 from engine.broker import Broker
 from engine.catalog import Catalog
@@ -62,6 +63,7 @@ class Node:
         self.settings = settings
         self.redis_url = redis_url
         self.secret = secret
+        self.previous_secrets = settings.previous_secrets
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.redis: Redis = redis_client.connect(redis_url)
         self.scripts = Scripts()
@@ -72,6 +74,7 @@ class Node:
         self.room_log = RoomLog(self.redis)
         self.comments = CommentService(self.redis, self.scripts, maxlen)
         self.moderation = Moderation(self.redis, self.scripts, maxlen)
+        self.access = Access(self.redis, self.scripts)
         self.presence = Presence(
             self.redis, self.scripts, self.process_id, stale_ms=max(3000, 10 * settings.sync_ms)
         )
@@ -145,6 +148,10 @@ class Node:
         METRICS.room_viewers.read = lambda: {
             (room_id,): float(len(hub.viewers)) for room_id, hub in self.hubs.items()
         }
+
+    def verify_token(self, token: str, room: str) -> auth.Claims:
+        """A token's claims for `room`, signed with the secret or one being rotated out."""
+        return auth.verify(self.secret, token, room=room, previous=self.previous_secrets)
 
     # ---- lifecycle ---------------------------------------------------------------------
 

@@ -71,10 +71,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded here, in the parent: a forked child of a threaded process must not dlopen.
+_LIBC = _load_libc()
+
+
 def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _LIBC is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedis:
@@ -115,7 +126,9 @@ class EmbeddedRedis:
 
     def _lock_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = (self.data_dir / "redis.lock").open("a+")
+        self.data_dir.chmod(0o700)  # the AOF and the log: nobody else's to read
+        lock = os.fdopen(os.open(self.data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600),
+                         "a+")  # fmt: skip
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -152,6 +165,8 @@ class EmbeddedRedis:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                # Its files (the AOF holds buyers' addresses) are the service account's alone.
+                umask=0o077,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - the engine is single-threaded here
             )
             if self._wait_ready(port, timeout_s):
@@ -226,6 +241,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            umask=0o077,
             preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
         if not self._wait_ready(self.port, timeout_s):

@@ -53,10 +53,18 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_MAX_ORDERS_PER_DEVICE": ("max_orders_per_device", int),
     "LIVECART_REVIEW_THRESHOLD": ("review_threshold", int),
     "LIVECART_PAYMENT_SECRET": ("payment_secret", str),
+    "LIVECART_PREVIOUS_SECRETS": (
+        "previous_secrets",
+        lambda value: tuple(s.strip() for s in value.split(",") if s.strip()),
+    ),
     "LIVECART_REMINDER_WEBHOOK_URL": ("reminder_webhook_url", str),
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
     "LIVECART_PUBSUB": ("pubsub", str),
     "LIVECART_METRICS": ("metrics", lambda value: value.lower() not in {"0", "off", "false", "no"}),
+    "LIVECART_SIMULATED_PSP": (
+        "simulated_psp",
+        lambda value: value.lower() not in {"0", "off", "false", "no"},
+    ),
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
     "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
@@ -77,6 +85,8 @@ class Settings:
     redis_url: str | None = None
     data_dir: Path = Path(".livecart")
     secret: str = ""
+    # Secrets being rotated out: tokens they signed are still accepted until they expire.
+    previous_secrets: tuple[str, ...] = ()
     # Room fan-out cadence: everything since the last tick goes out as one frame.
     tick_ms: int = 100
     # How often each process exchanges like deltas and online counts with Redis.
@@ -124,6 +134,9 @@ class Settings:
     # (engine/admission.py). Per IP is generous: carrier NAT puts many phones behind one.
     handshakes_per_ip_per_s: float = 100.0
     handshakes_per_s: float = 1000.0
+    # The built-in simulated payment provider (/psp/...): for development, demos and load
+    # tests. Off in production: its routes are not mounted and no payment can start.
+    simulated_psp: bool = True
     metrics: bool = True
     metrics_flush_ms: int = 1000
     appendfsync: str = "everysec"
@@ -185,6 +198,7 @@ def load_secret(settings: Settings) -> str:
     if path.exists():
         return path.read_text().strip()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
     secret = secrets.token_urlsafe(32)
     tmp = path.with_name(f"secret.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

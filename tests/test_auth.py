@@ -104,6 +104,17 @@ def test_wrong_secret_is_invalid() -> None:
     assert rejection(mint(), secret="t" * 32) == "token_invalid"
 
 
+def test_a_secret_being_rotated_out_still_verifies() -> None:
+    new = "n" * 32
+    old_token = mint()  # signed with SECRET, the secret being rotated out
+    claims = auth.verify(new, old_token, room="r1", now=NOW, previous=[SECRET])
+    assert claims.user == "u1"
+    new_token = auth.mint(new, room="r1", role=Role.VIEWER, user="bob", now=NOW)
+    assert auth.verify(new, new_token, room="r1", now=NOW, previous=[SECRET]).user == "bob"
+    # Once the old secret is dropped from the list, its tokens are invalid.
+    assert rejection(old_token, secret=new) == "token_invalid"
+
+
 def test_forged_signature_is_invalid() -> None:
     head, body, _ = mint().split(".")
     forged = f"{head}.{body}.{b64(b'x' * 32)}"

@@ -618,8 +618,8 @@ async def test_flagged_orders_are_approved_or_cancelled(
     open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
     engine: Engine,
 ) -> None:  # fmt: skip
-    watch = {"title": "Gold watch", "currency": "USD",
-             "skus": [{"sku": "GW-1", "list_price": 150_000}]}  # fmt: skip
+    watch: dict[str, Any] = {"title": "Gold watch", "currency": "USD",
+                             "skus": [{"sku": "GW-1", "list_price": 150_000}]}  # fmt: skip
     await host.create_product(**watch)  # above the review threshold (100000)
     await host.launch_sale("GW-1", 5)
     orders = []
@@ -669,8 +669,8 @@ async def test_dashboard_shows_the_live_numbers(
     bought = await fans[0].grab("s1")
     assert (await fans[1].grab("s1"))["status"] == "reserved"  # held, never checked out
     await fans[2].comment("love the jacket")
-    for fan, product in ((fans[0], "p1"), (fans[1], "p1"), (fans[2], "p2")):
-        await fan.click(product)
+    for fan, clicked in ((fans[0], "p1"), (fans[1], "p1"), (fans[2], "p2")):
+        await fan.click(clicked)
     async with ShopperClient(engine.base_url, room, token(room, "viewer", "fan-0")) as shopper:
         order = await shopper.checkout([bought["reservation"]], address=ADDRESS,
                                        contact={"email": "fan-0@example.com"})  # fmt: skip
@@ -1108,3 +1108,60 @@ async def test_reminder_subscribers_are_counted(
         async with ShopperClient(engine.base_url, room, token(room, "viewer", user)) as fan:
             await fan.subscribe_reminders()
     await expect(page.locator("#reminder-count")).to_have_text("2")
+
+
+# ---- untrusted text ---------------------------------------------------------------------------
+
+MARKUP = '<img src=x onerror="window.__xss=1"><b>bold</b>'
+SHORT_MARKUP = "<img src=x onerror=__xss=1><b>{}</b>"  # fits attrs values (40 chars max)
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_product_titles_with_markup_show_as_text(
+    open_console: OpenConsole, room: str, host: HostClient
+) -> None:
+    """Product titles and variant labels (from the API and from the console's own form) show
+    literally in the run of show, the editor, the SKU pickers and the sale cards. The
+    console builds no <img> and no <b>: any here came from data parsed as HTML."""
+    title, label = f"Boots {MARKUP}", SHORT_MARKUP.format("42")
+    await host.create_product(
+        title, "USD", [{"sku": "XSS-1", "list_price": 9900, "attrs": {"size": label}}],
+        description=MARKUP,
+    )  # fmt: skip
+    console = await open_console(room)
+    page = console.page
+    titles = page.locator("#lineup li .title")
+    await expect(titles).to_have_text([title])
+
+    tote, colour = f"Tote {MARKUP}", SHORT_MARKUP.format("tan")
+    await page.locator("#product-editor summary").click()
+    form = page.locator("#product-form")
+    await form.locator("[name=title]").fill(tote)
+    await form.locator("[name=description]").fill(MARKUP)
+    await form.locator("[name=sku]").fill("TOTE-1")
+    await form.locator("[name=price]").fill("19.90")
+    await form.locator("[name=attrs]").fill(f"colour={colour}")
+    await form.locator("button[type=submit]").click()
+    await console.feedback(f"Create “{tote}”")
+    await expect(titles).to_have_text([title, tote])
+    [_, created] = await host.products()
+    assert (created["title"], created["skus"][0]["attrs"]) == (tote, {"colour": colour})
+
+    await page.locator("#lineup li[data-id=p1] button.edit").click()
+    await expect(page.locator("#product-editor-title")).to_have_text(f"Edit p1: {title}")
+    await expect(form.locator("[name=title]")).to_have_value(title)
+    await expect(form.locator("[name=description]")).to_have_value(MARKUP)
+    await page.click("#product-cancel")
+
+    await expect(page.locator("#sale-sku option[value='XSS-1']")).to_have_text(
+        f"XSS-1 — {title} ({label}) · USD 99.00"
+    )
+    await host.launch_sale("XSS-1", 5, price=9900)
+    await expect(page.locator("#sales .sale .title")).to_have_text(f"{title} ({label})")
+    await page.locator("#lineup li[data-id=p2] button.present").click()
+    await expect(page.locator("#lineup li.pinned .title")).to_have_text(tote)
+    await console.shot("15-markup-as-text")
+    await expect(page.locator("img, b, #lineup .title *, #sales .title *")).to_have_count(0)
+    assert f"Boots {MARKUP}" in await page.evaluate("() => document.body.innerText")
+    assert await page.evaluate("() => typeof window.__xss") == "undefined"

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import orjson
 import pytest
+import redis as sync_redis
 
-from engine.logs import JsonFormatter, TextFormatter
+from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
+from engine.logs import JsonFormatter, TextFormatter, configure
 from engine.redis_client import redacted
+from engine.redis_server import EmbeddedRedis
+from tests.conftest import ADDRESS, SECRET, EngineFactory, token
+from tests.test_api_catalog import JACKET
+from tests.test_api_orders import CONTACT
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -53,3 +64,73 @@ def test_exceptions_are_included() -> None:
 )
 def test_redis_urls_are_logged_without_their_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[list[str]]:
+    """Every log line, as production writes them (JSON, DEBUG, engine/logs.py's levels)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("livecart.gateway").level)
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, rec: logging.LogRecord) -> None:
+            lines.append(self.format(rec))
+
+    configure("json", "DEBUG")
+    collect = Collect()
+    collect.setFormatter(JsonFormatter())
+    root.handlers[:] = [collect]
+    yield lines
+    root.handlers[:], level, gateway_level = saved
+    root.setLevel(level)
+    logging.getLogger("livecart.gateway").setLevel(gateway_level)
+    logging.getLogger("websockets").setLevel(logging.NOTSET)
+
+
+async def test_a_whole_purchase_logs_no_secret(
+    captured_logs: list[str], engine_factory: EngineFactory, tmp_path: Path
+) -> None:
+    """Threat 20 (docs/security.md): tokens, signing secrets, the Redis password and the
+    callback signatures never reach the logs, at DEBUG, through a whole purchase."""
+    password = "redis-pass-" + secrets.token_hex(8)
+    payment_secret = "pay-secret-" + secrets.token_hex(8)
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        with sync_redis.Redis(port=server.port) as admin:
+            admin.config_set("requirepass", password)  # an operator's secured Redis
+        url = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        engine = await engine_factory(redis_url=url, payment_secret=payment_secret)
+        room = "no-secrets"
+        host_token = token(room, "host", "host-1")
+        buyer_token = token(room, "viewer", "ana")
+        async with HostClient(engine.base_url, room, host_token) as host:
+            await host.create_room("Secrets show")
+            await host.go_live()
+            await host.create_product(**JACKET)
+            sale = await host.launch_sale("DJ-M", 5, price=5000)
+        buyer = ViewerClient(engine.ws_url, room, buyer_token)
+        await buyer.connect()
+        intruder = ViewerClient(engine.ws_url, room, buyer_token[:-4] + "AAAA", reconnect=False)
+        with pytest.raises(LivecartClientError):
+            await intruder.connect()
+        await intruder.close()
+        grabbed = await buyer.grab(sale["id"])
+        async with ShopperClient(engine.base_url, room, buyer_token) as ana:
+            order = await ana.checkout([grabbed["reservation"]], address=ADDRESS, contact=CONTACT)
+            payment = await ana.start_payment(order["id"])
+            assert (await ana.pay(payment["payment"]))["engine"]["outcome"] == "paid"
+        await buyer.close()
+        async with httpx.AsyncClient(base_url=engine.base_url) as http:  # a forged callback
+            forged = await http.post("/api/payments/callback", content=b"{}", headers={
+                "X-Livecart-Timestamp": str(int(time.time())), "X-Livecart-Nonce": "n" * 16,
+                "X-Livecart-Signature": "f" * 64})  # fmt: skip
+            assert forged.status_code == 401
+        await engine.stop()
+    logged = "\n".join(captured_logs)
+    # The logs are there (the test sees what production writes), with the URL redacted.
+    assert "engine listening" in logged
+    assert f"redis://:***@127.0.0.1:{server.port}/0" in logged
+    for secret in (password, payment_secret, SECRET, host_token, buyer_token, "f" * 64):
+        assert secret not in logged
+    for part in (host_token, buyer_token):  # nor any piece of a token (its signature)
+        assert part.rsplit(".", 1)[1] not in logged

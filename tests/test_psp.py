@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from clients import HostClient, ShopperClient
 from clients.errors import LivecartClientError
+from engine import keys
 from engine.app import Engine
 from engine.payments import SIGNATURE_HEADER, sign
 from tests.conftest import ADDRESS, EngineFactory, RoomFactory, ViewerFactory, token
@@ -222,3 +224,50 @@ async def test_the_public_url_names_where_the_provider_calls_back(
     async with httpx.AsyncClient(base_url=public.base_url) as http:
         record = (await http.get(f"/psp/payments/{payment['payment']}")).json()
     assert record["callback_url"] == "https://shop.example/api/payments/callback"
+
+
+async def test_switched_off_the_simulated_provider_is_gone(
+    engine_factory: EngineFactory, room_factory: RoomFactory, viewer_factory: ViewerFactory
+) -> None:
+    production = await engine_factory(simulated_psp=False)
+    room = await room_factory()
+    async with HostClient(production.base_url, room, token(room, "host", "host-1")) as seller:
+        await seller.create_product(**JACKET)
+        sale = await seller.launch_sale("DJ-M", 5, price=5000)
+    grab = await (await viewer_factory(room, user="ana", target=production)).grab(sale["id"])
+    async with ShopperClient(production.base_url, room, token(room, "viewer", "ana")) as ana:
+        order = await ana.checkout([grab["reservation"]], address=ADDRESS,
+                                   contact={"email": "ana@example.com"})  # fmt: skip
+        with pytest.raises(LivecartClientError) as refused:
+            await ana.start_payment(order["id"])
+    assert (refused.value.status, refused.value.code) == (409, "payments_disabled")
+    async with httpx.AsyncClient(base_url=production.base_url) as http:
+        for path in ("/psp/payments/pay_0123456789abcdef", "/psp/pay/pay_0123456789abcdef"):
+            assert (await http.get(path)).status_code == 404
+        paid = await http.post("/psp/pay/pay_0123456789abcdef", json={"outcome": "succeeded"})
+        assert paid.status_code in {404, 405}
+
+
+async def test_the_pay_page_escapes_what_it_shows(
+    engine: Engine, room_factory: RoomFactory, viewer_factory: ViewerFactory,
+    redis: aioredis.Redis,
+) -> None:  # fmt: skip
+    """Threat 25 (docs/security.md): every field on the pay page is escaped. The engine
+    validates them all (ids, integer amounts, ISO currencies), so markup can only come
+    from a tampered record: written here straight into Redis."""
+    room = await room_factory()
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as seller:
+        await seller.create_product(**JACKET)
+        sale = await seller.launch_sale("DJ-M", 5, price=5000)
+    grab = await (await viewer_factory(room, user="ana")).grab(sale["id"])
+    async with ShopperClient(engine.base_url, room, token(room, "viewer", "ana")) as ana:
+        order = await ana.checkout([grab["reservation"]], address=ADDRESS,
+                                   contact={"email": "ana@example.com"})  # fmt: skip
+        payment = (await ana.start_payment(order["id"]))["payment"]
+    markup = '<script>window.__xss=1</script><img src=x onerror="alert(1)">'
+    await redis.hset(keys.psp_payment(payment), mapping={"order": markup, "currency": markup})
+    async with httpx.AsyncClient(base_url=engine.base_url) as http:
+        page = (await http.get(f"/psp/pay/{payment}")).text
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page

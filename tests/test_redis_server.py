@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -112,6 +113,24 @@ def test_starts_with_aof_and_fsync_from_settings(servers: ServerFactory) -> None
     assert config(server, "bind") == "127.0.0.1"
     assert Path(config(server, "dir")) == server.data_dir.resolve()
     assert server.log_path.exists()
+
+
+def test_its_files_are_the_service_account_s_alone(servers: ServerFactory) -> None:
+    """The AOF holds buyers' addresses and contacts: no group or other access."""
+    server = servers()
+    server.start()
+    client = sync_redis.Redis(port=server.port)
+    try:
+        client.set("k", "v")
+        client.execute_command("BGREWRITEAOF")  # write the AOF's files for sure
+    finally:
+        client.close()
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
+    written = [path for path in server.data_dir.rglob("*") if path.is_file()]
+    assert any(path.name.startswith("livecart.aof") for path in written)
+    for path in written:
+        if path.name != "url":  # where tools find the server: an address, no secret
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
 def test_default_fsync_is_everysec(servers: ServerFactory) -> None:

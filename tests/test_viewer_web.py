@@ -735,3 +735,58 @@ async def test_group_buy_team_completes_or_fails(open_viewer: OpenViewer, show: 
     [failed] = (await show.group_buy(quick["id"]))["teams"]
     assert failed["state"] == "failed"
     await other.shot("31-group-buy-failed")
+
+
+# ---- untrusted text ---------------------------------------------------------------------------
+
+MARKUP = '<img src=x onerror="window.__xss=1"><b>bold</b>'
+SHORT_MARKUP = "<img src=x onerror=__xss=1><b>{}</b>"  # fits names and attrs (40 chars max)
+# Elements that can only come from data parsed as HTML: the page builds none of these.
+INJECTED = (
+    "img[src='x'], #product-title *, #sale-title *, #pinned *, #danmaku span *,"
+    " #comments li b *, #sheet .list li b *"
+)
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_markup_in_comments_names_and_product_titles_shows_as_text(
+    open_viewer: OpenViewer, show: HostClient
+) -> None:
+    """Host-supplied product titles and variant labels, a viewer's display name and comment
+    text show literally on every phone: text nodes, never parsed as HTML."""
+    name, label, title = SHORT_MARKUP.format("Eve"), SHORT_MARKUP.format("42"), f"Boots {MARKUP}"
+    product = await show.create_product(
+        title, "USD", [{"sku": "XSS-1", "list_price": 9900, "attrs": {"size": label}}],
+        description=MARKUP,
+    )  # fmt: skip
+    eve = await open_viewer(show.room, "eve", name)
+    bo = await open_viewer(show.room, "bo", "Bo")
+    await show.pin_product(product["id"])
+    await show.launch_sale("XSS-1", 3, price=9900)
+    await eve.page.fill("#comment-input", f"look {MARKUP}")
+    await eve.page.locator("#send").tap()
+    for viewer in (eve, bo):
+        comment = viewer.page.locator("#comments li", has_text=f"look {MARKUP}")
+        await expect(comment).to_have_text(f"{name} look {MARKUP}")
+    [entry] = [e for e in (await show.comments())["entries"] if e["user"] == "eve"]
+    await show.pin(entry["id"])
+
+    await bo.page.locator("#open-products").tap()
+    for viewer in (eve, bo):
+        page = viewer.page
+        await expect(page.locator("#product-title")).to_have_text(title)
+        await expect(page.locator("#sale-title")).to_contain_text(f"{title} ({label}) · ")
+        await expect(page.locator("#pinned")).to_have_text(f"📌 {name}: look {MARKUP}")
+        comment = page.locator("#comments li", has_text=f"look {MARKUP}")
+        await expect(comment.locator("*")).to_have_count(1)  # the page's own name element
+        await expect(comment.locator("b")).to_have_text(name)
+        await expect(page.locator(INJECTED)).to_have_count(0)
+        text = await page.evaluate("() => document.body.innerText")
+        for shown in (f"look {MARKUP}", title, name):
+            assert shown in text
+    await expect(bo.page.locator("#sheet .list li.live b")).to_have_text(title)
+    await bo.shot("32-markup-as-text")
+    await expect(bo.page.locator(INJECTED)).to_have_count(0)  # still none once rendered
+    for viewer in (eve, bo):
+        assert await viewer.page.evaluate("() => typeof window.__xss") == "undefined"

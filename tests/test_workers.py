@@ -99,9 +99,10 @@ async def all_answer(url: str, connections: int = 8) -> None:
 
 
 def numsub(redis_url: str, channel: str) -> int:
+    """Subscribers of a room's bus (sharded pub/sub: the suite's Redis is 7)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        count: int = client.pubsub_numsub(channel)[0][1]
+        count: int = client.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1]
         return count
     finally:
         client.close()

@@ -66,18 +66,20 @@ class Call:
     claims: auth.Claims | None = None
     _body: bytes | None = None
 
-    def authorize(self, roles: frozenset[Role], room: str | None = None) -> auth.Claims:
-        """The bearer token's claims for `room` (default: the path's), if its role is in `roles`."""
+    async def authorize(self, roles: frozenset[Role], room: str | None = None) -> auth.Claims:
+        """The bearer token's claims for `room` (default: the path's), if its role is in
+        `roles` and the token is neither revoked nor its user banned (engine/access.py)."""
         token = auth.bearer_token(self.request.headers.get("authorization"))
         if token is None:
             raise AuthError("send Authorization: Bearer <token>", code="auth_required")
-        claims = auth.verify(self.node.secret, token, room=room or self.room)
+        claims = self.node.verify_token(token, room or self.room)
         if claims.role not in roles:
             raise ForbiddenError(
                 f"a {claims.role.value} token cannot do this",
                 code="forbidden",
                 details={"needs": sorted(r.value for r in roles)},
             )
+        await self.node.access.check(claims)
         return claims
 
     async def body(self) -> bytes:
@@ -164,7 +166,7 @@ def route(
                     check_room_id(room)
                 call = Call(request, node_of(request), room)
                 if roles is not None:
-                    call.claims = call.authorize(roles)
+                    call.claims = await call.authorize(roles)
                 result = await handler(call)
             except LivecartError as error:
                 return error_response(error)

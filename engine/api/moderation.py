@@ -32,7 +32,7 @@ MAX_SLOW_MODE_S = 3600
 async def list_comments(call: Call) -> Any:
     room = await call.node.rooms.get(call.room)
     if not room.settings.allow_anonymous:
-        call.authorize(SIGNED_IN)
+        await call.authorize(SIGNED_IN)
     limit_text = call.request.query_params.get("limit", "50")
     if not re.fullmatch(r"[0-9]{1,3}", limit_text) or not 1 <= int(limit_text) <= MAX_PAGE:
         raise invalid("limit", f"1-{MAX_PAGE}")

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, invalid, route
-from engine.errors import ForbiddenError
+from engine.errors import ConflictError, ForbiddenError
 from engine.metrics import METRICS
 from engine.orders import CheckoutRequest, Order, OrderState, check_order_id
 
@@ -80,6 +80,9 @@ async def cancel_order(call: Call) -> Any:
 async def start_payment(call: Call) -> Any:
     """Create a payment at the provider; the buyer completes it at `pay_url`."""
     assert call.claims is not None
+    if not call.node.settings.simulated_psp:
+        raise ConflictError("no payment provider is configured on this engine",
+                            code="payments_disabled")  # fmt: skip
     return await call.node.payments.start(
         call.room, _order_id(call), call.claims.user, callback_url(call),
         pay_base_url=str(call.request.base_url),

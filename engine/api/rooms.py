@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.routing import Route
@@ -28,7 +29,7 @@ async def create_room(call: Call) -> Any:
     if not isinstance(room_id, str):
         raise ProtocolError("id: the new room's id is required", code="invalid_field")
     check_room_id(room_id)
-    claims = call.authorize(HOSTS, room=room_id)
+    claims = await call.authorize(HOSTS, room=room_id)
     return (await call.node.rooms.create(room_id, claims.user, body)).to_wire()
 
 
@@ -78,6 +79,21 @@ async def mint_token(call: Call) -> Any:
     return {"token": token, "role": role.value, "user": user}
 
 
+@route("/api/rooms/{room}/revocations", ["POST"], roles=HOSTS)
+async def revoke_tokens(call: Call) -> Any:
+    """Every token of `user` for this room issued up to now is refused from now on, and
+    their open sockets close (engine/access.py). They sign in again with a newer token."""
+    user = user_field(await call.object())
+    before = await call.node.access.revoke(call.room, user, int(time.time()))
+    return {"user": user, "revoked_before": before}
+
+
+@route("/api/rooms/{room}/revocations", ["GET"], roles=HOSTS)
+async def list_revocations(call: Call) -> Any:
+    revocations = await call.node.access.revocations(call.room)
+    return {"revocations": [{"user": u, "revoked_before": b} for u, b in revocations.items()]}
+
+
 ROUTES: list[Route] = [
     list_rooms,
     create_room,
@@ -86,4 +102,6 @@ ROUTES: list[Route] = [
     go_live,
     end_room,
     mint_token,
+    revoke_tokens,
+    list_revocations,
 ]

@@ -90,12 +90,14 @@ def print_result(result: dict[str, Any], as_json: bool, width: int = 24) -> None
 
 @contextlib.contextmanager
 def engine_process(
-    redis_url: str, tick_ms: int, env: dict[str, str], *, workers: int = 1
+    redis_url: str, tick_ms: int, env: dict[str, str], *, workers: int = 1, port: int = 0
 ) -> Iterator[tuple[Child, int]]:
-    """`livecart serve` on a free port; yields (process, port) and stops it after. One
-    worker unless asked: a benchmark measures (and samples the CPU of) one process."""
-    argv = [sys.executable, "-m", "engine.cli", "serve", "--port", "0", "--redis-url", redis_url,
-            "--tick-ms", str(tick_ms), "--workers", str(workers)]  # fmt: skip
+    """`livecart serve` on `port` (0: a free one); yields (process, port) and stops it
+    after. One worker unless asked: a benchmark measures (and samples the CPU of) one
+    process."""
+    argv = [sys.executable, "-m", "engine.cli", "serve", "--port", str(port),
+            "--redis-url", redis_url, "--tick-ms", str(tick_ms),
+            "--workers", str(workers)]  # fmt: skip
     engine = Child(argv, env)
     try:
         line = engine.stdout.readline()
