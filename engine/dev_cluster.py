@@ -138,7 +138,8 @@ class DevCluster:
     def url(self) -> str:
         if not self.nodes:
             raise RuntimeError("the cluster is not started")
-        return f"redis+cluster://{HOST}:{self.master_ports()[0]}"
+        # Every node: a client that starts while one of them is down still finds the rest.
+        return "redis+cluster://" + ",".join(f"{HOST}:{port}" for port in self.ports())
 
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
@@ -283,7 +284,16 @@ class DevCluster:
                 return False
             if not self._replicating(node.port):
                 return False
+            if self._replicas_served(node.port) != replicas - len(self._killed):
+                return False
         return True
+
+    def _replicas_served(self, port: int) -> int:
+        """Replicas CLUSTER SLOTS lists (clients learn the layout from it). Redis 7 lists a
+        replica only once gossip says it has synced, a moment after its link is up."""
+        with self._client(port) as client:
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+        return sum(len(served) - 3 for served in ranges)
 
     def _replicating(self, port: int) -> bool:
         """A master, or a replica whose link to its master is up."""

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, ViewerClient
+from engine.app import Engine
 from engine.broker import room_of_channel
 from engine.metrics import METRICS
 from engine.redis_server import EmbeddedRedis
@@ -21,12 +22,8 @@ def test_room_of_channel() -> None:
     assert room_of_channel("lc:{shop-7}:bus") == "shop-7"
 
 
-@pytest.mark.parametrize("pubsub", ["sharded", "plain"])
-async def test_killed_pubsub_connection_is_backfilled(
-    pubsub: str, engine_factory: EngineFactory, redis: aioredis.Redis
-) -> None:
-    engine = await engine_factory(pubsub=pubsub)
-    room = "backfill-" + pubsub
+async def host_and_watcher(engine: Engine, room: str) -> tuple[ViewerClient, ViewerClient]:
+    """A new live room with its host and one viewer connected (the caller closes them)."""
     async with HostClient(engine.base_url, room, token(room, "host")) as h:
         await h.create_room("t")
         await h.go_live()
@@ -34,6 +31,15 @@ async def test_killed_pubsub_connection_is_backfilled(
     watcher = ViewerClient(engine.ws_url, room, token(room))
     await host.connect()
     await watcher.connect()
+    return host, watcher
+
+
+@pytest.mark.parametrize("pubsub", ["sharded", "plain"])
+async def test_killed_pubsub_connection_is_backfilled(
+    pubsub: str, engine_factory: EngineFactory, redis: aioredis.Redis
+) -> None:
+    engine = await engine_factory(pubsub=pubsub)
+    host, watcher = await host_and_watcher(engine, "backfill-" + pubsub)
     try:
         await host.comment("before")
         await collect_comments(watcher, 1)
@@ -54,14 +60,7 @@ async def test_killed_pubsub_connection_is_backfilled(
 async def test_redis_restart_mid_show(engine_factory: EngineFactory, tmp_path: Path) -> None:
     with EmbeddedRedis(tmp_path / "redis") as server:
         engine = await engine_factory(redis_url=server.url)
-        room = "restart-room"
-        async with HostClient(engine.base_url, room, token(room, "host")) as h:
-            await h.create_room("t")
-            await h.go_live()
-        host = ViewerClient(engine.ws_url, room, token(room, "host"))
-        watcher = ViewerClient(engine.ws_url, room, token(room))
-        await host.connect()
-        await watcher.connect()
+        host, watcher = await host_and_watcher(engine, "restart-room")
         try:
             await host.comment("before restart")
             await collect_comments(watcher, 1)

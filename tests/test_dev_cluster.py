@@ -68,7 +68,8 @@ def replica_ports(client: RedisCluster) -> set[int]:
 def test_three_masters_three_replicas_and_every_slot(
     cluster: DevCluster, cluster_client: RedisCluster
 ) -> None:
-    assert cluster.url == f"redis+cluster://127.0.0.1:{cluster.master_ports()[0]}"
+    every = cluster.master_ports() + cluster.replica_ports()
+    assert cluster.url == "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in every)
     assert cluster.startup_nodes == [
         ("127.0.0.1", port) for port in cluster.master_ports() + cluster.replica_ports()
     ]

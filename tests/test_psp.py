@@ -208,19 +208,26 @@ async def test_a_forged_host_header_cannot_redirect_the_signed_callback(
     assert payment["pay_url"].startswith("http://attacker.example:9/psp/pay/")
 
 
+async def ana_order(engine: Engine, room: str, viewer_factory: ViewerFactory) -> str:
+    """The id of ana's order, awaiting payment, for one unit of a sale in `room`."""
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as seller:
+        await seller.create_product(**JACKET)
+        sale = await seller.launch_sale("DJ-M", 5, price=5000)
+    grab = await (await viewer_factory(room, user="ana", target=engine)).grab(sale["id"])
+    async with ShopperClient(engine.base_url, room, token(room, "viewer", "ana")) as ana:
+        order = await ana.checkout([grab["reservation"]], address=ADDRESS,
+                                   contact={"email": "ana@example.com"})  # fmt: skip
+    return str(order["id"])
+
+
 async def test_the_public_url_names_where_the_provider_calls_back(
     engine_factory: EngineFactory, room_factory: RoomFactory, viewer_factory: ViewerFactory
 ) -> None:
     public = await engine_factory(public_url="https://shop.example/")
     room = await room_factory()
-    async with HostClient(public.base_url, room, token(room, "host", "host-1")) as seller:
-        await seller.create_product(**JACKET)
-        sale = await seller.launch_sale("DJ-M", 5, price=5000)
-    grabbed = await (await viewer_factory(room, user="ana", target=public)).grab(sale["id"])
+    order = await ana_order(public, room, viewer_factory)
     async with ShopperClient(public.base_url, room, token(room, "viewer", "ana")) as ana:
-        order = await ana.checkout([grabbed["reservation"]], address=ADDRESS,
-                                   contact={"email": "ana@example.com"})  # fmt: skip
-        payment = await ana.start_payment(order["id"])
+        payment = await ana.start_payment(order)
     async with httpx.AsyncClient(base_url=public.base_url) as http:
         record = (await http.get(f"/psp/payments/{payment['payment']}")).json()
     assert record["callback_url"] == "https://shop.example/api/payments/callback"
@@ -231,15 +238,10 @@ async def test_switched_off_the_simulated_provider_is_gone(
 ) -> None:
     production = await engine_factory(simulated_psp=False)
     room = await room_factory()
-    async with HostClient(production.base_url, room, token(room, "host", "host-1")) as seller:
-        await seller.create_product(**JACKET)
-        sale = await seller.launch_sale("DJ-M", 5, price=5000)
-    grab = await (await viewer_factory(room, user="ana", target=production)).grab(sale["id"])
+    order = await ana_order(production, room, viewer_factory)
     async with ShopperClient(production.base_url, room, token(room, "viewer", "ana")) as ana:
-        order = await ana.checkout([grab["reservation"]], address=ADDRESS,
-                                   contact={"email": "ana@example.com"})  # fmt: skip
         with pytest.raises(LivecartClientError) as refused:
-            await ana.start_payment(order["id"])
+            await ana.start_payment(order)
     assert (refused.value.status, refused.value.code) == (409, "payments_disabled")
     async with httpx.AsyncClient(base_url=production.base_url) as http:
         for path in ("/psp/payments/pay_0123456789abcdef", "/psp/pay/pay_0123456789abcdef"):
@@ -256,14 +258,9 @@ async def test_the_pay_page_escapes_what_it_shows(
     validates them all (ids, integer amounts, ISO currencies), so markup can only come
     from a tampered record: written here straight into Redis."""
     room = await room_factory()
-    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as seller:
-        await seller.create_product(**JACKET)
-        sale = await seller.launch_sale("DJ-M", 5, price=5000)
-    grab = await (await viewer_factory(room, user="ana")).grab(sale["id"])
+    order = await ana_order(engine, room, viewer_factory)
     async with ShopperClient(engine.base_url, room, token(room, "viewer", "ana")) as ana:
-        order = await ana.checkout([grab["reservation"]], address=ADDRESS,
-                                   contact={"email": "ana@example.com"})  # fmt: skip
-        payment = (await ana.start_payment(order["id"]))["payment"]
+        payment = (await ana.start_payment(order))["payment"]
     markup = '<script>window.__xss=1</script><img src=x onerror="alert(1)">'
     await redis.hset(keys.psp_payment(payment), mapping={"order": markup, "currency": markup})
     async with httpx.AsyncClient(base_url=engine.base_url) as http:
