@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import keys, redis_client
 from engine.bus import PubSubMode
+from engine.loop import stop_tasks
 from engine.metrics import METRICS
 
 log = logging.getLogger("livecart.broker")
@@ -62,8 +63,7 @@ class Broker:
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=5.0)
+            await stop_tasks([self._task])
             self._task = None
 
     def subscribe(self, room: str) -> None:

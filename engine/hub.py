@@ -29,6 +29,7 @@ from engine.access import REVOKED, is_revoked
 from engine.codec import Codec
 from engine.comments import Author
 from engine.errors import AuthError
+from engine.loop import stop_tasks
 from engine.metrics import METRICS
 from engine.moderation import BannedWordFilter
 from engine.presence import RoomStats
@@ -123,10 +124,7 @@ class RoomHub:
         # The flag, not only cancel(): a client library that turns a cancellation into
         # a connection error must not keep a loop alive.
         self.stopped.set()
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5.0)
+        await stop_tasks(self._tasks)
         with contextlib.suppress(RedisError, OSError):
             await self.node.presence.sync(self.room_id, -1, self.like_delta)
 

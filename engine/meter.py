@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine import keys
+from engine.loop import stop_tasks
 
 log = logging.getLogger("livecart.meter")
 
@@ -89,6 +90,7 @@ class Meter:
         self.pending: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.markers: defaultdict[str, list[bytes]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._sending = asyncio.Lock()
 
     # ---- counting (hot path: no I/O) -----------------------------------------------------
@@ -131,16 +133,15 @@ class Meter:
             self._task = asyncio.create_task(self._run(), name="livecart-meter")
 
     async def stop(self) -> None:
+        self._stopping = True  # the loop ends even if a cancellation is turned into an error
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
         with contextlib.suppress(RedisError, OSError):
             await self.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.flush_s)
             try:
                 await self.flush()

@@ -31,6 +31,7 @@ from engine.errors import LivecartError, UnavailableError
 from engine.giveaways import GiveawayStore
 from engine.groupbuys import GroupBuys
 from engine.hub import RoomHub
+from engine.loop import stop_tasks
 from engine.meter import Meter, Metric
 from engine.metrics import METRICS
 from engine.moderation import Moderation
@@ -191,9 +192,7 @@ class Node:
 
     async def stop(self) -> None:
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+            await stop_tasks([self._housekeeping])
         for hub in list(self.hubs.values()):
             await hub.stop()
         self.hubs.clear()

@@ -19,7 +19,6 @@ receiver that dedupes on the reminder's id (the same on a redelivery).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import secrets
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 
 from engine import keys
 from engine.errors import ConflictError
+from engine.loop import stop_tasks
 from engine.notifiers import LogNotifier, Notifier, NotifierError, Reminder, ReminderKind
 from engine.redis_client import text, texts
 from engine.roomlog import notify_user
@@ -283,10 +283,5 @@ class Reminders:
 
     async def close(self) -> None:
         """Stop this process's deliveries (their leases run out; another process resumes)."""
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(list(self._running.values()))
         await self.notifier.close()

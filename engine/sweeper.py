@@ -12,7 +12,6 @@ running many is a few redundant reads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ from redis.exceptions import RedisError
 from engine import keys
 from engine.auctions import AuctionStore
 from engine.errors import LivecartError
+from engine.loop import stop_tasks
 from engine.metrics import METRICS
 from engine.orders import OrderStore
 from engine.redis_client import text, texts
@@ -56,9 +56,7 @@ class Sweeper:
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([self._task], timeout=5.0)
+            await stop_tasks([self._task])
             self._task = None
 
     async def _run(self) -> None:

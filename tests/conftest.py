@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -98,6 +99,18 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 EngineFactory = Callable[..., Awaitable[Engine]]
 
 
+async def within(step: Awaitable[None], what: str, timeout_s: float = 60.0) -> None:
+    """A teardown step that must end: if it hangs, print where every task is stuck (the
+    test's own timeout would show only the event loop waiting) and fail."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await step
+    except TimeoutError:
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        raise AssertionError(f"{what} did not finish in {timeout_s:.0f} s") from None
+
+
 @pytest.fixture
 async def engine_factory(redis_url: str, tmp_path: Path) -> AsyncIterator[EngineFactory]:
     engines: list[Engine] = []
@@ -111,7 +124,7 @@ async def engine_factory(redis_url: str, tmp_path: Path) -> AsyncIterator[Engine
 
     yield make
     for engine in reversed(engines):
-        await engine.stop()
+        await within(engine.stop(), "stopping an engine")
 
 
 @pytest.fixture
@@ -169,7 +182,7 @@ async def viewer_factory(engine: Engine) -> AsyncIterator[ViewerFactory]:
 
     yield make
     for client in clients:
-        await client.close()
+        await within(client.close(), "closing a viewer")
 
 
 @pytest.fixture

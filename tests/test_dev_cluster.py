@@ -182,7 +182,9 @@ def test_cli_prints_the_url_and_stops_every_node_on_sigterm(tmp_path: Path) -> N
         assert ready, "no line from livecart dev cluster within 60 s"
         line = process.stdout.readline().strip()
         assert line == (
-            f"livecart dev cluster: REDIS_URL=redis+cluster://127.0.0.1:{base} "
+            "livecart dev cluster: REDIS_URL=redis+cluster://"
+            + ",".join(f"127.0.0.1:{base + n}" for n in range(6))
+            + " "
             f"(3 masters, 3 replicas; data in {data})"
         )
         match = re.search(r"REDIS_URL=redis\+cluster://([\d.]+):(\d+)", line)
