@@ -130,6 +130,7 @@ def test_package_scripts_contracts() -> None:
         "reminder_claim": (2, 4, False),
         "reminder_renew": (2, 4, False),
         "reminder_finish": (2, 6, False),
+        "token_revoke": (1, 3, False),
     }
     assert scripts.comment_post is scripts.all["comment_post"]
     assert scripts.room_sync.name == "room_sync"
