@@ -21,9 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine import keys, redis_client
 from engine.bus import PubSubMode
@@ -83,7 +81,7 @@ class Broker:
                 if attempt:  # a cluster may have failed over: learn who owns which slot now
                     await redis_client.refresh_topology(self.redis)
                 if self.mode is PubSubMode.SHARDED:
-                    for room in self.rooms:  # one by one: rooms sit in different slots
+                    for room in list(self.rooms):  # one by one: rooms sit in different slots
                         await pubsub.ssubscribe(keys.room_bus(room))
                 else:
                     channels = [keys.room_bus(room) for room in self.rooms]
@@ -92,14 +90,16 @@ class Broker:
                 self.connected.set()
                 attempt = 0
                 await self._pump(pubsub)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # Any Redis error, not only a lost connection: mid-failover a shard can answer
+            # MOVED or CLUSTERDOWN to a subscription, and the broker must not die of it.
+            except (RedisError, OSError) as exc:
                 self.connected.clear()
                 if self._stopping.is_set():
                     return
                 METRICS.broker_reconnects.inc()
                 attempt += 1
                 delay = min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
-                log.warning("pub/sub connection lost (%s); reconnecting in %.2fs", exc, delay)
+                log.warning("pub/sub lost (%s); subscribing again in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(RedisError, OSError):
