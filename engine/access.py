@@ -24,6 +24,11 @@ from engine.scripts import Scripts
 REVOKED = "revoked"  # the bus control message (lua/token_revoke.lua): {"user", "before"}
 
 
+def revoked_error() -> AuthError:
+    """What a revoked token gets: over HTTP, at `hello`, and on its open sockets."""
+    return AuthError("this token was revoked; sign in again", code="token_revoked")
+
+
 def is_revoked(issued_at: int, revoked_before: int | None) -> bool:
     """Tokens issued in the second of the revocation are revoked too: `iat` has whole
     seconds, so one issued just after it in that second cannot be told apart."""
@@ -42,7 +47,7 @@ class Access:
             pipe.sismember(keys.banned_users(claims.room), claims.user)
             revoked, banned = await pipe.execute()
         if is_revoked(claims.issued_at, int(revoked) if revoked is not None else None):
-            raise AuthError("this token was revoked; sign in again", code="token_revoked")
+            raise revoked_error()
         if banned:
             raise ForbiddenError("you are banned from this room", code="banned")
 

@@ -25,10 +25,9 @@ import orjson
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, broadcast
 
-from engine.access import REVOKED, is_revoked
+from engine.access import REVOKED, is_revoked, revoked_error
 from engine.codec import Codec
 from engine.comments import Author
-from engine.errors import AuthError
 from engine.loop import stop_tasks
 from engine.metrics import METRICS
 from engine.moderation import BannedWordFilter
@@ -273,8 +272,7 @@ class RoomHub:
             before = int(data.get("before", 0))
             for viewer in targets:
                 if is_revoked(viewer.author.issued_at or 0, before):
-                    viewer.send(error_message(AuthError("this token was revoked; sign in again",
-                                                        code="token_revoked")))  # fmt: skip
+                    viewer.send(error_message(revoked_error()))
                     viewer.close_soon(CloseCode.AUTH_FAILED, "token revoked")
         elif kind == "banned_words":
             asyncio.get_running_loop().create_task(self.reload_words())

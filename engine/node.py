@@ -64,7 +64,6 @@ class Node:
         self.settings = settings
         self.redis_url = redis_url
         self.secret = secret
-        self.previous_secrets = settings.previous_secrets
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.redis: Redis = redis_client.connect(redis_url)
         self.scripts = Scripts()
@@ -152,7 +151,7 @@ class Node:
 
     def verify_token(self, token: str, room: str) -> auth.Claims:
         """A token's claims for `room`, signed with the secret or one being rotated out."""
-        return auth.verify(self.secret, token, room=room, previous=self.previous_secrets)
+        return auth.verify(self.secret, token, room=room, previous=self.settings.previous_secrets)
 
     # ---- lifecycle ---------------------------------------------------------------------
 

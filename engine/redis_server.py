@@ -160,15 +160,7 @@ class EmbeddedRedis:
         attempts = 1 if self.port else 5
         for _ in range(attempts):
             port = self.port or free_port()
-            self.process = subprocess.Popen(
-                self._command(port),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                # Its files (the AOF holds buyers' addresses) are the service account's alone.
-                umask=0o077,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the engine is single-threaded here
-            )
+            self._spawn(port)
             if self._wait_ready(port, timeout_s):
                 self.port = port
                 self.url_path.write_text(self.url + "\n")
@@ -179,6 +171,17 @@ class EmbeddedRedis:
         self.stop()
         raise RedisServerError(
             f"redis-server did not start; see {self.log_path}:\n{self._log_tail()}"
+        )
+
+    def _spawn(self, port: int) -> None:
+        self.process = subprocess.Popen(
+            self._command(port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Its files (the AOF holds buyers' addresses) are the service account's alone.
+            umask=0o077,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the engine is single-threaded here
         )
 
     def _wait_ready(self, port: int, timeout_s: float) -> bool:
@@ -236,14 +239,7 @@ class EmbeddedRedis:
         self._reap()
         if self._lock_file is None:
             self._lock_data_dir()
-        self.process = subprocess.Popen(
-            self._command(self.port),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            umask=0o077,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
-        )
+        self._spawn(self.port)
         if not self._wait_ready(self.port, timeout_s):
             raise RedisServerError(f"redis-server did not restart:\n{self._log_tail()}")
 

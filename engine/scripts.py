@@ -98,7 +98,6 @@ class Scripts:
     """Every script of the package, by name, as attributes for readable call sites."""
 
     all: dict[str, Script]
-    pubsub: PubSubMode
     bus_publish: Script
     comment_post: Script
     comment_delete: Script
@@ -168,12 +167,11 @@ class Scripts:
 
     def use(self, pubsub: PubSubMode) -> None:
         """Build every script for the bus's pub/sub flavour (before the first call)."""
-        self.pubsub = pubsub
         prelude = f"local PUBLISH = '{pubsub.publish_command}' -- engine/scripts.py\n"
         self.all = {name: Script.parse(name, prelude + source)
                     for name, source in self._sources.items()}  # fmt: skip
         for name in type(self).__annotations__:
-            if name in {"all", "pubsub"}:
+            if name == "all":
                 continue
             if name not in self.all:
                 raise RuntimeError(f"missing Lua script {name}.lua")

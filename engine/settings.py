@@ -38,6 +38,18 @@ class Limits:
 _EMPTY_IS_UNSET = {
     "REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET", "LIVECART_REMINDER_WEBHOOK_URL",
 }  # fmt: skip
+
+
+def _switch(value: str) -> bool:
+    """On unless spelled off: `0`, `off`, `false` or `no`."""
+    return value.lower() not in {"0", "off", "false", "no"}
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    """`a, b,c` -> ("a", "b", "c"); empty items are dropped. Workers get it back joined."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_HOST": ("host", str),
     "LIVECART_PORT": ("port", int),
@@ -53,26 +65,17 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_MAX_ORDERS_PER_DEVICE": ("max_orders_per_device", int),
     "LIVECART_REVIEW_THRESHOLD": ("review_threshold", int),
     "LIVECART_PAYMENT_SECRET": ("payment_secret", str),
-    "LIVECART_PREVIOUS_SECRETS": (
-        "previous_secrets",
-        lambda value: tuple(s.strip() for s in value.split(",") if s.strip()),
-    ),
+    "LIVECART_PREVIOUS_SECRETS": ("previous_secrets", _comma_list),
     "LIVECART_REMINDER_WEBHOOK_URL": ("reminder_webhook_url", str),
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
     "LIVECART_PUBSUB": ("pubsub", str),
-    "LIVECART_METRICS": ("metrics", lambda value: value.lower() not in {"0", "off", "false", "no"}),
-    "LIVECART_SIMULATED_PSP": (
-        "simulated_psp",
-        lambda value: value.lower() not in {"0", "off", "false", "no"},
-    ),
+    "LIVECART_METRICS": ("metrics", _switch),
+    "LIVECART_SIMULATED_PSP": ("simulated_psp", _switch),
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
     "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
     "LIVECART_PUBLIC_URL": ("public_url", str),
-    "LIVECART_ALLOWED_ORIGINS": (
-        "allowed_origins",
-        lambda value: tuple(o.strip() for o in value.split(",") if o.strip()),
-    ),
+    "LIVECART_ALLOWED_ORIGINS": ("allowed_origins", _comma_list),
     "LIVECART_LOG_FORMAT": ("log_format", str),
     "LIVECART_LOG_LEVEL": ("log_level", str),
 }

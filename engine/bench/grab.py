@@ -30,7 +30,6 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from redis.asyncio import Redis
 
 from engine import keys, redis_client
@@ -42,6 +41,7 @@ from engine.bench.harness import (
     create_room,
     engine_process,
     host_http,
+    metric_values,
     print_result,
     redis_for,
 )
@@ -133,10 +133,9 @@ async def inspect(url: str, room: str, sale_id: str) -> tuple[Sale, dict[str, An
 
 def batch_stats(port: int) -> dict[str, float]:
     """Mean grabs per script call, from the engine's /metrics."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    found = dict(re.findall(r"^livecart_grab_batch_size_(sum|count) (\S+)$", text, re.MULTILINE))
-    calls = float(found.get("count", 0))
-    mean = round(float(found.get("sum", 0)) / calls, 1) if calls else 0.0
+    found = metric_values(port, r"livecart_grab_batch_size_(sum|count)")
+    calls = found.get("count", 0.0)
+    mean = round(found.get("sum", 0.0) / calls, 1) if calls else 0.0
     return {"script_calls": calls, "mean_batch": mean}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -107,6 +108,14 @@ def engine_process(
         yield engine, port
     finally:
         engine.stop()
+
+
+def metric_values(port: int, pattern: str) -> dict[str, float]:
+    """Values of the engine's /metrics samples whose line matches `pattern` (a regex with
+    one group naming the sample, then the value), keyed by that group."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.findall(rf"^{pattern} (\S+)$", text, re.MULTILINE)
+    return {name: float(value) for name, value in found}
 
 
 def create_room(port: int, secret: str, settings: dict[str, Any]) -> str:

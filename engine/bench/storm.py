@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import random
-import re
 import sys
 import time
 from typing import Any
@@ -38,6 +37,7 @@ from engine.bench.harness import (
     bench_env,
     create_room,
     engine_process,
+    metric_values,
     print_result,
     redis_for,
 )
@@ -89,10 +89,8 @@ async def probe(url: str, stop: asyncio.Event, samples: list[float]) -> None:
 
 
 def refused_handshakes(port: int) -> int:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    found = re.search(r'^livecart_handshakes_refused_total\{reason="rate"\} (\S+)$', text,
-                      re.MULTILINE)  # fmt: skip
-    return int(float(found.group(1))) if found else 0
+    found = metric_values(port, r'livecart_handshakes_refused_total\{reason="(rate)"\}')
+    return int(found.get("rate", 0.0))
 
 
 async def storm(args: argparse.Namespace, env: dict[str, str], redis_url: str) -> dict[str, Any]:
