@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
+import time
 from typing import Any
 
 import msgpack
@@ -504,7 +506,10 @@ async def test_shutdown_sends_going_away(engine_factory: EngineFactory) -> None:
 
 
 async def test_an_open_socket_ends_when_its_token_expires(engine: Engine, room: str) -> None:
-    viewer = ViewerClient(engine.ws_url, room, token(room, user="brief", ttl_s=1))
+    # `iat` has whole seconds: minted at the next one, the token lives at least 2 s from
+    # now, so a loaded machine still opens the socket before it expires.
+    brief = token(room, user="brief", ttl_s=2, now=math.ceil(time.time()))
+    viewer = ViewerClient(engine.ws_url, room, brief)
     await viewer.connect()
     try:
         event = await viewer.next_event(timeout_s=10)
