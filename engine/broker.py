@@ -103,7 +103,7 @@ class Broker:
                 await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def _pump(self, pubsub: PubSub) -> None:
         sharded = self.mode is PubSubMode.SHARDED

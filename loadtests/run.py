@@ -36,7 +36,7 @@ from clients import HostClient, LivecartClientError
 from engine import auth
 from engine.bench.harness import UNLIMITED_HANDSHAKES, engine_process
 from engine.protocol import Role
-from engine.redis_server import EmbeddedRedis
+from engine.redis_server import EmbeddedRedis, free_port
 from engine.report import write as write_files
 from loadtests import show
 from loadtests.cpu import CpuMeter
@@ -127,6 +127,19 @@ async def set_up(base_url: str, room: str, host_token: str) -> show.Shop:
         return await show.prepare(host)
 
 
+def audience_patience_s(args: argparse.Namespace) -> float:
+    """How long the host waits past a step's time for the viewers to have joined: up to a
+    third of the run, so a slow start delays the show but leaves it time to be played."""
+    return float(args.duration) / 3
+
+
+def master_port_args() -> list[str]:
+    """A free port for locust's master and its workers (its default, 5557, would collide
+    with any other load test running on the machine)."""
+    port = str(free_port())
+    return ["--master-bind-port", port, "--master-port", port]
+
+
 def locust_command(args: argparse.Namespace, base_url: str, out: Path) -> list[str]:
     return [
         sys.executable,
@@ -145,6 +158,7 @@ def locust_command(args: argparse.Namespace, base_url: str, out: Path) -> list[s
         f"{int(args.duration)}s",
         "--processes",
         str(args.processes),
+        *master_port_args(),
         "--csv",
         str(out / "stats"),
         "--html",
@@ -183,7 +197,14 @@ async def run_load(  # noqa: PLR0917
             *locust_command(args, base_url, out), env=env, stdout=subprocess.DEVNULL
         )
         async with HostClient(base_url, room, host_token) as host:
-            await show.play(host, shop, steps, started)
+            await show.play(
+                host,
+                shop,
+                steps,
+                started,
+                audience=args.users,
+                patience_s=audience_patience_s(args),
+            )
         await process.wait()
         stats_file = out / "stats.json"
         if not stats_file.exists():
@@ -210,7 +231,14 @@ async def run_load(  # noqa: PLR0917
             )
         )
         async with HostClient(base_url, room, host_token) as host:
-            await show.play(host, shop, steps, started)
+            await show.play(
+                host,
+                shop,
+                steps,
+                started,
+                audience=args.users,
+                patience_s=audience_patience_s(args),
+            )
         figures = await load
         report = out / "report.html"
         report.write_text(html_report(args.scenario, room, figures))

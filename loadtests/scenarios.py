@@ -171,6 +171,9 @@ class Step:
     at_s: float  # seconds after the run starts
     action: str  # comment | pin | sale | drop
     params: dict[str, Any] = field(default_factory=dict)
+    # Also wait for the audience to have joined (loadtests/show.py `play`): the first step
+    # meant for everyone; later steps keep their spacing after it.
+    after_join: bool = False
 
 
 def ramp_s(users: int, spawn_rate: float) -> float:
@@ -198,10 +201,13 @@ def timeline(scenario: str, users: int, spawn_rate: float, duration_s: float) ->
                     "hold_s": hold_s,
                     "duration_s": max(30, duration_s),
                 },
+                after_join=True,
             ),
         ]
     if scenario == "coupon-rain":
-        return [Step(ready, "drop", {"quantity": max(5, users // 2), "countdown_s": 5})]
+        return [
+            Step(ready, "drop", {"quantity": max(5, users // 2), "countdown_s": 5}, after_join=True)
+        ]
     if scenario == "checkout-wave":
         return [
             Step(
@@ -221,7 +227,7 @@ def timeline(scenario: str, users: int, spawn_rate: float, duration_s: float) ->
     return [
         Step(0.0, "pin", {"product": 0}),
         Step(1.0, "comment", {"text": "Welcome to the show!"}),
-        Step(ready, "drop", {"quantity": max(5, users // 3), "countdown_s": 3}),
+        Step(ready, "drop", {"quantity": max(5, users // 3), "countdown_s": 3}, after_join=True),
         Step(
             ready + 0.1 * span,
             "sale",

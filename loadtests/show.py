@@ -4,6 +4,7 @@ timeline (loadtests/scenarios.py) with `HostClient`, as a host in the console wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -64,12 +65,41 @@ async def _act(host: HostClient, seat: ViewerClient, shop: Shop, step: Step) -> 
     raise ValueError(f"unknown show step {step.action!r}")
 
 
-async def play(host: HostClient, shop: Shop, steps: list[Step], started: float) -> None:
-    """Run the steps at their times (seconds after `started`, a `time.monotonic()`)."""
+async def _await_audience(seat: ViewerClient, audience: int, patience_s: float) -> float:
+    """Wait until `audience` viewers besides the host's seat are online, or `patience_s`
+    has passed; the seconds waited."""
+    began = time.monotonic()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(patience_s):
+            while seat.stats.get("online", 0) < audience + 1:  # noqa: ASYNC110 - read per tick
+                await asyncio.sleep(0.1)
+    waited = time.monotonic() - began
+    if waited > 0.5:
+        log.info("the host waited %.1f s for %d viewers to join", waited, audience)
+    return waited
+
+
+async def play(
+    host: HostClient,
+    shop: Shop,
+    steps: list[Step],
+    started: float,
+    *,
+    audience: int = 0,
+    patience_s: float = 0.0,
+) -> None:
+    """Run the steps at their times (seconds after `started`, a `time.monotonic()`).
+
+    A step marked `after_join` also waits, at most `patience_s` past its time, until
+    `audience` viewers are in the room: on a busy machine the load generator's viewers
+    join late, and a sale announced before they arrive is one they never see announced.
+    The steps after it keep their spacing."""
     seat = await host.watch()
     try:
         for step in steps:
             await asyncio.sleep(max(0.0, started + step.at_s - time.monotonic()))
+            if step.after_join and audience:
+                started += await _await_audience(seat, audience, patience_s)
             try:
                 done = await _act(host, seat, shop, step)
             except LivecartClientError as exc:

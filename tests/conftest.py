@@ -4,7 +4,9 @@ for engines, rooms, tokens and viewers that clean up after themselves."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -335,26 +337,50 @@ async def store(shop: Shop) -> AsyncIterator[Store]:
     await provider.close()
 
 
-# ---- a real browser (tests/test_console.py, tests/test_viewer_web.py) ---------------------------
+# ---- a real browser (tests/test_console.py, tests/test_viewer_web.py, tests/test_report*.py) ---
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `make test` installs it when it can
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="/usr/bin/chromium is missing (Debian: `apt-get install chromium`; "
-    "`make test` installs it when run as root)",
-)
+
+
+def find_chromium() -> tuple[str | None, str]:
+    """The browser's path, else None and why: LIVECART_CHROMIUM (a path or a command name)
+    when set, else the first of CHROMIUM_NAMES on PATH."""
+    wanted = os.environ.get("LIVECART_CHROMIUM", "")
+    if wanted:
+        found = shutil.which(wanted)
+        return found, "" if found else f"LIVECART_CHROMIUM={wanted!r} is not an executable"
+    for name in CHROMIUM_NAMES:
+        if found := shutil.which(name):
+            return found, ""
+    return None, f"none of {', '.join(CHROMIUM_NAMES)} is on PATH"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Chromium's path. Without it the browser tests fail (never skip): a run that cannot
+    check the console, the viewer page and the report must not pass."""
+    path, why = find_chromium()
+    if path is None:
+        pytest.fail(
+            f"Chromium is missing ({why}): the browser tests need it. Install it (Debian: "
+            "`apt-get install chromium`; `make test` installs it when run as root), or set "
+            "LIVECART_CHROMIUM to the browser's path."
+        )
+    return path
+
+
+# Marks a test that drives Chromium (through `browser`): it fails when there is none.
+needs_chromium = pytest.mark.usefixtures("chromium")
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+async def browser(chromium: str) -> AsyncIterator[Browser]:
     """Headless Chromium (Playwright with `executable_path`: no browser download)."""
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        yield chromium
-        await chromium.close()
+        launched = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from engine import keys
 from engine.audit import audit_room
 from engine.stock import GrabRequest
-from tests.conftest import T0, Shop
+from tests.conftest import T0, Shop, Store
 from tests.test_cli import serving
 
 Corruption = Callable[[aioredis.Redis, str, str], Awaitable[None]]
@@ -90,6 +90,94 @@ async def test_each_kind_of_damage_is_reported(
     assert set(failed) == set(failures)
     for check, detail in failures.items():
         assert detail in failed[check]
+
+
+# ---- the money half (engine/audit_commerce.py) -----------------------------------------------
+
+COUPONS = "coupons: issued = claimed + unclaimed"
+STOCK_SOLD = "orders: stock sold matches paid order lines"
+Ids = dict[str, str]
+Damage = Callable[[aioredis.Redis, str, Ids], Awaitable[None]]
+
+
+async def paid_order_with_coupon(store: Store) -> Ids:
+    """ana's paid order for one unit with a coupon (1 of a drop of 10 claimed), and bob's
+    hold outside any order: the ids the damage below needs."""
+    sale = await store.sale(allotment=5)
+    line = await store.reserve(sale, "ana")
+    order = await store.checkout("ana", [line], [await store.coupon("ana", amount=300)])
+    assert (await store.pay(order))["outcome"] == "paid"
+    coupon = await store.coupons.record(store.room, order.coupons[0])
+    held = await store.reserve(sale, "bob")
+    return {"sale": sale, "order": order.id, "line": line, "held": held,
+            "template": coupon["t"], "drop": coupon["d"]}  # fmt: skip
+
+
+async def claim_counted_twice(redis: aioredis.Redis, room: str, ids: Ids) -> None:
+    await redis.hincrby(keys.coupon_drop(room, ids["drop"]), "claimed", 1)
+
+
+async def a_coupon_left_vanishes(redis: aioredis.Redis, room: str, ids: Ids) -> None:
+    await redis.hincrby(keys.coupon_drop(room, ids["drop"]), "remaining", -1)
+
+
+async def issued_overcounted(redis: aioredis.Redis, room: str, ids: Ids) -> None:
+    await redis.hincrby(keys.coupon_issued(room), ids["template"], 1)
+
+
+async def holder_overcounted(redis: aioredis.Redis, room: str, ids: Ids) -> None:
+    await redis.hincrby(keys.coupon_holders(room), f"{ids['template']} ana", 1)
+
+
+async def _edit_line(redis: aioredis.Redis, room: str, ids: Ids, **changes: object) -> None:
+    key = keys.order(room, ids["order"])
+    detail = orjson.loads(await redis.hget(key, "detail") or b"{}")
+    detail["lines"][0].update(changes)
+    await redis.hset(key, "detail", orjson.dumps(detail))
+
+
+async def paid_line_quantity_changed(redis: aioredis.Redis, room: str, ids: Ids) -> None:
+    await _edit_line(redis, room, ids, quantity=2)
+
+
+async def paid_line_on_a_held_unit(redis: aioredis.Redis, room: str, ids: Ids) -> None:
+    await _edit_line(redis, room, ids, reservation=ids["held"])
+
+
+async def sold_unit_on_a_missing_order(redis: aioredis.Redis, room: str, ids: Ids) -> None:
+    key = keys.sale_reservations(room, ids["sale"])
+    record = orjson.loads(await redis.hget(key, ids["line"]) or b"{}")
+    await redis.hset(key, ids["line"], orjson.dumps({**record, "o": "o999999"}))
+
+
+@pytest.mark.parametrize(
+    ("damage", "failures"),
+    [
+        (claim_counted_twice, {COUPONS: "drop {drop}: 2 claimed + 9 left != 10; "
+                                        "drop {drop}: 1 coupons, counter 2"}),
+        (a_coupon_left_vanishes, {COUPONS: "drop {drop}: 1 claimed + 8 left != 10"}),
+        (issued_overcounted, {COUPONS: "template {template}: 10 in drops, 11 counted"}),
+        (holder_overcounted, {COUPONS: "{template} ana holds 1, counted 2"}),
+        (paid_line_quantity_changed,
+         {STOCK_SOLD: "order {order}: line {line} quantity differs"}),
+        (paid_line_on_a_held_unit, {STOCK_SOLD: "paid order {order}: line {held} is held"}),
+        (sold_unit_on_a_missing_order,
+         {STOCK_SOLD: "sold {line} -> order o999999 missing; "
+                      "paid order {order}: line {line} is sold"}),
+    ],
+)  # fmt: skip
+async def test_each_kind_of_commerce_damage_is_reported(
+    store: Store, damage: Damage, failures: dict[str, str]
+) -> None:
+    ids = await paid_order_with_coupon(store)
+    await store.audit_ok()
+    await damage(store.shop.redis, store.room, ids)
+    report = await audit_room(store.shop.redis, store.room)
+    assert not report.ok, f"the damage went unreported:\n{report.render()}"
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    assert set(failed) == set(failures), report.render()
+    for check, detail in failures.items():
+        assert detail.format(**ids) in failed[check], report.render()
 
 
 async def test_unknown_room_fails(shop: Shop) -> None:

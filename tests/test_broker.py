@@ -65,7 +65,7 @@ async def test_redis_restart_mid_show(engine_factory: EngineFactory, tmp_path: P
             await host.comment("before restart")
             await collect_comments(watcher, 1)
             server.kill()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the point: Redis stays down a while (a short outage)
             server.restart()  # the AOF brings the room back
             texts = []
             async with asyncio.timeout(20):

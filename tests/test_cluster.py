@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import redis.cluster
+from redis.cluster import ClusterNode
 
 from clients import HostClient, ShopperClient, ViewerClient
 from engine import keys, redis_client
@@ -94,14 +96,19 @@ async def test_comments_reach_every_viewer_on_every_engine(
     try:
         channel = keys.room_bus(room)
         owner = sync.get_node_from_key(channel)
-        shard = sync.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=owner)
         others = [node for node in sync.get_primaries() if node.name != owner.name]
-        elsewhere = [sync.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=node)
-                     for node in others]  # fmt: skip
     finally:
         sync.close()
-    assert shard[1] == 3
-    assert [reply[1] for reply in elsewhere] == [0, 0]
+    assert shard_subscribers(owner, channel) == 3
+    assert [shard_subscribers(node, channel) for node in others] == [0, 0]
+
+
+def shard_subscribers(node: ClusterNode, channel: str) -> int:
+    """PUBSUB SHARDNUMSUB asked of one node directly (redis-py 8.2's cluster client cannot
+    parse that reply when routed through it)."""
+    with redis.Redis(node.host, node.port) as client:
+        count: int = client.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1]
+    return count
 
 
 async def test_a_redis_6_cluster_fans_out_over_plain_pubsub(

@@ -557,7 +557,7 @@ async def test_other_processes_see_a_change_within_the_cache_ttl(
     assert not (await other.node.comment_buy.config(room)).enabled  # now cached there
     await configure(host, room, enabled=True)
     assert not (await other.node.comment_buy.config(room)).enabled
-    await asyncio.sleep(CONFIG_TTL_S)
+    await asyncio.sleep(CONFIG_TTL_S)  # the point: the cached copy's TTL runs out
     assert (await other.node.comment_buy.config(room)).enabled
 
 

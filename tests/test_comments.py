@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -191,19 +192,41 @@ async def test_rate_limit(
 async def test_rate_limit_window_resets(
     service: CommentService, make_room: Callable[..., Awaitable[str]], redis: aioredis.Redis
 ) -> None:
-    room = await make_room(comment_rate_max=1, comment_rate_window_ms=60_000)
+    room = await make_room(comment_rate_max=1, comment_rate_window_ms=1_000)
     await service.post(room, VIEWER, "one", RoomSettings(), NO_WORDS)
-    assert (await refused(service, room)).code == "rate_limited"
-    await redis.delete(keys.comment_rate(room, VIEWER.user))  # the window expires
+    error = await refused(service, room)
+    assert error.code == "rate_limited"
+    retry_after_ms = error.details["retry_after_ms"]
+    assert 0 < retry_after_ms <= 1_000
+    # The point of the test: the window runs out by itself (Redis expires it), after the
+    # time the refusal said to wait.
+    await asyncio.sleep(retry_after_ms / 1000 + 0.02)
     assert (await service.post(room, VIEWER, "two", RoomSettings(), NO_WORDS)).data["text"] == "two"
+    # A new window has started: the next comment in it is limited again.
+    assert (await refused(service, room)).code == "rate_limited"
+    assert await redis.xlen(keys.room_stream(room)) == 2
 
 
 async def test_rate_limit_off(
-    service: CommentService, make_room: Callable[..., Awaitable[str]]
+    service: CommentService, make_room: Callable[..., Awaitable[str]], redis: aioredis.Redis
 ) -> None:
-    room = await make_room(comment_rate_max=0)
-    for n in range(12):
-        await service.post(room, VIEWER, f"c{n}", RoomSettings(), NO_WORDS)
+    """The same burst of 12 that a limit of 3 cuts to 3 goes through whole with the limit
+    off (`comment_rate_max=0`), and nothing is counted for it."""
+    limited = await make_room(comment_rate_max=3, comment_rate_window_ms=60_000)
+    unlimited = await make_room(comment_rate_max=0, comment_rate_window_ms=60_000)
+    outcomes: dict[str, list[str]] = {}
+    for room in (limited, unlimited):
+        outcomes[room] = []
+        for n in range(12):
+            try:
+                await service.post(room, VIEWER, f"c{n}", RoomSettings(), NO_WORDS)
+                outcomes[room].append("ok")
+            except RateLimitedError as error:
+                outcomes[room].append(error.code)
+    assert outcomes[limited] == ["ok"] * 3 + ["rate_limited"] * 9
+    assert outcomes[unlimited] == ["ok"] * 12
+    assert await redis.xlen(keys.room_stream(unlimited)) == 12
+    assert await redis.exists(keys.comment_rate(unlimited, VIEWER.user)) == 0
 
 
 async def test_slow_mode(

@@ -754,6 +754,7 @@ async def test_dashboard_shows_the_live_numbers(
     await page.click("#sign-out")
     await expect(page.locator("#signin")).to_be_visible()
     polled = len(requests)
+    # The point: no request over a window longer than one poll (every 3 s).
     await asyncio.sleep(3.5)
     assert len(requests) == polled, "the dashboard kept polling after sign-out"
 

@@ -380,10 +380,11 @@ async def test_head_timeout_does_not_touch_served_connections(quick_engine: Engi
         async with connect(f"{quick_engine.ws_url}/{room}", compression=None) as ws:
             await ws.send(orjson.dumps({"type": "hello"}).decode())
             await frames_until(ws, "welcome")
-            await asyncio.sleep(1.0)  # well past the head timeout
+            # The point: idle for twice the head timeout (0.3 s here) after the welcome.
+            await asyncio.sleep(2 * listener.HEAD_TIMEOUT_S)
             await ws.send(orjson.dumps({"type": "ping", "id": "p1"}).decode())
             assert (await frames_until(ws, "pong"))["ref"] == "p1"
             # Keep-alive HTTP on the same engine outlives the head timeout as well.
             assert (await host.get_room())["id"] == room
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2 * listener.HEAD_TIMEOUT_S)  # idle again, as long
             assert (await host.get_room())["id"] == room

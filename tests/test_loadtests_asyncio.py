@@ -5,7 +5,6 @@ processes (`run`), with the test playing the host."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from clients import HostClient
@@ -28,6 +27,13 @@ def failures(stats: Stats) -> dict[str, dict[str, int]]:
     return {f"{k[0]} {k[1]}": s.errors for k, s in stats.series.items() if s.failures}
 
 
+def online(engine: Engine, room: str) -> int:
+    """Viewers joined to `room` on `engine` (its hub's broadcast set)."""
+    assert engine.node is not None
+    hub = engine.node.hubs.get(room)
+    return 0 if hub is None else hub.online_here
+
+
 # ---- statistics ----------------------------------------------------------------------------
 
 
@@ -44,15 +50,15 @@ async def test_opening_rush_in_process(engine: Engine, room: str, host: HostClie
     products = await stock_products(host)
 
     async def play_host() -> None:
-        await asyncio.sleep(1.5)
+        await eventually(lambda: online(engine, room) == 20)  # pin once everyone is in
         await host.pin_product(products[0])
 
-    started = time.monotonic()
     stats, _ = await asyncio.gather(
         run_viewers(engine.base_url, room, host.token, "opening-rush", 20, 40, 5.0, first_index=0),
         play_host(),
     )
-    assert time.monotonic() - started < 7
+    # The run ended by itself at its duration: every viewer has left the room.
+    await eventually(lambda: online(engine, room) == 0)
     assert failures(stats) == {}
     assert set(stats.series) <= REQUESTS
     for name in ("token", "connect", "join"):
@@ -67,7 +73,8 @@ async def test_opening_rush_in_process(engine: Engine, room: str, host: HostClie
     assert stats.series[("PUSH", "announcement")].count == 20  # the pin, once per viewer
     summary = stats.summary()
     assert set(summary["by_type"]["WS comment"]) == {"count", "failures", *LATENCY}
-    assert 0 <= summary["push_latency_ms"]["p50"] < 1000
+    push = summary["push_latency_ms"]
+    assert 0 <= push["p50"] <= push["p95"] <= push["p99"]
     assert "close" not in stats.statuses  # nobody was dropped
 
 
@@ -78,7 +85,7 @@ async def test_flash_sale_sells_exactly_the_allotment(
     launched: dict[str, Any] = {}
 
     async def play_host() -> None:
-        await asyncio.sleep(1.0)  # everyone has joined (20 viewers at 40/s)
+        await eventually(lambda: online(engine, room) == 20)  # everyone has joined
         launched.update(await host.launch_sale("LT-SNEAKER", 5, countdown_s=2, duration_s=60))
 
     stats, _ = await asyncio.gather(
@@ -106,7 +113,8 @@ async def test_coupon_rain_in_two_processes(engine: Engine, room: str, host: Hos
     template = await host.create_coupon(**COUPON)
 
     async def play_host() -> dict[str, Any]:
-        await asyncio.sleep(2.5)  # the generator processes start and join
+        # The generator processes start, then their viewers join.
+        await eventually(lambda: online(engine, room) == 20, timeout_s=30)
         return await host.drop_coupons(template["id"], 5, countdown_s=2)
 
     result, drop = await asyncio.gather(

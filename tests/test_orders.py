@@ -11,6 +11,7 @@ from engine import keys
 from engine.audit import audit_room
 from engine.errors import ConflictError, ForbiddenError, RejectedError
 from engine.orders import Order, OrderState
+from engine.redis_client import stream_rows, text
 from engine.risk import Blocklist, RiskRules
 from engine.sweeper import Sweeper
 from tests.conftest import Store, now_ms
@@ -195,6 +196,66 @@ async def test_a_late_payment_re_reserves_when_stock_is_there(store: Store) -> N
     assert paid.to_wire()["late_payment"] is True
     assert await counters(store, sale) == (4, 0, 1)
     assert (await store.coupons.record(store.room, order.coupons[0]))["s"] == "used"
+    await store.audit_ok()
+
+
+async def expire_before_the_units_go_back(store: Store, order: Order) -> None:
+    """The first half of an order's expiry (order_release.lua) without the second
+    (`Stock.expire`), as when the process stops in between: the order is `expired` and no
+    longer counted, but its units are still held, now for the buyer rather than the order,
+    until the reservation sweeper returns them."""
+    [line] = order.lines
+    room = store.room
+    result = await store.shop.scripts.order_release(
+        store.shop.redis,
+        [keys.order(room, order.id), keys.order_expiry(room), keys.order_counts(room),
+         keys.coupons(room), keys.expiry(room), keys.order_events(room),
+         keys.sale_reservations(room, line["sale"])],
+        [order.expires_at, 10_000, "expire", "sweeper", "payment_timeout",
+         line["reservation"], 7],
+    )  # fmt: skip
+    assert [r.decode() for r in result] == ["ok", "expired", line["reservation"]]
+
+
+async def test_a_payment_after_expiry_is_late_even_when_the_units_were_still_held(
+    store: Store,
+) -> None:
+    """Nothing had to be re-taken from stock, but the order had expired: still late."""
+    sale, order = await pending(store)
+    await expire_before_the_units_go_back(store, order)
+    assert (await store.orders.get(store.room, order.id)).state is OrderState.EXPIRED
+    assert await counters(store, sale) == (4, 1, 0)  # the unit is still held
+    result = await store.pay(order)
+    assert (result["outcome"], result["detail"]) == ("paid", "1")
+    paid = await store.orders.get(store.room, order.id)
+    assert paid.state is OrderState.PAID
+    assert paid.to_wire()["late_payment"] is True
+    assert await counters(store, sale) == (4, 0, 1)
+    [event] = [e for e in await order_events(store) if e["type"] == "order_paid"]
+    assert event["late"] == "1"
+    await store.audit_ok()
+
+
+async def order_events(store: Store) -> list[dict[str, str]]:
+    rows = stream_rows(await store.shop.redis.xrange(keys.order_events(store.room)))
+    return [{text(k): text(v) for k, v in fields.items()} for _, fields in rows]
+
+
+async def test_an_order_paid_late_counts_toward_the_order_limits_again(store: Store) -> None:
+    """Expiry stops an order counting toward `max_orders_per_user` (and per device); a late
+    payment that completes it makes it count again."""
+    store.orders.risk = RiskRules(max_orders_per_user=1, max_orders_per_device=1)
+    sale = await store.sale(allotment=5)
+    order = await store.checkout("ana", [await store.reserve(sale, "ana")], device="device-0001")
+    await store.orders.expire(store.room, order.id, at_ms=order.expires_at)
+    assert (await store.pay(order))["outcome"] == "paid"
+    assert (await store.orders.get(store.room, order.id)).to_wire()["late_payment"] is True
+    with pytest.raises(RejectedError) as by_user:
+        await store.checkout("ana", [await store.reserve(sale, "ana")])
+    assert (by_user.value.code, by_user.value.details["detail"]) == ("order_limit", "user")
+    with pytest.raises(RejectedError) as by_device:
+        await store.checkout("bob", [await store.reserve(sale, "bob")], device="device-0001")
+    assert (by_device.value.code, by_device.value.details["detail"]) == ("order_limit", "device")
     await store.audit_ok()
 
 

@@ -4,6 +4,8 @@ and second payments that must be refunded automatically."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from typing import Any
 
@@ -59,6 +61,43 @@ def test_a_signed_callback_verifies_and_parses() -> None:
     failed = check(sign(PAYMENT_SECRET, body_of(event="payment.failed"), now_s=NOW),
                    body_of(event="payment.failed"))  # fmt: skip
     assert failed.event == "failed"
+
+
+# A known answer, computed outside the engine (also `printf %s "<timestamp>.<nonce>.<body>" |
+# openssl dgst -sha256 -hmac kat-secret-2f1c`), for the scheme docs/orders.md documents:
+# hex(HMAC-SHA256(secret, timestamp + "." + nonce + "." + raw body)).
+KAT_SECRET = b"kat-secret-2f1c"
+KAT_NONCE = "3q2-7_Xc0fLwzPq9YbA3"
+KAT_BODY = (
+    b'{"event":"payment.succeeded","payment_id":"pay_0123456789abcdef","room":"show-1",'
+    b'"order":"o7","amount":5100,"currency":"EUR"}'
+)
+KAT_SIGNATURE = "56a04babb356de556a6ba667b144dc38d71e87f2c2c0ad55fbc81caa5dd35899"
+
+
+def test_the_signature_is_the_documented_hmac_known_answer() -> None:
+    headers = sign(KAT_SECRET, KAT_BODY, now_s=1_795_335_031.75, nonce=KAT_NONCE)
+    assert headers == {
+        "x-livecart-timestamp": "1795335031",  # whole seconds, truncated
+        "x-livecart-nonce": KAT_NONCE,
+        "x-livecart-signature": KAT_SIGNATURE,
+    }
+    message = b"1795335031." + KAT_NONCE.encode() + b"." + KAT_BODY
+    assert hmac.new(KAT_SECRET, message, hashlib.sha256).hexdigest() == KAT_SIGNATURE
+    callback = verify(KAT_SECRET, headers, KAT_BODY, now_s=1_795_335_100, tolerance_s=TOLERANCE)
+    assert (callback.payment_id, callback.order, callback.amount) == (
+        "pay_0123456789abcdef", "o7", 5100
+    )  # fmt: skip
+
+
+def test_a_valid_json_body_with_another_amount_fails_the_signature() -> None:
+    """A tamper that keeps the body well-formed JSON: only the signature can catch it."""
+    headers = sign(PAYMENT_SECRET, body_of(amount=5100), now_s=NOW)
+    tampered = body_of(amount=51)
+    assert orjson.loads(tampered)["amount"] == 51  # still valid JSON
+    with pytest.raises(AuthError) as caught:
+        check(headers, tampered)
+    assert caught.value.code == "signature_invalid"
 
 
 def test_each_signature_gets_a_fresh_nonce() -> None:
@@ -275,6 +314,27 @@ async def test_a_forged_callback_changes_nothing(store: Store) -> None:
     assert await state_of(store, order) is OrderState.PENDING_PAYMENT
     assert await counters(store, sale) == (4, 1, 0)
     # The forgery did not spend the real callback's nonce.
+    assert (await deliver(store, headers, body))["outcome"] == "paid"
+    await store.audit_ok()
+
+
+async def test_a_callback_whose_amount_was_changed_after_signing_is_refused(
+    store: Store,
+) -> None:
+    sale, order = await pending(store)
+    payment = await store.start_payment(order)
+    headers, body = store.callback(order, payment)
+    tampered = orjson.dumps({**orjson.loads(body), "amount": order.total - 100})
+    before = counted("signature_invalid")
+    with pytest.raises(AuthError) as caught:
+        await deliver(store, headers, tampered)
+    assert caught.value.code == "signature_invalid"
+    assert caught.value.http_status == 401
+    assert counted("signature_invalid") == before + 1
+    assert await state_of(store, order) is OrderState.PENDING_PAYMENT
+    assert await store.orders.payment(store.room, payment) is None
+    assert await counters(store, sale) == (4, 1, 0)
+    # The genuine callback (same headers, its own body) still pays the order.
     assert (await deliver(store, headers, body))["outcome"] == "paid"
     await store.audit_ok()
 

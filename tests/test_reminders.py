@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,15 @@ from engine.payments import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, si
 from engine.reminders import LIVE_EVENT, Reminders
 from engine.scripts import Scripts
 from engine.settings import Settings
-from tests.conftest import SECRET, EngineFactory, RoomFactory, ViewerFactory, eventually, token
+from tests.conftest import (
+    SECRET,
+    EngineFactory,
+    RoomFactory,
+    ViewerFactory,
+    eventually,
+    poll,
+    token,
+)
 from tests.test_api_catalog import JACKET
 
 KEY = webhook_secret(SECRET)
@@ -106,6 +114,27 @@ def shopper(engine: Engine, room: str, user: str) -> ShopperClient:
     return ShopperClient(engine.base_url, room, token(room, "viewer", user))
 
 
+def count_sweeps(engine: Engine) -> Callable[[], int]:
+    """How many sweeps `engine` has finished from now on: a last pass, after the reminder
+    pass (which schedules, claims and starts delivering what is due), counts them."""
+    finished = 0
+
+    async def counted(rooms: list[str], now: int) -> int:
+        nonlocal finished
+        finished += 1
+        return 0
+
+    assert engine.node is not None
+    engine.node.sweeper.passes.append(counted)
+    return lambda: finished
+
+
+async def sweeps_pass(engines: list[Engine], sweeps: int = 4) -> None:
+    """Wait until every engine has finished `sweeps` more sweeps."""
+    counters = [count_sweeps(each) for each in engines]
+    await eventually(lambda: all(count() >= sweeps for count in counters))
+
+
 async def subscribe(engine: Engine, room: str, users: list[str]) -> None:
     for user in users:
         async with shopper(engine, room, user) as client:
@@ -150,12 +179,12 @@ async def test_going_live_reaches_each_subscriber_exactly_once(
     users = [f"sub{i}" for i in range(6)]
     await subscribe(engines[1], room, users)
     watching = await viewer_factory(room, user="sub0", target=engines[1])
-    await asyncio.sleep(0.6)  # sweeps pass: nothing is due before the show starts
+    await sweeps_pass(engines)  # on both processes: nothing is due before the show starts
     assert receiver.received == []
     async with HostClient(engines[0].base_url, room, token(room, "host", "host-1")) as host:
         await host.go_live()
         await eventually(lambda: len(receiver.received) >= len(users))
-        await asyncio.sleep(1.0)  # several more sweeps on both processes: nothing more
+        await sweeps_pass(engines)  # several more on both processes: nothing more
         bodies = receiver.kinds("going_live")
         assert len(receiver.received) == len(bodies) == len(users)
         assert sorted(b["user"] for b in bodies) == users
@@ -194,7 +223,7 @@ async def test_sale_soon_is_sent_once_at_the_sales_start_minus_the_lead(
     soon = await host.launch_sale("DJ-S", 5, countdown_s=1)  # under the lead: sent at once
     await host.launch_sale("DJ-S", 5)  # no countdown: no reminder
     await eventually(lambda: len(receiver.kinds("sale_soon")) >= 4, timeout_s=8)
-    await asyncio.sleep(0.8)
+    await sweeps_pass(engines)  # more sweeps on both processes send nothing more
     sent = {(b["sale"], b["user"]): at for _, b, at in receiver.received
             if b["kind"] == "sale_soon"}  # fmt: skip
     assert sorted(sent) == [
@@ -251,8 +280,9 @@ async def test_a_claimed_event_is_resumed_after_its_lease_ends(
     # It got as far as u1 before it died.
     await redis.sadd(keys.reminder_sent(live_room, LIVE_EVENT), "u1")
     assert await alive.sweep([live_room], int(time.time() * 1000)) == 0  # still leased
-    await asyncio.sleep(0.35)
-    assert await alive.sweep([live_room], int(time.time() * 1000)) == 1
+    # Once the dead owner's lease (300 ms) has run out, a sweep claims the event again.
+    claimed = await poll(lambda: alive.sweep([live_room], int(time.time() * 1000)), bool)
+    assert claimed == 1
     await eventually(lambda: len(alive_notifier.sent) == 3)
     assert sorted(r.user for r in alive_notifier.sent) == ["u0", "u2", "u3"]
     assert {r.id for r in alive_notifier.sent} == {f"{live_room}:live:u{i}" for i in (0, 2, 3)}

@@ -19,7 +19,7 @@ from engine.audit import audit_room
 from engine.errors import ConflictError, ForbiddenError, NotFoundError
 from engine.redis_server import EmbeddedRedis
 from engine.stock import GrabAnswer, GrabBatcher, GrabRequest
-from tests.conftest import T0, EngineFactory, RoomFactory, Shop, ViewerFactory, token
+from tests.conftest import T0, EngineFactory, RoomFactory, Shop, ViewerFactory, eventually, token
 
 # ---- the batcher ---------------------------------------------------------------------------
 
@@ -35,7 +35,7 @@ async def test_grabs_arriving_during_a_batch_go_together_in_the_next() -> None:
 
     batcher = GrabBatcher(run, max_batch=4, max_in_flight=1, window_s=0, on_idle=lambda: None)
     tasks = [asyncio.create_task(batcher.submit(GrabRequest("u", str(n), 1))) for n in range(7)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: bool(batches))
     assert batches == [1]  # the first goes out at once; the rest wait for it
     release.set()
     answers = await asyncio.gather(*tasks)

@@ -160,16 +160,27 @@ async function move(id, delta, button) {
   if (done) reorderTo(done.products);
 }
 
-async function present(id, button) {
+let presenting = Promise.resolve(); // presents run one at a time, in the order asked for
+
+/** Present `id` (or unpin it if it is the live one). Calls queue behind each other, so
+ * "[" "[" pressed fast lands two products back, whatever order the requests would finish in. */
+function present(id, button) {
+  requested = id;
+  const run = presenting.then(() => presentNow(id, button));
+  presenting = run.catch(() => {});
+  return run;
+}
+
+async function presentNow(id, button) {
   if (id === pinned) {
     const done = await act(`Unpin ${id}`, () => api("DELETE", "/pinned-product"), button);
+    if (requested === id) requested = null;
     if (done) {
       pinned = null;
       render();
     }
     return;
   }
-  requested = id;
   const done = await act(`Present ${id}`, () => api("PUT", "/pinned-product", { product_id: id }), button);
   if (requested === id) requested = null;
   if (done) {
