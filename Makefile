@@ -18,7 +18,7 @@ OLDEST_TESTS ?= tests/test_listener.py tests/test_broker.py tests/test_bus.py te
 	tests/test_stock.py tests/test_orders.py tests/test_gateway.py tests/test_app.py \
 	tests/test_console.py::test_sign_in_go_live_and_end
 
-.PHONY: demo test test-oldest lock lock-check browser redis lint typecheck check bench-fanout bench-grab bench-tools clean
+.PHONY: demo test test-oldest lock lock-check browser redis nginx lint typecheck check bench-fanout bench-grab bench-tools clean
 
 # A venv holding exactly the lock: made anew whenever the lock or pyproject.toml changes.
 define install_locked
@@ -48,7 +48,7 @@ lock-check:
 demo: $(STAMP)
 	$(VENV)/bin/livecart demo
 
-test: lock-check $(STAMP) browser redis
+test: lock-check $(STAMP) browser redis nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-oldest: lock-check $(OLDEST)/.installed browser redis
@@ -69,6 +69,14 @@ browser:
 		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)); } \
 		|| { echo "make: chromium is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install chromium, or set LIVECART_CHROMIUM)"; exit 1; }
+
+# tests/test_proxy.py runs the engine behind Debian's nginx, configured as docs/deploy.md
+# says (it starts nginx itself, on its own port and files); without nginx it fails.
+nginx:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q nginx || (apt-get update -q && apt-get install -y -q nginx)); } \
+		|| { echo "make: nginx is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install nginx)"; exit 1; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

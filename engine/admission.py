@@ -10,6 +10,17 @@ it must be the engine's own origin (its host and port equal the request's `Host`
 listed in `allowed_origins` (`LIVECART_ALLOWED_ORIGINS`, comma-separated; `*` allows any).
 Refused: 403.
 
+Behind a reverse proxy. The proxy connects, not the browser, and often rewrites `Host`
+(nginx's `proxy_set_header Host $host` drops the port). From a peer listed in
+`trusted_proxies` (`LIVECART_TRUSTED_PROXIES`, IP addresses or networks; loopback by
+default) the engine believes two headers the proxy sets: `X-Forwarded-Host` (its last
+value: the host the browser asked for) stands in for `Host` in the Origin check, and
+`X-Forwarded-For` gives the client address the rate below is kept for (its last entry
+that is not itself a trusted proxy: entries before it are whatever the client sent). From
+any other peer both headers are ignored, so a client cannot pick the host it is compared
+with or the address it is counted as. `Forwarded` (RFC 7239) is not read: a proxy that
+sets only the X- headers passes a client's `Forwarded` on untouched.
+
 Rate. A reconnection storm (a stream hiccup, a deploy) sends every viewer back at once.
 Handshakes take tokens from two buckets, one per client IP and one for the process; an
 empty bucket answers 503 with `Retry-After`, which clients follow with jittered backoff,
@@ -18,8 +29,11 @@ instead of the process spending itself on handshakes it cannot serve.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 # Per-IP buckets idle this long are forgotten (memory stays bounded under churn).
@@ -54,6 +68,69 @@ def _authority(netloc: str, default_port: int) -> tuple[str, int]:
     if not host or "]" in port:  # no port (or the tail of an IPv6 literal)
         return netloc.lower(), default_port
     return host, int(port) if port.isdigit() else default_port
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class HeaderLines(Protocol):
+    """A request's headers (websockets' `Headers`): every value of a name, in order."""
+
+    def get_all(self, key: str) -> list[str]: ...
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An address as a peer or `X-Forwarded-For` gives it (IPv4-mapped IPv6 as IPv4;
+    `a.b.c.d:port` and `[v6]:port` as some proxies write them), else None."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _values(headers: HeaderLines, name: str) -> list[str]:
+    """A header's comma-separated values over all its lines, in order."""
+    return [v.strip() for line in headers.get_all(name) for v in line.split(",") if v.strip()]
+
+
+def _single(headers: HeaderLines, name: str) -> str | None:
+    """A header that must occur once: its value, else None (absent or repeated)."""
+    values = headers.get_all(name)
+    return values[0] if len(values) == 1 else None
+
+
+class TrustedProxies:
+    """The peers whose `X-Forwarded-Host` and `X-Forwarded-For` are believed (see the
+    module docstring): `networks` are addresses or networks, `10.0.0.0/8` or `::1`."""
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+    def trusts(self, address: str) -> bool:
+        ip = parse_ip(address)
+        return ip is not None and any(ip in network for network in self.networks)
+
+    def client(self, peer: str, headers: HeaderLines) -> tuple[str, str | None]:
+        """(the client's address, the host it asked for) of a request from `peer`."""
+        host = _single(headers, "Host")
+        if not self.trusts(peer):
+            return peer, host
+        address = peer
+        for hop in reversed(_values(headers, "X-Forwarded-For")):
+            ip = parse_ip(hop)
+            address = hop if ip is None else str(ip)
+            if not self.trusts(hop):
+                break
+        forwarded_hosts = _values(headers, "X-Forwarded-Host")
+        return address, forwarded_hosts[-1] if forwarded_hosts else host
 
 
 @dataclass
@@ -105,11 +182,19 @@ def _refill_wait(bucket: _Bucket, rate: float, now: float) -> float:
 
 
 class Admission:
-    def __init__(self, allowed_origins: tuple[str, ...], rate: HandshakeRate) -> None:
+    def __init__(
+        self, allowed_origins: tuple[str, ...], rate: HandshakeRate, proxies: TrustedProxies
+    ) -> None:
         self.allowed_origins = allowed_origins
         self.rate = rate
+        self.proxies = proxies
 
-    def check(self, *, ip: str, origin: str | None, host: str | None, now: float) -> Refusal | None:
+    def check(self, *, peer: str, headers: HeaderLines, now: float) -> Refusal | None:
+        """A handshake from `peer` (the socket's remote address) with these headers."""
+        ip, host = self.proxies.client(peer, headers)
+        origins = headers.get_all("Origin")
+        # Several Origin headers are no browser's: compared as "", which nothing matches.
+        origin = None if not origins else origins[0] if len(origins) == 1 else ""
         if not origin_allowed(origin, host, self.allowed_origins):
             return Refusal(403, "this origin may not open viewer connections")
         wait = self.rate.admit(ip, now)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -35,10 +36,23 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: Redis reachable, scripts loaded, pub/sub connected."""
-    checks = await api.node_of(request).ready()
-    ok = all(checks.values())
-    return api.OrjsonResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+    """Readiness: Redis reachable, scripts loaded, pub/sub connected, and not draining.
+
+    The broker's flag alone is not the truth about pub/sub: with sharded pub/sub and no
+    room on this process it holds no connection at all, so nothing tells it that Redis is
+    gone. A Redis that does not answer cannot be carrying the room bus either."""
+    node = api.node_of(request)
+    checks = await node.ready()
+    checks["pubsub"] = checks["pubsub"] and checks["redis"]
+    draining: bool = request.app.state.draining
+    ok = all(checks.values()) and not draining
+    body: dict[str, object] = {"ok": ok, "checks": checks}
+    if draining:
+        body["draining"] = True
+    if node.redis_config is not None and not node.redis_config.ok:
+        # Overridden or unreadable at start (engine/redis_config.py): shown, never a 503.
+        body["redis_config"] = node.redis_config.to_wire()
+    return api.OrjsonResponse(body, status_code=200 if ok else 503)
 
 
 async def metrics(request: Request) -> Response:
@@ -85,6 +99,7 @@ def build_app(node: Node) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.node = node
+    app.state.draining = False  # set on SIGTERM: /readyz answers 503 (Engine.drain)
     return app
 
 
@@ -95,6 +110,7 @@ class Engine:
         self.settings = settings
         self.embedded: EmbeddedRedis | None = None
         self.node: Node | None = None
+        self.app: Starlette | None = None
         self.listener: Listener | None = None
 
     @property
@@ -121,7 +137,8 @@ class Engine:
         try:
             self.node = Node(self.settings, redis_url, load_secret(self.settings))
             await self.node.start()
-            self.listener = Listener(self.settings, build_app(self.node), Gateway(self.node).handle)
+            self.app = build_app(self.node)
+            self.listener = Listener(self.settings, self.app, Gateway(self.node).handle)
             await self.listener.start(sock)
         except BaseException:
             await self.stop()
@@ -133,6 +150,7 @@ class Engine:
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
+        self.app = None
         if self.node is not None:
             await self.node.stop()
             self.node = None
@@ -152,14 +170,32 @@ class Engine:
     ) -> None:
         await self.stop()
 
-    async def serve_until_signal(self) -> None:
-        """Serve until SIGINT/SIGTERM, then shut down gracefully."""
-        stop = asyncio.Event()
+    def drain(self) -> None:
+        """Answer /readyz with 503 from now on, serving everything else as before."""
+        if self.app is not None:
+            self.app.state.draining = True
+
+    async def serve_until_signal(self, ready: Callable[[], None] | None = None) -> None:
+        """Serve until SIGINT/SIGTERM; the caller then stops the engine gracefully.
+
+        SIGTERM, an orchestrator's or a deploy's stop, first drains for `drain_s`: /readyz
+        turns 503 while viewers and requests are still served, so a load balancer takes
+        the engine out of rotation before its connections are closed. SIGINT (Ctrl-C), or
+        a second signal during the drain, stops at once. `ready` (saying the engine
+        serves) runs once the handlers are in place: a signal sent right after it must
+        not meet the default action, which kills at once."""
+        signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, signals.put_nowait, sig)
         try:
-            await stop.wait()
+            if ready is not None:
+                ready()
+            if await signals.get() is signal.SIGTERM and self.settings.drain_s > 0:
+                self.drain()
+                log.info("draining", extra={"drain_s": self.settings.drain_s})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signals.get(), self.settings.drain_s)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(Exception):

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import math
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import orjson
 from redis.exceptions import RedisError
 
-from engine import auth, redis_client
+from engine import auth, redis_client, redis_config
 from engine.app import Engine
 from engine.audit import Report, audit_room
 from engine.bench.auction import main as bench_auction
 from engine.bench.checkout import main as bench_checkout
 from engine.bench.coupons import main as bench_coupons
 from engine.bench.fanout import main as bench_fanout
+from engine.bench.flood import main as bench_flood
 from engine.bench.grab import main as bench_grab
 from engine.bench.groupbuy import main as bench_groupbuy
 from engine.bench.storm import main as bench_storm
@@ -27,14 +31,16 @@ from engine.demo import run_demo
 from engine.dev_cluster import DevCluster, stop_signals
 from engine.errors import LivecartError
 from engine.giveaways import check_draw
-from engine.keys import check_room_id
+from engine.keys import check_room_id, check_user_id
 from engine.logs import configure as configure_logs
 from engine.loop import run_event_loop
 from engine.order_feed import OrderFeed, export
 from engine.orders import Order, load_orders
 from engine.protocol import Role
-from engine.redis_server import EmbeddedRedis
+from engine.redis_config import RedisConfigError
+from engine.redis_server import EmbeddedRedis, RedisServerError
 from engine.report import build, load_show, write
+from engine.report_html import money
 from engine.settings import Settings, load_secret
 from engine.workers import Supervisor, default_workers
 from loadtests.run import add_parser as add_loadtest_parser
@@ -70,12 +76,60 @@ def _add_server_args(parser: argparse.ArgumentParser, *, default_port: int = 800
 
 async def _serve(settings: Settings) -> int:
     async with Engine(settings) as engine:
-        print(
-            f"livecart listening on {engine.base_url}  (viewers: {engine.ws_url}/{{room}})",
-            flush=True,
-        )
-        await engine.serve_until_signal()
+        line = f"livecart listening on {engine.base_url}  (viewers: {engine.ws_url}/{{room}})"
+        await engine.serve_until_signal(lambda: print(line, flush=True))
     return 0
+
+
+def _port_in_use(settings: Settings) -> ValueError:
+    return ValueError(
+        f"an engine (or something else) is already listening on {settings.host}:"
+        f"{settings.port}: stop it or pass --port"
+    )
+
+
+def _engine_settings(args: argparse.Namespace) -> Settings:
+    """`serve` and `demo`: the settings, checked before anything starts."""
+    settings = _settings(args)
+    if settings.redis_url:
+        redis_client.check_url(settings.redis_url)
+    _check_port_free(settings)
+    return settings
+
+
+def _check_port_free(settings: Settings) -> None:
+    """Before anything starts (the embedded Redis locks the data dir first, and workers
+    would share a port with SO_REUSEPORT): say plainly that the port is taken."""
+    if not settings.port:
+        return
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host)
+    try:
+        with socket.create_connection((probe or settings.host, settings.port), timeout=0.5):
+            pass
+    except OSError:
+        return
+    raise _port_in_use(settings)
+
+
+def _run_engine(settings: Settings, main: Coroutine[Any, Any, int]) -> int:
+    """Run one engine's event loop; a port taken after the check is the same sentence."""
+    try:
+        return run_event_loop(main)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _port_in_use(settings) from None
+        raise
+
+
+def _check_redis_for_workers(settings: Settings) -> None:
+    """`serve --workers N` on an external Redis: refuse an unsafe one once, here, rather
+    than in every worker. An unreachable Redis is left to the workers, which wait for it."""
+    if settings.redis_url is None or settings.redis_unsafe_ok:
+        return
+    try:
+        asyncio.run(redis_config.check_url(settings.redis_url))
+    except (RedisError, OSError):
+        return
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -83,24 +137,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers < 1:
         print("livecart: --workers must be at least 1", file=sys.stderr)
         return 2
-    settings = _settings(args)
+    settings = _engine_settings(args)
     configure_logs(settings.log_format, settings.log_level)
     if workers > 1:
         # N processes on one port (SO_REUSEPORT), one Redis: engine/workers.py.
+        _check_redis_for_workers(settings)
         return Supervisor(settings, workers).run()
-    return run_event_loop(_serve(settings))
+    return _run_engine(settings, _serve(settings))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _engine_settings(args)
     configure_logs(settings.log_format, settings.log_level)
-    return run_event_loop(run_demo(settings, bots=args.bots))
+    return _run_engine(settings, run_demo(settings, bots=args.bots))
+
+
+def _engine_secret(settings: Settings) -> str:
+    """The running engine's secret, never a new one: a token signed with a secret made up
+    in another folder would be refused by the engine."""
+    path = settings.data_dir / "secret"
+    if not settings.secret and not path.exists():
+        raise ValueError(
+            f"no token secret at {path.resolve()}: run this in the folder where the engine "
+            "runs, pass --data-dir with the engine's data dir, or set LIVECART_SECRET to "
+            "the engine's secret"
+        )
+    return load_secret(settings)
 
 
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    check_room_id(args.room)
+    check_user_id(args.user or f"{args.role}-1")
     token = auth.mint(
-        load_secret(settings),
+        _engine_secret(settings),
         room=args.room,
         role=Role(args.role),
         user=args.user or f"{args.role}-1",
@@ -115,7 +185,7 @@ def redis_url_for_tools(args: argparse.Namespace) -> str:
     """--redis-url, else REDIS_URL, else the embedded Redis of a running engine."""
     settings = _settings(args)
     if settings.redis_url:
-        return settings.redis_url
+        return redis_client.check_url(settings.redis_url)
     url_file = EmbeddedRedis(settings.data_dir / "redis", binary="redis-server").url_path
     if url_file.exists():
         return url_file.read_text().strip()
@@ -169,8 +239,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         for path in paths:
             print(path)
     print(f"livecart: report of {args.room}: {summary['unique_viewers']} viewers, "
-          f"{summary['paid_orders']} paid orders, GMV {summary['gmv']} {summary['currency']}",
-          file=sys.stderr)  # fmt: skip
+          f"{summary['paid_orders']} paid orders, "
+          f"GMV {money(summary['gmv'], summary['currency'])}", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -271,6 +341,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_groupbuy(args)
     if args.bench == "storm":
         return bench_storm(args)
+    if args.bench == "flood":
+        return bench_flood(args)
     return 2
 
 
@@ -299,63 +371,101 @@ def _add_orders_parser(sub: Subparsers) -> None:
     orders.set_defaults(func=cmd_orders)
 
 
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high], else one sentence saying which."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {bound}, not {text!r}")
+        return value
+
+    return parse
+
+
+def _number(low: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number >= low (> low when `above`), else one sentence."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > low if above else value >= low) or math.isinf(value):
+            bound = f"above {low:g}" if above else f"of at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be a number {bound}, not {text!r}")
+        return value
+
+    return parse
+
+
 def _add_bench_parser(sub: Subparsers) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     fanout = bench_sub.add_parser("fanout", help="room fan-out to many viewers")
-    fanout.add_argument("--viewers", type=int, default=1000)
-    fanout.add_argument("--comments-per-second", type=int, default=100)
-    fanout.add_argument("--seconds", type=float, default=10.0)
-    fanout.add_argument("--tick-ms", type=int, default=100)
+    fanout.add_argument("--viewers", type=_whole(1), default=1000)
+    fanout.add_argument("--comments-per-second", type=_whole(1), default=100)
+    fanout.add_argument("--seconds", type=_number(0, above=True), default=10.0)
+    fanout.add_argument("--tick-ms", type=_whole(1, 5000), default=100)
     fanout.add_argument(
         "--display-rate",
-        type=int,
+        type=_whole(1, 1000),
         default=None,
         help="room display rate (default: the room default)",
     )
     fanout.add_argument("--redis-url", default=None)
     fanout.add_argument("--json", action="store_true", help="print one JSON object")
     grab = bench_sub.add_parser("grab", help="the flash-sale second: many viewers grab at once")
-    grab.add_argument("--viewers", type=int, default=1000)
-    grab.add_argument("--stock", type=int, default=100)
-    grab.add_argument("--attempts", type=int, default=10000)
-    grab.add_argument("--limit", type=int, default=1, help="per-user limit (default 1)")
-    grab.add_argument("--think-ms", type=float, default=0.0,
+    grab.add_argument("--viewers", type=_whole(1), default=1000)
+    grab.add_argument("--stock", type=_whole(1), default=100)
+    grab.add_argument("--attempts", type=_whole(1), default=10000)
+    grab.add_argument("--limit", type=_whole(1), default=1, help="per-user limit (default 1)")
+    grab.add_argument("--think-ms", type=_number(0), default=0.0,
                       help="each viewer's pause between an answer and the next tap")  # fmt: skip
-    grab.add_argument("--window-ms", type=float, default=0.0, help="grab batching window")
-    grab.add_argument("--in-flight", type=int, default=2, help="grab batches in flight per sale")
+    grab.add_argument("--window-ms", type=_number(0), default=0.0, help="grab batching window")
     grab.add_argument("--metrics", choices=["on", "off"], default="on",
                       help="count show metrics (off: the hot-path cost baseline)")  # fmt: skip
-    grab.add_argument("--compare-metrics", type=int, default=0, metavar="ROUNDS",
+    grab.add_argument("--compare-metrics", type=_whole(0), default=0, metavar="ROUNDS",
                       help="run ROUNDS pairs, metrics on then off, and print the cost")  # fmt: skip
     grab.add_argument("--redis-url", default=None)
     grab.add_argument("--json", action="store_true", help="print one JSON object")
     rain = bench_sub.add_parser("coupons", help="a coupon rain: the whole room claims a drop")
-    rain.add_argument("--viewers", type=int, default=1000)
-    rain.add_argument("--coupons", type=int, default=100)
-    rain.add_argument("--attempts", type=int, default=None, help="taps in all (default: viewers)")
+    rain.add_argument("--viewers", type=_whole(1), default=1000)
+    rain.add_argument("--coupons", type=_whole(1), default=100)
+    rain.add_argument(
+        "--attempts", type=_whole(1), default=None, help="taps in all (default: viewers)"
+    )
     rain.add_argument("--redis-url", default=None)
     rain.add_argument("--json", action="store_true", help="print one JSON object")
     checkout = bench_sub.add_parser("checkout", help="orders paid end to end through the provider")
-    checkout.add_argument("--orders", type=int, default=500)
-    checkout.add_argument("--concurrency", type=int, default=50, help="buyers at once")
+    checkout.add_argument("--orders", type=_whole(1), default=500)
+    checkout.add_argument("--concurrency", type=_whole(1), default=50, help="buyers at once")
     checkout.add_argument("--redis-url", default=None)
     checkout.add_argument("--json", action="store_true", help="print one JSON object")
     auction = bench_sub.add_parser("auction", help="a contested auction over several processes")
-    auction.add_argument("--bidders", type=int, default=200)
-    auction.add_argument("--engines", type=int, default=2, help="engine processes (one Redis)")
-    auction.add_argument("--seconds", type=int, default=15, help="the auction's duration")
-    auction.add_argument("--think-ms", type=float, default=300.0,
+    auction.add_argument("--bidders", type=_whole(1), default=200)
+    auction.add_argument(
+        "--engines", type=_whole(1), default=2, help="engine processes (one Redis)"
+    )
+    auction.add_argument("--seconds", type=_whole(5), default=15, help="the auction's duration")
+    auction.add_argument("--think-ms", type=_number(0), default=300.0,
                          help="each bidder's longest pause before bidding again")  # fmt: skip
     auction.add_argument("--seed", type=int, default=1)
     auction.add_argument("--redis-url", default=None)
     auction.add_argument("--json", action="store_true", help="print one JSON object")
     group = bench_sub.add_parser("group-buy", help="two group-buy teams: one completes, one fails")
-    group.add_argument("--team-size", type=int, default=3)
-    group.add_argument("--window-s", type=int, default=8, help="each team's time to fill and pay")
+    group.add_argument("--team-size", type=_whole(2, 50), default=3)
+    group.add_argument(
+        "--window-s", type=_whole(5), default=8, help="each team's time to fill and pay"
+    )
     group.add_argument("--redis-url", default=None)
     group.add_argument("--json", action="store_true", help="print one JSON object")
     _add_storm_parser(bench_sub)
+    _add_flood_parser(bench_sub)
     bench.set_defaults(func=cmd_bench)
 
 
@@ -363,13 +473,26 @@ def _add_storm_parser(bench_sub: Subparsers) -> None:
     storm = bench_sub.add_parser(
         "storm", help="a reconnection storm: an engine killed and restarted under its viewers"
     )
-    storm.add_argument("--viewers", type=int, default=2000)
-    storm.add_argument("--handshakes-per-s", type=float, default=500.0,
+    storm.add_argument("--viewers", type=_whole(1), default=2000)
+    storm.add_argument("--handshakes-per-s", type=_number(0, above=True), default=500.0,
                        help="the restarted engine's handshake limit (burst: twice it)")  # fmt: skip
-    storm.add_argument("--outage-s", type=float, default=2.0, help="how long the engine is down")
-    storm.add_argument("--comments", type=int, default=5, help="posted during the outage")
+    storm.add_argument(
+        "--outage-s", type=_number(0), default=2.0, help="how long the engine is down"
+    )
+    storm.add_argument("--comments", type=_whole(0), default=5, help="posted during the outage")
     storm.add_argument("--redis-url", default=None)
     storm.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_flood_parser(bench_sub: Subparsers) -> None:
+    flood = bench_sub.add_parser(
+        "flood", help="bad-frame floods: a fresh viewer's join time and the engine's memory"
+    )
+    flood.add_argument("--flooders", type=_whole(1), default=10)
+    flood.add_argument("--seconds", type=_number(1), default=10.0, help="how long they flood")
+    flood.add_argument("--probes", type=_whole(1), default=5, help="idle joins measured first")
+    flood.add_argument("--redis-url", default=None)
+    flood.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -460,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, LivecartError) as exc:
+    except (ValueError, LivecartError, RedisServerError, RedisConfigError) as exc:
         print(f"livecart: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:

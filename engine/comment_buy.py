@@ -161,12 +161,15 @@ def resolve(command: Command, config: CommentBuyConfig, lineup: Sequence[Product
     base = {"product": product.id}
     vocabulary: set[str] = set().union(*(variant_words(s) for s in product.skus))
     variant, quantity = list(command.variant), command.quantity
+    twice = command.repeated_quantity
     if command.bare is not None and command.bare in vocabulary:
         variant.insert(0, command.bare)  # "SOLD 3 42": size 42, not 42 units
-        quantity = None
+        quantity = quantity if command.marked else None
+    elif command.bare is not None and command.marked:
+        twice = True  # "SOLD 3 2 x2": a quantity right after the code, and a marked one
     choices = [s for s in product.skus if _open(_best_sale(sales, s.sku, at_ms), at_ms)]
     options = {"options": [label(s) for s in choices or product.skus]}
-    if command.repeated_quantity:
+    if twice:
         return Reply("bad_quantity", f"Say the quantity once, e.g. {kw} {command.code} 2.", base)
     unknown = _unknown_word(command, product, variant, vocabulary, options["options"])
     if unknown is not None:

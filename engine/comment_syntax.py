@@ -2,7 +2,8 @@
 
 A buy comment is `<keyword> <code> [quantity] [variant words...]` (`SOLD 3 2 blue`), or a
 product keyword standing for `<keyword> <code>` (`MUG 2 blue`). Matching is NFKC and
-case-insensitive, so full-width letters and digits, `sold #3` and `SOLD 3` read the same. Anything
+case-insensitive, so full-width letters and digits, `sold #3` and `SOLD 3` read the same, and
+the decimal digits of every script are read as ASCII digits (`SOLD ٣ ٢` is `SOLD 3 2`). Anything
 else is chat, and `parse_command` returns None for it. What the code and the words
 refer to is resolved against the catalog in engine.comment_buy. docs/comment-to-buy.md
 has the syntax with examples.
@@ -33,11 +34,18 @@ _KEYWORD = re.compile(r"[^\W_]+")  # one word of letters and digits, after foldi
 _INTEGER = re.compile(r"[+-]?\d+")
 _MARKED = re.compile(rf"[{QUANTITY_MARKERS}](\d+)|(\d+)[{QUANTITY_MARKERS}]")
 _MAX_DIGITS = 9  # beyond any limit; keeps int() of a pasted number string cheap
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")  # a decimal digit of another script: ٣, ३, ๓...
+
+
+def _ascii_digit(match: re.Match[str]) -> str:
+    return str(unicodedata.decimal(match.group()))
 
 
 def fold(text: str) -> str:
-    """The form every comparison uses: NFKC, then case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """The form every comparison uses: NFKC, case-folded, every decimal digit ASCII (a
+    phone's Arabic-Indic or Devanagari keyboard types `٣` or `३` for 3)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return folded if folded.isascii() else _OTHER_DIGIT.sub(_ascii_digit, folded)
 
 
 def _trim(token: str) -> str:
@@ -138,9 +146,11 @@ def parse_config(body: Any) -> CommentBuyConfig:
 class Command:
     """What a buy comment asks for, before the catalog is consulted.
 
-    `code` is None for the keyword alone. `quantity` is from a marker ("x2") when `marked`,
-    else the bare number right after the code, which the resolver may read as a size
-    instead (`bare` keeps its spelling). `repeated_quantity`: two markers."""
+    `code` is None for the keyword alone. `bare` is a number right after the code, in its
+    spelling: the resolver reads it as a variant word when the product has one spelled so
+    (a size `42`), else as the quantity. `quantity` is from a marker ("x2") when `marked`,
+    else from `bare`; a marker and a `bare` that is no variant word give the quantity twice,
+    as do two markers (`repeated_quantity`)."""
 
     code: str | None
     quantity: int | None = None
@@ -179,11 +189,11 @@ def parse_command(text: str, config: CommentBuyConfig) -> Command | None:
     variant = [w for w in after if not _MARKED.fullmatch(w)]
     quantity: int | None = None
     bare: str | None = None
-    if marks:
-        quantity = _number(marks[0].group(1) or marks[0].group(2))
-    elif variant and _INTEGER.fullmatch(variant[0]):
+    if after and _INTEGER.fullmatch(after[0]):  # right after the code: a quantity or a size
         bare = variant.pop(0)
         quantity = _number(bare)
+    if marks:
+        quantity = _number(marks[0].group(1) or marks[0].group(2))
     return Command(
         code=code,
         quantity=quantity,

@@ -265,7 +265,6 @@ class Coupons:
         log_maxlen: int,
         outbox_maxlen: int,
         max_batch: int = 256,
-        max_in_flight: int = 2,
         meter: Meter | None = None,
     ) -> None:
         self.redis = redis
@@ -273,7 +272,6 @@ class Coupons:
         self.log_maxlen = log_maxlen
         self.outbox_maxlen = outbox_maxlen
         self.max_batch = max_batch
-        self.max_in_flight = max_in_flight
         self.meter = meter or off()
         self.batchers: dict[tuple[str, str], GrabBatcher] = {}
 
@@ -390,7 +388,6 @@ class Coupons:
             batcher = self.batchers[key] = GrabBatcher(
                 lambda batch: self.claim_batch(room, drop_id, batch),
                 max_batch=self.max_batch,
-                max_in_flight=self.max_in_flight,
                 window_s=0.0,
                 on_idle=lambda: self._forget(key),
             )

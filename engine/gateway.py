@@ -108,7 +108,11 @@ class Gateway:
                 extra={"room": hub.room_id, "conn": conn_id, "user": viewer.author.user},
             )
             async for frame in conn:
+                if viewer.closing:
+                    break  # over its budget: stop reading, what is left is dropped
                 await self._on_frame(viewer, hub, frame)
+            if viewer.closer is not None:
+                await viewer.closer
         except ConnectionClosed:
             pass
         finally:
@@ -230,6 +234,8 @@ class Gateway:
     # ---- frames ----------------------------------------------------------------------
 
     async def _on_frame(self, viewer: Viewer, hub: RoomHub, frame: str | bytes) -> None:
+        if viewer.closing:
+            return
         now = time.monotonic()
         ref: str | None = None
         try:

@@ -54,7 +54,9 @@ log = logging.getLogger("livecart.hub")
 class Viewer:
     """One joined connection: who it is and how to write to it."""
 
-    __slots__ = ("author", "clicked", "codec", "conn", "conn_id", "guard", "hub", "state")
+    __slots__ = (
+        "author", "clicked", "closer", "codec", "conn", "conn_id", "guard", "hub", "state",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -72,6 +74,8 @@ class Viewer:
         self.hub: RoomHub | None = None
         self.state = SessionState.AWAITING_HELLO
         self.clicked: set[str] | None = None  # products whose card this connection opened
+        # The close decided for this connection (once): nothing it sends is served after.
+        self.closer: asyncio.Task[None] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one frame now, without waiting (the socket's buffer bound still applies)."""
@@ -80,9 +84,17 @@ class Viewer:
         METRICS.frames_sent.inc(1, "direct")
         METRICS.bytes_sent.inc(len(data))
 
+    @property
+    def closing(self) -> bool:
+        return self.closer is not None
+
     def close_soon(self, code: CloseCode, reason: str) -> None:
+        """Close with `code` once; from then on the gateway serves none of its frames (a
+        flood already read is dropped, not processed)."""
+        if self.closer is not None:
+            return
         METRICS.disconnects.inc(1, code.name.lower())
-        asyncio.get_running_loop().create_task(self.conn.close(code, reason))
+        self.closer = asyncio.get_running_loop().create_task(self.conn.close(code, reason))
 
 
 class RoomHub:

@@ -1,10 +1,21 @@
-"""One TCP port for everything: WebSocket upgrades on `/ws/...` go to `websockets`,
-every other request goes to uvicorn running the Starlette app.
+"""One TCP port for everything: uvicorn reads every HTTP request of every connection and
+serves it with the Starlette app, except a WebSocket upgrade on `/ws/...`, which goes to
+`websockets` on whichever request of a kept-alive connection it comes. A reverse proxy
+pools its connections to the engine (nginx's `keepalive`): a viewer's handshake often
+follows health checks and API calls on the same connection (docs/deploy.md § Reverse
+proxy).
 
-The first request head of each connection is read by a small sniffer protocol, which
-then hands the transport (and the bytes it read) to the chosen protocol. After that
-hand-off nothing sits between the socket and its protocol, so the viewer path keeps the
-speed of a plain `websockets` server (ARCHITECTURE.md) while HTTP keeps Starlette.
+uvicorn hands an upgrade over by instantiating its `ws_protocol_class` (here `_Upgrade`)
+and feeding it the request head it parsed. `_Upgrade` gives the transport to a
+`websockets` connection for `GET /ws/...`, and serves any other upgrade as plain HTTP
+(docs/protocol.md § Connecting). After the hand-off nothing sits between the socket and
+the viewer's protocol, so the viewer path keeps the speed of a plain `websockets` server
+(ARCHITECTURE.md) while HTTP keeps Starlette.
+
+uvicorn limits neither the size of a request head nor how long it may take to arrive, so a
+connection's first head is read by `_FirstHead` first: at most MAX_HEAD_BYTES (431
+otherwise) within HEAD_TIMEOUT_S (closed otherwise). Later requests on a kept-alive
+connection are uvicorn's own.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from engine.admission import Admission, HandshakeRate
+from engine.admission import Admission, HandshakeRate, TrustedProxies
 from engine.codec import SUBPROTOCOLS
 from engine.gateway import WS_PATH_PREFIX, ViewerConnection
 from engine.metrics import METRICS
@@ -41,19 +52,12 @@ MAX_HEAD_BYTES = 16 * 1024
 HEAD_TIMEOUT_S = 10.0
 OPEN_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
-
-
-def is_websocket_upgrade(head: bytes) -> bool:
-    """Whether a request head is `GET /ws/...` with `Upgrade: websocket`."""
-    request_line, _, headers = head.partition(b"\r\n")
-    parts = request_line.split(b" ")
-    if len(parts) != 3 or parts[0] != b"GET" or not parts[1].startswith(WS_PATH_PREFIX.encode()):
-        return False
-    for line in headers.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"upgrade" and b"websocket" in value.lower():
-            return True
-    return False
+# An idle kept-alive HTTP connection is closed after this long (uvicorn's own default,
+# spelled out: a reverse proxy's pool must let go of connections sooner, docs/deploy.md).
+KEEP_ALIVE_S = 5
+# Request headers left out when an upgrade outside /ws/ is served as plain HTTP: uvicorn
+# has already read its body (if any), so what is replayed is the head alone.
+_NOT_REPLAYED = frozenset({b"upgrade", b"content-length", b"transfer-encoding"})
 
 
 def select_subprotocol(
@@ -89,7 +93,29 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Sniffer(asyncio.Protocol):
+def is_viewer_handshake(head: bytes) -> bool:
+    """Whether an upgrade's request head (as uvicorn re-serialises it) is `GET /ws/...`."""
+    method, _, rest = head.partition(b" ")
+    return method == b"GET" and rest.startswith(WS_PATH_PREFIX.encode())
+
+
+def as_plain_request(head: bytes) -> bytes:
+    """An upgrade's request head without the upgrade (and body) headers."""
+    request_line, *lines = head.split(b"\r\n")
+    kept = [line for line in lines if line.partition(b":")[0].strip().lower() not in _NOT_REPLAYED]
+    return b"\r\n".join([request_line, *kept])
+
+
+def _hand_over(transport: asyncio.Transport, protocol: asyncio.Protocol, data: bytes) -> None:
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(data)
+
+
+class _FirstHead(asyncio.Protocol):
+    """Reads a connection's first request head within the limits, then hands the
+    transport (and the bytes read) to uvicorn."""
+
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.buffer = bytearray()
@@ -99,7 +125,7 @@ class _Sniffer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
-        self.listener.sniffing.add(self)
+        self.listener.reading_first_head.add(self)
         self.timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, transport.close)
 
     def data_received(self, data: bytes) -> None:
@@ -112,19 +138,64 @@ class _Sniffer(asyncio.Protocol):
             return
         if end < 0:
             return
-        if self.timer is not None:
-            self.timer.cancel()
-        self.listener.sniffing.discard(self)
-        head = bytes(self.buffer[:end])
-        protocol = self.listener.protocol_for(head)
-        self.transport.set_protocol(protocol)
-        protocol.connection_made(self.transport)
-        protocol.data_received(bytes(self.buffer))
+        self._done()
+        _hand_over(self.transport, self.listener.http_protocol(), bytes(self.buffer))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
+
+    def _done(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.listener.sniffing.discard(self)
+        self.listener.reading_first_head.discard(self)
+
+
+class _Upgrade(asyncio.Protocol):
+    """uvicorn's `ws_protocol_class`: given an upgrade's request head (in one
+    `data_received`), hands the transport to the protocol the request is for."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.inner: asyncio.Protocol | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+            return
+        assert self.transport is not None
+        if is_viewer_handshake(data):
+            self.inner = self.listener.ws_protocol()
+        else:
+            self.inner, data = self.listener.http_protocol(), as_plain_request(data)
+        _hand_over(self.transport, self.inner, data)
+        # uvicorn 0.30 points the transport at this protocol only after this call returns:
+        # point it at the inner one again before anything else is read (and forward what
+        # reaches this one meanwhile).
+        asyncio.get_running_loop().call_soon(self._repoint)
+
+    def _repoint(self) -> None:
+        if self.transport is not None and self.transport.get_protocol() is self:
+            assert self.inner is not None
+            self.transport.set_protocol(self.inner)
+
+    def eof_received(self) -> bool | None:
+        return None if self.inner is None else self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
 
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -137,8 +208,9 @@ class Listener:
         self.settings = settings
         self.ws_handler = ws_handler
         self.http_config = uvicorn.Config(
-            app, lifespan="off", ws="none", log_config=None, access_log=False, server_header=False
-        )
+            app, lifespan="off", http="httptools", ws=cast(Any, self._upgrade), log_config=None,
+            access_log=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_S,
+        )  # fmt: skip
         self.http_config.load()
         self.http_state = ServerState()
         self.ws_server = WebSocketServer(self._unused_create_server, self._ws_connection)
@@ -146,9 +218,14 @@ class Listener:
         self.admission = Admission(
             settings.allowed_origins,
             HandshakeRate(settings.handshakes_per_ip_per_s, settings.handshakes_per_s),
+            TrustedProxies(settings.trusted_proxies),
         )
         # Connections that have not finished sending their first request head.
-        self.sniffing: set[_Sniffer] = set()
+        self.reading_first_head: set[_FirstHead] = set()
+
+    def _upgrade(self, **_: Any) -> _Upgrade:
+        """uvicorn's `ws_protocol_class` (called with its config and state, unused here)."""
+        return _Upgrade(self)
 
     @staticmethod
     async def _unused_create_server() -> asyncio.Server:
@@ -164,27 +241,26 @@ class Listener:
         loop = asyncio.get_running_loop()
         if sock is None:
             self.server = await loop.create_server(
-                lambda: _Sniffer(self),
+                lambda: _FirstHead(self),
                 self.settings.host,
                 self.settings.port,
                 reuse_address=True,
                 backlog=4096,
             )
         else:
-            self.server = await loop.create_server(lambda: _Sniffer(self), sock=sock, backlog=4096)
+            self.server = await loop.create_server(lambda: _FirstHead(self), sock=sock,
+                                                   backlog=4096)  # fmt: skip
         # websockets' Server consults its asyncio server to refuse handshakes while closing.
         self.ws_server.server = self.server
 
-    def protocol_for(self, head: bytes) -> asyncio.Protocol:
-        if is_websocket_upgrade(head):
-            return self._ws_protocol()
+    def http_protocol(self) -> asyncio.Protocol:
         protocol_class: Any = self.http_config.http_protocol_class
         protocol: asyncio.Protocol = protocol_class(
             config=self.http_config, server_state=self.http_state, app_state={}
         )
         return protocol
 
-    def _ws_protocol(self) -> ViewerConnection:
+    def ws_protocol(self) -> ViewerConnection:
         limits = self.settings.limits
         protocol = ServerProtocol(
             subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
@@ -207,9 +283,8 @@ class Listener:
         (engine/admission.py) before anything else is spent on it."""
         peer = connection.remote_address
         refusal = self.admission.check(
-            ip=str(peer[0]) if peer else "", origin=request.headers.get("Origin"),
-            host=request.headers.get("Host"), now=time.monotonic(),
-        )  # fmt: skip
+            peer=str(peer[0]) if peer else "", headers=request.headers, now=time.monotonic()
+        )
         if refusal is None:
             return None
         METRICS.handshakes_refused.inc(1, "origin" if refusal.status == 403 else "rate")
@@ -245,9 +320,9 @@ class Listener:
         if self.server is None:
             return
         self.server.close()
-        for sniffer in list(self.sniffing):
-            if sniffer.transport is not None:
-                sniffer.transport.close()
+        for first_head in list(self.reading_first_head):
+            if first_head.transport is not None:
+                first_head.transport.close()
         closing = [
             asyncio.create_task(conn.close(CloseCode.GOING_AWAY, "server shutting down"))
             for conn in list(self.ws_server.all_connections)

@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine import auth, bus, redis_client
+from engine import auth, bus, redis_client, redis_config
 from engine.access import Access
 from engine.auctions import AuctionStore
 from engine.broker import Broker
@@ -66,6 +66,8 @@ class Node:
         self.secret = secret
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.redis: Redis = redis_client.connect(redis_url)
+        # What Redis's own settings risk (eviction, no persistence): read at start.
+        self.redis_config: redis_config.RedisConfigCheck | None = None
         self.scripts = Scripts()
         self.meter = Meter(self.redis, enabled=settings.metrics,
                            flush_s=settings.metrics_flush_ms / 1000)  # fmt: skip
@@ -87,14 +89,12 @@ class Node:
             self.scripts,
             outbox_maxlen=settings.outbox_maxlen,
             max_batch=settings.grab_max_batch,
-            max_in_flight=settings.grab_in_flight,
             window_s=settings.grab_window_ms / 1000,
             meter=self.meter,
         )
         self.coupons = Coupons(
             self.redis, self.scripts, log_maxlen=maxlen, outbox_maxlen=settings.outbox_maxlen,
-            max_batch=settings.grab_max_batch, max_in_flight=settings.grab_in_flight,
-            meter=self.meter,
+            max_batch=settings.grab_max_batch, meter=self.meter,
         )  # fmt: skip
         self.risk = RiskRules(settings.max_orders_per_user, settings.max_orders_per_device,
                               settings.review_threshold)  # fmt: skip
@@ -108,7 +108,7 @@ class Node:
         )  # fmt: skip
         derived = hmac.new(secret.encode(), b"livecart payments", hashlib.sha256).hexdigest()
         payment_secret = (settings.payment_secret or derived).encode()
-        self.provider = SimulatedProvider(self.redis, payment_secret)
+        self.provider = SimulatedProvider(self.redis, self.scripts, payment_secret)
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
         self.watchtime = WatchTime(self.redis)
@@ -157,6 +157,9 @@ class Node:
 
     async def start(self) -> None:
         await self._wait_for_redis()
+        self.redis_config = await redis_config.check(
+            self.redis, unsafe_ok=self.settings.redis_unsafe_ok
+        )
         self.broker.mode = await bus.choose(self.settings.pubsub, self.redis)
         self.scripts.use(self.broker.mode)  # before any script runs: they publish with it
         await self.scripts.load(self.redis)

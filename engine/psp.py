@@ -21,6 +21,7 @@ from engine import keys
 from engine.errors import ConflictError, NotFoundError, ProtocolError
 from engine.payments import PAYMENT_ID_RE, ProviderPayment, sign
 from engine.redis_client import text
+from engine.scripts import Scripts
 
 log = logging.getLogger("livecart.psp")
 
@@ -30,9 +31,16 @@ _RECORD_TTL_S = 30 * 24 * 3600
 
 class SimulatedProvider:
     def __init__(
-        self, redis: Redis, secret: bytes, *, pay_base_url: str = "", timeout_s: float = 10.0
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        secret: bytes,
+        *,
+        pay_base_url: str = "",
+        timeout_s: float = 10.0,
     ) -> None:
         self.redis = redis
+        self.scripts = scripts
         self.secret = secret
         self.pay_base_url = pay_base_url.rstrip("/")
         self.http = httpx.AsyncClient(timeout=timeout_s)
@@ -66,17 +74,16 @@ class SimulatedProvider:
         return ProviderPayment(payment_id, f"{base}/psp/pay/{payment_id}")
 
     async def refund(self, payment_id: str, amount: int, refund_id: str) -> str:
-        record = await self.get(payment_id)
-        key = keys.psp_payment(payment_id)
-        if await self.redis.hexists(key, f"refund:{refund_id}"):
-            return refund_id  # idempotent by refund id
-        if record["state"] != "succeeded":
-            raise ConflictError(f"payment {payment_id} is {record['state']}", code="psp_refused")
-        if record["refunded"] + amount > record["amount"]:
+        await self.get(payment_id)  # a known payment, else payment_not_found
+        result = await self.scripts.psp_refund(
+            self.redis, [keys.psp_payment(payment_id)], [refund_id, amount]
+        )
+        if text(result[0]) == "err":
+            problem, detail = text(result[1]), text(result[2])
+            if problem == "state":
+                raise ConflictError(f"payment {payment_id} is {detail}", code="psp_refused")
             raise ConflictError("refund above the amount paid", code="psp_refused")
-        await self.redis.hincrby(key, "refunded", amount)
-        await self.redis.hset(key, f"refund:{refund_id}", amount)
-        return refund_id
+        return refund_id  # refunded now, or already (idempotent by refund id)
 
     # ---- the buyer's side -----------------------------------------------------------------
 

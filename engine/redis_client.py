@@ -28,6 +28,18 @@ POOL_TIMEOUT_S = 10.0
 
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+SCHEMES = ("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES)
+
+
+def check_url(url: str) -> str:
+    """The URL, if its scheme is one `connect` understands; else a ValueError that lists
+    them all (redis-py's own message leaves out the cluster schemes)."""
+    if not url.startswith(SCHEMES):
+        raise ValueError(
+            f"the Redis URL {redacted(url)!r} must start with {', '.join(SCHEMES[:-1])} or "
+            f"{SCHEMES[-1]} (e.g. redis://127.0.0.1:6379/0)"
+        )
+    return url
 
 
 def redacted(url: str) -> str:
@@ -90,6 +102,7 @@ def connect(url: str, *, resend: bool = True) -> Redis:
     a comment or a bid could then repeat. The pub/sub broker connects without `resend`: it
     must see every connection loss to backfill what was published meanwhile."""
     retry = Retry(NoBackoff(), 1 if resend else 0)
+    check_url(url)
     if is_cluster_url(url):
         return _connect_cluster(url, retry)
     pool = BlockingConnectionPool.from_url(

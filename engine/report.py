@@ -187,6 +187,8 @@ def summarize(show: ShowData, *, generated_at: int) -> dict[str, Any]:
     ended = room.ended_at
     duration_end = ended or generated_at
     main_gmv = gmv[currency] if currency else 0
+    paid_at = [int(o.fields["paid_at"]) for o in sold
+               if o.currency == currency and "paid_at" in o.fields]  # fmt: skip
     return {
         "room": room.id, "title": room.title, "state": room.state.value, "currency": currency,
         "generated_at": generated_at, "started_at": started, "ended_at": ended,
@@ -207,6 +209,7 @@ def summarize(show: ShowData, *, generated_at: int) -> dict[str, Any]:
         "orders": len(show.orders), "paid_orders": len(sold),
         "paid_buyers": len({order.user for order in sold}),
         "gmv": main_gmv, "gmv_by_currency": dict(sorted(gmv.items())),
+        "first_paid_at": min(paid_at, default=None),
         "refunds": sum(len(order.refunds()) for order in sold),
         "refunded": refunded[currency] if currency else 0,
         "coupon_drops": counters.total(Metric.COUPON_DROPS),

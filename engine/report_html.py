@@ -154,6 +154,8 @@ class Series:
     values: list[float]
     colour: str
     width: float = 2.0
+    # Where each value is drawn (ms); None: mid-minute, for per-minute figures.
+    times: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -211,9 +213,8 @@ def x_axis(plot: Plot) -> str:
 
 
 def polyline(plot: Plot, times: list[int], series: Series) -> str:
-    points = [
-        (plot.x(t + MINUTE_MS / 2), plot.y(v)) for t, v in zip(times, series.values, strict=True)
-    ]
+    at = series.times or [t + MINUTE_MS / 2 for t in times]
+    points = [(plot.x(t), plot.y(v)) for t, v in zip(at, series.values, strict=True)]
     coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{series.colour}"/>'
                    for x, y in points) if len(points) <= 2 else ""  # fmt: skip
@@ -284,6 +285,27 @@ def cumulative_gmv(minutes: list[dict[str, Any]]) -> list[float]:
     return out
 
 
+def cumulative_gmv_line(
+    minutes: list[dict[str, Any]], first_paid_at: int | None
+) -> tuple[list[float], list[float]]:
+    """(times, values) of the running net GMV: 0 at the first minute's start, each minute's
+    total at its end, and flat at 0 until the first paid order, so the line never rises
+    before money came in (a point mid-minute would start the slope up to a minute early)."""
+    if not minutes:
+        return [], []
+    times, values, rising = [float(_int(minutes[0], "minute"))], [0.0], False
+    for row, total in zip(minutes, cumulative_gmv(minutes), strict=True):
+        start = _int(row, "minute")
+        if not rising and total:
+            rising = True
+            if first_paid_at is not None and start < first_paid_at < start + MINUTE_MS:
+                times.append(float(first_paid_at))
+                values.append(0.0)
+        times.append(float(start + MINUTE_MS))
+        values.append(total)
+    return times, values
+
+
 def funnel_chart(summary: dict[str, Any]) -> str:
     funnel: dict[str, Any] = summary.get("funnel") or {}
     steps = ["viewers", "product_clicks", "grab_attempts", "reservations", "orders", "paid"]
@@ -310,7 +332,8 @@ def charts(summary: dict[str, Any], minutes: list[dict[str, Any]],
               Series("Online (max)", column(minutes, "online_max"), "#93c5fd", 1.5)]  # fmt: skip
     rates = [Series("Comments / min", column(minutes, "comments"), "#0d9488"),
              Series("Likes / min", column(minutes, "likes"), "#db2777")]  # fmt: skip
-    gmv = [Series(f"GMV ({cur or 'net'})", cumulative_gmv(minutes), "#16a34a", 2.5)]
+    at, running = cumulative_gmv_line(minutes, summary.get("first_paid_at"))
+    gmv = [Series(f"GMV ({cur or 'net'})", running, "#16a34a", 2.5, times=at)]
     return "".join([
         time_chart("online", "Online viewers", minutes, online, markers=markers),
         time_chart("gmv", "Cumulative GMV", minutes, gmv, label=lambda v: compact(v / 10**places)),

@@ -140,6 +140,7 @@ class Scripts:
     reminder_renew: Script
     reminder_finish: Script
     token_revoke: Script
+    psp_refund: Script  # the simulated payment provider's
 
     def __init__(self, pubsub: PubSubMode = PubSubMode.PLAIN) -> None:
         self._sources: dict[str, str] = {}

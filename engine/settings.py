@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ class Limits:
 # except that these may be set to "" to mean unset.
 _EMPTY_IS_UNSET = {
     "REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET", "LIVECART_REMINDER_WEBHOOK_URL",
+    "LIVECART_REDIS_UNSAFE_OK",
 }  # fmt: skip
 
 
@@ -54,11 +56,11 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_HOST": ("host", str),
     "LIVECART_PORT": ("port", int),
     "REDIS_URL": ("redis_url", str),
+    "LIVECART_REDIS_UNSAFE_OK": ("redis_unsafe_ok", _switch),
     "LIVECART_DATA_DIR": ("data_dir", Path),
     "LIVECART_SECRET": ("secret", str),
     "LIVECART_TICK_MS": ("tick_ms", int),
     "LIVECART_GRAB_WINDOW_MS": ("grab_window_ms", float),
-    "LIVECART_GRAB_IN_FLIGHT": ("grab_in_flight", int),
     "LIVECART_PAYMENT_WINDOW_S": ("payment_window_s", int),
     "LIVECART_SHIPPING_FEE": ("shipping_fee", int),
     "LIVECART_MAX_ORDERS_PER_USER": ("max_orders_per_user", int),
@@ -76,6 +78,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
     "LIVECART_PUBLIC_URL": ("public_url", str),
     "LIVECART_ALLOWED_ORIGINS": ("allowed_origins", _comma_list),
+    "LIVECART_TRUSTED_PROXIES": ("trusted_proxies", _comma_list),
+    "LIVECART_DRAIN_S": ("drain_s", float),
     "LIVECART_LOG_FORMAT": ("log_format", str),
     "LIVECART_LOG_LEVEL": ("log_level", str),
 }
@@ -86,6 +90,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     redis_url: str | None = None
+    # Start even on a Redis that may evict keys or persists nothing (engine/redis_config.py):
+    # the problems are then logged at start and shown on /readyz.
+    redis_unsafe_ok: bool = False
     data_dir: Path = Path(".livecart")
     secret: str = ""
     # Secrets being rotated out: tokens they signed are still accepted until they expire.
@@ -103,11 +110,10 @@ class Settings:
     hub_linger_s: float = 15.0
     # Stock events kept in each room's outbox stream (approximate).
     outbox_maxlen: int = 200_000
-    # Grab micro-batching (engine/stock.py): extra wait before a batch goes out, batch size,
-    # and batches one process may have in flight per sale.
+    # Grab micro-batching (engine/stock.py): extra wait before a batch goes out, and batch
+    # size. One batch per sale and process is in flight at a time (arrival order).
     grab_window_ms: float = 0.0
     grab_max_batch: int = 256
-    grab_in_flight: int = 2
     # How often each process sweeps expired reservations back to stock.
     sweep_ms: int = 250
     # Orders: how long a buyer has to pay (the order's deadline replaces the hold), the flat
@@ -137,6 +143,12 @@ class Settings:
     # (engine/admission.py). Per IP is generous: carrier NAT puts many phones behind one.
     handshakes_per_ip_per_s: float = 100.0
     handshakes_per_s: float = 1000.0
+    # Reverse proxies (addresses or networks) whose X-Forwarded-Host and X-Forwarded-For
+    # are believed: the host a browser asked for, the client's address (engine/admission.py).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    # On SIGTERM, /readyz answers 503 this long while everything else is still served, so a
+    # load balancer stops sending traffic before connections are closed (engine/app.py).
+    drain_s: float = 5.0
     # The built-in simulated payment provider (/psp/...): for development, demos and load
     # tests. Off in production: its routes are not mounted and no payment can start.
     simulated_psp: bool = True
@@ -175,8 +187,8 @@ class Settings:
             raise ValueError("appendfsync must be always, everysec or no")
         if self.pubsub not in PUBSUB_SETTINGS:
             raise ValueError("pubsub must be auto, sharded or plain")
-        if self.grab_in_flight < 1 or self.grab_max_batch < 1 or self.grab_window_ms < 0:
-            raise ValueError("grab_in_flight and grab_max_batch must be >= 1, grab_window_ms >= 0")
+        if self.grab_max_batch < 1 or self.grab_window_ms < 0:
+            raise ValueError("grab_max_batch must be >= 1, grab_window_ms >= 0")
         if not 10 <= self.payment_window_s <= 24 * 3600:
             raise ValueError("payment_window_s must be between 10 and 86400")
         if self.shipping_fee < 0 or self.review_threshold < 1:
@@ -185,8 +197,20 @@ class Settings:
             ("http://", "https://")
         ):
             raise ValueError("reminder_webhook_url must be an http(s) URL")
+        _check_networks(self.trusted_proxies)
+        if not 0 <= self.drain_s <= 300:
+            raise ValueError("drain_s must be between 0 and 300")
         if self.join_history > self.stream_maxlen:
             raise ValueError("join_history cannot exceed stream_maxlen")
+
+
+def _check_networks(networks: tuple[str, ...]) -> None:
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            message = f"trusted_proxies: {network!r} is not an IP address or network"
+            raise ValueError(message) from None
 
 
 def load_secret(settings: Settings) -> str:

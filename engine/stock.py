@@ -3,9 +3,11 @@ confirmation into sold, and the waitlist. The truth is in Redis and every change
 Lua script, so no check can be bypassed and several engine processes can share a sale.
 
 Micro-batching: grabs for one sale that arrive while a batch is in flight wait and go
-together in the next script call (at most `max_batch` per call, `max_in_flight` calls at
-once). When the sale is quiet a grab goes out at once; under a rush batches grow with the
-arrival rate, so the engine is not bound by one Redis round trip per grab.
+together in the next script call (at most `max_batch` per call). When the sale is quiet a
+grab goes out at once; under a rush batches grow with the arrival rate, so the engine is not
+bound by one Redis round trip per grab. One batch per sale and process is in flight at a
+time: two in flight would travel on two pooled connections, and Redis could run the later
+one first, so a viewer's second tap could win over the first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +31,7 @@ from engine.errors import (
     ProtocolError,
     UnavailableError,
 )
-from engine.meter import Meter, Metric, off
+from engine.meter import Meter, off
 from engine.metrics import METRICS
 from engine.redis_client import text
 from engine.sales import check_sale_id, sale_keys
@@ -83,15 +85,14 @@ class GrabBatcher:
     Answers are delivered by callback from the batch's completion, so a rush of grabs
     costs no task switch per grab (the gateway writes each ack from the callback)."""
 
-    def __init__(self, run: BatchRunner, *, max_batch: int, max_in_flight: int, window_s: float,
+    def __init__(self, run: BatchRunner, *, max_batch: int, window_s: float,
                  on_idle: Callable[[], None]) -> None:  # fmt: skip
         self.run = run
         self.max_batch = max_batch
-        self.max_in_flight = max_in_flight
         self.window_s = window_s
         self.on_idle = on_idle
         self.queue: deque[tuple[GrabRequest, OnAnswer]] = deque()
-        self.in_flight = 0
+        self.in_flight = False  # one batch at a time: batches reach Redis in arrival order
         self.timer: asyncio.TimerHandle | None = None
         self.batches = 0
 
@@ -114,7 +115,7 @@ class GrabBatcher:
         return await future
 
     def _kick(self) -> None:
-        if not self.queue or self.in_flight >= self.max_in_flight or self.timer is not None:
+        if not self.queue or self.in_flight or self.timer is not None:
             return
         if self.window_s > 0 and len(self.queue) < self.max_batch:
             self.timer = asyncio.get_running_loop().call_later(self.window_s, self._fire)
@@ -138,10 +139,10 @@ class GrabBatcher:
 
     def _fire(self) -> None:
         self.timer = None
-        if not self.queue or self.in_flight >= self.max_in_flight:
+        if not self.queue or self.in_flight:
             return
         batch = [self.queue.popleft() for _ in range(min(self.max_batch, len(self.queue)))]
-        self.in_flight += 1
+        self.in_flight = True
         self.batches += 1
         METRICS.grab_batch_size.observe(len(batch))
         asyncio.get_running_loop().create_task(self._send(batch))
@@ -156,22 +157,20 @@ class GrabBatcher:
             for (_, on_answer), answer in zip(batch, answers, strict=True):
                 self._deliver(on_answer, answer)
         finally:
-            self.in_flight -= 1
+            self.in_flight = False
             self._kick()
-            if not self.queue and self.in_flight == 0:
+            if not self.queue and not self.in_flight:
                 self.on_idle()
 
 
 class Stock:
     def __init__(self, redis: Redis, scripts: Scripts, *, outbox_maxlen: int, max_batch: int = 256,
-                 max_in_flight: int = 1, window_s: float = 0.0,
-                 meter: Meter | None = None) -> None:  # fmt: skip
+                 window_s: float = 0.0, meter: Meter | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.meter = meter or off()
         self.scripts = scripts
         self.outbox_maxlen = outbox_maxlen
         self.max_batch = max_batch
-        self.max_in_flight = max_in_flight
         self.window_s = window_s
         self.batchers: dict[tuple[str, str], GrabBatcher] = {}
 
@@ -194,7 +193,6 @@ class Stock:
             batcher = self.batchers[key] = GrabBatcher(
                 lambda batch: self.grab_batch(room, sale_id, batch),
                 max_batch=self.max_batch,
-                max_in_flight=self.max_in_flight,
                 window_s=self.window_s,
                 on_idle=lambda: self._forget(key),
             )
@@ -206,7 +204,11 @@ class Stock:
     async def grab_batch(self, room: str, sale_id: str, batch: list[GrabRequest],
                          *, at_ms: int | None = None) -> list[GrabAnswer]:  # fmt: skip
         """One script call for a batch (the batcher's runner; tests call it directly)."""
-        args: list[str | bytes | int | float] = ["" if at_ms is None else at_ms, self.outbox_maxlen]
+        args: list[str | bytes | int | float] = [
+            "" if at_ms is None else at_ms,
+            self.outbox_maxlen,
+            "1" if self.meter.enabled else "0",
+        ]
         for request in batch:
             args += [request.user, request.request_id, request.quantity]
         results = await self.scripts.grab(
@@ -218,24 +220,13 @@ class Stock:
                 keys.sale_answers(room, sale_id),
                 keys.expiry(room),
                 keys.outbox(room),
+                keys.show_metrics(room),
             ],
             args,
         )
-        answers = [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
-        self._count(room, sale_id, answers)
-        return answers
-
-    def _count(self, room: str, sale_id: str, answers: list[GrabAnswer]) -> None:
-        """Each request counts once, when first answered (a retry gets the stored answer);
-        one count per status per batch keeps this off the per-grab cost."""
-        if not self.meter.enabled:
-            return
-        statuses = Counter(a.status for a in answers if not a.replayed)
-        statuses.pop("sale_not_found", None)
-        self.meter.count(room, Metric.GRAB_ATTEMPTS, statuses.total(), dim=sale_id)
-        for status, n in statuses.items():
-            self.meter.count(room, Metric.GRAB_RESULTS, n, dim=status)
-        self.meter.count(room, Metric.RESERVATIONS, statuses["reserved"], dim=sale_id)
+        # The script counted the batch's attempts, results and reservations in the show
+        # metrics (each request once, when first answered: a retry gets the stored answer).
+        return [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
 
     # ---- reservations ---------------------------------------------------------------------
 

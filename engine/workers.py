@@ -17,9 +17,10 @@ The parent process (the supervisor) serves nothing itself. It
   N workers)` once every worker is ready (the same start as the single-process line);
 - restarts a worker that exits (a warning in the log, with a growing delay if it keeps
   failing right after its start), unless it is stopping;
-- on SIGINT or SIGTERM sends SIGTERM to every worker (each drains its viewers and requests
-  as a single engine does), kills those still running after STOP_TIMEOUT_S, stops the
-  embedded Redis and exits 0.
+- on SIGTERM or SIGINT passes the signal on to every worker, which stops as a single engine
+  does: on SIGTERM after draining for `drain_s` (its /readyz answers 503 meanwhile), on
+  SIGINT at once; a second signal while they drain is passed on as SIGINT. It kills those
+  still running STOP_TIMEOUT_S (plus the drain) later, stops the embedded Redis and exits 0.
 
 The kernel spreads new connections over the listening workers (by a hash of the
 connection's addresses): one viewer's connection stays on one worker, so everything that
@@ -135,6 +136,8 @@ class Supervisor:
         self.count = count
         self.workers: list[Worker] = []
         self._stopping: asyncio.Event | None = None
+        # What the workers are sent when stopping: the operator's signal, SIGTERM otherwise.
+        self.stop_signal = signal.SIGTERM
 
     def run(self) -> int:
         settings = self.settings.replace(secret=load_secret(self.settings))
@@ -164,7 +167,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self._on_signal, sig)
         self.workers = [Worker(index) for index in range(self.count)]
         slots = [asyncio.create_task(self._slot(settings, w)) for w in self.workers]
         code = 0
@@ -190,6 +193,14 @@ class Supervisor:
                     loop.remove_signal_handler(sig)
         return code
 
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stopping.is_set():  # again, while the workers drain: they stop at once
+            for worker in self.workers:
+                worker.signal(signal.SIGINT)
+            return
+        self.stop_signal = sig
+        self.stopping.set()
+
     async def _all_ready(self) -> bool:
         return all([await w.first_ready for w in self.workers])
 
@@ -197,8 +208,9 @@ class Supervisor:
         self.stopping.set()
         log.info("stopping workers", extra={"workers": self.count})
         for worker in self.workers:
-            worker.signal(signal.SIGTERM)
-        _, late = await asyncio.wait(slots, timeout=STOP_TIMEOUT_S)
+            worker.signal(self.stop_signal)
+        drain_s = self.settings.drain_s if self.stop_signal is signal.SIGTERM else 0.0
+        _, late = await asyncio.wait(slots, timeout=STOP_TIMEOUT_S + drain_s)
         if late:
             for worker in self.workers:
                 if worker.process is not None and worker.process.returncode is None:
@@ -238,7 +250,7 @@ class Supervisor:
             return False
         worker.process = process
         if self.stopping.is_set():
-            worker.signal(signal.SIGTERM)
+            worker.signal(self.stop_signal)
         assert process.stdout is not None
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -272,11 +284,14 @@ async def _serve_worker(settings: Settings, sock: socket.socket) -> int:
     except BaseException:
         sock.close()
         raise
-    try:
+
+    def ready() -> None:
         print(f"{READY} {os.getpid()}", flush=True)
         # Nothing else goes to the parent's pipe: later prints join the log on stderr.
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-        await engine.serve_until_signal()
+
+    try:
+        await engine.serve_until_signal(ready)
     finally:
         await engine.stop()
     return 0

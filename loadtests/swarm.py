@@ -6,7 +6,9 @@ queue per connection), and then does what its `Plan` says: comments (within the 
 limits) and likes at the plan's intervals, a grab when an announced sale starts (by the
 server clock), a claim when a coupon drop opens, then checkout and payment over HTTP
 (`engine.bench.leanhttp`). A dropped viewer reconnects with backoff and resumes from its
-last offset.
+last offset. A first join that fails for a reason that can pass (a handshake shed with
+503, a timeout, a refused connection) is tried again like the SDK's reconnect: full-jitter
+backoff, never sooner than the engine's `Retry-After`, at most `JOIN_ATTEMPTS` attempts.
 
 Every call is timed and recorded in `Stats` under the (request_type, name) pairs of
 `scenarios.REQUESTS`; server pushes are recorded as PUSH latencies (receipt time minus
@@ -31,7 +33,7 @@ import msgpack
 from clients.backoff import Backoff
 from clients.viewer import should_reconnect
 from engine.bench.leanhttp import REQUEST_TIMEOUT_S, HttpError, LeanHTTP
-from engine.bench.leanws import LeanConnection
+from engine.bench.leanws import HandshakeRefused, LeanConnection
 from engine.bench.loader import tick_seq
 from loadtests.scenarios import ADDRESS, COMMENTS, CONTACT, CommentPacer, Plan, Share
 from loadtests.stats import Stats
@@ -42,6 +44,7 @@ FATAL_JOIN = {"token_invalid", "token_expired", "token_wrong_room", "auth_requir
               "banned", "room_not_found", "forbidden"}  # fmt: skip
 ANNOUNCEMENTS = {"sale_announced", "coupon_dropped", "product_pinned"}
 ACTIONS = ANNOUNCEMENTS  # entries a viewer acts on: grab, claim, open the card
+JOIN_ATTEMPTS = 6  # a first join's attempts before the viewer gives up (as locust's)
 
 _rng = random.Random()
 
@@ -95,6 +98,7 @@ class _Viewer:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     joined_once: bool = False
     fatal: bool = False
+    retry_after_s: float | None = None  # the engine's Retry-After on the last shed handshake
 
     def request_id(self) -> str:
         return f"{self.prefix}.{next(self.ids)}"
@@ -177,17 +181,40 @@ class Swarm:
         if error is not None:
             return
         viewer.token = body["token"]
-        if not await self.join(viewer):
+        if not await self.first_join(viewer):
             return
         if self.plan.comment_every_s:
             self.spawn(self.every(viewer, self.plan.comment_every_s, self.comment), viewer)
         if self.plan.like_every_s:
             self.spawn(self.every(viewer, self.plan.like_every_s, self.like), viewer)
 
+    async def first_join(self, viewer: _Viewer) -> bool:
+        """Join, trying again after a failure that can pass (each retry counted as the
+        `join` status `retried`; a viewer out of attempts as `gave_up`)."""
+        backoff = Backoff(max_attempts=JOIN_ATTEMPTS - 1)
+        while not await self.join(viewer):
+            if viewer.fatal:
+                return False
+            try:
+                delay = backoff.next_delay()
+            except StopIteration:
+                self.stats.status("join", "gave_up")
+                return False
+            await asyncio.sleep(max(delay, self.told_s(viewer)))
+            self.stats.status("join", "retried")
+        return True
+
+    def told_s(self, viewer: _Viewer) -> float:
+        """The engine's Retry-After with jitter on top (as clients/viewer.py), so viewers
+        shed together do not all come back in the same instant; 0 when none was given."""
+        told = viewer.retry_after_s
+        return 0.0 if told is None else told * _rng.uniform(1.0, 1.5)
+
     async def join(self, viewer: _Viewer, since: str | None = None) -> bool:
         """Connect and say hello; True once welcomed. Records WS connect and WS join."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        viewer.retry_after_s = None
         try:
             async with asyncio.timeout(self.timeout_s):
                 _, conn = await loop.create_connection(
@@ -203,6 +230,8 @@ class Swarm:
             if self.stopping:
                 raise asyncio.CancelledError from exc
             self.stats.record("WS", "connect", _ms(started), _exc_code(exc))
+            if isinstance(exc, HandshakeRefused):
+                viewer.retry_after_s = exc.retry_after_s
             if viewer.conn is not None:
                 viewer.conn.close()
             return False
@@ -264,10 +293,11 @@ class Swarm:
             self.retire(viewer)
 
     async def reconnect(self, viewer: _Viewer) -> None:
-        """Reconnect with full-jitter backoff and resume from the last offset."""
+        """Reconnect with full-jitter backoff (never sooner than a shedding engine's
+        Retry-After) and resume from the last offset."""
         backoff = Backoff()
         while True:
-            await asyncio.sleep(backoff.next_delay())
+            await asyncio.sleep(max(backoff.next_delay(), self.told_s(viewer)))
             if await self.join(viewer, since=viewer.offset):
                 return
             if viewer.fatal:

@@ -37,6 +37,9 @@ from engine.settings import Settings
 from engine.stock import GrabRequest, Stock
 
 SECRET = "test-secret-" + "x" * 20
+# Engines the tests start as processes stop at once on SIGTERM: no load balancer is
+# waiting to be told (the drain itself is tested with LIVECART_DRAIN_S set, tests/test_app.py).
+os.environ.setdefault("LIVECART_DRAIN_S", "0")
 T = TypeVar("T")
 
 
@@ -330,7 +333,7 @@ async def store(shop: Shop) -> AsyncIterator[Store]:
         risk=RiskRules(max_orders_per_user=5, max_orders_per_device=10, review_threshold=100_000),
         payment_window_ms=300_000, shipping_fee=600, events_maxlen=10_000, outbox_maxlen=10_000,
     )  # fmt: skip
-    provider = SimulatedProvider(redis, PAYMENT_SECRET, timeout_s=2.0)
+    provider = SimulatedProvider(redis, scripts, PAYMENT_SECRET, timeout_s=2.0)
     payments = Payments(redis, orders, provider, PAYMENT_SECRET, tolerance_s=300)
     yield Store(shop, coupons, orders, provider, payments)
     await coupons.close()

@@ -8,12 +8,14 @@ import asyncio
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 
 from clients import LivecartClientError, ViewerClient
-from engine.admission import Admission, HandshakeRate, origin_allowed
+from engine.admission import Admission, HandshakeRate, TrustedProxies, origin_allowed
 from engine.app import Engine
 from engine.protocol import CloseCode
+from engine.settings import Settings
 from tests.conftest import EngineFactory, RoomFactory, eventually, token
 
 # ---- origin -----------------------------------------------------------------------------
@@ -77,24 +79,131 @@ def test_idle_addresses_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_admission_checks_origin_before_spending_a_token() -> None:
-    admission = Admission((), HandshakeRate(per_ip=1, per_process=0))
-    refused = admission.check(ip="a", origin="https://evil.example", host="shop", now=0.0)
+    admission = Admission((), HandshakeRate(per_ip=1, per_process=0), TrustedProxies(()))
+    evil = Headers(Host="shop", Origin="https://evil.example")
+    refused = admission.check(peer="192.0.2.1", headers=evil, now=0.0)
     assert refused is not None
     assert (refused.status, refused.retry_after_s) == (403, None)
     assert admission.rate.ips == {}
-    assert admission.check(ip="a", origin=None, host="shop", now=0.0) is None
-    assert admission.check(ip="a", origin=None, host="shop", now=0.0) is None
-    limited = admission.check(ip="a", origin=None, host="shop", now=0.0)
+    app = Headers(Host="shop")
+    assert admission.check(peer="192.0.2.1", headers=app, now=0.0) is None
+    assert admission.check(peer="192.0.2.1", headers=app, now=0.0) is None
+    limited = admission.check(peer="192.0.2.1", headers=app, now=0.0)
     assert limited is not None
     assert (limited.status, limited.retry_after_s) == (503, 1)
+
+
+def test_several_origin_headers_are_refused() -> None:
+    admission = Admission((), HandshakeRate(per_ip=0, per_process=0), TrustedProxies(()))
+    headers = Headers([("Host", "shop"), ("Origin", "http://shop"), ("Origin", "http://shop")])
+    refused = admission.check(peer="192.0.2.1", headers=headers, now=0.0)
+    assert refused is not None
+    assert refused.status == 403
+
+
+# ---- behind a reverse proxy -------------------------------------------------------------
+
+PROXIES = TrustedProxies(("10.0.0.0/8", "::1"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "client"),
+    [
+        # No forwarded headers: the peer and its Host.
+        ("10.0.0.5", [("Host", "shop:8080")], ("10.0.0.5", "shop:8080")),
+        # From a trusted proxy: the host the browser asked for, the client's address.
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-Host", "shop:8080"),
+                      ("X-Forwarded-For", "198.51.100.7")], ("198.51.100.7", "shop:8080")),
+        ("::1", [("Host", "shop"), ("X-Forwarded-For", "198.51.100.7")],
+         ("198.51.100.7", "shop")),
+        # From anyone else the same headers are ignored.
+        ("198.51.100.9", [("Host", "shop"), ("X-Forwarded-Host", "evil.example"),
+                          ("X-Forwarded-For", "203.0.113.1")], ("198.51.100.9", "shop")),
+        # What the client sent comes before what the proxy appended: only the last counts.
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-Host", "evil.example, shop:8080"),
+                      ("X-Forwarded-For", "203.0.113.1, 198.51.100.7")],
+         ("198.51.100.7", "shop:8080")),
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-For", "203.0.113.1"),
+                      ("X-Forwarded-For", "198.51.100.7")], ("198.51.100.7", "shop")),
+        # A chain of trusted proxies: the last address that is not one of them.
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-For", "203.0.113.1, 198.51.100.7, 10.1.2.3")],
+         ("198.51.100.7", "shop")),
+        # Every hop trusted: the first one given.
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-For", "10.9.9.9, 10.1.2.3")],
+         ("10.9.9.9", "shop")),
+        # Addresses with ports, IPv6 in brackets, IPv4-mapped IPv6, something else.
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-For", "198.51.100.7:4711")],
+         ("198.51.100.7", "shop")),
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-For", "[2001:db8::1]:4711")],
+         ("2001:db8::1", "shop")),
+        ("::ffff:10.0.0.5", [("Host", "shop"), ("X-Forwarded-For", "198.51.100.7")],
+         ("198.51.100.7", "shop")),
+        ("10.0.0.5", [("Host", "shop"), ("X-Forwarded-For", "unknown")], ("unknown", "shop")),
+    ],
+)  # fmt: skip
+def test_forwarded_headers_are_believed_from_trusted_proxies_only(
+    peer: str, headers: list[tuple[str, str]], client: tuple[str, str]
+) -> None:
+    assert PROXIES.client(peer, Headers(headers)) == client
+
+
+def test_the_origin_check_uses_the_forwarded_host() -> None:
+    # nginx's `proxy_set_header Host $host` drops a non-default port; X-Forwarded-Host
+    # keeps what the browser asked for.
+    admission = Admission((), HandshakeRate(per_ip=0, per_process=0), PROXIES)
+    page = "http://shop.example:8080"
+    proxied = Headers(Host="shop.example", Origin=page)
+    assert admission.check(peer="10.0.0.5", headers=proxied, now=0.0) is not None
+    proxied["X-Forwarded-Host"] = "shop.example:8080"
+    assert admission.check(peer="10.0.0.5", headers=proxied, now=0.0) is None
+    # An attacker's page, its socket sent straight to the engine with a forged header.
+    forged = Headers(Host="shop.example:8080", Origin="https://evil.example")
+    forged["X-Forwarded-Host"] = "evil.example"
+    refused = admission.check(peer="198.51.100.9", headers=forged, now=0.0)
+    assert refused is not None
+    assert refused.status == 403
+
+
+def test_the_rate_is_kept_per_forwarded_client() -> None:
+    admission = Admission((), HandshakeRate(per_ip=1, per_process=0), PROXIES)
+    for client in ("198.51.100.1", "198.51.100.2"):
+        headers = Headers(Host="shop", **{"X-Forwarded-For": client})
+        assert admission.check(peer="10.0.0.5", headers=headers, now=0.0) is None
+    spoofed = Headers(Host="shop", **{"X-Forwarded-For": "203.0.113.1"})
+    assert admission.check(peer="198.51.100.9", headers=spoofed, now=0.0) is None
+    assert set(admission.rate.ips) == {"198.51.100.1", "198.51.100.2", "198.51.100.9"}
+
+
+@pytest.mark.parametrize("bad", ["shop.example", "10.0.0.0/33", "*"])
+def test_trusted_proxies_must_be_addresses_or_networks(bad: str) -> None:
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        Settings.from_env({"LIVECART_TRUSTED_PROXIES": f"127.0.0.1,{bad}"})
+
+
+def test_trusted_proxies_default_to_loopback_and_may_be_none() -> None:
+    assert Settings.from_env({}).trusted_proxies == ("127.0.0.0/8", "::1")
+    assert Settings.from_env({"LIVECART_TRUSTED_PROXIES": ""}).trusted_proxies == ()
 
 
 # ---- through the engine -----------------------------------------------------------------
 
 
-async def handshake_status(url: str, origin: str | None = None) -> int:
+async def handshake_status(
+    url: str,
+    origin: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    local: str = "127.0.0.1",
+) -> int:
+    """The status a handshake gets (with `origin` and `headers`, from the address `local`)."""
     try:
-        async with connect(url, origin=origin, open_timeout=5):  # type: ignore[arg-type]
+        async with connect(
+            url,
+            origin=origin,  # type: ignore[arg-type]
+            additional_headers=headers,
+            local_addr=(local, 0),
+            open_timeout=5,
+        ):
             return 101
     except InvalidStatus as refused:
         return refused.response.status_code
@@ -113,6 +222,24 @@ async def test_a_foreign_page_cannot_open_a_viewer_socket(
     assert await handshake_status(url) == 101  # no Origin: an app
     metrics = await scrape(engine)
     assert metrics['livecart_handshakes_refused_total{reason="origin"}'] >= 1
+
+
+async def test_forwarded_headers_count_only_from_a_trusted_proxy(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    engine = await engine_factory(trusted_proxies=("127.0.0.1",))
+    room = await room_factory()
+    url = f"{engine.ws_url}/{room}"
+    page = "http://shop.example:8080"  # served behind a proxy that rewrites Host
+    forwarded = {"X-Forwarded-Host": "shop.example:8080", "X-Forwarded-For": "198.51.100.7"}
+    # From the proxy's address: believed.
+    assert await handshake_status(url, page, forwarded) == 101
+    # The same headers from any other address are ignored: the page is then foreign, and
+    # the handshake is counted against the address it really came from.
+    assert await handshake_status(url, page, forwarded, local="127.0.0.2") == 403
+    assert await handshake_status(url, None, forwarded, local="127.0.0.2") == 101
+    assert engine.listener is not None
+    assert set(engine.listener.admission.rate.ips) == {"198.51.100.7", "127.0.0.2"}
 
 
 async def test_a_reconnection_storm_is_shed_with_retry_after(

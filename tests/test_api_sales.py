@@ -207,6 +207,25 @@ async def test_list_sales(http: httpx.AsyncClient, seller: HostClient, room: str
     assert ok(await http.get(f"/api/rooms/{room}/sales")) == {"sales": made}
 
 
+async def test_the_list_leaves_private_sales_out_for_every_caller(
+    http: httpx.AsyncClient, seller: HostClient, room: str
+) -> None:
+    """docs/api.md: the list is the room's flash sales; an auction's lot and a giveaway's
+    prizes are read by id, with `private` naming their owner."""
+    flash = await launch(http, room)
+    auction = await seller.open_auction("DJ-S", 1000, 60)
+    giveaway = await seller.open_giveaway("Lucky bag", "Jacket", prize_kind="product", sku="DJ-M")
+    for tok in (None, token(room, "viewer"), host_token(room)):
+        listed = ok(await send(http, "GET", f"/api/rooms/{room}/sales", tok))
+        assert [s["id"] for s in listed["sales"]] == [flash["id"]]
+    lot = await get_sale(http, room, auction["sale"])
+    assert (lot["private"], lot["units"]) == (f"auction:{auction['id']}", 1)
+    assert await seller.sales() == [await get_sale(http, room, flash["id"])]  # the SDK too
+    [prize_id] = {"s1", "s2", "s3"} - {flash["id"], auction["sale"]}
+    prize = await get_sale(http, room, prize_id)
+    assert prize["private"] == f"giveaway:{giveaway['id']}"
+
+
 async def test_read_errors(http: httpx.AsyncClient, seller: HostClient, room: str) -> None:
     failed(await http.get(f"/api/rooms/{new_room_id()}/sales"), 404, "room_not_found")
     failed(await http.get(f"/api/rooms/{room}/sales/s1"), 404, "sale_not_found")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,8 +17,9 @@ import pytest
 import redis
 
 from clients import HostClient, ViewerClient
-from engine import auth, keys
+from engine import auth, cli, keys
 from engine.protocol import Role
+from engine.settings import Settings, load_secret
 from tests.conftest import SECRET
 from tests.test_gateway import collect_comments
 
@@ -59,12 +61,34 @@ def serving(
 
 
 def test_token_command_mints_a_verifiable_token(tmp_path: Path) -> None:
+    secret = load_secret(Settings(data_dir=tmp_path))  # what `serve` made in its data dir
     result = run("token", "--room", "shop", "--role", "moderator", "--user", "mod-1",
                  "--data-dir", str(tmp_path))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    secret = (tmp_path / "secret").read_text().strip()
     claims = auth.verify(secret, result.stdout.strip(), room="shop")
     assert (claims.role, claims.user) == (Role.MODERATOR, "mod-1")
+
+
+def test_token_command_never_invents_a_secret(tmp_path: Path) -> None:
+    # Run away from the engine's folder: a secret made up here would sign a token the
+    # engine rejects, so the command says where it looked and how to point it there.
+    empty = tmp_path / "elsewhere"
+    result = run("token", "--room", "shop", "--role", "host", "--data-dir", str(empty),
+                 env={k: v for k, v in os.environ.items() if k != "LIVECART_SECRET"})  # fmt: skip
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"livecart: no token secret at {empty.resolve() / 'secret'}: run this in the folder "
+        "where the engine runs, pass --data-dir with the engine's data dir, or set "
+        "LIVECART_SECRET to the engine's secret\n"
+    )
+    assert not empty.exists()
+    # LIVECART_SECRET is the engine's secret wherever the command runs.
+    result = run("token", "--room", "shop", "--role", "host", "--data-dir", str(empty),
+                 env={**os.environ, "LIVECART_SECRET": SECRET})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert auth.verify(SECRET, result.stdout.strip(), room="shop").role is Role.HOST
+    assert not empty.exists()
 
 
 def test_token_command_rejects_bad_input(tmp_path: Path) -> None:
@@ -147,3 +171,111 @@ def test_existing_redis_by_flag_or_env(redis_url: str, tmp_path: Path, flag: str
     with serving(*args, env=env) as (_, url):
         assert httpx.get(f"{url}/readyz", timeout=10).json()["ok"] is True
     assert not (tmp_path / "redis").exists()  # no embedded server was started
+
+
+# ---- what a new user trips on: one sentence each, no traceback ---------------------------
+
+
+def _free_port_held(listen: bool) -> tuple[socket.socket, int]:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    if listen:
+        holder.listen()
+    port: int = holder.getsockname()[1]
+    return holder, port
+
+
+@pytest.mark.parametrize(
+    ("command", "listen"),
+    [
+        (("serve", "--workers", "1"), True),
+        (("serve", "--workers", "2"), True),
+        (("demo",), True),
+        (("serve", "--workers", "1"), False),  # bound, not listening: found at bind time
+    ],
+)
+def test_a_taken_port_is_one_sentence(
+    tmp_path: Path, command: tuple[str, ...], listen: bool
+) -> None:
+    holder, port = _free_port_held(listen)
+    with holder:
+        result = run(*command, "--port", str(port), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    refusal = [line for line in result.stderr.splitlines() if line.startswith("livecart: ")]
+    assert refusal == [
+        f"livecart: an engine (or something else) is already listening on 127.0.0.1:{port}: "
+        "stop it or pass --port"
+    ], result.stderr
+    assert "Traceback" not in result.stderr
+    if listen:  # refused before anything started
+        assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("serve", "--workers", "1", "--port", "0", "--redis-url", "localhost:6379"),
+        ("serve", "--workers", "2", "--port", "0", "--redis-url", "localhost:6379"),
+        ("audit", "r1", "--redis-url", "cluster://127.0.0.1:7000"),
+    ],
+)
+def test_a_bad_redis_url_names_every_scheme(args: tuple[str, ...]) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("livecart: the Redis URL ")
+    assert result.stderr.rstrip().endswith(
+        "must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// "
+        "(e.g. redis://127.0.0.1:6379/0)"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("fanout", "--viewers", "0"),
+        ("fanout", "--comments-per-second", "0"),
+        ("fanout", "--seconds", "0"),
+        ("fanout", "--tick-ms", "0"),
+        ("fanout", "--display-rate", "0"),
+        ("grab", "--viewers", "0"),
+        ("grab", "--stock", "0"),
+        ("grab", "--attempts", "-1"),
+        ("grab", "--limit", "0"),
+        ("grab", "--think-ms", "-5"),
+        ("grab", "--window-ms", "nan"),
+        ("grab", "--compare-metrics", "-1"),
+        ("coupons", "--viewers", "0"),
+        ("coupons", "--coupons", "0"),
+        ("coupons", "--attempts", "0"),
+        ("checkout", "--orders", "0"),
+        ("checkout", "--concurrency", "0"),
+        ("auction", "--bidders", "0"),
+        ("auction", "--engines", "0"),
+        ("auction", "--seconds", "4"),
+        ("auction", "--think-ms", "-1"),
+        ("group-buy", "--team-size", "1"),
+        ("group-buy", "--team-size", "51"),
+        ("group-buy", "--window-s", "4"),
+        ("storm", "--viewers", "0"),
+        ("storm", "--handshakes-per-s", "0"),
+        ("storm", "--outage-s", "-1"),
+        ("storm", "--comments", "-1"),
+        ("grab", "--viewers", "many"),
+    ],
+)
+def test_bench_counts_are_validated(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(["bench", *args])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"livecart bench {args[0]}: error: argument {args[1]}: must be a ")
+    assert error.endswith(f", not {args[2]!r}")
+
+
+def test_bench_defaults_are_valid() -> None:
+    parser = cli.build_parser()
+    for bench in ("fanout", "grab", "coupons", "checkout", "auction", "group-buy", "storm"):
+        parser.parse_args(["bench", bench])

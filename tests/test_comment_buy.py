@@ -47,7 +47,7 @@ def parse(text: str, config: CommentBuyConfig = CONFIG) -> Command | None:
         ("SOLD p3 1 navy blue", "p3", 1, ("navy", "blue")),
         ("SOLD SNK-42-BLU", "snk-42-blu", None, ()),
         ("SOLD 3 x2 42", "3", 2, ("42",)),
-        ("SOLD 3 42 2x", "3", 2, ("42",)),
+        ("SOLD 3 42 2x", "3", 2, ()),  # 42 right after the code: a size, or a second quantity
         ("SOLD 3 \u00d72", "3", 2, ()),
         ("sold3", "3", None, ()),
         ("sold#3 2", "#3", 2, ()),
@@ -67,6 +67,10 @@ def parse(text: str, config: CommentBuyConfig = CONFIG) -> Command | None:
         ("SOLD mug 2", "mug", 2, ()),
         ("SOLD 3 two", "3", None, ("two",)),
         ("SOLD 3 2.5", "3", None, ("2.5",)),
+        ("SOLD \u0663 \u0662", "3", 2, ()),  # Arabic-Indic digits
+        ("sold\u0663", "3", None, ()),
+        ("SOLD #\u0969 x\u0968", "#3", 2, ()),  # Devanagari
+        ("SOLD 3 \u0664\u0662 blue", "3", 42, ("blue",)),
     ],
 )
 def test_buy_comments_parse(
@@ -128,6 +132,16 @@ def test_keyword_alone_and_two_quantities() -> None:
 def test_words_fold_and_trim() -> None:
     assert words("  \uff22\uff4c\uff55\uff45, «Navy»  ") == ["blue", "navy"]
     assert words("\u202eSOLD 3") == ["sold", "3"]  # a bidi override is dropped
+    # Decimal digits of any script are ASCII digits: a size "٤٢" is the size "42".
+    assert words("\u0661\u0662 \u096a\u0968 \u0e53 1\u0663") == ["12", "42", "3", "13"]
+
+
+def test_a_bare_number_and_a_marker_are_both_kept() -> None:
+    """`SOLD 3 2 x2`: a number right after the code and a marked quantity; the resolver
+    decides whether the number is a size or the quantity given twice."""
+    command = parse("SOLD 3 2 x2")
+    assert command is not None
+    assert (command.bare, command.quantity, command.marked, command.variant) == ("2", 2, True, ())
 
 
 # ---- settings -------------------------------------------------------------------------------
@@ -243,6 +257,9 @@ def reply_of(text: str, sales: list[Sale] | None = None) -> Reply:
         ("SOLD 2 42 navy", "s4", 1),
         ("SOLD 2 size 42 colour red", "s4", 1),
         ("SOLD 2 42 blue x3", "s3", 3),
+        ("SOLD 2 41 x2", "s2", 2),  # 41 right after the code is a size: x2 is the quantity
+        ("SOLD 2 \u0664\u0661", "s2", 1),  # the size 41 in Arabic-Indic digits
+        ("SOLD \u0662 x\u0662 \u0664\u0661 blue", "s2", 2),
         ("SOLD SNK-42-RED", "s4", 1),
         ("MUG", "s5", 1),
         ("mug 1", "s5", 1),
@@ -272,6 +289,9 @@ def test_orders_resolve_to_a_sale(text: str, sale_id: str, quantity: int) -> Non
         ("SOLD 1 " + "9" * 30, "bad_quantity"),
         ("SOLD 1 two", "bad_quantity"),
         ("SOLD 1 x2 x2", "bad_quantity"),
+        ("SOLD 1 2 x2", "bad_quantity"),  # the quantity given twice (not a variant "2")
+        ("SOLD 3 1 1x", "bad_quantity"),
+        ("SOLD 2 43 red x2", "bad_quantity"),  # 43 is no size: a quantity, and x2 another
         ("MUG 2", "bad_quantity"),  # limit 1
         ("SOLD 1 XL", "unknown_variant"),
         ("SOLD 1 M please", "unknown_variant"),

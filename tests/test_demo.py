@@ -63,3 +63,43 @@ def test_demo_serves_a_live_room_with_chatting_bots(tmp_path: Path) -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_a_second_demo_says_what_is_running_in_one_sentence(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "demo", "--port", "0", "--bots", "0",
+         "--data-dir", data],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "LIVECART_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    try:
+        assert first.stdout is not None
+        port = next(line for line in first.stdout if "host console" in line).split(":")[2]
+        port = port.split("/")[0]
+
+        def again(port: str) -> list[str]:
+            second = subprocess.run(
+                [sys.executable, "-m", "engine.cli", "demo", "--port", port, "--data-dir", data],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert second.returncode == 2
+            assert "Traceback" not in second.stderr
+            return [line for line in second.stderr.splitlines() if line.startswith("livecart")]
+
+        # `make demo` again: its port is the first one's.
+        assert again(port) == [
+            f"livecart: an engine (or something else) is already listening on 127.0.0.1:{port}: "
+            "stop it or pass --port"
+        ]
+        # Another port, the same folder: the data dir is the first one's.
+        [refusal] = again("0")
+        assert refusal.startswith(f"livecart: data dir {data}/redis is in use by another engine")
+        first.send_signal(signal.SIGINT)
+        assert first.wait(20) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        if first.stdout is not None:
+            first.stdout.close()

@@ -21,6 +21,7 @@ from engine.metrics import METRICS
 from engine.protocol import CloseCode
 from engine.settings import Limits
 from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, token
+from tests.test_api_catalog import JACKET
 
 
 def entry_ticks(event: dict[str, Any]) -> bool:
@@ -43,6 +44,17 @@ async def raw_session(engine: Engine, room: str, hello: dict[str, Any] | None) -
     if hello is not None:
         await ws.send(orjson.dumps(hello).decode())
     return ws
+
+
+async def joined_raw_sessions(engine: Engine, room: str, prefix: str, count: int) -> list[Any]:
+    """`count` plain WebSockets signed in as users `<prefix>0`... and past their welcome."""
+    sockets = []
+    for n in range(count):
+        hello = {"type": "hello", "token": token(room, user=f"{prefix}{n}")}
+        ws = await raw_session(engine, room, hello)
+        assert orjson.loads(await ws.recv())["type"] == "welcome"
+        sockets.append(ws)
+    return sockets
 
 
 # ---- joining --------------------------------------------------------------------------------
@@ -519,3 +531,95 @@ async def test_an_open_socket_ends_when_its_token_expires(engine: Engine, room: 
         assert event["code"] == CloseCode.AUTH_FAILED
     finally:
         await viewer.close()
+
+
+async def test_a_burst_of_grabs_is_answered_in_arrival_order(
+    engine: Engine, host: HostClient, room: str
+) -> None:
+    """docs/protocol.md: grabs reaching one process for a sale are handled in arrival order.
+    Each of 20 viewers sends five grab frames back to back (all 100 at once); with a limit
+    of one, each viewer's first frame is the one reserved, and the fifth, repeating the
+    first's request id, is the replay: never the other way round."""
+    await host.create_product(**JACKET)
+    sale = (await host.launch_sale("DJ-M", 40, per_user_limit=1))["id"]
+    sockets = await joined_raw_sessions(engine, room, "t", 20)
+
+    async def burst(ws: Any) -> list[tuple[str, bool]]:
+        ids = ["g1", "g2", "g3", "g4", "g1"]
+        for rid in ids:
+            await ws.send(orjson.dumps({"type": "grab", "sale": sale, "id": rid}).decode())
+        acks: list[dict[str, Any]] = []
+        while len(acks) < len(ids):
+            frame = orjson.loads(await ws.recv())
+            if frame["type"] in {"ack", "error"}:
+                acks.append(frame)
+        return [(ack["ref"], ack.get("replayed", False), ack["result"]["status"])
+                for ack in acks]  # fmt: skip
+
+    try:
+        async with asyncio.timeout(30):
+            answers = await asyncio.gather(*(burst(ws) for ws in sockets))
+    finally:
+        for ws in sockets:
+            await ws.close()
+    for acks in answers:
+        # Answers come back in the order the frames were sent.
+        assert acks == [("g1", False, "reserved"), ("g2", False, "limit_reached"),
+                        ("g3", False, "limit_reached"), ("g4", False, "limit_reached"),
+                        ("g1", True, "reserved")], acks  # fmt: skip
+    assert (await host.sale(sale))["reserved"] == 20
+
+
+async def flood(ws: Any, frames: list[str]) -> tuple[list[dict[str, Any]], int | None]:
+    """Send every frame as one burst (stopping if the engine closes), then read until the
+    close: the frames answered, and the close code."""
+    with contextlib.suppress(ConnectionClosed):
+        for frame in frames:
+            await ws.send(frame)
+    answers: list[dict[str, Any]] = []
+    with contextlib.suppress(ConnectionClosed):
+        async with asyncio.timeout(30):
+            while True:
+                answers.append(orjson.loads(await ws.recv()))
+    return answers, ws.close_code
+
+
+async def test_a_flood_over_the_error_budget_is_cut_off_where_the_budget_ends(
+    engine: Engine, room: str, host: HostClient
+) -> None:
+    """Five connections at once each send 35 unknown frames then 4 valid comments in one
+    burst: each gets exactly 31 error frames and the close 3502, none of the 4 comments is
+    stored or shown, and each connection counts once as protocol abuse."""
+    limits = engine.settings.limits
+    before = METRICS.disconnects.value("protocol_abuse")
+    burst = [orjson.dumps({"type": "nope", "id": f"x{n}"}).decode() for n in range(35)]
+    burst += [orjson.dumps({"type": "comment", "text": f"after {n}", "id": f"c{n}"}).decode()
+              for n in range(4)]  # fmt: skip
+    sockets = await joined_raw_sessions(engine, room, "f", 5)
+    results = await asyncio.gather(*(flood(ws, burst) for ws in sockets))
+    for answers, code in results:
+        errors = [a for a in answers if a["type"] == "error"]
+        assert len(errors) == limits.max_errors + 1
+        assert [a for a in answers if a["type"] == "ack"] == []
+        assert code == CloseCode.PROTOCOL_ABUSE
+    assert METRICS.disconnects.value("protocol_abuse") == before + 5
+    history = await host.call("GET", f"/api/rooms/{room}/comments")
+    assert not [e for e in history["entries"] if e.get("text", "").startswith("after ")]
+
+
+async def test_a_rate_flood_gets_its_error_budget_not_thousands_of_answers(
+    engine: Engine, room: str
+) -> None:
+    """10,000 pings as fast as the socket takes them, from three connections at once: each
+    is answered its burst of pongs, then `rate_limited` until the budget is spent (31
+    errors), and closed; the rest is never read."""
+    limits = engine.settings.limits
+    pings = [orjson.dumps({"type": "ping", "id": str(n)}).decode() for n in range(10_000)]
+    sockets = await joined_raw_sessions(engine, room, "p", 3)
+    results = await asyncio.gather(*(flood(ws, pings) for ws in sockets))
+    for answers, code in results:
+        limited = [a for a in answers if a.get("code") == "rate_limited"]
+        pongs = [a for a in answers if a["type"] == "pong"]
+        assert len(limited) == limits.max_errors + 1
+        assert len(pongs) < limits.message_burst + 2 * limits.messages_per_second
+        assert code == CloseCode.PROTOCOL_ABUSE

@@ -151,6 +151,21 @@ async def test_the_k_th_payment_at_the_deadline(groupbuys: GroupBuys, store: Sto
     await store.audit_ok()
 
 
+async def test_a_member_paying_just_past_the_deadline_is_paid_late(
+    groupbuys: GroupBuys, store: Store
+) -> None:
+    """A member's payment 6 ms after the team's deadline, before any settle or sweep, is
+    recorded late: lateness is judged by the clock (the order's deadline is the team's)."""
+    deal = await open_deal(groupbuys, store, team_size=2)
+    t0 = int(time.time() * 1000)
+    team, held = await team_of(groupbuys, store, deal, ["ann", "bob"], t0)
+    order = await checkout(store, "ann", held["ann"], t0 + 10)
+    assert order.expires_at == team.deadline
+    result = await pay(store, order, team.deadline + 6)
+    assert (result["outcome"], result["detail"]) == ("paid", "1")
+    assert (await store.orders.get(store.room, order.id)).to_wire()["late_payment"] is True
+
+
 async def test_a_refund_the_provider_refuses_is_retried_by_the_next_sweep(
     groupbuys: GroupBuys, store: Store
 ) -> None:

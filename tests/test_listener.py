@@ -1,4 +1,4 @@
-"""engine.listener: the one-port sniffer, unit cases first, then over a real socket."""
+"""engine.listener: one port for HTTP and viewers, unit cases first, then over a real socket."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus, NegotiationError
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
@@ -21,7 +23,12 @@ from websockets.typing import Subprotocol
 from clients import HostClient, ViewerClient
 from engine import listener
 from engine.app import Engine
-from engine.listener import MAX_HEAD_BYTES, is_websocket_upgrade, select_subprotocol
+from engine.listener import (
+    MAX_HEAD_BYTES,
+    as_plain_request,
+    is_viewer_handshake,
+    select_subprotocol,
+)
 from tests.conftest import EngineFactory, ViewerFactory, token
 
 JSON = Subprotocol("livecart.v1.json")
@@ -29,84 +36,36 @@ MSGPACK = Subprotocol("livecart.v1.msgpack")
 READ_TIMEOUT_S = 10.0
 
 
-# ---- is_websocket_upgrade -------------------------------------------------------------------
-
-
-def head(request_line: bytes, *headers: bytes) -> bytes:
-    """A request head as the sniffer sees it (without the final blank line)."""
-    return b"\r\n".join([request_line, b"Host: example", *headers])
-
-
-UPGRADE = b"Upgrade: websocket"
-CONNECTION = b"Connection: Upgrade"
+# ---- which upgrades go to websockets ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "request_head",
+    ("request_head", "viewer"),
     [
-        head(b"GET /ws/demo HTTP/1.1", UPGRADE, CONNECTION),
-        head(b"GET /ws/demo HTTP/1.1", CONNECTION, UPGRADE),
-        head(b"GET /ws/demo?x=1 HTTP/1.1", UPGRADE),
-        head(b"GET /ws/ HTTP/1.1", UPGRADE),
-        head(b"GET /ws/Not_A_Room/ HTTP/1.1", UPGRADE),  # the gateway refuses it in-band
-        head(b"GET /ws/demo HTTP/1.1", b"UPGRADE: WebSocket"),
-        head(b"GET /ws/demo HTTP/1.1", b"upgrade:websocket"),
-        head(b"GET /ws/demo HTTP/1.1", b"Upgrade :  WEBSOCKET  "),
-        head(b"GET /ws/demo HTTP/1.0", UPGRADE),
-    ],
-    ids=[
-        "plain",
-        "header-order",
-        "query",
-        "bare-prefix",
-        "bad-room",
-        "upper-case",
-        "no-spaces",
-        "padded",
-        "http-1.0",
+        (b"GET /ws/demo HTTP/1.1\r\nhost: x", True),
+        (b"GET /ws/demo?x=1 HTTP/1.1\r\nhost: x", True),
+        (b"GET /ws/ HTTP/1.1\r\nhost: x", True),
+        (b"GET /ws/Not_A_Room/ HTTP/1.1\r\nhost: x", True),  # the gateway refuses it in-band
+        (b"POST /ws/demo HTTP/1.1\r\nhost: x", False),
+        (b"get /ws/demo HTTP/1.1\r\nhost: x", False),
+        (b"GET /ws HTTP/1.1\r\nhost: x", False),
+        (b"GET /wsx/demo HTTP/1.1\r\nhost: x", False),
+        (b"GET /api/rooms HTTP/1.1\r\nhost: x", False),
+        (b"GET http://x/ws/demo HTTP/1.1\r\nhost: x", False),
     ],
 )
-def test_upgrades(request_head: bytes) -> None:
-    assert is_websocket_upgrade(request_head) is True
+def test_viewer_handshakes_are_get_on_ws(request_head: bytes, viewer: bool) -> None:
+    assert is_viewer_handshake(request_head) is viewer
 
 
-@pytest.mark.parametrize(
-    "request_head",
-    [
-        head(b"GET /ws/demo HTTP/1.1"),
-        head(b"GET /ws/demo HTTP/1.1", CONNECTION),
-        head(b"GET /ws/demo HTTP/1.1", b"Upgrade: h2c", CONNECTION),
-        head(b"GET /ws/demo HTTP/1.1", b"X-Upgrade: websocket"),
-        head(b"GET /ws/demo HTTP/1.1", b"Connection: Upgrade, websocket"),
-        head(b"POST /ws/demo HTTP/1.1", UPGRADE),
-        head(b"get /ws/demo HTTP/1.1", UPGRADE),
-        head(b"GET /api/rooms HTTP/1.1", UPGRADE),
-        head(b"GET /ws HTTP/1.1", UPGRADE),
-        head(b"GET /wsx/demo HTTP/1.1", UPGRADE),
-        head(b"GET / HTTP/1.1", UPGRADE),
-        head(b"GET /ws/demo", UPGRADE),
-        head(b"GET  /ws/demo HTTP/1.1", UPGRADE),
-        b"",
-    ],
-    ids=[
-        "no-upgrade",
-        "connection-only",
-        "other-upgrade",
-        "other-header",
-        "in-connection",
-        "post",
-        "lower-case-method",
-        "api-path",
-        "no-trailing-slash",
-        "other-prefix",
-        "root",
-        "no-version",
-        "double-space",
-        "empty",
-    ],
-)
-def test_not_upgrades(request_head: bytes) -> None:
-    assert is_websocket_upgrade(request_head) is False
+def test_an_upgrade_served_as_http_loses_its_upgrade_and_body_headers() -> None:
+    upgrade = b"\r\n".join([
+        b"POST /api/rooms HTTP/1.1", b"host: x", b"upgrade: websocket",
+        b"connection: Upgrade", b"content-length: 2", b"Transfer-Encoding: chunked", b"", b"",
+    ])  # fmt: skip
+    assert as_plain_request(upgrade) == b"\r\n".join(
+        [b"POST /api/rooms HTTP/1.1", b"host: x", b"connection: Upgrade", b"", b""]
+    )
 
 
 # ---- select_subprotocol ---------------------------------------------------------------------
@@ -325,6 +284,147 @@ async def test_keep_alive_requests_share_one_connection(engine: Engine, room: st
         assert await read_until_closed(reader) == b""
 
 
+class KeptAlive:
+    """A client connection driven with the loop's socket calls (no transport of its own),
+    so that `websockets` can take it over (`connect(sock=...)`) after plain HTTP requests,
+    as a reverse proxy's pooled connection carries a handshake after other requests."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    @classmethod
+    async def open(cls, engine: Engine) -> KeptAlive:
+        sock = socket.socket()
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", engine.port))
+        return cls(sock)
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        """Send one request; (status, body) of its response (Content-Length framed)."""
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(self.sock, data)
+        async with asyncio.timeout(READ_TIMEOUT_S):
+            while b"\r\n\r\n" not in self.buffer:
+                await self._read(loop)
+            raw_head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+            status_line, *lines = raw_head.decode("latin-1").split("\r\n")
+            length = 0
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            while len(self.buffer) < length:
+                await self._read(loop)
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(status_line.split()[1]), body
+
+    async def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        data = await loop.sock_recv(self.sock, 65536)
+        if not data:
+            raise ConnectionError("closed by the engine")
+        self.buffer += data
+
+    async def hello(self, engine: Engine, room: str) -> dict[str, Any]:
+        """Open a viewer WebSocket on this connection; the engine's welcome."""
+        assert self.buffer == b""
+        async with connect(f"{engine.ws_url}/{room}", sock=self.sock, compression=None) as ws:
+            (server_side,) = [
+                c for c in engine_connections(engine) if c.remote_address == ws.local_address
+            ]
+            # Nothing is left between the socket and the viewer's protocol.
+            assert server_side.transport.get_protocol() is server_side
+            await ws.send(orjson.dumps({"type": "hello"}).decode())
+            return await frames_until(ws, "welcome")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def engine_connections(engine: Engine) -> list[ServerConnection]:
+    assert engine.listener is not None
+    return list(engine.listener.ws_server.all_connections)
+
+
+def upgrade_request(method: str, path: str, body: bytes = b"") -> bytes:
+    """A request asking for a WebSocket upgrade (with a body when given)."""
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: test", b"Upgrade: websocket",
+             b"Connection: Upgrade"]  # fmt: skip
+    if body:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join([*lines, b"", body])
+
+
+async def test_a_handshake_after_requests_on_a_kept_alive_connection(
+    engine: Engine, room: str
+) -> None:
+    # What a reverse proxy's pooled upstream connection carries (issue 19): health checks
+    # and API calls, then a viewer's handshake, each routed by its own path.
+    conn = await KeptAlive.open(engine)
+    try:
+        for _ in range(3):
+            assert await conn.request(get("/healthz")) == (200, b'{"ok":true}')
+        status, body = await conn.request(get(f"/api/rooms/{room}"))
+        assert (status, orjson.loads(body)["id"]) == (200, room)
+        assert (await conn.request(get(f"/ws/{room}")))[0] == 404  # no upgrade: plain HTTP
+        welcome = await conn.hello(engine, room)
+        assert welcome["room"]["id"] == room
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "answer"),
+    [
+        ("GET", "/healthz", (200, b'{"ok":true}')),
+        ("GET", "/nope", (404, b"Not Found")),
+        ("GET", "/ws", (404, b"Not Found")),
+        ("POST", "/ws/{room}", (404, b"Not Found")),
+        ("POST", "/healthz", (405, b"Method Not Allowed")),
+    ],
+)
+async def test_an_upgrade_outside_get_ws_is_plain_http(
+    engine: Engine, room: str, method: str, path: str, answer: tuple[int, bytes]
+) -> None:
+    # docs/protocol.md § Connecting: only `GET /ws/...` is a WebSocket handshake; any other
+    # upgrade is answered as the same request without it. The connection then goes on
+    # serving requests (a body sent with the upgrade was read with it), and a handshake.
+    conn = await KeptAlive.open(engine)
+    try:
+        assert await conn.request(upgrade_request(method, path.format(room=room))) == answer
+        if method == "POST":
+            sent = upgrade_request(method, path.format(room=room), b"body")
+            assert await conn.request(sent) == answer
+        assert await conn.request(get("/healthz")) == (200, b'{"ok":true}')
+        assert (await conn.hello(engine, room))["room"]["id"] == room
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ((b"Upgrade: websocket", b"Connection: Upgrade"), 101),
+        ((b"Connection: keep-alive, Upgrade", b"Upgrade: websocket"), 101),  # Firefox
+        ((b"UPGRADE: WebSocket", b"connection: upgrade"), 101),
+        ((b"upgrade:websocket", b"Connection:Upgrade"), 101),
+        # Upgrade requires `Connection: upgrade` (RFC 9110 § 7.8): plain HTTP without it.
+        ((b"Upgrade: websocket",), 404),
+        ((b"Upgrade: h2c", b"Connection: Upgrade"), 404),
+    ],
+)
+async def test_what_counts_as_an_upgrade(
+    engine: Engine, room: str, headers: tuple[bytes, ...], status: int
+) -> None:
+    key = b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16))
+    request = get(f"/ws/{room}?x=1", *headers, key, b"Sec-WebSocket-Version: 13")
+    async with raw_connection(engine) as (reader, writer):
+        writer.write(request)
+        async with asyncio.timeout(READ_TIMEOUT_S):
+            reply = await reader.readuntil(b"\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 %d " % status), reply
+
+
 async def test_heads_arriving_byte_by_byte(engine: Engine, room: str) -> None:
     key = base64.b64encode(os.urandom(16))
     handshake = get(
@@ -349,7 +449,7 @@ async def test_heads_arriving_byte_by_byte(engine: Engine, room: str) -> None:
 
 @pytest.fixture
 async def quick_engine(monkeypatch: pytest.MonkeyPatch, engine_factory: EngineFactory) -> Engine:
-    """An engine whose sniffer waits only 0.3 s for a request head."""
+    """An engine that waits only 0.3 s for a connection's first request head."""
     monkeypatch.setattr(listener, "HEAD_TIMEOUT_S", 0.3)
     return await engine_factory()
 

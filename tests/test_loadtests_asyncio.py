@@ -9,11 +9,12 @@ from typing import Any
 
 from clients import HostClient
 from engine.app import Engine
+from engine.bench.leanws import HandshakeRefused
 from loadtests.asyncio_gen import run, run_viewers, shares
 from loadtests.scenarios import COUPON, PLANS, PRODUCTS, REQUESTS
 from loadtests.stats import Stats, html_report
 from loadtests.swarm import Swarm
-from tests.conftest import eventually
+from tests.conftest import EngineFactory, RoomFactory, eventually, token
 
 LATENCY = {"p50", "p95", "p99"}
 
@@ -160,3 +161,34 @@ async def test_a_dropped_viewer_reconnects_and_resumes(
     assert failures(swarm.stats) == {}
     assert (swarm.stats.viewers, swarm.stats.viewers_peak) == (3, 3)
     assert swarm.tasks == set()
+
+
+async def test_a_shed_first_join_is_retried_after_retry_after(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    # 5 handshakes a second (a burst of 10): a burst of 25 viewers is mostly shed with 503
+    # and Retry-After; every one of them gets in by coming back, as locust's viewers do.
+    engine = await engine_factory(handshakes_per_s=5, handshakes_per_ip_per_s=0)
+    room = await room_factory()
+    swarm = Swarm(engine.base_url, room, token(room, "host", "host-1"),
+                  PLANS["opening-rush"])  # fmt: skip
+    try:
+        for index in range(25):
+            swarm.spawn(swarm.viewer(index))
+        await eventually(lambda: swarm.stats.viewers == 25, timeout_s=60)
+    finally:
+        await swarm.stop()
+    stats = swarm.stats
+    assert stats.statuses["join"]["joined"] == 25
+    assert "gave_up" not in stats.statuses["join"]
+    shed = stats.series[("WS", "connect")].errors
+    assert set(shed) == {"handshake_503"}  # refused only by the handshake limit
+    assert stats.statuses["join"]["retried"] == shed["handshake_503"]  # each shed, retried
+    assert stats.series[("WS", "join")].count == 25  # the 25 that got in each joined once
+
+
+def test_a_refused_handshake_carries_its_retry_after() -> None:
+    head = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nRetry-After: 2"
+    refused = HandshakeRefused(head)
+    assert (str(refused), refused.retry_after_s) == ("HTTP/1.1 503 Service Unavailable", 2.0)
+    assert HandshakeRefused(b"HTTP/1.1 404 Not Found\r\n").retry_after_s is None

@@ -236,6 +236,28 @@ async def test_a_payment_after_expiry_is_late_even_when_the_units_were_still_hel
     await store.audit_ok()
 
 
+async def test_a_payment_just_past_the_deadline_is_late_before_any_sweep(store: Store) -> None:
+    """Lateness is judged by the clock: an order whose deadline passed a few milliseconds
+    ago, still `pending_payment` because no sweeper has run, is paid late."""
+    sale = await store.sale(allotment=5)
+    rid = await store.reserve(sale, "ana")
+    window = store.orders.payment_window_ms
+    order = await store.checkout("ana", [rid], at_ms=now_ms() - window - 5)
+    assert order.expires_at < now_ms()
+    assert (await store.orders.get(store.room, order.id)).state is OrderState.PENDING_PAYMENT
+    result = await store.pay(order)
+    assert (result["outcome"], result["detail"]) == ("paid", "1")
+    assert (await store.orders.get(store.room, order.id)).to_wire()["late_payment"] is True
+    [event] = [e for e in await order_events(store) if e["type"] == "order_paid"]
+    assert event["late"] == "1"
+    # Paid in time (the deadline still ahead): not late.
+    on_time = await store.checkout("ana", [await store.reserve(sale, "ana")])
+    assert order.expires_at < now_ms() < on_time.expires_at
+    assert (await store.pay(on_time))["detail"] == "0"
+    assert (await store.orders.get(store.room, on_time.id)).to_wire()["late_payment"] is False
+    await store.audit_ok()
+
+
 async def order_events(store: Store) -> list[dict[str, str]]:
     rows = stream_rows(await store.shop.redis.xrange(keys.order_events(store.room)))
     return [{text(k): text(v) for k, v in fields.items()} for _, fields in rows]

@@ -3,6 +3,7 @@ signed callbacks into the engine over HTTP (POST /api/payments/callback)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,8 +16,18 @@ from clients import HostClient, ShopperClient
 from clients.errors import LivecartClientError
 from engine import keys
 from engine.app import Engine
+from engine.errors import ConflictError
 from engine.payments import SIGNATURE_HEADER, sign
-from tests.conftest import ADDRESS, EngineFactory, RoomFactory, ViewerFactory, token
+from engine.psp import SimulatedProvider
+from tests.conftest import (
+    ADDRESS,
+    PAYMENT_SECRET,
+    EngineFactory,
+    RoomFactory,
+    Store,
+    ViewerFactory,
+    token,
+)
 from tests.test_api_catalog import JACKET
 
 UNKNOWN = "pay_000000000000000000000000"
@@ -268,3 +279,32 @@ async def test_the_pay_page_escapes_what_it_shows(
     assert "<script>" not in page
     assert "<img" not in page
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
+
+
+async def test_one_refund_id_refunds_once_however_many_ask_at_once(
+    store: Store, redis_url: str
+) -> None:
+    """The provider's idempotency by refund id is atomic: five unwinds asking for the same
+    refund at the same moment refund it once; a different id cannot take more than paid."""
+    sale = await store.sale(allotment=5)
+    order = await store.checkout("ana", [await store.reserve(sale, "ana")])
+    payment = await store.start_payment(order)
+    # The buyer paid at the provider (its own record; the engine's callback is not needed).
+    await store.shop.redis.hset(keys.psp_payment(payment), "state", "succeeded")
+    # Five processes' unwinds (each its own provider client and Redis connection).
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(5)]
+    providers = [SimulatedProvider(c, store.shop.scripts, PAYMENT_SECRET) for c in clients]
+    try:
+        answers = await asyncio.gather(
+            *(provider.refund(payment, order.total, "team-gb1-t2") for provider in providers)
+        )
+    finally:
+        for provider, client in zip(providers, clients, strict=True):
+            await provider.close()
+            await client.aclose()
+    assert answers == ["team-gb1-t2"] * 5
+    record = await store.provider.get(payment)
+    assert record["refunded"] == order.total
+    assert record["refund:team-gb1-t2"] == str(order.total)
+    with pytest.raises(ConflictError, match="above the amount paid"):
+        await store.provider.refund(payment, 1, "another")

@@ -157,6 +157,8 @@ async def test_every_figure_is_what_the_script_did(
     assert summary["room"] == room
     assert summary["title"]
     assert 0 < summary["average_watch_s"] <= summary["duration_s"] + 1
+    # The cumulative GMV chart stays flat until this moment (engine/report_html.py).
+    assert summary["first_paid_at"] == min(int(o["paid_at"]) for o in orders if o["paid_at"])
     [flash] = summary["flash_sales"]
     assert (flash["sale"], flash["allotment"], flash["sold"], flash["reserved"]) == (
         cast["sale"], 2, 2, 0)  # fmt: skip
@@ -213,7 +215,10 @@ async def test_the_cli_writes_the_same_report(
     out = tmp_path / "report"
     code = await _run_cli(["report", room, "--out", str(out), "--redis-url", redis_url, "--json"])
     assert code == 0
-    printed = orjson.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = orjson.loads(captured.out)
+    # Money in the currency's own units, as the page shows it (not "GMV 9200 USD").
+    assert captured.err.strip().endswith("2 paid orders, GMV $92.00")
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.csv", "orders.csv", "report.html", "summary.json"]  # fmt: skip
     written = orjson.loads((out / "summary.json").read_bytes())

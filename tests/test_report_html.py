@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Request, ViewportSize
 
-from engine.report_html import compact, cumulative_gmv, money, nice_range, render
+from engine.report_html import (
+    MINUTE_MS,
+    Plot,
+    compact,
+    cumulative_gmv,
+    money,
+    nice_range,
+    render,
+)
 from tests.conftest import needs_chromium
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
@@ -119,6 +127,29 @@ def test_cumulative_gmv_is_a_running_net_sum() -> None:
     _, rows, _ = sample(3)
     rows[1]["refunded"] = 20_000
     assert cumulative_gmv(rows) == [12_345, 4_690, 17_035]
+
+
+def test_cumulative_gmv_is_flat_until_the_first_paid_order() -> None:
+    # A sale at minute 3: the first order is paid 40 s into it, nothing was sold before.
+    summary, rows, markers = sample(6)
+    for i, row in enumerate(rows):
+        row.update(gmv=0 if i < 3 else 10_000, refunded=0)
+    paid_at = START + 3 * MINUTE + 40_000
+    summary["first_paid_at"] = paid_at
+    svg = chart(render(summary, rows, markers), "gmv")
+    line = re.search(r'<polyline[^>]* points="([^"]+)"', svg)
+    assert line
+    points = [tuple(map(float, p.split(","))) for p in line.group(1).split()]
+    plot = Plot(START, START + 6 * MINUTE, *nice_range(0, 30_000)[:2])
+    zero = round(plot.y(0), 1)
+    first_up = next(i for i, (_, y) in enumerate(points) if y != zero)
+    assert points[0] == (round(plot.x(START), 1), zero)  # starts at 0, at the show's start
+    assert all(y == zero for _, y in points[:first_up])
+    # The rise leaves 0 at the first paid order, not before it.
+    assert points[first_up - 1][0] == round(plot.x(paid_at), 1)
+    assert points[-1] == (round(plot.x(START + 6 * MINUTE), 1), round(plot.y(30_000), 1))
+    assert max(x for x, _ in points) <= plot.x(START + 6 * MINUTE)
+    assert MINUTE == MINUTE_MS
 
 
 # ---- content -----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ async def test_grabs_arriving_during_a_batch_go_together_in_the_next() -> None:
         await release.wait()
         return [GrabAnswer({"status": "reserved", "n": r.request_id}, False) for r in batch]
 
-    batcher = GrabBatcher(run, max_batch=4, max_in_flight=1, window_s=0, on_idle=lambda: None)
+    batcher = GrabBatcher(run, max_batch=4, window_s=0, on_idle=lambda: None)
     tasks = [asyncio.create_task(batcher.submit(GrabRequest("u", str(n), 1))) for n in range(7)]
     await eventually(lambda: bool(batches))
     assert batches == [1]  # the first goes out at once; the rest wait for it
@@ -47,7 +47,7 @@ async def test_a_failed_batch_fails_each_of_its_grabs() -> None:
     async def run(batch: list[GrabRequest]) -> list[GrabAnswer]:
         raise ConnectionError("redis down")
 
-    batcher = GrabBatcher(run, max_batch=8, max_in_flight=1, window_s=0, on_idle=lambda: None)
+    batcher = GrabBatcher(run, max_batch=8, window_s=0, on_idle=lambda: None)
     results = await asyncio.gather(
         *(batcher.submit(GrabRequest("u", str(n), 1)) for n in range(3)), return_exceptions=True
     )
@@ -61,7 +61,7 @@ async def test_window_collects_grabs_before_the_first_batch() -> None:
         batches.append(len(batch))
         return [GrabAnswer({"status": "reserved"}, False) for _ in batch]
 
-    batcher = GrabBatcher(run, max_batch=8, max_in_flight=1, window_s=0.02, on_idle=lambda: None)
+    batcher = GrabBatcher(run, max_batch=8, window_s=0.02, on_idle=lambda: None)
     await asyncio.gather(*(batcher.submit(GrabRequest("u", str(n), 1)) for n in range(5)))
     assert batches == [5]
 

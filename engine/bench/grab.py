@@ -80,7 +80,7 @@ def grab_keys(room: str, sale_id: str) -> list[str]:
     return [
         keys.sale(room, sale_id), keys.sale_reservations(room, sale_id),
         keys.sale_users(room, sale_id), keys.sale_answers(room, sale_id),
-        keys.expiry(room), keys.outbox(room),
+        keys.expiry(room), keys.outbox(room), keys.show_metrics(room),
     ]  # fmt: skip
 
 
@@ -91,8 +91,8 @@ def raw_with_redis_benchmark(url: str, sha: str, room: str, sale_id: str) -> flo
     if parsed.password:
         server += ["-a", parsed.password]
     argv = ["redis-benchmark", *server, "-c", str(RAW_CLIENTS), "-n", str(RAW_REQUESTS),
-            "-r", "100000000", "-q", "EVALSHA", sha, "6", *grab_keys(room, sale_id), "", "200000",
-            "user:__rand_int__", "req:__rand_int__", "1"]  # fmt: skip
+            "-r", "100000000", "-q", "EVALSHA", sha, "7", *grab_keys(room, sale_id), "", "200000",
+            "1", "user:__rand_int__", "req:__rand_int__", "1"]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300).stdout
     match = re.search(r"([0-9.]+) requests per second", out.replace("\r", "\n"))
     if match is None:
@@ -110,7 +110,7 @@ async def raw_with_redis_py(url: str, sha: str, room: str, sale_id: str) -> floa
         nonlocal count
         while time.perf_counter() < stop_at:
             count += 1
-            await redis.evalsha(sha, 6, *keys_, "", 200_000, f"u{n}.{count}", f"r{count}", 1)
+            await redis.evalsha(sha, 7, *keys_, "", 200_000, "1", f"u{n}.{count}", f"r{count}", 1)
 
     started = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(RAW_CLIENTS)))
@@ -166,7 +166,6 @@ def raw_baseline(redis_url: str, room: str, args: argparse.Namespace) -> tuple[f
 def run(args: argparse.Namespace) -> dict[str, Any]:
     env = bench_env(
         LIVECART_GRAB_WINDOW_MS=str(args.window_ms),
-        LIVECART_GRAB_IN_FLIGHT=str(args.in_flight),
         LIVECART_METRICS=args.metrics,
     )
     secret = env["LIVECART_SECRET"]
@@ -221,7 +220,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "window_s": round(rush["window_s"], 3),
         "think_ms": args.think_ms,
         "grab_window_ms": args.window_ms,
-        "grab_in_flight": args.in_flight,
         **batches,
         "raw_client": raw_client,
         "event_loop": loop_name(),

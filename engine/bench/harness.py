@@ -63,9 +63,11 @@ class Child:
 
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment of a benchmark's processes: a fresh secret, quiet logs, no handshake
-    rate limits (every simulated viewer comes from this machine's one address), `extra`."""
+    rate limits (every simulated viewer comes from this machine's one address), no drain
+    on stop (no load balancer is waiting to be told), `extra`."""
     return {**os.environ, "LIVECART_SECRET": secrets.token_urlsafe(24),
-            "LIVECART_LOG_LEVEL": "WARNING", **UNLIMITED_HANDSHAKES, **extra}  # fmt: skip
+            "LIVECART_LOG_LEVEL": "WARNING", "LIVECART_DRAIN_S": "0",
+            **UNLIMITED_HANDSHAKES, **extra}  # fmt: skip
 
 
 UNLIMITED_HANDSHAKES = {"LIVECART_HANDSHAKES_PER_IP_PER_S": "0", "LIVECART_HANDSHAKES_PER_S": "0"}

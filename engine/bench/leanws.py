@@ -20,6 +20,20 @@ OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 OnMessage = Callable[["LeanConnection", bytes], None]
 
 
+class HandshakeRefused(ConnectionError):
+    """The server answered the upgrade with another status than 101; `str()` is the status
+    line. A shedding engine's 503 says when to come back (`retry_after_s`)."""
+
+    def __init__(self, head: bytes) -> None:
+        lines = head.decode(errors="replace").split("\r\n")
+        super().__init__(lines[0])
+        self.retry_after_s: float | None = None
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "retry-after" and value.strip().isdigit():
+                self.retry_after_s = float(value.strip())
+
+
 def mask(payload: bytes, key: bytes) -> bytes:
     """XOR the payload with the 4-byte key, a machine word at a time."""
     if not payload:
@@ -85,7 +99,7 @@ class LeanConnection(asyncio.Protocol):
                 return
             status = buffer[: buffer.find(b"\r\n")]
             if b" 101 " not in status:
-                self.opened.set_exception(ConnectionError(status.decode(errors="replace")))
+                self.opened.set_exception(HandshakeRefused(buffer[:end]))
                 assert self.transport is not None
                 self.transport.close()
                 return

@@ -7,9 +7,12 @@
 -- KEYS[4] - the sale's answers hash ("user request-id" -> answer JSON)
 -- KEYS[5] - room expiry sorted set (reservation id -> expires_at ms)
 -- KEYS[6] - room outbox stream
+-- KEYS[7] - room show metrics hash (engine/meter.py's layout)
 -- ARGV[1] - now in ms, or "" for Redis server time
 -- ARGV[2] - approximate MAXLEN of the outbox
--- ARGV[3..n] - the requests, three values each: user, request id, quantity
+-- ARGV[3] - "1" to count the batch in the show metrics (written with the outcome, so a
+--   process killed right after a rush loses none of its funnel), "0" not to
+-- ARGV[4..n] - the requests, three values each: user, request id, quantity
 -- returns one string per request: "0" .. answer for a new answer, "1" .. answer for a replay
 local clock_arg = ARGV[1]
 --!include _now
@@ -18,7 +21,7 @@ local sale = redis.call('HMGET', KEYS[1], 'id', 'starts_at', 'ends_at', 'availab
 local results = {}
 -- A private sale (an auction's lot, a giveaway's prizes) is only handed out by award.lua.
 if not sale[1] or sale[10] then
-  for i = 3, #ARGV, 3 do
+  for i = 4, #ARGV, 3 do
     results[#results + 1] = '0{"status":"sale_not_found"}'
   end
   return results
@@ -27,25 +30,29 @@ local id, starts, ends = sale[1], tonumber(sale[2]), tonumber(sale[3])
 local available, limit, hold = tonumber(sale[4]), tonumber(sale[5]), tonumber(sale[6])
 local price, currency, seq = sale[7], sale[8], tonumber(sale[9])
 local reserved = 0
-for i = 3, #ARGV, 3 do
+local statuses = {}  -- new answers by status
+local attempts = 0
+for i = 4, #ARGV, 3 do
   local user, request, quantity = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local answer_key = user .. ' ' .. request
   local previous = redis.call('HGET', KEYS[4], answer_key)
   if previous then
     results[#results + 1] = '1' .. previous
   else
-    local answer
+    local answer, status
     if now >= ends then
-      answer = '{"status":"ended"}'
+      status, answer = 'ended', '{"status":"ended"}'
     elseif now < starts then
-      answer = '{"status":"not_started","starts_at":' .. starts .. '}'
+      status, answer = 'not_started', '{"status":"not_started","starts_at":' .. starts .. '}'
     else
       local holding = tonumber(redis.call('HGET', KEYS[3], user) or '0')
       if holding + quantity > limit then
+        status = 'limit_reached'
         answer = '{"status":"limit_reached","limit":' .. limit .. ',"holding":' .. holding .. '}'
       elseif quantity > available then
-        answer = '{"status":"sold_out","available":' .. available .. '}'
+        status, answer = 'sold_out', '{"status":"sold_out","available":' .. available .. '}'
       else
+        status = 'reserved'
         available = available - quantity
         reserved = reserved + quantity
         seq = seq + 1
@@ -64,6 +71,24 @@ for i = 3, #ARGV, 3 do
     end
     redis.call('HSET', KEYS[4], answer_key, answer)
     results[#results + 1] = '0' .. answer
+    statuses[status] = (statuses[status] or 0) + 1
+    attempts = attempts + 1
+  end
+end
+if ARGV[3] == '1' and attempts > 0 then
+  -- As engine/meter.py's Meter.count: this minute, the show's total, the dimension's total.
+  local minute = math.floor(now / 60000)
+  local function count(metric, n, dim)
+    redis.call('HINCRBY', KEYS[7], minute .. ':' .. metric, n)
+    redis.call('HINCRBY', KEYS[7], 't:' .. metric, n)
+    redis.call('HINCRBY', KEYS[7], 't:' .. metric .. '.' .. dim, n)
+  end
+  count('grab_attempts', attempts, id)
+  for status, n in pairs(statuses) do
+    count('grab_results', n, status)
+  end
+  if statuses['reserved'] then
+    count('reservations', statuses['reserved'], id)
   end
 end
 if reserved > 0 then

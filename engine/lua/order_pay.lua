@@ -28,7 +28,7 @@
 local clock_arg = ARGV[1]
 --!include _now
 local order = redis.call('HMGET', KEYS[1], 'id', 'state', 'total', 'currency', 'user',
-  'coupons', 'device')
+  'coupons', 'device', 'expires_at')
 if not order[1] then
   return {'err', 'order_not_found', ''}
 end
@@ -123,7 +123,9 @@ for cid in string.gmatch(order[6] or '', '%S+') do
 end
 
 -- Second pass: complete it.
-local late = next(take) ~= nil or state == 'expired'
+-- Late is judged by the clock, not only by the state: a payment a few ms past the deadline,
+-- before the sweeper has expired the order, is late too.
+local late = next(take) ~= nil or state == 'expired' or now > tonumber(order[8] or now)
 for _, line in ipairs(lines) do
   local rid, k, r, held = line[1], line[2], line[3], line[4]
   local sale = redis.call('HGET', KEYS[k], 'id')
