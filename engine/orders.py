@@ -419,9 +419,10 @@ class OrderStore:
             self.risk.max_orders_per_device,
             len(lines),
             len(windows),
+            "1" if self.meter.enabled else "0",
         ]
         for line in lines:
-            args += [line["reservation"], 11 + sale_ids.index(line["sale"]), line["quantity"]]
+            args += [line["reservation"], 12 + sale_ids.index(line["sale"]), line["quantity"]]
         for cid, valid_from, valid_until in windows:
             args += [cid, valid_from, valid_until]
         result = await self.scripts.checkout(
@@ -437,6 +438,7 @@ class OrderStore:
                 keys.coupons(room),
                 keys.expiry(room),
                 keys.order_events(room),
+                keys.show_metrics(room),
                 *res_keys,
             ],
             [*args, *fields],
@@ -448,12 +450,8 @@ class OrderStore:
             raise cls(
                 message.format(detail=detail_text), code=code, details={"detail": detail_text}
             )
-        order = await self.get(room, text(result[1]))
-        if status != "replay":
-            self.meter.count(room, Metric.ORDERS)
-            for sale_id in sale_ids:
-                self.meter.count_dim(room, Metric.ORDERS, sale_id)
-        return order, status == "replay"
+        # The script counted a new order in the show metrics (orders, and once per sale).
+        return await self.get(room, text(result[1])), status == "replay"
 
     # ---- cancel and expiry --------------------------------------------------------------------
 
@@ -551,7 +549,7 @@ class OrderStore:
         at_ms: int | None = None,
     ) -> tuple[str, str]:
         """Apply a verified provider event (order_pay.lua); returns (outcome, detail)."""
-        sale_keys, pairs = self._line_keys(room, order, 3, 9)
+        sale_keys, pairs = self._line_keys(room, order, 3, 11)
         result = await self.scripts.order_pay(
             self.redis,
             [
@@ -563,6 +561,8 @@ class OrderStore:
                 keys.order_events(room),
                 keys.outbox(room),
                 keys.order_counts(room),
+                keys.show_metrics(room),
+                keys.paid_buyers(room),
                 *sale_keys,
             ],
             [
@@ -573,6 +573,7 @@ class OrderStore:
                 event,
                 amount,
                 currency,
+                "1" if self.meter.enabled else "0",
                 *pairs,
             ],
         )
@@ -581,12 +582,8 @@ class OrderStore:
         if outcome == "err":
             code = text(result[1])
             raise RejectedError(detail, code=code)
-        if outcome == "paid":
-            if self.meter.enabled and await self.redis.sadd(keys.paid_buyers(room), order.user):
-                self.meter.count(room, Metric.PAID_BUYERS)
-            self.meter.count(room, Metric.PAID_ORDERS, dim=order.currency)
-            self.meter.money(room, Metric.GMV, order.currency, order.total)
-            self.meter.count(room, Metric.COUPON_REDEMPTIONS, len(order.coupons))
+        # A payment that completed the order was counted by the script, with the outcome
+        # (paid orders, GMV, paid buyers, coupon redemptions).
         return outcome, detail
 
     async def payment(self, room: str, payment_id: str) -> dict[str, Any] | None:

@@ -114,9 +114,10 @@ async def test_a_killed_engine_process_loses_no_viewer_and_no_unit(tmp_path: Pat
 async def test_a_killed_engine_process_loses_none_of_the_sale_funnel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Grab attempts, their results and reservations are counted by the grab script with
-    the outcome: a process killed right after a rush, before it writes its in-memory
-    counters (here never: a minute between writes), loses none of them."""
+    """Grab attempts, their results and reservations, orders, paid orders, paid buyers and
+    GMV are counted by the scripts that decide them, with the outcome: a process killed
+    right after a rush, before it writes its in-memory counters (here never: a minute
+    between writes), loses none of them."""
     monkeypatch.setenv("LIVECART_METRICS_FLUSH_MS", "60000")
     with serving_workers(tmp_path, "--workers", "2", "--data-dir", str(tmp_path / "data")) as (
         process,
@@ -131,12 +132,24 @@ async def test_a_killed_engine_process_loses_none_of_the_sale_funnel(
                 await viewer.connect()
             first = await asyncio.gather(*(viewer.grab(sale) for viewer in viewers))
             again = await asyncio.gather(*(viewer.grab(sale) for viewer in viewers[:5]))
-            os.kill(worker_holding(workers_of(process.pid), viewers[0]), signal.SIGKILL)
             statuses = [answer["status"] for answer in [*first, *again]]
             assert statuses.count("reserved") == 20
+            # Three buyers check out and pay (through whichever process takes each call).
+            buyers = [n for n, answer in enumerate(first) if answer["status"] == "reserved"][:3]
+            totals = []
+            for n in buyers:
+                async with ShopperClient(url, ROOM, mint(Role.VIEWER, f"v{n}")) as shopper:
+                    order = await shopper.checkout([first[n]["reservation"]], address=ADDRESS,
+                                                   contact=CONTACT)  # fmt: skip
+                    payment = await shopper.start_payment(order["id"])
+                    assert (await shopper.pay(payment["payment"]))["engine"]["outcome"] == "paid"
+                    totals.append(order["pricing"]["total"])
+            os.kill(worker_holding(workers_of(process.pid), viewers[0]), signal.SIGKILL)
             async with HostClient(url, ROOM, mint(Role.HOST, "host")) as host:
                 board = await host.call("GET", f"/api/rooms/{ROOM}/dashboard")
             assert (board["grab_attempts"], board["reservations"]) == (35, 20)
+            assert (board["orders"], board["paid_orders"], board["paid_buyers"]) == (3, 3, 3)
+            assert board["gmv"] == {"USD": sum(totals)}
         finally:
             for viewer in viewers:
                 await viewer.close()

@@ -13,7 +13,8 @@
 -- KEYS[8] - room coupons hash
 -- KEYS[9] - room reservation expiry sorted set
 -- KEYS[10] - room order events stream
--- KEYS[11..n] - the reservations hashes of the sales involved
+-- KEYS[11] - room show metrics hash (engine/meter.py's layout)
+-- KEYS[12..n] - the reservations hashes of the sales involved
 -- ARGV[1] - now in ms, or "" for Redis server time
 -- ARGV[2] - approximate MAXLEN of the order events stream
 -- ARGV[3] - order id
@@ -25,7 +26,8 @@
 -- ARGV[9] - max open or paid orders per device
 -- ARGV[10] - number of reservations R
 -- ARGV[11] - number of coupons C
--- ARGV[12..n] - R triples (reservation id, index into KEYS of its reservations hash, units
+-- ARGV[12] - "1" to count the order in the show metrics (with the outcome), "0" not to
+-- ARGV[13..n] - R triples (reservation id, index into KEYS of its reservations hash, units
 --   priced), then C triples (coupon id, valid_from, valid_until), then the order's
 --   field, value pairs
 -- returns {"ok", order id} | {"replay", order id} | {"err", code, detail}
@@ -49,10 +51,10 @@ if device ~= '' and tonumber(redis.call('HGET', KEYS[5], 'd:' .. device) or '0')
   return {'err', 'order_limit', 'device'}
 end
 local n_res, n_coupons = tonumber(ARGV[10]), tonumber(ARGV[11])
-local first_coupon = 12 + 3 * n_res
+local first_coupon = 13 + 3 * n_res
 local first_field = first_coupon + 3 * n_coupons
 local records = {}
-for i = 12, first_coupon - 1, 3 do
+for i = 13, first_coupon - 1, 3 do
   local rid, hash = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
   local raw = redis.call('HGET', hash, rid)
   if not raw then
@@ -124,4 +126,18 @@ redis.call('HSET', KEYS[6], user, mine and (mine .. ' ' .. order_id) or order_id
 redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[2], '*', 'type', 'order_created',
   'order', order_id, 'user', user, 'state', 'pending_payment',
   'total', redis.call('HGET', KEYS[1], 'total'), 'at', now)
+if ARGV[12] == '1' then
+  -- As Meter.count(orders) and Meter.count_dim(orders, sale) once per sale of the order.
+  local minute = math.floor(now / 60000)
+  redis.call('HINCRBY', KEYS[11], minute .. ':orders', 1)
+  redis.call('HINCRBY', KEYS[11], 't:orders', 1)
+  local counted = {}
+  for _, item in ipairs(records) do
+    local sale = string.match(item[1], '^(s%d+)%.')
+    if not counted[sale] then
+      counted[sale] = true
+      redis.call('HINCRBY', KEYS[11], 't:orders.' .. sale, 1)
+    end
+  end
+end
 return {'ok', order_id}

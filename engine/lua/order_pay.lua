@@ -13,7 +13,9 @@
 -- KEYS[6] - room order events stream
 -- KEYS[7] - room outbox stream (stock events)
 -- KEYS[8] - room order counts hash (a late payment counts the order again)
--- KEYS[9..n] - per sale of the order, three keys: sale hash, reservations hash, users hash
+-- KEYS[9] - room show metrics hash (engine/meter.py's layout)
+-- KEYS[10] - room paid buyers set (users with a paid order)
+-- KEYS[11..n] - per sale of the order, three keys: sale hash, reservations hash, users hash
 -- ARGV[1] - now in ms, or "" for Redis server time
 -- ARGV[2] - approximate MAXLEN of the order events stream
 -- ARGV[3] - approximate MAXLEN of the outbox
@@ -21,7 +23,8 @@
 -- ARGV[5] - event: "succeeded" | "failed"
 -- ARGV[6] - amount (minor units)
 -- ARGV[7] - currency
--- ARGV[8..n] - per line: reservation id, index into KEYS of its sale hash (the reservations
+-- ARGV[8] - "1" to count a completed order in the show metrics (with the outcome), "0" not to
+-- ARGV[9..n] - per line: reservation id, index into KEYS of its sale hash (the reservations
 --   and users hashes follow it)
 -- returns {"paid", late "0"|"1"} | {"refund", reason} | {"duplicate", payment state}
 --   | {"failed", order state} | {"ignored", payment state} | {"err", code, detail}
@@ -84,7 +87,7 @@ end
 -- First pass: can every line and coupon be completed for this order?
 local lines = {}
 local take = {}  -- units re-taken from available stock, per sale key index
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   local rid, k = ARGV[i], tonumber(ARGV[i + 1])
   local raw = redis.call('HGET', KEYS[k + 1], rid)
   if not raw then
@@ -158,6 +161,24 @@ if state == 'expired' then
   redis.call('HINCRBY', KEYS[8], 'u:' .. user, 1)
   if order[7] and order[7] ~= '' then
     redis.call('HINCRBY', KEYS[8], 'd:' .. order[7], 1)
+  end
+end
+if ARGV[8] == '1' then
+  -- As Meter.count / Meter.money: this minute and the show's totals.
+  local minute = math.floor(now / 60000)
+  local function count(metric, n)
+    redis.call('HINCRBY', KEYS[9], minute .. ':' .. metric, n)
+    redis.call('HINCRBY', KEYS[9], 't:' .. metric, n)
+  end
+  count('paid_orders', 1)
+  redis.call('HINCRBY', KEYS[9], 't:paid_orders.' .. currency, 1)
+  redis.call('HINCRBY', KEYS[9], minute .. ':gmv.' .. currency, total)
+  redis.call('HINCRBY', KEYS[9], 't:gmv.' .. currency, total)
+  if #coupons > 0 then
+    count('coupon_redemptions', #coupons)
+  end
+  if redis.call('SADD', KEYS[10], user) == 1 then
+    count('paid_buyers', 1)
   end
 end
 record('succeeded')
