@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from engine import keys
 from engine.auth import Claims
 from engine.errors import AuthError, ForbiddenError
+from engine.protocol import Role
 from engine.redis_client import text
 from engine.scripts import Scripts
 
@@ -35,6 +36,12 @@ def is_revoked(issued_at: int, revoked_before: int | None) -> bool:
     return revoked_before is not None and issued_at <= revoked_before
 
 
+def ban_rank(stored: bytes | str | None) -> int:
+    """The rank of whoever banned a user; a ban recorded without one counts as a
+    moderator's (it reaches viewers and guests only)."""
+    return int(stored) if stored is not None else Role.MODERATOR.rank
+
+
 class Access:
     def __init__(self, redis: Redis, scripts: Scripts) -> None:
         self.redis = redis
@@ -45,10 +52,11 @@ class Access:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys.revocations(claims.room), claims.user)
             pipe.sismember(keys.banned_users(claims.room), claims.user)
-            revoked, banned = await pipe.execute()
+            pipe.hget(keys.ban_ranks(claims.room), claims.user)
+            revoked, banned, by_rank = await pipe.execute()
         if is_revoked(claims.issued_at, int(revoked) if revoked is not None else None):
             raise revoked_error()
-        if banned:
+        if banned and claims.role.rank < ban_rank(by_rank):
             raise ForbiddenError("you are banned from this room", code="banned")
 
     async def revoke(self, room: str, user: str, now_s: int) -> int:

@@ -187,9 +187,15 @@ class Gateway:
             assert hub.room is not None
             arrival = await self.node.presence.seen(room_id, author.user, hub.room.host)
             await hub.join(viewer, hello.since)
-            self._count_arrival(room_id, arrival, resumed=hello.since is not None)
-            if hello.ref is not None:
-                await self.node.referrals.on_join(room_id, author, hello.ref)
+            try:
+                self._count_arrival(room_id, arrival, resumed=hello.since is not None)
+                if hello.ref is not None:
+                    await self.node.referrals.on_join(room_id, author, hello.ref)
+            except BaseException:
+                # Joined but not handed to the read loop (whose `finally` leaves): leave
+                # here, or the room would count a ghost viewer (and its watch time) forever.
+                hub.leave(viewer)
+                raise
             return viewer, hub
         except LivecartError as error:
             close = CloseCode.BANNED if error.code == "banned" else CloseCode.AUTH_FAILED

@@ -35,6 +35,7 @@ from engine.presence import RoomStats
 from engine.protocol import (
     CloseCode,
     ConnectionGuard,
+    Role,
     SessionState,
     error_message,
     notice_message,
@@ -270,7 +271,10 @@ class RoomHub:
         user = str(data.get("user", ""))
         targets = list(self.by_user.get(user, ()))
         if kind == "banned":
+            rank = int(data.get("rank", Role.MODERATOR.rank))
             for viewer in targets:
+                if viewer.author.role.rank >= rank:
+                    continue  # a ban reaches only roles ranked below its issuer's
                 viewer.send(
                     {
                         "type": "error",

@@ -106,6 +106,11 @@ def banned_users(room: str) -> str:
     return f"{_room(room)}:banned"
 
 
+def ban_ranks(room: str) -> str:
+    """Hash: banned user -> the rank of the role that banned them (engine.protocol.Role)."""
+    return f"{_room(room)}:banned:by"
+
+
 def revocations(room: str) -> str:
     """Hash: user -> Unix second; their tokens for the room issued up to it are revoked."""
     return f"{_room(room)}:revocations"

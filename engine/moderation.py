@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from engine import keys
 from engine.errors import NotFoundError, ProtocolError
+from engine.protocol import Role
 from engine.redis_client import text, texts
 from engine.roomlog import publish_control
 from engine.scripts import Scripts
@@ -123,14 +124,22 @@ class Moderation:
         if await self.redis.delete(keys.muted(room, user)):
             await self._control(room, "unmuted", {"user": user})
 
-    async def ban(self, room: str, user: str) -> None:
+    async def ban(self, room: str, user: str, by: Role = Role.HOST) -> None:
+        """Ban `user`; the ban reaches only their tokens of a role ranked below `by`'s (a
+        moderator's ban cannot lock out a moderator, no ban a host)."""
         keys.check_user_id(user)
-        await self.redis.sadd(keys.banned_users(room), user)
-        await self._control(room, "banned", {"user": user})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.banned_users(room), user)
+            pipe.hset(keys.ban_ranks(room), user, by.rank)
+            await pipe.execute()
+        await self._control(room, "banned", {"user": user, "rank": by.rank})
 
     async def unban(self, room: str, user: str) -> None:
         keys.check_user_id(user)
-        await self.redis.srem(keys.banned_users(room), user)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(keys.banned_users(room), user)
+            pipe.hdel(keys.ban_ranks(room), user)
+            await pipe.execute()
 
     async def is_banned(self, room: str, user: str) -> bool:
         return bool(await self.redis.sismember(keys.banned_users(room), user))

@@ -9,8 +9,6 @@ and a consumer that died leaves them to be claimed by another after `min_idle_ms
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from engine import keys
+from engine.csv_cells import rows_text
 from engine.orders import Order
 from engine.redis_client import text
 
@@ -53,16 +52,9 @@ def export(orders: Iterable[Order], fmt: str) -> Iterator[str]:
         return
     if fmt != "csv":
         raise ValueError(f"unknown export format {fmt!r} (csv or jsonl)")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    yield rows_text(CSV_COLUMNS, [], header=True)
     for order in orders:
-        writer.writerow(csv_row(order))
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.getvalue():
-        yield buffer.getvalue()
+        yield rows_text(CSV_COLUMNS, [csv_row(order)], header=False)
 
 
 Event = tuple[str, dict[str, str]]

@@ -69,6 +69,14 @@ class Role(enum.Enum):
     def can_comment(self) -> bool:
         return self is not Role.ANONYMOUS
 
+    @property
+    def rank(self) -> int:
+        """Roles form a hierarchy: a ban reaches only roles ranked below its issuer's."""
+        return _RANKS[self]
+
+
+_RANKS = {Role.HOST: 3, Role.MODERATOR: 2, Role.VIEWER: 1, Role.ANONYMOUS: 0}
+
 
 # ---- client -> server ---------------------------------------------------------------
 

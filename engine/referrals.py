@@ -78,7 +78,9 @@ class Referrals:
         user, _, _sig = ref.rpartition(".")  # base64url has no ".", user ids may
         if not user or not keys.USER_ID_RE.fullmatch(user):
             return None
-        return user if hmac.compare_digest(self.sign(room, user), ref) else None
+        # Bytes, not str: compare_digest raises TypeError on a non-ASCII str.
+        genuine = hmac.compare_digest(self.sign(room, user).encode(), ref.encode())
+        return user if genuine else None
 
     async def share(self, room: str, user: str, name: str) -> dict[str, Any]:
         """The caller's share link for the room (the same every time); keeps their name for

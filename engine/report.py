@@ -10,8 +10,6 @@ and coupons themselves, the records the audit checks (docs/metrics.md says which
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from redis.asyncio import Redis
 
 from engine import keys
 from engine.catalog import Catalog, Product
+from engine.csv_cells import rows_text
 from engine.meter import Metric
 from engine.orders import Order, load_orders
 from engine.redis_client import text
@@ -232,12 +231,7 @@ def summarize(show: ShowData, *, generated_at: int) -> dict[str, Any]:
 
 
 def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({name: "" if row.get(name) is None else row[name] for name in columns})
-    return out.getvalue().encode()
+    return rows_text(columns, rows, header=True).encode()
 
 
 def order_rows(show: ShowData) -> list[dict[str, Any]]:

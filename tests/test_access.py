@@ -128,3 +128,42 @@ async def test_tokens_of_a_secret_being_rotated_out_keep_working(
         assert (await viewer.connect())["type"] == "welcome"
     finally:
         await viewer.close()
+
+
+async def test_a_moderator_cannot_lock_the_host_out(
+    engine: Engine, room_factory: RoomFactory
+) -> None:
+    """Bans, mutes and revocations of the room's host are refused for everyone; the host
+    (user host-1, the room's creator) keeps working."""
+    room = await room_factory()
+    mod = token(room, "moderator", "mod-1")
+    async with HostClient(engine.base_url, room, mod) as moderator:
+        for call in (lambda: moderator.ban("host-1"), lambda: moderator.mute("host-1", 10)):
+            with pytest.raises(LivecartClientError) as refused:
+                await call()
+            assert (refused.value.status, refused.value.code) == (403, "forbidden")
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+        with pytest.raises(LivecartClientError) as refused:
+            await host.call("POST", f"/api/rooms/{room}/revocations", {"user": "host-1"})
+        assert (refused.value.status, refused.value.code) == (403, "forbidden")
+        assert await host.call("GET", f"/api/rooms/{room}/bans") == {"users": []}
+        await host.call("POST", f"/api/rooms/{room}/end")  # still the host
+
+
+async def test_a_ban_reaches_only_roles_below_its_issuer(
+    engine: Engine, room_factory: RoomFactory
+) -> None:
+    """A moderator banning another moderator's id bans that user's viewer tokens, not
+    their moderator token; a host's ban reaches the moderator token too."""
+    room = await room_factory()
+    async with HostClient(engine.base_url, room, token(room, "moderator", "mod-1")) as mod:
+        await mod.ban("mod-2")
+    as_moderator = token(room, "moderator", "mod-2")
+    async with HostClient(engine.base_url, room, as_moderator) as victim:
+        assert await victim.call("GET", f"/api/rooms/{room}/bans") == {"users": ["mod-2"]}
+    async with ShopperClient(engine.base_url, room, token(room, "viewer", "mod-2")) as viewer:
+        assert await refusal(viewer) == (403, "banned")
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+        await host.ban("mod-2")
+    async with ShopperClient(engine.base_url, room, as_moderator) as victim_again:
+        assert await refusal(victim_again) == (403, "banned")

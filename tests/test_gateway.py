@@ -20,7 +20,7 @@ from engine.app import Engine
 from engine.metrics import METRICS
 from engine.protocol import CloseCode
 from engine.settings import Limits
-from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, token
+from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, eventually, token
 from tests.test_api_catalog import JACKET
 
 
@@ -625,3 +625,52 @@ async def test_a_rate_flood_gets_its_error_budget_not_thousands_of_answers(
         assert len(limited) == limits.max_errors + 1
         assert len(pongs) < limits.message_burst + 2 * limits.messages_per_second
         assert code == CloseCode.PROTOCOL_ABUSE
+
+
+def here(engine: Engine, room: str) -> int:
+    """Viewers this engine process counts in the room (its hub's broadcast set)."""
+    assert engine.node is not None
+    hub = engine.node.hubs.get(room)
+    return 0 if hub is None else hub.online_here
+
+
+ODD_VALUES = ["h1.é", "é" * 200, "x" * 5000, "\x00", "v1.\u202e", "", " ", "s1.1", 12, None,
+              [], {}, True, -1, 1e308]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["token", "since", "ref", "device", "id"])
+async def test_no_hello_field_can_leave_a_ghost_viewer(engine: Engine, room: str,
+                                                       field: str) -> None:  # fmt: skip
+    """Every odd value of every `hello` field, from anonymous viewers: each connection is
+    answered (a welcome, or an error and a close), and once they are all gone the room
+    counts no one (a join that failed half way used to stay counted for good)."""
+    for value in ODD_VALUES:
+        ws = await raw_session(engine, room, {"type": "hello", field: value})
+        with contextlib.suppress(ConnectionClosed):
+            async with asyncio.timeout(10):
+                reply = orjson.loads(await ws.recv())
+                assert reply["type"] in {"welcome", "error"}, reply
+        await ws.close()
+    await eventually(lambda: here(engine, room) == 0)
+
+
+async def test_a_failure_after_the_join_still_leaves_the_room(
+    engine: Engine, room: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any exception between the join and the read loop (here: the share-link credit
+    failing) closes the connection and takes the viewer out of the room again."""
+    assert engine.node is not None
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("a fault injected after the join")
+
+    monkeypatch.setattr(engine.node.referrals, "on_join", broken)
+    sockets = [await raw_session(engine, room, {"type": "hello", "ref": f"h{n}.x"})
+               for n in range(20)]  # fmt: skip
+    for ws in sockets:
+        with contextlib.suppress(ConnectionClosed):
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+    assert all(ws.close_code == 1011 for ws in sockets)
+    await eventually(lambda: here(engine, room) == 0)

@@ -317,7 +317,7 @@ async def test_ban_and_unban(world: World, bus: aioredis.client.PubSub) -> None:
     assert await world.moderation.is_banned(world.room, "v1") is True
     assert await world.moderation.banned(world.room) == ["v1", "v2"]
     published = await next_bus_message(bus)
-    assert (published.kind, orjson.loads(published.data)) == ("banned", {"user": "v1"})
+    assert (published.kind, orjson.loads(published.data)) == ("banned", {"user": "v1", "rank": 3})
     await world.moderation.unban(world.room, "v1")
     assert await world.moderation.is_banned(world.room, "v1") is False
     assert await world.moderation.banned(world.room) == ["v2"]

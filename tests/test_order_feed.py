@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from engine.order_feed import CSV_COLUMNS, OrderFeed, export
-from engine.orders import load_orders
-from tests.conftest import Store
+from engine.orders import CheckoutRequest, load_orders
+from tests.conftest import ADDRESS, Store
 
 
 async def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -80,3 +80,27 @@ async def test_cli_export_and_feed(store: Store, redis_url: str) -> None:
     assert len(first.stdout.splitlines()) == 4
     again = await run(feed)
     assert again.stdout == ""  # acknowledged the first time
+
+
+FORMULAS = {"name": "=HYPERLINK(\"http://x.example\",\"open\")", "line1": "+cmd|' /C calc'!A0",
+            "city": "@SUM(1+1)", "line2": "-2+3"}  # fmt: skip
+
+
+async def test_a_csv_export_never_hands_a_spreadsheet_a_formula(store: Store) -> None:
+    """Buyer-typed fields that a spreadsheet would run (=, +, -, @) are written with a
+    leading `'` (OWASP's rule; engine/csv_cells.py, which the report's CSVs use too); the
+    JSON-lines export keeps the exact text."""
+    sale = await store.sale(allotment=5)
+    body = {
+        "reservations": [await store.reserve(sale, "ana")], "coupons": [],
+        "shipping_address": {**ADDRESS, **FORMULAS},
+        "contact": {"email": "@ana@example.com"}, "idempotency_key": "formula-1",
+    }  # fmt: skip
+    await store.orders.checkout(store.room, "ana", CheckoutRequest.parse(body))
+    orders = await load_orders(store.shop.redis, store.room)
+    [row] = list(csv.DictReader(io.StringIO("".join(export(orders, "csv")))))
+    for field, value in {**FORMULAS, "email": "@ana@example.com"}.items():
+        assert row[field] == "'" + value, field
+    assert row["total"] == str(orders[0].total)  # numbers untouched
+    [line] = [orjson.loads(text) for text in export(orders, "jsonl")]
+    assert line["shipping_address"]["name"] == FORMULAS["name"]

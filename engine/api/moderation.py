@@ -19,6 +19,7 @@ from engine.api.base import (
     route,
     user_field,
 )
+from engine.errors import ForbiddenError
 from engine.keys import check_user_id
 from engine.moderation import validate_words
 from engine.protocol import is_stream_id
@@ -26,6 +27,15 @@ from engine.roomlog import Entry
 
 MAX_PAGE = 500
 MAX_SLOW_MODE_S = 3600
+
+
+async def target_below(call: Call, user: str) -> str:
+    """`user`, unless it is the room's host: no one can ban, mute or revoke the host (a
+    moderator's ban reaching moderators is stopped where bans are checked, by rank)."""
+    room = await call.node.rooms.get(call.room)
+    if user == room.host:
+        raise ForbiddenError("no one can ban, mute or revoke the room's host", code="forbidden")
+    return user
 
 
 @route("/api/rooms/{room}/comments", ["GET"])
@@ -78,7 +88,7 @@ async def unpin_comment(call: Call) -> Any:
 async def mute_user(call: Call) -> Any:
     body = await call.json()
     body = body if isinstance(body, dict) else {}
-    user = user_field(body)
+    user = await target_below(call, user_field(body))
     minutes = body.get("minutes")
     if not isinstance(minutes, int) or isinstance(minutes, bool):
         raise invalid("minutes", "an integer is required")
@@ -99,8 +109,9 @@ async def list_bans(call: Call) -> Any:
 @route("/api/rooms/{room}/bans", ["POST"], roles=MODERATORS)
 async def ban_user(call: Call) -> Any:
     body = await call.json()
-    user = user_field(body if isinstance(body, dict) else {})
-    await call.node.moderation.ban(call.room, user)
+    user = await target_below(call, user_field(body if isinstance(body, dict) else {}))
+    assert call.claims is not None
+    await call.node.moderation.ban(call.room, user, by=call.claims.role)
     return {"user": user, "banned": True}
 
 

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from engine import auth
 from engine.api.base import HOSTS, Call, int_field, invalid, route, user_field
+from engine.api.moderation import target_below
 from engine.errors import ProtocolError
 from engine.keys import check_room_id
 from engine.protocol import Role
@@ -83,7 +84,7 @@ async def mint_token(call: Call) -> Any:
 async def revoke_tokens(call: Call) -> Any:
     """Every token of `user` for this room issued up to now is refused from now on, and
     their open sockets close (engine/access.py). They sign in again with a newer token."""
-    user = user_field(await call.object())
+    user = await target_below(call, user_field(await call.object()))
     before = await call.node.access.revoke(call.room, user, int(time.time()))
     return {"user": user, "revoked_before": before}
 
