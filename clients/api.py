@@ -10,6 +10,8 @@ import httpx
 
 from clients.errors import LivecartClientError
 
+IDLE_CONNECTION_S = 4.0  # under the engine's keep-alive (engine/listener.py KEEP_ALIVE_S)
+
 
 class ApiClient:
     def __init__(self, base_url: str, room: str, token: str, *, timeout_s: float = 10.0) -> None:
@@ -20,6 +22,9 @@ class ApiClient:
             base_url=self.base_url,
             headers={"authorization": f"Bearer {token}"},
             timeout=timeout_s,
+            # The engine closes a connection idle for 5 s (docs/deploy.md); letting go of it
+            # sooner keeps a request from going out on one the engine is closing.
+            limits=httpx.Limits(keepalive_expiry=IDLE_CONNECTION_S),
         )
 
     async def __aenter__(self) -> Self:

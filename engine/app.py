@@ -49,6 +49,8 @@ async def readyz(request: Request) -> Response:
     body: dict[str, object] = {"ok": ok, "checks": checks}
     if draining:
         body["draining"] = True
+    if node.settings.simulated_psp:
+        body["simulated_psp"] = True  # anyone can mark payments paid: never in production
     if node.redis_config is not None and not node.redis_config.ok:
         # Overridden or unreadable at start (engine/redis_config.py): shown, never a 503.
         body["redis_config"] = node.redis_config.to_wire()
@@ -145,6 +147,11 @@ class Engine:
             raise
         redis = redis_client.redacted(redis_url)
         log.info("engine listening", extra={"url": self.base_url, "redis": redis})
+        if self.settings.simulated_psp:
+            log.warning(
+                "the simulated payment provider is ON (/psp/): anyone can mark a payment "
+                "paid; unset LIVECART_SIMULATED_PSP for real money"
+            )
 
     async def stop(self) -> None:
         if self.listener is not None:

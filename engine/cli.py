@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import errno
 import math
+import os
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -148,6 +149,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = _engine_settings(args)
+    if "LIVECART_SIMULATED_PSP" not in os.environ:
+        settings = settings.replace(simulated_psp=True)  # a demo pays through it
     configure_logs(settings.log_format, settings.log_level)
     return _run_engine(settings, run_demo(settings, bots=args.bots))
 

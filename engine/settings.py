@@ -150,8 +150,9 @@ class Settings:
     # load balancer stops sending traffic before connections are closed (engine/app.py).
     drain_s: float = 5.0
     # The built-in simulated payment provider (/psp/...): for development, demos and load
-    # tests. Off in production: its routes are not mounted and no payment can start.
-    simulated_psp: bool = True
+    # tests, where anyone may mark a payment paid. Off unless asked for (`livecart demo`
+    # turns it on): its routes are not mounted and no payment can start.
+    simulated_psp: bool = False
     metrics: bool = True
     metrics_flush_ms: int = 1000
     appendfsync: str = "everysec"

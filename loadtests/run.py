@@ -341,9 +341,10 @@ def main(args: argparse.Namespace) -> int:
                 )
         else:
             secret = secrets.token_urlsafe(24)
-            # Every simulated viewer comes from this machine: no per-address handshake limit.
+            # Every simulated viewer comes from this machine: no per-address handshake limit;
+            # the viewers pay through the simulated provider.
             env = {**os.environ, "LIVECART_SECRET": secret, "LIVECART_LOG_LEVEL": "WARNING",
-                   **UNLIMITED_HANDSHAKES}  # fmt: skip
+                   "LIVECART_SIMULATED_PSP": "on", **UNLIMITED_HANDSHAKES}  # fmt: skip
             base_url, engine_pid, redis_pid = stack.enter_context(local_engine(env))
             cpu = CpuMeter(engine_pid, {engine_pid, redis_pid})
             host_token = auth.mint(secret, room=room, role=Role.HOST, user="loadtest-host")

@@ -40,6 +40,9 @@ SECRET = "test-secret-" + "x" * 20
 # Engines the tests start as processes stop at once on SIGTERM: no load balancer is
 # waiting to be told (the drain itself is tested with LIVECART_DRAIN_S set, tests/test_app.py).
 os.environ.setdefault("LIVECART_DRAIN_S", "0")
+# ...and pay through the simulated provider, off by default in `serve` (tests/test_psp.py
+# checks the default with it unset).
+os.environ.setdefault("LIVECART_SIMULATED_PSP", "on")
 T = TypeVar("T")
 
 
@@ -96,6 +99,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "sync_ms": 20,
         "hub_linger_s": 0.5,
         "metrics_flush_ms": 50,
+        "simulated_psp": True,
     }
     values.update(overrides)
     return Settings(**values)

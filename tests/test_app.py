@@ -23,7 +23,11 @@ from tests.test_api_catalog import JACKET
 from tests.test_gateway import collect_comments
 from tests.test_workers import alive, serving_workers, workers_of
 
-ALL_READY = {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
+ALL_READY = {
+    "ok": True,
+    "checks": {"redis": True, "scripts": True, "pubsub": True},
+    "simulated_psp": True,
+}
 # Every metric family the engine exposes, with its type.
 FAMILIES = {
     "livecart_connections": "gauge",
@@ -356,7 +360,7 @@ async def test_start_failure_cleans_up(engine: Engine, tmp_path: Path) -> None:
 
 # ---- draining on SIGTERM --------------------------------------------------------------------
 
-DRAINING = {"ok": False, "draining": True, "checks": ALL_READY["checks"]}
+DRAINING = {"ok": False, "draining": True, "checks": ALL_READY["checks"], "simulated_psp": True}
 
 
 async def is_draining(url: str) -> bool:

@@ -101,7 +101,11 @@ def test_serve_with_embedded_redis_and_graceful_stop(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with serving("--data-dir", str(data)) as (process, url):
         ready = httpx.get(f"{url}/readyz", timeout=10).json()
-        assert ready == {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
+        assert ready == {
+            "ok": True,
+            "checks": {"redis": True, "scripts": True, "pubsub": True},
+            "simulated_psp": True,
+        }
         redis_pid, port = _embedded_redis(data)
         config = redis.Redis(port=port)
         try:

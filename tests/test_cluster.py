@@ -175,7 +175,11 @@ async def test_rooms_spread_over_the_shards(engines: list[Engine], cluster: DevC
     assert len(owners) > 1  # 12 random rooms on one of 3 masters: about 1 in 59,000
     async with HostClient(engines[0].base_url, rooms[0], token(rooms[0], "host")) as host:
         ready = await host.http.get("/readyz")
-    assert ready.json() == {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
+    assert ready.json() == {
+        "ok": True,
+        "checks": {"redis": True, "scripts": True, "pubsub": True},
+        "simulated_psp": True,
+    }
 
 
 async def test_a_master_failing_over_mid_sale_loses_nothing_acknowledged(

@@ -148,9 +148,11 @@ def test_kill_master_fails_over_and_keeps_replicated_data(tmp_path: Path) -> Non
 
 
 def free_base_port(count: int = 6) -> int:
-    """A base port with `count` consecutive free ports and their bus ports."""
+    """A base port with `count` consecutive free ports and their bus ports, all below the
+    kernel's ephemeral range (32768 up): a port another test's server or client binds with
+    port 0 can never take one of them between this check and the cluster's start."""
     for _ in range(200):
-        base = random.randrange(20000, 30000)
+        base = random.randrange(10000, 32768 - BUS_PORT_OFFSET - count)
         ports = range(base, base + count)
         if all(port_free(p) and port_free(p + BUS_PORT_OFFSET) for p in ports):
             return base

@@ -4,8 +4,12 @@ signed callbacks into the engine over HTTP (POST /api/payments/callback)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +23,7 @@ from engine.app import Engine
 from engine.errors import ConflictError
 from engine.payments import SIGNATURE_HEADER, sign
 from engine.psp import SimulatedProvider
+from engine.settings import Settings
 from tests.conftest import (
     ADDRESS,
     PAYMENT_SECRET,
@@ -259,6 +264,37 @@ async def test_switched_off_the_simulated_provider_is_gone(
             assert (await http.get(path)).status_code == 404
         paid = await http.post("/psp/pay/pay_0123456789abcdef", json={"outcome": "succeeded"})
         assert paid.status_code in {404, 405}
+
+
+def test_serve_leaves_the_simulated_provider_off_unless_asked(tmp_path: Path) -> None:
+    """`livecart serve` with LIVECART_SIMULATED_PSP unset: no /psp/ routes and /readyz
+    says nothing of it; with it on, /readyz says so and the log warns at start."""
+    assert Settings().simulated_psp is False
+    assert Settings.from_env({}).simulated_psp is False
+    base = {k: v for k, v in os.environ.items() if k != "LIVECART_SIMULATED_PSP"}
+    for env, on in ((base, False), ({**base, "LIVECART_SIMULATED_PSP": "on"}, True)):
+        data = tmp_path / ("on" if on else "off")
+        log = tmp_path / f"{data.name}.log"
+        with log.open("w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "engine.cli", "serve", "--port", "0", "--workers", "1",
+                 "--data-dir", str(data)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+            )  # fmt: skip
+        assert process.stdout is not None
+        with process.stdout:
+            try:
+                url = process.stdout.readline().split("listening on ", 1)[1].split()[0]
+                ready = httpx.get(f"{url}/readyz", timeout=10).json()
+                page = httpx.get(f"{url}/psp/payments/pay_0123456789abcdef", timeout=10)
+            finally:
+                process.terminate()
+                process.wait(30)
+        assert ready.get("simulated_psp", False) is on
+        # Mounted: an unknown payment is the provider's own 404; not mounted: no such route.
+        assert (page.headers["content-type"].startswith("application/json") and
+                page.json()["error"]["code"] == "payment_not_found") is on  # fmt: skip
+        assert ("simulated payment provider is ON" in log.read_text()) is on
 
 
 async def test_the_pay_page_escapes_what_it_shows(

@@ -63,7 +63,11 @@ async def test_the_embedded_redis_passes(tmp_path: Path) -> None:
         assert engine.node is not None
         assert engine.node.redis_config == redis_config.RedisConfigCheck(checked=True)
         body = (await ready(engine)).json()
-        assert body == {"ok": True, "checks": {"redis": True, "scripts": True, "pubsub": True}}
+        assert body == {
+            "ok": True,
+            "checks": {"redis": True, "scripts": True, "pubsub": True},
+            "simulated_psp": True,
+        }
     finally:
         await engine.stop()
 

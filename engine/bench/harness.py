@@ -67,6 +67,7 @@ def bench_env(**extra: str) -> dict[str, str]:
     on stop (no load balancer is waiting to be told), `extra`."""
     return {**os.environ, "LIVECART_SECRET": secrets.token_urlsafe(24),
             "LIVECART_LOG_LEVEL": "WARNING", "LIVECART_DRAIN_S": "0",
+            "LIVECART_SIMULATED_PSP": "on",
             **UNLIMITED_HANDSHAKES, **extra}  # fmt: skip
 
 
