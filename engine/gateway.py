@@ -240,8 +240,6 @@ class Gateway:
     # ---- frames ----------------------------------------------------------------------
 
     async def _on_frame(self, viewer: Viewer, hub: RoomHub, frame: str | bytes) -> None:
-        if viewer.closing:
-            return
         now = time.monotonic()
         ref: str | None = None
         try:

@@ -191,20 +191,18 @@ async def run_load(  # noqa: PLR0917
     }
     steps = timeline(args.scenario, args.users, args.spawn_rate, args.duration)
     started = time.monotonic()
+
+    async def play_host() -> None:
+        async with HostClient(base_url, room, host_token) as host:
+            await show.play(host, shop, steps, started, audience=args.users,
+                            patience_s=audience_patience_s(args))  # fmt: skip
+
     cpu.start()
     if args.generator == "locust":
         process = await asyncio.create_subprocess_exec(
             *locust_command(args, base_url, out), env=env, stdout=subprocess.DEVNULL
         )
-        async with HostClient(base_url, room, host_token) as host:
-            await show.play(
-                host,
-                shop,
-                steps,
-                started,
-                audience=args.users,
-                patience_s=audience_patience_s(args),
-            )
+        await play_host()
         await process.wait()
         stats_file = out / "stats.json"
         if not stats_file.exists():
@@ -230,15 +228,7 @@ async def run_load(  # noqa: PLR0917
                 args.processes,
             )
         )
-        async with HostClient(base_url, room, host_token) as host:
-            await show.play(
-                host,
-                shop,
-                steps,
-                started,
-                audience=args.users,
-                patience_s=audience_patience_s(args),
-            )
+        await play_host()
         figures = await load
         report = out / "report.html"
         report.write_text(html_report(args.scenario, room, figures))

@@ -33,6 +33,7 @@
 -- returns {"ok", order id} | {"replay", order id} | {"err", code, detail}
 local clock_arg = ARGV[1]
 --!include _now
+--!include _metrics
 local order_id, user, device, key = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local existing = redis.call('HGET', KEYS[3], user .. ' ' .. key)
 if existing then
@@ -127,10 +128,8 @@ redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[2], '*', 'type', 'order_created
   'order', order_id, 'user', user, 'state', 'pending_payment',
   'total', redis.call('HGET', KEYS[1], 'total'), 'at', now)
 if ARGV[12] == '1' then
-  -- As Meter.count(orders) and Meter.count_dim(orders, sale) once per sale of the order.
-  local minute = math.floor(now / 60000)
-  redis.call('HINCRBY', KEYS[11], minute .. ':orders', 1)
-  redis.call('HINCRBY', KEYS[11], 't:orders', 1)
+  -- The order counts once in `orders`, and once in the total of each sale it buys from.
+  count_metric(KEYS[11], 'orders', 1)
   local counted = {}
   for _, item in ipairs(records) do
     local sale = string.match(item[1], '^(s%d+)%.')

@@ -16,6 +16,7 @@
 -- returns one string per request: "0" .. answer for a new answer, "1" .. answer for a replay
 local clock_arg = ARGV[1]
 --!include _now
+--!include _metrics
 local sale = redis.call('HMGET', KEYS[1], 'id', 'starts_at', 'ends_at', 'available', 'limit',
   'hold_ms', 'price', 'currency', 'res_seq', 'private')
 local results = {}
@@ -76,19 +77,12 @@ for i = 4, #ARGV, 3 do
   end
 end
 if ARGV[3] == '1' and attempts > 0 then
-  -- As engine/meter.py's Meter.count: this minute, the show's total, the dimension's total.
-  local minute = math.floor(now / 60000)
-  local function count(metric, n, dim)
-    redis.call('HINCRBY', KEYS[7], minute .. ':' .. metric, n)
-    redis.call('HINCRBY', KEYS[7], 't:' .. metric, n)
-    redis.call('HINCRBY', KEYS[7], 't:' .. metric .. '.' .. dim, n)
-  end
-  count('grab_attempts', attempts, id)
+  count_metric(KEYS[7], 'grab_attempts', attempts, id)
   for status, n in pairs(statuses) do
-    count('grab_results', n, status)
+    count_metric(KEYS[7], 'grab_results', n, status)
   end
   if statuses['reserved'] then
-    count('reservations', statuses['reserved'], id)
+    count_metric(KEYS[7], 'reservations', statuses['reserved'], id)
   end
 end
 if reserved > 0 then

@@ -30,6 +30,7 @@
 --   | {"failed", order state} | {"ignored", payment state} | {"err", code, detail}
 local clock_arg = ARGV[1]
 --!include _now
+--!include _metrics
 local order = redis.call('HMGET', KEYS[1], 'id', 'state', 'total', 'currency', 'user',
   'coupons', 'device', 'expires_at')
 if not order[1] then
@@ -164,21 +165,13 @@ if state == 'expired' then
   end
 end
 if ARGV[8] == '1' then
-  -- As Meter.count / Meter.money: this minute and the show's totals.
-  local minute = math.floor(now / 60000)
-  local function count(metric, n)
-    redis.call('HINCRBY', KEYS[9], minute .. ':' .. metric, n)
-    redis.call('HINCRBY', KEYS[9], 't:' .. metric, n)
-  end
-  count('paid_orders', 1)
-  redis.call('HINCRBY', KEYS[9], 't:paid_orders.' .. currency, 1)
-  redis.call('HINCRBY', KEYS[9], minute .. ':gmv.' .. currency, total)
-  redis.call('HINCRBY', KEYS[9], 't:gmv.' .. currency, total)
+  count_metric(KEYS[9], 'paid_orders', 1, currency)
+  count_metric(KEYS[9], 'gmv.' .. currency, total)
   if #coupons > 0 then
-    count('coupon_redemptions', #coupons)
+    count_metric(KEYS[9], 'coupon_redemptions', #coupons)
   end
   if redis.call('SADD', KEYS[10], user) == 1 then
-    count('paid_buyers', 1)
+    count_metric(KEYS[9], 'paid_buyers', 1)
   end
 end
 record('succeeded')
