@@ -5,10 +5,20 @@ answers the refusals).
 Origin. A browser sends `Origin` with every WebSocket handshake and lets any page open
 one, so a hostile page could open a socket to the engine with the visitor's cookies. The
 engine uses no cookies (tokens travel in the `hello`), but it still refuses pages it does
-not serve: a handshake without `Origin` (native apps, the SDK, servers) passes; with one,
-it must be the engine's own origin (its host and port equal the request's `Host`), or be
-listed in `allowed_origins` (`LIVECART_ALLOWED_ORIGINS`, comma-separated; `*` allows any).
-Refused: 403.
+not serve. A handshake without `Origin` (native apps, the SDK, servers) passes; one with
+an `Origin` passes when that origin is configured: listed in `allowed_origins`
+(`LIVECART_ALLOWED_ORIGINS`, comma-separated; `*` allows any) or the origin of the
+engine's `public_url` (`LIVECART_PUBLIC_URL`). Otherwise: 403.
+
+Same origin is not enough for a name. Under DNS rebinding an attacker's page at
+`http://attacker.example:8000` has its name re-resolved to the engine's address: the
+browser then sends `Origin` and `Host` both `attacker.example:8000`, equal to each other.
+So an origin equal to the request's `Host` passes unconfigured only when that host cannot
+be rebound: an IP literal, or `localhost` and its subdomains (RFC 6761: never asked of
+DNS), which is how `livecart demo`, a developer's browser and the tests reach the engine
+(Jupyter and Django's development `ALLOWED_HOSTS` draw the same line). A named host's own
+pages need it configured (`LIVECART_PUBLIC_URL`, or `LIVECART_ALLOWED_ORIGINS`); the 403
+says so, and `livecart serve` warns at start when neither is set.
 
 Behind a reverse proxy. The proxy connects, not the browser, and often rewrites `Host`
 (nginx's `proxy_set_header Host $host` drops the port). From a peer listed in
@@ -48,19 +58,107 @@ class Refusal:
     retry_after_s: int | None = None
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+FOREIGN_ORIGIN = "this origin may not open viewer connections"
+UNCONFIGURED_ORIGIN = (
+    "this origin may not open viewer connections: a page served under a name must be "
+    "configured (set LIVECART_PUBLIC_URL to the engine's public URL, or list the origin in "
+    "LIVECART_ALLOWED_ORIGINS)"
+)
+NO_ORIGIN_CONFIGURED = (
+    "no browser origin is configured (LIVECART_PUBLIC_URL, LIVECART_ALLOWED_ORIGINS): "
+    "browser pages may open viewer sockets only when served from localhost or an IP "
+    "address; set LIVECART_PUBLIC_URL to the engine's public URL (e.g. https://shop.example)"
+)
+
+OriginKey = tuple[str, str, int]  # (scheme, host, port), lowercased, default port filled
+
+
+class Origins:
+    """The browser origins that may open viewer sockets (see the module docstring):
+    `allowed` (LIVECART_ALLOWED_ORIGINS) and the origin of `public_url`."""
+
+    def __init__(self, allowed: Iterable[str], public_url: str = "") -> None:
+        self.allowed = tuple(allowed)
+        self.any = "*" in self.allowed
+        keys = {_origin_key(origin) for origin in self.allowed}
+        if public_url:
+            keys.add(_origin_key(public_url))
+        self.keys = frozenset(key for key in keys if key is not None)
+        self.configured = self.any or bool(self.keys)
+
+    def refusal(self, origin: str | None, host: str | None) -> str | None:
+        """None when a handshake with this `Origin` (None: no header) and `Host` (or the
+        trusted proxy's `X-Forwarded-Host`) may go on, else why not."""
+        if origin is None or self.any or origin in self.allowed:
+            return None
+        key = _origin_key(origin)
+        if key is None:  # "null" (sandboxed iframes, file:// pages), or not a web origin
+            return FOREIGN_ORIGIN
+        if key in self.keys:
+            return None
+        default = DEFAULT_PORTS[key[0]]
+        if host is None or key[1:] != _authority(host, default):
+            return FOREIGN_ORIGIN
+        # The page is the engine's own by its Host. Believed only for a host DNS
+        # rebinding cannot take; a name must be configured.
+        return None if cannot_be_rebound(key[1]) else UNCONFIGURED_ORIGIN
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...],
+                   public_url: str = "") -> bool:  # fmt: skip
     """Whether a handshake's `Origin` may open a socket (see the module docstring)."""
-    if origin is None:
+    return Origins(allowed, public_url).refusal(origin, host) is None
+
+
+def cannot_be_rebound(host: str) -> bool:
+    """An IP literal (IPv6 in brackets or not), or `localhost` and its subdomains, which
+    resolvers and browsers answer themselves (RFC 6761)."""
+    name = host.lower()
+    if name == "localhost" or name.endswith(".localhost"):
         return True
-    if "*" in allowed or origin in allowed:
-        return True
-    if host is None:
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
         return False
-    parts = urlsplit(origin)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        return False
-    default = {"http": 80, "https": 443}[parts.scheme]
-    return _authority(parts.netloc, default) == _authority(host, default)
+    return True
+
+
+def origin_warning(allowed: tuple[str, ...], public_url: str) -> str | None:
+    """What `livecart serve` warns at start when no browser origin is configured."""
+    return None if allowed or public_url else NO_ORIGIN_CONFIGURED
+
+
+def check_origins(allowed: tuple[str, ...], public_url: str) -> None:
+    """Settings: every allowed origin is `*` or `scheme://host[:port]`, and the public URL an
+    http(s) URL; one that could never match a browser's `Origin` is refused at start."""
+    for origin in allowed:
+        parts = urlsplit(origin)
+        if origin != "*" and (_origin_key(origin) is None or parts.path not in {"", "/"}
+                              or parts.query or parts.fragment or "@" in parts.netloc):  # fmt: skip
+            raise ValueError(
+                f"allowed_origins: {origin!r} is not an origin like https://shop.example "
+                "(scheme, host and port only), or *"
+            )
+    if public_url and _origin_key(public_url) is None:
+        raise ValueError(f"public_url: {public_url!r} is not an http(s) URL")
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_key(text: str) -> OriginKey | None:
+    """(scheme, host, port) of an http(s) origin or URL, else None."""
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc.rpartition("@")[2]
+    if scheme not in DEFAULT_PORTS or not netloc:
+        return None
+    return (scheme, *_authority(netloc, DEFAULT_PORTS[scheme]))
 
 
 def _authority(netloc: str, default_port: int) -> tuple[str, int]:
@@ -183,9 +281,15 @@ def _refill_wait(bucket: _Bucket, rate: float, now: float) -> float:
 
 class Admission:
     def __init__(
-        self, allowed_origins: tuple[str, ...], rate: HandshakeRate, proxies: TrustedProxies
+        self,
+        allowed_origins: tuple[str, ...],
+        rate: HandshakeRate,
+        proxies: TrustedProxies,
+        *,
+        public_url: str = "",
     ) -> None:
         self.allowed_origins = allowed_origins
+        self.origins = Origins(allowed_origins, public_url)
         self.rate = rate
         self.proxies = proxies
 
@@ -195,8 +299,9 @@ class Admission:
         origins = headers.get_all("Origin")
         # Several Origin headers are no browser's: compared as "", which nothing matches.
         origin = None if not origins else origins[0] if len(origins) == 1 else ""
-        if not origin_allowed(origin, host, self.allowed_origins):
-            return Refusal(403, "this origin may not open viewer connections")
+        refused = self.origins.refusal(origin, host)
+        if refused is not None:
+            return Refusal(403, refused)
         wait = self.rate.admit(ip, now)
         if wait > 0:
             return Refusal(503, "too many connections right now; retry", math.ceil(wait))

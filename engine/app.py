@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import signal
 import socket
@@ -19,7 +20,11 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from engine import api, redis_client
+from engine import api, auth, redis_client
+from engine.admission import parse_ip
+from engine.api.base import error_response
+from engine.api.throttle import CallerRate
+from engine.errors import AuthError, ForbiddenError, LivecartError
 from engine.gateway import Gateway
 from engine.listener import Listener
 from engine.metrics import METRICS
@@ -57,7 +62,50 @@ async def readyz(request: Request) -> Response:
     return api.OrjsonResponse(body, status_code=200 if ok else 503)
 
 
+# Headers a reverse proxy adds for the client it forwards: a request carrying one is not
+# taken for a local one, whatever its peer (see `metrics_refusal`).
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def metrics_refusal(request: Request, token: str) -> LivecartError | None:
+    """Why `request` may not read /metrics, or None when it may (docs/api.md § GET /metrics).
+
+    With `token` (LIVECART_METRICS_TOKEN) set, a scrape must send it as a bearer token,
+    compared in constant time; from loopback too. Unset, only a client on this host is
+    answered: its connection from a loopback address, and no forwarding header. The
+    peer is read from `request.client`, which uvicorn rewrites from `X-Forwarded-For`
+    alone (for the peers in its FORWARDED_ALLOW_IPS, loopback by default, not
+    LIVECART_TRUSTED_PROXIES): without that header it is the socket's own peer, so neither
+    a client nor a proxy in front can make a remote request pass for a local one."""
+    if token:
+        given = auth.bearer_token(request.headers.get("authorization"))
+        if given is None:
+            return AuthError("send Authorization: Bearer <LIVECART_METRICS_TOKEN>",
+                             code="auth_required")  # fmt: skip
+        if not hmac.compare_digest(given.encode("latin-1"), token.encode("latin-1")):
+            return AuthError("not the metrics token (LIVECART_METRICS_TOKEN)",
+                             code="token_invalid")  # fmt: skip
+        return None
+    peer = parse_ip(request.client.host) if request.client else None
+    forwarded = any(name in request.headers for name in FORWARDING_HEADERS)
+    if peer is None or not peer.is_loopback or forwarded:
+        return ForbiddenError(
+            "/metrics answers only clients on the engine's own host (loopback, not through "
+            "a proxy); set LIVECART_METRICS_TOKEN to scrape it from elsewhere with "
+            "Authorization: Bearer <token>",
+            code="forbidden",
+        )
+    return None
+
+
 async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of this process's metrics, to whom `metrics_refusal` lets."""
+    refusal = metrics_refusal(request, api.node_of(request).settings.metrics_token)
+    if refusal is not None:
+        response = error_response(refusal)
+        if refusal.http_status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
     return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -101,6 +149,7 @@ def build_app(node: Node) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.node = node
+    app.state.caller_rate = CallerRate(node.settings.limits)  # viewers' HTTP writes
     app.state.draining = False  # set on SIGTERM: /readyz answers 503 (Engine.drain)
     return app
 
@@ -114,6 +163,7 @@ class Engine:
         self.node: Node | None = None
         self.app: Starlette | None = None
         self.listener: Listener | None = None
+        self.gateway: Gateway | None = None
 
     @property
     def port(self) -> int:
@@ -140,7 +190,8 @@ class Engine:
             self.node = Node(self.settings, redis_url, load_secret(self.settings))
             await self.node.start()
             self.app = build_app(self.node)
-            self.listener = Listener(self.settings, self.app, Gateway(self.node).handle)
+            self.gateway = Gateway(self.node)
+            self.listener = Listener(self.settings, self.app, self.gateway.handle)
             await self.listener.start(sock)
         except BaseException:
             await self.stop()

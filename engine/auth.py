@@ -24,6 +24,10 @@ from engine.protocol import Role
 
 VERSION = "lc1"
 DEFAULT_TTL_S = 12 * 3600
+# The longest a token may live, however it is minted (`livecart token --ttl`, the hosts'
+# POST /api/rooms/{room}/tokens): a leaked token stays good until it expires, or until its
+# user is revoked in that room.
+MAX_TTL_S = 7 * 86400
 MAX_NAME = 40
 # Tokens minted by other clocks may be a little in the future.
 CLOCK_SKEW_S = 30
@@ -63,8 +67,8 @@ def mint(
 ) -> str:
     if role is Role.ANONYMOUS:
         raise ValueError("anonymous viewers have no token")
-    if ttl_s <= 0:
-        raise ValueError("ttl must be positive")
+    if not 0 < ttl_s <= MAX_TTL_S:
+        raise ValueError(f"ttl must be from 1 to {MAX_TTL_S} seconds (7 days), not {ttl_s}")
     check_room_id(room)
     check_user_id(user)
     issued = int(time.time() if now is None else now)

@@ -201,6 +201,9 @@ class Catalog:
             raise NotFoundError(f"no product {product_id!r} in this room", code="product_not_found")
         return Product.from_wire(orjson.loads(raw))
 
+    async def exists(self, room: str, product_id: str) -> bool:
+        return bool(await self.redis.hexists(keys.products(room), product_id))
+
     async def lineup(self, room: str) -> list[Product]:
         """The room's products in show order."""
         ids = await self.redis.lrange(keys.lineup(room), 0, -1)

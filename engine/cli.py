@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import math
 import os
 import socket
@@ -18,6 +19,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from engine import auth, redis_client, redis_config
+from engine.admission import origin_warning
 from engine.app import Engine
 from engine.audit import Report, audit_room
 from engine.bench.auction import main as bench_auction
@@ -45,6 +47,8 @@ from engine.report_html import money
 from engine.settings import Settings, load_secret
 from engine.workers import Supervisor, default_workers
 from loadtests.run import add_parser as add_loadtest_parser
+
+log = logging.getLogger("livecart.cli")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -140,6 +144,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     settings = _engine_settings(args)
     configure_logs(settings.log_format, settings.log_level)
+    warning = origin_warning(settings.allowed_origins, settings.public_url)
+    if warning is not None:
+        log.warning(warning)
     if workers > 1:
         # N processes on one port (SO_REUSEPORT), one Redis: engine/workers.py.
         _check_redis_for_workers(settings)
@@ -550,7 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", required=True, choices=["host", "moderator", "viewer"])
     token.add_argument("--user", default=None)
     token.add_argument("--name", default=None)
-    token.add_argument("--ttl", type=int, default=auth.DEFAULT_TTL_S, help="seconds (default 12 h)")
+    token.add_argument(
+        "--ttl",
+        type=_whole(1, auth.MAX_TTL_S),
+        default=auth.DEFAULT_TTL_S,
+        metavar="SECONDS",
+        help=f"lifetime in seconds, 1 to {auth.MAX_TTL_S} (7 days); default 43200 (12 h)",
+    )
     token.add_argument("--data-dir", default=None)
     token.set_defaults(func=cmd_token)
 

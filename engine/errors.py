@@ -17,7 +17,8 @@
     │                            muted, pricing and coupon rules, order_limit,
     │                            refund_too_large, payment_mismatch,
     │                            giveaway entry rules and limits           422
-    ├── RateLimitedError         rate_limited, slow_mode      retryable   429
+    ├── RateLimitedError         rate_limited, slow_mode,     retryable   429
+    │                            too_many_connections
     └── UnavailableError         unavailable                  retryable   503
 
 Every error carries a stable `code` (the public contract, documented in
@@ -127,6 +128,7 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "muted": RejectedError,
     "rate_limited": RateLimitedError,
     "slow_mode": RateLimitedError,
+    "too_many_connections": RateLimitedError,
     "unavailable": UnavailableError,
     # catalog, flash sales, coupons, orders, payments
     "signature_invalid": AuthError,

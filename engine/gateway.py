@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import Counter
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -71,7 +72,10 @@ RACE_LOST = frozenset({"bid_too_low", "auction_closed"})
 
 class ViewerConnection(ServerConnection):
     """A server connection that drops itself when its write buffer passes the high-water
-    mark: a viewer that cannot keep up must not hold the room's memory."""
+    mark: a viewer that cannot keep up must not hold the room's memory. It also carries the
+    client's address as admitted by the listener (after trusted proxies)."""
+
+    client_ip: str | None = None
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -79,6 +83,13 @@ class ViewerConnection(ServerConnection):
         asyncio.get_running_loop().create_task(
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: reconnect and resume")
         )
+
+
+# Close codes of a refused join, by error code (else 3500: get a new token).
+_JOIN_REFUSALS = {
+    "banned": CloseCode.BANNED,
+    "too_many_connections": CloseCode.TOO_MANY_CONNECTIONS,
+}
 
 
 def room_of_path(path: str) -> str | None:
@@ -90,6 +101,8 @@ class Gateway:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.limits = node.settings.limits
+        # Open connections per (room, user) on this process (settings.connections_per_user).
+        self.open_by_user: Counter[tuple[str, str]] = Counter()
 
     async def handle(self, conn: ServerConnection) -> None:
         conn_id = secrets.token_hex(6)
@@ -98,10 +111,12 @@ class Gateway:
         viewer: Viewer | None = None
         hub: RoomHub | None = None
         expiry: asyncio.TimerHandle | None = None
+        held: tuple[str, str] | None = None  # the (room, user) slot this connection holds
         try:
             viewer, hub = await self._hello(conn, conn_id, codec)
             if viewer is None or hub is None:
                 return
+            held = (hub.room_id, viewer.author.user)
             expiry = self._close_at_expiry(viewer)
             log.info(
                 "viewer joined",
@@ -118,6 +133,8 @@ class Gateway:
         finally:
             if expiry is not None:
                 expiry.cancel()
+            if held is not None:
+                self._release_slot(held)
             if hub is not None and viewer is not None:
                 hub.leave(viewer)
                 log.info("viewer left", extra={"room": hub.room_id, "conn": conn_id})
@@ -179,13 +196,19 @@ class Gateway:
             self._refuse(conn, codec, error, close)
             await conn.close(close, error.code)
             return None, None
+        slot: tuple[str, str] | None = None
         try:
             author = await self._authenticate(hub, hello, conn_id)
+            slot = self._take_slot(room_id, author.user)
             viewer = Viewer(
                 conn, conn_id, codec, author, ConnectionGuard(self.limits, time.monotonic())
             )
             assert hub.room is not None
-            arrival = await self.node.presence.seen(room_id, author.user, hub.room.host)
+            arrival = await self.node.presence.seen(
+                room_id, author.user, hub.room.host,
+                anonymous_from=self._address(conn) if author.role is Role.ANONYMOUS else "",
+                anonymous_per_address=self.node.settings.anonymous_viewers_per_ip,
+            )  # fmt: skip
             await hub.join(viewer, hello.since)
             try:
                 self._count_arrival(room_id, arrival, resumed=hello.since is not None)
@@ -196,9 +219,10 @@ class Gateway:
                 # here, or the room would count a ghost viewer (and its watch time) forever.
                 hub.leave(viewer)
                 raise
+            slot = None  # handed over: released when the connection ends (handle)
             return viewer, hub
         except LivecartError as error:
-            close = CloseCode.BANNED if error.code == "banned" else CloseCode.AUTH_FAILED
+            close = _JOIN_REFUSALS.get(error.code, CloseCode.AUTH_FAILED)
             self._refuse(conn, codec, error, close)
             await conn.close(close, error.code)
             return None, None
@@ -209,13 +233,41 @@ class Gateway:
             await conn.close(CloseCode.OVERLOADED, "unavailable")
             return None, None
         finally:
+            if slot is not None:
+                self._release_slot(slot)
             self.node.release_hub(hub)
+
+    def _take_slot(self, room: str, user: str) -> tuple[str, str]:
+        """Count one more connection of `user` in `room`, or refuse it beyond the cap."""
+        slot = (room, user)
+        cap = self.node.settings.connections_per_user
+        if cap and self.open_by_user[slot] >= cap:
+            raise RateLimitedError(
+                f"this user already has {cap} connections to this room; close one first",
+                code="too_many_connections", details={"limit": cap},
+            )  # fmt: skip
+        self.open_by_user[slot] += 1
+        return slot
+
+    def _release_slot(self, slot: tuple[str, str]) -> None:
+        self.open_by_user[slot] -= 1
+        if self.open_by_user[slot] <= 0:
+            del self.open_by_user[slot]
+
+    @staticmethod
+    def _address(conn: ServerConnection) -> str:
+        """The client's address as the listener admitted it (behind trusted proxies, the
+        forwarded one); the socket's peer when it was not admitted by the listener."""
+        if isinstance(conn, ViewerConnection) and conn.client_ip is not None:
+            return conn.client_ip
+        peer = conn.remote_address
+        return str(peer[0]) if peer else ""
 
     def _count_arrival(self, room: str, arrival: Arrival, *, resumed: bool) -> None:
         meter = self.node.meter
         if not resumed:  # a connection picking up where it left off is the same view
             meter.count(room, Metric.VIEWS)
-        if arrival is not Arrival.AGAIN:
+        if arrival in {Arrival.NEW, Arrival.RETURNING}:
             meter.count(room, Metric.VIEWERS)
             meter.count(room, Metric.NEW_VIEWERS if arrival is Arrival.NEW
                         else Metric.RETURNING_VIEWERS)  # fmt: skip
@@ -284,7 +336,7 @@ class Gateway:
             if message.id is not None:
                 viewer.send(ack_message(message.id))
         elif isinstance(message, Click):
-            self._click(viewer, hub.room_id, message)
+            await self._click(viewer, hub, message)
         elif isinstance(message, Ping):
             viewer.send(pong_message(message.id, int(time.time() * 1000)))
         elif isinstance(message, Bid):
@@ -303,12 +355,16 @@ class Gateway:
                 "already joined; hello is only the first frame", code="already_joined"
             )
 
-    def _click(self, viewer: Viewer, room: str, message: Click) -> None:
-        # Once per connection and product: opening a card again is not another click.
-        clicked = viewer.clicked if viewer.clicked is not None else set()
-        if message.product not in clicked:
-            viewer.clicked = clicked | {message.product}
-            self.node.meter.count(room, Metric.CLICKS, dim=message.product)
+    async def _click(self, viewer: Viewer, hub: RoomHub, message: Click) -> None:
+        # Once per connection and product: opening a card again is not another click. Only
+        # products of the room count, so the metrics hash and the per-connection set stay
+        # bounded by the catalog, not by what viewers invent.
+        if viewer.clicked is None:
+            viewer.clicked = set()
+        if message.product not in viewer.clicked:
+            await hub.check_product(message.product)
+            viewer.clicked.add(message.product)
+            self.node.meter.count(hub.room_id, Metric.CLICKS, dim=message.product)
         if message.id is not None:
             viewer.send(ack_message(message.id))
 

@@ -28,6 +28,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from engine.access import REVOKED, is_revoked, revoked_error
 from engine.codec import Codec
 from engine.comments import Author
+from engine.errors import NotFoundError
 from engine.loop import stop_tasks
 from engine.metrics import METRICS
 from engine.moderation import BannedWordFilter
@@ -105,6 +106,9 @@ class RoomHub:
         self.settings = node.settings
         self.room: Room | None = None
         self.words = BannedWordFilter()
+        # Products known to exist (products are never deleted), so a click on one costs
+        # no round trip; an unknown id is looked up each time and refused if absent.
+        self.products: set[str] = set()
         self.members: dict[Codec, set[ServerConnection]] = {codec: set() for codec in Codec}
         self.viewers: set[Viewer] = set()
         self.by_user: dict[str, set[Viewer]] = {}
@@ -167,6 +171,15 @@ class RoomHub:
 
     async def reload_words(self) -> None:
         self.words = BannedWordFilter(await self.node.moderation.banned_words(self.room_id))
+
+    async def check_product(self, product_id: str) -> None:
+        """Refuse (`product_not_found`) a product id this room's catalog does not hold."""
+        if product_id in self.products:
+            return
+        if not await self.node.catalog.exists(self.room_id, product_id):
+            raise NotFoundError(f"no product {product_id!r} in this room",
+                                code="product_not_found")  # fmt: skip
+        self.products.add(product_id)
 
     # ---- membership ----------------------------------------------------------------
 

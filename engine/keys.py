@@ -81,6 +81,12 @@ def uniques(room: str) -> str:
     return f"{_room(room)}:viewers"
 
 
+def anonymous_by_address(room: str) -> str:
+    """Hash: client address -> anonymous identities it had counted as unique viewers (the
+    bound that keeps invented device ids from inflating them; lua/viewer_seen.lua)."""
+    return f"{_room(room)}:viewers:anon"
+
+
 def audience(host: str) -> str:
     """Set: identities that have watched any show of this host (new vs returning viewers).
     Not a room key: no script touches it together with a room's keys."""

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -52,6 +53,8 @@ MAX_HEAD_BYTES = 16 * 1024
 HEAD_TIMEOUT_S = 10.0
 OPEN_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
+# Retry-After of a handshake refused because its address holds its cap of connections.
+CONNECTION_CAP_RETRY_AFTER_S = 10
 # An idle kept-alive HTTP connection is closed after this long (uvicorn's own default,
 # spelled out: a reverse proxy's pool must let go of connections sooner, docs/deploy.md).
 KEEP_ALIVE_S = 5
@@ -219,7 +222,10 @@ class Listener:
             settings.allowed_origins,
             HandshakeRate(settings.handshakes_per_ip_per_s, settings.handshakes_per_s),
             TrustedProxies(settings.trusted_proxies),
+            public_url=settings.public_url,
         )
+        # Open viewer connections by client address (settings.connections_per_ip).
+        self.open_by_ip: Counter[str] = Counter()
         # Connections that have not finished sending their first request head.
         self.reading_first_head: set[_FirstHead] = set()
 
@@ -286,12 +292,31 @@ class Listener:
             peer=str(peer[0]) if peer else "", headers=request.headers, now=time.monotonic()
         )
         if refusal is None:
+            ip, _ = self.admission.proxies.client(str(peer[0]) if peer else "", request.headers)
+            cap = self.settings.connections_per_ip
+            if cap and self.open_by_ip[ip] >= cap:
+                METRICS.handshakes_refused.inc(1, "connections")
+                response = connection.respond(503, "too many connections from this address\n")
+                response.headers["Retry-After"] = str(CONNECTION_CAP_RETRY_AFTER_S)
+                return response
+            # Counted from here (a handshake in progress holds its place) until it ends.
+            self.open_by_ip[ip] += 1
+            assert isinstance(connection, ViewerConnection)
+            connection.client_ip = ip
             return None
         METRICS.handshakes_refused.inc(1, "origin" if refusal.status == 403 else "rate")
         response = connection.respond(refusal.status, refusal.reason + "\n")
         if refusal.retry_after_s is not None:
             response.headers["Retry-After"] = str(refusal.retry_after_s)
         return response
+
+    def _closed(self, connection: ServerConnection) -> None:
+        ip = connection.client_ip if isinstance(connection, ViewerConnection) else None
+        if ip is None:
+            return  # never admitted
+        self.open_by_ip[ip] -= 1
+        if self.open_by_ip[ip] <= 0:
+            del self.open_by_ip[ip]
 
     async def _ws_connection(self, connection: ServerConnection) -> None:
         """Run one WebSocket connection (what `websockets.serve` does for its own sockets)."""
@@ -313,6 +338,7 @@ class Listener:
         except Exception:
             connection.transport.abort()
         finally:
+            self._closed(connection)
             self.ws_server.handler_tasks.discard(asyncio.current_task())
 
     async def stop(self, timeout_s: float = 10.0) -> None:

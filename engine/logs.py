@@ -2,6 +2,11 @@
 
 Context such as the room, connection and user ids travels in `extra=` and comes out as
 fields, so operators can filter one room or one connection.
+
+Warnings and errors pass a flood guard: a client can cause one at will (a forged payment
+callback, a connection that fails), so each kind of line (logger, level and message
+template) is written at most `FLOOD_BURST` times a `FLOOD_WINDOW_S`; the rest are counted
+and the next line of that kind written says how many were left out (`suppressed`).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TextIO
 
 import orjson
 
@@ -45,9 +51,46 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(fmt: str = "text", level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+FLOOD_BURST = 20
+FLOOD_WINDOW_S = 60.0
+_FLOOD_KINDS_MAX = 10_000  # kinds remembered at once (a message template is code, not input)
+
+
+class FloodGuard(logging.Filter):
+    """At most `burst` warnings (and worse) of one kind a `window_s`; INFO and DEBUG pass."""
+
+    def __init__(self, burst: int = FLOOD_BURST, window_s: float = FLOOD_WINDOW_S) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window_s = window_s
+        # kind -> [window start, lines written in it, lines left out since the last written]
+        self.kinds: dict[tuple[str, int, str], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        kind = (record.name, record.levelno, str(record.msg))
+        now = record.created
+        state = self.kinds.get(kind)
+        if state is None or now - state[0] >= self.window_s:
+            if state is None and len(self.kinds) >= _FLOOD_KINDS_MAX:
+                self.kinds.clear()
+            left_out = 0 if state is None else int(state[2])
+            state = self.kinds[kind] = [now, 0, left_out]
+        if state[1] >= self.burst:
+            state[2] += 1
+            return False
+        state[1] += 1
+        if state[2]:
+            record.suppressed = int(state[2])  # same kind, left out before this line
+            state[2] = 0
+        return True
+
+
+def configure(fmt: str = "text", level: str = "INFO", stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(FloodGuard())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

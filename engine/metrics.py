@@ -215,7 +215,8 @@ class Metrics:
         )
         self.handshakes_refused = Counter(
             "livecart_handshakes_refused_total",
-            "Viewer WebSocket handshakes refused: origin (403) or rate (503)", ("reason",),
+            "Viewer WebSocket handshakes refused: origin (403), rate or connections (503)",
+            ("reason",),
         )  # fmt: skip
         self.sweep_seconds = Histogram(
             "livecart_sweep_seconds", "One sweeper pass over every room", _LATENCY_BUCKETS

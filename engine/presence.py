@@ -26,6 +26,7 @@ class Arrival(StrEnum):
     NEW = "new"
     RETURNING = "returning"
     AGAIN = "again"
+    UNCOUNTED = "uncounted"  # an anonymous first join beyond its address's bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +70,24 @@ class Presence:
         )
         return RoomStats(*(int(n) for n in totals))
 
-    async def seen(self, room: str, identity: str, host: str) -> Arrival:
-        """Count a viewer identity towards unique viewers (one round trip): whether this is
-        its first join of the room, and if so whether it watched this host before."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hsetnx(keys.uniques(room), identity, int(time.time() * 1000))
-            pipe.sadd(keys.audience(host), identity)
-            first, unknown = await pipe.execute()
-        if not first:
+    async def seen(self, room: str, identity: str, host: str, *, anonymous_from: str = "",
+                   anonymous_per_address: int = 0) -> Arrival:  # fmt: skip
+        """Count a viewer identity towards unique viewers: whether this is its first join of
+        the room, and if so whether it watched this host before. An anonymous identity
+        names its client address (`anonymous_from`): at most `anonymous_per_address` of
+        them count per address (0: no bound)."""
+        address = anonymous_from if anonymous_per_address > 0 else ""
+        first = await self.scripts.viewer_seen(
+            self.redis,
+            [keys.uniques(room), keys.anonymous_by_address(room)],
+            [identity, int(time.time() * 1000), address, anonymous_per_address],
+        )
+        if first == 0:
             return Arrival.AGAIN
+        if first < 0:
+            return Arrival.UNCOUNTED
+        # The host's audience is not a room key (another slot): a second call, first joins only.
+        unknown = await self.redis.sadd(keys.audience(host), identity)
         return Arrival.NEW if unknown else Arrival.RETURNING
 
     async def read(self, room: str) -> RoomStats:

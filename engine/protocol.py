@@ -42,6 +42,7 @@ class CloseCode(enum.IntEnum):
     BANNED = 3501  # banned from this room
     PROTOCOL_ABUSE = 3502  # too many errors, or frames far above the rate limit
     ROOM_NOT_FOUND = 3503
+    TOO_MANY_CONNECTIONS = 3504  # this user holds settings.connections_per_user here already
 
     @property
     def reconnect(self) -> bool:

@@ -108,6 +108,7 @@ class Scripts:
     room_transition: Script
     room_update: Script
     room_sync: Script
+    viewer_seen: Script
     sale_create: Script
     sale_adjust: Script
     grab: Script

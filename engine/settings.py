@@ -6,11 +6,13 @@ import dataclasses
 import ipaddress
 import os
 import secrets
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.admission import check_origins
 from engine.bus import PUBSUB_SETTINGS
 
 
@@ -38,7 +40,7 @@ class Limits:
 # except that these may be set to "" to mean unset.
 _EMPTY_IS_UNSET = {
     "REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET", "LIVECART_REMINDER_WEBHOOK_URL",
-    "LIVECART_REDIS_UNSAFE_OK",
+    "LIVECART_REDIS_UNSAFE_OK", "LIVECART_METRICS_TOKEN",
 }  # fmt: skip
 
 
@@ -72,10 +74,14 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
     "LIVECART_PUBSUB": ("pubsub", str),
     "LIVECART_METRICS": ("metrics", _switch),
+    "LIVECART_METRICS_TOKEN": ("metrics_token", str),
     "LIVECART_SIMULATED_PSP": ("simulated_psp", _switch),
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
     "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
+    "LIVECART_CONNECTIONS_PER_IP": ("connections_per_ip", int),
+    "LIVECART_CONNECTIONS_PER_USER": ("connections_per_user", int),
+    "LIVECART_ANONYMOUS_VIEWERS_PER_IP": ("anonymous_viewers_per_ip", int),
     "LIVECART_PUBLIC_URL": ("public_url", str),
     "LIVECART_ALLOWED_ORIGINS": ("allowed_origins", _comma_list),
     "LIVECART_TRUSTED_PROXIES": ("trusted_proxies", _comma_list),
@@ -94,9 +100,9 @@ class Settings:
     # the problems are then logged at start and shown on /readyz.
     redis_unsafe_ok: bool = False
     data_dir: Path = Path(".livecart")
-    secret: str = ""
+    secret: str = field(default="", repr=False)
     # Secrets being rotated out: tokens they signed are still accepted until they expire.
-    previous_secrets: tuple[str, ...] = ()
+    previous_secrets: tuple[str, ...] = field(default=(), repr=False)
     # Room fan-out cadence: everything since the last tick goes out as one frame.
     tick_ms: int = 100
     # How often each process exchanges like deltas and online counts with Redis.
@@ -126,7 +132,7 @@ class Settings:
     review_threshold: int = 100_000
     # Payment callbacks: HMAC key shared with the provider (default: derived from the token
     # secret) and how old a callback may be.
-    payment_secret: str = ""
+    payment_secret: str = field(default="", repr=False)
     callback_tolerance_s: int = 300
     # Show reminders go to this webhook (engine/notifiers.py); unset: to the log.
     reminder_webhook_url: str = ""
@@ -143,6 +149,13 @@ class Settings:
     # (engine/admission.py). Per IP is generous: carrier NAT puts many phones behind one.
     handshakes_per_ip_per_s: float = 100.0
     handshakes_per_s: float = 1000.0
+    # Open viewer connections on one process (0: no cap): per client IP (beyond: the
+    # handshake gets 503 with Retry-After) and per user in one room (beyond: close 3504).
+    connections_per_ip: int = 1000
+    connections_per_user: int = 10
+    # Anonymous identities (device ids a client makes up) counted as unique viewers per
+    # client IP and room (0: no bound); later ones watch uncounted (lua/viewer_seen.lua).
+    anonymous_viewers_per_ip: int = 100
     # Reverse proxies (addresses or networks) whose X-Forwarded-Host and X-Forwarded-For
     # are believed: the host a browser asked for, the client's address (engine/admission.py).
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
@@ -155,6 +168,9 @@ class Settings:
     simulated_psp: bool = False
     metrics: bool = True
     metrics_flush_ms: int = 1000
+    # GET /metrics (engine/app.py): set, a scrape must send `Authorization: Bearer <it>`;
+    # unset, only a client on this host (loopback, not forwarded by a proxy) is answered.
+    metrics_token: str = field(default="", repr=False)
     appendfsync: str = "everysec"
     # The room bus's pub/sub (engine/bus.py): auto = sharded on Redis >= 7, else plain.
     pubsub: str = "auto"
@@ -178,20 +194,15 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
-        if not 1 <= self.tick_ms <= 5000:
-            raise ValueError("tick_ms must be between 1 and 5000")
-        if not 1 <= self.sync_ms <= 5000:
-            raise ValueError("sync_ms must be between 1 and 5000")
-        if not 10 <= self.metrics_flush_ms <= 60_000:
-            raise ValueError("metrics_flush_ms must be between 10 and 60000")
+        for name, low, high in _RANGES:
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must be between {low} and {high}")
         if self.appendfsync not in {"always", "everysec", "no"}:
             raise ValueError("appendfsync must be always, everysec or no")
         if self.pubsub not in PUBSUB_SETTINGS:
             raise ValueError("pubsub must be auto, sharded or plain")
         if self.grab_max_batch < 1 or self.grab_window_ms < 0:
             raise ValueError("grab_max_batch must be >= 1, grab_window_ms >= 0")
-        if not 10 <= self.payment_window_s <= 24 * 3600:
-            raise ValueError("payment_window_s must be between 10 and 86400")
         if self.shipping_fee < 0 or self.review_threshold < 1:
             raise ValueError("shipping_fee must be >= 0 and review_threshold >= 1")
         if self.reminder_webhook_url and not self.reminder_webhook_url.startswith(
@@ -199,10 +210,39 @@ class Settings:
         ):
             raise ValueError("reminder_webhook_url must be an http(s) URL")
         _check_networks(self.trusted_proxies)
-        if not 0 <= self.drain_s <= 300:
-            raise ValueError("drain_s must be between 0 and 300")
+        _check_metrics_token(self.metrics_token)
+        check_origins(self.allowed_origins, self.public_url)
+        _check_secrets(self)
         if self.join_history > self.stream_maxlen:
             raise ValueError("join_history cannot exceed stream_maxlen")
+
+
+# Settings that must lie in a range: (name, lowest, highest).
+_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("tick_ms", 1, 5000),
+    ("sync_ms", 1, 5000),
+    ("metrics_flush_ms", 10, 60_000),
+    ("payment_window_s", 10, 24 * 3600),
+    ("drain_s", 0, 300),
+    # Connection caps: 0 means no cap.
+    ("connections_per_ip", 0, 10**9),
+    ("connections_per_user", 0, 10**9),
+    ("anonymous_viewers_per_ip", 0, 10**9),
+)
+
+MIN_METRICS_TOKEN_CHARS = 16
+
+
+def _check_metrics_token(token: str) -> None:
+    """LIVECART_METRICS_TOKEN, when set: at least MIN_METRICS_TOKEN_CHARS visible ASCII
+    characters, as a bearer token is sent (the message never shows it)."""
+    visible = all("!" <= c <= "~" for c in token)
+    if token and (len(token) < MIN_METRICS_TOKEN_CHARS or not visible):
+        raise ValueError(
+            f"LIVECART_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} visible ASCII "
+            f"characters without spaces ({len(token)} given): generate one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 def _check_networks(networks: tuple[str, ...]) -> None:
@@ -214,17 +254,70 @@ def _check_networks(networks: tuple[str, ...]) -> None:
             raise ValueError(message) from None
 
 
+# Secrets are HMAC keys: at least 32 characters (`secrets.token_urlsafe(32)` gives 43).
+MIN_SECRET_CHARS = 32
+_GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def check_secret(name: str, secret: str) -> None:
+    """Refuse a secret shorter than MIN_SECRET_CHARS (the message never shows it)."""
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ValueError(
+            f"{name} must be at least {MIN_SECRET_CHARS} characters long, not {len(secret)}: "
+            f"generate one with {_GENERATE}"
+        )
+
+
+def _check_secrets(settings: Settings) -> None:
+    if settings.secret:
+        check_secret("LIVECART_SECRET", settings.secret)
+    if settings.payment_secret:
+        check_secret("LIVECART_PAYMENT_SECRET", settings.payment_secret)
+    # A short secret being rotated out is as forgeable as a short current one.
+    for n, previous in enumerate(settings.previous_secrets, 1):
+        check_secret(f"LIVECART_PREVIOUS_SECRETS (secret {n})", previous)
+
+
+def read_secret_file(path: Path) -> str:
+    """A token secret kept in a file: refused unless it is this user's alone (owned by
+    them, no group or other permission) and at least MIN_SECRET_CHARS long."""
+    with open(path, encoding="utf-8") as handle:
+        info = os.fstat(handle.fileno())
+        if info.st_uid != os.getuid():
+            raise ValueError(
+                f"the token secret file {path} belongs to uid {info.st_uid}, not to this user "
+                f"(uid {os.getuid()}): run livecart as its owner, or chown it to this user "
+                f"and run `chmod 600 {path}`"
+            )
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            raise ValueError(
+                f"the token secret file {path} is open to other users (mode "
+                f"{stat.S_IMODE(info.st_mode):04o}): run `chmod 600 {path}`, and consider "
+                "the secret leaked if others could read it (delete the file for a new one)"
+            )
+        secret = handle.read().strip()
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ValueError(
+            f"the token secret file {path} holds {len(secret)} characters, fewer than "
+            f"{MIN_SECRET_CHARS}: delete it to have a new secret generated (tokens signed "
+            "with the old one stop working), or set LIVECART_SECRET"
+        )
+    return secret
+
+
 def load_secret(settings: Settings) -> str:
     """The token secret: LIVECART_SECRET, else one generated once and kept in the data dir.
 
     Keeping it in the data dir lets `livecart token` and `livecart serve` agree without
-    configuration on a developer machine; production sets LIVECART_SECRET.
+    configuration on a developer machine; production sets LIVECART_SECRET. Either must be
+    at least MIN_SECRET_CHARS long, and the file this user's alone (`read_secret_file`).
     """
     if settings.secret:
+        check_secret("LIVECART_SECRET", settings.secret)
         return settings.secret
     path = settings.data_dir / "secret"
     if path.exists():
-        return path.read_text().strip()
+        return read_secret_file(path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)
     secret = secrets.token_urlsafe(32)
@@ -239,4 +332,4 @@ def load_secret(settings: Settings) -> str:
         pass
     finally:
         tmp.unlink(missing_ok=True)
-    return path.read_text().strip()
+    return read_secret_file(path)

@@ -34,7 +34,7 @@ import orjson
 
 from clients import HostClient, LivecartClientError
 from engine import auth
-from engine.bench.harness import UNLIMITED_HANDSHAKES, engine_process
+from engine.bench.harness import UNLIMITED_ADMISSION, engine_process
 from engine.protocol import Role
 from engine.redis_server import EmbeddedRedis, free_port
 from engine.report import write as write_files
@@ -334,7 +334,7 @@ def main(args: argparse.Namespace) -> int:
             # Every simulated viewer comes from this machine: no per-address handshake limit;
             # the viewers pay through the simulated provider.
             env = {**os.environ, "LIVECART_SECRET": secret, "LIVECART_LOG_LEVEL": "WARNING",
-                   "LIVECART_SIMULATED_PSP": "on", **UNLIMITED_HANDSHAKES}  # fmt: skip
+                   "LIVECART_SIMULATED_PSP": "on", **UNLIMITED_ADMISSION}  # fmt: skip
             base_url, engine_pid, redis_pid = stack.enter_context(local_engine(env))
             cpu = CpuMeter(engine_pid, {engine_pid, redis_pid})
             host_token = auth.mint(secret, room=room, role=Role.HOST, user="loadtest-host")

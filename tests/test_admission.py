@@ -4,6 +4,7 @@ decided before any work is spent on a connection."""
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -12,7 +13,13 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 
 from clients import LivecartClientError, ViewerClient
-from engine.admission import Admission, HandshakeRate, TrustedProxies, origin_allowed
+from engine.admission import (
+    Admission,
+    HandshakeRate,
+    TrustedProxies,
+    origin_allowed,
+    origin_warning,
+)
 from engine.app import Engine
 from engine.protocol import CloseCode
 from engine.settings import Settings
@@ -22,24 +29,96 @@ from tests.conftest import EngineFactory, RoomFactory, eventually, token
 
 
 @pytest.mark.parametrize(
-    ("origin", "host", "allowed", "ok"),
+    ("origin", "host", "allowed", "public_url", "ok"),
     [
-        (None, "shop.example:8000", (), True),  # an app or the SDK: no Origin at all
-        ("http://shop.example:8000", "shop.example:8000", (), True),  # the engine's own page
-        ("https://shop.example", "shop.example", (), True),  # default ports match
-        ("https://SHOP.example:443", "shop.example", (), True),
-        ("http://shop.example:8000", "shop.example:9000", (), False),  # another port
-        ("https://evil.example", "shop.example", (), False),
-        ("https://evil.example", "shop.example", ("https://evil.example",), True),  # listed
-        ("https://other.example", None, ("*",), True),
-        ("null", "shop.example", (), False),  # sandboxed iframes, file:// pages
-        ("https://evil.example", None, (), False),
-        ("http://[::1]:8000", "[::1]:8000", (), True),
+        (None, "shop.example:8000", (), "", True),  # an app or the SDK: no Origin at all
+        ("https://evil.example", "shop.example", (), "", False),
+        ("https://evil.example", "shop.example", ("https://evil.example",), "", True),  # listed
+        ("https://other.example", None, ("*",), "", True),
+        ("null", "shop.example", (), "", False),  # sandboxed iframes, file:// pages
+        ("https://evil.example", None, (), "", False),
+        # The engine's own page under a name: allowed once configured, as a listed origin
+        # or as the public URL's (scheme, host and default port compared, not spelling).
+        ("https://shop.example", "shop.example", (), "https://shop.example/", True),
+        ("https://shop.example", "shop.example", ("https://SHOP.example:443",), "", True),
+        ("https://shop.example", "elsewhere", (), "https://shop.example/live", True),
+        ("http://shop.example", "shop.example", (), "https://shop.example", False),  # scheme
+        # Unconfigured, same-origin is believed only for a host DNS rebinding cannot take.
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", (), "", True),
+        ("http://[::1]:8000", "[::1]:8000", (), "", True),
+        ("http://192.0.2.10", "192.0.2.10:80", (), "", True),  # default port
+        ("http://localhost:8000", "localhost:8000", (), "", True),
+        ("http://shop.localhost:8000", "shop.localhost:8000", (), "", True),
+        ("http://127.0.0.1:8000", "127.0.0.1:9000", (), "", False),  # another port
+        ("http://localhost:8000", "127.0.0.1:8000", (), "", False),  # another host
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", ("https://shop.example",), "", True),
     ],
 )
 def test_origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...],
-                        ok: bool) -> None:  # fmt: skip
-    assert origin_allowed(origin, host, allowed) is ok
+                        public_url: str, ok: bool) -> None:  # fmt: skip
+    assert origin_allowed(origin, host, allowed, public_url) is ok
+
+
+@pytest.mark.parametrize(
+    ("page", "allowed", "public_url"),
+    [
+        # A page at the attacker's name, the name then re-resolved to the engine's address:
+        # the browser sends Origin and Host both with the attacker's name.
+        ("http://rebind.example:8000", (), ""),
+        ("https://rebind.example", (), ""),
+        ("http://rebind.example:8000", ("https://shop.example",), ""),
+        ("http://rebind.example:8000", (), "https://shop.example"),
+        # Names that look like loopback are names.
+        ("http://localhost.rebind.example:8000", (), ""),
+        ("http://127.0.0.1.nip.io:8000", (), ""),
+    ],
+)
+def test_same_origin_is_not_enough_for_a_name(
+    page: str, allowed: tuple[str, ...], public_url: str
+) -> None:
+    """DNS rebinding (issue 20): Origin == Host proves nothing when the host is a name."""
+    host = page.split("://", 1)[1]
+    assert origin_allowed(page, host, allowed, public_url) is False
+    admission = Admission(allowed, HandshakeRate(0, 0), TrustedProxies(()),
+                          public_url=public_url)  # fmt: skip
+    refused = admission.check(peer="192.0.2.1", headers=Headers(Host=host, Origin=page), now=0.0)
+    assert refused is not None
+    assert refused.status == 403
+    # Told what to configure (curl and the SDK show the 403's body).
+    assert "LIVECART_PUBLIC_URL" in refused.reason
+    assert "LIVECART_ALLOWED_ORIGINS" in refused.reason
+
+
+def test_serve_warns_when_no_origin_is_configured() -> None:
+    warning = origin_warning((), "")
+    assert warning is not None
+    assert "LIVECART_PUBLIC_URL" in warning
+    assert "LIVECART_ALLOWED_ORIGINS" in warning
+    assert origin_warning((), "https://shop.example") is None
+    assert origin_warning(("https://shop.example",), "") is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LIVECART_ALLOWED_ORIGINS": "shop.example"}, "allowed_origins: 'shop.example'"),
+        ({"LIVECART_ALLOWED_ORIGINS": "https://shop.example/live"}, "allowed_origins"),
+        ({"LIVECART_ALLOWED_ORIGINS": "ftp://shop.example"}, "allowed_origins"),
+        ({"LIVECART_PUBLIC_URL": "shop.example"}, "public_url: 'shop.example'"),
+    ],
+)
+def test_origins_that_could_never_match_are_refused_at_start(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+
+
+def test_configured_origins_are_accepted() -> None:
+    env = {"LIVECART_ALLOWED_ORIGINS": "https://a.example, http://b.example:8080/, *",
+           "LIVECART_PUBLIC_URL": "https://shop.example/base"}  # fmt: skip
+    settings = Settings.from_env(env)
+    assert settings.allowed_origins == ("https://a.example", "http://b.example:8080/", "*")
 
 
 # ---- rate -------------------------------------------------------------------------------
@@ -151,13 +230,20 @@ def test_the_origin_check_uses_the_forwarded_host() -> None:
     # nginx's `proxy_set_header Host $host` drops a non-default port; X-Forwarded-Host
     # keeps what the browser asked for.
     admission = Admission((), HandshakeRate(per_ip=0, per_process=0), PROXIES)
-    page = "http://shop.example:8080"
-    proxied = Headers(Host="shop.example", Origin=page)
+    page = "http://192.0.2.10:8080"
+    proxied = Headers(Host="192.0.2.10", Origin=page)
     assert admission.check(peer="10.0.0.5", headers=proxied, now=0.0) is not None
-    proxied["X-Forwarded-Host"] = "shop.example:8080"
+    proxied["X-Forwarded-Host"] = "192.0.2.10:8080"
     assert admission.check(peer="10.0.0.5", headers=proxied, now=0.0) is None
+    # Under a name, matching the forwarded host is not enough (DNS rebinding works through
+    # a proxy too): the name must be configured.
+    named = Headers(Host="shop.example", Origin="http://shop.example:8080")
+    named["X-Forwarded-Host"] = "shop.example:8080"
+    assert admission.check(peer="10.0.0.5", headers=named, now=0.0) is not None
+    configured = Admission((), HandshakeRate(0, 0), PROXIES, public_url="http://shop.example:8080")
+    assert configured.check(peer="10.0.0.5", headers=named, now=0.0) is None
     # An attacker's page, its socket sent straight to the engine with a forged header.
-    forged = Headers(Host="shop.example:8080", Origin="https://evil.example")
+    forged = Headers(Host="192.0.2.10:8080", Origin="https://evil.example")
     forged["X-Forwarded-Host"] = "evil.example"
     refused = admission.check(peer="198.51.100.9", headers=forged, now=0.0)
     assert refused is not None
@@ -224,14 +310,71 @@ async def test_a_foreign_page_cannot_open_a_viewer_socket(
     assert metrics['livecart_handshakes_refused_total{reason="origin"}'] >= 1
 
 
+async def rebound_handshake(engine: Engine, room: str, name: str,
+                            origin: str | None = None) -> tuple[int, str]:  # fmt: skip
+    """A handshake as a browser sends it once `name` resolves to the engine's address:
+    `Host: name:port` and `Origin: http://name:port` (or `origin`); (status, body)."""
+    page = f"http://{name}:{engine.port}"
+    path = urlsplit(engine.ws_url).path
+    try:
+        async with connect(
+            f"ws://{name}:{engine.port}{path}/{room}",
+            host=engine.settings.host,  # where `name` now resolves
+            port=engine.port,
+            origin=origin or page,  # type: ignore[arg-type]
+            proxy=None,
+            open_timeout=5,
+        ):
+            return 101, ""
+    except InvalidStatus as refused:
+        return refused.response.status_code, refused.response.body.decode()
+
+
+async def test_a_dns_rebinding_page_cannot_open_a_viewer_socket(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    """Nothing configured (a developer's engine): an attacker's page whose name was
+    re-resolved to the engine's address sends Origin == Host == its own name. Refused,
+    saying what to configure; the engine's own pages at localhost or its IP still get in."""
+    engine = await engine_factory()
+    room = await room_factory()
+    status, body = await rebound_handshake(engine, room, "rebind.example")
+    assert status == 403
+    assert "LIVECART_PUBLIC_URL" in body
+    assert "LIVECART_ALLOWED_ORIGINS" in body
+    assert (await rebound_handshake(engine, room, "localhost"))[0] == 101
+    assert (await rebound_handshake(engine, room, "127.0.0.1"))[0] == 101
+    assert (await rebound_handshake(engine, room, "rebind.localhost"))[0] == 101
+    metrics = await scrape(engine)
+    assert metrics['livecart_handshakes_refused_total{reason="origin"}'] >= 1
+
+
+async def test_configured_origins_replace_the_host_match_for_names(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    engine = await engine_factory(allowed_origins=("https://shop.example",))
+    room = await room_factory()
+    assert (await rebound_handshake(engine, room, "rebind.example"))[0] == 403
+    assert (await rebound_handshake(engine, room, "shop.example", "https://shop.example"))[0] == 101
+
+
+async def test_the_public_url_is_a_configured_origin(
+    engine_factory: EngineFactory, room_factory: RoomFactory
+) -> None:
+    engine = await engine_factory(public_url="https://shop.example/")
+    room = await room_factory()
+    assert (await rebound_handshake(engine, room, "shop.example", "https://shop.example"))[0] == 101
+    assert (await rebound_handshake(engine, room, "rebind.example"))[0] == 403
+
+
 async def test_forwarded_headers_count_only_from_a_trusted_proxy(
     engine_factory: EngineFactory, room_factory: RoomFactory
 ) -> None:
     engine = await engine_factory(trusted_proxies=("127.0.0.1",))
     room = await room_factory()
     url = f"{engine.ws_url}/{room}"
-    page = "http://shop.example:8080"  # served behind a proxy that rewrites Host
-    forwarded = {"X-Forwarded-Host": "shop.example:8080", "X-Forwarded-For": "198.51.100.7"}
+    page = "http://192.0.2.10:8080"  # served behind a proxy that rewrites Host
+    forwarded = {"X-Forwarded-Host": "192.0.2.10:8080", "X-Forwarded-For": "198.51.100.7"}
     # From the proxy's address: believed.
     assert await handshake_status(url, page, forwarded) == 101
     # The same headers from any other address are ignored: the page is then foreign, and

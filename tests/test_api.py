@@ -120,8 +120,9 @@ def failed(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     return error
 
 
-async def get_room(http: httpx.AsyncClient, room: str) -> dict[str, Any]:
-    body: dict[str, Any] = ok(await http.get(f"/api/rooms/{room}"))
+async def get_room(http: httpx.AsyncClient, room: str, tok: str | None = None) -> dict[str, Any]:
+    """The room as `GET /api/rooms/{room}` answers it (a private room's needs `tok`)."""
+    body: dict[str, Any] = ok(await send(http, "GET", f"/api/rooms/{room}", tok))
     return body
 
 
@@ -472,7 +473,7 @@ async def test_patch_updates_fields_and_settings(http: httpx.AsyncClient, room: 
     )
     assert set(body) == ROOM_FIELDS
     expected_settings = {**DEFAULT_SETTINGS, "max_comment_chars": 150, "allow_anonymous": False}
-    for view in (body, await get_room(http, room)):
+    for view in (body, await get_room(http, room, host_token(room))):  # private now
         assert view["title"] == "Last call"
         assert view["cover_url"] == "https://cdn.example/c.png"
         assert view["stream_url"] == "http://stream.example/live.m3u8"
@@ -490,7 +491,7 @@ async def test_patch_updates_fields_and_settings(http: httpx.AsyncClient, room: 
             {"cover_url": None, "scheduled_at": None, "settings": {"display_rate": 5}},
         )
     )
-    view = await get_room(http, room)
+    view = await get_room(http, room, host_token(room))
     assert body["settings"] == view["settings"] == {**expected_settings, "display_rate": 5}
     assert view["cover_url"] is None
     assert view["scheduled_at"] is None

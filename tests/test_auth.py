@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from engine import auth
+from engine.api.rooms import MAX_TOKEN_TTL_S
 from engine.errors import AuthError, ProtocolError
 from engine.protocol import Role
 
@@ -82,6 +83,16 @@ def test_defaults_name_to_user_and_truncates() -> None:
 def test_token_is_url_safe() -> None:
     token = mint(name="é?&/+=" * 5)
     assert set(token) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def test_every_token_lives_seven_days_at_most() -> None:
+    """One bound for `livecart token --ttl` and the hosts' HTTP route (issue 20)."""
+    assert auth.MAX_TTL_S == MAX_TOKEN_TTL_S == 7 * 86400
+    claims = auth.verify(SECRET, mint(ttl_s=auth.MAX_TTL_S), room="r1", now=NOW)
+    assert claims.expires_at == NOW + 7 * 86400
+    for ttl in (auth.MAX_TTL_S + 1, 10 * 365 * 86400, 0, -1):
+        with pytest.raises(ValueError, match=f"ttl must be from 1 to 604800 seconds .*, not {ttl}"):
+            mint(ttl_s=ttl)
 
 
 def test_mint_rejects_bad_input() -> None:

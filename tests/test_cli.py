@@ -97,6 +97,79 @@ def test_token_command_rejects_bad_input(tmp_path: Path) -> None:
     assert "room ids" in result.stderr
 
 
+@pytest.mark.parametrize("ttl", ["0", "-60", "604801", "31536000", "1.5", "1d"])
+def test_token_ttl_is_bounded(ttl: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--ttl` from 1 s to 7 days, as the hosts' HTTP route (issue 20: it had no bound)."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["token", "--room", "shop", "--role", "host", "--ttl", ttl])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"livecart token: error: argument --ttl: must be a whole number from 1 to 604800, "
+        f"not {ttl!r}"
+    )
+
+
+def test_token_ttl_up_to_seven_days(tmp_path: Path) -> None:
+    secret = load_secret(Settings(data_dir=tmp_path))
+    longest = run("token", "--room", "shop", "--role", "host", "--ttl", "604800",
+                  "--data-dir", str(tmp_path))  # fmt: skip
+    assert longest.returncode == 0, longest.stderr
+    claims = auth.verify(secret, longest.stdout.strip(), room="shop")
+    assert claims.expires_at - claims.issued_at == 604800
+    beyond = run("token", "--room", "shop", "--role", "host", "--ttl", "604801",
+                 "--data-dir", str(tmp_path))  # fmt: skip
+    assert (beyond.returncode, beyond.stdout) == (2, "")
+    assert "argument --ttl: must be a whole number from 1 to 604800" in beyond.stderr
+
+
+def test_token_command_refuses_a_secret_file_open_to_others(tmp_path: Path) -> None:
+    load_secret(Settings(data_dir=tmp_path))
+    path = tmp_path / "secret"
+    path.chmod(0o644)
+    env = {k: v for k, v in os.environ.items() if k != "LIVECART_SECRET"}
+    result = run("token", "--room", "shop", "--role", "host", "--data-dir", str(tmp_path),
+                 env=env)  # fmt: skip
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"livecart: the token secret file {path} is open to other "
+                                    f"users (mode 0644): run `chmod 600 {path}`")  # fmt: skip
+    path.chmod(0o600)
+    assert run("token", "--room", "shop", "--role", "host", "--data-dir", str(tmp_path),
+               env=env).returncode == 0  # fmt: skip
+
+
+def test_serve_with_a_short_secret_is_one_sentence(tmp_path: Path) -> None:
+    env = {**os.environ, "LIVECART_SECRET": "sekrit"}
+    result = run("serve", "--port", "0", "--workers", "1", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "livecart: LIVECART_SECRET must be at least 32 characters long, not 6: generate one "
+        "with python -c 'import secrets; print(secrets.token_urlsafe(32))'\n"
+    )
+
+
+def test_serve_warns_at_start_when_no_origin_is_configured(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"LIVECART_PUBLIC_URL", "LIVECART_ALLOWED_ORIGINS"}}  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*LIVECART, "serve", "--port", "0", "--workers", "1", "--data-dir", str(tmp_path)],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+        )  # fmt: skip
+    assert process.stdout is not None
+    with process.stdout:
+        try:
+            assert "listening on http://" in process.stdout.readline()
+        finally:
+            process.terminate()
+            process.wait(30)
+    warnings = [line for line in log.read_text().splitlines() if "WARNING" in line]
+    assert any(
+        "no browser origin is configured (LIVECART_PUBLIC_URL, LIVECART_ALLOWED_ORIGINS)" in line
+        for line in warnings
+    ), warnings
+
+
 def test_serve_with_embedded_redis_and_graceful_stop(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with serving("--data-dir", str(data)) as (process, url):

@@ -408,3 +408,30 @@ def test_the_tick_table_names_every_stock_field() -> None:
     [row] = [row for row in table_rows("protocol.md", "`tick`") if row[0] == "`stock`"]
     named = set(re.findall(r"[a-z_]+", row[3]))
     assert [field for field in sale.stock() if field not in named] == []
+
+
+# ---- security.md ----------------------------------------------------------------------------
+
+TEST_REF_RE = re.compile(r"`(tests/test_[a-z0-9_]+\.py)::([A-Za-z0-9_]+)")
+
+
+def threat_rows() -> list[tuple[str, str]]:
+    """(number, row text) of every row of security.md's threat table."""
+    text = (DOCS / "security.md").read_text()
+    return re.findall(r"^\| (\d+) \|(.*)$", text, re.MULTILINE)
+
+
+def test_the_threat_rows_are_found() -> None:
+    assert len(threat_rows()) >= 38
+
+
+@pytest.mark.parametrize(("number", "row"), threat_rows(), ids=lambda v: str(v)[:6])
+def test_every_threat_row_names_tests_that_exist(number: str, row: str) -> None:
+    """docs/security.md has no threat without a test, and names no test that is gone."""
+    refs = TEST_REF_RE.findall(row)
+    assert refs, f"threat {number} names no test"
+    for path, name in refs:
+        source = (ROOT / path).read_text()
+        assert re.search(rf"^(async )?def {name}\(", source, re.MULTILINE), (
+            f"threat {number}: {path}::{name} does not exist"
+        )

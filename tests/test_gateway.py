@@ -674,3 +674,32 @@ async def test_a_failure_after_the_join_still_leaves_the_room(
                     await ws.recv()
     assert all(ws.close_code == 1011 for ws in sockets)
     await eventually(lambda: here(engine, room) == 0)
+
+
+async def test_clicks_count_only_the_rooms_products(engine: Engine, room: str) -> None:
+    """A `click` names a product of the room or is refused `product_not_found`: invented ids
+    leave no field in the room's metrics hash (each used to become a permanent one), and the
+    connection's clicked set holds the room's products only."""
+    assert engine.node is not None
+    async with HostClient(engine.base_url, room, token(room, "host")) as host:
+        await host.create_product(**JACKET)  # p1
+    ws = await raw_session(engine, room, {"type": "hello", "token": token(room, user="kim")})
+    assert orjson.loads(await ws.recv())["type"] == "welcome"
+    answers: dict[str, dict[str, Any]] = {}
+    for n, product in enumerate(["p1", "p1", *(f"p{900 + k}" for k in range(30))]):
+        await ws.send(orjson.dumps({"type": "click", "product": product, "id": f"k{n}"}))
+    async with asyncio.timeout(10):
+        while len(answers) < 32:
+            message = orjson.loads(await ws.recv())
+            if message["type"] in {"ack", "error"}:
+                answers[message["ref"]] = message
+    assert [answers[f"k{n}"]["type"] for n in range(2)] == ["ack", "ack"]
+    refused = [answers[f"k{n}"] for n in range(2, 32)]
+    assert {(m["type"], m["code"]) for m in refused} == {("error", "product_not_found")}
+    await engine.node.meter.flush()
+    fields = [f.decode() for f in await engine.node.redis.hkeys(f"lc:{{{room}}}:metrics")]
+    assert sorted(f for f in fields if f.startswith("t:clicks")) == ["t:clicks", "t:clicks.p1"]
+    assert len(fields) < 20, fields  # no field per invented id
+    viewer = next(iter(engine.node.hubs[room].viewers))
+    assert viewer.clicked == {"p1"}
+    await ws.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 import sys
@@ -15,7 +16,7 @@ import pytest
 import redis as sync_redis
 
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
-from engine.logs import JsonFormatter, TextFormatter, configure
+from engine.logs import FLOOD_BURST, FloodGuard, JsonFormatter, TextFormatter, configure
 from engine.redis_client import redacted
 from engine.redis_server import EmbeddedRedis
 from tests.conftest import ADDRESS, SECRET, EngineFactory, token
@@ -94,7 +95,7 @@ async def test_a_whole_purchase_logs_no_secret(
     """Threat 20 (docs/security.md): tokens, signing secrets, the Redis password and the
     callback signatures never reach the logs, at DEBUG, through a whole purchase."""
     password = "redis-pass-" + secrets.token_hex(8)
-    payment_secret = "pay-secret-" + secrets.token_hex(8)
+    payment_secret = "pay-secret-" + secrets.token_hex(16)
     with EmbeddedRedis(tmp_path / "redis") as server:
         with sync_redis.Redis(port=server.port) as admin:
             admin.config_set("requirepass", password)  # an operator's secured Redis
@@ -134,3 +135,48 @@ async def test_a_whole_purchase_logs_no_secret(
         assert secret not in logged
     for part in (host_token, buyer_token):  # nor any piece of a token (its signature)
         assert part.rsplit(".", 1)[1] not in logged
+
+
+def test_the_flood_guard_writes_a_burst_then_counts_what_it_left_out() -> None:
+    guard = FloodGuard(burst=3, window_s=60)
+    logger = logging.getLogger("livecart.test")
+
+    def line(at: float, level: int = logging.WARNING, msg: str = "rejected %s") -> bool:
+        rec = logger.makeRecord("livecart.test", level, __file__, 1, msg, ("x",), None)
+        rec.created = at
+        passed = guard.filter(rec)
+        return passed and getattr(rec, "suppressed", None) in (None, 7)
+
+    assert [line(1.0 + n) for n in range(10)] == [True] * 3 + [False] * 7
+    assert line(5.0, msg="another kind %s")  # each kind has its own burst
+    assert line(5.0, level=logging.INFO)  # INFO and DEBUG are not limited
+    # The next window: written again, and the first line says 7 were left out.
+    rec = logger.makeRecord("livecart.test", logging.WARNING, __file__, 1, "rejected %s",
+                            ("x",), None)  # fmt: skip
+    rec.created = 70.0
+    assert guard.filter(rec)
+    assert rec.suppressed == 7  # type: ignore[attr-defined]
+
+
+async def test_forged_callbacks_cannot_flood_the_log(engine_factory: EngineFactory) -> None:
+    """Each forged payment callback used to write a warning: 300 of them now write at most
+    the burst, as production's handler is configured (engine/logs.py)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("livecart.gateway").level)
+    out = io.StringIO()
+    configure("json", "INFO", stream=out)
+    try:
+        engine = await engine_factory()
+        async with httpx.AsyncClient(base_url=engine.base_url) as http:
+            for n in range(300):
+                forged = await http.post("/api/payments/callback", content=b"{}", headers={
+                    "X-Livecart-Timestamp": str(int(time.time())), "X-Livecart-Nonce": f"n{n:015}",
+                    "X-Livecart-Signature": "f" * 64})  # fmt: skip
+                assert forged.status_code == 401
+    finally:
+        root.handlers[:], level, gateway_level = saved
+        root.setLevel(level)
+        logging.getLogger("livecart.gateway").setLevel(gateway_level)
+        logging.getLogger("websockets").setLevel(logging.NOTSET)
+    rejected = [line for line in out.getvalue().splitlines() if "callback rejected" in line]
+    assert 1 <= len(rejected) <= FLOOD_BURST

@@ -100,6 +100,7 @@ def test_package_scripts_contracts() -> None:
         "room_transition": (2, 5, False),
         "room_update": (2, 3, True),
         "room_sync": (5, 4, False),
+        "viewer_seen": (2, 4, False),
         "confirm": (4, 4, False),
         "grab": (7, 3, True),
         "psp_refund": (1, 2, False),

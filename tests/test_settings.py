@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from engine.settings import Limits, Settings, load_secret
+from engine.settings import MIN_SECRET_CHARS, Limits, Settings, load_secret
+
+SECRET = "sekrit-" + "x" * 25  # the shortest allowed: 32 characters
 
 
 def test_defaults() -> None:
@@ -26,7 +29,7 @@ def test_from_env_reads_every_variable() -> None:
         "LIVECART_PORT": "9000",
         "REDIS_URL": "redis://cache:6379/2",
         "LIVECART_DATA_DIR": "/var/lib/livecart",
-        "LIVECART_SECRET": "sekrit",
+        "LIVECART_SECRET": SECRET,
         "LIVECART_TICK_MS": "50",
         "LIVECART_APPENDFSYNC": "always",
         "LIVECART_LOG_FORMAT": "json",
@@ -39,7 +42,7 @@ def test_from_env_reads_every_variable() -> None:
         port=9000,
         redis_url="redis://cache:6379/2",
         data_dir=Path("/var/lib/livecart"),
-        secret="sekrit",
+        secret=SECRET,
         tick_ms=50,
         appendfsync="always",
         log_format="json",
@@ -139,8 +142,8 @@ def test_settings_are_frozen() -> None:
 
 
 def test_configured_secret_wins_and_writes_nothing(tmp_path: Path) -> None:
-    settings = Settings(secret="from-env", data_dir=tmp_path / "data")
-    assert load_secret(settings) == "from-env"
+    settings = Settings(secret=SECRET, data_dir=tmp_path / "data")
+    assert load_secret(settings) == SECRET
     assert not (tmp_path / "data").exists()
 
 
@@ -167,6 +170,88 @@ def test_generated_secrets_differ_per_data_dir(tmp_path: Path) -> None:
 
 
 def test_existing_secret_file_is_read_stripped(tmp_path: Path) -> None:
-    (tmp_path / "secret").write_text("  kept-secret \n")
-    assert load_secret(Settings(data_dir=tmp_path)) == "kept-secret"
-    assert (tmp_path / "secret").read_text() == "  kept-secret \n"
+    path = tmp_path / "secret"
+    path.write_text(f"  {SECRET} \n")
+    path.chmod(0o600)
+    assert load_secret(Settings(data_dir=tmp_path)) == SECRET
+    assert path.read_text() == f"  {SECRET} \n"
+
+
+# ---- secrets too weak or too open (issue 20) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"LIVECART_SECRET": "sekrit"}, "LIVECART_SECRET"),
+        ({"LIVECART_SECRET": SECRET[:-1]}, "LIVECART_SECRET"),
+        ({"LIVECART_PAYMENT_SECRET": "dev-payment-secret"}, "LIVECART_PAYMENT_SECRET"),
+        ({"LIVECART_PREVIOUS_SECRETS": f"{SECRET},old"}, r"LIVECART_PREVIOUS_SECRETS \(secret 2\)"),
+    ],
+)
+def test_short_secrets_are_refused(env: dict[str, str], name: str) -> None:
+    assert MIN_SECRET_CHARS == 32
+    with pytest.raises(ValueError, match=f"^{name} must be at least 32 characters long") as err:
+        Settings.from_env(env)
+    assert "secrets.token_urlsafe(32)" in str(err.value)  # how to make one
+    for value in env.values():  # the message never shows the secret
+        assert value.rsplit(",", 1)[-1] not in str(err.value)
+
+
+def test_secrets_of_32_characters_are_accepted() -> None:
+    env = {"LIVECART_SECRET": SECRET, "LIVECART_PAYMENT_SECRET": "p" * 32,
+           "LIVECART_PREVIOUS_SECRETS": f"{'a' * 32},{'b' * 43}"}  # fmt: skip
+    settings = Settings.from_env(env)
+    assert (settings.secret, settings.payment_secret) == (SECRET, "p" * 32)
+    assert settings.previous_secrets == ("a" * 32, "b" * 43)
+
+
+def test_a_short_configured_secret_is_refused_by_load_secret(tmp_path: Path) -> None:
+    # Settings built in code skip from_env's validation; the engine still reads its secret
+    # through load_secret.
+    with pytest.raises(ValueError, match="LIVECART_SECRET must be at least 32"):
+        load_secret(Settings(secret="sekrit", data_dir=tmp_path))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602, 0o644, 0o666])
+def test_a_secret_file_open_to_others_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "secret"
+    path.write_text(SECRET + "\n")
+    path.chmod(mode)
+    with pytest.raises(ValueError, match="open to other users") as err:
+        load_secret(Settings(data_dir=tmp_path))
+    assert str(err.value) == (
+        f"the token secret file {path} is open to other users (mode 0{mode:o}): run "
+        f"`chmod 600 {path}`, and consider the secret leaked if others could read it "
+        "(delete the file for a new one)"
+    )
+    path.chmod(0o600)  # the fix the message gives
+    assert load_secret(Settings(data_dir=tmp_path)) == SECRET
+    path.chmod(0o400)
+    assert load_secret(Settings(data_dir=tmp_path)) == SECRET
+
+
+def test_a_secret_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "secret"
+    path.write_text(SECRET + "\n")
+    path.chmod(0o600)
+    owner = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)  # as if another user ran livecart
+    with pytest.raises(ValueError, match=f"belongs to uid {owner}, not to this user") as err:
+        load_secret(Settings(data_dir=tmp_path))
+    assert f"chmod 600 {path}" in str(err.value)
+
+
+def test_a_short_secret_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("  kept-secret \n")
+    path.chmod(0o600)
+    with pytest.raises(ValueError, match="holds 11 characters") as err:
+        load_secret(Settings(data_dir=tmp_path))
+    assert str(err.value) == (
+        f"the token secret file {path} holds 11 characters, fewer than 32: delete it to "
+        "have a new secret generated (tokens signed with the old one stop working), or set "
+        "LIVECART_SECRET"
+    )

@@ -412,7 +412,7 @@ function openSheet(title, body) {
 $("#sheet-close").addEventListener("click", () => { $("#sheet").hidden = true; });
 
 $("#open-products").addEventListener("click", async () => {
-  const r = await api(room, null, "GET", "/products");
+  const r = await api(room, TOKEN, "GET", "/products");
   const list = el("ol", { className: "list" });
   for (const p of r.ok ? r.body.products : []) {
     const live = S.product && S.product.id === p.id;

@@ -35,7 +35,7 @@ export async function welcome(w) {
 }
 
 async function load(id) {
-  const r = await C.api(C.room, null, "GET", `/group-buys/${id}`);
+  const r = await C.api(C.room, C.token, "GET", `/group-buys/${id}`);
   if (r.ok) D.deals.set(id, r.body);
   render();
 }
@@ -210,7 +210,7 @@ async function toggleReminder() {
 }
 
 async function leaderboard(list) {
-  const r = await C.api(C.room, null, "GET", "/referrals/leaderboard");
+  const r = await C.api(C.room, C.token, "GET", "/referrals/leaderboard");
   const top = r.ok ? r.body.leaders : [];
   list.replaceChildren(...top.map((s) => el("li", {}, el("b", {}, s.name),
     ` · ${s.invites} invite${s.invites === 1 ? "" : "s"}`)));

@@ -19,7 +19,7 @@ def _auction_id(call: Call) -> str:
 
 @route("/api/rooms/{room}/auctions", ["GET"])
 async def list_auctions(call: Call) -> Any:
-    await call.node.rooms.get(call.room)
+    await call.load_room()
     return {"auctions": [a.to_wire() for a in await call.node.auctions.list(call.room)]}
 
 

@@ -3,7 +3,9 @@ verified claims, body helpers), the `route` decorator, and error responses.
 
 Host and moderator routes authenticate with `Authorization: Bearer <token>` for the
 room in the path; errors are `{"error": {"code", "message", "retryable", "details"?}}`
-with the error's HTTP status (docs/api.md).
+with the error's HTTP status (docs/api.md). A room's routes without a role (its reads) are
+public only while the room takes anonymous viewers: a private room (`allow_anonymous`
+false) asks them for a token of that room, as its WebSocket does (`Call.admit_reader`).
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import auth
+from engine.api.throttle import CallerRate, retry_after_header
 from engine.errors import (
     AuthError,
     ForbiddenError,
     LivecartError,
     ProtocolError,
+    RateLimitedError,
     UnavailableError,
 )
 from engine.keys import check_room_id, check_user_id
 from engine.metrics import METRICS
 from engine.node import Node
 from engine.protocol import Role, is_stream_id
+from engine.rooms import Room
 
 MAX_BODY_BYTES = 64 * 1024
 MODERATORS = frozenset({Role.HOST, Role.MODERATOR})
@@ -65,6 +70,23 @@ class Call:
     room: str
     claims: auth.Claims | None = None
     _body: bytes | None = None
+    _room: Room | None = None
+
+    async def load_room(self) -> Room:
+        """The path's room (`404 room_not_found` if there is none), read once per call."""
+        if self._room is None:
+            self._room = await self.node.rooms.get(self.room)
+        return self._room
+
+    async def admit_reader(self) -> auth.Claims | None:
+        """Let a caller read the path's room: anyone while the room takes anonymous viewers
+        (`allow_anonymous`); in a private room only a valid token for it, of any role, not
+        revoked and whose user is not banned (`authorize`), as at the WebSocket's `hello`
+        (engine/gateway.py). Claims are returned when a token was checked, else None."""
+        room = await self.load_room()
+        if room.settings.allow_anonymous:
+            return None
+        return await self.authorize(SIGNED_IN)
 
     async def authorize(self, roles: frozenset[Role], room: str | None = None) -> auth.Claims:
         """The bearer token's claims for `room` (default: the path's), if its role is in
@@ -151,12 +173,43 @@ def _too_large() -> ProtocolError:
     return ProtocolError(f"body larger than {MAX_BODY_BYTES} bytes", code="too_large")
 
 
+class ApiRoute(Route):
+    """A JSON route, knowing the roles it needs: None for a public route, and for a room's
+    read (`{room}` in the path) public only in a room open to anonymous viewers."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        *,
+        methods: list[str],
+        name: str,
+        roles: frozenset[Role] | None,
+    ) -> None:
+        super().__init__(path, endpoint, methods=methods, name=name)
+        self.roles = roles
+
+    @property
+    def reads_room(self) -> bool:
+        return reads_room(self.path, self.roles)
+
+
+def reads_room(path: str, roles: frozenset[Role] | None) -> bool:
+    """A room's route without a role (a read): `Call.admit_reader` decides who may call it."""
+    return roles is None and "{room}" in path
+
+
 def route(
     path: str, methods: list[str], *, roles: frozenset[Role] | None = None, status: int = 200
 ) -> Callable[[Handler], Route]:
     """A JSON route. With `roles`, the bearer token must be for the path's room and carry
-    one of them. The handler returns the body (None means 204, a Response is sent as it
-    is); errors become bodies."""
+    one of them. Without, a route on a room (`{room}` in its path) is public in a room that
+    takes anonymous viewers and needs any token for the room in a private one
+    (`Call.admit_reader`): no room read can be added that skips the check. The handler
+    returns the body (None means 204, a Response is sent as it is); errors become bodies."""
+    room_read = reads_room(path, roles)
+    # A viewer's write (bid, claim, entry, checkout...): held to the socket's frame rate.
+    throttled = roles is not None and Role.VIEWER in roles and methods != ["GET"]
 
     def wrap(handler: Handler) -> Route:
         async def endpoint(request: Request) -> Response:
@@ -167,7 +220,16 @@ def route(
                 call = Call(request, node_of(request), room)
                 if roles is not None:
                     call.claims = await call.authorize(roles)
+                    if throttled and call.claims.role not in MODERATORS:
+                        caller_rate: CallerRate = request.app.state.caller_rate
+                        caller_rate.admit(room, call.claims.user)
+                elif room_read:
+                    call.claims = await call.admit_reader()
                 result = await handler(call)
+            except RateLimitedError as error:
+                limited = error_response(error)
+                limited.headers["Retry-After"] = retry_after_header(error)
+                return limited
             except LivecartError as error:
                 return error_response(error)
             except (RedisError, OSError):
@@ -178,6 +240,6 @@ def route(
                 return result
             return OrjsonResponse(result, status_code=status)
 
-        return Route(path, endpoint, methods=methods, name=handler.__name__)
+        return ApiRoute(path, endpoint, methods=methods, name=handler.__name__, roles=roles)
 
     return wrap

@@ -1,5 +1,6 @@
 """Catalog and run-of-show routes: products with SKUs, the show order, the pinned product.
-Reading is public; changing is the host's."""
+Reading is public (in a private room, any token for it: engine/api/base.py); changing is
+the host's."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from engine.meter import MarkerKind
 @route("/api/rooms/{room}/products", ["GET"])
 async def list_products(call: Call) -> Any:
     """The room's products in show order, with card impressions so far."""
-    await call.node.rooms.get(call.room)
+    await call.load_room()
     impressions = await call.node.catalog.impressions(call.room)
     return {
         "products": [

@@ -46,7 +46,7 @@ async def drop_coupons(call: Call) -> Any:
 
 @route("/api/rooms/{room}/coupons/drops", ["GET"])
 async def list_drops(call: Call) -> Any:
-    await call.node.rooms.get(call.room)
+    await call.load_room()
     return {"drops": [d.to_wire() for d in await call.node.coupons.drops(call.room)]}
 
 

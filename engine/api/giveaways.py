@@ -20,7 +20,7 @@ def _giveaway_id(call: Call) -> str:
 
 @route("/api/rooms/{room}/giveaways", ["GET"])
 async def list_giveaways(call: Call) -> Any:
-    await call.node.rooms.get(call.room)
+    await call.load_room()
     return {"giveaways": [g.to_wire() for g in await call.node.giveaways.list(call.room)]}
 
 

@@ -28,7 +28,7 @@ def _member_wire(call: Call, team: Team, reservation: str) -> dict[str, Any]:
 
 @route("/api/rooms/{room}/group-buys", ["GET"])
 async def list_group_buys(call: Call) -> Any:
-    await call.node.rooms.get(call.room)
+    await call.load_room()
     deals = await call.node.groupbuys.list(call.room)
     return {"group_buys": [await call.node.groupbuys.deal_wire(call.room, deal) for deal in deals]}
 

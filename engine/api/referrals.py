@@ -30,7 +30,7 @@ async def share(call: Call) -> Any:
 
 @route("/api/rooms/{room}/referrals/leaderboard", ["GET"])
 async def leaderboard(call: Call) -> Any:
-    await call.node.rooms.get(call.room)
+    await call.load_room()
     return {"leaders": await call.node.referrals.leaderboard(call.room, _limit(call))}
 
 

@@ -36,7 +36,7 @@ async def create_room(call: Call) -> Any:
 
 @route("/api/rooms/{room}", ["GET"])
 async def get_room(call: Call) -> Any:
-    room = await call.node.rooms.get(call.room)
+    room = await call.load_room()
     stats = await call.node.presence.read(call.room)
     return {**room.to_wire(), "stats": stats.to_wire()}
 

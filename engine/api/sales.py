@@ -18,7 +18,7 @@ def _sale_id(call: Call) -> str:
 
 @route("/api/rooms/{room}/sales", ["GET"])
 async def list_sales(call: Call) -> Any:
-    await call.node.rooms.get(call.room)
+    await call.load_room()
     return {"sales": [sale.to_wire() for sale in await call.node.sales.list(call.room)]}
 
 

@@ -62,16 +62,20 @@ class Child:
 
 
 def bench_env(**extra: str) -> dict[str, str]:
-    """The environment of a benchmark's processes: a fresh secret, quiet logs, no handshake
-    rate limits (every simulated viewer comes from this machine's one address), no drain
+    """The environment of a benchmark's processes: a fresh secret, quiet logs, no admission
+    limits (UNLIMITED_ADMISSION), no drain
     on stop (no load balancer is waiting to be told), `extra`."""
     return {**os.environ, "LIVECART_SECRET": secrets.token_urlsafe(24),
             "LIVECART_LOG_LEVEL": "WARNING", "LIVECART_DRAIN_S": "0",
             "LIVECART_SIMULATED_PSP": "on",
-            **UNLIMITED_HANDSHAKES, **extra}  # fmt: skip
+            **UNLIMITED_ADMISSION, **extra}  # fmt: skip
 
 
-UNLIMITED_HANDSHAKES = {"LIVECART_HANDSHAKES_PER_IP_PER_S": "0", "LIVECART_HANDSHAKES_PER_S": "0"}
+# Every simulated viewer comes from this machine's one address: no handshake rate, no
+# connection cap per address, every anonymous viewer counted.
+UNLIMITED_ADMISSION = {"LIVECART_HANDSHAKES_PER_IP_PER_S": "0", "LIVECART_HANDSHAKES_PER_S": "0",
+                       "LIVECART_CONNECTIONS_PER_IP": "0",
+                       "LIVECART_ANONYMOUS_VIEWERS_PER_IP": "0"}  # fmt: skip
 
 
 def redis_for(stack: contextlib.ExitStack, redis_url: str | None) -> str:
@@ -115,8 +119,13 @@ def engine_process(
 
 def metric_values(port: int, pattern: str) -> dict[str, float]:
     """Values of the engine's /metrics samples whose line matches `pattern` (a regex with
-    one group naming the sample, then the value), keyed by that group."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    one group naming the sample, then the value), keyed by that group. The engine inherits
+    this environment: with LIVECART_METRICS_TOKEN set it wants that token, from loopback too."""
+    token = os.environ.get("LIVECART_METRICS_TOKEN", "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=10)
+    response.raise_for_status()
+    text = response.text
     found = re.findall(rf"^{pattern} (\S+)$", text, re.MULTILINE)
     return {name: float(value) for name, value in found}
 
