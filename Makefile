@@ -81,6 +81,7 @@ nginx:
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports  # the layers of engine/ (pyproject.toml, docs/architecture.md)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

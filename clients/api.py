@@ -10,7 +10,7 @@ import httpx
 
 from clients.errors import LivecartClientError
 
-IDLE_CONNECTION_S = 4.0  # under the engine's keep-alive (engine/listener.py KEEP_ALIVE_S)
+IDLE_CONNECTION_S = 4.0  # under the engine's keep-alive (engine/server/listener.py KEEP_ALIVE_S)
 
 
 class ApiClient:

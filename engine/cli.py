@@ -18,10 +18,6 @@ from typing import Any, TypeAlias
 import orjson
 from redis.exceptions import RedisError
 
-from engine import auth, redis_client, redis_config
-from engine.admission import origin_warning
-from engine.app import Engine
-from engine.audit import Report, audit_room
 from engine.bench.auction import main as bench_auction
 from engine.bench.checkout import main as bench_checkout
 from engine.bench.coupons import main as bench_coupons
@@ -30,22 +26,27 @@ from engine.bench.flood import main as bench_flood
 from engine.bench.grab import main as bench_grab
 from engine.bench.groupbuy import main as bench_groupbuy
 from engine.bench.storm import main as bench_storm
-from engine.demo import run_demo
-from engine.dev_cluster import DevCluster, stop_signals
-from engine.errors import LivecartError
-from engine.giveaways import check_draw
-from engine.keys import check_room_id, check_user_id
-from engine.logs import configure as configure_logs
-from engine.loop import run_event_loop
-from engine.order_feed import OrderFeed, export
-from engine.orders import Order, load_orders
-from engine.protocol import Role
-from engine.redis_config import RedisConfigError
-from engine.redis_server import EmbeddedRedis, RedisServerError
-from engine.report import build, load_show, write
-from engine.report_html import money
-from engine.settings import Settings, load_secret
-from engine.workers import Supervisor, default_workers
+from engine.commerce.order_feed import OrderFeed, export
+from engine.commerce.orders import Order, load_orders
+from engine.core.errors import LivecartError
+from engine.core.identity import Role
+from engine.core.logs import configure as configure_logs
+from engine.core.loop import run_event_loop
+from engine.core.settings import Settings, load_secret
+from engine.insights.audit import Report, audit_room
+from engine.insights.report import build, load_show, write
+from engine.insights.report_html import money
+from engine.interactive.giveaways.store import check_draw
+from engine.rooms import auth
+from engine.server.admission import origin_warning
+from engine.server.app import Engine
+from engine.server.workers import Supervisor, default_workers
+from engine.store import redis_client, redis_config
+from engine.store.keys import check_room_id, check_user_id
+from engine.store.redis_config import RedisConfigError
+from engine.store.redis_server import EmbeddedRedis, RedisServerError
+from engine.tools.demo import run_demo
+from engine.tools.dev_cluster import DevCluster, stop_signals
 from loadtests.run import add_parser as add_loadtest_parser
 
 log = logging.getLogger("livecart.cli")
@@ -148,7 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if warning is not None:
         log.warning(warning)
     if workers > 1:
-        # N processes on one port (SO_REUSEPORT), one Redis: engine/workers.py.
+        # N processes on one port (SO_REUSEPORT), one Redis: engine/server/workers.py.
         _check_redis_for_workers(settings)
         return Supervisor(settings, workers).run()
     return _run_engine(settings, _serve(settings))

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from engine.loop import run_event_loop
+from engine.core.loop import run_event_loop
 from loadtests.scenarios import PLANS
 from loadtests.stats import Stats
 from loadtests.swarm import Swarm

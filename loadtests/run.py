@@ -33,11 +33,11 @@ import httpx
 import orjson
 
 from clients import HostClient, LivecartClientError
-from engine import auth
 from engine.bench.harness import UNLIMITED_ADMISSION, engine_process
-from engine.protocol import Role
-from engine.redis_server import EmbeddedRedis, free_port
-from engine.report import write as write_files
+from engine.core.identity import Role
+from engine.insights.report import write as write_files
+from engine.rooms import auth
+from engine.store.redis_server import EmbeddedRedis, free_port
 from loadtests import show
 from loadtests.cpu import CpuMeter
 from loadtests.scenarios import SCENARIOS, ramp_s, timeline

@@ -20,22 +20,25 @@ import redis.asyncio as aioredis
 from playwright.async_api import Browser, async_playwright
 
 from clients import HostClient, ViewerClient
-from engine import auth, keys
-from engine.app import Engine
-from engine.audit import audit_room
-from engine.catalog import Catalog
-from engine.coupons import Coupons
-from engine.orders import CheckoutRequest, Order, OrderStore
-from engine.payments import Payments, sign
-from engine.protocol import Role
-from engine.psp import SimulatedProvider
-from engine.redis_server import EmbeddedRedis
-from engine.risk import RiskRules
-from engine.sales import SaleStore
-from engine.scripts import Scripts
-from engine.settings import Settings
-from engine.stock import GrabRequest, Stock
+from engine.commerce.catalog import Catalog
+from engine.commerce.coupons import Coupons
+from engine.commerce.orders import CheckoutRequest, Order, OrderStore
+from engine.commerce.payments import Payments, sign
+from engine.commerce.psp import SimulatedProvider
+from engine.commerce.risk import RiskRules
+from engine.commerce.sales import SaleStore
+from engine.commerce.stock import GrabRequest, Stock
+from engine.core.identity import Role
+from engine.core.settings import Settings
+from engine.insights.audit import audit_room
+from engine.rooms import auth
+from engine.server.app import Engine
+from engine.store import keys
+from engine.store.redis_server import EmbeddedRedis
+from engine.store.scripts import Scripts
 
+# tests/hooks/oversell: on PYTHONPATH, an engine that oversells (tests/test_loadtest.py).
+OVERSELL_HOOK = Path(__file__).resolve().parent / "hooks" / "oversell"
 SECRET = "test-secret-" + "x" * 20
 # Engines the tests start as processes stop at once on SIGTERM: no load balancer is
 # waiting to be told (the drain itself is tested with LIVECART_DRAIN_S set, tests/test_app.py).

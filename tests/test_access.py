@@ -1,4 +1,4 @@
-"""Revoked tokens and banned users (engine/access.py): refused over HTTP and at `hello`,
+"""Revoked tokens and banned users (engine/rooms/access.py): refused over HTTP and at `hello`,
 their open sockets closed, everyone else untouched, and only the room's host revokes."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import time
 import pytest
 
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
-from engine.access import is_revoked
-from engine.app import Engine
-from engine.protocol import CloseCode
+from engine.realtime.protocol import CloseCode
+from engine.rooms.access import is_revoked
+from engine.server.app import Engine
 from tests.conftest import SECRET, EngineFactory, RoomFactory, token
 
 

@@ -1,4 +1,4 @@
-"""engine/admission.py: the Origin of browser WebSocket handshakes and the handshake rate,
+"""engine/server/admission.py: the Origin of browser WebSocket handshakes and the handshake rate,
 decided before any work is spent on a connection."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 
 from clients import LivecartClientError, ViewerClient
-from engine.admission import (
+from engine.core.settings import Settings
+from engine.realtime.protocol import CloseCode
+from engine.server.admission import (
     Admission,
     HandshakeRate,
     TrustedProxies,
     origin_allowed,
     origin_warning,
 )
-from engine.app import Engine
-from engine.protocol import CloseCode
-from engine.settings import Settings
+from engine.server.app import Engine
 from tests.conftest import EngineFactory, RoomFactory, eventually, token
 
 # ---- origin -----------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def test_a_refused_handshake_takes_no_token_from_the_other_bucket() -> None:
 
 
 def test_idle_addresses_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("engine.admission.PRUNE_AT", 3)
+    monkeypatch.setattr("engine.server.admission.PRUNE_AT", 3)
     rate = HandshakeRate(per_ip=1, per_process=0)
     for n in range(3):
         rate.admit(f"ip{n}", 0.0)

@@ -1,4 +1,4 @@
-"""engine.api over real HTTP: every route, its auth, its validation and its error bodies."""
+"""engine.server.api over real HTTP: every route, its auth, its validation and its error bodies."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, LivecartClientError, ViewerClient
-from engine import auth, keys
-from engine.app import Engine
-from engine.protocol import Role
-from engine.redis_server import EmbeddedRedis
+from engine.core.identity import Role
+from engine.rooms import auth
+from engine.server.app import Engine
+from engine.store import keys
+from engine.store.redis_server import EmbeddedRedis
 from tests.conftest import SECRET, EngineFactory, RoomFactory, ViewerFactory, poll, token
 
 ROOM_FIELDS = {

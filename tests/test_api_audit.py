@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from clients import HostClient, LivecartClientError
-from engine import keys
-from engine.app import Engine
+from engine.server.app import Engine
+from engine.store import keys
 from tests.conftest import token
 from tests.test_api_catalog import JACKET
 

@@ -1,4 +1,4 @@
-"""engine.api.catalog over real HTTP (products, the run-of-show, the pinned product), and
+"""engine.server.api.catalog over real HTTP (products, the run-of-show, the pinned product), and
 end to end: the pinned product card reaching connected and joining viewers."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from clients import HostClient, LivecartClientError, ViewerClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import ViewerFactory, poll, token
 
 JACKET: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""engine.api.coupons over real HTTP and WebSockets: templates and drops (host only), drop
+"""engine.server.api.coupons over real HTTP and WebSockets: templates and drops (host only), drop
 cards and counters reaching viewers, claims over the WebSocket and over HTTP, and a
 viewer's own coupons."""
 
@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
-from engine.app import Engine
-from engine.audit import audit_room
+from engine.insights.audit import audit_room
+from engine.server.app import Engine
 from tests.conftest import EngineFactory, ViewerFactory, token
 from tests.test_api_catalog import (
     failed,

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from clients import HostClient, LivecartClientError, ShopperClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import ViewerFactory, poll, token
 from tests.test_api_orders import ana, client_as, hold, paid_order, seller  # noqa: F401
 

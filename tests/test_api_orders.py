@@ -13,7 +13,7 @@ import pytest
 from clients import HostClient, ShopperClient
 from clients.api import ApiClient
 from clients.errors import LivecartClientError
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import ADDRESS, EngineFactory, ViewerFactory, token
 from tests.test_api_catalog import JACKET
 

@@ -1,4 +1,4 @@
-"""engine.api.sales over real HTTP (launch, read, stop, top up, extend), and end to end:
+"""engine.server.api.sales over real HTTP (launch, read, stop, top up, extend), and end to end:
 announcements and stock reaching viewers on ticks, grabs, top-ups and stops."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from clients import HostClient, LivecartClientError, ViewerClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import EngineFactory, ViewerFactory, eventually, poll, token
 from tests.test_api_catalog import (
     JACKET,

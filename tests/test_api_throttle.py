@@ -1,4 +1,4 @@
-"""engine.api.throttle over real HTTP: viewers' writes are held to the WebSocket's frame
+"""engine.server.api.throttle over real HTTP: viewers' writes are held to the WebSocket's frame
 rate per room and user (issue 20: HTTP bids and claims used to have no limit)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from clients import HostClient
-from engine.settings import Limits
+from engine.core.settings import Limits
 from tests.conftest import EngineFactory, RoomFactory, token
 from tests.test_api_coupons import TEMPLATE
 

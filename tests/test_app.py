@@ -1,4 +1,5 @@
-"""engine.app: the service endpoints and the Engine lifecycle (embedded Redis, graceful stop)."""
+"""engine.server.app: the service endpoints and the Engine lifecycle (embedded Redis, graceful
+stop)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from clients import HostClient, ViewerClient
-from engine.app import Engine
-from engine.redis_server import EmbeddedRedis
-from engine.settings import Settings
+from engine.core.settings import Settings
+from engine.server.app import Engine
+from engine.store.redis_server import EmbeddedRedis
 from tests.conftest import EngineFactory, ViewerFactory, eventually, make_settings, poll, token
 from tests.test_api_catalog import JACKET
 from tests.test_gateway import collect_comments

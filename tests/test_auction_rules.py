@@ -1,11 +1,11 @@
-"""engine.auction_rules: increments, minimum bids, proxy bidding, replay and runner-up,
+"""engine.interactive.auctions.rules: increments, minimum bids, proxy bidding, replay and runner-up,
 sans-I/O (tests/test_auctions.py checks the Lua script against these same rules)."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.auction_rules import (
+from engine.interactive.auctions.rules import (
     DEFAULT_INCREMENTS,
     Bid,
     BidOutcome,

@@ -1,4 +1,5 @@
-"""engine.auctions: the Lua bid script against the reference rules, anti-sniping and sudden
+"""engine.interactive.auctions.store: the Lua bid script against the reference rules, anti-sniping
+and sudden
 death on the server's clock, closing once and awarding the lot at the winning price,
 concurrent bids from many viewers through two engine processes, the winner's payment
 window and the second-chance offer, bad input, and the audit's auction check."""
@@ -15,16 +16,15 @@ import httpx
 import pytest
 
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
-from engine import keys
-from engine.app import Engine
-from engine.auction_rules import BidTooLow, Standing, apply_bid, replay
-from engine.auctions import AuctionState, AuctionStore
-from engine.audit import audit_room
 from engine.bench.auction import Bidder
-from engine.comments import Author
-from engine.errors import ConflictError, RejectedError
-from engine.protocol import Role
-from engine.sweeper import Sweeper
+from engine.core.errors import ConflictError, RejectedError
+from engine.core.identity import Author, Role
+from engine.insights.audit import audit_room
+from engine.interactive.auctions.rules import BidTooLow, Standing, apply_bid, replay
+from engine.interactive.auctions.store import AuctionState, AuctionStore
+from engine.server.app import Engine
+from engine.server.sweeper import Sweeper
+from engine.store import keys
 from tests.conftest import ADDRESS, T0, EngineFactory, Shop, ViewerFactory, eventually, poll, token
 from tests.test_api_catalog import JACKET, failed, host_token, next_entry, ok
 
@@ -53,7 +53,8 @@ async def open_at(auctions: AuctionStore, room: str, **terms: Any) -> str:
 async def test_the_bid_script_follows_the_reference_rules(auctions: AuctionStore,
                                                           shop: Shop) -> None:  # fmt: skip
     """400 random bids (some too low, some with proxies, some from the leader): after each,
-    Redis and engine.auction_rules agree on the outcome, price, leader and next minimum."""
+    Redis and engine.interactive.auctions.rules agree on the outcome, price, leader and next
+    minimum."""
     aid = await open_at(auctions, shop.room, duration_s=3600)
     rng = random.Random(8)
     model = Standing.opening(1_000, TABLE)

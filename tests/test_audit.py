@@ -13,9 +13,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.audit import audit_room
-from engine.stock import GrabRequest
+from engine.commerce.stock import GrabRequest
+from engine.insights.audit import audit_room
+from engine.store import keys
 from tests.conftest import T0, Shop, Store
 from tests.test_cli import serving
 
@@ -92,7 +92,7 @@ async def test_each_kind_of_damage_is_reported(
         assert detail in failed[check]
 
 
-# ---- the money half (engine/audit_commerce.py) -----------------------------------------------
+# ---- the money half (engine/commerce/audit_orders.py) --------------------------------------
 
 COUPONS = "coupons: issued = claimed + unclaimed"
 STOCK_SOLD = "orders: stock sold matches paid order lines"

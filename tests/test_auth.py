@@ -1,4 +1,4 @@
-"""engine.auth: minting and verifying signed tokens."""
+"""engine.rooms.auth: minting and verifying signed tokens."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from engine import auth
-from engine.api.rooms import MAX_TOKEN_TTL_S
-from engine.errors import AuthError, ProtocolError
-from engine.protocol import Role
+from engine.core.errors import AuthError, ProtocolError
+from engine.core.identity import Role
+from engine.rooms import auth
+from engine.server.api.rooms import MAX_TOKEN_TTL_S
 
 SECRET = "s" * 32
 NOW = 1_750_000_000.0

@@ -10,7 +10,7 @@ import orjson
 
 from engine.bench.leanws import client_frame, mask
 from engine.bench.loader import summarize, tick_seq
-from engine.codec import Codec
+from engine.realtime.codec import Codec
 
 CONTRACT = {
     "viewers", "comments_per_second", "seconds", "deliveries_per_second", "frames_per_second",

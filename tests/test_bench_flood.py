@@ -9,7 +9,7 @@ import sys
 
 import orjson
 
-from engine.settings import Limits
+from engine.core.settings import Limits
 
 CONTRACT = {
     "flooders", "seconds", "idle_join_ms", "join_ms", "joins_under_flood", "joins_failed",

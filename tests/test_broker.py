@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, ViewerClient
-from engine.app import Engine
-from engine.broker import room_of_channel
-from engine.metrics import METRICS
-from engine.redis_server import EmbeddedRedis
+from engine.core.metrics import METRICS
+from engine.server.app import Engine
+from engine.store.broker import room_of_channel
+from engine.store.redis_server import EmbeddedRedis
 from tests.conftest import EngineFactory, token
 from tests.test_gateway import collect_comments
 

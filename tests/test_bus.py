@@ -12,11 +12,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, ViewerClient
-from engine import keys
-from engine.app import Engine
-from engine.bus import PubSubMode, choose, major_version
-from engine.redis_server import EmbeddedRedis, bundled_redis_server, redis_version
-from engine.scripts import Scripts
+from engine.server.app import Engine
+from engine.store import keys
+from engine.store.bus import PubSubMode, choose, major_version
+from engine.store.redis_server import EmbeddedRedis, bundled_redis_server, redis_version
+from engine.store.scripts import Scripts
 from tests.conftest import EngineFactory, token
 from tests.test_gateway import collect_comments
 

@@ -1,4 +1,4 @@
-"""engine.catalog: product validation, and the catalog's Redis storage (products, the SKU
+"""engine.commerce.catalog: product validation, and the catalog's Redis storage (products, the SKU
 index, the run-of-show, the pinned product, impressions)."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.catalog import (
+from engine.commerce.catalog import (
     MAX_PRICE,
     Catalog,
     Product,
@@ -19,9 +18,10 @@ from engine.catalog import (
     check_product_id,
     validate_product,
 )
-from engine.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
-from engine.roomlog import Entry, RoomLog
-from engine.scripts import Scripts
+from engine.core.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
+from engine.store import keys
+from engine.store.roomlog import Entry, RoomLog
+from engine.store.scripts import Scripts
 
 JACKET: dict[str, Any] = {
     "title": "Denim jacket",

@@ -17,9 +17,11 @@ import pytest
 import redis
 
 from clients import HostClient, ViewerClient
-from engine import auth, cli, keys
-from engine.protocol import Role
-from engine.settings import Settings, load_secret
+from engine import cli
+from engine.core.identity import Role
+from engine.core.settings import Settings, load_secret
+from engine.rooms import auth
+from engine.store import keys
 from tests.conftest import SECRET
 from tests.test_gateway import collect_comments
 

@@ -16,12 +16,12 @@ import redis.cluster
 from redis.cluster import ClusterNode
 
 from clients import HostClient, ShopperClient, ViewerClient
-from engine import keys, redis_client
-from engine.app import Engine
-from engine.audit import audit_room
-from engine.bus import PubSubMode
-from engine.dev_cluster import DevCluster
-from engine.redis_server import bundled_redis_server, redis_version
+from engine.insights.audit import audit_room
+from engine.server.app import Engine
+from engine.store import keys, redis_client
+from engine.store.bus import PubSubMode
+from engine.store.redis_server import bundled_redis_server, redis_version
+from engine.tools.dev_cluster import DevCluster
 from tests.conftest import ADDRESS, EngineFactory, poll, token
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT

@@ -1,4 +1,4 @@
-"""engine.codec: frames in, Python objects out, with no sockets."""
+"""engine.realtime.codec: frames in, Python objects out, with no sockets."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.codec import SUBPROTOCOLS, Codec
-from engine.errors import ERROR_CODES, LivecartError, ProtocolError
-from engine.protocol import Comment, Hello, Like, Ping, parse_message
-from engine.settings import Limits
+from engine.core.errors import ERROR_CODES, LivecartError, ProtocolError
+from engine.core.settings import Limits
+from engine.realtime.codec import SUBPROTOCOLS, Codec
+from engine.realtime.protocol import Comment, Hello, Like, Ping, parse_message
 
 LIMITS = Limits()
 MAX = LIMITS.max_frame_bytes

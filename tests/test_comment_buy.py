@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 
 from clients import HostClient, LivecartClientError, ViewerClient
-from engine.app import Engine
-from engine.catalog import Product, Sku
-from engine.comment_buy import CONFIG_TTL_S, Order, Reply, answer_reply, resolve
-from engine.comment_syntax import (
+from engine.commerce.catalog import Product, Sku
+from engine.commerce.sales import Sale
+from engine.commerce.stock import GrabAnswer
+from engine.core.errors import ProtocolError
+from engine.interactive.comment_buy.store import CONFIG_TTL_S, Order, Reply, answer_reply, resolve
+from engine.interactive.comment_buy.syntax import (
     Command,
     CommentBuyConfig,
     parse_command,
     parse_config,
     words,
 )
-from engine.errors import ProtocolError
-from engine.sales import Sale
-from engine.stock import GrabAnswer
+from engine.server.app import Engine
 from tests.conftest import EngineFactory, ViewerFactory, token
 
 CONFIG = CommentBuyConfig(enabled=True, keyword="SOLD", keywords={"MUG": "p3"})

@@ -1,4 +1,4 @@
-"""engine.comments: text cleaning, validation, and posting through the Lua limits."""
+"""engine.rooms.comments: text cleaning, validation, and posting through the Lua limits."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.comments import Author, CommentService, check_comment, clean_text
-from engine.errors import (
+from engine.core.errors import (
     ConflictError,
     ForbiddenError,
     LivecartError,
@@ -21,11 +19,13 @@ from engine.errors import (
     RateLimitedError,
     RejectedError,
 )
-from engine.moderation import BannedWordFilter, Moderation
-from engine.protocol import Role
-from engine.redis_client import stream_rows
-from engine.rooms import RoomAction, RoomSettings, RoomStore
-from engine.scripts import Scripts
+from engine.core.identity import Author, Role
+from engine.rooms.comments import CommentService, check_comment, clean_text
+from engine.rooms.moderation import BannedWordFilter, Moderation
+from engine.rooms.rooms import RoomAction, RoomSettings, RoomStore
+from engine.store import keys
+from engine.store.redis_client import stream_rows
+from engine.store.scripts import Scripts
 
 VIEWER = Author("v1", "Viewer One", Role.VIEWER)
 HOST = Author("h1", "Host", Role.HOST)

@@ -12,9 +12,9 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from engine import keys
-from engine.app import Engine
-from engine.protocol import CloseCode
+from engine.realtime.protocol import CloseCode
+from engine.server.app import Engine
+from engine.store import keys
 from tests.conftest import EngineFactory, RoomFactory, eventually, token
 
 

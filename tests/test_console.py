@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from clients import HostClient, LivecartClientError, ShopperClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, eventually, needs_chromium, token
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "console"

@@ -1,4 +1,4 @@
-"""engine.coupons against a real Redis: templates, drops, claims (batched, idempotent,
+"""engine.commerce.coupons against a real Redis: templates, drops, claims (batched, idempotent,
 limited), a coupon rain, and a coupon's states through checkout, cancel and payment."""
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from typing import Any
 import orjson
 import pytest
 
-from engine import keys
-from engine.coupons import (
+from engine.commerce.coupons import (
     DEFAULT_CLAIM_WINDOW_S,
     DEFAULT_VALIDITY_S,
     Drop,
     Template,
 )
-from engine.errors import ConflictError, NotFoundError, ProtocolError, RejectedError
-from engine.orders import OrderState
-from engine.pricing import CouponKind
-from engine.redis_client import text
-from engine.stock import GrabRequest
+from engine.commerce.orders import OrderState
+from engine.commerce.pricing import CouponKind
+from engine.commerce.stock import GrabRequest
+from engine.core.errors import ConflictError, NotFoundError, ProtocolError, RejectedError
+from engine.store import keys
+from engine.store.redis_client import text
 from tests.conftest import T0, Store, now_ms
 
 DAY_MS = 24 * 3600 * 1000

@@ -1,4 +1,4 @@
-"""engine.dev_cluster: a real 3 + 3 Redis Cluster (slots, routing, pub/sub, failover, CLI)."""
+"""engine.tools.dev_cluster: a real 3 + 3 Redis Cluster (slots, routing, pub/sub, failover, CLI)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from engine.dev_cluster import BUS_PORT_OFFSET, SLOTS, DevCluster, port_free
+from engine.tools.dev_cluster import BUS_PORT_OFFSET, SLOTS, DevCluster, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,12 +20,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from clients import HostClient
-from engine import errors
-from engine.app import Engine
 from engine.cli import build_parser
-from engine.errors import ERROR_CODES, LivecartError
-from engine.protocol import CloseCode
-from engine.sales import Sale
+from engine.commerce.sales import Sale
+from engine.core import errors
+from engine.core.errors import ERROR_CODES, LivecartError
+from engine.realtime.protocol import CloseCode
+from engine.server.app import Engine
 from tests.conftest import token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,16 +144,16 @@ LUA_ERR = re.compile(r"""\{\s*['"]err['"]\s*,\s*['"]([a-z_]+)['"]""")
 def lua_error_codes() -> dict[str, set[str]]:
     """Code -> the scripts that return it as `{'err', code, ...}`."""
     found: dict[str, set[str]] = {}
-    for path in sorted((ENGINE / "lua").glob("*.lua")):
+    for path in sorted(ENGINE.rglob("lua/*.lua")):
         for code in LUA_ERR.findall(path.read_text()):
-            found.setdefault(code, set()).add(path.stem)
+            found.setdefault(code, set()).add(str(path.relative_to(ROOT)))
     return found
 
 
 def raised_codes() -> dict[str, set[str]]:
     """Code -> where the engine's Python constructs an error with it: a literal `code=...`,
     or no code at all (the class's `default_code`). Codes passed as variables come from
-    the Lua scripts or the registry in engine/errors.py, collected apart."""
+    the Lua scripts or the registry in engine/core/errors.py, collected apart."""
     classes = {
         name: cls
         for name, cls in vars(errors).items()
@@ -181,12 +181,12 @@ def raised_codes() -> dict[str, set[str]]:
 
 def emitted_codes() -> dict[str, str]:
     """Every code the engine can put on the wire, and one place it comes from."""
-    codes = {code: "engine/errors.py" for code in ERROR_CODES}
+    codes = {code: "engine/core/errors.py" for code in ERROR_CODES}
     for code, where in raised_codes().items():
         codes[code] = sorted(where)[0]
     for code, scripts in lua_error_codes().items():
         if code not in LUA_INTERNAL:
-            codes[code] = f"engine/lua/{sorted(scripts)[0]}.lua"
+            codes[code] = sorted(scripts)[0]
     return codes
 
 
@@ -203,7 +203,8 @@ def test_the_code_sources_are_read() -> None:
     lua = lua_error_codes()
     assert {"bid_too_low", "auction_closed", "team_full", "muted"} <= set(lua)
     for code, (script, _) in LUA_INTERNAL.items():
-        assert script in lua.get(code, set()), f"{script}.lua no longer returns {code!r}"
+        returned_by = {Path(path).stem for path in lua.get(code, set())}
+        assert script in returned_by, f"{script}.lua no longer returns {code!r}"
         assert code not in ERROR_CODES, f"{code!r} is a wire code; drop it from LUA_INTERNAL"
 
 

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from clients import HostClient, ShopperClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import ADDRESS, EngineFactory, token
 from tests.test_docs import Block, blocks, shape, twin_of, twins
 

@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from clients import HostClient, ShopperClient, ViewerClient
-from engine import auth
-from engine.protocol import Role
+from engine.core.identity import Role
+from engine.rooms import auth
 from tests.conftest import ADDRESS, SECRET, eventually
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT

@@ -16,10 +16,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients import HostClient, LivecartClientError, ViewerClient
-from engine.app import Engine
-from engine.metrics import METRICS
-from engine.protocol import CloseCode
-from engine.settings import Limits
+from engine.core.metrics import METRICS
+from engine.core.settings import Limits
+from engine.realtime.protocol import CloseCode
+from engine.server.app import Engine
 from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, eventually, token
 from tests.test_api_catalog import JACKET
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from engine.app import Engine
-from engine.errors import ERROR_CODES
+from engine.core.errors import ERROR_CODES
+from engine.server.app import Engine
 from tests.conftest import eventually, token
 
 SERVER_TYPES = {"welcome", "error", "ack", "pong", "tick", "notice"}

@@ -1,4 +1,5 @@
-"""engine.giveaways: the draw (deterministic, recomputable from the revealed seed), entry
+"""engine.interactive.giveaways.store: the draw (deterministic, recomputable from the revealed
+seed), entry
 rules (any, keyword over HTTP and by comment, watch time), limits recorded at the draw,
 prizes (product units and coupons) awarded once even when re-run, winners' notices,
 closing exactly once, the seed hidden until the draw, opened/closed entries reaching
@@ -18,14 +19,13 @@ from redis import asyncio as aioredis
 
 from clients import HostClient, ShopperClient, ViewerClient
 from clients.errors import LivecartClientError
-from engine import keys
-from engine.app import Engine
-from engine.audit import audit_room
 from engine.cli import main as cli_main
-from engine.comments import Author
-from engine.errors import ConflictError, RejectedError
-from engine.giveaway_draw import commitment, draw, excluded_entrants, verify
-from engine.protocol import Role
+from engine.core.errors import ConflictError, RejectedError
+from engine.core.identity import Author, Role
+from engine.insights.audit import audit_room
+from engine.interactive.giveaways.draw import commitment, draw, excluded_entrants, verify
+from engine.server.app import Engine
+from engine.store import keys
 from tests.conftest import ADDRESS, ViewerFactory, poll, token
 from tests.test_api_catalog import JACKET, failed, host_token, next_entry, ok
 

@@ -1,4 +1,5 @@
-"""engine.groupbuys: a team completing when K members pay before the deadline, failing when
+"""engine.interactive.groupbuys.store: a team completing when K members pay before the deadline,
+failing when
 the deadline comes first (paid members refunded, pending orders cancelled, held units
 released), the K-th payment exactly at the deadline, a late payment after the team failed,
 concurrent joins through two engine processes never exceeding K, the audit (and a tampered
@@ -14,14 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import keys
-from engine.app import Engine
-from engine.audit import audit_room
-from engine.comments import Author
-from engine.errors import ConflictError, NotFoundError, ProtocolError
-from engine.groupbuys import GroupBuys, Team, TeamState
-from engine.orders import Order, OrderState
-from engine.protocol import Role
+from engine.commerce.orders import Order, OrderState
+from engine.core.errors import ConflictError, NotFoundError, ProtocolError
+from engine.core.identity import Author, Role
+from engine.insights.audit import audit_room
+from engine.interactive.groupbuys.store import GroupBuys, Team, TeamState
+from engine.server.app import Engine
+from engine.store import keys
 from tests.conftest import EngineFactory, Store, ViewerFactory, token
 from tests.test_api_catalog import JACKET, failed, host_token, next_entry, ok
 

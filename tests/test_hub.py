@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.app import Engine
+from engine.server.app import Engine
+from engine.store import keys
 from tests.conftest import EngineFactory, ViewerFactory, eventually
 from tests.test_gateway import collect_comments
 

@@ -1,4 +1,4 @@
-"""engine.keys: every key of a room hashes to one Redis Cluster slot."""
+"""engine.store.keys: every key of a room hashes to one Redis Cluster slot."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import redis as sync_redis
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.errors import ProtocolError
-from engine.redis_server import EmbeddedRedis
+from engine.core.errors import ProtocolError
+from engine.store import keys
+from engine.store.redis_server import EmbeddedRedis
 
 USERS = ["u1", "Alice.B@example.com", "anon:1f2e", "x" * 64, "a-b_c"]
 

@@ -1,4 +1,5 @@
-"""engine.listener: one port for HTTP and viewers, unit cases first, then over a real socket."""
+"""engine.server.listener: one port for HTTP and viewers, unit cases first, then over a real
+socket."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from clients import HostClient, ViewerClient
-from engine import listener
-from engine.app import Engine
-from engine.listener import (
+from engine.server import listener
+from engine.server.app import Engine
+from engine.server.listener import (
     MAX_HEAD_BYTES,
     as_plain_request,
     is_viewer_handshake,

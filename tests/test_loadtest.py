@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.scripts import SKIP_STOCK_CHECK_ENV
 from loadtests.run import nest_outcomes, verdict
+from tests.conftest import OVERSELL_HOOK
 
 CONTRACT = {
     "scenario", "room", "users", "duration_s", "requests", "failures", "by_type",
@@ -85,7 +85,7 @@ def test_the_asyncio_generator_runs_the_same_show(tmp_path: Path) -> None:
 @pytest.mark.parametrize("generator", ["locust", "asyncio"])
 def test_an_overselling_engine_fails_the_verdict(generator: str, tmp_path: Path) -> None:
     code, verdict = loadtest("flash-sale", tmp_path, "--generator", generator,
-                             env={SKIP_STOCK_CHECK_ENV: "1"})  # fmt: skip
+                             env={"PYTHONPATH": str(OVERSELL_HOOK)})  # fmt: skip
     assert code == 1
     assert verdict["ok"] is False
     assert verdict["oversell"] > 0

@@ -8,8 +8,8 @@ import asyncio
 from typing import Any
 
 from clients import HostClient
-from engine.app import Engine
 from engine.bench.leanws import HandshakeRefused
+from engine.server.app import Engine
 from loadtests.asyncio_gen import run, run_viewers, shares
 from loadtests.scenarios import COUPON, PLANS, PRODUCTS, REQUESTS
 from loadtests.stats import Stats, html_report
@@ -119,7 +119,7 @@ async def test_coupon_rain_in_two_processes(engine: Engine, room: str, host: Hos
         return await host.drop_coupons(template["id"], 5, countdown_s=2)
 
     result, drop = await asyncio.gather(
-        asyncio.to_thread(run, engine.base_url, room, host.token, "coupon-rain", 20, 40, 7.0, 2),
+        asyncio.to_thread(run, engine.base_url, room, host.token, "coupon-rain", 20, 40, 10.0, 2),
         play_host(),
     )
     assert (result["processes"], result["viewers"], result["viewers_peak"]) == (2, 20, 20)

@@ -42,7 +42,7 @@ import orjson
 import pytest
 
 from clients import HostClient
-from engine.app import Engine
+from engine.server.app import Engine
 from loadtests.run import master_port_args
 from loadtests.scenarios import COUPON, PRODUCTS, REQUESTS
 from tests.conftest import eventually, token

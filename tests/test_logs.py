@@ -16,9 +16,9 @@ import pytest
 import redis as sync_redis
 
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
-from engine.logs import FLOOD_BURST, FloodGuard, JsonFormatter, TextFormatter, configure
-from engine.redis_client import redacted
-from engine.redis_server import EmbeddedRedis
+from engine.core.logs import FLOOD_BURST, FloodGuard, JsonFormatter, TextFormatter, configure
+from engine.store.redis_client import redacted
+from engine.store.redis_server import EmbeddedRedis
 from tests.conftest import ADDRESS, SECRET, EngineFactory, token
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT
@@ -69,7 +69,7 @@ def test_redis_urls_are_logged_without_their_password(url: str, shown: str) -> N
 
 @pytest.fixture
 def captured_logs() -> Iterator[list[str]]:
-    """Every log line, as production writes them (JSON, DEBUG, engine/logs.py's levels)."""
+    """Every log line, as production writes them (JSON, DEBUG, engine/core/logs.py's levels)."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, logging.getLogger("livecart.gateway").level)
     lines: list[str] = []
@@ -160,7 +160,7 @@ def test_the_flood_guard_writes_a_burst_then_counts_what_it_left_out() -> None:
 
 async def test_forged_callbacks_cannot_flood_the_log(engine_factory: EngineFactory) -> None:
     """Each forged payment callback used to write a warning: 300 of them now write at most
-    the burst, as production's handler is configured (engine/logs.py)."""
+    the burst, as production's handler is configured (engine/core/logs.py)."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, logging.getLogger("livecart.gateway").level)
     out = io.StringIO()

@@ -1,4 +1,4 @@
-"""engine.meter: counts in memory, written to one hash per room by flush; nothing lost on a
+"""engine.store.meter: counts in memory, written to one hash per room by flush; nothing lost on a
 failed write; nothing counted when off."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from engine import keys
-from engine.meter import MARKERS_MAX, MarkerKind, Meter, Metric, minute_of, off
-from engine.show_metrics import Counters
+from engine.insights.show_metrics import Counters
+from engine.store import keys
+from engine.store.meter import MARKERS_MAX, MarkerKind, Meter, Metric, minute_of, off
 
 
 def fresh_room() -> str:

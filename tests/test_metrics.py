@@ -1,4 +1,4 @@
-"""engine.metrics: valid Prometheus text exposition (format 0.0.4)."""
+"""engine.core.metrics: valid Prometheus text exposition (format 0.0.4)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from engine.metrics import METRICS, Counter, Gauge, Histogram, Metrics
+from engine.core.metrics import METRICS, Counter, Gauge, Histogram, Metrics
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from engine.app import Engine
 from engine.bench.harness import metric_values
-from engine.settings import Settings
-from engine.workers import worker_env
+from engine.core.settings import Settings
+from engine.server.app import Engine
+from engine.server.workers import worker_env
 from tests.conftest import EngineFactory
 
 TOKEN = "metrics-" + "t" * 24

@@ -1,4 +1,4 @@
-"""engine.moderation: the banned-word filter and moderator actions on real Redis."""
+"""engine.rooms.moderation: the banned-word filter and moderator actions on real Redis."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.comments import Author, CommentService
-from engine.errors import NotFoundError, ProtocolError
-from engine.moderation import (
+from engine.core.errors import NotFoundError, ProtocolError
+from engine.core.identity import Author, Role
+from engine.rooms.comments import CommentService
+from engine.rooms.moderation import (
     MAX_BANNED_WORDS,
     MAX_MUTE_MINUTES,
     MAX_WORD_CHARS,
@@ -23,10 +23,10 @@ from engine.moderation import (
     normalize,
     validate_words,
 )
-from engine.protocol import Role
-from engine.roomlog import BusMessage, Entry, RoomLog
-from engine.rooms import RoomSettings, RoomStore
-from engine.scripts import Scripts
+from engine.rooms.rooms import RoomSettings, RoomStore
+from engine.store import keys
+from engine.store.roomlog import BusMessage, Entry, RoomLog
+from engine.store.scripts import Scripts
 
 # ---- normalize / BannedWordFilter -------------------------------------------------------
 

@@ -11,8 +11,8 @@ import sys
 import orjson
 import pytest
 
-from engine.order_feed import CSV_COLUMNS, OrderFeed, export
-from engine.orders import CheckoutRequest, load_orders
+from engine.commerce.order_feed import CSV_COLUMNS, OrderFeed, export
+from engine.commerce.orders import CheckoutRequest, load_orders
 from tests.conftest import ADDRESS, Store
 
 
@@ -88,7 +88,7 @@ FORMULAS = {"name": "=HYPERLINK(\"http://x.example\",\"open\")", "line1": "+cmd|
 
 async def test_a_csv_export_never_hands_a_spreadsheet_a_formula(store: Store) -> None:
     """Buyer-typed fields that a spreadsheet would run (=, +, -, @) are written with a
-    leading `'` (OWASP's rule; engine/csv_cells.py, which the report's CSVs use too); the
+    leading `'` (OWASP's rule; engine/core/csv_cells.py, which the report's CSVs use too); the
     JSON-lines export keeps the exact text."""
     sale = await store.sale(allotment=5)
     body = {

@@ -7,13 +7,13 @@ import asyncio
 import orjson
 import pytest
 
-from engine import keys
-from engine.audit import audit_room
-from engine.errors import ConflictError, ForbiddenError, RejectedError
-from engine.orders import Order, OrderState
-from engine.redis_client import stream_rows, text
-from engine.risk import Blocklist, RiskRules
-from engine.sweeper import Sweeper
+from engine.commerce.orders import Order, OrderState
+from engine.commerce.risk import Blocklist, RiskRules
+from engine.core.errors import ConflictError, ForbiddenError, RejectedError
+from engine.insights.audit import audit_room
+from engine.server.sweeper import Sweeper
+from engine.store import keys
+from engine.store.redis_client import stream_rows, text
 from tests.conftest import Store, now_ms
 
 

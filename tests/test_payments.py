@@ -12,11 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.audit import audit_room
-from engine.errors import AuthError, ConflictError, NotFoundError, ProtocolError, RejectedError
-from engine.metrics import METRICS
-from engine.orders import Order, OrderState
-from engine.payments import (
+from engine.commerce.orders import Order, OrderState
+from engine.commerce.payments import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -25,6 +22,9 @@ from engine.payments import (
     signature,
     verify,
 )
+from engine.core.errors import AuthError, ConflictError, NotFoundError, ProtocolError, RejectedError
+from engine.core.metrics import METRICS
+from engine.insights.audit import audit_room
 from tests.conftest import PAYMENT_SECRET, Store
 
 NOW = 1_900_000_000.0

@@ -1,4 +1,4 @@
-"""engine.presence: room-wide online counts, peak, likes and uniques across processes."""
+"""engine.rooms.presence: room-wide online counts, peak, likes and uniques across processes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.presence import Arrival, Presence, RoomStats
-from engine.redis_client import text
-from engine.scripts import Scripts
+from engine.rooms.presence import Arrival, Presence, RoomStats
+from engine.store import keys
+from engine.store.redis_client import text
+from engine.store.scripts import Scripts
 
 PresenceFactory = Callable[..., Presence]
 

@@ -1,4 +1,4 @@
-"""engine.pricing.price: each rule of its docstring, then properties that hold for any
+"""engine.commerce.pricing.price: each rule of its docstring, then properties that hold for any
 lines and any coupons (hypothesis)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import RejectedError
-from engine.pricing import Breakdown, CouponKind, Line, Offer, price
+from engine.commerce.pricing import Breakdown, CouponKind, Line, Offer, price
+from engine.core.errors import RejectedError
 
 SHIPPING = 600
 

@@ -2,9 +2,9 @@
 a token for the room, as their WebSocket does (issue 20); public rooms answer their reads
 without one, as before.
 
-The routes come from the engine's route table (`engine.api.ROUTES`), so a route added later
+The routes come from the engine's route table (`engine.server.api.ROUTES`), so a route added later
 is covered here without a change: a new read is refused to anonymous callers of a private
-room by `engine/api/base.py` (`route`, `Call.admit_reader`), and a new *public* read must be
+room by `engine/server/api/base.py` (`route`, `Call.admit_reader`), and a new *public* read must be
 added to `PUBLIC_READS` (and to docs/api.md) on purpose.
 """
 
@@ -21,8 +21,8 @@ from playwright.async_api import Browser, Response, expect
 from starlette.routing import Route
 
 from clients import HostClient, ShopperClient
-from engine import api
-from engine.app import Engine
+from engine.server import api
+from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, token
 from tests.test_api_catalog import JACKET
 
@@ -191,7 +191,7 @@ async def test_no_room_route_answers_an_anonymous_caller_of_a_private_room(
 async def test_a_private_room_turns_away_banned_and_revoked_readers(
     engine: Engine, http: httpx.AsyncClient, room_factory: RoomFactory
 ) -> None:
-    """As at the WebSocket's `hello` (engine/access.py): a banned user's token is
+    """As at the WebSocket's `hello` (engine/rooms/access.py): a banned user's token is
     `403 banned`, a revoked one `401 token_revoked`; the room's other viewers still read."""
     room = await room_factory(settings={"allow_anonymous": False})
     url = f"/api/rooms/{room}/products"
@@ -278,7 +278,7 @@ async def test_the_viewer_page_reads_a_private_room_with_its_token(
 def test_every_room_read_goes_through_the_private_room_check() -> None:
     """The route table knows which of its routes are room reads (no role): exactly the
     public reads above, each checked by `Call.admit_reader`."""
-    from engine.api.base import ApiRoute
+    from engine.server.api.base import ApiRoute
 
     room_routes = [r for r in api.ROUTES if isinstance(r, Route) and "{room}" in r.path]
     assert all(isinstance(r, ApiRoute) for r in room_routes)

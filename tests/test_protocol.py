@@ -1,4 +1,4 @@
-"""engine.protocol: message validation, server messages, close codes and the guard."""
+"""engine.realtime.protocol: message validation, server messages, close codes and the guard."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ProtocolError, RateLimitedError
-from engine.protocol import (
+from engine.core.errors import ProtocolError, RateLimitedError
+from engine.core.identity import Role
+from engine.core.settings import Limits
+from engine.core.stream_ids import entry_timestamp_ms, stream_id_key
+from engine.realtime.protocol import (
     MAX_COMMENT_TEXT,
     MAX_REQUEST_ID,
     MAX_TOKEN,
@@ -18,17 +21,13 @@ from engine.protocol import (
     Hello,
     Like,
     Ping,
-    Role,
     ack_message,
-    entry_timestamp_ms,
     error_message,
     notice_message,
     parse_message,
     pong_message,
     request_id_of,
-    stream_id_key,
 )
-from engine.settings import Limits
 
 LIMITS = Limits()
 

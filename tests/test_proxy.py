@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from clients import HostClient, ViewerClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import EngineFactory, token
 from tests.test_gateway import collect_comments
 

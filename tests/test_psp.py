@@ -18,12 +18,12 @@ import redis.asyncio as aioredis
 
 from clients import HostClient, ShopperClient
 from clients.errors import LivecartClientError
-from engine import keys
-from engine.app import Engine
-from engine.errors import ConflictError
-from engine.payments import SIGNATURE_HEADER, sign
-from engine.psp import SimulatedProvider
-from engine.settings import Settings
+from engine.commerce.payments import SIGNATURE_HEADER, sign
+from engine.commerce.psp import SimulatedProvider
+from engine.core.errors import ConflictError
+from engine.core.settings import Settings
+from engine.server.app import Engine
+from engine.store import keys
 from tests.conftest import (
     ADDRESS,
     PAYMENT_SECRET,

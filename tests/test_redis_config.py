@@ -1,4 +1,4 @@
-"""engine/redis_config.py: the engine reads its Redis's configuration at start and refuses
+"""engine/store/redis_config.py: the engine reads its Redis's configuration at start and refuses
 one that evicts keys or persists nothing (unless overridden: then /readyz says so), against
 real redis-server processes started with those settings."""
 
@@ -14,12 +14,12 @@ import httpx
 import pytest
 import redis
 
-from engine import redis_config
-from engine.app import Engine
-from engine.dev_cluster import DevCluster
-from engine.redis_config import RedisConfigError
-from engine.redis_server import EmbeddedRedis
-from engine.settings import Settings
+from engine.core.settings import Settings
+from engine.server.app import Engine
+from engine.store import redis_config
+from engine.store.redis_config import RedisConfigError
+from engine.store.redis_server import EmbeddedRedis
+from engine.tools.dev_cluster import DevCluster
 from tests.conftest import make_settings
 
 EVICTING = ("--maxmemory-policy", "allkeys-lru")

@@ -1,4 +1,4 @@
-"""engine.redis_server: the private redis-server (start, lock, durability, no orphans)."""
+"""engine.store.redis_server: the private redis-server (start, lock, durability, no orphans)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from engine.redis_server import (
+from engine.core.settings import Settings
+from engine.store.redis_server import (
     EmbeddedRedis,
     RedisServerError,
     find_redis_server,
     free_port,
     redis_version,
 )
-from engine.settings import Settings
 
 ServerFactory = Callable[..., EmbeddedRedis]
 
@@ -216,7 +216,7 @@ def test_kill_then_restart_replays_aof(servers: ServerFactory) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
-from engine.redis_server import EmbeddedRedis
+from engine.store.redis_server import EmbeddedRedis
 
 server = EmbeddedRedis(Path(sys.argv[1]))
 server.start()

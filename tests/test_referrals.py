@@ -1,4 +1,4 @@
-"""engine.referrals: share links are signed and unforgeable, attribution is first touch
+"""engine.social.referrals: share links are signed and unforgeable, attribution is first touch
 within the show (no stealing, no self-referral, signed-in viewers only), joins through real
 WebSocket viewers with `hello.ref`, and the GMV a sharer brought follows paid orders and
 refunds."""
@@ -13,11 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, ShopperClient
-from engine.app import Engine
-from engine.comments import Author
-from engine.protocol import Role
-from engine.referrals import Referrals
-from engine.scripts import Scripts
+from engine.core.identity import Author, Role
+from engine.server.app import Engine
+from engine.social.referrals import Referrals
+from engine.store.scripts import Scripts
 from tests.conftest import ADDRESS, SECRET, ViewerFactory, eventually, token
 from tests.test_api_catalog import JACKET, failed, ok
 

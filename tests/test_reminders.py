@@ -1,4 +1,5 @@
-"""engine.reminders and engine.notifiers: subscriptions, `going_live` delivered exactly once
+"""engine.social.reminders and engine.commerce.notifiers: subscriptions, `going_live` delivered
+exactly once
 per subscriber by two engine processes to a real webhook, `sale_soon` at the sale's start
 minus the lead, a claimed event resumed after its owner died, and the webhook's signature,
 idempotency key and retries."""
@@ -17,9 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, LivecartClientError, ShopperClient
-from engine import keys
-from engine.app import Engine
-from engine.notifiers import (
+from engine.commerce.notifiers import (
     NotifierError,
     Reminder,
     ReminderKind,
@@ -27,10 +26,12 @@ from engine.notifiers import (
     notifier_for,
     webhook_secret,
 )
-from engine.payments import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from engine.reminders import LIVE_EVENT, Reminders
-from engine.scripts import Scripts
-from engine.settings import Settings
+from engine.commerce.payments import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from engine.core.settings import Settings
+from engine.server.app import Engine
+from engine.social.reminders import LIVE_EVENT, Reminders
+from engine.store import keys
+from engine.store.scripts import Scripts
 from tests.conftest import (
     SECRET,
     EngineFactory,

@@ -1,4 +1,4 @@
-"""The post-live report (engine/report.py, `livecart report`, GET .../report): a scripted
+"""The post-live report (engine/insights/report.py, `livecart report`, GET .../report): a scripted
 show with known events, and every figure in summary.json equal to what the script did,
 counted by hand in the comments below."""
 
@@ -16,8 +16,8 @@ from playwright.async_api import Browser
 
 from clients import HostClient, ShopperClient
 from engine import cli
-from engine.app import Engine
-from engine.show_metrics import MINUTE_COLUMNS, sell_through_text
+from engine.insights.show_metrics import MINUTE_COLUMNS, sell_through_text
+from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, poll, token
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT
@@ -157,7 +157,7 @@ async def test_every_figure_is_what_the_script_did(
     assert summary["room"] == room
     assert summary["title"]
     assert 0 < summary["average_watch_s"] <= summary["duration_s"] + 1
-    # The cumulative GMV chart stays flat until this moment (engine/report_html.py).
+    # The cumulative GMV chart stays flat until this moment (engine/insights/report_html.py).
     assert summary["first_paid_at"] == min(int(o["paid_at"]) for o in orders if o["paid_at"])
     [flash] = summary["flash_sales"]
     assert (flash["sale"], flash["allotment"], flash["sold"], flash["reserved"]) == (

@@ -1,4 +1,4 @@
-"""engine/report_html.py: the post-live report renders the figures, escapes host strings,
+"""engine/insights/report_html.py: the post-live report renders the figures, escapes host strings,
 survives empty/degenerate data, and opens in Chromium with no errors and no network.
 The screenshot goes to tests/artifacts/report/ (gitignored)."""
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Request, ViewportSize
 
-from engine.report_html import (
+from engine.insights.report_html import (
     MINUTE_MS,
     Plot,
     compact,

@@ -1,4 +1,4 @@
-"""engine.roomlog: the room stream (recent, between, get_comment) and bus messages."""
+"""engine.store.roomlog: the room stream (recent, between, get_comment) and bus messages."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.comments import Author, CommentService
-from engine.moderation import BannedWordFilter
-from engine.protocol import Role
-from engine.roomlog import BusMessage, Entry, RoomLog, control_payload
-from engine.rooms import RoomSettings, RoomStore
-from engine.scripts import Scripts
+from engine.core.identity import Author, Role
+from engine.rooms.comments import CommentService
+from engine.rooms.moderation import BannedWordFilter
+from engine.rooms.rooms import RoomSettings, RoomStore
+from engine.store import keys
+from engine.store.roomlog import BusMessage, Entry, RoomLog, control_payload
+from engine.store.scripts import Scripts
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""engine.rooms: the state machine, host input validation and RoomStore on real Redis."""
+"""engine.rooms.rooms: the state machine, host input validation and RoomStore on real Redis."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
-from engine.redis_client import stream_rows
-from engine.rooms import (
+from engine.core.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
+from engine.rooms.rooms import (
     MAX_TITLE,
     MAX_URL,
     Room,
@@ -24,7 +22,9 @@ from engine.rooms import (
     next_state,
     validate_room_fields,
 )
-from engine.scripts import Scripts
+from engine.store import keys
+from engine.store.redis_client import stream_rows
+from engine.store.scripts import Scripts
 
 
 def new_room_id() -> str:

@@ -1,4 +1,4 @@
-"""engine.sales: the derived sale state, the terms a host sets, and the sale's storage
+"""engine.commerce.sales: the derived sale state, the terms a host sets, and the sale's storage
 (create, read, list, and the host's top-up, extend and stop) on real Redis."""
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.catalog import Catalog
-from engine.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
-from engine.redis_client import stream_rows
-from engine.roomlog import Entry, RoomLog
-from engine.sales import (
+from engine.commerce.catalog import Catalog
+from engine.commerce.sales import (
     DEFAULT_DURATION_S,
     DEFAULT_HOLD_S,
     MAX_COUNTDOWN_S,
@@ -32,8 +28,12 @@ from engine.sales import (
     check_sale_id,
     sale_state,
 )
-from engine.scripts import Scripts
-from engine.stock import GrabRequest, Stock
+from engine.commerce.stock import GrabRequest, Stock
+from engine.core.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
+from engine.store import keys
+from engine.store.redis_client import stream_rows
+from engine.store.roomlog import Entry, RoomLog
+from engine.store.scripts import Scripts
 
 AT = 1_900_000_000_000  # a pinned clock, ms
 WIRE_FIELDS = {

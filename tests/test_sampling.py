@@ -1,4 +1,4 @@
-"""engine.sampling: which comments a busy room shows, with an injected clock."""
+"""engine.realtime.sampling: which comments a busy room shows, with an injected clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from engine.roomlog import Entry
-from engine.sampling import CommentSampler, is_privileged, spread
+from engine.realtime.sampling import CommentSampler, is_privileged, spread
+from engine.store.roomlog import Entry
 
 _ids = itertools.count(1)
 

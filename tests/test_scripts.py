@@ -1,17 +1,21 @@
-"""engine.scripts: header contracts, argument checks and NOSCRIPT recovery."""
+"""engine.store.scripts: header contracts, argument checks and NOSCRIPT recovery."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from engine import keys
-from engine.scripts import SKIP_STOCK_CHECK_ENV, Script, Scripts
+from engine.store import keys
+from engine.store.scripts import Script, Scripts
+from tests.conftest import OVERSELL_HOOK
 
 ECHO = """\
 -- Store a value and read it back.
@@ -218,9 +222,16 @@ async def test_noscript_recovery_after_script_flush(
     await redis.delete(*room_keys)
 
 
-def test_the_skip_stock_check_hook_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_oversell_hook_is_a_test_file_only() -> None:
+    """The engine has no switch that removes the stock check; the hook that does lives in
+    tests/hooks/oversell (loaded through PYTHONPATH by the load test that needs it)."""
     assert "elseif false then" not in Scripts().grab.source
-    monkeypatch.setenv(SKIP_STOCK_CHECK_ENV, "1")
-    broken = Scripts().grab
-    assert "elseif false then" in broken.source
-    assert "elseif quantity > available then" not in broken.source
+    show_grab = "from engine.store.scripts import Scripts; print(Scripts().grab.source)"
+    hook = subprocess.run(
+        [sys.executable, "-c", show_grab],
+        env={**os.environ, "PYTHONPATH": str(OVERSELL_HOOK)}, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    assert "elseif false then" in hook.stdout
+    assert "elseif quantity > available then" not in hook.stdout
+    assert "WILL OVERSELL" in hook.stderr

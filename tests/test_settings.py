@@ -1,4 +1,4 @@
-"""engine.settings: environment parsing, validation and the generated token secret."""
+"""engine.core.settings: environment parsing, validation and the generated token secret."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import MIN_SECRET_CHARS, Limits, Settings, load_secret
+from engine.core.settings import MIN_SECRET_CHARS, Limits, Settings, load_secret
 
 SECRET = "sekrit-" + "x" * 25  # the shortest allowed: 32 characters
 

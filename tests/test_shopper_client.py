@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from clients import HostClient, LivecartClientError, ShopperClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, eventually, token
 from tests.test_console import BOOTS
 

@@ -1,13 +1,11 @@
-"""engine.show_metrics: the counters parsed, per-minute rows, the derived figures."""
+"""engine.insights.show_metrics: the counters parsed, per-minute rows, the derived figures."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.api.dashboard import comments_last_minute
-from engine.meter import Metric
-from engine.sales import Sale
-from engine.show_metrics import (
+from engine.commerce.sales import Sale
+from engine.insights.show_metrics import (
     MINUTE_COLUMNS,
     Counters,
     derived,
@@ -16,6 +14,8 @@ from engine.show_metrics import (
     sell_through_ms,
     sell_through_text,
 )
+from engine.server.api.dashboard import comments_last_minute
+from engine.store.meter import Metric
 
 RAW = {
     b"100:comments": b"4", b"100:online_sum": b"30", b"100:online_samples": b"4",

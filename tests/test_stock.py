@@ -14,11 +14,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import HostClient, LivecartClientError, ViewerClient
-from engine import keys
-from engine.audit import audit_room
-from engine.errors import ConflictError, ForbiddenError, NotFoundError
-from engine.redis_server import EmbeddedRedis
-from engine.stock import GrabAnswer, GrabBatcher, GrabRequest
+from engine.commerce.stock import GrabAnswer, GrabBatcher, GrabRequest
+from engine.core.errors import ConflictError, ForbiddenError, NotFoundError
+from engine.insights.audit import audit_room
+from engine.store import keys
+from engine.store.redis_server import EmbeddedRedis
 from tests.conftest import T0, EngineFactory, RoomFactory, Shop, ViewerFactory, eventually, token
 
 # ---- the batcher ---------------------------------------------------------------------------

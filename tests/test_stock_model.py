@@ -1,4 +1,4 @@
-"""engine.stock against a model: random grabs, releases, expiry sweeps, confirmations,
+"""engine.commerce.stock against a model: random grabs, releases, expiry sweeps, confirmations,
 top-ups, stops and waitlist joins run on the real Lua scripts in Redis and on a plain-Python
 model of what those scripts should do. After every step the two must agree on every answer,
 the sale's counters, each reservation, each user's units and the waitlist; stock must add up,
@@ -31,15 +31,15 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine import keys
-from engine.audit import Report, audit_room
-from engine.catalog import Catalog
-from engine.errors import LivecartError
-from engine.redis_client import text
-from engine.rooms import RoomStore
-from engine.sales import Sale, SaleState, SaleStore
-from engine.scripts import Scripts
-from engine.stock import GrabRequest, Stock
+from engine.commerce.catalog import Catalog
+from engine.commerce.sales import Sale, SaleState, SaleStore
+from engine.commerce.stock import GrabRequest, Stock
+from engine.core.errors import LivecartError
+from engine.insights.audit import Report, audit_room
+from engine.rooms.rooms import RoomStore
+from engine.store import keys
+from engine.store.redis_client import text
+from engine.store.scripts import Scripts
 
 T = TypeVar("T")
 USERS = ("ana", "ben", "cyd", "dee")

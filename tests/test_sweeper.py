@@ -9,14 +9,14 @@ import secrets
 import redis.asyncio as aioredis
 
 from clients import HostClient, ViewerClient
-from engine import keys
-from engine.audit import audit_room
-from engine.catalog import Catalog
-from engine.metrics import METRICS
-from engine.sales import SaleStore
-from engine.scripts import Scripts
-from engine.stock import GrabRequest, Stock
-from engine.sweeper import Sweeper
+from engine.commerce.catalog import Catalog
+from engine.commerce.sales import SaleStore
+from engine.commerce.stock import GrabRequest, Stock
+from engine.core.metrics import METRICS
+from engine.insights.audit import audit_room
+from engine.server.sweeper import Sweeper
+from engine.store import keys
+from engine.store.scripts import Scripts
 from tests.conftest import T0, EngineFactory, eventually, token
 from tests.test_stock import age, launch
 

@@ -10,8 +10,8 @@ import pytest
 
 from clients import Backoff, HostClient, LivecartClientError, ShopperClient, ViewerClient
 from clients.viewer import should_reconnect
-from engine.app import Engine
-from engine.redis_server import free_port
+from engine.server.app import Engine
+from engine.store.redis_server import free_port
 from tests.conftest import (
     EngineFactory,
     RoomFactory,

@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, Route, ViewportSize, expect
 
 from clients import HostClient, ShopperClient
-from engine.app import Engine
+from engine.server.app import Engine
 from tests.conftest import (
     ADDRESS,
     RoomFactory,

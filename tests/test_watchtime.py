@@ -1,4 +1,4 @@
-"""engine.watchtime: sessions per user and room (a second connection adds nothing, guests
+"""engine.rooms.watchtime: sessions per user and room (a second connection adds nothing, guests
 are not counted), the session in progress counted from any process, finished sessions
 summed, and the hub opening and closing them as viewers join and leave."""
 
@@ -8,11 +8,10 @@ import secrets
 
 from redis import asyncio as aioredis
 
-from engine import keys
-from engine.app import Engine
-from engine.comments import Author
-from engine.protocol import Role
-from engine.watchtime import WatchTime
+from engine.core.identity import Author, Role
+from engine.rooms.watchtime import WatchTime
+from engine.server.app import Engine
+from engine.store import keys
 from tests.conftest import ViewerFactory, eventually, poll
 
 T0 = 1_900_000_000_000

@@ -16,11 +16,12 @@ import pytest
 import redis
 
 from clients import HostClient, ViewerClient
-from engine import auth, keys
-from engine.listener import reuseport_socket
-from engine.protocol import Role
-from engine.settings import Settings
-from engine.workers import Supervisor, worker_env
+from engine.core.identity import Role
+from engine.core.settings import Settings
+from engine.rooms import auth
+from engine.server.listener import reuseport_socket
+from engine.server.workers import Supervisor, worker_env
+from engine.store import keys
 from tests.conftest import SECRET, eventually
 from tests.test_gateway import collect_comments
 
@@ -42,7 +43,7 @@ def cmdline(pid: int) -> str:
 
 
 def workers_of(pid: int) -> set[int]:
-    return {child for child in children(pid) if "engine.workers" in cmdline(child)}
+    return {child for child in children(pid) if "engine.server.workers" in cmdline(child)}
 
 
 def alive(pid: int) -> bool:

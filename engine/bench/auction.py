@@ -11,7 +11,7 @@ Figures: bids sent, accepted and refused (`bid_too_low`: someone got there first
 the end; `rate_limited`, then retried after the advised pause),
 `highest_valid_bid` and its bidder as the bidders saw their own accepted bids, the
 auction's final `price` and `winner`, whether they `match`, whether the bid log replays
-to them (`replay_ok`, engine.auction_rules), client-side bid latency, and `audit_ok`.
+to them (`replay_ok`, engine.interactive.auctions.rules), client-side bid latency, and `audit_ok`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ from typing import Any
 import httpx
 
 from clients import LivecartClientError, ViewerClient
-from engine import auth, redis_client
-from engine.auction_rules import replay
-from engine.auctions import load_auction, load_bids
-from engine.audit import audit_room
 from engine.bench.harness import (
     bench_env,
     create_room,
@@ -40,8 +36,13 @@ from engine.bench.harness import (
     redis_for,
 )
 from engine.bench.stats import percentiles
-from engine.loop import loop_name
-from engine.protocol import Role
+from engine.core.identity import Role
+from engine.core.loop import loop_name
+from engine.insights.audit import audit_room
+from engine.interactive.auctions.rules import replay
+from engine.interactive.auctions.store import load_auction, load_bids
+from engine.rooms import auth
+from engine.store import redis_client
 
 LOT = {"title": "Signed sneaker", "currency": "USD",
        "skus": [{"sku": "LOT-1", "list_price": 20_000}]}  # fmt: skip

@@ -24,8 +24,6 @@ from collections import Counter
 from typing import Any
 
 from clients import ViewerClient
-from engine import auth, redis_client
-from engine.audit import audit_room
 from engine.bench.harness import (
     bench_env,
     create_room,
@@ -36,8 +34,11 @@ from engine.bench.harness import (
 )
 from engine.bench.leanhttp import HttpError, LeanHTTP
 from engine.bench.stats import percentiles
-from engine.loop import loop_name
-from engine.protocol import Role
+from engine.core.identity import Role
+from engine.core.loop import loop_name
+from engine.insights.audit import audit_room
+from engine.rooms import auth
+from engine.store import redis_client
 
 ADDRESS = {
     "name": "Bench Buyer",

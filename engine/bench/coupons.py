@@ -17,8 +17,6 @@ import contextlib
 import sys
 from typing import Any
 
-from engine import redis_client
-from engine.audit import audit_room
 from engine.bench.harness import (
     Child,
     bench_env,
@@ -29,9 +27,11 @@ from engine.bench.harness import (
     print_result,
     redis_for,
 )
-from engine.coupons import Drop
-from engine.keys import coupon_drop
-from engine.loop import loop_name
+from engine.commerce.coupons import Drop
+from engine.core.loop import loop_name
+from engine.insights.audit import audit_room
+from engine.store import redis_client
+from engine.store.keys import coupon_drop
 
 COUNTDOWN_S = 3
 

@@ -36,7 +36,7 @@ from engine.bench.harness import (
     redis_for,
 )
 from engine.bench.stats import cpu_seconds, rss_kib
-from engine.loop import loop_name
+from engine.core.loop import loop_name
 
 SATURATION_SECONDS = 5.0
 SATURATION_POSTERS = 60

@@ -30,7 +30,6 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from engine import auth
 from engine.bench.harness import (
     Child,
     bench_env,
@@ -40,7 +39,9 @@ from engine.bench.harness import (
     redis_for,
 )
 from engine.bench.stats import rss_kib
-from engine.protocol import CloseCode, Role
+from engine.core.identity import Role
+from engine.realtime.protocol import CloseCode
+from engine.rooms import auth
 
 PROBE_EVERY_S = 0.2
 JOIN_TIMEOUT_S = 10.0  # the engine's own hello timeout: a join slower than this failed

@@ -32,8 +32,6 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
-from engine import keys, redis_client
-from engine.audit import audit_room
 from engine.bench.harness import (
     Child,
     bench_env,
@@ -45,10 +43,12 @@ from engine.bench.harness import (
     print_result,
     redis_for,
 )
-from engine.catalog import Catalog
-from engine.loop import loop_name
-from engine.sales import Sale, SaleStore
-from engine.scripts import Scripts
+from engine.commerce.catalog import Catalog
+from engine.commerce.sales import Sale, SaleStore
+from engine.core.loop import loop_name
+from engine.insights.audit import audit_room
+from engine.store import keys, redis_client
+from engine.store.scripts import Scripts
 
 COUNTDOWN_S = 3
 RAW_CLIENTS = 50

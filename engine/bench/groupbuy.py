@@ -23,8 +23,6 @@ import time
 from typing import Any
 
 from clients import ShopperClient
-from engine import auth, keys, redis_client
-from engine.audit import audit_room
 from engine.bench.checkout import ADDRESS
 from engine.bench.harness import (
     bench_env,
@@ -34,9 +32,12 @@ from engine.bench.harness import (
     print_result,
     redis_for,
 )
-from engine.groupbuys import load_teams
-from engine.orders import load_orders
-from engine.protocol import Role
+from engine.commerce.orders import load_orders
+from engine.core.identity import Role
+from engine.insights.audit import audit_room
+from engine.interactive.groupbuys.store import load_teams
+from engine.rooms import auth
+from engine.store import keys, redis_client
 
 MUG = {"title": "Enamel mug", "currency": "EUR",
        "skus": [{"sku": "MUG-1", "list_price": 1_990}]}  # fmt: skip

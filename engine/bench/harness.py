@@ -17,9 +17,9 @@ from typing import IO, Any
 import httpx
 import orjson
 
-from engine import auth
-from engine.protocol import Role
-from engine.redis_server import EmbeddedRedis
+from engine.core.identity import Role
+from engine.rooms import auth
+from engine.store.redis_server import EmbeddedRedis
 
 
 class Child:

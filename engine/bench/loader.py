@@ -27,11 +27,11 @@ from typing import Any
 import msgpack
 import orjson
 
-from engine import auth
 from engine.bench.leanws import LeanConnection, open_connection
 from engine.bench.stats import percentiles
-from engine.loop import run_event_loop
-from engine.protocol import Role
+from engine.core.identity import Role
+from engine.core.loop import run_event_loop
+from engine.rooms import auth
 
 LATENCY_SAMPLE_EVERY = 10
 POSTER_INTERVAL_S = 1 / 15

@@ -15,7 +15,7 @@ import time
 import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from engine.loop import run_event_loop
+from engine.core.loop import run_event_loop
 
 # Pause when this much is queued per connection, so a baseline faster than its readers
 # measures delivery, not buffering.

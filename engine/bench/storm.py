@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 
 from clients import LivecartClientError, ViewerClient
-from engine import auth
 from engine.bench.harness import (
     Child,
     bench_env,
@@ -42,8 +41,9 @@ from engine.bench.harness import (
     redis_for,
 )
 from engine.bench.stats import percentiles
-from engine.protocol import Role
-from engine.redis_server import free_port
+from engine.core.identity import Role
+from engine.rooms import auth
+from engine.store.redis_server import free_port
 
 JOIN_CONCURRENCY = 200
 RECOVERY_TIMEOUT_S = 180.0

@@ -1,0 +1,465 @@
+"""Coupons: templates (the terms), live drops (batches released into the room), and
+claims (a viewer's coupon), micro-batched like grabs.
+
+A coupon's life is an explicit state machine, every step one Lua script:
+
+    claimed ──checkout──▶ locked ──payment──▶ used
+       ▲                    │
+       └──order cancelled ──┘  (or expired)
+
+Templates are immutable once created, so checkout can price from them without a lock;
+the checkout and payment scripts only check that a coupon is still in the state priced.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from engine.commerce.catalog import CURRENCY_RE, MAX_PRICE, SKU_RE
+from engine.commerce.pricing import CouponKind, Offer
+from engine.commerce.stock import GrabAnswer, GrabBatcher, GrabRequest, OnAnswer
+from engine.core.errors import ConflictError, NotFoundError, ProtocolError
+from engine.core.fields import int_field, invalid_field
+from engine.store import keys
+from engine.store.meter import Meter, Metric, off
+from engine.store.redis_client import text
+from engine.store.scripts import Scripts
+
+TEMPLATE_ID_RE = re.compile(r"t[0-9]{1,9}")
+DROP_ID_RE = re.compile(r"d[0-9]{1,9}")
+COUPON_ID_RE = re.compile(r"(d[0-9]{1,9})\.[0-9]{1,9}")
+MAX_COUPONS = 1_000_000
+MAX_PER_USER = 100
+MAX_SCOPE_SKUS = 100
+MAX_COUNTDOWN_S = 24 * 3600
+MAX_WINDOW_S = 7 * 24 * 3600
+DEFAULT_CLAIM_WINDOW_S = 300
+DEFAULT_VALIDITY_S = 7 * 24 * 3600
+
+
+class CouponState(enum.Enum):
+    CLAIMED = "claimed"
+    LOCKED = "locked"  # held by a pending order
+    USED = "used"
+
+
+def _check(regex: re.Pattern[str], value: Any, name: str, example: str) -> str:
+    if not isinstance(value, str) or not regex.fullmatch(value):
+        raise invalid_field(name, f"an id such as {example!r}")
+    return value
+
+
+def check_template_id(value: Any) -> str:
+    return _check(TEMPLATE_ID_RE, value, "template", "t1")
+
+
+def check_drop_id(value: Any) -> str:
+    return _check(DROP_ID_RE, value, "drop", "d2")
+
+
+def drop_of_coupon(value: Any) -> str:
+    match = COUPON_ID_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise invalid_field("coupon", "a coupon id such as 'd2.17'")
+    return match.group(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: str
+    title: str
+    kind: CouponKind
+    currency: str
+    amount: int  # amount_off
+    percent: int  # percent_off
+    cap: int | None  # percent_off
+    min_spend: int
+    skus: tuple[str, ...] | None  # None: the whole room
+    valid_from: int
+    valid_until: int
+    total: int
+    per_user_limit: int
+    stackable: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "kind": self.kind.value,
+            "currency": self.currency,
+            "amount": self.amount,
+            "percent": self.percent,
+            "cap": self.cap,
+            "min_spend": self.min_spend,
+            "skus": None if self.skus is None else list(self.skus),
+            "valid_from": self.valid_from,
+            "valid_until": self.valid_until,
+            "total": self.total,
+            "per_user_limit": self.per_user_limit,
+            "stackable": self.stackable,
+        }
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Template:
+        return cls(
+            id=d["id"],
+            title=d["title"],
+            kind=CouponKind(d["kind"]),
+            currency=d["currency"],
+            amount=d["amount"],
+            percent=d["percent"],
+            cap=d["cap"],
+            min_spend=d["min_spend"],
+            skus=None if d["skus"] is None else tuple(d["skus"]),
+            valid_from=d["valid_from"],
+            valid_until=d["valid_until"],
+            total=d["total"],
+            per_user_limit=d["per_user_limit"],
+            stackable=d["stackable"],
+        )
+
+    def offer(self, coupon: str) -> Offer:
+        return Offer(
+            coupon=coupon,
+            template=self.id,
+            kind=self.kind,
+            amount=self.amount,
+            percent=self.percent,
+            cap=self.cap,
+            min_spend=self.min_spend,
+            skus=None if self.skus is None else frozenset(self.skus),
+            stackable=self.stackable,
+        )
+
+    def card(self) -> dict[str, Any]:
+        """The terms a drop card shows. The coupon's kind travels as `coupon_kind`: in the
+        room log an entry's own `kind` (coupon_dropped) would hide it."""
+        terms = {k: v for k, v in self.to_wire().items() if k not in {"id", "total", "kind"}}
+        return {**terms, "coupon_kind": self.kind.value, "template": self.id}
+
+
+def validate_template(template_id: str, body: Any, now: int) -> Template:
+    if not isinstance(body, dict):
+        raise ProtocolError("the body must be a JSON object", code="bad_request")
+    try:
+        kind = CouponKind(body.get("kind"))
+    except ValueError:
+        raise invalid_field("kind", "amount_off, percent_off or free_shipping") from None
+    title = body.get("title")
+    if not isinstance(title, str) or not 1 <= len(title) <= 80:
+        raise invalid_field("title", "a string of 1-80 characters")
+    currency = body.get("currency")
+    if not isinstance(currency, str) or not CURRENCY_RE.fullmatch(currency):
+        raise invalid_field("currency", "a 3-letter currency code such as 'USD'")
+    amount = int_field(body, "amount", 1, MAX_PRICE) if kind is CouponKind.AMOUNT_OFF else 0
+    percent = int_field(body, "percent", 1, 100) if kind is CouponKind.PERCENT_OFF else 0
+    cap = None
+    if kind is CouponKind.PERCENT_OFF and body.get("cap") is not None:
+        cap = int_field(body, "cap", 1, MAX_PRICE)
+    skus = body.get("skus")
+    if skus is not None:
+        if (
+            not isinstance(skus, list)
+            or not 1 <= len(skus) <= MAX_SCOPE_SKUS
+            or not all(isinstance(s, str) and SKU_RE.fullmatch(s) for s in skus)
+        ):
+            raise invalid_field(
+                "skus", f"a list of 1-{MAX_SCOPE_SKUS} SKUs, or null for the whole room"
+            )
+        skus = tuple(dict.fromkeys(skus))
+    valid_from = int_field(body, "valid_from", 0, 2**53, default=now)
+    default_until = valid_from + DEFAULT_VALIDITY_S * 1000
+    valid_until = int_field(body, "valid_until", 0, 2**53, default=default_until)
+    if valid_until <= valid_from:
+        raise invalid_field("valid_until", "must be after valid_from")
+    stackable = body.get("stackable", False)
+    if not isinstance(stackable, bool):
+        raise invalid_field("stackable", "true or false")
+    return Template(
+        id=template_id,
+        title=title,
+        kind=kind,
+        currency=currency,
+        amount=amount,
+        percent=percent,
+        cap=cap,
+        min_spend=int_field(body, "min_spend", 0, MAX_PRICE, default=0),
+        skus=skus,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        total=int_field(body, "total", 1, MAX_COUPONS),
+        per_user_limit=int_field(body, "per_user_limit", 1, MAX_PER_USER, default=1),
+        stackable=stackable,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    id: str
+    template: str
+    quantity: int
+    remaining: int
+    claimed: int
+    limit: int
+    created_at: int
+    opens_at: int
+    closes_at: int
+    # Who claims a private drop's coupons on its winners' behalf ("giveaway:g3"); viewers
+    # cannot claim from it and it is not listed. None for a public drop.
+    private: str | None = None
+
+    def state(self, at_ms: int) -> str:
+        if at_ms >= self.closes_at:
+            return "ended"
+        if at_ms < self.opens_at:
+            return "scheduled"
+        return "live" if self.remaining > 0 else "sold_out"
+
+    def counters(self, at_ms: int) -> dict[str, Any]:
+        return {"remaining": self.remaining, "claimed": self.claimed, "state": self.state(at_ms)}
+
+    def to_wire(self, at_ms: int | None = None) -> dict[str, Any]:
+        now = int(time.time() * 1000) if at_ms is None else at_ms
+        return {
+            "id": self.id,
+            "template": self.template,
+            "quantity": self.quantity,
+            "limit": self.limit,
+            "created_at": self.created_at,
+            "opens_at": self.opens_at,
+            "closes_at": self.closes_at,
+            "private": self.private,
+            **self.counters(now),
+        }
+
+    @classmethod
+    def from_hash(cls, raw: dict[Any, Any]) -> Drop:
+        h = {text(k): text(v) for k, v in raw.items()}
+        return cls(
+            id=h["id"],
+            template=h["template"],
+            quantity=int(h["quantity"]),
+            remaining=int(h["remaining"]),
+            claimed=int(h["claimed"]),
+            limit=int(h["limit"]),
+            created_at=int(h["created_at"]),
+            opens_at=int(h["opens_at"]),
+            closes_at=int(h["closes_at"]),
+            private=h.get("private") or None,
+        )
+
+
+class Coupons:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        *,
+        log_maxlen: int,
+        outbox_maxlen: int,
+        max_batch: int = 256,
+        meter: Meter | None = None,
+    ) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.log_maxlen = log_maxlen
+        self.outbox_maxlen = outbox_maxlen
+        self.max_batch = max_batch
+        self.meter = meter or off()
+        self.batchers: dict[tuple[str, str], GrabBatcher] = {}
+
+    # ---- templates --------------------------------------------------------------------------
+
+    async def create_template(self, room: str, body: Any, *, at_ms: int | None = None) -> Template:
+        now = int(time.time() * 1000) if at_ms is None else at_ms
+        validate_template("t0", body, now)  # reject bad input before taking an id
+        template_id = f"t{await self.redis.incr(keys.coupon_counter(room))}"
+        template = validate_template(template_id, body, now)
+        await self.redis.hset(
+            keys.coupon_templates(room), template.id, orjson.dumps(template.to_wire())
+        )
+        return template
+
+    async def template(self, room: str, template_id: str) -> Template:
+        raw = await self.redis.hget(keys.coupon_templates(room), check_template_id(template_id))
+        if raw is None:
+            raise NotFoundError(f"no coupon template {template_id!r}", code="template_not_found")
+        return Template.from_wire(orjson.loads(raw))
+
+    async def templates(self, room: str) -> list[Template]:
+        raw = await self.redis.hgetall(keys.coupon_templates(room))
+        found = [Template.from_wire(orjson.loads(v)) for v in raw.values()]
+        return sorted(found, key=lambda t: int(t.id[1:]))
+
+    async def issued(self, room: str) -> dict[str, int]:
+        raw = await self.redis.hgetall(keys.coupon_issued(room))
+        return {text(k): int(v) for k, v in raw.items()}
+
+    # ---- drops ------------------------------------------------------------------------------
+
+    async def drop(self, room: str, template_id: str, body: Any, *, at_ms: int | None = None,
+                   private: str | None = None) -> Drop:  # fmt: skip
+        """Release `quantity` coupons of a template now or after `countdown_s`. A `private`
+        drop (owner such as "giveaway:g3") is not announced, and only `claim_batch` with
+        that owner claims from it."""
+        template = await self.template(room, template_id)
+        now = int(time.time() * 1000) if at_ms is None else at_ms
+        if template.valid_until <= now:
+            raise ConflictError(f"template {template.id} is no longer valid; nobody could use "
+                                "its coupons", code="template_expired")  # fmt: skip
+        body = body if isinstance(body, dict) else {}
+        quantity = int_field(body, "quantity", 1, MAX_COUPONS)
+        countdown = int_field(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
+        window = int_field(body, "claim_window_s", 1, MAX_WINDOW_S, default=DEFAULT_CLAIM_WINDOW_S)
+        drop_id = f"d{await self.redis.incr(keys.coupon_counter(room))}"
+        result = await self.scripts.coupon_drop(
+            self.redis,
+            [
+                keys.coupon_drop(room, drop_id),
+                keys.coupon_drops(room),
+                keys.coupon_issued(room),
+                keys.room_stream(room),
+                keys.outbox(room),
+            ],
+            [
+                drop_id,
+                "" if at_ms is None else at_ms,
+                countdown * 1000,
+                window * 1000,
+                quantity,
+                template.id,
+                template.total,
+                template.per_user_limit,
+                self.log_maxlen,
+                self.outbox_maxlen,
+                keys.room_bus(room),
+                orjson.dumps(template.card()),
+                private or "",
+            ],
+        )
+        if result[0] != b"ok":
+            issued = text(result[2])
+            raise ConflictError(
+                f"only {template.total - int(issued or 0)} of template {template.id} are left "
+                "to drop",
+                code="coupons_exhausted",
+                details={"total": template.total, "issued": int(issued or 0)},
+            )
+        return await self.get_drop(room, drop_id)
+
+    async def get_drop(self, room: str, drop_id: str) -> Drop:
+        raw = await self.redis.hgetall(keys.coupon_drop(room, check_drop_id(drop_id)))
+        if not raw:
+            raise NotFoundError(f"no coupon drop {drop_id!r} in this room", code="drop_not_found")
+        return Drop.from_hash(raw)
+
+    async def drops(self, room: str, *, private: bool = False) -> list[Drop]:
+        """The room's drops in creation order (with `private`, also giveaways' prize drops)."""
+        ids = [text(d) for d in await self.redis.zrange(keys.coupon_drops(room), 0, -1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for drop_id in ids:
+                pipe.hgetall(keys.coupon_drop(room, drop_id))
+            raws = await pipe.execute()
+        drops = [Drop.from_hash(raw) for raw in raws if raw]
+        return [drop for drop in drops if private or drop.private is None]
+
+    # ---- claims -----------------------------------------------------------------------------
+
+    async def claim(self, room: str, drop_id: str, user: str, request_id: str) -> GrabAnswer:
+        """One viewer's claim, batched with others arriving for the same drop."""
+        return await self._batcher(room, drop_id).submit(GrabRequest(user, request_id, 1))
+
+    def claim_nowait(
+        self, room: str, drop_id: str, user: str, request_id: str, on_answer: OnAnswer
+    ) -> None:
+        self._batcher(room, drop_id).submit_nowait(GrabRequest(user, request_id, 1), on_answer)
+
+    def _batcher(self, room: str, drop_id: str) -> GrabBatcher:
+        key = (room, check_drop_id(drop_id))
+        batcher = self.batchers.get(key)
+        if batcher is None:
+            batcher = self.batchers[key] = GrabBatcher(
+                lambda batch: self.claim_batch(room, drop_id, batch),
+                max_batch=self.max_batch,
+                window_s=0.0,
+                on_idle=lambda: self._forget(key),
+            )
+        return batcher
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self.batchers.pop(key, None)
+
+    async def claim_batch(
+        self, room: str, drop_id: str, batch: list[GrabRequest], *, at_ms: int | None = None,
+        owner: str = "",
+    ) -> list[GrabAnswer]:  # fmt: skip
+        """Claim for `batch` in order; `owner` claims from its private drop on a user's behalf."""
+        args: list[str | bytes | int | float] = [
+            "" if at_ms is None else at_ms,
+            self.outbox_maxlen,
+            owner,
+        ]
+        for request in batch:
+            args += [request.user, request.request_id]
+        results = await self.scripts.coupon_claim(
+            self.redis,
+            [
+                keys.coupon_drop(room, drop_id),
+                keys.coupon_drop_answers(room, drop_id),
+                keys.coupons(room),
+                keys.coupon_holders(room),
+                keys.coupon_wallets(room),
+                keys.outbox(room),
+            ],
+            args,
+        )
+        answers = [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+        claimed = sum(1 for a in answers if a.status == "claimed" and not a.replayed)
+        self.meter.count(room, Metric.COUPON_CLAIMS, claimed, dim=drop_id)
+        return answers
+
+    # ---- a viewer's coupons -------------------------------------------------------------------
+
+    async def record(self, room: str, coupon_id: str) -> dict[str, Any]:
+        drop_of_coupon(coupon_id)
+        raw = await self.redis.hget(keys.coupons(room), coupon_id)
+        if raw is None:
+            raise NotFoundError(f"no coupon {coupon_id!r}", code="coupon_not_found")
+        record: dict[str, Any] = orjson.loads(raw)
+        return record
+
+    async def wallet(self, room: str, user: str) -> list[dict[str, Any]]:
+        """The user's coupons with their state and terms."""
+        ids = text(await self.redis.hget(keys.coupon_wallets(room), user)).split()
+        if not ids:
+            return []
+        raws = await self.redis.hmget(keys.coupons(room), ids)
+        templates = {t.id: t for t in await self.templates(room)}
+        wallet = []
+        for coupon_id, raw in zip(ids, raws, strict=True):
+            if raw is None:
+                continue
+            record = orjson.loads(raw)
+            wallet.append(
+                {
+                    "id": coupon_id,
+                    "state": record["s"],
+                    "order": record.get("o"),
+                    "drop": record["d"],
+                    "claimed_at": record["c"],
+                    "template": templates[record["t"]].to_wire(),
+                }
+            )
+        return wallet
+
+    async def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.cancel()
+        self.batchers.clear()

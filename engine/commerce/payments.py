@@ -1,0 +1,296 @@
+"""Payments: the provider interface, signed callbacks, and applying them to orders.
+
+A provider confirms payments by calling back `POST /api/payments/callback` with headers
+
+    X-Livecart-Timestamp: <unix seconds>
+    X-Livecart-Nonce: <16-64 characters, never reused>
+    X-Livecart-Signature: hex(HMAC-SHA256(secret, "<timestamp>.<nonce>." + raw body))
+
+Checks, in order, each failure logged and counted by reason: the signature (forged), the
+timestamp within the tolerance (stale), the body well formed, the nonce unused
+(replayed), then amount, currency and order state (mismatched) inside the payment script, which
+applies each payment id exactly once however often it is delivered. Signing and
+verification are pure functions so they are tested without sockets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+from engine.commerce.orders import Order, OrderState, OrderStore, check_order_id
+from engine.core.errors import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    LivecartError,
+    ProtocolError,
+)
+from engine.core.metrics import METRICS
+from engine.store import keys
+from engine.store.keys import check_room_id
+
+log = logging.getLogger("livecart.payments")
+
+TIMESTAMP_HEADER = "x-livecart-timestamp"
+NONCE_HEADER = "x-livecart-nonce"
+SIGNATURE_HEADER = "x-livecart-signature"
+TIMESTAMP_RE = re.compile(r"[0-9]{1,20}")
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+PAYMENT_ID_RE = re.compile(r"pay_[A-Za-z0-9]{8,40}")
+REFUND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+EVENTS = {"payment.succeeded": "succeeded", "payment.failed": "failed"}
+
+
+def signature(secret: bytes, timestamp: str, nonce: str, body: bytes) -> str:
+    message = timestamp.encode() + b"." + nonce.encode() + b"." + body
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def sign(secret: bytes, body: bytes, *, now_s: float, nonce: str | None = None) -> dict[str, str]:
+    """The headers a provider sends with `body`."""
+    timestamp = str(int(now_s))
+    nonce = nonce or secrets.token_urlsafe(18)
+    return {
+        TIMESTAMP_HEADER: timestamp,
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: signature(secret, timestamp, nonce, body),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    event: str  # "succeeded" | "failed"
+    payment_id: str
+    room: str
+    order: str
+    amount: int
+    currency: str
+    nonce: str
+
+
+def verify(
+    secret: bytes, headers: Mapping[str, str], body: bytes, *, now_s: float, tolerance_s: float
+) -> Callback:
+    """Check a callback's signature and age and parse it; raises with the rejection code."""
+    timestamp = headers.get(TIMESTAMP_HEADER, "")
+    nonce = headers.get(NONCE_HEADER, "")
+    given = headers.get(SIGNATURE_HEADER, "")
+    if (
+        not TIMESTAMP_RE.fullmatch(timestamp)
+        or not NONCE_RE.fullmatch(nonce)
+        or not given
+        or not given.isascii()  # hmac.compare_digest raises TypeError on non-ASCII text
+    ):
+        raise AuthError("missing or malformed signature headers", code="signature_invalid")
+    if not hmac.compare_digest(signature(secret, timestamp, nonce, body), given):
+        raise AuthError("the signature does not match", code="signature_invalid")
+    if abs(now_s - int(timestamp)) > tolerance_s:
+        raise AuthError(f"the callback is older than {tolerance_s:.0f} s", code="callback_stale")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("the callback body is not JSON", code="bad_request") from None
+    if not isinstance(data, dict) or data.get("event") not in EVENTS:
+        raise ProtocolError("event: payment.succeeded or payment.failed", code="bad_request")
+    amount = data.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        raise ProtocolError("amount: integer minor units", code="bad_request")
+    payment_id, currency = data.get("payment_id"), data.get("currency")
+    if not isinstance(payment_id, str) or not PAYMENT_ID_RE.fullmatch(payment_id):
+        raise ProtocolError("payment_id: the provider's payment id", code="bad_request")
+    if not isinstance(currency, str):
+        raise ProtocolError("currency: a 3-letter code", code="bad_request")
+    return Callback(
+        EVENTS[data["event"]],
+        payment_id,
+        check_room_id(str(data.get("room"))),
+        check_order_id(data.get("order")),
+        amount,
+        currency,
+        nonce,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPayment:
+    id: str
+    pay_url: str
+
+
+class PaymentProvider(Protocol):
+    """What the engine needs of a payment provider."""
+
+    async def create_payment(
+        self, room: str, order: str, amount: int, currency: str, callback_url: str, *,
+        pay_base_url: str = "",
+    ) -> ProviderPayment: ...  # fmt: skip
+
+    async def refund(self, payment_id: str, amount: int, refund_id: str) -> str: ...
+
+
+class Payments:
+    def __init__(
+        self,
+        redis: Redis,
+        orders: OrderStore,
+        provider: PaymentProvider,
+        secret: bytes,
+        *,
+        tolerance_s: float = 300.0,
+    ) -> None:
+        self.redis = redis
+        self.orders = orders
+        self.provider = provider
+        self.secret = secret
+        self.tolerance_s = tolerance_s
+        # Run after a payment marked an order paid (group buys complete their team).
+        self.paid_hooks: list[Callable[[str, str], Awaitable[None]]] = []
+
+    async def start(self, room: str, order_id: str, user: str, callback_url: str,
+                    pay_base_url: str = "") -> dict[str, Any]:  # fmt: skip
+        """Create a payment at the provider for the buyer's pending order: it calls the
+        engine back at `callback_url`; the buyer pays on a page under `pay_base_url`."""
+        order = await self.orders.get(room, order_id)
+        if order.user != user:
+            raise ForbiddenError("that order is someone else's", code="forbidden")
+        if order.state is not OrderState.PENDING_PAYMENT:
+            raise ConflictError(
+                f"order {order_id} is {order.state.value}",
+                code="illegal_transition",
+                details={"state": order.state.value},
+            )
+        payment = await self.provider.create_payment(
+            room, order.id, order.total, order.currency, callback_url, pay_base_url=pay_base_url
+        )
+        return {
+            "payment": payment.id,
+            "pay_url": payment.pay_url,
+            "order": order.id,
+            "amount": order.total,
+            "currency": order.currency,
+            "expires_at": order.expires_at,
+        }
+
+    async def callback(
+        self, headers: Mapping[str, str], body: bytes, *, now_s: float, at_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Verify and apply one provider callback."""
+        room = ""  # until the signed body says which (an unsigned one names none we trust)
+        try:
+            callback = verify(self.secret, headers, body, now_s=now_s, tolerance_s=self.tolerance_s)
+            room = callback.room
+            fresh = await self.redis.set(
+                keys.callback_nonce(callback.room, callback.nonce),
+                b"1",
+                nx=True,
+                ex=int(2 * self.tolerance_s) + 60,
+            )
+            if not fresh:
+                raise ConflictError("this callback was delivered already", code="callback_replayed")
+            order = await self.orders.get(callback.room, callback.order)
+            outcome, detail = await self.orders.apply_payment(
+                callback.room,
+                order,
+                callback.payment_id,
+                event=callback.event,
+                amount=callback.amount,
+                currency=callback.currency,
+                at_ms=at_ms,
+            )
+        except LivecartError as error:
+            METRICS.payment_callbacks.inc(1, error.code)
+            METRICS.room_callback_rejections.inc(1, room, error.code)
+            log.warning("payment callback rejected (%s): %s", error.code, error.message)
+            raise
+        METRICS.payment_callbacks.inc(1, outcome)
+        if outcome == "paid":
+            METRICS.orders.inc(1, "paid")
+            for hook in self.paid_hooks:
+                await hook(callback.room, order.id)
+        log.info(
+            "payment %s for order %s in %s: %s %s",
+            callback.payment_id,
+            order.id,
+            callback.room,
+            outcome,
+            detail,
+        )
+        if outcome == "refund" or (outcome == "duplicate" and detail == "refund_due"):
+            # A redelivery retries an automatic refund that failed at the provider.
+            await self._refund_payment(callback.room, callback.payment_id, callback.amount, detail)
+        return {
+            "outcome": outcome,
+            "detail": detail,
+            "order": order.id,
+            "payment": callback.payment_id,
+        }
+
+    async def _refund_payment(self, room: str, payment_id: str, amount: int, reason: str) -> None:
+        refund = await self.provider.refund(payment_id, amount, f"auto-{payment_id}")
+        await self.orders.settle_refund(room, payment_id, refund)
+        METRICS.refunds.inc(1, reason)
+        log.warning("payment %s in %s refunded automatically: %s", payment_id, room, reason)
+
+    async def refund(self, room: str, order_id: str, body: Any, who: str) -> tuple[Order, bool]:
+        """The host refunds a paid order in full or in part (optionally restocking lines)."""
+        if not isinstance(body, dict):
+            raise ProtocolError("the body must be a JSON object", code="bad_request")
+        order = await self.orders.get(room, order_id)
+        # No amount: all that is left (0 once fully refunded: the script then answers a
+        # retry of the same refund id as a replay, and any other id as illegal_transition).
+        amount = body.get("amount", order.total - order.refunded)
+        if "amount" in body and (
+            not isinstance(amount, int) or isinstance(amount, bool) or amount < 1
+        ):
+            raise ProtocolError(
+                "amount: a positive integer in minor units",
+                code="invalid_field",
+                details={"field": "amount"},
+            )
+        refund_id = body.get("id")
+        if not isinstance(refund_id, str) or not REFUND_ID_RE.fullmatch(refund_id):
+            raise ProtocolError(
+                "id: the refund's idempotency id (1-64 of A-Z a-z 0-9 _ -)",
+                code="invalid_field",
+                details={"field": "id"},
+            )
+        restock = body.get("restock", [])
+        if not isinstance(restock, list) or not all(isinstance(r, str) for r in restock):
+            raise ProtocolError(
+                "restock: reservation ids of lines to put back on sale",
+                code="invalid_field",
+                details={"field": "restock"},
+            )
+        reason = body.get("reason", "host")
+        if not isinstance(reason, str) or not 1 <= len(reason) <= 200:
+            raise ProtocolError(
+                "reason: 1-200 characters", code="invalid_field", details={"field": "reason"}
+            )
+        payment_id = order.fields.get("payment")
+        if payment_id is None:
+            raise ConflictError(
+                f"order {order_id} is {order.state.value}; it has no payment to refund",
+                code="illegal_transition",
+                details={"state": order.state.value},
+            )
+        updated, replayed = await self.orders.refund(
+            room, order_id, refund_id, amount=amount, reason=reason, who=who, restock=restock
+        )
+        # Recorded first (the script is what prevents refunding more than was paid), then
+        # paid out. The provider refunds once per refund id, so a retry of the same request
+        # (a replay) pays out a refund that failed at the provider the first time.
+        recorded = next(r["amount"] for r in updated.refunds() if r["id"] == refund_id)
+        await self.provider.refund(payment_id, recorded, refund_id)
+        if not replayed:
+            METRICS.refunds.inc(1, "host")
+        return updated, replayed

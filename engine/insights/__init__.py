@@ -1,0 +1,1 @@
+"""What happened: show metrics, the post-live report and the room audit."""

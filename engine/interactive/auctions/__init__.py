@@ -1,0 +1,1 @@
+"""Live auctions: the rules, the store (bids, closing, settling) and their audit."""

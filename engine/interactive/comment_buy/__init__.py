@@ -1,0 +1,1 @@
+"""Comment-to-buy: the comment syntax and the grabs it makes."""

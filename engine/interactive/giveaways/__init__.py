@@ -1,0 +1,1 @@
+"""Giveaways: entries, the draw, prizes and their audit."""

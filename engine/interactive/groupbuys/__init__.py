@@ -1,0 +1,1 @@
+"""Group buys: teams of K buyers within a deadline, and their audit."""

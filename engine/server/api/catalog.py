@@ -1,0 +1,74 @@
+"""Catalog and run-of-show routes: products with SKUs, the show order, the pinned product.
+Reading is public (in a private room, any token for it: engine/server/api/base.py); changing is
+the host's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from engine.commerce.catalog import check_product_id
+from engine.server.api.base import HOSTS, Call, route
+from engine.store.meter import MarkerKind
+
+
+@route("/api/rooms/{room}/products", ["GET"])
+async def list_products(call: Call) -> Any:
+    """The room's products in show order, with card impressions so far."""
+    await call.load_room()
+    impressions = await call.node.catalog.impressions(call.room)
+    return {
+        "products": [
+            {**p.to_wire(), "impressions": impressions.get(p.id, 0)}
+            for p in await call.node.catalog.lineup(call.room)
+        ]
+    }
+
+
+@route("/api/rooms/{room}/products", ["POST"], roles=HOSTS, status=201)
+async def create_product(call: Call) -> Any:
+    await call.node.rooms.get(call.room)
+    return (await call.node.catalog.create(call.room, await call.json())).to_wire()
+
+
+@route("/api/rooms/{room}/products/{product}", ["GET"])
+async def get_product(call: Call) -> Any:
+    product_id = check_product_id(call.request.path_params["product"])
+    return (await call.node.catalog.get(call.room, product_id)).to_wire()
+
+
+@route("/api/rooms/{room}/products/{product}", ["PATCH"], roles=HOSTS)
+async def update_product(call: Call) -> Any:
+    product_id = check_product_id(call.request.path_params["product"])
+    return (await call.node.catalog.update(call.room, product_id, await call.json())).to_wire()
+
+
+@route("/api/rooms/{room}/lineup", ["PUT"], roles=HOSTS)
+async def reorder_lineup(call: Call) -> Any:
+    body = await call.object()
+    offset = await call.node.catalog.reorder(call.room, body.get("products"))
+    return {"products": body["products"], "offset": offset}
+
+
+@route("/api/rooms/{room}/pinned-product", ["PUT"], roles=HOSTS)
+async def pin_product(call: Call) -> Any:
+    """Present a product now: every viewer's product card changes on the next tick."""
+    body = await call.object()
+    product_id = check_product_id(body.get("product_id"))
+    offset = await call.node.catalog.pin(call.room, product_id)
+    product = await call.node.catalog.get(call.room, product_id)
+    call.node.meter.mark(call.room, MarkerKind.PIN, f"{product.title} pinned")
+    return {"pinned_product": product_id, "offset": offset}
+
+
+@route("/api/rooms/{room}/pinned-product", ["DELETE"], roles=HOSTS)
+async def unpin_product(call: Call) -> Any:
+    offset = await call.node.catalog.pin(call.room, None)
+    return {"pinned_product": None, "offset": offset}
+
+
+ROUTES: list[Route] = [
+    list_products, create_product, get_product, update_product, reorder_lineup,
+    pin_product, unpin_product,
+]  # fmt: skip

@@ -1,0 +1,93 @@
+"""Payment routes: the provider's signed callback into the engine, and the built-in
+simulated provider's pay page and API (a stand-in for a real PSP's hosted checkout)."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from engine.core.errors import LivecartError, UnavailableError
+from engine.server.api.base import Call, error_response, node_of, route
+
+
+@route("/api/payments/callback", ["POST"])
+async def payment_callback(call: Call) -> Any:
+    """A provider reports a payment outcome (signed; see engine/commerce/payments.py)."""
+    body = await call.body()
+    return await call.node.payments.callback(call.request.headers, body, now_s=time.time())
+
+
+def _payment_id(call: Call) -> str:
+    return str(call.request.path_params["payment"])
+
+
+@route("/psp/pay/{payment}", ["POST"])
+async def pay(call: Call) -> Any:
+    """Complete a payment: `{"outcome": "succeeded"|"failed"}` (JSON or a form post). The
+    provider calls the engine back before answering, and reports what the engine said."""
+    raw = await call.body()
+    if call.request.headers.get("content-type", "").startswith("application/x-www-form"):
+        outcome = (parse_qs(raw.decode(errors="replace")).get("outcome") or [""])[0]
+    else:
+        outcome = (await call.object()).get("outcome", "")
+    return await call.node.provider.complete(_payment_id(call), outcome)
+
+
+@route("/psp/payments/{payment}", ["GET"])
+async def get_payment(call: Call) -> Any:
+    return await call.node.provider.get(_payment_id(call))
+
+
+@route("/psp/payments/{payment}/redeliver", ["POST"])
+async def redeliver(call: Call) -> Any:
+    """Send the payment's outcome to the engine again (as real providers retry)."""
+    return await call.node.provider.deliver(_payment_id(call))
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Pay {amount} {currency}</title>
+<style>body{{font:16px system-ui;max-width:24rem;margin:2rem auto;padding:0 1rem}}
+button{{font-size:1.1rem;width:100%;padding:.8rem;margin:.4rem 0}}</style></head>
+<body><h1>livecart test payment</h1>
+<p>Order <b>{order}</b> in room <b>{room}</b>: <b>{amount} {currency}</b> (minor units).</p>
+<p>State: <b id="state">{state}</b></p>
+<form method="post"><button name="outcome" value="succeeded">Pay</button>
+<button name="outcome" value="failed">Decline</button></form>
+<p><small>Simulated provider: no money moves.</small></p></body></html>
+"""
+
+
+async def pay_page(request: Request) -> Response:
+    try:
+        record = await node_of(request).provider.get(str(request.path_params["payment"]))
+    except LivecartError as error:
+        return error_response(error)
+    except (RedisError, OSError):
+        return error_response(UnavailableError("storage unavailable; retry"))
+    return HTMLResponse(
+        _PAGE.format(
+            **{
+                k: html.escape(str(v))
+                for k, v in record.items()
+                if k in {"order", "room", "amount", "currency", "state"}
+            }
+        )
+    )
+
+
+ROUTES: list[Route] = [
+    payment_callback,
+    pay,
+    get_payment,
+    redeliver,
+    Route("/psp/pay/{payment}", pay_page, methods=["GET"]),
+]

@@ -1,0 +1,47 @@
+"""The post-live report over HTTP, for hosts and moderators (the console's "Post-live
+report"): the same files `livecart report ROOM --out DIR` writes, built on each request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from engine.core.errors import NotFoundError
+from engine.insights.report import build, load_show
+from engine.server.api.base import MODERATORS, Call, route
+
+MEDIA_TYPES = {
+    "report.html": "text/html; charset=utf-8",
+    "summary.json": "application/json",
+    "metrics.csv": "text/csv; charset=utf-8",
+    "orders.csv": "text/csv; charset=utf-8",
+}
+
+
+async def _file(call: Call, name: str) -> Response:
+    files = build(await load_show(call.node.redis, call.room))
+    headers = {"Cache-Control": "no-store"}
+    if name != "report.html":
+        headers["Content-Disposition"] = f'attachment; filename="{call.room}-{name}"'
+    return Response(files[name], media_type=MEDIA_TYPES[name], headers=headers)
+
+
+@route("/api/rooms/{room}/report", ["GET"], roles=MODERATORS)
+async def report_page(call: Call) -> Any:
+    """report.html: self-contained (inline CSS and SVG charts, no scripts, no requests)."""
+    return await _file(call, "report.html")
+
+
+@route("/api/rooms/{room}/report/{name}", ["GET"], roles=MODERATORS)
+async def report_file(call: Call) -> Any:
+    """summary.json, metrics.csv or orders.csv."""
+    name = call.request.path_params["name"]
+    if name not in MEDIA_TYPES:
+        raise NotFoundError(f"no report file {name[:40]!r}; one of {', '.join(MEDIA_TYPES)}",
+                            code="report_file_not_found")  # fmt: skip
+    return await _file(call, name)
+
+
+ROUTES: list[Route] = [report_page, report_file]

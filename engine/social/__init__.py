@@ -1,0 +1,1 @@
+"""Sharing and coming back: referral links and show reminders."""
