@@ -35,6 +35,7 @@ from engine.core.errors import (
     ProtocolError,
     RejectedError,
 )
+from engine.core.fields import invalid_field
 from engine.core.identity import DEVICE_RE
 from engine.store import keys
 from engine.store.meter import Meter, Metric, off
@@ -78,29 +79,25 @@ _SOLD_STATES = frozenset(
 )
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
 def check_order_id(value: Any) -> str:
     if not isinstance(value, str) or not ORDER_ID_RE.fullmatch(value):
-        raise _invalid("order", "an order id such as 'o12'")
+        raise invalid_field("order", "an order id such as 'o12'")
     return value
 
 
 def _text_map(raw: Any, name: str, fields: dict[str, bool]) -> dict[str, str]:
     if not isinstance(raw, dict):
-        raise _invalid(name, f"an object with {', '.join(fields)}")
+        raise invalid_field(name, f"an object with {', '.join(fields)}")
     unknown = set(raw) - set(fields)
     if unknown:
-        raise _invalid(name, f"unknown field {sorted(unknown)[0]!r}")
+        raise invalid_field(name, f"unknown field {sorted(unknown)[0]!r}")
     out = {}
     for field, required in fields.items():
         value = raw.get(field)
         if value is None and not required:
             continue
         if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
-            raise _invalid(f"{name}.{field}", f"a string of 1-{MAX_TEXT} characters")
+            raise invalid_field(f"{name}.{field}", f"a string of 1-{MAX_TEXT} characters")
         out[field] = value.strip()
     return out
 
@@ -124,7 +121,7 @@ class CheckoutRequest:
             or not 1 <= len(reservations) <= MAX_LINES
             or len(set(map(str, reservations))) != len(reservations)
         ):
-            raise _invalid("reservations", f"a list of 1-{MAX_LINES} distinct reservation ids")
+            raise invalid_field("reservations", f"a list of 1-{MAX_LINES} distinct reservation ids")
         for rid in reservations:
             sale_of_reservation(rid)
         coupons = body.get("coupons", [])
@@ -135,22 +132,22 @@ class CheckoutRequest:
             or len(coupons) > MAX_COUPONS_PER_ORDER
             or len(set(map(str, coupons))) != len(coupons)
         ):
-            raise _invalid("coupons", f"a list of at most {MAX_COUPONS_PER_ORDER} coupon ids")
+            raise invalid_field("coupons", f"a list of at most {MAX_COUPONS_PER_ORDER} coupon ids")
         for cid in coupons:
             drop_of_coupon(cid)
         contact = _text_map(body.get("contact"), "contact", {"email": False, "phone": False})
         if not contact:
-            raise _invalid("contact", "an email or a phone number")
+            raise invalid_field("contact", "an email or a phone number")
         address = _text_map(body.get("shipping_address"), "shipping_address", ADDRESS_FIELDS)
         address["country"] = address["country"].upper()
         if not COUNTRY_RE.fullmatch(address["country"]):
-            raise _invalid("shipping_address.country", "a 2-letter country code")
+            raise invalid_field("shipping_address.country", "a 2-letter country code")
         key = body.get("idempotency_key")
         if not isinstance(key, str) or not KEY_RE.fullmatch(key):
-            raise _invalid("idempotency_key", "8-64 characters of A-Z, a-z, 0-9 and _ . : -")
+            raise invalid_field("idempotency_key", "8-64 characters of A-Z, a-z, 0-9 and _ . : -")
         device = body.get("device", device)
         if device is not None and (not isinstance(device, str) or not DEVICE_RE.fullmatch(device)):
-            raise _invalid("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
+            raise invalid_field("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
         return cls(tuple(reservations), tuple(coupons), address, contact, key, device or "")
 
 
@@ -620,7 +617,7 @@ class OrderStore:
         lines = {line["reservation"]: line for line in order.lines}
         unknown = [rid for rid in restock if rid not in lines]
         if unknown:
-            raise _invalid("restock", f"{unknown[0]} is not a line of order {order_id}")
+            raise invalid_field("restock", f"{unknown[0]} is not a line of order {order_id}")
         sale_ids = list(dict.fromkeys(lines[rid]["sale"] for rid in restock))
         sale_keys: list[str] = []
         for sale_id in sale_ids:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from engine.commerce.catalog import Catalog
+from engine.core.clock import now_ms
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError
 from engine.core.fields import int_field, invalid_field
 from engine.store import keys
@@ -50,10 +50,6 @@ def sale_state(now_ms: int, starts_at: int, ends_at: int, available: int) -> Sal
     if now_ms < starts_at:
         return SaleState.SCHEDULED
     return SaleState.SOLD_OUT if available <= 0 else SaleState.LIVE
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

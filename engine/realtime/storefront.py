@@ -17,7 +17,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from engine.commerce.coupons import Drop, Template
-from engine.commerce.sales import Sale, SaleState, now_ms
+from engine.commerce.sales import Sale, SaleState
+from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
 from engine.interactive.auctions.store import AuctionState
 from engine.interactive.giveaways.model import GiveawayState

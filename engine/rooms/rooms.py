@@ -19,6 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError
+from engine.core.fields import invalid_field
 from engine.store import keys
 from engine.store.redis_client import text, texts
 from engine.store.scripts import Scripts
@@ -95,10 +96,10 @@ class RoomSettings:
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name not in known:
-                raise _invalid(f"settings.{name}", "unknown setting")
+                raise invalid_field(f"settings.{name}", "unknown setting")
             if name == "allow_anonymous":
                 if not isinstance(value, bool):
-                    raise _invalid("settings.allow_anonymous", "must be true or false")
+                    raise invalid_field("settings.allow_anonymous", "must be true or false")
             else:
                 low, high = self.BOUNDS[name]
                 if (
@@ -106,7 +107,9 @@ class RoomSettings:
                     or isinstance(value, bool)
                     or not low <= value <= high
                 ):
-                    raise _invalid(f"settings.{name}", f"must be an integer in [{low}, {high}]")
+                    raise invalid_field(
+                        f"settings.{name}", f"must be an integer in [{low}, {high}]"
+                    )
             values[name] = value
         return replace(self, **values)
 
@@ -187,10 +190,6 @@ class Room:
         )
 
 
-def _invalid(name: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
-
-
 def _parse_time_ms(value: Any) -> int | None:
     if value is None:
         return None
@@ -204,7 +203,9 @@ def _parse_time_ms(value: Any) -> int | None:
         # Without an offset the time would be read in the server's zone: refuse it.
         if when is not None and when.tzinfo is not None:
             return int(when.timestamp() * 1000)
-    raise _invalid("scheduled_at", "must be epoch milliseconds or an ISO 8601 time with offset")
+    raise invalid_field(
+        "scheduled_at", "must be epoch milliseconds or an ISO 8601 time with offset"
+    )
 
 
 def validate_room_fields(body: Any, *, partial: bool) -> dict[str, Any]:
@@ -214,16 +215,16 @@ def validate_room_fields(body: Any, *, partial: bool) -> dict[str, Any]:
     allowed = {"id", "title", "cover_url", "stream_url", "scheduled_at", "settings"}
     unknown = set(body) - allowed
     if unknown:
-        raise _invalid(sorted(unknown)[0], "unknown field")
+        raise invalid_field(sorted(unknown)[0], "unknown field")
     if partial and "id" in body:
-        raise _invalid("id", "a room's id cannot change")
+        raise invalid_field("id", "a room's id cannot change")
     if partial and not body:
         raise ProtocolError("nothing to update", code="bad_request")
     out: dict[str, Any] = {}
     if "title" in body or not partial:
         title = body.get("title")
         if not isinstance(title, str) or not 1 <= len(title.strip()) <= MAX_TITLE:
-            raise _invalid("title", f"must be 1-{MAX_TITLE} characters")
+            raise invalid_field("title", f"must be 1-{MAX_TITLE} characters")
         out["title"] = title.strip()
     for name in ("cover_url", "stream_url"):
         if name in body:
@@ -231,7 +232,7 @@ def validate_room_fields(body: Any, *, partial: bool) -> dict[str, Any]:
             if value is not None and (
                 not isinstance(value, str) or len(value) > MAX_URL or not _URL_RE.fullmatch(value)
             ):
-                raise _invalid(name, "must be an http(s) URL or null")
+                raise invalid_field(name, "must be an http(s) URL or null")
             out[name] = value or ""
     if "scheduled_at" in body:
         when = _parse_time_ms(body["scheduled_at"])

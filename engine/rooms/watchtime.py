@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from engine.core.clock import now_ms
 from engine.core.identity import Author, Role
 from engine.store import keys
 from engine.store.redis_client import text
@@ -33,10 +33,6 @@ log = logging.getLogger("livecart.watchtime")
 
 # One queued write: ("open", room, user, start_ms) or ("close", room, user, elapsed_ms).
 _Write = tuple[str, str, str, int]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class WatchTime:

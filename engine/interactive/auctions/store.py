@@ -21,7 +21,6 @@ from __future__ import annotations
 import builtins
 import enum
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from redis.asyncio import Redis
 
 from engine.commerce.sales import SaleStore
 from engine.commerce.stock import Stock
+from engine.core.clock import now_ms
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError, RejectedError
 from engine.core.fields import int_field, invalid_field
 from engine.core.identity import Author
@@ -62,10 +62,6 @@ class AuctionState(enum.Enum):
 class AuctionMode(enum.Enum):
     ANTI_SNIPE = "anti_snipe"
     SUDDEN_DEATH = "sudden_death"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,9 @@ import orjson
 from redis.asyncio import Redis
 
 from engine.commerce.catalog import Catalog, Product, Sku
-from engine.commerce.sales import Sale, SaleState, SaleStore, now_ms
+from engine.commerce.sales import Sale, SaleState, SaleStore
 from engine.commerce.stock import GrabAnswer, GrabRequest, Stock
+from engine.core.clock import now_ms
 from engine.core.errors import ProtocolError, UnavailableError
 from engine.core.identity import PRODUCT_ID_RE, Author
 from engine.interactive.comment_buy.syntax import (

@@ -4,12 +4,12 @@ the store reads and writes (engine/interactive/giveaways/store.py)."""
 from __future__ import annotations
 
 import enum
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from engine.core.clock import now_ms
 from engine.interactive.giveaways.draw import verify_commitment, verify_winners
 from engine.store.redis_client import text
 
@@ -34,10 +34,6 @@ class EntryRule(enum.Enum):
     ANY = "any"
     KEYWORD = "keyword"
     WATCH = "watch"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ audit's snapshot (engine/insights/audit.py)."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
+from engine.core.clock import now_ms
 from engine.interactive.groupbuys.store import (
     OWNER_PREFIX,
     Deal,
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 # How long a failed team may take to be unwound before the audit calls it a problem.
 UNWIND_GRACE_MS = 60_000
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _check_failed(name: str, team: Team, held: int, paid: int, refunded: int) -> list[str]:

@@ -33,7 +33,6 @@ import builtins
 import enum
 import logging
 import re
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +43,7 @@ from engine.commerce.orders import OrderState, OrderStore
 from engine.commerce.payments import Payments
 from engine.commerce.sales import MAX_PER_USER, MAX_UNITS, SaleStore
 from engine.commerce.stock import Stock
+from engine.core.clock import now_ms
 from engine.core.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
 from engine.core.fields import int_field, invalid_field
 from engine.core.identity import Author
@@ -71,10 +71,6 @@ class TeamState(enum.Enum):
     @property
     def open(self) -> bool:
         return self in (TeamState.FORMING, TeamState.FULL)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def check_deal_id(value: Any) -> str:

@@ -28,6 +28,7 @@ from engine.core.errors import (
     RateLimitedError,
     UnavailableError,
 )
+from engine.core.fields import invalid_field
 from engine.core.identity import Role
 from engine.core.metrics import METRICS
 from engine.core.stream_ids import is_stream_id
@@ -56,10 +57,6 @@ def error_response(error: LivecartError) -> Response:
 def node_of(request: Request) -> Node:
     node: Node = request.app.state.node
     return node
-
-
-def invalid(field: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{field}: {why}", code="invalid_field", details={"field": field})
 
 
 @dataclass(slots=True)
@@ -138,32 +135,23 @@ class Call:
         return body
 
 
-def int_field(
-    body: dict[str, Any], name: str, low: int, high: int, default: int | None = None
-) -> int:
-    value = body.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise invalid(name, f"an integer between {low} and {high}")
-    return value
-
-
 def str_field(body: dict[str, Any], name: str, max_len: int) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value or len(value) > max_len:
-        raise invalid(name, f"a string of 1-{max_len} characters")
+        raise invalid_field(name, f"a string of 1-{max_len} characters")
     return value
 
 
 def user_field(body: dict[str, Any], name: str = "user") -> str:
     value = body.get(name)
     if not isinstance(value, str):
-        raise invalid(name, "a user id is required")
+        raise invalid_field(name, "a user id is required")
     return check_user_id(value)
 
 
 def entry_id(value: Any, name: str = "comment_id") -> str:
     if not is_stream_id(value):
-        raise invalid(name, "an entry id such as '1732212345678-0'")
+        raise invalid_field(name, "an entry id such as '1732212345678-0'")
     return value
 
 

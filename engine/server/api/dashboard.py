@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 from starlette.routing import Route
 
-from engine.commerce.sales import Sale, now_ms
+from engine.commerce.sales import Sale
+from engine.core.clock import now_ms
 from engine.insights.show_metrics import (
     Counters,
     derived,

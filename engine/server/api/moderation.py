@@ -10,17 +10,10 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.core.errors import ForbiddenError
+from engine.core.fields import int_field, invalid_field
 from engine.core.stream_ids import is_stream_id
 from engine.rooms.moderation import validate_words
-from engine.server.api.base import (
-    MODERATORS,
-    Call,
-    entry_id,
-    int_field,
-    invalid,
-    route,
-    user_field,
-)
+from engine.server.api.base import MODERATORS, Call, entry_id, route, user_field
 from engine.store.keys import check_user_id
 from engine.store.roomlog import Entry
 
@@ -42,7 +35,7 @@ async def list_comments(call: Call) -> Any:
     """Public in a room open to anonymous viewers, else any token for it (`route`)."""
     limit_text = call.request.query_params.get("limit", "50")
     if not re.fullmatch(r"[0-9]{1,3}", limit_text) or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise invalid("limit", f"1-{MAX_PAGE}")
+        raise invalid_field("limit", f"1-{MAX_PAGE}")
     limit = int(limit_text)
     since = call.request.query_params.get("since")
     log = call.node.room_log
@@ -50,10 +43,10 @@ async def list_comments(call: Call) -> Any:
     entries: list[Entry] | None
     if since is not None:
         if not is_stream_id(since):
-            raise invalid("since", "an offset such as '1732212345678-0'")
+            raise invalid_field("since", "an offset such as '1732212345678-0'")
         entries = await log.between(call.room, since, upto, limit)
         if entries is None:
-            raise invalid("since", "too old or too far behind; fetch without since")
+            raise invalid_field("since", "too old or too far behind; fetch without since")
     else:
         entries = [e for e in await log.recent(call.room, upto, limit) if e.is_comment]
     return {"offset": upto, "entries": [e.to_wire() for e in entries]}
@@ -88,7 +81,7 @@ async def mute_user(call: Call) -> Any:
     user = await target_below(call, user_field(body))
     minutes = body.get("minutes")
     if not isinstance(minutes, int) or isinstance(minutes, bool):
-        raise invalid("minutes", "an integer is required")
+        raise invalid_field("minutes", "an integer is required")
     until = await call.node.moderation.mute(call.room, user, minutes)
     return {"user": user, "muted_until": until}
 

@@ -10,8 +10,9 @@ from starlette.routing import Route
 
 from engine.commerce.orders import CheckoutRequest, Order, OrderState, check_order_id
 from engine.core.errors import ConflictError, ForbiddenError
+from engine.core.fields import invalid_field
 from engine.core.metrics import METRICS
-from engine.server.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, invalid, route
+from engine.server.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, route
 
 
 def _order_id(call: Call) -> str:
@@ -54,7 +55,7 @@ async def room_orders(call: Call) -> Any:
         try:
             state = OrderState(params["state"])
         except ValueError:
-            raise invalid("state", ", ".join(s.value for s in OrderState)) from None
+            raise invalid_field("state", ", ".join(s.value for s in OrderState)) from None
     orders = await call.node.orders.list_room(call.room, state=state, review=params.get("review"))
     return {"orders": [o.to_wire() for o in orders]}
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from starlette.routing import Route
 
-from engine.server.api.base import MODERATORS, SIGNED_IN, Call, int_field, route
+from engine.core.fields import int_field
+from engine.server.api.base import MODERATORS, SIGNED_IN, Call, route
 from engine.store.meter import Metric
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from engine.commerce.sales import now_ms
+from engine.core.clock import now_ms
 from engine.server.api.base import MODERATORS, SIGNED_IN, Call, route
 
 

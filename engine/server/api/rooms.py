@@ -8,10 +8,11 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.core.errors import ProtocolError
+from engine.core.fields import int_field, invalid_field
 from engine.core.identity import Role
 from engine.rooms import auth
 from engine.rooms.rooms import RoomAction
-from engine.server.api.base import HOSTS, Call, int_field, invalid, route, user_field
+from engine.server.api.base import HOSTS, Call, route, user_field
 from engine.server.api.moderation import target_below
 from engine.store.keys import check_room_id
 
@@ -63,9 +64,9 @@ async def mint_token(call: Call) -> Any:
     try:
         role = Role(body.get("role", "viewer"))
     except ValueError:
-        raise invalid("role", "viewer or moderator") from None
+        raise invalid_field("role", "viewer or moderator") from None
     if role not in {Role.VIEWER, Role.MODERATOR}:
-        raise invalid("role", "viewer or moderator")
+        raise invalid_field("role", "viewer or moderator")
     user = user_field(body)
     ttl = int_field(body, "ttl", 60, MAX_TOKEN_TTL_S, default=auth.DEFAULT_TTL_S)
     name = body.get("name")
