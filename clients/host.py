@@ -146,6 +146,25 @@ class HostClient(ApiClient):
         result: dict[str, Any] = await self.call("POST", f"{self._room}/giveaways", body)
         return result
 
+    # ---- live polls (docs/polls.md) --------------------------------------------------------
+
+    async def open_poll(self, question: str, options: list[str], *, duration_s: int = 60,
+                        changeable: bool = False) -> dict[str, Any]:  # fmt: skip
+        body = {"question": question, "options": options, "duration_s": duration_s,
+                "changeable": changeable}  # fmt: skip
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/polls", body)
+        return result
+
+    async def close_poll(self, poll: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("POST", f"{self._room}/polls/{poll}/close")
+        return result
+
+    async def polls(self) -> list[dict[str, Any]]:
+        """The room's polls, newest first, each with its counts."""
+        result = await self.call("GET", f"{self._room}/polls")
+        polls: list[dict[str, Any]] = result["polls"]
+        return polls
+
     async def giveaway(self, giveaway: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.call("GET", f"{self._room}/giveaways/{giveaway}")
         return result

@@ -356,6 +356,14 @@ class ViewerClient:
         position: int = ack["position"]
         return position
 
+    async def vote(self, poll: str, option: int) -> dict[str, Any]:
+        """Vote for option `option` (0-based) of an open poll: `{poll, option, changed}`;
+        raises LivecartClientError `poll_not_found`, `poll_closed` or `already_voted`
+        (docs/polls.md)."""
+        ack = await self.request({"type": "vote", "poll": poll, "option": option})
+        result: dict[str, Any] = ack["result"]
+        return result
+
     async def bid(
         self, auction: str, amount: int, max: int | None = None, *, request_id: str | None = None
     ) -> dict[str, Any]:

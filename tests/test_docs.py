@@ -23,7 +23,9 @@ from clients import HostClient
 from engine.cli import build_parser
 from engine.commerce.sales import Sale
 from engine.core import errors
-from engine.core.errors import ERROR_CODES, LivecartError
+from engine.core.errors import ERROR_CODES, LivecartError, error_codes
+from engine.core.feature import load_features
+from engine.core.settings import DEFAULT_FEATURES
 from engine.realtime.protocol import CloseCode
 from engine.server.app import Engine
 from tests.conftest import token
@@ -137,6 +139,8 @@ LUA_INTERNAL = {
     "out_of_order": ("auction_offer", "a racing offer: read again"),
     "state": ("psp_refund", "psp_refused"),
     "over": ("psp_refund", "psp_refused"),
+    "poll_exists": ("poll_open", "a poll id taken: internal"),
+    "invalid_option": ("poll_vote", "invalid_field"),
 }
 LUA_ERR = re.compile(r"""\{\s*['"]err['"]\s*,\s*['"]([a-z_]+)['"]""")
 
@@ -190,9 +194,14 @@ def emitted_codes() -> dict[str, str]:
     return codes
 
 
+# Error tables: protocol.md's, and each feature's own page (docs/<feature>.md § Errors).
+FEATURES = load_features(DEFAULT_FEATURES)
+ERROR_TABLES = [("protocol.md", "Errors"), *((f"{f.name}.md", "Errors") for f in FEATURES)]
+
+
 def documented_codes() -> set[str]:
-    """The codes in the first column of the error tables (protocol.md § Errors)."""
-    return first_column_names("protocol.md", "Errors")
+    """The codes in the first column of the error tables."""
+    return {code for doc, section in ERROR_TABLES for code in first_column_names(doc, section)}
 
 
 def test_the_code_sources_are_read() -> None:
@@ -211,8 +220,8 @@ def test_the_code_sources_are_read() -> None:
 @pytest.mark.parametrize(("code", "source"), sorted(emitted_codes().items()))
 def test_every_error_code_is_in_the_error_table(code: str, source: str) -> None:
     assert code in documented_codes(), (
-        f"error code {code!r} (from {source}) is not in the error table of docs/protocol.md "
-        "§ Errors"
+        f"error code {code!r} (from {source}) is in no error table (docs/protocol.md § Errors "
+        "or its feature's page)"
     )
 
 
@@ -221,13 +230,13 @@ def test_the_error_table_has_no_code_the_engine_lacks() -> None:
 
 
 def test_the_error_table_gives_each_code_its_http_status() -> None:
-    """The HTTP column of protocol.md § Errors is the status of the code's error class."""
+    """The HTTP column of every error table is the status of the code's error class."""
     wrong = []
-    for row in table_rows("protocol.md", "Errors"):
+    for row in (row for doc, section in ERROR_TABLES for row in table_rows(doc, section)):
         status = re.fullmatch(r"\d{3}", row[1])
         for code in re.findall(r"`([a-z_]+)`", row[0]):
             cls = errors.error_for_code(code, "").__class__
-            if status and code in ERROR_CODES and int(status.group()) != cls.http_status:
+            if status and code in error_codes() and int(status.group()) != cls.http_status:
                 wrong.append(f"{code}: the table says {row[1]}, the engine {cls.http_status}")
     assert wrong == []
 
@@ -235,7 +244,7 @@ def test_the_error_table_gives_each_code_its_http_status() -> None:
 def test_every_error_code_is_documented() -> None:
     """Every registered code appears somewhere in the docs, quoted."""
     text = all_docs()
-    assert [code for code in sorted(ERROR_CODES) if f"`{code}`" not in text] == []
+    assert [code for code in sorted(error_codes()) if f"`{code}`" not in text] == []
 
 
 # ---- close codes ----------------------------------------------------------------------------

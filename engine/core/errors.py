@@ -28,6 +28,7 @@ help, and optional `details` (e.g. `retry_after_ms`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -202,7 +203,22 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "groupbuy_sold_out": ConflictError,
 }
 
-ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)
+ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)  # the engine's own; features add theirs
+
+
+def register_codes(codes: Mapping[str, type[LivecartError]]) -> None:
+    """A feature's error codes (engine/core/feature.py): known to `error_for_code` and in
+    `error_codes()`. A code may not change its class."""
+    for code, cls in codes.items():
+        known = _BY_CODE.get(code)
+        if known is not None and known is not cls:
+            raise ValueError(f"error code {code!r} is already a {known.__name__}")
+        _BY_CODE[code] = cls
+
+
+def error_codes() -> frozenset[str]:
+    """Every wire code: the engine's and the loaded features'."""
+    return frozenset(_BY_CODE)
 
 
 def error_for_code(code: str, message: str, details: dict[str, Any] | None = None) -> LivecartError:

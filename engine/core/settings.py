@@ -43,6 +43,9 @@ _EMPTY_IS_UNSET = {
 }  # fmt: skip
 
 
+# The features a default engine runs (engine/features/): their packages, by dotted path.
+DEFAULT_FEATURES = ("engine.features.polls",)
+
 # The room bus's pub/sub settings (engine/store/bus.py PubSubMode, or auto).
 PUBSUB_SETTINGS = ("auto", "sharded", "plain")
 
@@ -85,6 +88,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_CONNECTIONS_PER_IP": ("connections_per_ip", int),
     "LIVECART_CONNECTIONS_PER_USER": ("connections_per_user", int),
     "LIVECART_ANONYMOUS_VIEWERS_PER_IP": ("anonymous_viewers_per_ip", int),
+    "LIVECART_FEATURES": ("features", _comma_list),
     "LIVECART_PUBLIC_URL": ("public_url", str),
     "LIVECART_ALLOWED_ORIGINS": ("allowed_origins", _comma_list),
     "LIVECART_TRUSTED_PROXIES": ("trusted_proxies", _comma_list),
@@ -181,6 +185,8 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
+    # Feature packages to load (engine/core/feature.py): dotted paths, in order.
+    features: tuple[str, ...] = DEFAULT_FEATURES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -8,6 +8,7 @@ limits, the expiry index, the waitlist), coupons, orders and payments
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -15,6 +16,8 @@ from redis.asyncio import Redis
 from engine.commerce.audit import Report, audit_sale, decoded, flat, snapshot
 from engine.commerce.audit_orders import audit_commerce, load_figures
 from engine.commerce.sales import Sale
+from engine.core.feature import Feature, load_features
+from engine.core.settings import DEFAULT_FEATURES
 from engine.interactive.auctions.audit import audit_auctions
 from engine.interactive.giveaways.audit import audit_giveaways
 from engine.interactive.groupbuys.audit import audit_groupbuys
@@ -22,7 +25,8 @@ from engine.interactive.groupbuys.audit import audit_groupbuys
 __all__ = ["Report", "audit_room"]
 
 
-async def audit_room(redis: Redis, room: str) -> Report:
+async def audit_room(redis: Redis, room: str,
+                     features: Sequence[Feature] | None = None) -> Report:  # fmt: skip
     report = Report(room)
     snap = await snapshot(redis, room)
     report.figures = load_figures(snap)
@@ -41,4 +45,7 @@ async def audit_room(redis: Redis, room: str) -> Report:
     await audit_auctions(report, redis, room, snap, reservations)
     await audit_groupbuys(report, redis, room, snap, reservations)
     await audit_giveaways(report, redis, room)
+    for feature in load_features(DEFAULT_FEATURES) if features is None else features:
+        if feature.audit is not None:
+            await feature.audit(redis, report, room)
     return report

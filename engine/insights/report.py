@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from engine.commerce.catalog import Catalog, Product
 from engine.commerce.orders import Order, load_orders
 from engine.commerce.sales import Sale, SaleStore
 from engine.core.csv_cells import rows_text
+from engine.core.feature import Feature, load_features
+from engine.core.settings import DEFAULT_FEATURES
 from engine.insights.report_html import render
 from engine.insights.show_metrics import (
     MINUTE_COLUMNS,
@@ -64,9 +67,11 @@ class ShowData:
     coupon_states: Counter[str]
     referrers: dict[str, str]  # buyer -> referrer (attributed orders only)
     referral_gmv: dict[str, int]
+    features: dict[str, Any] = field(default_factory=dict)  # each feature's report section
 
 
-async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None) -> ShowData:
+async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
+                    features: Sequence[Feature] | None = None) -> ShowData:  # fmt: skip
     scripts = Scripts()
     rooms = RoomStore(redis, scripts, 0)
     catalog = Catalog(redis, scripts, 0)
@@ -102,6 +107,9 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None) -> 
         raw = await redis.hgetall(keys.sale_reservations(room_id, sale.id))
         through[sale.id] = sell_through_ms(sale, (orjson.loads(v) for v in raw.values()))
     referral = await Referrals(redis, "", scripts).report(room_id, 0)
+    sections = {f.name: await f.report(redis, room_id)
+                for f in (load_features(DEFAULT_FEATURES) if features is None else features)
+                if f.report is not None}  # fmt: skip
     return ShowData(
         room=room,
         counters=Counters.parse(metrics),
@@ -117,6 +125,7 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None) -> 
         coupon_states=Counter(orjson.loads(v)["s"] for v in coupons.values()),
         referrers={text(v): text(r).split(" ")[0] for v, r in referred.items()},
         referral_gmv=referral["referred_gmv"],
+        features=sections,
     )
 
 
@@ -227,6 +236,7 @@ def summarize(show: ShowData, *, generated_at: int) -> dict[str, Any]:
         ),
         "flash_sales": _flash_sales(show),
         "products": products,
+        **show.features,
     }  # fmt: skip
 
 

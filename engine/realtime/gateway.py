@@ -14,7 +14,7 @@ import secrets
 import time
 from collections import Counter
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
@@ -30,6 +30,7 @@ from engine.core.errors import (
     RateLimitedError,
     UnavailableError,
 )
+from engine.core.feature import Frame, FrameCall
 from engine.core.identity import Author, Role
 from engine.core.metrics import METRICS
 from engine.realtime.codec import Codec
@@ -108,6 +109,11 @@ class Gateway:
         self.limits = node.settings.limits
         # Open connections per (room, user) on this process (settings.connections_per_user).
         self.open_by_user: Counter[tuple[str, str]] = Counter()
+        # The frame types features bring (engine/core/feature.py), with their services.
+        self.feature_frames: dict[str, tuple[Frame, Any]] = {
+            frame.type: (frame, node.feature_services[feature.name])
+            for feature in node.features for frame in feature.frames
+        }  # fmt: skip
 
     async def handle(self, conn: ServerConnection) -> None:
         conn_id = secrets.token_hex(6)
@@ -308,6 +314,11 @@ class Gateway:
                     code="rate_limited",
                     details={"retry_after_ms": viewer.guard.retry_after_ms()},
                 )
+            kind = body.get("type") if isinstance(body, dict) else None
+            if isinstance(kind, str) and kind in self.feature_frames:
+                METRICS.messages_received.inc(1, kind)
+                await self._feature_frame(viewer, hub, kind, body, ref)
+                return
             message = parse_message(body, self.limits)
             METRICS.messages_received.inc(1, type(message).__name__.lower())
             await self._dispatch(viewer, hub, message)
@@ -359,6 +370,16 @@ class Gateway:
             raise ProtocolError(
                 "already joined; hello is only the first frame", code="already_joined"
             )
+
+    async def _feature_frame(self, viewer: Viewer, hub: RoomHub, kind: str,
+                             body: dict[str, Any], ref: str | None) -> None:  # fmt: skip
+        """A frame a feature answers: its handler's result in the ack (when it has an id)."""
+        frame, service = self.feature_frames[kind]
+        if frame.signed_in and not viewer.author.role.can_comment:
+            raise ForbiddenError("sign in first", code="forbidden")
+        result = await frame.handle(service, FrameCall(hub.room_id, viewer.author, body))
+        if ref is not None:
+            viewer.send(ack_message(ref, result=result))
 
     async def _click(self, viewer: Viewer, hub: RoomHub, message: Click) -> None:
         # Once per connection and product: opening a card again is not another click. Only

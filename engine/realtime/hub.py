@@ -123,6 +123,11 @@ class RoomHub:
         self.like_delta = 0
         self.sampler = CommentSampler(RoomSettings().display_rate, time.monotonic())
         self.storefront = Storefront(room_id, node)
+        # Entry kinds (prefixes) that change what the storefront shows, the features' too.
+        self.storefront_kinds = (
+            "product_", "sale_", "coupon_", "auction_", "giveaway_", "groupbuy_", "team_",
+            *(kind for f in node.features for kind in f.entry_kinds),
+        )  # fmt: skip
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -327,9 +332,7 @@ class RoomHub:
             if "settings" in entry.data:
                 changes["settings"] = RoomSettings(**entry.data["settings"])
             self._apply_room(replace(room, **changes))
-        elif entry.kind.startswith(
-            ("product_", "sale_", "coupon_", "auction_", "giveaway_", "groupbuy_", "team_")
-        ):
+        elif entry.kind.startswith(self.storefront_kinds):
             self.storefront.apply(entry)
             if entry.kind == "product_pinned":
                 self.room = replace(room, pinned_product=entry.ref)
@@ -350,8 +353,8 @@ class RoomHub:
             self._apply_entry(entry)
         if self.received_id is not None:
             self.delivered_id = self.received_id
-        stock, drops = self.storefront.take_changes()
-        if not entries and not self.stats_dirty and stock is None and drops is None:
+        changes = self.storefront.take_changes()
+        if not entries and not self.stats_dirty and not changes:
             return
         if not self.viewers:
             self.stats_dirty = False
@@ -373,10 +376,7 @@ class RoomHub:
         if self.stats_dirty:
             frame["stats"] = self.stats.to_wire()
             self.stats_dirty = False
-        if stock is not None:
-            frame["stock"] = stock
-        if drops is not None:
-            frame["drops"] = drops
+        frame.update(changes)  # stock, drops and the features' fields
         for codec, conns in self.members.items():
             if conns:
                 data = codec.encode(frame)

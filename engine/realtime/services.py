@@ -13,6 +13,7 @@ from engine.commerce.catalog import Catalog
 from engine.commerce.coupons import Coupons
 from engine.commerce.sales import SaleStore
 from engine.commerce.stock import Stock
+from engine.core.feature import Feature
 from engine.core.identity import Author
 from engine.core.settings import Settings
 from engine.interactive.auctions.store import AuctionStore
@@ -50,6 +51,8 @@ class RoomServices(Protocol):
     giveaways: GiveawayStore
     groupbuys: GroupBuys
     referrals: Referrals
+    features: tuple[Feature, ...]  # engine/core/feature.py
+    feature_services: dict[str, Any]
 
     def verify_token(self, token: str, room: str) -> Claims: ...
 

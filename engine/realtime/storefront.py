@@ -20,6 +20,7 @@ from engine.commerce.coupons import Drop, Template
 from engine.commerce.sales import Sale, SaleState
 from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
+from engine.core.feature import RoomView
 from engine.interactive.auctions.store import AuctionState
 from engine.interactive.giveaways.model import GiveawayState
 from engine.store import keys
@@ -61,6 +62,13 @@ class Storefront:
         # Group-buy deals with their teams, reloaded before a welcome after any team change.
         self.group_buys: list[dict[str, Any]] = []
         self.group_buys_stale = True
+        # What each feature shows in this room (engine/core/feature.py), by its name, and
+        # the room-log entry kinds it follows.
+        self.views: dict[str, RoomView] = {
+            f.name: f.room_view(node.feature_services[f.name], room_id)
+            for f in node.features if f.room_view is not None
+        }  # fmt: skip
+        self.view_kinds = {f.name: f.entry_kinds for f in node.features if f.name in self.views}
 
     async def load(self, pinned_product: str | None) -> None:
         if pinned_product:
@@ -91,6 +99,7 @@ class Storefront:
 
     def apply(self, entry: Entry) -> None:
         """A delivered log entry that changes what the room is selling."""
+        self._apply_to_views(entry)
         if entry.kind == "product_pinned":
             self.product = entry.data
         elif entry.kind == "product_unpinned":
@@ -116,6 +125,11 @@ class Storefront:
             self.stale.add(entry.ref)
             self.sales.setdefault(entry.ref, None)
 
+    def _apply_to_views(self, entry: Entry) -> None:
+        for name, kinds in self.view_kinds.items():
+            if entry.kind.startswith(kinds):
+                self.views[name].apply(entry.kind, entry.ref, entry.data)
+
     def seen(self, viewers: int) -> None:
         """The pinned card reached `viewers` viewers."""
         if self.product is not None and viewers > 0:
@@ -128,6 +142,8 @@ class Storefront:
             await self.node.catalog.add_impressions(self.room_id, counts)
             for product_id, n in counts.items():
                 self.node.meter.count(self.room_id, Metric.IMPRESSIONS, n, dim=product_id)
+        for view in self.views.values():
+            await view.poll()
         if not self.sales and not self.drops:
             return
         await self._load_drops()
@@ -175,18 +191,26 @@ class Storefront:
                 del self.drops[drop_id]
                 self.drops_shown.pop(drop_id, None)
 
-    def take_changes(
-        self,
-    ) -> tuple[dict[str, dict[str, Any]] | None, dict[str, dict[str, Any]] | None]:
-        """Stock and drop counters that changed since the last tick (None: nothing)."""
-        changes, self.changes = self.changes, {}
-        drops, self.drop_changes = self.drop_changes, {}
-        return changes or None, drops or None
+    def take_changes(self) -> dict[str, Any]:
+        """What changed since the last tick, by its tick field: `stock` and `drops`
+        counters, and each feature's changes under its name (nothing: an empty dict)."""
+        changes: dict[str, Any] = {}
+        if self.changes:
+            changes["stock"], self.changes = self.changes, {}
+        if self.drop_changes:
+            changes["drops"], self.drop_changes = self.drop_changes, {}
+        for name, view in self.views.items():
+            changed = view.take_changes()
+            if changed is not None:
+                changes[name] = changed
+        return changes
 
     async def refresh(self) -> None:
         """Read sales and drops announced or changed since the last poll, and auctions and
         giveaways opened since (before a welcome)."""
         await self._load_drops()
+        for view in self.views.values():
+            await view.refresh()
         if self.group_buys_stale:
             self.group_buys_stale = False
             deals = await self.node.groupbuys.list(self.room_id)
@@ -211,4 +235,5 @@ class Storefront:
             "auctions": list(self.auctions.values()),
             "giveaways": list(self.giveaways.values()),
             "group_buys": self.group_buys,
+            **{name: view.welcome() for name, view in self.views.items()},
         }

@@ -130,6 +130,14 @@ async def viewer_page(request: Request) -> Response:
     return FileResponse(WEB_INDEX, media_type="text/html")
 
 
+async def features(request: Request) -> Response:
+    """The engine's features and the modules the console and the viewer page load for them
+    (docs/architecture.md § The feature seam)."""
+    node = api.node_of(request)
+    listed = [{"name": f.name, **f.web_modules()} for f in node.features]
+    return api.OrjsonResponse({"features": listed})
+
+
 def _is_psp(route: BaseRoute) -> bool:
     """A route of the simulated payment provider (left out when it is switched off)."""
     return isinstance(route, Route) and route.path.startswith("/psp/")
@@ -148,7 +156,14 @@ def build_app(node: Node) -> Starlette:
         # The viewer's page (issue 7): `/live/{room}` is the shareable link of a room.
         Mount("/live/static", app=StaticFiles(packages=[("clients", "web")])),
         Route("/live/{room}", viewer_page),
+        Route("/features", features),
     ]
+    for feature in node.features:  # engine/core/feature.py: each its routes and page modules
+        routes.extend(feature.routes)
+        if feature.web is not None:
+            routes.append(
+                Mount(f"/features/{feature.name}", app=StaticFiles(directory=feature.web))
+            )
     app = Starlette(routes=routes)
     app.state.node = node
     app.state.caller_rate = CallerRate(node.settings.limits)  # viewers' HTTP writes

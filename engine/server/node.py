@@ -13,6 +13,8 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -27,6 +29,7 @@ from engine.commerce.risk import Blocklist, RiskRules
 from engine.commerce.sales import SaleStore
 from engine.commerce.stock import Stock
 from engine.core.errors import LivecartError, UnavailableError
+from engine.core.feature import load_features
 from engine.core.identity import Author
 from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
@@ -130,9 +133,13 @@ class Node:
             self.redis, self.scripts,
             notifier=notifier_for(settings.reminder_webhook_url, secret),
         )  # fmt: skip
+        # The features (engine/core/feature.py) and the service each built for this process.
+        self.features = load_features(settings.features)
+        self.feature_services: dict[str, Any] = {f.name: f.service(self) for f in self.features}
         self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
                                interval_s=settings.sweep_ms / 1000,
-                               passes=[self.groupbuys.sweep, self.reminders.sweep])  # fmt: skip
+                               passes=[self.groupbuys.sweep, self.reminders.sweep,
+                                       *self._feature_passes()])  # fmt: skip
         self.comment_buy = CommentToBuy(self.redis, self.catalog, self.sales, self.stock)
         self.comment_hooks: list[CommentHook] = [
             self.giveaways.on_comment,
@@ -148,6 +155,10 @@ class Node:
         METRICS.room_viewers.read = lambda: {
             (room_id,): float(len(hub.viewers)) for room_id, hub in self.hubs.items()
         }
+
+    def _feature_passes(self) -> list[Callable[[list[str], int], Awaitable[int]]]:
+        return [partial(f.sweep, self.feature_services[f.name])
+                for f in self.features if f.sweep is not None]  # fmt: skip
 
     def verify_token(self, token: str, room: str) -> auth.Claims:
         """A token's claims for `room`, signed with the secret or one being rotated out."""

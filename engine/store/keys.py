@@ -48,6 +48,12 @@ def _room(room: str) -> str:
     return f"{PREFIX}:{{{room}}}"
 
 
+def feature(room: str, name: str, *parts: str) -> str:
+    """A key of a feature's own (engine/core/feature.py): `lc:{room}:f:<name>:<parts>`. The
+    feature documents its layout; the room's hash tag keeps its scripts on one slot."""
+    return ":".join((_room(room), "f", name, *parts))
+
+
 def room_meta(room: str) -> str:
     """Hash: the room's fields and settings (see engine.rooms.rooms)."""
     return f"{_room(room)}:meta"

@@ -119,11 +119,12 @@ class Meter:
         counts[f"{minute_of(time.time())}:{metric}.{currency}"] += amount
         counts[f"t:{metric}.{currency}"] += amount
 
-    def mark(self, room: str, kind: MarkerKind, label: str) -> None:
-        """A moment for the report's timeline (a pin, a flash sale starting ...)."""
+    def mark(self, room: str, kind: MarkerKind | str, label: str) -> None:
+        """A moment for the report's timeline (a pin, a flash sale starting ...); a feature
+        marks with its own kind (its name)."""
         if not self.enabled:
             return
-        marker = {"t": int(time.time() * 1000), "kind": kind.value, "label": label[:120]}
+        marker = {"t": int(time.time() * 1000), "kind": str(kind), "label": label[:120]}
         self.markers[room].append(orjson.dumps(marker))
 
     # ---- writing -------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""The feature seam: what a feature brings, declared in one place, and how features are found.
+
+A feature is a package whose module defines `FEATURE = Feature(...)`. The engine loads the
+packages named in `Settings.features` (`LIVECART_FEATURES`, dotted paths, as Saleor loads
+its plugins), so nothing below the features imports them; the gateway, the hub's
+storefront, the sweeper, the audit, the report, the app's routes and the error table then
+iterate what the features declared instead of naming them. A feature's Lua scripts sit in
+its `lua/` folder and are loaded with every other script (engine/store/scripts.py).
+
+The callables take the feature's own service (what `service(node)` built once per process)
+so a feature needs no attribute on the node; their argument types are `Any` here because
+this module sits below everything they touch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.core.errors import LivecartError, register_codes
+from engine.core.identity import Author
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCall:
+    """One client frame for a feature: the room, who sent it, and the decoded body."""
+
+    room: str
+    author: Author
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A client frame type a feature answers. `handle(service, call)` validates the body
+    (raising a LivecartError with the documented code) and returns the ack's `result`.
+    The frame takes a token from the connection's frame budget like every frame."""
+
+    type: str
+    handle: Callable[[Any, FrameCall], Awaitable[dict[str, Any]]]
+    signed_in: bool = True  # anonymous viewers get `forbidden`
+
+
+class RoomView(Protocol):
+    """What one process shows of a feature in one room: its welcome field and the changes
+    its ticks carry, kept in step with the room log's entries of the feature's kinds."""
+
+    def apply(self, kind: str, ref: str, data: dict[str, Any]) -> None: ...
+
+    async def refresh(self) -> None: ...  # before a welcome
+
+    async def poll(self) -> None: ...  # once per sync interval
+
+    def welcome(self) -> Any: ...
+
+    def take_changes(self) -> Any | None: ...  # None: nothing changed since the last tick
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """Everything a feature plugs in. `name` is also its field in welcomes and ticks, its
+    section of the post-live report, and its folder under `/features/` for web modules."""
+
+    name: str
+    service: Callable[[Any], Any]  # the node -> the feature's service (once per process)
+    routes: Sequence[Any] = ()  # Starlette routes
+    frames: Sequence[Frame] = ()
+    entry_kinds: tuple[str, ...] = ()  # the room-log entry kinds (prefixes) it follows
+    room_view: Callable[[Any, str], RoomView] | None = None  # (service, room)
+    # A sweeper pass: (service, every room's id, now in ms) -> how many items it handled.
+    sweep: Callable[[Any, list[str], int], Awaitable[int]] | None = None
+    audit: Callable[[Any, Any, str], Awaitable[None]] | None = None  # (redis, report, room)
+    report: Callable[[Any, str], Awaitable[Any]] | None = None  # (redis, room) -> section
+    errors: Mapping[str, type[LivecartError]] = field(default_factory=dict)
+    web: Path | None = None  # a folder with `console.js` and/or `viewer.js`
+
+    def web_modules(self) -> dict[str, str]:
+        """The page modules it ships: {"console": url, "viewer": url} (those that exist)."""
+        if self.web is None:
+            return {}
+        return {page: f"/features/{self.name}/{page}.js" for page in ("console", "viewer")
+                if (self.web / f"{page}.js").is_file()}  # fmt: skip
+
+
+def load_features(paths: Sequence[str]) -> tuple[Feature, ...]:
+    """The features of these packages (dotted paths), their error codes registered."""
+    features: list[Feature] = []
+    for path in paths:
+        feature = getattr(importlib.import_module(path), "FEATURE", None)
+        if not isinstance(feature, Feature):
+            raise ValueError(f"features: {path!r} defines no FEATURE = Feature(...)")
+        if any(f.name == feature.name for f in features):
+            raise ValueError(f"features: two features named {feature.name!r}")
+        register_codes(feature.errors)
+        features.append(feature)
+    return tuple(features)

@@ -1,0 +1,54 @@
+"""Live polls, the first feature built through the seam (engine/core/feature.py): the host
+opens a poll, viewers vote once (`vote` frame or HTTP), results go out coalesced per tick,
+and the poll closes on the host's word or at its end. docs/polls.md documents it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.core.errors import ConflictError, NotFoundError
+from engine.core.feature import Feature, Frame, FrameCall
+from engine.features.polls.api import ROUTES
+from engine.features.polls.audit import audit_polls
+from engine.features.polls.store import NAME, PollStore, check_poll_id
+from engine.features.polls.view import PollsView
+from engine.store.scripts import Scripts
+
+
+def _service(node: Any) -> PollStore:
+    return PollStore(node.redis, node.scripts, node.settings.stream_maxlen)
+
+
+async def _vote(store: PollStore, call: FrameCall) -> dict[str, Any]:
+    poll = check_poll_id(call.body.get("poll"))
+    return await store.vote(call.room, poll, call.author.user, call.body.get("option"))
+
+
+async def _sweep(store: PollStore, rooms: list[str], now: int) -> int:
+    return await store.sweep(rooms, now)
+
+
+async def _report(redis: Any, room: str) -> list[dict[str, Any]]:
+    """The post-live report's `polls`: every poll of the show with its final counts."""
+    return [poll.to_wire() for poll in await PollStore(redis, Scripts(), 0).list(room)]
+
+
+FEATURE = Feature(
+    name=NAME,
+    service=_service,
+    routes=ROUTES,
+    frames=(Frame("vote", _vote),),
+    entry_kinds=("poll_",),
+    room_view=PollsView,
+    sweep=_sweep,
+    audit=audit_polls,
+    report=_report,
+    errors={
+        "poll_not_found": NotFoundError,
+        "poll_closed": ConflictError,
+        "already_voted": ConflictError,
+        "poll_exists": ConflictError,
+    },
+    web=Path(__file__).resolve().parent / "static",
+)
