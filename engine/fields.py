@@ -3,13 +3,30 @@ naming the field, the way every HTTP route and WebSocket frame reports bad input
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import msgspec
+
 from engine.errors import ProtocolError
+
+# msgspec names the field it refused as "... - at `$.field`" or "... required field `field`".
+_REFUSED_FIELD_RE = re.compile(r"(?:at `\$\.|required field `)([A-Za-z_]+)")
 
 
 def invalid_field(name: str, why: str) -> ProtocolError:
     return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
+
+
+def refused_field(refusal: msgspec.ValidationError) -> tuple[str | None, str]:
+    """The top-level field a msgspec schema refused (None if it names none), and why."""
+    reason = str(refusal)
+    found = _REFUSED_FIELD_RE.search(reason)
+    if found is None:
+        return None, reason
+    if "required field" in reason:
+        return found.group(1), "required"
+    return found.group(1), reason.partition(" - at ")[0]
 
 
 def int_field(body: dict[str, Any], name: str, low: int, high: int,

@@ -46,6 +46,7 @@ from engine.protocol import (
     ConnectionGuard,
     Grab,
     Hello,
+    InvalidMessage,
     JoinWaitlist,
     Like,
     Ping,
@@ -53,9 +54,8 @@ from engine.protocol import (
     Role,
     ack_message,
     error_message,
-    parse_message,
+    parse_frame,
     pong_message,
-    request_id_of,
 )
 from engine.stock import GrabAnswer, GrabRequest
 
@@ -180,8 +180,7 @@ class Gateway:
             await conn.close(CloseCode.HELLO_TIMEOUT, "no hello in time")
             return None, None
         try:
-            body = codec.decode(frame, max_bytes=self.limits.max_frame_bytes)
-            hello = parse_message(body, self.limits)
+            hello = parse_frame(frame, codec, self.limits)
             if not isinstance(hello, Hello):
                 raise ProtocolError("the first frame must be a hello", code="hello_required")
             hub = await self._acquire(room_id)
@@ -295,15 +294,14 @@ class Gateway:
         now = time.monotonic()
         ref: str | None = None
         try:
-            body = viewer.codec.decode(frame, max_bytes=self.limits.max_frame_bytes)
-            ref = request_id_of(body)
-            if not viewer.guard.admit(now):
-                raise RateLimitedError(
-                    "too many frames; slow down",
-                    code="rate_limited",
-                    details={"retry_after_ms": viewer.guard.retry_after_ms()},
-                )
-            message = parse_message(body, self.limits)
+            try:
+                message = parse_frame(frame, viewer.codec, self.limits)
+            except InvalidMessage as invalid:  # it decoded: it takes a token like any frame
+                ref = invalid.ref
+                self._admit(viewer, now)
+                raise
+            ref = message.id
+            self._admit(viewer, now)
             METRICS.messages_received.inc(1, type(message).__name__.lower())
             await self._dispatch(viewer, hub, message)
         except LivecartError as error:
@@ -311,6 +309,16 @@ class Gateway:
         except (RedisError, OSError) as exc:
             log.warning("redis error serving %s: %s", viewer.conn_id, exc)
             self._error(viewer, UnavailableError("storage unavailable; retry"), ref, now)
+
+    @staticmethod
+    def _admit(viewer: Viewer, now: float) -> None:
+        """Take a token of the frame rate limit, or refuse the frame as `rate_limited`."""
+        if not viewer.guard.admit(now):
+            raise RateLimitedError(
+                "too many frames; slow down",
+                code="rate_limited",
+                details={"retry_after_ms": viewer.guard.retry_after_ms()},
+            )
 
     def _error(self, viewer: Viewer, error: LivecartError, ref: str | None, now: float) -> None:
         METRICS.errors.inc(1, error.code)
