@@ -10,8 +10,11 @@ import msgspec
 
 from engine.errors import ProtocolError
 
-# msgspec names the field it refused as "... - at `$.field`" or "... required field `field`".
-_REFUSED_FIELD_RE = re.compile(r"(?:at `\$\.|required field `)([A-Za-z_]+)")
+# How msgspec names the field it refused: "<why> - at `$.field`" at the end of its message,
+# or "Object missing required field `field`" (the message may quote the refused value).
+_REFUSED_FIELD_RE = re.compile(
+    r" - at `\$\.([A-Za-z_][A-Za-z0-9_]*)[^`]*`\Z|\AObject missing required field `([^`]+)`\Z"
+)
 
 
 def invalid_field(name: str, why: str) -> ProtocolError:
@@ -24,9 +27,9 @@ def refused_field(refusal: msgspec.ValidationError) -> tuple[str | None, str]:
     found = _REFUSED_FIELD_RE.search(reason)
     if found is None:
         return None, reason
-    if "required field" in reason:
-        return found.group(1), "required"
-    return found.group(1), reason.partition(" - at ")[0]
+    if found.group(2) is not None:
+        return found.group(2), "required"
+    return found.group(1), reason[: found.start()]
 
 
 def int_field(body: dict[str, Any], name: str, low: int, high: int,

@@ -175,7 +175,10 @@ def test_type_must_be_a_string(kind: Any) -> None:
     assert invalid_field({**body, "id": 7}) == "type"  # checked before the request id
 
 
-@pytest.mark.parametrize("kind", ["", "PING", "subscribe", "x" * 100])
+@pytest.mark.parametrize(
+    "kind", ["", "PING", "subscribe", "x" * 100, "Object missing required field `id`",
+             "x' - at `$.id`"],
+)  # fmt: skip
 def test_unknown_type(kind: str) -> None:
     error = rejected({"type": kind, "id": "u1"})
     assert error.code == "unknown_type"
