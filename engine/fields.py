@@ -10,11 +10,11 @@ import msgspec
 
 from engine.errors import ProtocolError
 
-# How msgspec names the field it refused: "<why> - at `$.field`" at the end of its message,
-# or "Object missing required field `field`" (the message may quote the refused value).
-_REFUSED_FIELD_RE = re.compile(
-    r" - at `\$\.([A-Za-z_][A-Za-z0-9_]*)[^`]*`\Z|\AObject missing required field `([^`]+)`\Z"
-)
+# How msgspec names the field it refused: "<why> - at `$.field`" (the end of its message,
+# which may quote the refused value), or "Object missing required field `field`".
+_AT = " - at `$."
+_MISSING = "Object missing required field `"
+_PATH_END = re.compile(r"[.\[`]")  # where the top-level field's name ends in a path
 
 
 def invalid_field(name: str, why: str) -> ProtocolError:
@@ -24,12 +24,12 @@ def invalid_field(name: str, why: str) -> ProtocolError:
 def refused_field(refusal: msgspec.ValidationError) -> tuple[str | None, str]:
     """The top-level field a msgspec schema refused (None if it names none), and why."""
     reason = str(refusal)
-    found = _REFUSED_FIELD_RE.search(reason)
-    if found is None:
-        return None, reason
-    if found.group(2) is not None:
-        return found.group(2), "required"
-    return found.group(1), reason[: found.start()]
+    why, at, path = reason.rpartition(_AT)
+    if at:
+        return _PATH_END.split(path, maxsplit=1)[0], why
+    if reason.startswith(_MISSING):
+        return reason.removeprefix(_MISSING).removesuffix("`"), "required"
+    return None, reason
 
 
 def int_field(body: dict[str, Any], name: str, low: int, high: int,
