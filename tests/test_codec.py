@@ -1,4 +1,4 @@
-"""engine.realtime.codec: frames in, Python objects out, with no sockets."""
+"""engine.realtime.codec: frames in, Python objects (plain or typed) out, with no sockets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine.core.errors import ERROR_CODES, LivecartError, ProtocolError
 from engine.core.settings import Limits
 from engine.realtime.codec import SUBPROTOCOLS, Codec
-from engine.realtime.protocol import Comment, Hello, Like, Ping, parse_message
+from engine.realtime.protocol import Comment, Hello, Like, Ping, parse_frame
 
 LIMITS = Limits()
 MAX = LIMITS.max_frame_bytes
@@ -69,9 +69,11 @@ def test_msgpack_round_trip() -> None:
     assert Codec.MSGPACK.decode(frame, max_bytes=MAX) == message
 
 
-def test_msgpack_decodes_into_parse_message() -> None:
-    frame = Codec.MSGPACK.encode({"type": "like", "count": 3, "id": "a"})
-    assert parse_message(Codec.MSGPACK.decode(frame, max_bytes=MAX), LIMITS) == Like(3, "a")
+@pytest.mark.parametrize("codec", list(Codec))
+def test_frames_decode_into_typed_messages(codec: Codec) -> None:
+    frame = codec.encode({"type": "like", "count": 3, "id": "a"})
+    assert parse_frame(frame, codec, LIMITS) == Like(3, "a")
+    assert codec.decoder(Like)(frame) == Like(3, "a")
 
 
 # ---- malformed frames -----------------------------------------------------------------
@@ -81,6 +83,9 @@ def test_text_frame_on_msgpack_connection() -> None:
     error = decode_error(Codec.MSGPACK, '{"type": "ping"}')
     assert error.code == "bad_frame"
     assert "binary" in error.message
+    with pytest.raises(ProtocolError) as info:
+        parse_frame('{"type": "ping"}', Codec.MSGPACK, LIMITS)
+    assert (info.value.code, info.value.message) == (error.code, error.message)
 
 
 @pytest.mark.parametrize("codec", list(Codec))
@@ -88,6 +93,7 @@ def test_frame_at_limit_is_accepted(codec: Codec) -> None:
     frames = (codec.encode({"type": "comment", "text": "x" * n}) for n in range(100))
     padded = next(frame for frame in frames if len(frame) == 100)
     assert codec.decode(padded, max_bytes=100)["type"] == "comment"
+    assert isinstance(parse_frame(padded, codec, Limits(max_frame_bytes=100)), Comment)
 
 
 @pytest.mark.parametrize("codec", list(Codec))
@@ -96,6 +102,9 @@ def test_oversize_frame_is_too_large(codec: Codec) -> None:
     error = decode_error(codec, frame, max_bytes=len(frame) - 1)
     assert error.code == "too_large"
     assert error.retryable is False
+    with pytest.raises(ProtocolError) as info:
+        parse_frame(frame, codec, Limits(max_frame_bytes=len(frame) - 1))
+    assert info.value.code == "too_large"
 
 
 def test_oversize_json_text_frame_counts_utf8_bytes() -> None:
@@ -104,6 +113,9 @@ def test_oversize_json_text_frame_counts_utf8_bytes() -> None:
     frame = orjson.dumps({"type": "comment", "text": "é" * 100}).decode()
     assert len(frame) < 150 < len(frame.encode())
     assert decode_error(Codec.JSON, frame, max_bytes=150).code == "too_large"
+    with pytest.raises(ProtocolError) as info:
+        parse_frame(frame, Codec.JSON, Limits(max_frame_bytes=150))
+    assert info.value.code == "too_large"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +170,7 @@ message_like = st.dictionaries(
 def _decode_and_parse(codec: Codec, frame: bytes | str) -> None:
     error: LivecartError | None = None
     try:
-        message = parse_message(codec.decode(frame, max_bytes=MAX), LIMITS)
+        message = parse_frame(frame, codec, LIMITS)
     except LivecartError as caught:
         error = caught
     if error is None:

@@ -245,6 +245,31 @@ async def test_frame_flood_is_rate_limited(engine_factory: EngineFactory) -> Non
         await client.close()
 
 
+async def test_frames_that_decode_take_a_token_and_garbage_does_not(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = await engine_factory(limits=Limits(messages_per_second=0.01, message_burst=3))
+    room = "token-room"
+    async with HostClient(engine.base_url, room, token(room, "host")) as h:
+        await h.create_room("t")
+    client = ViewerClient(engine.ws_url, room, token(room))
+    await client.connect()
+    try:
+        for _ in range(3):  # bad_frame: no token taken
+            await client.send_raw('{"type": "ping", "id": "g"')
+        for n in range(3):  # they decode, so each takes one of the 3 tokens
+            await client.send_raw(orjson.dumps({"type": "like", "count": 0, "id": f"b{n}"}))
+        await client.send_raw(orjson.dumps({"type": "ping", "id": "late"}).decode())
+        errors = [await client.wait_for(lambda e: e.get("type") == "error") for _ in range(7)]
+        assert [(e["code"], e.get("ref")) for e in errors] == [
+            *[("bad_frame", None)] * 3,
+            *[("invalid_field", f"b{n}") for n in range(3)],
+            ("rate_limited", "late"),
+        ]
+    finally:
+        await client.close()
+
+
 # ---- fan-out ---------------------------------------------------------------------------------
 
 

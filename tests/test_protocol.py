@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
 
+import msgpack
 import pytest
 
 from engine.core.errors import ProtocolError, RateLimitedError
 from engine.core.identity import Role
 from engine.core.settings import Limits
 from engine.core.stream_ids import entry_timestamp_ms, stream_id_key
+from engine.realtime.codec import Codec
 from engine.realtime.protocol import (
+    MAX_BID,
     MAX_COMMENT_TEXT,
+    MAX_REF,
     MAX_REQUEST_ID,
     MAX_TOKEN,
+    Bid,
+    Claim,
     Click,
+    ClientMessage,
     CloseCode,
     Comment,
     ConnectionGuard,
+    Grab,
     Hello,
+    InvalidMessage,
+    JoinWaitlist,
     Like,
     Ping,
+    Release,
     ack_message,
     error_message,
     notice_message,
-    parse_message,
+    parse_frame,
     pong_message,
     request_id_of,
 )
@@ -32,10 +45,33 @@ from engine.realtime.protocol import (
 LIMITS = Limits()
 
 
+def frames(body: Any) -> list[tuple[Codec, bytes]]:
+    """`body` as a frame of each codec that can carry it (JSON has no bytes, msgpack no
+    integers beyond 64 bits)."""
+    found = []
+    with contextlib.suppress(TypeError, OverflowError):
+        found.append((Codec.MSGPACK, msgpack.packb(body, use_bin_type=True)))
+    with contextlib.suppress(TypeError):
+        found.append((Codec.JSON, json.dumps(body).encode()))
+    assert found, body
+    return found
+
+
+def parse(body: Any, limits: Limits = LIMITS) -> ClientMessage:
+    """What `body` parses to, the same in every codec."""
+    [message] = {parse_frame(frame, codec, limits) for codec, frame in frames(body)}
+    return message
+
+
 def rejected(body: Any, limits: Limits = LIMITS) -> ProtocolError:
-    with pytest.raises(ProtocolError) as info:
-        parse_message(body, limits)
-    return info.value
+    """How `body` is refused, the same in every codec (code, details and ref)."""
+    errors = []
+    for codec, frame in frames(body):
+        with pytest.raises(ProtocolError) as info:
+            parse_frame(frame, codec, limits)
+        errors.append(info.value)
+    assert len({(e.code, repr(e.details), getattr(e, "ref", None)) for e in errors}) == 1, errors
+    return errors[0]
 
 
 def invalid_field(body: Any) -> str:
@@ -46,7 +82,7 @@ def invalid_field(body: Any) -> str:
     return field
 
 
-# ---- parse_message: valid messages ------------------------------------------------------
+# ---- parse_frame: valid messages --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -54,6 +90,7 @@ def invalid_field(body: Any) -> str:
     [
         ({"type": "ping"}, Ping()),
         ({"type": "ping", "id": "p1"}, Ping("p1")),
+        ({"type": "ping", "id": None}, Ping()),  # null is absent
         ({"type": "comment", "text": "hi", "id": "c1"}, Comment("hi", "c1")),
         ({"type": "comment", "text": ""}, Comment("")),  # emptiness is checked later
         ({"type": "comment", "text": "x" * MAX_COMMENT_TEXT}, Comment("x" * MAX_COMMENT_TEXT)),
@@ -69,40 +106,105 @@ def invalid_field(body: Any) -> str:
             Hello(None, f"{2**64 - 1}-{2**64 - 1}"),
         ),
         ({"type": "hello", "device": "d" * 8}, Hello(None, None, device="d" * 8)),
+        ({"type": "hello", "device": "d_-9" * 12}, Hello(device="d_-9" * 12)),
         ({"type": "hello", "token": "t" * MAX_TOKEN}, Hello("t" * MAX_TOKEN, None)),
+        ({"type": "hello", "ref": "r" * MAX_REF}, Hello(ref="r" * MAX_REF)),
         ({"type": "ping", "id": "i" * MAX_REQUEST_ID}, Ping("i" * MAX_REQUEST_ID)),
         ({"type": "ping", "unknown": [1]}, Ping()),  # unknown fields are ignored
+        ({"id": "p", "type": "ping"}, Ping("p")),  # `type` need not come first
         ({"type": "click", "product": "p12", "id": "k1"}, Click("p12", "k1")),
+        ({"type": "grab", "sale": "s1", "id": "g"}, Grab(sale="s1", id="g", quantity=1)),
+        ({"type": "grab", "sale": "s123456789", "id": "g", "quantity": 10},
+         Grab(sale="s123456789", id="g", quantity=10)),
+        ({"type": "release", "reservation": "s1.64"}, Release("s1.64")),
+        ({"type": "waitlist", "sale": "s2", "id": "w"}, JoinWaitlist("s2", "w")),
+        ({"type": "claim", "drop": "d2", "id": "c"}, Claim("d2", "c")),
+        ({"type": "bid", "auction": "a1", "amount": 1}, Bid("a1", 1)),
+        ({"type": "bid", "auction": "a1", "amount": 5, "max": 5, "id": "b"}, Bid("a1", 5, 5, "b")),
+        ({"type": "bid", "auction": "a1", "amount": MAX_BID, "max": None}, Bid("a1", MAX_BID)),
     ],
-)
+)  # fmt: skip
 def test_parse_valid(body: dict[str, Any], expected: Any) -> None:
-    assert parse_message(body, LIMITS) == expected
+    assert parse(body) == expected
 
 
-# ---- parse_message: rejections ----------------------------------------------------------
+def test_text_and_binary_json_frames() -> None:
+    frame = '{"type":"like","count":2,"id":"é"}'
+    assert parse_frame(frame, Codec.JSON, LIMITS) == Like(2, "é")
+    assert parse_frame(frame.encode(), Codec.JSON, LIMITS) == Like(2, "é")
+
+
+# ---- parse_frame: rejections ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("body", [None, [], ["ping"], "ping", 1, 1.5, True, b"{}"])
 def test_non_object_is_bad_frame(body: Any) -> None:
-    assert rejected(body).code == "bad_frame"
+    error = rejected(body)
+    assert error.code == "bad_frame"
+    assert not isinstance(error, InvalidMessage)  # no ref, and no token taken
 
 
-@pytest.mark.parametrize("kind", [None, 1, True, ["ping"], {"t": 1}])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"type": "like", "count": true,',  # a bad field, then not JSON at all
+        b'{"type": "ping", "id": "r"} x',
+        b'{"type": "ping", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        rb'{"type": "ping", "x": "\ud800"}',  # a lone surrogate, in an ignored field
+    ],
+)
+def test_a_frame_that_does_not_decode_is_bad_frame(frame: bytes) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_frame(frame, Codec.JSON, LIMITS)
+    assert info.value.code == "bad_frame"
+    assert not isinstance(info.value, InvalidMessage)
+
+
+def test_msgpack_maps_need_string_keys() -> None:
+    for body in ({1: "x", "type": "ping"}, {b"type": "ping"}):
+        with pytest.raises(ProtocolError) as info:
+            parse_frame(msgpack.packb(body, use_bin_type=True), Codec.MSGPACK, LIMITS)
+        assert info.value.code == "bad_frame"
+
+
+@pytest.mark.parametrize("kind", [None, 1, True, ["ping"], {"t": 1}, b"ping"])
 def test_type_must_be_a_string(kind: Any) -> None:
     body = {} if kind is None else {"type": kind}
     assert invalid_field(body) == "type"
+    assert invalid_field({**body, "id": 7}) == "type"  # checked before the request id
 
 
-@pytest.mark.parametrize("kind", ["", "PING", "subscribe", "x" * 100])
+@pytest.mark.parametrize(
+    "kind", ["", "PING", "subscribe", "x" * 100, "Object missing required field `id`",
+             "x' - at `$.id`"],
+)  # fmt: skip
 def test_unknown_type(kind: str) -> None:
-    error = rejected({"type": kind})
+    error = rejected({"type": kind, "id": "u1"})
     assert error.code == "unknown_type"
     assert len(error.message) < 80  # the echoed type is truncated
+    assert isinstance(error, InvalidMessage)
+    assert error.ref == "u1"
 
 
 @pytest.mark.parametrize("request_id", [1, True, ["a"], {"a": 1}, "i" * (MAX_REQUEST_ID + 1)])
 def test_bad_request_id(request_id: Any) -> None:
     assert invalid_field({"type": "ping", "id": request_id}) == "id"
+    # Checked before the type and the message's own fields, whatever the key order.
+    assert invalid_field({"type": "bogus", "id": request_id}) == "id"
+    assert invalid_field({"type": "like", "count": 0, "id": request_id}) == "id"
+    assert invalid_field({"id": request_id, "type": "like", "count": 0}) == "id"
+
+
+def test_refusals_carry_the_ref_of_a_usable_id() -> None:
+    error = rejected({"type": "like", "count": 0, "id": "r7"})
+    assert isinstance(error, InvalidMessage)
+    assert error.ref == "r7"
+    error = rejected({"type": "like", "count": LIMITS.max_likes_per_frame + 1, "id": "r8"})
+    assert isinstance(error, InvalidMessage)
+    assert (error.ref, error.details) == ("r8", {"field": "count"})
+    error = rejected({"type": "ping", "id": "i" * (MAX_REQUEST_ID + 1)})
+    assert isinstance(error, InvalidMessage)
+    assert error.ref is None
 
 
 @pytest.mark.parametrize("text", [None, 1, True, ["hi"], {"t": "hi"}, b"hi"])
@@ -112,21 +214,24 @@ def test_comment_text_must_be_a_string(text: Any) -> None:
 
 
 def test_comment_text_over_the_absolute_ceiling() -> None:
-    error = rejected({"type": "comment", "text": "x" * (MAX_COMMENT_TEXT + 1)})
+    error = rejected({"type": "comment", "text": "x" * (MAX_COMMENT_TEXT + 1), "id": "c"})
     assert error.code == "too_large"
     assert error.details == {"field": "text", "max": MAX_COMMENT_TEXT}
+    assert isinstance(error, InvalidMessage)
+    assert error.ref == "c"
 
 
 @pytest.mark.parametrize(
     "count",
-    [None, True, False, 1.0, "1", [1], 0, -1, LIMITS.max_likes_per_frame + 1, 2**70],
+    [None, True, False, 1.0, "1", [1], 0, -1, LIMITS.max_likes_per_frame + 1, 2**64, 2**70],
 )
 def test_like_count(count: Any) -> None:
     body = {"type": "like"} if count is None else {"type": "like", "count": count}
     assert invalid_field(body) == "count"
 
 
-@pytest.mark.parametrize("product", [None, 12, "", "12", "p", "p1x", "P1", "p" + "9" * 10, ["p1"]])
+@pytest.mark.parametrize("product", [None, 12, "", "12", "p", "p1x", "P1", "p" + "9" * 10, ["p1"],
+                                     "p1\n", "p\u0661"])  # fmt: skip
 def test_click_product(product: Any) -> None:
     body = {"type": "click"} if product is None else {"type": "click", "product": product}
     assert invalid_field(body) == "product"
@@ -134,7 +239,7 @@ def test_click_product(product: Any) -> None:
 
 def test_like_count_follows_limits() -> None:
     limits = Limits(max_likes_per_frame=5)
-    assert parse_message({"type": "like", "count": 5}, limits) == Like(5)
+    assert parse({"type": "like", "count": 5}, limits) == Like(5)
     assert rejected({"type": "like", "count": 6}, limits).details["field"] == "count"
 
 
@@ -164,7 +269,9 @@ def test_hello_bad_since(since: Any) -> None:
     assert invalid_field({"type": "hello", "since": since}) == "since"
 
 
-@pytest.mark.parametrize("device", [1, "short", "d" * 49, "has space!", "\u0661" * 8])
+@pytest.mark.parametrize(
+    "device", [1, "short", "d" * 49, "has space!", "\u0661" * 8, "d" * 8 + "\n"]
+)
 def test_hello_bad_device(device: Any) -> None:
     assert invalid_field({"type": "hello", "device": device}) == "device"
 
@@ -172,6 +279,82 @@ def test_hello_bad_device(device: Any) -> None:
 @pytest.mark.parametrize("token", [1, True, ["t"], "t" * (MAX_TOKEN + 1)])
 def test_hello_bad_token(token: Any) -> None:
     assert invalid_field({"type": "hello", "token": token}) == "token"
+
+
+@pytest.mark.parametrize("ref", [1, ["r"], "r" * (MAX_REF + 1)])
+def test_hello_bad_ref(ref: Any) -> None:
+    assert invalid_field({"type": "hello", "ref": ref}) == "ref"
+
+
+# The flash-sale, coupon, auction messages: protocol.md's tables, rule by rule.
+BAD_IDS = [None, 1, "", "x1", "s", "s1x", "S1", "s1234567890", "s1\n", "s\u0661", ["s1"]]
+
+
+@pytest.mark.parametrize("sale", BAD_IDS)
+def test_grab_and_waitlist_sale(sale: Any) -> None:
+    for kind in ("grab", "waitlist"):
+        body = {"type": kind, "id": "r"} | ({} if sale is None else {"sale": sale})
+        assert invalid_field(body) == "sale"
+
+
+@pytest.mark.parametrize("quantity", [None, 0, 11, -1, True, 1.0, "1", [1]])
+def test_grab_quantity(quantity: Any) -> None:
+    # Unlike other fields, an explicit null is not absent.
+    assert invalid_field({"type": "grab", "sale": "s1", "id": "g", "quantity": quantity}) == (
+        "quantity"
+    )
+
+
+@pytest.mark.parametrize("kind", ["grab", "claim"])
+@pytest.mark.parametrize("request_id", [None, ""])
+def test_grab_and_claim_need_a_request_id_checked_first(kind: str, request_id: Any) -> None:
+    target = {"grab": "sale", "claim": "drop"}[kind]
+    rest = {} if request_id is None else {"id": request_id}
+    for body in (
+        {"type": kind, target: "x9", **rest},  # a bad id first in the frame...
+        {**rest, "type": kind, target: "x9"},  # ...or last
+        {"type": kind, "quantity": 0, **rest},
+    ):
+        if kind == "claim":
+            body.pop("quantity", None)
+        error = rejected(body)
+        assert error.details == {"field": "id"}, body
+        assert getattr(error, "ref", None) == request_id
+
+
+@pytest.mark.parametrize("drop", [None, 2, "", "d", "d1x", "D1", "s1", "d1234567890", "d1\n"])
+def test_claim_drop(drop: Any) -> None:
+    body = {"type": "claim", "id": "c"} | ({} if drop is None else {"drop": drop})
+    assert invalid_field(body) == "drop"
+
+
+@pytest.mark.parametrize(
+    "reservation", [None, 1, "", "nope", "s1", "s1.", "s1.x", ".1", "s1.1234567890123", "s1.1\n"]
+)
+def test_release_reservation(reservation: Any) -> None:
+    body = {"type": "release"} | ({} if reservation is None else {"reservation": reservation})
+    assert invalid_field(body) == "reservation"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"amount": 5}, "auction"),
+        ({"auction": "x1", "amount": 5}, "auction"),
+        ({"auction": "a1"}, "amount"),
+        ({"auction": "a1", "amount": 0}, "amount"),
+        ({"auction": "a1", "amount": MAX_BID + 1}, "amount"),
+        ({"auction": "a1", "amount": True}, "amount"),
+        ({"auction": "a1", "amount": 2.5}, "amount"),
+        ({"auction": "a1", "amount": 5, "max": 4}, "max"),
+        ({"auction": "a1", "amount": 5, "max": MAX_BID + 1}, "max"),
+        ({"auction": "a1", "amount": 5, "max": "9"}, "max"),
+    ],
+)
+def test_bid_fields(body: dict[str, Any], field: str) -> None:
+    error = rejected({"type": "bid", "id": "b", **body})
+    assert error.details == {"field": field}
+    assert getattr(error, "ref", None) == "b"
 
 
 def test_request_id_of() -> None:

@@ -3,13 +3,33 @@ naming the field, the way every HTTP route and WebSocket frame reports bad input
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import msgspec
+
 from engine.core.errors import ProtocolError
+
+# How msgspec names the field it refused: "<why> - at `$.field`" (the end of its message,
+# which may quote the refused value), or "Object missing required field `field`".
+_AT = " - at `$."
+_MISSING = "Object missing required field `"
+_PATH_END = re.compile(r"[.\[`]")  # where the top-level field's name ends in a path
 
 
 def invalid_field(name: str, why: str) -> ProtocolError:
     return ProtocolError(f"{name}: {why}", code="invalid_field", details={"field": name})
+
+
+def refused_field(refusal: msgspec.ValidationError) -> tuple[str | None, str]:
+    """The top-level field a msgspec schema refused (None if it names none), and why."""
+    reason = str(refusal)
+    why, at, path = reason.rpartition(_AT)
+    if at:
+        return _PATH_END.split(path, maxsplit=1)[0], why
+    if reason.startswith(_MISSING):
+        return reason.removeprefix(_MISSING).removesuffix("`"), "required"
+    return None, reason
 
 
 def int_field(body: dict[str, Any], name: str, low: int, high: int,

@@ -8,7 +8,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,48}$")
+DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,48}\Z")  # `\Z`: `$` lets a final newline through
 PRODUCT_ID_RE = re.compile(r"p[0-9]{1,9}")
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import TypeGuard
 
-_STREAM_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+STREAM_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _U64 = 2**64
 
 
 def is_stream_id(value: object) -> TypeGuard[str]:
     """Whether `value` is an offset Redis accepts: `<ms>-<seq>`, both below 2**64."""
-    if not isinstance(value, str) or not _STREAM_ID_RE.fullmatch(value):
+    if not isinstance(value, str) or not STREAM_ID_RE.fullmatch(value):
         return False
     ms, _, seq = value.partition("-")
     return int(ms) < _U64 and int(seq) < _U64

@@ -1,18 +1,26 @@
 """Wire codecs, chosen per connection by WebSocket subprotocol.
 
 `livecart.v1.json` sends UTF-8 JSON in text frames (orjson); `livecart.v1.msgpack` sends
-MessagePack in binary frames. A client that offers no subprotocol gets JSON.
+MessagePack in binary frames. A client that offers no subprotocol gets JSON. Client frames
+are decoded by msgspec: into the typed messages of engine/realtime/protocol.py (`decoder`), or into
+plain objects (`decode`).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
+import msgspec
 import orjson
 
 from engine.core.errors import ProtocolError
+
+# What decoding a frame raises when the frame is malformed (a str with lone surrogates
+# cannot be read as UTF-8; nesting beyond the recursion limit is refused).
+MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
 
 
 class Codec(enum.Enum):
@@ -40,8 +48,18 @@ class Codec(enum.Enum):
         packed: bytes = msgpack.packb(message, use_bin_type=True)
         return packed
 
-    def decode(self, frame: bytes | str, *, max_bytes: int) -> Any:
-        """Decode one client frame; any malformation becomes ProtocolError(bad_frame)."""
+    def decoder(self, message_type: Any) -> Callable[[Any], Any]:
+        """A frame decoder into `message_type` (msgspec: decoding and validation in one
+        pass). It raises msgspec.ValidationError for a frame that decodes but does not fit
+        the type, else one of MALFORMED for a malformed frame (see `malformed`). A msgpack
+        decoder takes bytes only: `check` refuses text frames first."""
+        if self is Codec.JSON:
+            return msgspec.json.Decoder(message_type).decode
+        return msgspec.msgpack.Decoder(message_type).decode
+
+    def check(self, frame: bytes | str, *, max_bytes: int) -> None:
+        """What is refused before decoding: a frame above `max_bytes` (too_large) and a
+        text frame on a msgpack connection (bad_frame)."""
         # A str counts characters; its UTF-8 size is up to four times that.
         size = (
             len(frame)
@@ -50,23 +68,25 @@ class Codec(enum.Enum):
         )
         if size > max_bytes:
             raise ProtocolError(f"frame larger than {max_bytes} bytes", code="too_large")
-        if self is Codec.JSON:
-            try:
-                return orjson.loads(frame)
-            except orjson.JSONDecodeError as exc:
-                raise ProtocolError(f"invalid JSON: {exc.msg}", code="bad_frame") from None
-        if isinstance(frame, str):
+        if self is Codec.MSGPACK and isinstance(frame, str):
             raise ProtocolError("msgpack connections send binary frames", code="bad_frame")
+
+    def malformed(self, error: Exception) -> ProtocolError:
+        """The `bad_frame` error of a frame that does not decode."""
+        what = "JSON" if self is Codec.JSON else "msgpack"
+        return ProtocolError(f"invalid {what}: {error}", code="bad_frame")
+
+    def decode(self, frame: bytes | str, *, max_bytes: int) -> dict[str, Any]:
+        """Decode one client frame into plain objects: an object with string keys, or
+        ProtocolError (`too_large`, or `bad_frame` for anything else)."""
+        self.check(frame, max_bytes=max_bytes)
         try:
-            return msgpack.unpackb(
-                frame,
-                raw=False,
-                strict_map_key=True,
-            )
-        except Exception as exc:  # msgpack raises several unrelated types on bad input
-            raise ProtocolError(
-                f"invalid msgpack: {type(exc).__name__}", code="bad_frame"
-            ) from None
+            return _PLAIN[self](frame)
+        except MALFORMED as error:
+            raise self.malformed(error) from None
 
 
+_PLAIN: dict[Codec, Callable[[bytes | str], dict[str, Any]]] = {
+    codec: codec.decoder(dict[str, Any]) for codec in Codec
+}
 SUBPROTOCOLS: tuple[str, ...] = tuple(codec.subprotocol for codec in Codec)

@@ -45,15 +45,15 @@ from engine.realtime.protocol import (
     ConnectionGuard,
     Grab,
     Hello,
+    InvalidMessage,
     JoinWaitlist,
     Like,
     Ping,
     Release,
     ack_message,
     error_message,
-    parse_message,
+    parse_frame,
     pong_message,
-    request_id_of,
 )
 from engine.realtime.services import RoomServices
 from engine.rooms.presence import Arrival
@@ -191,8 +191,7 @@ class Gateway:
             await conn.close(CloseCode.HELLO_TIMEOUT, "no hello in time")
             return None, None
         try:
-            body = codec.decode(frame, max_bytes=self.limits.max_frame_bytes)
-            hello = parse_message(body, self.limits)
+            hello = parse_frame(frame, codec, self.limits)
             if not isinstance(hello, Hello):
                 raise ProtocolError("the first frame must be a hello", code="hello_required")
             hub = await self._acquire(room_id)
@@ -306,20 +305,20 @@ class Gateway:
         now = time.monotonic()
         ref: str | None = None
         try:
-            body = viewer.codec.decode(frame, max_bytes=self.limits.max_frame_bytes)
-            ref = request_id_of(body)
-            if not viewer.guard.admit(now):
-                raise RateLimitedError(
-                    "too many frames; slow down",
-                    code="rate_limited",
-                    details={"retry_after_ms": viewer.guard.retry_after_ms()},
-                )
-            kind = body.get("type") if isinstance(body, dict) else None
-            if isinstance(kind, str) and kind in self.feature_frames:
+            try:
+                message = parse_frame(frame, viewer.codec, self.limits)
+            except InvalidMessage as invalid:  # it decoded: it takes a token like any frame
+                ref = invalid.ref
+                self._admit(viewer, now)
+                kind = invalid.body.get("type") if isinstance(invalid.body, dict) else None
+                if invalid.code != "unknown_type" or kind not in self.feature_frames:
+                    raise
+                # A frame a feature brings (engine/core/feature.py), not the core schema's.
                 METRICS.messages_received.inc(1, kind)
-                await self._feature_frame(viewer, hub, kind, body, ref)
+                await self._feature_frame(viewer, hub, kind, invalid.body, ref)
                 return
-            message = parse_message(body, self.limits)
+            ref = message.id
+            self._admit(viewer, now)
             METRICS.messages_received.inc(1, type(message).__name__.lower())
             await self._dispatch(viewer, hub, message)
         except LivecartError as error:
@@ -327,6 +326,16 @@ class Gateway:
         except (RedisError, OSError) as exc:
             log.warning("redis error serving %s: %s", viewer.conn_id, exc)
             self._error(viewer, UnavailableError("storage unavailable; retry"), ref, now)
+
+    @staticmethod
+    def _admit(viewer: Viewer, now: float) -> None:
+        """Take a token of the frame rate limit, or refuse the frame as `rate_limited`."""
+        if not viewer.guard.admit(now):
+            raise RateLimitedError(
+                "too many frames; slow down",
+                code="rate_limited",
+                details={"retry_after_ms": viewer.guard.retry_after_ms()},
+            )
 
     def _error(self, viewer: Viewer, error: LivecartError, ref: str | None, now: float) -> None:
         METRICS.errors.inc(1, error.code)

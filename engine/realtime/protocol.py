@@ -10,13 +10,17 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
 
 from engine.core.errors import LivecartError, ProtocolError
+from engine.core.fields import invalid_field, refused_field
 from engine.core.identity import DEVICE_RE, PRODUCT_ID_RE
 from engine.core.settings import Limits
-from engine.core.stream_ids import is_stream_id
+from engine.core.stream_ids import STREAM_ID_RE, is_stream_id
+from engine.realtime.codec import MALFORMED, Codec
 
 # ASCII digits only: `\d` would also match other scripts' digits.
 MAX_REQUEST_ID = 64
@@ -53,120 +57,129 @@ class SessionState(enum.Enum):
 
 
 # ---- client -> server ---------------------------------------------------------------
+#
+# The wire schema of client frames: one msgspec Struct per message, a tagged union on
+# `type`, and the rules of docs/protocol.md's message tables as field constraints.
+# msgspec decodes and validates a frame (JSON or msgpack) in one pass, straight from its
+# bytes into these types; `parse_frame` turns what it refuses into the documented errors.
+# A field that is `null` is absent (except `grab.quantity`); unknown fields are ignored.
 
-
-@dataclass(frozen=True, slots=True)
-class Hello:
-    token: str | None
-    since: str | None
-    id: str | None = None
-    # A random id the client keeps (e.g. in localStorage) so anonymous viewers who
-    # reconnect count once towards unique viewers.
-    device: str | None = None
-    # A share link's signed referrer token (engine/social/referrals.py), passed on by the page.
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Comment:
-    text: str
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Like:
-    count: int
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Grab:
-    """Grab `quantity` units of a sale; `id` is required and makes the grab idempotent."""
-
-    sale: str
-    quantity: int
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    reservation: str
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JoinWaitlist:
-    sale: str
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Claim one coupon of a live drop; `id` is required and makes the claim idempotent."""
-
-    drop: str
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Bid:
-    """Bid `amount` (minor units) on an auction, with an optional proxy `max`."""
-
-    auction: str
-    amount: int
-    max: int | None = None
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Click:
-    """The viewer opened a product's card (for the show's metrics; no answer but an ack)."""
-
-    product: str
-    id: str | None = None
-
-
-ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid | Click
 MAX_GRAB_QUANTITY = 10
 MAX_REF = 200
 MAX_BID = 100_000_000  # engine.interactive.auctions.rules.MAX_PRICE
 
-
-def _invalid(field: str, why: str) -> ProtocolError:
-    return ProtocolError(f"{field}: {why}", code="invalid_field", details={"field": field})
-
-
-def _opt_str(body: dict[str, Any], field: str, max_len: int) -> str | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _invalid(field, "must be a string")
-    if len(value) > max_len:
-        raise _invalid(field, f"longer than {max_len} characters")
-    return value
-
-
-def _required_str(body: dict[str, Any], field: str, max_len: int) -> str:
-    value = _opt_str(body, field, max_len)
-    if not value:
-        raise _invalid(field, "required")
-    return value
+# Patterns end in `\Z`: msgspec searches them, and `$` would let a final newline through.
+RequestId = Annotated[str, Meta(max_length=MAX_REQUEST_ID)]
+# A grab's or claim's request id is its idempotency key: required, and not empty.
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=MAX_REQUEST_ID)]
+Offset = Annotated[str, Meta(pattern=rf"^{STREAM_ID_RE.pattern}\Z")]  # and below 2**64
+Device = Annotated[str, Meta(pattern=DEVICE_RE.pattern)]
+SaleId = Annotated[str, Meta(pattern=r"^s[0-9]{1,9}\Z")]  # engine.commerce.sales.SALE_ID_RE
+ReservationId = Annotated[str, Meta(pattern=r"^s[0-9]{1,9}\.[0-9]{1,12}\Z")]
+DropId = Annotated[str, Meta(pattern=r"^d[0-9]{1,9}\Z")]  # engine.commerce.coupons.DROP_ID_RE
+# engine.interactive.auctions.store.AUCTION_ID_RE
+AuctionId = Annotated[str, Meta(pattern=r"^a[0-9]{1,9}\Z")]
+ProductId = Annotated[str, Meta(pattern=rf"^{PRODUCT_ID_RE.pattern}\Z")]
+Amount = Annotated[int, Meta(ge=1, le=MAX_BID)]
 
 
-def _int(body: dict[str, Any], field: str, low: int, high: int) -> int:
-    value = body.get(field)
-    # bool is an int subclass; `true` is not a count.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _invalid(field, "must be an integer")
-    if not low <= value <= high:
-        raise _invalid(field, f"must be between {low} and {high}")
-    return value
+class _Message(Struct, frozen=True, gc=False, tag_field="type"):
+    """A client frame; its class's `tag` is its `type`. (Each class repeats `frozen` for
+    type checkers.)"""
+
+
+class Hello(_Message, tag="hello", frozen=True):
+    token: Annotated[str, Meta(max_length=MAX_TOKEN)] | None = None
+    since: Offset | None = None
+    id: RequestId | None = None
+    # A random id the client keeps (e.g. in localStorage) so anonymous viewers who
+    # reconnect count once towards unique viewers.
+    device: Device | None = None
+    # A share link's signed referrer token (engine/social/referrals.py), passed on by the page.
+    ref: Annotated[str, Meta(max_length=MAX_REF)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and not is_stream_id(self.since):
+            raise invalid_field("since", "an offset whose parts are below 2**64")
+
+
+class Comment(_Message, tag="comment", frozen=True):
+    # Above the absolute ceiling: `too_large`; rooms set a lower `max_comment_chars`.
+    text: Annotated[str, Meta(max_length=MAX_COMMENT_TEXT)]
+    id: RequestId | None = None
+
+
+class Like(_Message, tag="like", frozen=True):
+    count: Annotated[int, Meta(ge=1)]  # at most limits.max_likes_per_frame: parse_frame
+    id: RequestId | None = None
+
+
+class Ping(_Message, tag="ping", frozen=True):
+    id: RequestId | None = None
+
+
+class Grab(_Message, tag="grab", frozen=True):
+    """Grab `quantity` units of a sale; `id` is required and makes the grab idempotent."""
+
+    sale: SaleId
+    id: IdempotencyKey
+    quantity: Annotated[int, Meta(ge=1, le=MAX_GRAB_QUANTITY)] = 1
+
+
+class Release(_Message, tag="release", frozen=True):
+    reservation: ReservationId
+    id: RequestId | None = None
+
+
+class JoinWaitlist(_Message, tag="waitlist", frozen=True):
+    sale: SaleId
+    id: RequestId | None = None
+
+
+class Claim(_Message, tag="claim", frozen=True):
+    """Claim one coupon of a live drop; `id` is required and makes the claim idempotent."""
+
+    drop: DropId
+    id: IdempotencyKey
+
+
+class Bid(_Message, tag="bid", frozen=True):
+    """Bid `amount` (minor units) on an auction, with an optional proxy `max`."""
+
+    auction: AuctionId
+    amount: Amount
+    max: Amount | None = None
+    id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        if self.max is not None and self.max < self.amount:
+            raise invalid_field("max", f"must be between the amount and {MAX_BID}")
+
+
+class Click(_Message, tag="click", frozen=True):
+    """The viewer opened a product's card (for the show's metrics; no answer but an ack)."""
+
+    product: ProductId
+    id: RequestId | None = None
+
+
+ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid | Click
+# Built once: a decoder compiles its type's schema.
+_JSON = Codec.JSON
+_DECODE_JSON: Callable[[bytes | str], ClientMessage] = Codec.JSON.decoder(ClientMessage)
+_DECODE_MSGPACK: Callable[[bytes | str], ClientMessage] = Codec.MSGPACK.decoder(ClientMessage)
+# Messages whose request id is their idempotency key: a missing one is reported first.
+_KEYED = frozenset({"grab", "claim"})
+
+
+class InvalidMessage(ProtocolError):
+    """A frame that decoded to an object but breaks a rule; `ref` is its request id when
+    that is usable (the error frame's `ref`)."""
+
+    def __init__(self, error: ProtocolError, ref: str | None, body: Any = None) -> None:
+        super().__init__(error.message, code=error.code, details=error.details)
+        self.ref = ref
+        self.body = body  # the frame as plain data (a feature's frame is answered from it)
 
 
 def request_id_of(body: Any) -> str | None:
@@ -178,101 +191,57 @@ def request_id_of(body: Any) -> str | None:
     return None
 
 
-def _comment(body: dict[str, Any], request_id: str | None, limits: Limits) -> Comment:
-    text = body.get("text")
-    if not isinstance(text, str):
-        raise _invalid("text", "must be a string")
-    if len(text) > MAX_COMMENT_TEXT:
-        raise ProtocolError(
+def parse_frame(frame: bytes | str, codec: Codec, limits: Limits) -> ClientMessage:
+    """Decode and validate one client frame into a typed message, or raise ProtocolError:
+    `too_large` or `bad_frame` for a frame that does not decode, InvalidMessage for one that
+    decodes but breaks a rule."""
+    # The hot path: a frame of at most a quarter of the limit in characters (bytes) cannot
+    # be above it, and only a text frame can be on the wrong connection.
+    if len(frame) > limits.max_frame_bytes >> 2 or (codec is not _JSON and type(frame) is str):
+        codec.check(frame, max_bytes=limits.max_frame_bytes)
+    try:
+        message = (_DECODE_JSON if codec is _JSON else _DECODE_MSGPACK)(frame)
+    except (msgspec.ValidationError, ProtocolError) as refusal:
+        body = codec.decode(frame, max_bytes=limits.max_frame_bytes)  # bad_frame if it can't
+        raise InvalidMessage(_rejection(body, refusal), request_id_of(body), body) from None
+    except MALFORMED as error:
+        raise codec.malformed(error) from None
+    if type(message) is Like and message.count > limits.max_likes_per_frame:
+        raise InvalidMessage(
+            invalid_field("count", f"must be between 1 and {limits.max_likes_per_frame}"),
+            message.id,
+        )
+    return message
+
+
+def _rejection(
+    body: dict[str, Any], refusal: msgspec.ValidationError | ProtocolError
+) -> ProtocolError:
+    """The documented error for a decoded frame the schema refused, checked in the order
+    docs/protocol.md gives: `type`, the request id, the message's own fields."""
+    if isinstance(refusal, ProtocolError):  # a rule across fields (__post_init__)
+        return refusal
+    kind = body.get("type")
+    if not isinstance(kind, str):
+        return invalid_field("type", "must be a string")
+    if body.get("id") is not None and request_id_of(body) is None:
+        return invalid_field("id", f"must be a string of at most {MAX_REQUEST_ID} characters")
+    field, reason = refused_field(refusal)
+    if field is None:  # not a field's fault (msgspec names the field of every refusal)
+        return ProtocolError(reason, code="bad_frame")
+    if field == "type":
+        return ProtocolError(f"unknown message type {kind[:40]!r}", code="unknown_type")
+    if kind in _KEYED and not body.get("id"):
+        return invalid_field(
+            "id", f"a {kind} needs a request id (the same id always gets the same answer)"
+        )
+    if field == "text" and "length" in reason:  # above the absolute ceiling
+        return ProtocolError(
             f"comment longer than {MAX_COMMENT_TEXT} characters",
             code="too_large",
             details={"field": "text", "max": MAX_COMMENT_TEXT},
         )
-    return Comment(text=text, id=request_id)
-
-
-def _like(body: dict[str, Any], request_id: str | None, limits: Limits) -> Like:
-    return Like(count=_int(body, "count", 1, limits.max_likes_per_frame), id=request_id)
-
-
-def _ping(body: dict[str, Any], request_id: str | None, limits: Limits) -> Ping:
-    return Ping(id=request_id)
-
-
-def _hello(body: dict[str, Any], request_id: str | None, limits: Limits) -> Hello:
-    since = _opt_str(body, "since", 41)
-    if since is not None and not is_stream_id(since):
-        raise _invalid("since", "must be an offset such as '1732212345678-0'")
-    device = _opt_str(body, "device", 48)
-    if device is not None and not DEVICE_RE.fullmatch(device):
-        raise _invalid("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
-    return Hello(
-        token=_opt_str(body, "token", MAX_TOKEN), since=since, id=request_id, device=device,
-        ref=_opt_str(body, "ref", MAX_REF),
-    )  # fmt: skip
-
-
-def _grab(body: dict[str, Any], request_id: str | None, limits: Limits) -> Grab:
-    if not request_id:
-        raise _invalid("id", "a grab needs a request id (the same id always gets the same answer)")
-    quantity = _int(body, "quantity", 1, MAX_GRAB_QUANTITY) if "quantity" in body else 1
-    return Grab(sale=_required_str(body, "sale", 12), quantity=quantity, id=request_id)
-
-
-def _release(body: dict[str, Any], request_id: str | None, limits: Limits) -> Release:
-    return Release(reservation=_required_str(body, "reservation", 40), id=request_id)
-
-
-def _waitlist(body: dict[str, Any], request_id: str | None, limits: Limits) -> JoinWaitlist:
-    return JoinWaitlist(sale=_required_str(body, "sale", 12), id=request_id)
-
-
-def _claim(body: dict[str, Any], request_id: str | None, limits: Limits) -> Claim:
-    if not request_id:
-        raise _invalid("id", "a claim needs a request id (the same id always gets the same answer)")
-    return Claim(drop=_required_str(body, "drop", 12), id=request_id)
-
-
-def _bid(body: dict[str, Any], request_id: str | None, limits: Limits) -> Bid:
-    amount = _int(body, "amount", 1, MAX_BID)
-    ceiling = _int(body, "max", amount, MAX_BID) if body.get("max") is not None else None
-    return Bid(auction=_required_str(body, "auction", 12), amount=amount, max=ceiling,
-               id=request_id)  # fmt: skip
-
-
-def _click(body: dict[str, Any], request_id: str | None, limits: Limits) -> Click:
-    product = _required_str(body, "product", 10)
-    if not PRODUCT_ID_RE.fullmatch(product):
-        raise _invalid("product", "a product id such as 'p12'")
-    return Click(product=product, id=request_id)
-
-
-_PARSERS: dict[str, Callable[[dict[str, Any], str | None, Limits], ClientMessage]] = {
-    "comment": _comment,
-    "like": _like,
-    "ping": _ping,
-    "hello": _hello,
-    "grab": _grab,
-    "release": _release,
-    "waitlist": _waitlist,
-    "claim": _claim,
-    "bid": _bid,
-    "click": _click,
-}
-
-
-def parse_message(body: Any, limits: Limits) -> ClientMessage:
-    """Validate one decoded frame into a typed message or raise ProtocolError."""
-    if not isinstance(body, dict):
-        raise ProtocolError("a frame must be an object with a `type`", code="bad_frame")
-    kind = body.get("type")
-    if not isinstance(kind, str):
-        raise _invalid("type", "must be a string")
-    request_id = _opt_str(body, "id", MAX_REQUEST_ID)
-    parser = _PARSERS.get(kind)
-    if parser is None:
-        raise ProtocolError(f"unknown message type {kind[:40]!r}", code="unknown_type")
-    return parser(body, request_id, limits)
+    return invalid_field(field, reason)
 
 
 # ---- server -> client ---------------------------------------------------------------
