@@ -268,7 +268,7 @@ def retryable(error: Mapping[str, Any]) -> bool:
 def retry_after_s(value: str | None) -> float | None:
     """A shed handshake's `Retry-After` header (whole seconds), or None."""
     value = (value or "").strip()
-    return float(value) if value.isdigit() else None
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 def shed_delay_s(retry_after: float, rng: random.Random) -> float:

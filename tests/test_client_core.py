@@ -256,7 +256,7 @@ def test_refusals_and_what_may_be_retried() -> None:
 def test_a_shed_handshake_says_when_to_come_back() -> None:
     assert retry_after_s("10") == 10.0
     assert retry_after_s(" 3 ") == 3.0
-    for bad in (None, "", "1.5", "-1", "Wed, 21 Oct 2015 07:28:00 GMT"):
+    for bad in (None, "", "1.5", "-1", "²", "Wed, 21 Oct 2015 07:28:00 GMT"):
         assert retry_after_s(bad) is None
     rng = random.Random(7)
     delays = [shed_delay_s(10.0, rng) for _ in range(200)]
