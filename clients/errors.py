@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from clients.core import retryable
+
 
 class LivecartClientError(Exception):
     def __init__(
@@ -27,7 +29,7 @@ class LivecartClientError(Exception):
         return cls(
             str(body.get("code", "error")),
             str(body.get("message", "")),
-            retryable=bool(body.get("retryable", False)),
+            retryable=retryable(body),
             details=body.get("details") or {},
             status=status,
         )

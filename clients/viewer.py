@@ -12,36 +12,34 @@
 The client keeps the last offset it has seen; after a retryable disconnect it reconnects
 with backoff and resumes from that offset, so the entries it hands out have no gap and
 no duplicate. It counts what would betray a server bug (`gaps`, `duplicates`) instead of
-hiding it, so tests can assert both are zero.
+hiding it, so tests can assert both are zero. The protocol itself (codecs, hello, resume
+state, request ids, close codes) is `clients.core`; this class is its asyncio transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
-import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from clients.api import ApiClient
 from clients.backoff import Backoff
+from clients.core import (
+    CODECS,
+    Requests,
+    Session,
+    retry_after_s,
+    shed_delay_s,
+    should_reconnect,
+)
 from clients.errors import LivecartClientError
 
-CODECS = {"json": "livecart.v1.json", "msgpack": "livecart.v1.msgpack"}
-
-
-def should_reconnect(code: int | None) -> bool:
-    """Close codes after which a client reconnects (docs/protocol.md, "Close codes")."""
-    if code is None:
-        return True  # the TCP connection dropped without a close frame
-    return code in {1001, 1006, 1011, 1012, 1013, 1014} or 3000 <= code < 3500
+__all__ = ["ViewerClient", "should_reconnect"]  # should_reconnect: the SDK's rule, documented
 
 
 def _product_card(entry: dict[str, Any]) -> dict[str, Any]:
@@ -51,17 +49,12 @@ def _product_card(entry: dict[str, Any]) -> dict[str, Any]:
     return card
 
 
-def _order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def _retry_after(exc: BaseException) -> dict[str, Any]:
     """`{"retry_after_ms"}` when the engine shed the handshake (503 with Retry-After)."""
     if isinstance(exc, InvalidStatus) and exc.response.status_code == 503:
-        value = exc.response.headers.get("Retry-After", "")
-        if value.isdigit():
-            return {"retry_after_ms": int(value) * 1000}
+        told = retry_after_s(exc.response.headers.get("Retry-After"))
+        if told is not None:
+            return {"retry_after_ms": int(told) * 1000}
     return {}
 
 
@@ -80,50 +73,63 @@ class ViewerClient:
     ) -> None:
         self.url = f"{ws_url.rstrip('/')}/{room}"
         self.room = room
-        self.token = token
         self.codec = codec
+        self._codec = CODECS[codec]
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.request_timeout_s = request_timeout_s
-        self.ref = ref  # a share link's ref, sent in every hello (the engine keeps first touch)
+        # The resume offset, tick seq, gaps and duplicates; `ref` is a share link's ref,
+        # sent in every hello (the engine keeps first touch).
+        self.session = Session(token, ref=ref)
         self.ws: ClientConnection | None = None
         self.welcome: dict[str, Any] = {}
-        self.offset: str | None = None
-        self.seq = 0
         self.stats: dict[str, int] = {}
         self.product: dict[str, Any] | None = None
         self.sales: dict[str, dict[str, Any]] = {}
         self.entries: dict[str, dict[str, Any]] = {}
         self.sampled_out = 0
-        self.gaps = 0
-        self.duplicates = 0
         self.reconnects = 0
         self.close_code: int | None = None
         self.notices: list[dict[str, Any]] = []  # private notices, oldest first
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._ids = itertools.count(1)
-        # Request ids must not repeat across reconnects or clients of one user (grabs are
-        # idempotent per user and id).
-        self._id_prefix = f"{secrets.token_hex(4)}-"
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.requests: Requests[asyncio.Future[dict[str, Any]]] = Requests()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
-    # ---- wire ---------------------------------------------------------------------------
+    # ---- session state (clients/core.py) ------------------------------------------------
 
-    def _encode(self, message: dict[str, Any]) -> bytes | str:
-        if self.codec == "msgpack":
-            packed: bytes = msgpack.packb(message, use_bin_type=True)
-            return packed
-        return orjson.dumps(message).decode()
+    @property
+    def token(self) -> str | None:
+        return self.session.token
 
-    def _decode(self, frame: bytes | str) -> dict[str, Any]:
-        if self.codec == "msgpack":
-            assert isinstance(frame, bytes)
-            decoded: dict[str, Any] = msgpack.unpackb(frame, raw=False)
-            return decoded
-        loaded: dict[str, Any] = orjson.loads(frame)
-        return loaded
+    @token.setter
+    def token(self, token: str | None) -> None:
+        self.session.token = token
+
+    @property
+    def ref(self) -> str | None:
+        return self.session.ref
+
+    @ref.setter
+    def ref(self, ref: str | None) -> None:
+        self.session.ref = ref
+
+    @property
+    def offset(self) -> str | None:
+        """The last offset seen (welcome or tick): where a reconnect resumes."""
+        return self.session.offset
+
+    @property
+    def seq(self) -> int:
+        return self.session.seq
+
+    @property
+    def gaps(self) -> int:
+        return self.session.gaps
+
+    @property
+    def duplicates(self) -> int:
+        return self.session.duplicates
 
     async def send_raw(self, frame: bytes | str) -> None:
         """Send an arbitrary frame (for tests of the engine's input validation)."""
@@ -134,15 +140,17 @@ class ViewerClient:
 
     async def connect(self) -> dict[str, Any]:
         """Connect, say hello and return the welcome. Raises LivecartClientError if refused."""
-        await self._open(since=None)
+        self.session.restart()  # a first join; reconnects resume
+        await self._open()
         self._task = asyncio.create_task(self._run())
         return self.welcome
 
-    async def _open(self, since: str | None) -> None:
+    async def _open(self) -> None:
+        """One connection: the hello resumes from the session's offset once there is one."""
         try:
             ws = await connect(
                 self.url,
-                subprotocols=[CODECS[self.codec]],  # type: ignore[list-item]
+                subprotocols=[self._codec.subprotocol],  # type: ignore[list-item]
                 compression=None,
                 open_timeout=10,
                 max_size=4 * 1024 * 1024,
@@ -150,16 +158,12 @@ class ViewerClient:
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise LivecartClientError("connect_failed", str(exc), retryable=True,
                                       details=_retry_after(exc)) from exc  # fmt: skip
-        hello: dict[str, Any] = {"type": "hello"}
-        if self.token:
-            hello["token"] = self.token
-        if since:
-            hello["since"] = since
-        if self.ref:
-            hello["ref"] = self.ref
+        decode = self._codec.decode
         try:
-            await ws.send(self._encode(hello))
-            first = self._decode(await asyncio.wait_for(ws.recv(), self.request_timeout_s))
+            await ws.send(self._codec.encode(self.session.hello()))
+            first: dict[str, Any] = decode(
+                await asyncio.wait_for(ws.recv(), self.request_timeout_s)
+            )
         except (ConnectionClosed, TimeoutError) as exc:
             await ws.close()
             raise LivecartClientError(
@@ -171,27 +175,22 @@ class ViewerClient:
             self.close_code = ws.close_code
             raise LivecartClientError.from_wire(first)
         self.ws = ws
-        self._on_welcome(first, resumed=since is not None)
+        self._on_welcome(first)
 
-    def _on_welcome(self, welcome: dict[str, Any], *, resumed: bool) -> None:
+    def _on_welcome(self, welcome: dict[str, Any]) -> None:
         self.welcome = welcome
-        self.seq = welcome["seq"]
         self.stats = welcome.get("stats", {})
         self.product = welcome.get("product")
         self.sales = {sale["id"]: sale for sale in welcome.get("sales", [])}
-        if resumed and not welcome.get("recovered", False):
+        start_over, history = self.session.on_welcome(welcome)
+        if start_over:
             # The server could not replay everything since our offset: start over from
             # the recent history it sent instead.
-            self.gaps += 1
             self.entries.clear()
-        for entry in welcome.get("history", []):
-            self._take_entry(entry, check=resumed and welcome.get("recovered", False))
-        self.offset = welcome["offset"]
+        for entry in history:
+            self._take_entry(entry)
 
-    def _take_entry(self, entry: dict[str, Any], *, check: bool = True) -> None:
-        if check and self.offset is not None and _order(entry["id"]) <= _order(self.offset):
-            self.duplicates += 1
-            return
+    def _take_entry(self, entry: dict[str, Any]) -> None:
         kind = entry.get("kind")
         if kind == "comment":
             self.entries[entry["id"]] = entry
@@ -211,8 +210,9 @@ class ViewerClient:
             ws = self.ws
             assert ws is not None
             try:
+                decode = self._codec.decode
                 async for frame in ws:
-                    self._on_frame(self._decode(frame))
+                    self._on_frame(decode(frame))
             except ConnectionClosed:
                 pass
             self.close_code = ws.close_code
@@ -238,10 +238,10 @@ class ViewerClient:
             if self.is_closing():
                 return False
             try:
-                await self._open(since=self.offset)
+                await self._open()
             except LivecartClientError as exc:
                 if "retry_after_ms" in exc.details:
-                    told_s = exc.details["retry_after_ms"] / 1000 * self.backoff.rng.uniform(1, 1.5)
+                    told_s = shed_delay_s(exc.details["retry_after_ms"] / 1000, self.backoff.rng)
                 if not exc.retryable and exc.code != "connect_failed":
                     self.events.put_nowait(
                         {"type": "closed", "code": self.close_code, "error": exc.code}
@@ -260,20 +260,15 @@ class ViewerClient:
             return True
 
     def _on_frame(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        ref = message.get("ref")
-        if kind in {"ack", "error", "pong"} and ref in self._pending:
-            future = self._pending.pop(ref)
+        future = self.requests.match(message)
+        if future is not None:
             if not future.done():
                 future.set_result(message)
             return
+        kind = message.get("type")
         if kind == "tick":
-            if message["seq"] != self.seq + 1:
-                self.gaps += 1
-            self.seq = message["seq"]
-            for entry in message.get("entries", []):
+            for entry in self.session.on_tick(message):
                 self._take_entry(entry)
-            self.offset = message["offset"]
             self.sampled_out += message.get("sampled_out", 0)
             if "stats" in message:
                 self.stats = message["stats"]
@@ -284,10 +279,9 @@ class ViewerClient:
         self.events.put_nowait(message)
 
     def _fail_pending(self, error: LivecartClientError) -> None:
-        for future in self._pending.values():
+        for future in self.requests.drain():
             if not future.done():
                 future.set_exception(error)
-        self._pending.clear()
 
     # ---- requests -----------------------------------------------------------------------
 
@@ -298,16 +292,15 @@ class ViewerClient:
         its error)."""
         if self.ws is None:
             raise LivecartClientError("not_connected", "call connect() first")
-        request_id = request_id or f"{self._id_prefix}{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        request_id, framed = self.requests.open(message, future, request_id)
         try:
-            await self.ws.send(self._encode({**message, "id": request_id}))
+            await self.ws.send(self._codec.encode(framed))
             reply = await asyncio.wait_for(future, self.request_timeout_s)
         except ConnectionClosed as exc:
             raise LivecartClientError("disconnected", str(exc), retryable=True) from exc
         finally:
-            self._pending.pop(request_id, None)
+            self.requests.forget(request_id)
         if reply["type"] == "error":
             raise LivecartClientError.from_wire(reply)
         return reply
@@ -322,7 +315,7 @@ class ViewerClient:
         if confirm:
             await self.request({"type": "like", "count": count})
         elif self.ws is not None:
-            await self.ws.send(self._encode({"type": "like", "count": count}))
+            await self.ws.send(self._codec.encode({"type": "like", "count": count}))
 
     async def click(self, product: str) -> None:
         """Tell the show's metrics the viewer opened `product`'s card (acknowledged; a

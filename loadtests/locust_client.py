@@ -21,15 +21,15 @@ monkey patching (locust patches at import): a background greenlet per client blo
 `recv` and dispatches frames, answers are matched to requests by id through
 `AsyncResult`s, and other greenlets send meanwhile (websocket-client's send lock is a
 patched lock). tests/test_loadtests_locust.py checks that 20 clients in one process do
-not block each other.
+not block each other. The protocol (the JSON codec, hello, the resume offset and tick
+`seq`, request ids and their answers, close codes) is `clients.core`'s; this module is its
+blocking transport and locust's reporting.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import secrets
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,7 +44,8 @@ from locust.event import EventHook
 from locust.exception import CatchResponseError
 from websocket import ABNF, WebSocket, WebSocketException, create_connection
 
-SUBPROTOCOL = "livecart.v1.json"  # docs/protocol.md, "Subprotocols (codecs)"
+from clients.core import JSON, Requests, Session, close_code
+
 ANNOUNCEMENTS = frozenset({"sale_announced", "coupon_dropped", "product_pinned"})
 
 log = logging.getLogger("livecart.loadtest")
@@ -81,13 +82,6 @@ def _drop(ws: WebSocket) -> None:
     ws.shutdown()  # type: ignore[no-untyped-call]
 
 
-def _close_code(data: bytes) -> int | None:
-    if len(data) < 2:
-        return None
-    code: int = struct.unpack("!H", data[:2])[0]
-    return code
-
-
 class EngineClient:
     def __init__(
         self,
@@ -115,14 +109,12 @@ class EngineClient:
             network_timeout=timeout_s,
             max_retries=0,  # as FastHttpUser: a retried payment would be a second payment
         )
-        self.token: str | None = None
         self.user: str | None = None
         self.ws: WebSocket | None = None
         self.welcome: dict[str, Any] = {}
         self.welcomed_ms = 0.0  # when it arrived (local clock)
-        self.offset: str | None = None  # resume point (last welcome or tick)
-        self.seq = 0
-        self.gaps = 0  # ticks whose seq was not the previous + 1
+        # The token, the resume point (last welcome or tick), tick seq and gaps.
+        self.session = Session()
         self.close_code: int | None = None
         self.disconnects = 0
         self.outcomes: Counter[str] = Counter() if outcomes is None else outcomes
@@ -133,10 +125,26 @@ class EngineClient:
         self.on_coupon_dropped: EntryCallback | None = None  # drop, opens_at, server_time
         self.on_notice: FrameCallback | None = None
         self.on_closed: Callable[[int | None], None] | None = None
-        self._ids = itertools.count(1)
-        self._id_prefix = f"{secrets.token_hex(4)}-"  # request ids are per user, not per socket
-        self._pending: dict[str, AsyncResult] = {}
+        self.requests: Requests[AsyncResult] = Requests()  # ids per user, not per socket
         self._reader: gevent.Greenlet | None = None
+
+    @property
+    def token(self) -> str | None:
+        return self.session.token
+
+    @property
+    def offset(self) -> str | None:
+        """Where a join resumes: the last welcome's or tick's offset."""
+        return self.session.offset
+
+    @property
+    def seq(self) -> int:
+        return self.session.seq
+
+    @property
+    def gaps(self) -> int:
+        """Ticks whose seq was not the previous + 1 (and resumes not recovered)."""
+        return self.session.gaps
 
     @property
     def connected(self) -> bool:
@@ -205,8 +213,8 @@ class EngineClient:
         path = f"/api/rooms/{self.room}/tokens"
         data = self._http("token", path, {"user": user, "role": "viewer"}, self.host_token)
         self.user = user
-        self.token = str(data["token"])
-        return self.token
+        self.session.token = token = str(data["token"])
+        return token
 
     def checkout(
         self,
@@ -253,13 +261,13 @@ class EngineClient:
             ws = create_connection(
                 self.ws_url,
                 timeout=self.timeout_s,
-                subprotocols=[SUBPROTOCOL],
+                subprotocols=[JSON.subprotocol],
                 enable_multithread=True,
             )
         except (WebSocketException, OSError) as exc:
             self._fire("WS", "connect", started, 0, f"connect_failed: {exc}")
             raise CallFailed("connect_failed") from exc
-        if ws.getsubprotocol() != SUBPROTOCOL:
+        if ws.getsubprotocol() != JSON.subprotocol:
             ws.close()
             self._fire("WS", "connect", started, 0, "subprotocol_refused")
             raise CallFailed("subprotocol_refused")
@@ -267,19 +275,18 @@ class EngineClient:
         self._fire("WS", "connect", started, 0)
 
     def join(self, since: str | None = None) -> dict[str, Any]:
-        """Send `hello` and wait for `welcome` (("WS", "join")); then start reading."""
+        """Send `hello` (resuming after `since`, if given) and wait for `welcome` (("WS",
+        "join")); then start reading."""
         ws = self.ws
         assert ws is not None, "connect() first"
-        hello: dict[str, Any] = {"type": "hello", "token": self.token}
-        if since:
-            hello["since"] = since
+        self.session.offset = since
         started = time.perf_counter()
         first: dict[str, Any]
         try:
-            ws.send(orjson.dumps(hello).decode())
+            ws.send(JSON.encode(self.session.hello()))
             frame = ws.recv()  # the socket still has the connect timeout
             self.welcomed_ms = _now_ms()
-            first = orjson.loads(frame) if frame else {"code": "closed"}
+            first = JSON.decode(frame) if frame else {"code": "closed"}
         except (WebSocketException, OSError, orjson.JSONDecodeError) as exc:
             first, frame = {"code": f"no_welcome: {exc}"}, ""
         if first.get("type") != "welcome":
@@ -290,8 +297,7 @@ class EngineClient:
         self._fire("WS", "join", started, len(frame))
         ws.settimeout(None)  # a quiet room sends nothing for a while
         self.welcome = first
-        self.seq = first["seq"]
-        self.offset = first["offset"]
+        self.session.on_welcome(first)
         self.close_code = None
         self._reader = gevent.spawn(self._read, ws)
         return first
@@ -328,11 +334,11 @@ class EngineClient:
             except (WebSocketException, OSError):
                 break  # dropped without a close frame
             if opcode == ABNF.OPCODE_CLOSE:
-                code = _close_code(data)
+                code = close_code(data)
                 break
             received_ms = _now_ms()
             try:
-                self._on_frame(orjson.loads(data), len(data), received_ms)
+                self._on_frame(JSON.decode(data), len(data), received_ms)
             except Exception:
                 log.exception("livecart frame handling failed")
         _drop(ws)
@@ -345,24 +351,20 @@ class EngineClient:
             self.on_closed(code)
 
     def _on_frame(self, message: dict[str, Any], size: int, received_ms: float) -> None:
+        waiter = self.requests.match(message)
+        if waiter is not None:
+            waiter.set((message, size))
+            return
         kind = message.get("type")
-        if kind in {"ack", "error", "pong"}:
-            waiter = self._pending.pop(message.get("ref") or "", None)
-            if waiter is not None:
-                waiter.set((message, size))
-            elif kind == "error":  # no ref: e.g. the ban push
-                log.warning("livecart error frame: %s", message.get("code"))
+        if kind == "error":  # no ref (e.g. the ban push), or its request gave up
+            log.warning("livecart error frame: %s", message.get("code"))
         elif kind == "tick":
             self._on_tick(message, received_ms)
         elif kind == "notice" and self.on_notice is not None:
             self.on_notice(message)
 
     def _on_tick(self, tick: dict[str, Any], received_ms: float) -> None:
-        if tick["seq"] != self.seq + 1:
-            self.gaps += 1
-        self.seq = tick["seq"]
-        self.offset = tick["offset"]
-        for entry in tick.get("entries", ()):
+        for entry in self.session.on_tick(tick):
             entry_kind = entry.get("kind")
             if entry_kind == "comment":
                 self._push("comment", received_ms - entry["ts"])
@@ -380,33 +382,31 @@ class EngineClient:
             self._push("stock", received_ms - tick["t"])
 
     def _fail_pending(self, code: str) -> None:
-        pending, self._pending = self._pending, {}
-        for waiter in pending.values():
+        for waiter in self.requests.drain():
             waiter.set_exception(CallFailed(code))
 
     def request(self, name: str, message: dict[str, Any]) -> dict[str, Any]:
         """Send `message` with a fresh request id and wait for its answer (("WS", name)).
         Returns the ack; raises CallFailed on an error frame, a timeout or a drop."""
-        request_id = f"{self._id_prefix}{next(self._ids)}"
         waiter = AsyncResult()
         started = time.perf_counter()
         ws = self.ws
         if ws is None or not self.connected:
             self._fire("WS", name, started, 0, "disconnected")
             raise CallFailed("disconnected")
-        self._pending[request_id] = waiter
+        request_id, framed = self.requests.open(message, waiter)
         try:
-            ws.send(orjson.dumps({**message, "id": request_id}).decode())
+            ws.send(JSON.encode(framed))
             reply, size = waiter.get(timeout=self.timeout_s)
         except gevent.Timeout:
-            self._pending.pop(request_id, None)
+            self.requests.forget(request_id)
             self._fire("WS", name, started, 0, "timeout")
             raise CallFailed("timeout") from None
         except CallFailed as exc:
             self._fire("WS", name, started, 0, exc.code)
             raise
         except (WebSocketException, OSError) as exc:
-            self._pending.pop(request_id, None)
+            self.requests.forget(request_id)
             self._fire("WS", name, started, 0, "disconnected")
             raise CallFailed("disconnected") from exc
         if reply["type"] == "error":

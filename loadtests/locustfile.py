@@ -39,7 +39,7 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from clients.backoff import Backoff
-from clients.viewer import should_reconnect
+from clients.core import should_reconnect
 from loadtests.locust_client import CallFailed, EngineClient
 from loadtests.scenarios import (
     ADDRESS,

@@ -7,8 +7,10 @@ limits) and likes at the plan's intervals, a grab when an announced sale starts 
 server clock), a claim when a coupon drop opens, then checkout and payment over HTTP
 (`engine.bench.leanhttp`). A dropped viewer reconnects with backoff and resumes from its
 last offset. A first join that fails for a reason that can pass (a handshake shed with
-503, a timeout, a refused connection) is tried again like the SDK's reconnect: full-jitter
-backoff, never sooner than the engine's `Retry-After`, at most `JOIN_ATTEMPTS` attempts.
+503, a timeout, a refused connection, a refusal the engine calls retryable) is tried again
+like the SDK's reconnect: full-jitter backoff, never sooner than the engine's
+`Retry-After`, at most `JOIN_ATTEMPTS` attempts. The protocol (the msgpack codec, hello,
+the resume offset, request ids and their answers, close codes, refusals) is `clients.core`'s.
 
 Every call is timed and recorded in `Stats` under the (request_type, name) pairs of
 `scenarios.REQUESTS`; server pushes are recorded as PUSH latencies (receipt time minus
@@ -19,29 +21,31 @@ so the swarm decodes a tick once and every viewer reuses the summary.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgpack
-
 from clients.backoff import Backoff
-from clients.viewer import should_reconnect
+from clients.core import (
+    MSGPACK,
+    Requests,
+    Session,
+    is_refusal,
+    retryable,
+    shed_delay_s,
+    should_reconnect,
+    tick_seq,
+)
 from engine.bench.leanhttp import REQUEST_TIMEOUT_S, HttpError, LeanHTTP
 from engine.bench.leanws import HandshakeRefused, LeanConnection
-from engine.bench.loader import tick_seq
 from loadtests.scenarios import ADDRESS, COMMENTS, CONTACT, CommentPacer, Plan, Share
 from loadtests.stats import Stats
 
-SUBPROTOCOL = "livecart.v1.msgpack"
 RETRY_SAME_ID = {"timeout", "disconnected", "unavailable", "rate_limited"}
-FATAL_JOIN = {"token_invalid", "token_expired", "token_wrong_room", "auth_required",
-              "banned", "room_not_found", "forbidden"}  # fmt: skip
 ANNOUNCEMENTS = {"sale_announced", "coupon_dropped", "product_pinned"}
 ACTIONS = ANNOUNCEMENTS  # entries a viewer acts on: grab, claim, open the card
 JOIN_ATTEMPTS = 6  # a first join's attempts before the viewer gives up (as locust's)
@@ -64,7 +68,7 @@ class _Tick:
 
 def _summarize(payload: bytes, message: dict[str, Any] | None = None) -> _Tick:
     if message is None:
-        message = msgpack.unpackb(payload, raw=False)
+        message = MSGPACK.decode(payload)
     entries = message.get("entries", ())
     return _Tick(
         payload,
@@ -81,14 +85,15 @@ def _summarize(payload: bytes, message: dict[str, Any] | None = None) -> _Tick:
 class _Viewer:
     index: int
     user: str
-    prefix: str = field(default_factory=lambda: secrets.token_hex(3))
-    token: str = ""
+    # The token and the resume offset (ticks are decoded once per process, not per viewer:
+    # only their offset is kept per viewer).
+    session: Session = field(default_factory=Session)
     conn: LeanConnection | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     welcome: asyncio.Future[dict[str, Any]] | None = None
-    pending: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    offset: str | None = None
+    requests: Requests[asyncio.Future[dict[str, Any]]] = field(
+        default_factory=lambda: Requests(f"{secrets.token_hex(3)}.")
+    )
     clock_offset_ms: float = 0.0  # server clock - local clock (a lower bound)
     acted: set[str] = field(default_factory=set)  # sales and drops already acted on
     grabbed: bool = False
@@ -100,8 +105,9 @@ class _Viewer:
     fatal: bool = False
     retry_after_s: float | None = None  # the engine's Retry-After on the last shed handshake
 
-    def request_id(self) -> str:
-        return f"{self.prefix}.{next(self.ids)}"
+    @property
+    def token(self) -> str | None:
+        return self.session.token
 
     def server_now_ms(self) -> float:
         return time.time() * 1000 + self.clock_offset_ms
@@ -180,7 +186,7 @@ class Swarm:
         self.stats.record("HTTP", "token", _ms(started), error)
         if error is not None:
             return
-        viewer.token = body["token"]
+        viewer.session.token = body["token"]
         if not await self.first_join(viewer):
             return
         if self.plan.comment_every_s:
@@ -208,10 +214,11 @@ class Swarm:
         """The engine's Retry-After with jitter on top (as clients/viewer.py), so viewers
         shed together do not all come back in the same instant; 0 when none was given."""
         told = viewer.retry_after_s
-        return 0.0 if told is None else told * _rng.uniform(1.0, 1.5)
+        return 0.0 if told is None else shed_delay_s(told, _rng)
 
-    async def join(self, viewer: _Viewer, since: str | None = None) -> bool:
-        """Connect and say hello; True once welcomed. Records WS connect and WS join."""
+    async def join(self, viewer: _Viewer) -> bool:
+        """Connect and say hello (resuming from the viewer's offset once it has one); True
+        once welcomed. Records WS connect and WS join."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         viewer.retry_after_s = None
@@ -224,7 +231,7 @@ class Swarm:
                     ssl=self.tls or None,
                 )
                 viewer.conn = conn
-                conn.handshake(self.host, self.port, f"/ws/{self.room}", SUBPROTOCOL)
+                conn.handshake(self.host, self.port, f"/ws/{self.room}", MSGPACK.subprotocol)
                 await conn.opened
         except (OSError, ConnectionError) as exc:
             if self.stopping:
@@ -238,21 +245,18 @@ class Swarm:
         self.stats.record("WS", "connect", _ms(started))
         conn.closed.add_done_callback(lambda _: self.on_closed(viewer, conn))
         viewer.welcome = loop.create_future()
-        hello: dict[str, Any] = {"type": "hello", "token": viewer.token}
-        if since:
-            hello["since"] = since
         started = time.perf_counter()
-        conn.send(msgpack.packb(hello))
+        conn.send(MSGPACK.encode(viewer.session.hello()))
         try:
             async with asyncio.timeout(self.timeout_s):
                 message = await viewer.welcome
         except TimeoutError:
-            message = {"type": "error", "code": "timeout"}
+            message = {"type": "error", "code": "timeout", "retryable": True}
         if self.stopping:
             raise asyncio.CancelledError
         if message.get("type") != "welcome":
             code = str(message.get("code", "error"))
-            viewer.fatal = code in FATAL_JOIN
+            viewer.fatal = not retryable(message)  # token_expired, banned, room_not_found...
             self.stats.record("WS", "join", _ms(started), code)
             conn.close()
             return False
@@ -260,7 +264,7 @@ class Swarm:
         # The server's clock was at least server_time when the welcome arrived: a lower
         # bound, so that taps timed by it are never early (ticks tighten it).
         viewer.clock_offset_ms = message["server_time"] - time.time() * 1000
-        viewer.offset = message.get("offset")
+        joined = viewer.session.on_welcome(message)
         viewer.ready.set()
         self.online += 1
         self.stats.viewers_peak = max(self.stats.viewers_peak, self.online)
@@ -269,16 +273,15 @@ class Swarm:
             viewer.pacer = CommentPacer.from_limits(message.get("limits", {}))
             self.stats.viewers += 1
             self.stats.status("join", "joined")
-        self.on_welcome(viewer, message)
+        self.on_welcome(viewer, message, joined.entries)
         return True
 
     def on_closed(self, viewer: _Viewer, conn: LeanConnection) -> None:
         if conn is not viewer.conn:
             return
-        for future in [*viewer.pending.values(), viewer.welcome]:
+        for future in [*viewer.requests.drain(), viewer.welcome]:
             if future is not None and not future.done():
-                future.set_result({"type": "error", "code": "disconnected"})
-        viewer.pending.clear()
+                future.set_result({"type": "error", "code": "disconnected", "retryable": True})
         if not viewer.ready.is_set():
             return  # refused during the join: join() has recorded it
         viewer.ready.clear()
@@ -298,7 +301,7 @@ class Swarm:
         backoff = Backoff()
         while True:
             await asyncio.sleep(max(backoff.next_delay(), self.told_s(viewer)))
-            if await self.join(viewer, since=viewer.offset):
+            if await self.join(viewer):
                 return
             if viewer.fatal:
                 self.retire(viewer)
@@ -316,7 +319,7 @@ class Swarm:
             return
         seq = tick_seq(payload)
         if seq is None:
-            message: dict[str, Any] = msgpack.unpackb(payload, raw=False)
+            message: dict[str, Any] = MSGPACK.decode(payload)
             if message.get("type") == "tick":
                 self.on_tick(viewer, _summarize(payload, message))
             else:
@@ -332,7 +335,7 @@ class Swarm:
 
     def on_tick(self, viewer: _Viewer, tick: _Tick) -> None:
         if tick.offset is not None:
-            viewer.offset = tick.offset
+            viewer.session.offset = tick.offset
         if tick.comment_ts or tick.announce_ts or tick.stock:
             now_ms = time.time() * 1000
             viewer.clock_offset_ms = max(viewer.clock_offset_ms, tick.t - now_ms)
@@ -352,20 +355,21 @@ class Swarm:
 
     def on_control(self, viewer: _Viewer, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "welcome" or (kind == "error" and "ref" not in message):
+        if kind == "welcome" or is_refusal(message):
             if viewer.welcome is not None and not viewer.welcome.done():
                 viewer.welcome.set_result(message)
             elif kind == "error":
                 self.stats.status("pushed_error", str(message.get("code")))
             return
-        if kind in {"ack", "error", "pong"}:
-            future = viewer.pending.pop(str(message.get("ref")), None)
-            if future is not None and not future.done():
-                future.set_result(message)
+        future = viewer.requests.match(message)
+        if future is not None and not future.done():
+            future.set_result(message)
 
-    def on_welcome(self, viewer: _Viewer, message: dict[str, Any]) -> None:
+    def on_welcome(
+        self, viewer: _Viewer, message: dict[str, Any], history: list[dict[str, Any]]
+    ) -> None:
         """Act on the sales and drops a (re)joining viewer is shown, and on announcements
-        a resume replayed."""
+        a resume replayed (`history`: the welcome's, less what the viewer already had)."""
         pinned = (message.get("room") or {}).get("pinned_product")
         if pinned:
             self.on_pinned(viewer, str(pinned))
@@ -375,7 +379,7 @@ class Swarm:
             if drop.get("state") in {"scheduled", "live"}:
                 self.on_drop(viewer, str(drop["id"]), drop)
         if message.get("recovered"):
-            for entry in message.get("history", []):
+            for entry in history:
                 if entry.get("kind") == "sale_announced":
                     self.on_sale(viewer, str(entry["ref"]), "scheduled", entry["starts_at"])
                 elif entry.get("kind") == "coupon_dropped":
@@ -428,18 +432,17 @@ class Swarm:
                 return {"type": "error", "code": "disconnected"}
         if self.stopping or viewer.conn is None:
             raise asyncio.CancelledError
-        request_id = request_id or viewer.request_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        viewer.pending[request_id] = future
+        request_id, framed = viewer.requests.open(message, future, request_id)
         started = time.perf_counter()
-        viewer.conn.send(msgpack.packb({**message, "id": request_id}))
+        viewer.conn.send(MSGPACK.encode(framed))
         try:
             async with asyncio.timeout(self.timeout_s):
                 reply = await future
         except TimeoutError:
             reply = {"type": "error", "code": "timeout"}
         finally:
-            viewer.pending.pop(request_id, None)
+            viewer.requests.forget(request_id)
         if self.stopping:  # answered "disconnected" by stop(): not a failure of the engine
             raise asyncio.CancelledError
         error = str(reply.get("code")) if reply.get("type") == "error" else None
@@ -449,7 +452,7 @@ class Swarm:
     async def answer(self, viewer: _Viewer, name: str, message: dict[str, Any]) -> dict[str, Any]:
         """A grab or claim: retried with the same id (its idempotency key) when no answer
         came or the engine asked to retry; the answer's `result`, or {} after an error."""
-        request_id = viewer.request_id()
+        request_id = viewer.requests.new_id()
         for attempt in range(4):
             reply = await self.call(viewer, name, message, request_id)
             if reply.get("type") == "ack":
@@ -533,7 +536,7 @@ class Swarm:
             viewer.coupons.remove(coupon)
         body = {"reservations": [reserved["reservation"]],
                 "coupons": [coupon[0]] if coupon else [], "shipping_address": ADDRESS,
-                "contact": CONTACT, "idempotency_key": viewer.request_id()}  # fmt: skip
+                "contact": CONTACT, "idempotency_key": viewer.requests.new_id()}  # fmt: skip
         order = await self.http_call(viewer, "checkout", f"/api/rooms/{self.room}/orders", body)
         if order is None:
             if coupon is not None:

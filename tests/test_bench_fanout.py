@@ -9,7 +9,7 @@ import sys
 import orjson
 
 from engine.bench.leanws import client_frame, mask
-from engine.bench.loader import summarize, tick_seq
+from engine.bench.loader import summarize
 from engine.realtime.codec import Codec
 
 CONTRACT = {
@@ -30,13 +30,6 @@ def test_client_frames_carry_length_and_mask_bit() -> None:
     small, medium = client_frame(0x2, b"x" * 10), client_frame(0x2, b"x" * 300)
     assert (small[0], small[1]) == (0x82, 0x80 | 10)
     assert (medium[1], int.from_bytes(medium[2:4], "big")) == (0x80 | 126, 300)
-
-
-def test_tick_seq_reads_the_engines_frames_without_decoding() -> None:
-    for seq in (0, 5, 127, 128, 300, 70_000, 2**33):
-        frame = Codec.MSGPACK.encode({"type": "tick", "seq": seq, "t": 1, "offset": "1-0"})
-        assert tick_seq(frame) == seq
-    assert tick_seq(Codec.MSGPACK.encode({"type": "pong", "t": 1})) is None
 
 
 def test_summarize_counts_comments_and_sampling() -> None:

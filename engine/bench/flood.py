@@ -30,6 +30,7 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from clients.core import JSON, hello
 from engine.bench.harness import (
     Child,
     bench_env,
@@ -59,8 +60,8 @@ async def join_ms(ws_url: str, token: str) -> float | None:
     try:
         async with asyncio.timeout(JOIN_TIMEOUT_S):
             async with connect(ws_url, compression=None, open_timeout=None) as ws:
-                await ws.send(orjson.dumps({"type": "hello", "token": token}).decode())
-                while orjson.loads(await ws.recv()).get("type") != "welcome":
+                await ws.send(JSON.encode(hello(token)))
+                while JSON.decode(await ws.recv()).get("type") != "welcome":
                     pass
     except (TimeoutError, OSError, InvalidHandshake, ConnectionClosed):
         return None
@@ -71,12 +72,12 @@ async def join_ms(ws_url: str, token: str) -> float | None:
 
 
 async def flooder(ws_url: str, token: str, until: float, totals: dict[str, Any]) -> None:
-    frame = orjson.dumps({"type": "flood"}).decode()
+    frame = JSON.encode({"type": "flood"})  # an unknown type: one error frame each
     while time.monotonic() < until:
         answered = 0
         try:
             async with connect(ws_url, compression=None, open_timeout=10) as ws:
-                await ws.send(orjson.dumps({"type": "hello", "token": token}).decode())
+                await ws.send(JSON.encode(hello(token)))
                 await ws.recv()  # the welcome
                 while time.monotonic() < until:
                     for _ in range(BURST):

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable
 from typing import cast
 
+from clients.core import close_code, retry_after_s
+
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
 OnMessage = Callable[["LeanConnection", bytes], None]
@@ -30,8 +32,8 @@ class HandshakeRefused(ConnectionError):
         self.retry_after_s: float | None = None
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "retry-after" and value.strip().isdigit():
-                self.retry_after_s = float(value.strip())
+            if name.strip().lower() == "retry-after":
+                self.retry_after_s = retry_after_s(value)
 
 
 def mask(payload: bytes, key: bytes) -> bytes:
@@ -136,7 +138,8 @@ class LeanConnection(asyncio.Protocol):
             elif opcode == OP_PING:
                 self.send(payload, OP_PONG)
             elif opcode == OP_CLOSE:
-                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                code = close_code(payload)
+                self.close_code = 1005 if code is None else code  # 1005: none in the frame
                 self.send(payload[:2], OP_CLOSE)
                 assert self.transport is not None
                 self.transport.close()

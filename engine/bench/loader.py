@@ -11,7 +11,8 @@ on its own core. Commands:
   {"cmd": "close"} / {"cmd": "quit"}
 Every viewer checks every tick's `seq` (a gap or repeat is counted), counts comments and
 `sampled_out`, and every tenth viewer records end-to-end latency from the poster's clock
-(embedded in the comment text) to its own receipt.
+(embedded in the comment text) to its own receipt. Frames are built and read with
+`clients.core` (msgpack codec, hello, `tick_seq`); the per-frame loop stays inline.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import orjson
 
+from clients.core import MSGPACK, hello, tick_seq
 from engine.bench.leanws import LeanConnection, open_connection
 from engine.bench.stats import percentiles
 from engine.core.identity import Role
@@ -35,7 +36,6 @@ from engine.rooms import auth
 
 LATENCY_SAMPLE_EVERY = 10
 POSTER_INTERVAL_S = 1 / 15
-SUBPROTOCOL = "livecart.v1.msgpack"
 
 
 @dataclass
@@ -57,23 +57,8 @@ class TickSummary:
     sent_at_ms: tuple[float, ...]
 
 
-_TICK_PREFIX = b"\xa4type\xa4tick\xa3seq"
-
-
-def tick_seq(payload: bytes) -> int | None:
-    """The `seq` of an engine tick frame without decoding it: the engine packs ticks as a
-    map whose first keys are "type" ("tick") and "seq" (docs/protocol.md)."""
-    if payload[1:15] != _TICK_PREFIX or not 0x80 <= payload[0] <= 0x8F:
-        return None
-    marker = payload[15]
-    if marker < 0x80:
-        return marker
-    width = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}.get(marker)
-    return int.from_bytes(payload[16 : 16 + width], "big") if width else None
-
-
 def summarize(payload: bytes) -> TickSummary:
-    message = msgpack.unpackb(payload, raw=False)
+    message = MSGPACK.decode(payload)
     comments = [e for e in message.get("entries", ()) if e["kind"] == "comment"]
     sent = tuple(
         float(e["text"][1:].split(" ", 1)[0]) for e in comments if e["text"].startswith("t")
@@ -101,9 +86,11 @@ class Load:
         self.frame_bytes += len(payload)
         seq = tick_seq(payload)
         if seq is None:
-            self.on_control(conn, msgpack.unpackb(payload, raw=False))
+            self.on_control(conn, MSGPACK.decode(payload))
             return
         viewer = self.viewers[conn.index]
+        # clients.core.Session's seq rule, inline: a method call per frame costs this
+        # loop measurably, and a tick's offset and entries are not needed here.
         if self.check_seq:
             if viewer.seq >= 0 and seq != viewer.seq + 1:
                 viewer.gaps += 1
@@ -145,14 +132,6 @@ class Load:
             viewer.comments = viewer.sampled_out = viewer.gaps = 0
 
 
-def _hello(token: str | None) -> bytes:
-    hello: dict[str, Any] = {"type": "hello"}
-    if token:
-        hello["token"] = token
-    packed: bytes = msgpack.packb(hello)
-    return packed
-
-
 async def connect(load: Load, cmd: dict[str, Any]) -> dict[str, Any]:
     mode = cmd["mode"]
     count, posters = cmd["viewers"], cmd.get("posters", 0)
@@ -175,7 +154,7 @@ async def connect(load: Load, cmd: dict[str, Any]) -> dict[str, Any]:
                     cmd["host"],
                     cmd["port"],
                     cmd["path"],
-                    SUBPROTOCOL,
+                    MSGPACK.subprotocol,
                     on_message=handler,
                     index=index,
                 )
@@ -189,7 +168,7 @@ async def connect(load: Load, cmd: dict[str, Any]) -> dict[str, Any]:
                     token = auth.mint(secret, room=room, role=Role.VIEWER, user=f"poster-{index}")
                 viewer = load.viewers[index]
                 viewer.welcomed = asyncio.get_running_loop().create_future()
-                conn.send(_hello(token))
+                conn.send(MSGPACK.encode(hello(token)))
                 try:
                     await asyncio.wait_for(viewer.welcomed, 30)
                 except TimeoutError:
@@ -218,7 +197,7 @@ async def post(load: Load, rate: float, seconds: float) -> dict[str, Any]:
         for _ in range(max(0, due)):
             conn = load.conns[posted % load.posters]
             text = f"t{time.time() * 1000:.3f} bench comment {posted}"
-            conn.send(msgpack.packb({"type": "comment", "text": text, "id": str(posted)}))
+            conn.send(MSGPACK.encode({"type": "comment", "text": text, "id": str(posted)}))
             posted += 1
         next_at += step
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
@@ -241,7 +220,7 @@ async def flood(load: Load, seconds: float) -> dict[str, Any]:
         while (now := time.perf_counter()) < stop_at:
             waiter = loop.create_future()
             load.ack_waiters[index] = waiter
-            conn.send(msgpack.packb({"type": "comment", "text": f"t{time.time() * 1000:.3f}"}))
+            conn.send(MSGPACK.encode({"type": "comment", "text": f"t{time.time() * 1000:.3f}"}))
             posted += 1
             try:
                 await asyncio.wait_for(waiter, 5)
@@ -282,7 +261,7 @@ async def grab_rush(
             waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
             load.ack_waiters[index] = waiter
             started = time.perf_counter()
-            conn.send(msgpack.packb({"type": kind, target: sale, "id": f"g{index}.{n}"}))
+            conn.send(MSGPACK.encode({"type": kind, target: sale, "id": f"g{index}.{n}"}))
             try:
                 reply = await asyncio.wait_for(waiter, 30)
             except TimeoutError:

@@ -15,6 +15,7 @@ import time
 import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
+from clients.core import MSGPACK  # what the load process's viewers offer
 from engine.core.loop import run_event_loop
 
 # Pause when this much is queued per connection, so a baseline faster than its readers
@@ -33,7 +34,7 @@ async def main() -> None:
             connections.discard(ws)
 
     async with serve(
-        handler, "127.0.0.1", 0, compression=None, subprotocols=["livecart.v1.msgpack"],  # type: ignore[list-item]
+        handler, "127.0.0.1", 0, compression=None, subprotocols=[MSGPACK.subprotocol],  # type: ignore[list-item]
         ping_interval=None, backlog=4096,
     ) as server:  # fmt: skip
         port = next(iter(server.sockets)).getsockname()[1]
