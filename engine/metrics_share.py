@@ -1,9 +1,9 @@
 """`/metrics` summed over the workers of `livecart serve --workers N` (docs/api.md §
 GET /metrics, docs/deploy.md § Scraping metrics).
 
-The supervisor (engine/workers.py) makes a fresh directory for the run and gives every
-worker its path and a file name of its own (one per start: a restarted worker gets a new
-one). In it:
+The supervisor (engine/workers.py) makes a fresh directory for the run (`make_dir`: in
+/dev/shm when there is one) and gives every worker its path and a file name of its own
+(one per start: a restarted worker gets a new one). In it:
 
 - `<name>.json`: a live worker's samples (`Metrics.snapshot`, orjson). The worker writes
   it at its start, every SNAPSHOT_INTERVAL_S, and once more when it stops, each time to a
@@ -55,9 +55,15 @@ SUFFIX = ".json"
 DEAD = "dead"
 
 
+SHM = Path("/dev/shm")
+
+
 def make_dir() -> Path:
-    """A fresh directory for one supervisor's run (removed by `remove_dir`)."""
-    return Path(tempfile.mkdtemp(prefix="livecart-metrics-"))
+    """A fresh directory for one supervisor's run (removed by `remove_dir`): in memory
+    (/dev/shm) where there is one, so a write costs no disk I/O (about 0.07 ms for a
+    few rooms, against about 1 ms on a disk), else in the temporary directory."""
+    memory = SHM.is_dir() and os.access(SHM, os.W_OK | os.X_OK)
+    return Path(tempfile.mkdtemp(prefix="livecart-metrics-", dir=SHM if memory else None))
 
 
 def remove_dir(directory: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 
 import orjson
@@ -12,6 +13,7 @@ import orjson
 from engine.metrics import Metrics
 from engine.metrics_share import (
     DEAD,
+    SHM,
     SUFFIX,
     DeadWorkers,
     SharedMetrics,
@@ -143,6 +145,9 @@ async def test_the_writer_keeps_the_file_fresh(tmp_path: Path) -> None:
 
 def test_make_and_remove_dir() -> None:
     directory = make_dir()
+    assert directory.stat().st_mode & 0o777 == 0o700  # the engine's user's only
+    if SHM.is_dir() and os.access(SHM, os.W_OK):
+        assert directory.parent == SHM  # in memory: a write costs no disk I/O
     worker(directory, "worker-0-1", connections=1, frames=1).write()
     DeadWorkers(directory).absorb("worker-0-1")
     remove_dir(directory)
