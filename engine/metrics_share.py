@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,9 +68,7 @@ def make_dir() -> Path:
 
 
 def remove_dir(directory: Path) -> None:
-    for path in directory.iterdir():
-        path.unlink(missing_ok=True)
-    directory.rmdir()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _write(directory: Path, name: str, data: dict[str, Any]) -> None:
@@ -128,27 +127,28 @@ class SharedMetrics:
         directory, name = env.get(DIR_ENV), env.get(NAME_ENV)
         return cls(Path(directory), name) if directory and name else None
 
-    def write(self) -> None:
-        _write(self.directory, self.name, {"pid": os.getpid(), "metrics": self.metrics.snapshot()})
+    def write(self) -> bool:
+        """Write this worker's file now; False (logged) when it could not be written."""
+        data = {"pid": os.getpid(), "metrics": self.metrics.snapshot()}
+        try:
+            _write(self.directory, self.name, data)
+        except OSError as exc:  # a full or removed directory: the next write may do
+            log.warning("metrics snapshot not written: %s", exc)
+            return False
+        return True
 
     def others(self) -> list[Snapshot]:
         """The other files, read for a scrape after writing this worker's own: so what a
         scrape shows of a worker is in its file by then, and the next scrape, whichever
         worker takes it, never shows less (a counter going down reads as a reset)."""
-        try:
-            self.write()
-        except OSError as exc:
-            log.warning("metrics snapshot not written: %s", exc)
+        self.write()
         return read_all(self.directory, skip=self.name)
 
     async def run(self, interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
         """Write the snapshot every `interval_s` until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
-            try:
-                self.write()
-            except OSError as exc:  # a full or removed directory: the next write may do
-                log.warning("metrics snapshot not written: %s", exc)
+            self.write()
 
     def install(self) -> None:
         """Make this process's `/metrics` answer for the whole server."""

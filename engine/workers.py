@@ -154,9 +154,9 @@ class Supervisor:
         settings = self.settings.replace(secret=load_secret(self.settings))
         holder = reserve_port(settings.host, settings.port)
         embedded: EmbeddedRedis | None = None
-        self.metrics_dir = make_dir()
-        self.dead = DeadWorkers(self.metrics_dir)
         try:
+            self.metrics_dir = make_dir()
+            self.dead = DeadWorkers(self.metrics_dir)
             settings = settings.replace(port=holder.getsockname()[1])
             if settings.redis_url is None:
                 # Started here, on the main thread: PR_SET_PDEATHSIG follows the thread.
@@ -170,7 +170,8 @@ class Supervisor:
             if embedded is not None:
                 embedded.stop()
             holder.close()
-            remove_dir(self.metrics_dir)
+            if self.metrics_dir is not None:
+                remove_dir(self.metrics_dir)
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -336,9 +337,8 @@ async def _serve_worker(settings: Settings, sock: socket.socket) -> int:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-        if shared is not None:  # the last counts, for the supervisor to keep
-            with contextlib.suppress(OSError):
-                shared.write()
+        if shared is not None:
+            shared.write()  # the last counts, for the supervisor to keep
     return 0
 
 

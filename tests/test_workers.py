@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -227,18 +227,17 @@ async def scrape(url: str) -> dict[str, float]:
     return out
 
 
-async def scrapes_agree(url: str, expected: dict[str, float], times: int = 8) -> None:
+async def scrapes_agree(url: str, expected: Callable[[], dict[str, float]], times: int = 8) -> None:
     """Until each worker's file has caught up (about a second), a scrape may miss the other
-    workers' latest counts; then every scrape, whichever worker takes it, shows `expected`."""
+    workers' latest counts; then every scrape, whichever worker takes it, shows `expected()`."""
 
-    def shows(values: dict[str, float]) -> bool:
-        return {name: values.get(name, 0.0) for name in expected} == expected
+    def shown(values: dict[str, float]) -> dict[str, float]:
+        return {name: values.get(name, 0.0) for name in expected()}
 
-    await poll(lambda: scrape(url), shows, timeout_s=15)
+    await poll(lambda: scrape(url), lambda values: shown(values) == expected(), timeout_s=15)
     await asyncio.sleep(2 * SNAPSHOT_INTERVAL_S)  # every worker has written its file since
     for _ in range(times):
-        values = await scrape(url)
-        assert {name: values.get(name, 0.0) for name in expected} == expected
+        assert shown(await scrape(url)) == expected()
 
 
 async def test_one_scrape_adds_up_every_worker(tmp_path: Path) -> None:
@@ -272,7 +271,7 @@ async def test_one_scrape_adds_up_every_worker(tmp_path: Path) -> None:
                 async with httpx.AsyncClient(base_url=url, timeout=10) as http:
                     assert (await http.get("/api/rooms/r-does-not-exist")).status_code == 404
             opened = float(len(viewers))
-            await scrapes_agree(url, {
+            await scrapes_agree(url, lambda: {
                 "livecart_connections_total": opened,
                 'livecart_open_connections{codec="json"}': opened,
                 f'livecart_room_viewers{{room="{room}"}}': opened,
@@ -287,16 +286,19 @@ async def test_one_scrape_adds_up_every_worker(tmp_path: Path) -> None:
             await eventually(lambda: len(workers_of(process.pid) - workers) == 1, timeout_s=20)
             (replacement,) = workers_of(process.pid) - workers
             await eventually(lambda: ready_logged(log, replacement), timeout_s=20)
-            await asyncio.sleep(0.5)  # the killed worker's viewers all see their close
-            still = float(sum(v.close_code is None for v in viewers))
-            assert 0 < still < opened
-            await scrapes_agree(url, {
+
+            def still() -> float:
+                """Viewers whose connection is open (not on the killed worker)."""
+                return float(sum(v.close_code is None for v in viewers))
+
+            await scrapes_agree(url, lambda: {
                 "livecart_connections_total": opened,
-                'livecart_open_connections{codec="json"}': still,
-                f'livecart_room_viewers{{room="{room}"}}': still,
+                'livecart_open_connections{codec="json"}': still(),
+                f'livecart_room_viewers{{room="{room}"}}': still(),
                 "livecart_rooms_active": 1,
                 'livecart_errors_total{code="room_not_found"}': 12,
             })  # fmt: skip
+            assert 0 < still() < opened
         finally:
             for viewer in viewers:
                 await viewer.close()
