@@ -38,7 +38,7 @@ F = TypeVar("F", bytes, str)
 
 # ---- codecs (docs/protocol.md § Subprotocols) -----------------------------------------------
 
-JSON_SUBPROTOCOL = "livecart.v1.json"  # the engine's names (engine/codec.py `Codec`)
+JSON_SUBPROTOCOL = "livecart.v1.json"  # the engine's names (engine/realtime/codec.py `Codec`)
 MSGPACK_SUBPROTOCOL = "livecart.v1.msgpack"
 
 

@@ -31,7 +31,7 @@ ALL_READY = {
 }
 # Every metric family the engine exposes, with its type.
 FAMILIES = {
-    "livecart_connections": "gauge",
+    "livecart_open_connections": "gauge",
     "livecart_rooms_active": "gauge",
     "livecart_connections_total": "counter",
     "livecart_disconnects_total": "counter",
@@ -225,14 +225,14 @@ async def test_metrics_move_with_traffic(
     assert after["livecart_bytes_sent_total"] > before.get("livecart_bytes_sent_total", 0)
     not_found = 'livecart_errors_total{code="room_not_found"}'
     assert after[not_found] == before.get(not_found, 0) + 1
-    assert after['livecart_connections{codec="json"}'] == 1
+    assert after['livecart_open_connections{codec="json"}'] == 1
     assert after["livecart_rooms_active"] == 1
 
     await viewer.close()
     gone = await poll(
-        lambda: scrape(http), lambda s: s.get('livecart_connections{codec="json"}', 0) == 0
+        lambda: scrape(http), lambda s: s.get('livecart_open_connections{codec="json"}', 0) == 0
     )
-    assert gone.get('livecart_connections{codec="msgpack"}', 0) == 0
+    assert gone.get('livecart_open_connections{codec="msgpack"}', 0) == 0
 
 
 async def test_connections_gauge_counts_by_codec(
@@ -242,8 +242,8 @@ async def test_connections_gauge_counts_by_codec(
     await viewer_factory(room, codec="msgpack")
     await viewer_factory(room, codec="msgpack")
     values = await scrape(http)
-    assert values['livecart_connections{codec="json"}'] == 1
-    assert values['livecart_connections{codec="msgpack"}'] == 2
+    assert values['livecart_open_connections{codec="json"}'] == 1
+    assert values['livecart_open_connections{codec="msgpack"}'] == 2
 
 
 # ---- Engine lifecycle -----------------------------------------------------------------------

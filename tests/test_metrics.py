@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import re
 
+import orjson
 import pytest
 
-from engine.core.metrics import METRICS, Counter, Gauge, Histogram, Metrics
+from engine.core.metrics import METRICS, Counter, Gauge, Histogram, Metrics, Snapshot, add_up
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
@@ -135,11 +136,11 @@ def test_full_registry_is_valid_prometheus_text() -> None:
     metrics.tick_seconds.observe(0.0005)
 
     families = parse(metrics.render())
-    assert families["livecart_connections"] == (
+    assert families["livecart_open_connections"] == (
         "gauge",
         [
-            ("livecart_connections", '{codec="json"}', 2.0),
-            ("livecart_connections", '{codec="msgpack"}', 1.0),
+            ("livecart_open_connections", '{codec="json"}', 2.0),
+            ("livecart_open_connections", '{codec="msgpack"}', 1.0),
         ],
     )
     assert families["livecart_rooms_active"] == ("gauge", [("livecart_rooms_active", "", 3.0)])
@@ -183,3 +184,104 @@ def test_every_family_renders_once() -> None:
 def test_global_registry_renders() -> None:
     families = parse(METRICS.render())
     assert "livecart_connections_total" in families
+
+
+# ---- several processes: one scrape adds them up (engine/server/metrics_share.py) ------------
+
+
+def worker_registry(connections: float, lag: float, grabs: float, latency: float) -> Metrics:
+    """A registry as one worker of `serve --workers N` would hold it."""
+    metrics = Metrics()
+    metrics.connections.read = lambda: {("json",): connections}
+    metrics.rooms.read = lambda: {(): 1.0}
+    metrics.room_sweeper_lag.set(lag, "r1")
+    metrics.grabs.inc(grabs, "reserved")
+    metrics.grab_seconds.observe(latency)
+    return metrics
+
+
+def test_render_adds_other_processes_snapshots() -> None:
+    one = worker_registry(connections=2, lag=0.5, grabs=3, latency=0.003)
+    two = worker_registry(connections=5, lag=1.5, grabs=4, latency=0.3)
+    two.errors.inc(1, "room_not_found")  # a series only the other process has
+    # What a snapshot file holds survives JSON (engine/server/metrics_share.py writes it with
+    # orjson).
+    snapshot = orjson.loads(orjson.dumps(two.snapshot()))
+
+    families = parse(one.render([snapshot]))
+    assert families["livecart_grabs_total"][1] == [
+        ("livecart_grabs_total", '{status="reserved"}', 7.0)
+    ]
+    assert families["livecart_errors_total"][1] == [
+        ("livecart_errors_total", '{code="room_not_found"}', 1.0)
+    ]
+    assert families["livecart_open_connections"][1] == [
+        ("livecart_open_connections", '{codec="json"}', 7.0)
+    ]  # summed
+    assert families["livecart_rooms_active"][1] == [("livecart_rooms_active", "", 2.0)]
+    assert families["livecart_room_sweeper_lag_seconds"][1] == [
+        ("livecart_room_sweeper_lag_seconds", '{room="r1"}', 1.5)
+    ]  # the worst lag, not a sum
+    grab_seconds = {
+        (name, labels): value for name, labels, value in families["livecart_grab_seconds"][1]
+    }
+    assert grab_seconds[("livecart_grab_seconds_bucket", '{le="0.005"}')] == 1
+    assert grab_seconds[("livecart_grab_seconds_bucket", '{le="0.5"}')] == 2
+    assert grab_seconds[("livecart_grab_seconds_bucket", '{le="+Inf"}')] == 2
+    assert grab_seconds[("livecart_grab_seconds_count", "")] == 2
+    assert grab_seconds[("livecart_grab_seconds_sum", "")] == pytest.approx(0.303)
+    # Merging reads the registries and changes neither.
+    assert one.grabs.value("reserved") == 3
+    assert one.grab_seconds.count == 1
+    assert one.render() == one.render([])
+
+
+def test_peers_are_read_at_each_scrape() -> None:
+    metrics = Metrics()
+    metrics.bytes_sent.inc(10)
+    other = Metrics()
+    other.bytes_sent.inc(5)
+    reads: list[int] = []
+
+    def peers() -> list[Snapshot]:
+        reads.append(1)
+        return [other.snapshot()]
+
+    metrics.peers = peers
+    assert "livecart_bytes_sent_total 15" in metrics.render()
+    other.bytes_sent.inc(5)
+    assert "livecart_bytes_sent_total 20" in metrics.render()
+    assert len(reads) == 2
+    assert "livecart_bytes_sent_total 10" in metrics.render([])  # this process alone
+
+
+def test_add_up_keeps_counts_and_drops_gauges() -> None:
+    one = worker_registry(connections=2, lag=0.5, grabs=3, latency=0.003)
+    two = worker_registry(connections=5, lag=1.5, grabs=4, latency=0.3)
+    total = add_up([one.snapshot(), two.snapshot()])
+    assert total["livecart_grabs_total"] == [[["reserved"], 7.0]]
+    ((labels, counts, total_s, count),) = total["livecart_grab_seconds"]
+    assert (labels, sum(counts), count) == ([], 2, 2)
+    assert total_s == pytest.approx(0.303)
+    assert not [name for name in total if name in GAUGES]
+    assert add_up([]) == add_up([{}])
+
+
+def test_rows_of_another_layout_are_left_out() -> None:
+    """Snapshots of another version (labels or buckets changed) never break a scrape."""
+    metrics = Metrics()
+    odd: Snapshot = {
+        "livecart_grabs_total": [[["reserved", "extra"], 1.0], [["sold_out"], 2.0]],
+        "livecart_grab_seconds": [[[], [1, 2], 0.5, 3]],
+        "livecart_not_a_family_here": [[[], 1.0]],
+    }
+    families = parse(metrics.render([odd]))
+    assert families["livecart_grabs_total"][1] == [
+        ("livecart_grabs_total", '{status="sold_out"}', 2.0)
+    ]
+    assert ("livecart_grab_seconds_count", "", 0.0) in families["livecart_grab_seconds"][1]
+
+
+GAUGES = {
+    family.name for family in Metrics().families() if isinstance(family, Gauge)
+}  # fmt: skip

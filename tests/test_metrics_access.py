@@ -17,7 +17,7 @@ from engine.server.workers import worker_env
 from tests.conftest import EngineFactory
 
 TOKEN = "metrics-" + "t" * 24
-FAMILY = "# TYPE livecart_connections gauge"
+FAMILY = "# TYPE livecart_open_connections gauge"
 
 
 async def get_metrics(engine: Engine, **headers: str) -> httpx.Response:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,10 +21,12 @@ from engine.core.identity import Role
 from engine.core.settings import Settings
 from engine.rooms import auth
 from engine.server.listener import reuseport_socket
+from engine.server.metrics_share import SNAPSHOT_INTERVAL_S
 from engine.server.workers import Supervisor, worker_env
 from engine.store import keys
-from tests.conftest import SECRET, eventually
+from tests.conftest import SECRET, eventually, poll
 from tests.test_gateway import collect_comments
+from tests.test_metrics import parse
 
 LIVECART = [sys.executable, "-m", "engine.cli"]
 
@@ -209,3 +212,106 @@ def test_worker_env_spells_out_the_settings(tmp_path: Path) -> None:
     assert Settings.from_env(env) == settings
     assert env["LIVECART_WORKER"] == "3"
     assert env["LIVECART_SUPERVISOR_PID"] == str(os.getpid())
+
+
+async def scrape(url: str) -> dict[str, float]:
+    """GET /metrics on a fresh connection (so on either worker): `name{labels}` -> value."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    parse(response.text)  # valid exposition text, each family once
+    out: dict[str, float] = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+async def scrapes_agree(url: str, expected: Callable[[], dict[str, float]], times: int = 8) -> None:
+    """Until each worker's file has caught up (about a second), a scrape may miss the other
+    workers' latest counts; then every scrape, whichever worker takes it, shows `expected()`."""
+
+    def shown(values: dict[str, float]) -> dict[str, float]:
+        return {name: values.get(name, 0.0) for name in expected()}
+
+    await poll(lambda: scrape(url), lambda values: shown(values) == expected(), timeout_s=15)
+    await asyncio.sleep(2 * SNAPSHOT_INTERVAL_S)  # every worker has written its file since
+    for _ in range(times):
+        assert shown(await scrape(url)) == expected()
+
+
+async def test_one_scrape_adds_up_every_worker(tmp_path: Path) -> None:
+    """`/metrics` of `serve --workers 2` is the server's: counters of both workers summed,
+    whichever worker the kernel gives the scrape; a killed worker's counts stay, its
+    connections go."""
+    data = tmp_path / "data"
+    with serving_workers(tmp_path, "--workers", "2", "--data-dir", str(data)) as (
+        process, url, log
+    ):  # fmt: skip
+        workers = workers_of(process.pid)
+        assert len(workers) == 2, log.read_text()
+        redis_url = (data / "redis" / "url").read_text().strip()
+        room = "workers-metrics"
+        host_token = auth.mint(SECRET, room=room, role=Role.HOST, user="host-1")
+        async with HostClient(url, room, host_token) as host:
+            await host.create_room("one scrape, two workers")
+            await host.go_live()
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        viewers: list[ViewerClient] = []
+        try:
+            # Viewers until both workers have some (each then subscribes to the room).
+            while len(viewers) < 40 and (
+                len(viewers) < 6 or numsub(redis_url, keys.room_bus(room)) < 2
+            ):
+                viewers.append(ViewerClient(ws_url, room, None, reconnect=False))
+                await viewers[-1].connect()
+            await eventually(lambda: numsub(redis_url, keys.room_bus(room)) == 2)
+            # HTTP errors, each on a fresh connection: spread over both workers too.
+            for _ in range(12):
+                async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                    assert (await http.get("/api/rooms/r-does-not-exist")).status_code == 404
+            opened = float(len(viewers))
+            await scrapes_agree(url, lambda: {
+                "livecart_connections_total": opened,
+                'livecart_open_connections{codec="json"}': opened,
+                f'livecart_room_viewers{{room="{room}"}}': opened,
+                "livecart_rooms_active": 2,  # one hub on each worker
+                'livecart_errors_total{code="room_not_found"}': 12,
+            })  # fmt: skip
+
+            # A killed worker's viewers are gone; what it counted stays counted.
+            killed = min(workers)
+            os.kill(killed, signal.SIGKILL)
+            await eventually(lambda: sum(v.close_code is not None for v in viewers) > 0)
+            await eventually(lambda: len(workers_of(process.pid) - workers) == 1, timeout_s=20)
+            (replacement,) = workers_of(process.pid) - workers
+            await eventually(lambda: ready_logged(log, replacement), timeout_s=20)
+
+            def still() -> float:
+                """Viewers whose connection is open (not on the killed worker)."""
+                return float(sum(v.close_code is None for v in viewers))
+
+            await scrapes_agree(url, lambda: {
+                "livecart_connections_total": opened,
+                'livecart_open_connections{codec="json"}': still(),
+                f'livecart_room_viewers{{room="{room}"}}': still(),
+                "livecart_rooms_active": 1,
+                'livecart_errors_total{code="room_not_found"}': 12,
+            })  # fmt: skip
+            assert 0 < still() < opened
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+        metrics_dir = metrics_dir_of(min(workers_of(process.pid)))
+        assert metrics_dir.is_dir()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()
+    assert not metrics_dir.exists()  # the supervisor removes the directory it made
+
+
+def metrics_dir_of(pid: int) -> Path:
+    """The directory a worker shares its metrics in (its LIVECART_METRICS_DIR)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    return Path(env["LIVECART_METRICS_DIR"])

@@ -1,18 +1,30 @@
 """Prometheus metrics in the text exposition format (version 0.0.4), dependency-free.
 
-One process-wide registry (`METRICS`); hot paths only increment plain attributes.
-Gauges that are cheap to compute on demand (connections, rooms) are read at scrape
-time through callbacks.
+One process-wide registry (`METRICS`); hot paths only increment plain attributes (a
+counter's inc is one dict update). Gauges that are cheap to compute on demand
+(connections, rooms) are read at scrape time through callbacks.
+
+Under `livecart serve --workers N` a scrape answers for the whole server: each worker
+writes its samples (`Metrics.snapshot`) to a file about once a second, and the worker
+that takes a scrape renders its own live values merged with the others' files
+(`Metrics.render(others)`; the files: engine/server/metrics_share.py). Counters and histograms
+add up; each gauge says how it merges (`Gauge.merge`: "sum" or "max").
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 LabelValues = tuple[str, ...]
+# A family's samples as plain JSON-able rows (what a worker writes to its snapshot file):
+# a counter's or a gauge's [labels, value], a histogram's [labels, counts, sum, count].
+Rows = list[list[Any]]
+# One process's samples: family name -> rows.
+Snapshot = dict[str, Rows]
 
 
 def _escape(value: str) -> str:
@@ -45,10 +57,18 @@ class Counter:
     def value(self, *labels: str) -> float:
         return self.values.get(labels, 0.0)
 
-    def render(self) -> Iterable[str]:
+    def rows(self) -> Rows:
+        return [[list(labels), value] for labels, value in self.values.items()]
+
+    def merged(self, others: Iterable[Rows]) -> dict[LabelValues, float]:
+        """This process's values plus the other processes' (summed per label set)."""
+        return _add_rows(dict(self.values), others, self.labelnames, "sum")
+
+    def render(self, others: Sequence[Rows] = ()) -> Iterable[str]:
+        """The family's lines; with `others`, summed with those processes' rows."""
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"
-        for labels, value in sorted(self.values.items()):
+        for labels, value in sorted((self.merged(others) if others else self.values).items()):
             yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
 
 
@@ -59,15 +79,43 @@ class Gauge:
     labelnames: tuple[str, ...] = ()
     read: Callable[[], dict[LabelValues, float]] | None = None
     values: dict[LabelValues, float] = field(default_factory=dict)  # set() when not read()
+    # Over the workers of one server: "sum" (connections, viewers: the server's total) or
+    # "max" (a lag: the worst one). Only live workers' gauges count.
+    merge: Literal["sum", "max"] = "sum"
 
     def set(self, value: float, *labels: str) -> None:
         self.values[labels] = value
 
-    def render(self) -> Iterable[str]:
+    def current(self) -> dict[LabelValues, float]:
+        return self.read() if self.read else self.values
+
+    def rows(self) -> Rows:
+        return [[list(labels), value] for labels, value in self.current().items()]
+
+    def merged(self, others: Iterable[Rows]) -> dict[LabelValues, float]:
+        return _add_rows(dict(self.current()), others, self.labelnames, self.merge)
+
+    def render(self, others: Sequence[Rows] = ()) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} gauge"
-        for labels, value in sorted((self.read() if self.read else self.values).items()):
+        for labels, value in sorted((self.merged(others) if others else self.current()).items()):
             yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+
+def _add_rows(
+    into: dict[LabelValues, float],
+    others: Iterable[Rows],
+    labelnames: tuple[str, ...],
+    how: Literal["sum", "max"],
+) -> dict[LabelValues, float]:
+    for rows in others:
+        for labels, value in rows:
+            key = tuple(labels)
+            if len(key) != len(labelnames):
+                continue  # another version's layout: left out rather than misrendered
+            old = into.get(key)
+            into[key] = value if old is None else (old + value if how == "sum" else max(old, value))
+    return into
 
 
 @dataclass
@@ -101,10 +149,35 @@ class Histogram:
     def count(self) -> int:
         return sum(series.count for series in self.series.values())
 
-    def render(self) -> Iterable[str]:
+    def rows(self) -> Rows:
+        return [
+            [list(labels), list(series.counts), series.total, series.count]
+            for labels, series in self.series.items()
+        ]
+
+    def merged(self, others: Iterable[Rows]) -> dict[LabelValues, _Series]:
+        """This process's series plus the other processes' (bucket by bucket)."""
+        out = {
+            labels: _Series(list(s.counts), s.total, s.count) for labels, s in self.series.items()
+        }
+        width = len(self.buckets) + 1
+        for rows in others:
+            for labels, counts, total, count in rows:
+                key = tuple(labels)
+                if len(key) != len(self.labelnames) or len(counts) != width:
+                    continue  # another version's layout
+                series = out.get(key)
+                if series is None:
+                    series = out[key] = _Series([0] * width)
+                series.counts = [a + b for a, b in zip(series.counts, counts, strict=True)]
+                series.total += total
+                series.count += count
+        return out
+
+    def render(self, others: Sequence[Rows] = ()) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} histogram"
-        for labels, series in sorted(self.series.items()):
+        for labels, series in sorted((self.merged(others) if others else self.series).items()):
             cumulative = 0
             for bound, n in zip((*self.buckets, math.inf), series.counts, strict=True):
                 cumulative += n
@@ -120,10 +193,14 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 class Metrics:
     def __init__(self) -> None:
+        # Not `livecart_connections`: OpenMetrics would read that gauge and the counter
+        # `livecart_connections_total` as one family.
         self.connections = Gauge(
-            "livecart_connections", "Open viewer WebSocket connections", ("codec",)
+            "livecart_open_connections", "Open viewer WebSocket connections", ("codec",)
         )
-        self.rooms = Gauge("livecart_rooms_active", "Rooms with a hub on this process")
+        self.rooms = Gauge(
+            "livecart_rooms_active", "Room hubs (a room counts once per process serving it)"
+        )
         self.connections_total = Counter(
             "livecart_connections_total", "Viewer WebSocket connections accepted"
         )
@@ -190,7 +267,7 @@ class Metrics:
         # Per room, for alerting on one show (the room label's series of a room go away
         # when this process drops its hub: forget_room).
         self.room_viewers = Gauge(
-            "livecart_room_viewers", "Viewer connections in the room on this process", ("room",)
+            "livecart_room_viewers", "Viewer connections in the room", ("room",)
         )
         self.room_grab_seconds = Histogram(
             "livecart_room_grab_seconds", "Grab latency inside the engine, per room",
@@ -210,8 +287,10 @@ class Metrics:
         )
         self.room_sweeper_lag = Gauge(
             "livecart_room_sweeper_lag_seconds",
-            "How overdue the oldest expired hold was when this process's last sweep found it",
+            "How overdue the oldest expired hold was when a process's last sweep found it "
+            "(the most over the processes)",
             ("room",),
+            merge="max",
         )
         self.handshakes_refused = Counter(
             "livecart_handshakes_refused_total",
@@ -221,6 +300,9 @@ class Metrics:
         self.sweep_seconds = Histogram(
             "livecart_sweep_seconds", "One sweeper pass over every room", _LATENCY_BUCKETS
         )
+        # In a worker of `serve --workers N`: the other workers' snapshots, read at each
+        # scrape (engine/server/metrics_share.py). None: this process answers for itself alone.
+        self.peers: Callable[[], Sequence[Snapshot]] | None = None
 
     def forget_room(self, room: str) -> None:
         for family in (self.room_grabs, self.room_script_errors, self.room_callback_rejections):
@@ -229,10 +311,40 @@ class Metrics:
         self.room_grab_seconds.series.pop((room,), None)
         self.room_sweeper_lag.values.pop((room,), None)
 
-    def render(self) -> str:
-        families = [value for value in vars(self).values() if hasattr(value, "render")]
-        lines = [line for family in families for line in family.render()]
+    def families(self) -> list[Counter | Gauge | Histogram]:
+        return [v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram)]
+
+    def snapshot(self) -> Snapshot:
+        """This process's samples, gauges read now (what a worker writes to its file)."""
+        return {family.name: family.rows() for family in self.families()}
+
+    def render(self, others: Sequence[Snapshot] | None = None) -> str:
+        """The exposition text: this process's values, with `others` (other processes'
+        snapshots; by default what `peers` reads) merged in."""
+        if others is None:
+            others = self.peers() if self.peers is not None else ()
+        lines: list[str] = []
+        for family in self.families():
+            lines += family.render([s[family.name] for s in others if family.name in s])
         return "\n".join(lines) + "\n"
+
+
+def add_up(snapshots: Iterable[Snapshot]) -> Snapshot:
+    """The counters and histograms of `snapshots` summed; gauges left out (what an exited
+    worker keeps contributing: its counts stay counted, its gauges are gone)."""
+    blank = Metrics()
+    chosen = list(snapshots)
+    out: Snapshot = {}
+    for family in blank.families():
+        if isinstance(family, Gauge):
+            continue
+        rows = [snapshot[family.name] for snapshot in chosen if family.name in snapshot]
+        if isinstance(family, Histogram):
+            family.series = family.merged(rows)
+        else:
+            family.values = family.merged(rows)
+        out[family.name] = family.rows()
+    return out
 
 
 METRICS = Metrics()

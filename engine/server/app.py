@@ -101,7 +101,8 @@ def metrics_refusal(request: Request, token: str) -> LivecartError | None:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text exposition of this process's metrics, to whom `metrics_refusal` lets."""
+    """Prometheus text exposition, to whom `metrics_refusal` lets: this process's metrics,
+    or under `serve --workers N` every worker's added up (engine/server/metrics_share.py)."""
     refusal = metrics_refusal(request, api.node_of(request).settings.metrics_token)
     if refusal is not None:
         response = error_response(refusal)

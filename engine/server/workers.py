@@ -25,8 +25,13 @@ The parent process (the supervisor) serves nothing itself. It
 The kernel spreads new connections over the listening workers (by a hash of the
 connection's addresses): one viewer's connection stays on one worker, so everything that
 must be shared (rooms, stock, presence, the fan-out of comments) already goes through Redis.
-What stays per process: `/metrics` (each scrape reads the worker that took the connection)
-and each worker's hubs. Connections waiting in a killed worker's accept queue are reset.
+What stays per process: each worker's hubs. Connections waiting in a killed worker's accept
+queue are reset.
+
+`/metrics` answers for the whole server, whichever worker takes the scrape: the supervisor
+makes a directory for the run (removed when it exits), each worker writes its samples
+there about once a second, and the scraped worker adds them to its own; an exited
+worker's counters stay counted, its gauges go (engine/server/metrics_share.py).
 
 An operator mistake the kernel would not catch (two `serve --workers` on one port would
 share it silently) is refused: the supervisor first checks that nothing answers on the
@@ -44,12 +49,21 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.core.logs import configure as configure_logs
 from engine.core.loop import run_event_loop
 from engine.core.settings import _ENV, Settings, load_secret
 from engine.server.app import Engine
 from engine.server.listener import reuseport_socket
+from engine.server.metrics_share import (
+    DIR_ENV,
+    NAME_ENV,
+    DeadWorkers,
+    SharedMetrics,
+    make_dir,
+    remove_dir,
+)
 from engine.store.redis_server import EmbeddedRedis, _die_with_parent
 
 log = logging.getLogger("livecart.workers")
@@ -110,6 +124,7 @@ def reserve_port(host: str, port: int) -> socket.socket:
 class Worker:
     index: int
     process: asyncio.subprocess.Process | None = None
+    metrics_name: str = ""  # its metrics file's, new at each start (engine/server/metrics_share.py)
     started: float = 0.0
     failures: int = 0
     first_ready: asyncio.Future[bool] = field(
@@ -136,6 +151,9 @@ class Supervisor:
         self.count = count
         self.workers: list[Worker] = []
         self._stopping: asyncio.Event | None = None
+        self.metrics_dir: Path | None = None
+        self.dead: DeadWorkers | None = None
+        self._starts = 0
         # What the workers are sent when stopping: the operator's signal, SIGTERM otherwise.
         self.stop_signal = signal.SIGTERM
 
@@ -144,6 +162,8 @@ class Supervisor:
         holder = reserve_port(settings.host, settings.port)
         embedded: EmbeddedRedis | None = None
         try:
+            self.metrics_dir = make_dir()
+            self.dead = DeadWorkers(self.metrics_dir)
             settings = settings.replace(port=holder.getsockname()[1])
             if settings.redis_url is None:
                 # Started here, on the main thread: PR_SET_PDEATHSIG follows the thread.
@@ -157,6 +177,8 @@ class Supervisor:
             if embedded is not None:
                 embedded.stop()
             holder.close()
+            if self.metrics_dir is not None:
+                remove_dir(self.metrics_dir)
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -226,6 +248,7 @@ class Supervisor:
             return
         while not self.stopping.is_set():
             code = None if worker.process is None else await worker.process.wait()
+            self._absorb(worker)
             if self.stopping.is_set():
                 return
             uptime = time.monotonic() - worker.started
@@ -239,11 +262,22 @@ class Supervisor:
                 return
             await self._spawn(settings, worker)
 
+    def _absorb(self, worker: Worker) -> None:
+        """Keep an exited worker's counters in what /metrics adds up; drop its gauges."""
+        if self.dead is not None and worker.metrics_name:
+            try:
+                self.dead.absorb(worker.metrics_name)
+            except OSError:
+                log.exception("cannot keep an exited worker's metrics")
+            worker.metrics_name = ""
+
     async def _spawn(self, settings: Settings, worker: Worker) -> bool:
         """Start the worker's process; True once it said it is ready."""
         worker.started = time.monotonic()
+        self._starts += 1
+        worker.metrics_name = f"worker-{worker.index}-{self._starts}"
         try:
-            process = await self._exec(settings, worker)
+            process = await self._exec(settings, worker, self.metrics_dir)
         except OSError:
             log.exception("cannot start a worker", extra={"worker": worker.index})
             worker.process = None
@@ -264,10 +298,15 @@ class Supervisor:
         return False
 
     @staticmethod
-    async def _exec(settings: Settings, worker: Worker) -> asyncio.subprocess.Process:
+    async def _exec(
+        settings: Settings, worker: Worker, metrics_dir: Path | None
+    ) -> asyncio.subprocess.Process:
+        env = worker_env(settings, worker.index)
+        if metrics_dir is not None:
+            env |= {DIR_ENV: str(metrics_dir), NAME_ENV: worker.metrics_name}
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "engine.server.workers",
-            env=worker_env(settings, worker.index),
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             process_group=0,
@@ -278,12 +317,19 @@ class Supervisor:
 
 
 async def _serve_worker(settings: Settings, sock: socket.socket) -> int:
+    shared = SharedMetrics.from_env()
+    if shared is not None:
+        shared.install()  # before serving: the first scrape already answers for everyone
     engine = Engine(settings)
     try:
         await engine.start(sock)
     except BaseException:
         sock.close()
         raise
+    writer = None
+    if shared is not None:
+        shared.write()
+        writer = asyncio.create_task(shared.run())
 
     def ready() -> None:
         print(f"{READY} {os.getpid()}", flush=True)
@@ -294,6 +340,12 @@ async def _serve_worker(settings: Settings, sock: socket.socket) -> int:
         await engine.serve_until_signal(ready)
     finally:
         await engine.stop()
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        if shared is not None:
+            shared.write()  # the last counts, for the supervisor to keep
     return 0
 
 
