@@ -105,6 +105,10 @@ def test_package_scripts_contracts() -> None:
         "room_update": (2, 3, True),
         "room_sync": (5, 4, False),
         "viewer_seen": (2, 4, False),
+        # a feature's scripts (engine/features/polls/lua), loaded with every other
+        "poll_open": (4, 8, False),
+        "poll_vote": (2, 3, False),
+        "poll_close": (3, 5, False),
         "confirm": (4, 4, False),
         "grab": (7, 3, True),
         "psp_refund": (1, 2, False),

@@ -1,7 +1,8 @@
 // The viewer's mobile page (issue 7), served at /live/{room}: stream, pinned product,
 // flash sales, checkout, coupon drops, comments with danmaku, likes; giveaways, auctions and
-// comment-to-buy replies are in interactive.js; group buys, sharing and reminders in social.js.
-// No framework, no build.
+// comment-to-buy replies are in interactive.js; group buys, sharing and reminders in social.js;
+// the engine's features bring their own cards (features.js). No framework, no build.
+import * as features from "./features.js";
 import * as ix from "./interactive.js";
 import { Realtime, requestId } from "./realtime.js";
 import * as social from "./social.js";
@@ -73,6 +74,7 @@ const rt = new Realtime(room, auth, {
     if (TOKEN) refreshCoupons();
     ix.welcome(w);
     social.welcome(w);
+    features.welcome(w, resumed);
   },
   tick(t) {
     if (hook.firstTickMs === null) hook.firstTickMs = Math.round(performance.now());
@@ -89,6 +91,7 @@ const rt = new Realtime(room, auth, {
     }
     if (t.stock) renderSale();
     if (t.drops) renderDrop();
+    features.tick(t);
   },
   frame(f) {
     if (f.type === "notice" && f.kind === "reservation_offered") {
@@ -557,4 +560,5 @@ ix.setup({ rt, room, token: TOKEN, api, now, hold, store, user: () => S.user, sa
 social.setup({ room, token: TOKEN, api, now, hold, store, toast: ix.toast, sheet: openSheet,
   team: query.get("team"),
   held: () => S.held, product: () => S.product, roomState: () => S.room?.state, sales: () => S.sales });
+features.setup({ room, token: TOKEN, rt });
 rt.start();

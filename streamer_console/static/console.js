@@ -1,7 +1,8 @@
 // The streamer console: sign-in, the realtime seat, the header (room state, show controls,
 // live numbers) and the panels (run-of-show, flash sales, comments, coupons, orders to
 // review, the dashboard view, giveaways, auctions, comment-to-buy, social), each in its own module with the same small interface: reset(welcome, role),
-// refresh(welcome) after a resume, entry(entry), tick(tick), second().
+// refresh(welcome) after a resume, entry(entry), tick(tick), second(). The engine's features
+// bring their own panels (features.js).
 
 import { act, api, setSession } from "./api.js";
 import * as auctions from "./auctions.js";
@@ -9,6 +10,7 @@ import * as commentBuy from "./comment_buy.js";
 import * as comments from "./comments.js";
 import * as coupons from "./coupons.js";
 import * as dashboard from "./dashboard.js";
+import * as features from "./features.js";
 import * as giveaways from "./giveaways.js";
 import * as interactive from "./interactive.js";
 import * as lineup from "./lineup.js";
@@ -77,6 +79,7 @@ function fillRoomFromToken() {
 }
 
 function signIn(token, room) {
+  features.stop();
   if (state.realtime) state.realtime.stop();
   state.realtime = null;
   const claims = tokenClaims(token);
@@ -105,6 +108,7 @@ function signOut() {
   giveaways.stop();
   auctions.stop();
   social.stop();
+  features.stop();
   if (state.realtime) state.realtime.stop();
   state.realtime = null;
   sessionStorage.removeItem(STORAGE_KEY);
@@ -133,6 +137,7 @@ function welcome(message, resumed) {
   }
   showRoom(message.room);
   showStats(message.stats);
+  features.welcome(message, resumed && message.recovered);
 }
 
 function tick(message) {
@@ -140,6 +145,7 @@ function tick(message) {
   for (const entry of message.entries || []) dispatch(entry);
   if (message.stats) showStats(message.stats);
   for (const panel of PANELS) panel.tick(message);
+  features.tick(message);
 }
 
 function dispatch(entry) {
@@ -234,6 +240,7 @@ function boot() {
   $("#go-live").addEventListener("click", goLive);
   $("#end-show").addEventListener("click", endShow);
   for (const panel of PANELS) panel.init();
+  features.init(() => state.realtime);
   setInterval(() => PANELS.forEach((panel) => panel.second()), 1000);
   const saved = sessionStorage.getItem(STORAGE_KEY);
   if (saved) {

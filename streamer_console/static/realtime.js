@@ -1,7 +1,8 @@
 // The console's realtime seat (docs/protocol.md): `/ws/{room}` with `livecart.v1.json`,
 // `hello` with the token, then welcome and ticks. Reconnects after a retryable close with
 // full-jitter backoff (0.25 s doubling to 15 s, as clients/backoff.py) and resumes with
-// `since` = the last offset seen.
+// `since` = the last offset seen. request() sends a frame with an `id` and matches its
+// answer (`ack` or `error`) by `ref`.
 
 const SUBPROTOCOL = "livecart.v1.json";
 const BASE_S = 0.25;
@@ -27,6 +28,8 @@ export class Realtime {
     this.timer = null;
     this.stopped = false;
     this.lastError = null;
+    this.pending = new Map(); // request id -> {resolve, reject}
+    this.counter = 0;
   }
 
   url() {
@@ -71,13 +74,42 @@ export class Realtime {
       this.handlers.onTick(frame);
     } else {
       if (frame.type === "error" && !frame.ref) this.lastError = frame;
+      const waiting = frame.ref && this.pending.get(frame.ref);
+      if (waiting) {
+        this.pending.delete(frame.ref);
+        if (frame.type === "error") waiting.reject(requestError(frame.code, frame.message, frame));
+        else waiting.resolve(frame);
+      }
       this.handlers.onFrame(frame);
     }
+  }
+
+  /** Send `frame` with a fresh `id`; resolves with its `ack`, rejects with an Error whose
+   * `code` is the `error` frame's (or "disconnected" when the link is down or drops). */
+  request(frame) {
+    return new Promise((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+        reject(requestError("disconnected", "not connected"));
+        return;
+      }
+      this.counter += 1;
+      const id = `c${Date.now().toString(36)}${this.counter}`;
+      this.pending.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ ...frame, id }));
+    });
+  }
+
+  failPending() {
+    for (const { reject } of this.pending.values()) {
+      reject(requestError("disconnected", "the connection dropped"));
+    }
+    this.pending.clear();
   }
 
   closed(ws, code, reason) {
     if (ws !== this.ws || this.stopped) return;
     this.ws = null;
+    this.failPending();
     if (!shouldReconnect(code)) {
       const message = this.lastError ? this.lastError.message : reason || `closed (${code})`;
       this.handlers.onStatus("closed", { code, message, error: this.lastError });
@@ -94,6 +126,7 @@ export class Realtime {
     clearTimeout(this.timer);
     if (this.ws) this.ws.close(1000, "signed out");
     this.ws = null;
+    this.failPending();
   }
 
   /** Drop the connection and resume, as after a network failure (the "Reconnect" button;
@@ -101,4 +134,13 @@ export class Realtime {
   drop() {
     if (this.ws) this.ws.close(3000, "reconnect");
   }
+}
+
+/** An Error for a refused or lost request: `code` (the engine's), `frame` (its error frame). */
+function requestError(code, message, frame = null) {
+  const error = new Error(message || code);
+  error.code = code;
+  error.details = frame ? frame.details : undefined;
+  error.frame = frame;
+  return error;
 }
