@@ -137,13 +137,15 @@ class PaymentProvider(Protocol):
 
     async def refund(self, payment_id: str, amount: int, refund_id: str) -> str: ...
 
+    async def close(self) -> None: ...  # when the engine stops
+
 
 class Payments:
     def __init__(
         self,
         redis: Redis,
         orders: OrderStore,
-        provider: PaymentProvider,
+        provider: PaymentProvider | None,
         secret: bytes,
         *,
         tolerance_s: float = 300.0,
@@ -169,7 +171,7 @@ class Payments:
                 code="illegal_transition",
                 details={"state": order.state.value},
             )
-        payment = await self.provider.create_payment(
+        payment = await self._provider().create_payment(
             room, order.id, order.total, order.currency, callback_url, pay_base_url=pay_base_url
         )
         return {
@@ -236,10 +238,16 @@ class Payments:
         }
 
     async def _refund_payment(self, room: str, payment_id: str, amount: int, reason: str) -> None:
-        refund = await self.provider.refund(payment_id, amount, f"auto-{payment_id}")
+        refund = await self._provider().refund(payment_id, amount, f"auto-{payment_id}")
         await self.orders.settle_refund(room, payment_id, refund)
         METRICS.refunds.inc(1, reason)
         log.warning("payment %s in %s refunded automatically: %s", payment_id, room, reason)
+
+    def _provider(self) -> PaymentProvider:
+        if self.provider is None:
+            raise ConflictError("no payment provider is configured on this engine",
+                                code="payments_disabled")  # fmt: skip
+        return self.provider
 
     async def refund(self, room: str, order_id: str, body: Any, who: str) -> tuple[Order, bool]:
         """The host refunds a paid order in full or in part (optionally restocking lines)."""
@@ -290,7 +298,7 @@ class Payments:
         # paid out. The provider refunds once per refund id, so a retry of the same request
         # (a replay) pays out a refund that failed at the provider the first time.
         recorded = next(r["amount"] for r in updated.refunds() if r["id"] == refund_id)
-        await self.provider.refund(payment_id, recorded, refund_id)
+        await self._provider().refund(payment_id, recorded, refund_id)
         if not replayed:
             METRICS.refunds.inc(1, "host")
         return updated, replayed

@@ -82,6 +82,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_METRICS": ("metrics", _switch),
     "LIVECART_METRICS_TOKEN": ("metrics_token", str),
     "LIVECART_SIMULATED_PSP": ("simulated_psp", _switch),
+    "LIVECART_PAYMENT_PROVIDER": ("payment_provider", str),
     "LIVECART_METRICS_FLUSH_MS": ("metrics_flush_ms", int),
     "LIVECART_HANDSHAKES_PER_IP_PER_S": ("handshakes_per_ip_per_s", float),
     "LIVECART_HANDSHAKES_PER_S": ("handshakes_per_s", float),
@@ -174,6 +175,9 @@ class Settings:
     # tests, where anyone may mark a payment paid. Off unless asked for (`livecart demo`
     # turns it on): its routes are not mounted and no payment can start.
     simulated_psp: bool = False
+    # The payment provider (engine/commerce/providers.py): "" none, "simulated", or
+    # "package.module:factory". Unset, LIVECART_SIMULATED_PSP=on selects the simulated one.
+    payment_provider: str = ""
     metrics: bool = True
     metrics_flush_ms: int = 1000
     # GET /metrics (engine/server/app.py): set, a scrape must send `Authorization: Bearer <it>`;
@@ -200,6 +204,11 @@ class Settings:
         settings.validate()
         return settings
 
+    @property
+    def provider(self) -> str:
+        """The payment provider in use: the setting, or the simulated one when switched on."""
+        return self.payment_provider or ("simulated" if self.simulated_psp else "")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -220,6 +229,11 @@ class Settings:
         ):
             raise ValueError("reminder_webhook_url must be an http(s) URL")
         _check_networks(self.trusted_proxies)
+        if self.payment_provider not in {"", "simulated"} and ":" not in self.payment_provider:
+            raise ValueError(
+                "payment_provider must be 'simulated' or 'package.module:factory', "
+                f"not {self.payment_provider!r}"
+            )
         _check_metrics_token(self.metrics_token)
         check_origins(self.allowed_origins, self.public_url)
         _check_secrets(self)

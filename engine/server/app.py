@@ -56,7 +56,7 @@ async def readyz(request: Request) -> Response:
     body: dict[str, object] = {"ok": ok, "checks": checks}
     if draining:
         body["draining"] = True
-    if node.settings.simulated_psp:
+    if node.simulated is not None:
         body["simulated_psp"] = True  # anyone can mark payments paid: never in production
     if node.redis_config is not None and not node.redis_config.ok:
         # Overridden or unreadable at start (engine/store/redis_config.py): shown, never a 503.
@@ -150,7 +150,7 @@ def build_app(node: Node) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
-        *(r for r in api.ROUTES if node.settings.simulated_psp or not _is_psp(r)),
+        *(r for r in api.ROUTES if node.simulated is not None or not _is_psp(r)),
         # The streamer console (issue 6): static files, no build step; `/console` redirects
         # to `/console/`.
         Mount("/console", app=StaticFiles(packages=[("streamer_console", "static")], html=True)),
@@ -216,7 +216,7 @@ class Engine:
             raise
         redis = redis_client.redacted(redis_url)
         log.info("engine listening", extra={"url": self.base_url, "redis": redis})
-        if self.settings.simulated_psp:
+        if self.node.simulated is not None:
             log.warning(
                 "the simulated payment provider is ON (/psp/): anyone can mark a payment "
                 "paid; unset LIVECART_SIMULATED_PSP for real money"

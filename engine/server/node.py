@@ -24,6 +24,7 @@ from engine.commerce.coupons import Coupons
 from engine.commerce.notifiers import notifier_for
 from engine.commerce.orders import OrderStore
 from engine.commerce.payments import Payments
+from engine.commerce.providers import make_provider
 from engine.commerce.psp import SimulatedProvider
 from engine.commerce.risk import Blocklist, RiskRules
 from engine.commerce.sales import SaleStore
@@ -111,7 +112,9 @@ class Node:
         )  # fmt: skip
         derived = hmac.new(secret.encode(), b"livecart payments", hashlib.sha256).hexdigest()
         payment_secret = (settings.payment_secret or derived).encode()
-        self.provider = SimulatedProvider(self.redis, self.scripts, payment_secret)
+        self.provider = make_provider(settings.provider, self.redis, self.scripts, payment_secret)
+        # The simulated provider's own routes (/psp/...) are mounted only when it is in use.
+        self.simulated = self.provider if isinstance(self.provider, SimulatedProvider) else None
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
         self.watchtime = WatchTime(self.redis)
@@ -216,7 +219,8 @@ class Node:
             await self.watchtime.flush()
         await self.stock.close()
         await self.coupons.close()
-        await self.provider.close()
+        if self.provider is not None:
+            await self.provider.close()
         await self.broker.stop()
         await self.pubsub_redis.aclose()
         await self.redis.aclose()

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from engine.commerce.psp import SimulatedProvider
 from engine.core.errors import LivecartError, UnavailableError
 from engine.server.api.base import Call, error_response, node_of, route
+from engine.server.node import Node
 
 
 @route("/api/payments/callback", ["POST"])
@@ -28,6 +30,16 @@ def _payment_id(call: Call) -> str:
     return str(call.request.path_params["payment"])
 
 
+def _simulated_of(node: Node) -> SimulatedProvider:
+    """The simulated provider (its routes are mounted only while it is the one in use)."""
+    assert node.simulated is not None
+    return node.simulated
+
+
+def _simulated(call: Call) -> SimulatedProvider:
+    return _simulated_of(call.node)
+
+
 @route("/psp/pay/{payment}", ["POST"])
 async def pay(call: Call) -> Any:
     """Complete a payment: `{"outcome": "succeeded"|"failed"}` (JSON or a form post). The
@@ -37,18 +49,18 @@ async def pay(call: Call) -> Any:
         outcome = (parse_qs(raw.decode(errors="replace")).get("outcome") or [""])[0]
     else:
         outcome = (await call.object()).get("outcome", "")
-    return await call.node.provider.complete(_payment_id(call), outcome)
+    return await _simulated(call).complete(_payment_id(call), outcome)
 
 
 @route("/psp/payments/{payment}", ["GET"])
 async def get_payment(call: Call) -> Any:
-    return await call.node.provider.get(_payment_id(call))
+    return await _simulated(call).get(_payment_id(call))
 
 
 @route("/psp/payments/{payment}/redeliver", ["POST"])
 async def redeliver(call: Call) -> Any:
     """Send the payment's outcome to the engine again (as real providers retry)."""
-    return await call.node.provider.deliver(_payment_id(call))
+    return await _simulated(call).deliver(_payment_id(call))
 
 
 _PAGE = """<!doctype html>
@@ -68,7 +80,7 @@ button{{font-size:1.1rem;width:100%;padding:.8rem;margin:.4rem 0}}</style></head
 
 async def pay_page(request: Request) -> Response:
     try:
-        record = await node_of(request).provider.get(str(request.path_params["payment"]))
+        record = await _simulated_of(node_of(request)).get(str(request.path_params["payment"]))
     except LivecartError as error:
         return error_response(error)
     except (RedisError, OSError):
