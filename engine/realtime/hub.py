@@ -424,6 +424,8 @@ class RoomHub:
                 await self.storefront.poll()
             except (RedisError, OSError) as exc:
                 log.warning("room %s stock poll failed: %s", self.room_id, exc)
+            except Exception:  # a bug must not stop the room's stats and stock for good
+                log.exception("room %s stock poll failed", self.room_id)
 
     def kick_all(self, code: CloseCode, reason: str) -> None:
         for viewer in list(self.viewers):

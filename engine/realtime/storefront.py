@@ -13,8 +13,11 @@ are counted here and added to Redis in the same rhythm.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
 
 from engine.commerce.coupons import Drop, Template
 from engine.commerce.sales import Sale, SaleState
@@ -29,6 +32,8 @@ from engine.store.roomlog import Entry
 
 if TYPE_CHECKING:
     from engine.realtime.services import RoomServices
+
+log = logging.getLogger("livecart.storefront")
 
 # What an `auction_bid` entry changes in an auction's object.
 _BID_FIELDS = ("price", "leader", "leader_name", "bids", "min_bid", "ends_at")
@@ -142,8 +147,7 @@ class Storefront:
             await self.node.catalog.add_impressions(self.room_id, counts)
             for product_id, n in counts.items():
                 self.node.meter.count(self.room_id, Metric.IMPRESSIONS, n, dim=product_id)
-        for view in self.views.values():
-            await view.poll()
+        await self._poll_views()
         if not self.sales and not self.drops:
             return
         await self._load_drops()
@@ -175,6 +179,16 @@ class Storefront:
                 # Its final state has gone out: stop polling it.
                 del self.sales[sale_id]
                 self.shown.pop(sale_id, None)
+
+    async def _poll_views(self) -> None:
+        for name, view in self.views.items():
+            try:
+                await view.poll()
+            except (RedisError, OSError):
+                raise
+            except Exception:  # one feature's fault must not stop the room's stock and drops
+                log.exception("feature %s: its room view failed to poll room %s", name,
+                              self.room_id)  # fmt: skip
 
     def _drops_polled(self, drop_ids: list[str], raws: list[Any], now: int) -> None:
         for drop_id, raw in zip(drop_ids, raws, strict=True):
