@@ -10,7 +10,9 @@ LOCKER  = .venv-lock
 UV_VERSION = 0.13.8
 # The whole suite, in parallel (one private redis-server per worker); the 25 slowest
 # tests are printed so growth shows. PYTEST_ARGS narrows it: make test PYTEST_ARGS=tests/x.py
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 3 )))
+# Two workers a core: at three, the benchmarks' and load tests' own processes starved
+# other tests' engines past their 10 s timeouts now and then.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 # `make test-oldest`: every direct dependency at its lowest allowed version, on the tests
 # that touch what those floors are about (listener, broker, Lua scripts, the msgspec wire
