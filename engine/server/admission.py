@@ -249,7 +249,6 @@ class Admission:
         *,
         public_url: str = "",
     ) -> None:
-        self.allowed_origins = allowed_origins
         self.origins = Origins(allowed_origins, public_url)
         self.rate = rate
         self.proxies = proxies
@@ -257,6 +256,12 @@ class Admission:
     def check(self, *, peer: str, headers: HeaderLines, now: float) -> Refusal | None:
         """A handshake from `peer` (the socket's remote address) with these headers."""
         ip, host = self.proxies.client(peer, headers)
+        return self.check_client(ip, host, headers, now)
+
+    def check_client(self, ip: str, host: str | None, headers: HeaderLines,
+                     now: float) -> Refusal | None:  # fmt: skip
+        """The same, for a client already resolved behind the trusted proxies
+        (`proxies.client`): the listener resolves it once and keeps the address."""
         origins = headers.get_all("Origin")
         # Several Origin headers are no browser's: compared as "", which nothing matches.
         origin = None if not origins else origins[0] if len(origins) == 1 else ""

@@ -289,11 +289,9 @@ class Listener:
         """Refuse a handshake from a foreign page or beyond the connection rate
         (engine/server/admission.py) before anything else is spent on it."""
         peer = connection.remote_address
-        refusal = self.admission.check(
-            peer=str(peer[0]) if peer else "", headers=request.headers, now=time.monotonic()
-        )
+        ip, host = self.admission.proxies.client(str(peer[0]) if peer else "", request.headers)
+        refusal = self.admission.check_client(ip, host, request.headers, time.monotonic())
         if refusal is None:
-            ip, _ = self.admission.proxies.client(str(peer[0]) if peer else "", request.headers)
             cap = self.settings.connections_per_ip
             if cap and self.open_by_ip[ip] >= cap:
                 METRICS.handshakes_refused.inc(1, "connections")

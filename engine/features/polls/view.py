@@ -31,20 +31,21 @@ class PollsView:
 
     async def refresh(self) -> None:
         if self.stale:
-            self.stale = False
-            polls = await self.store.list(self.room, open_only=True)
-            self.open = {poll.id: poll for poll in polls}
-            for poll in self.open.values():
-                self.shown.setdefault(poll.id, poll.results())
+            await self._read()
 
     async def poll(self) -> None:
-        await self.refresh()
-        if not self.open:
-            return
-        for poll in await self.store.list(self.room, open_only=True):
-            self.open[poll.id] = poll
+        if self.stale or self.open:  # one read either way: nothing to read otherwise
+            await self._read()
+
+    async def _read(self) -> None:
+        """The room's open polls, and the results that changed since they were shown."""
+        self.stale = False
+        polls = await self.store.list(self.room, open_only=True)
+        self.open = {poll.id: poll for poll in polls}
+        for poll in polls:
             results = poll.results()
-            if results != self.shown.get(poll.id):
+            shown = self.shown.setdefault(poll.id, results)
+            if results != shown:
                 self.shown[poll.id] = self.changes[poll.id] = results
 
     def welcome(self) -> list[dict[str, Any]]:
