@@ -16,7 +16,7 @@ import pytest
 
 from clients import HostClient, LivecartClientError, ViewerClient
 from engine.core.feature import load_features
-from engine.features.polls.store import PollStore
+from engine.features.polls.store import PollStore, PollTerms
 from engine.insights.audit import audit_room
 from engine.insights.report import load_show, summarize
 from engine.server.app import Engine
@@ -125,7 +125,7 @@ async def test_a_poll_ends_on_time(engine: Engine, room: str) -> None:
     assert engine.node is not None
     store = engine.node.feature_services["polls"]
     assert isinstance(store, PollStore)
-    terms = {"question": "Now?", "options": ["Yes", "No"], "duration_s": 10}
+    terms = PollTerms("Now?", ["Yes", "No"], duration_s=10)
     opened = await store.open(room, terms, at_ms=int(time.time() * 1000) - 20_000)
     assert opened.ends_at < time.time() * 1000
 

@@ -26,22 +26,35 @@ from engine.core.identity import Author
 
 @dataclass(frozen=True, slots=True)
 class FrameCall:
-    """One client frame for a feature: the room, who sent it, and the decoded body."""
+    """One client frame for a feature: the room, who sent it, and the frame decoded into
+    its schema (an instance of the Frame's `schema`)."""
 
     room: str
     author: Author
-    body: dict[str, Any]
+    message: Any
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """A client frame type a feature answers. `handle(service, call)` validates the body
-    (raising a LivecartError with the documented code) and returns the ack's `result`.
-    The frame takes a token from the connection's frame budget like every frame."""
+    """A client frame type a feature answers. `schema` is its typed definition, a
+    subclass of engine.realtime.protocol.ClientFrame tagged with the frame's `type` (with
+    an optional `id` request id): the gateway decodes and validates it with the core's
+    frames in one union, so its refusals are the documented errors. `handle(service,
+    call)` applies the rules that need the room (raising a LivecartError with its code)
+    and returns the ack's `result`. The frame takes a token from the connection's frame
+    budget like every frame."""
 
-    type: str
+    schema: type[Any]
     handle: Callable[[Any, FrameCall], Awaitable[dict[str, Any]]]
     signed_in: bool = True  # anonymous viewers get `forbidden`
+    # Refusals that mean another client got there first (a bid outbid in the same
+    # instant), not a misbehaving one: they do not count against the error budget.
+    race_lost: frozenset[str] = frozenset()
+
+    @property
+    def type(self) -> str:
+        tag: str = self.schema.__struct_config__.tag
+        return tag
 
 
 class RoomView(Protocol):
@@ -75,6 +88,12 @@ class Feature:
     audit: Callable[[Any, Any, str], Awaitable[None]] | None = None  # (redis, report, room)
     report: Callable[[Any, str], Awaitable[Any]] | None = None  # (redis, room) -> section
     errors: Mapping[str, type[LivecartError]] = field(default_factory=dict)
+    # What a posted comment can also mean to it (a keyword, an order): (service, room,
+    # author, text), after the comment is in the room; a failure is logged, never an
+    # error on the comment.
+    on_comment: Callable[[Any, str, Author, str], Awaitable[None]] | None = None
+    # An order paid: (service, room, order id), after its payment is recorded.
+    on_paid: Callable[[Any, str, str], Awaitable[None]] | None = None
     web: Path | None = None  # a folder with `console.js` and/or `viewer.js`
 
     def web_modules(self) -> dict[str, str]:

@@ -14,7 +14,8 @@ from engine.core.errors import ProtocolError
 # which may quote the refused value), or "Object missing required field `field`".
 _AT = " - at `$."
 _MISSING = "Object missing required field `"
-_PATH_END = re.compile(r"[.\[`]")  # where the top-level field's name ends in a path
+# The top-level field of a path, with the index of an item of a list: "options[1]".
+_TOP_FIELD = re.compile(r"[^.\[`]+(?:\[[0-9]+\])?")
 
 
 def invalid_field(name: str, why: str) -> ProtocolError:
@@ -26,7 +27,8 @@ def refused_field(refusal: msgspec.ValidationError) -> tuple[str | None, str]:
     reason = str(refusal)
     why, at, path = reason.rpartition(_AT)
     if at:
-        return _PATH_END.split(path, maxsplit=1)[0], why
+        top = _TOP_FIELD.match(path)
+        return (top.group() if top else path), why
     if reason.startswith(_MISSING):
         return reason.removeprefix(_MISSING).removesuffix("`"), "required"
     return None, reason

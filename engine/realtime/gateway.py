@@ -39,10 +39,11 @@ from engine.realtime.protocol import (
     Bid,
     Claim,
     Click,
-    ClientMessage,
+    ClientFrame,
     CloseCode,
     Comment,
     ConnectionGuard,
+    FrameSchema,
     Grab,
     Hello,
     InvalidMessage,
@@ -64,7 +65,7 @@ log = logging.getLogger("livecart.gateway")
 
 WS_PATH_PREFIX = "/ws/"
 # A bid refused because another landed first, or the clock ran out, is the normal end of
-# a race in a contested auction, not a misbehaving client.
+# a race in a contested auction, not a misbehaving client (features add theirs: Frame).
 RACE_LOST = frozenset({"bid_too_low", "auction_closed"})
 
 
@@ -109,11 +110,16 @@ class Gateway:
         self.limits = node.settings.limits
         # Open connections per (room, user) on this process (settings.connections_per_user).
         self.open_by_user: Counter[tuple[str, str]] = Counter()
-        # The frame types features bring (engine/core/feature.py), with their services.
-        self.feature_frames: dict[str, tuple[Frame, Any]] = {
-            frame.type: (frame, node.feature_services[feature.name])
+        # The frame types features bring (engine/core/feature.py), by their schema, with
+        # their services; the client frames this engine decodes are the core's and these.
+        self.feature_frames: dict[type[Any], tuple[Frame, Any]] = {
+            frame.schema: (frame, node.feature_services[feature.name])
             for feature in node.features for frame in feature.frames
         }  # fmt: skip
+        self.schema = FrameSchema(list(self.feature_frames))
+        self.race_lost = RACE_LOST.union(
+            *(frame.race_lost for frame, _ in self.feature_frames.values())
+        )
 
     async def handle(self, conn: ServerConnection) -> None:
         conn_id = secrets.token_hex(6)
@@ -191,7 +197,7 @@ class Gateway:
             await conn.close(CloseCode.HELLO_TIMEOUT, "no hello in time")
             return None, None
         try:
-            hello = parse_frame(frame, codec, self.limits)
+            hello = parse_frame(frame, codec, self.limits, self.schema)
             if not isinstance(hello, Hello):
                 raise ProtocolError("the first frame must be a hello", code="hello_required")
             hub = await self._acquire(room_id)
@@ -306,18 +312,12 @@ class Gateway:
         ref: str | None = None
         try:
             try:
-                message = parse_frame(frame, viewer.codec, self.limits)
+                message = parse_frame(frame, viewer.codec, self.limits, self.schema)
             except InvalidMessage as invalid:  # it decoded: it takes a token like any frame
                 ref = invalid.ref
                 self._admit(viewer, now)
-                kind = invalid.body.get("type") if isinstance(invalid.body, dict) else None
-                if invalid.code != "unknown_type" or kind not in self.feature_frames:
-                    raise
-                # A frame a feature brings (engine/core/feature.py), not the core schema's.
-                METRICS.messages_received.inc(1, kind)
-                await self._feature_frame(viewer, hub, kind, invalid.body, ref)
-                return
-            ref = message.id
+                raise
+            ref = message.id  # type: ignore[attr-defined]  # every frame has `id`
             self._admit(viewer, now)
             METRICS.messages_received.inc(1, type(message).__name__.lower())
             await self._dispatch(viewer, hub, message)
@@ -342,11 +342,11 @@ class Gateway:
         viewer.send(error_message(error, ref))
         # Refusals the client could not avoid (storage down, another bid landing first)
         # do not count as abuse.
-        unavoidable = isinstance(error, UnavailableError) or error.code in RACE_LOST
+        unavoidable = isinstance(error, UnavailableError) or error.code in self.race_lost
         if not unavoidable and viewer.guard.record_error(now):
             viewer.close_soon(CloseCode.PROTOCOL_ABUSE, "too many errors")
 
-    async def _dispatch(self, viewer: Viewer, hub: RoomHub, message: ClientMessage) -> None:
+    async def _dispatch(self, viewer: Viewer, hub: RoomHub, message: ClientFrame) -> None:
         if isinstance(message, Comment):
             if not viewer.author.role.can_comment:
                 raise ForbiddenError("sign in to comment", code="forbidden")
@@ -375,20 +375,21 @@ class Gateway:
             if not viewer.author.role.can_comment:
                 raise ForbiddenError("sign in to buy", code="forbidden")
             await self._shop(viewer, hub.room_id, message)
+        elif type(message) in self.feature_frames:
+            await self._feature_frame(viewer, hub, message)
         else:
             raise ProtocolError(
                 "already joined; hello is only the first frame", code="already_joined"
             )
 
-    async def _feature_frame(self, viewer: Viewer, hub: RoomHub, kind: str,
-                             body: dict[str, Any], ref: str | None) -> None:  # fmt: skip
+    async def _feature_frame(self, viewer: Viewer, hub: RoomHub, message: Any) -> None:
         """A frame a feature answers: its handler's result in the ack (when it has an id)."""
-        frame, service = self.feature_frames[kind]
+        frame, service = self.feature_frames[type(message)]
         if frame.signed_in and not viewer.author.role.can_comment:
             raise ForbiddenError("sign in first", code="forbidden")
-        result = await frame.handle(service, FrameCall(hub.room_id, viewer.author, body))
-        if ref is not None:
-            viewer.send(ack_message(ref, result=result))
+        result = await frame.handle(service, FrameCall(hub.room_id, viewer.author, message))
+        if message.id is not None:
+            viewer.send(ack_message(message.id, result=result))
 
     async def _click(self, viewer: Viewer, hub: RoomHub, message: Click) -> None:
         # Once per connection and product: opening a card again is not another click. Only

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Union
 
 import msgspec
 from msgspec import Meta, Struct
@@ -83,12 +83,12 @@ ProductId = Annotated[str, Meta(pattern=rf"^{PRODUCT_ID_RE.pattern}\Z")]
 Amount = Annotated[int, Meta(ge=1, le=MAX_BID)]
 
 
-class _Message(Struct, frozen=True, gc=False, tag_field="type"):
+class ClientFrame(Struct, frozen=True, gc=False, tag_field="type"):
     """A client frame; its class's `tag` is its `type`. (Each class repeats `frozen` for
-    type checkers.)"""
+    type checkers.) A feature's frames subclass it too (engine/core/feature.py `Frame`)."""
 
 
-class Hello(_Message, tag="hello", frozen=True):
+class Hello(ClientFrame, tag="hello", frozen=True):
     token: Annotated[str, Meta(max_length=MAX_TOKEN)] | None = None
     since: Offset | None = None
     id: RequestId | None = None
@@ -103,22 +103,22 @@ class Hello(_Message, tag="hello", frozen=True):
             raise invalid_field("since", "an offset whose parts are below 2**64")
 
 
-class Comment(_Message, tag="comment", frozen=True):
+class Comment(ClientFrame, tag="comment", frozen=True):
     # Above the absolute ceiling: `too_large`; rooms set a lower `max_comment_chars`.
     text: Annotated[str, Meta(max_length=MAX_COMMENT_TEXT)]
     id: RequestId | None = None
 
 
-class Like(_Message, tag="like", frozen=True):
+class Like(ClientFrame, tag="like", frozen=True):
     count: Annotated[int, Meta(ge=1)]  # at most limits.max_likes_per_frame: parse_frame
     id: RequestId | None = None
 
 
-class Ping(_Message, tag="ping", frozen=True):
+class Ping(ClientFrame, tag="ping", frozen=True):
     id: RequestId | None = None
 
 
-class Grab(_Message, tag="grab", frozen=True):
+class Grab(ClientFrame, tag="grab", frozen=True):
     """Grab `quantity` units of a sale; `id` is required and makes the grab idempotent."""
 
     sale: SaleId
@@ -126,24 +126,24 @@ class Grab(_Message, tag="grab", frozen=True):
     quantity: Annotated[int, Meta(ge=1, le=MAX_GRAB_QUANTITY)] = 1
 
 
-class Release(_Message, tag="release", frozen=True):
+class Release(ClientFrame, tag="release", frozen=True):
     reservation: ReservationId
     id: RequestId | None = None
 
 
-class JoinWaitlist(_Message, tag="waitlist", frozen=True):
+class JoinWaitlist(ClientFrame, tag="waitlist", frozen=True):
     sale: SaleId
     id: RequestId | None = None
 
 
-class Claim(_Message, tag="claim", frozen=True):
+class Claim(ClientFrame, tag="claim", frozen=True):
     """Claim one coupon of a live drop; `id` is required and makes the claim idempotent."""
 
     drop: DropId
     id: IdempotencyKey
 
 
-class Bid(_Message, tag="bid", frozen=True):
+class Bid(ClientFrame, tag="bid", frozen=True):
     """Bid `amount` (minor units) on an auction, with an optional proxy `max`."""
 
     auction: AuctionId
@@ -156,7 +156,7 @@ class Bid(_Message, tag="bid", frozen=True):
             raise invalid_field("max", f"must be between the amount and {MAX_BID}")
 
 
-class Click(_Message, tag="click", frozen=True):
+class Click(ClientFrame, tag="click", frozen=True):
     """The viewer opened a product's card (for the show's metrics; no answer but an ack)."""
 
     product: ProductId
@@ -164,22 +164,41 @@ class Click(_Message, tag="click", frozen=True):
 
 
 ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid | Click
-# Built once: a decoder compiles its type's schema.
+CORE_FRAMES: tuple[type[ClientFrame], ...] = (
+    Hello, Comment, Like, Ping, Grab, Release, JoinWaitlist, Claim, Bid, Click,
+)  # fmt: skip
 _JSON = Codec.JSON
-_DECODE_JSON: Callable[[bytes | str], ClientMessage] = Codec.JSON.decoder(ClientMessage)
-_DECODE_MSGPACK: Callable[[bytes | str], ClientMessage] = Codec.MSGPACK.decoder(ClientMessage)
 # Messages whose request id is their idempotency key: a missing one is reported first.
 _KEYED = frozenset({"grab", "claim"})
+
+
+class FrameSchema:
+    """The client frames one engine understands: the core's and its features' (each a
+    ClientFrame subclass), one tagged union whose decoders are built once (a decoder
+    compiles its type's schema)."""
+
+    __slots__ = ("decode_json", "decode_msgpack", "types")
+
+    def __init__(self, extra: Sequence[type[ClientFrame]] = ()) -> None:
+        self.types = (*CORE_FRAMES, *extra)
+        tags = [str(t.__struct_config__.tag) for t in self.types]
+        if len(set(tags)) != len(tags):
+            raise ValueError(f"two client frames with one type: {sorted(tags)}")
+        union: Any = Union[self.types]  # noqa: UP007 (a runtime union of classes)
+        self.decode_json: Callable[[bytes | str], ClientFrame] = Codec.JSON.decoder(union)
+        self.decode_msgpack: Callable[[bytes | str], ClientFrame] = Codec.MSGPACK.decoder(union)
+
+
+CORE_SCHEMA = FrameSchema()
 
 
 class InvalidMessage(ProtocolError):
     """A frame that decoded to an object but breaks a rule; `ref` is its request id when
     that is usable (the error frame's `ref`)."""
 
-    def __init__(self, error: ProtocolError, ref: str | None, body: Any = None) -> None:
+    def __init__(self, error: ProtocolError, ref: str | None) -> None:
         super().__init__(error.message, code=error.code, details=error.details)
         self.ref = ref
-        self.body = body  # the frame as plain data (a feature's frame is answered from it)
 
 
 def request_id_of(body: Any) -> str | None:
@@ -191,7 +210,8 @@ def request_id_of(body: Any) -> str | None:
     return None
 
 
-def parse_frame(frame: bytes | str, codec: Codec, limits: Limits) -> ClientMessage:
+def parse_frame(frame: bytes | str, codec: Codec, limits: Limits,
+                schema: FrameSchema = CORE_SCHEMA) -> ClientFrame:  # fmt: skip
     """Decode and validate one client frame into a typed message, or raise ProtocolError:
     `too_large` or `bad_frame` for a frame that does not decode, InvalidMessage for one that
     decodes but breaks a rule."""
@@ -200,10 +220,10 @@ def parse_frame(frame: bytes | str, codec: Codec, limits: Limits) -> ClientMessa
     if len(frame) > limits.max_frame_bytes >> 2 or (codec is not _JSON and type(frame) is str):
         codec.check(frame, max_bytes=limits.max_frame_bytes)
     try:
-        message = (_DECODE_JSON if codec is _JSON else _DECODE_MSGPACK)(frame)
+        message = (schema.decode_json if codec is _JSON else schema.decode_msgpack)(frame)
     except (msgspec.ValidationError, ProtocolError) as refusal:
         body = codec.decode(frame, max_bytes=limits.max_frame_bytes)  # bad_frame if it can't
-        raise InvalidMessage(_rejection(body, refusal), request_id_of(body), body) from None
+        raise InvalidMessage(_rejection(body, refusal), request_id_of(body)) from None
     except MALFORMED as error:
         raise codec.malformed(error) from None
     if type(message) is Like and message.count > limits.max_likes_per_frame:

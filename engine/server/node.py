@@ -139,6 +139,7 @@ class Node:
         # The features (engine/core/feature.py) and the service each built for this process.
         self.features = load_features(settings.features)
         self.feature_services: dict[str, Any] = {f.name: f.service(self) for f in self.features}
+        self.payments.paid_hooks.extend(self._feature_hooks("on_paid"))
         self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
                                interval_s=settings.sweep_ms / 1000,
                                passes=[self.groupbuys.sweep, self.reminders.sweep,
@@ -147,6 +148,7 @@ class Node:
         self.comment_hooks: list[CommentHook] = [
             self.giveaways.on_comment,
             self.comment_buy.on_comment,
+            *self._feature_hooks("on_comment"),
         ]
         self.pubsub_redis: Redis = redis_client.connect(redis_url, resend=False)
         self.broker = Broker(self.pubsub_redis, self._on_bus, self._on_subscribed)
@@ -160,8 +162,17 @@ class Node:
         }
 
     def _feature_passes(self) -> list[Callable[[list[str], int], Awaitable[int]]]:
-        return [partial(f.sweep, self.feature_services[f.name])
-                for f in self.features if f.sweep is not None]  # fmt: skip
+        return self._feature_hooks("sweep")
+
+    def _feature_hooks(self, name: str) -> list[Any]:
+        """The features' callables of this kind (sweep, on_comment, on_paid), each bound to
+        the feature's service."""
+        return [partial(hook, self.feature_services[f.name])
+                for f in self.features if (hook := getattr(f, name)) is not None]  # fmt: skip
+
+    def service(self, feature: str) -> Any:
+        """A feature's service on this process (`Feature.service` built it)."""
+        return self.feature_services[feature]
 
     def verify_token(self, token: str, room: str) -> auth.Claims:
         """A token's claims for `room`, signed with the secret or one being rotated out."""

@@ -5,14 +5,17 @@ and the poll closes on the host's word or at its end. docs/polls.md documents it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from engine.core.errors import ConflictError, NotFoundError
 from engine.core.feature import Feature, Frame, FrameCall
 from engine.features.polls.api import ROUTES
 from engine.features.polls.audit import audit_polls
-from engine.features.polls.store import NAME, PollStore, check_poll_id
+from engine.features.polls.store import MAX_OPTIONS, NAME, POLL_ID_RE, PollStore
 from engine.features.polls.view import PollsView
+from engine.realtime.protocol import ClientFrame, RequestId
 from engine.store.scripts import Scripts
 
 
@@ -20,9 +23,17 @@ def _service(node: Any) -> PollStore:
     return PollStore(node.redis, node.scripts, node.settings.stream_maxlen)
 
 
+class Vote(ClientFrame, tag="vote", frozen=True):
+    """A viewer's vote: the index of one of the poll's options (docs/polls.md)."""
+
+    poll: Annotated[str, Meta(pattern=rf"^{POLL_ID_RE.pattern}\Z")]
+    option: Annotated[int, Meta(ge=0, le=MAX_OPTIONS - 1)]
+    id: RequestId | None = None
+
+
 async def _vote(store: PollStore, call: FrameCall) -> dict[str, Any]:
-    poll = check_poll_id(call.body.get("poll"))
-    return await store.vote(call.room, poll, call.author.user, call.body.get("option"))
+    vote: Vote = call.message
+    return await store.vote(call.room, vote.poll, call.author.user, vote.option)
 
 
 async def _sweep(store: PollStore, rooms: list[str], now: int) -> int:
@@ -38,7 +49,7 @@ FEATURE = Feature(
     name=NAME,
     service=_service,
     routes=ROUTES,
-    frames=(Frame("vote", _vote),),
+    frames=(Frame(Vote, _vote),),
     entry_kinds=("poll_",),
     room_view=PollsView,
     sweep=_sweep,

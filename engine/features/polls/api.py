@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from starlette.routing import Route
 
-from engine.features.polls.store import NAME, PollStore, check_poll_id
+from engine.features.polls.store import NAME, PollStore, PollTerms, check_poll_id
 from engine.server.api.base import HOSTS, SIGNED_IN, Call, route
 
 
@@ -29,7 +29,7 @@ async def list_polls(call: Call) -> Any:
 async def open_poll(call: Call) -> Any:
     """Open a poll: question, options (2-6), duration_s (10-3600, default 60), changeable."""
     await call.load_room()
-    poll = await polls_of(call).open(call.room, await call.json())
+    poll = await polls_of(call).open(call.room, await call.decode(PollTerms))
     call.node.meter.mark(call.room, NAME, f"Poll: {poll.question}")
     return poll.to_wire()
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta, Struct
 from redis.asyncio import Redis
 
 from engine.core.errors import ConflictError, NotFoundError
-from engine.core.fields import bool_field, int_field, invalid_field, text_field
+from engine.core.fields import invalid_field
 from engine.store import keys
 from engine.store.redis_client import text, texts
 from engine.store.scripts import Scripts
@@ -92,21 +93,26 @@ class Poll:
         return {"votes": list(self.votes), "total": self.total, "state": self.state}
 
 
-def validate_terms(body: dict[str, Any]) -> tuple[str, list[str], int, bool]:
-    """(question, options, duration s, changeable) of a new poll, or `invalid_field`."""
-    question = text_field(body, "question", MAX_QUESTION)
-    options = body.get("options")
-    if not isinstance(options, list) or not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
-        raise invalid_field("options", f"a list of {MIN_OPTIONS}-{MAX_OPTIONS} options")
-    cleaned = []
-    for index, option in enumerate(options):
-        if not isinstance(option, str) or not option.strip() or len(option) > MAX_OPTION:
-            raise invalid_field(f"options[{index}]", f"a string of 1-{MAX_OPTION} characters")
-        cleaned.append(option.strip())
-    if len(set(cleaned)) != len(cleaned):
-        raise invalid_field("options", "options must differ")
-    duration = int_field(body, "duration_s", MIN_DURATION_S, MAX_DURATION_S, DEFAULT_DURATION_S)
-    return question, cleaned, duration, bool_field(body, "changeable")
+class PollTerms(Struct, frozen=True, forbid_unknown_fields=False):
+    """The body that opens a poll (docs/polls.md § HTTP); options are trimmed."""
+
+    question: Annotated[str, Meta(min_length=1, max_length=MAX_QUESTION)]
+    options: Annotated[list[str], Meta(min_length=MIN_OPTIONS, max_length=MAX_OPTIONS)]
+    duration_s: Annotated[int, Meta(ge=MIN_DURATION_S, le=MAX_DURATION_S)] = DEFAULT_DURATION_S
+    changeable: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.question.strip():
+            raise invalid_field("question", f"a string of 1-{MAX_QUESTION} characters")
+        for index, option in enumerate(self.options):
+            if not option.strip() or len(option) > MAX_OPTION:
+                raise invalid_field(f"options[{index}]", f"a string of 1-{MAX_OPTION} characters")
+        if len({option.strip() for option in self.options}) != len(self.options):
+            raise invalid_field("options", "options must differ")
+
+    def cleaned(self) -> tuple[str, list[str]]:
+        """The question and the options, trimmed."""
+        return self.question.strip(), [option.strip() for option in self.options]
 
 
 class PollStore:
@@ -117,10 +123,9 @@ class PollStore:
         # when it starts (engine/store/scripts.py `use`).
         self.scripts = scripts
 
-    async def open(self, room: str, body: Any, *, at_ms: int | None = None) -> Poll:
-        if not isinstance(body, dict):
-            raise invalid_field("body", "a JSON object")
-        question, options, duration_s, changeable = validate_terms(body)
+    async def open(self, room: str, terms: PollTerms, *, at_ms: int | None = None) -> Poll:
+        question, options = terms.cleaned()
+        duration_s, changeable = terms.duration_s, terms.changeable
         poll_id = f"q{await self.redis.incr(poll_key(room, 'seq'))}"
         result = await self.scripts.all["poll_open"](
             self.redis,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 import orjson
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -28,7 +29,7 @@ from engine.core.errors import (
     RateLimitedError,
     UnavailableError,
 )
-from engine.core.fields import invalid_field
+from engine.core.fields import invalid_field, refused_field
 from engine.core.identity import Role
 from engine.core.metrics import METRICS
 from engine.core.stream_ids import is_stream_id
@@ -42,6 +43,7 @@ MAX_BODY_BYTES = 64 * 1024
 MODERATORS = frozenset({Role.HOST, Role.MODERATOR})
 HOSTS = frozenset({Role.HOST})
 SIGNED_IN = frozenset({Role.HOST, Role.MODERATOR, Role.VIEWER})
+BodyT = TypeVar("BodyT")
 
 
 class OrjsonResponse(JSONResponse):
@@ -131,8 +133,23 @@ class Call:
     async def object(self) -> dict[str, Any]:
         body = await self.json()
         if not isinstance(body, dict):
-            raise ProtocolError("the body must be a JSON object", code="bad_request")
+            raise _not_an_object()
         return body
+
+    async def decode(self, schema: type[BodyT]) -> BodyT:
+        """The body decoded into its typed definition (a msgspec Struct; an empty body is
+        `{}`), validated in the same pass: `bad_request` for a body that is not a JSON
+        object, `invalid_field` naming the first field the schema refuses. A rule across
+        fields raises its own error from the struct's `__post_init__`."""
+        try:
+            return msgspec.json.decode(await self.body() or b"{}", type=schema)
+        except msgspec.ValidationError as refusal:
+            field, why = refused_field(refusal)
+            if field is None:
+                raise _not_an_object() from None
+            raise invalid_field(field, why) from None
+        except msgspec.DecodeError:
+            raise ProtocolError("body is not valid JSON", code="bad_request") from None
 
 
 def str_field(body: dict[str, Any], name: str, max_len: int) -> str:
@@ -156,6 +173,10 @@ def entry_id(value: Any, name: str = "comment_id") -> str:
 
 
 Handler = Callable[[Call], Awaitable[Any]]
+
+
+def _not_an_object() -> ProtocolError:
+    return ProtocolError("the body must be a JSON object", code="bad_request")
 
 
 def _too_large() -> ProtocolError:
