@@ -162,6 +162,9 @@ class Snapshot:
     holders: dict[str, int]
     orders: dict[str, dict[str, str]]
     payments: dict[str, dict[str, Any]]
+    # Every sale's reservation records by id (decoded), for the checks of what holds them
+    # (an auction's offer, a team's member): filled by the audit as it goes through sales.
+    reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def order_lines(self, sale_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(order id, line) for every order line on `sale_id`, in order id order."""

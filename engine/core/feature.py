@@ -85,7 +85,9 @@ class Feature:
     room_view: Callable[[Any, str], RoomView] | None = None  # (service, room)
     # A sweeper pass: (service, every room's id, now in ms) -> how many items it handled.
     sweep: Callable[[Any, list[str], int], Awaitable[int]] | None = None
-    audit: Callable[[Any, Any, str], Awaitable[None]] | None = None  # (redis, report, room)
+    # Its checks: (redis, report, room, snapshot), the snapshot being the commerce audit's
+    # atomic read of the room's sales, reservations, orders and payments.
+    audit: Callable[[Any, Any, str, Any], Awaitable[None]] | None = None
     report: Callable[[Any, str], Awaitable[Any]] | None = None  # (redis, room) -> section
     errors: Mapping[str, type[LivecartError]] = field(default_factory=dict)
     # What a posted comment can also mean to it (a keyword, an order): (service, room,

@@ -9,7 +9,6 @@ limits, the expiry index, the waitlist), coupons, orders and payments
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -31,7 +30,7 @@ async def audit_room(redis: Redis, room: str,
     snap = await snapshot(redis, room)
     report.figures = load_figures(snap)
     report.add("room exists", [] if snap.room_exists else [f"no room {room!r}"], "yes")
-    reservations: dict[str, dict[str, Any]] = {}
+    reservations = snap.reservations
     for sale_id, (sale_hash, *parts) in snap.sales.items():
         if not sale_hash:
             report.add(f"sale {sale_id}: exists", [f"indexed but {sale_id} has no data"], "")
@@ -47,5 +46,5 @@ async def audit_room(redis: Redis, room: str,
     await audit_giveaways(report, redis, room)
     for feature in load_features(DEFAULT_FEATURES) if features is None else features:
         if feature.audit is not None:
-            await feature.audit(redis, report, room)
+            await feature.audit(redis, report, room, snap)
     return report

@@ -125,7 +125,13 @@ class RoomHub:
         self.storefront = Storefront(room_id, node)
         # Entry kinds (prefixes) that change what the storefront shows, the features' too.
         self.storefront_kinds = (
-            "product_", "sale_", "coupon_", "auction_", "giveaway_", "groupbuy_", "team_",
+            "product_",
+            "sale_",
+            "coupon_",
+            "auction_",
+            "giveaway_",
+            "groupbuy_",
+            "team_",
             *(kind for f in node.features for kind in f.entry_kinds),
         )  # fmt: skip
         self.ready = asyncio.Event()

@@ -14,7 +14,7 @@ from engine.store.scripts import Scripts
 OVERDUE_MS = 60_000  # the sweeper closes polls within a second; a minute is a fault
 
 
-async def audit_polls(redis: Redis, report: Any, room: str) -> None:
+async def audit_polls(redis: Redis, report: Any, room: str, snap: Any) -> None:
     store = PollStore(redis, Scripts(), 0)
     polls = await store.list(room)
     for poll in polls:
