@@ -2,10 +2,11 @@
 a token for the room, as their WebSocket does (issue 20); public rooms answer their reads
 without one, as before.
 
-The routes come from the engine's route table (`engine.server.api.ROUTES`), so a route added later
-is covered here without a change: a new read is refused to anonymous callers of a private
-room by `engine/server/api/base.py` (`route`, `Call.admit_reader`), and a new *public* read must be
-added to `PUBLIC_READS` (and to docs/api.md) on purpose.
+The routes come from the engine's route table (`engine.server.api.ROUTES` and every default
+feature's routes, engine/core/feature.py), so a route added later is covered here without a
+change: a new read is refused to anonymous callers of a private room by
+`engine/server/api/base.py` (`route`, `Call.admit_reader`), and a new *public* read must be
+added to `PUBLIC_READS` (and to the docs) on purpose.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from playwright.async_api import Browser, Response, expect
 from starlette.routing import Route
 
 from clients import HostClient, ShopperClient
+from engine.core.feature import load_features
+from engine.core.settings import DEFAULT_FEATURES
 from engine.server import api
 from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, token
@@ -28,9 +31,10 @@ from tests.test_api_catalog import JACKET
 
 # (method, path) of every route on a room: its path has `{room}`. HEAD is answered by each
 # GET route too (Starlette), so it is tried as well.
+ALL_ROUTES = [*api.ROUTES, *(r for f in load_features(DEFAULT_FEATURES) for r in f.routes)]
 ROOM_ROUTES: list[tuple[str, str]] = sorted(
     (method, route.path)
-    for route in api.ROUTES
+    for route in ALL_ROUTES
     if isinstance(route, Route) and "{room}" in route.path
     for method in route.methods or ()
 )
@@ -53,12 +57,14 @@ PUBLIC_READS: frozenset[str] = frozenset({
     "/api/rooms/{room}/group-buys/{group_buy}",
     "/api/rooms/{room}/group-buys/{group_buy}/teams/{team}",
     "/api/rooms/{room}/referrals/leaderboard",
+    "/api/rooms/{room}/polls",
+    "/api/rooms/{room}/polls/{poll}",
 })  # fmt: skip
 # Path ids for routes that are refused before they look anything up.
 ANY_IDS = {
     "product": "p1", "sale": "s1", "drop": "d1", "template": "t1", "giveaway": "g1",
     "auction": "a1", "group_buy": "gb1", "team": "t1", "order": "o1", "entry_id": "1-0",
-    "user": "bob", "name": "summary.json",
+    "user": "bob", "name": "summary.json", "poll": "q1",
 }  # fmt: skip
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 BUYER = "ana"
@@ -110,6 +116,7 @@ async def stocked(
         auction = await host.open_auction("DJ-S", 1_000, 600)
         deal = await host.open_group_buy("DJ-S", 3_900, 3, 600, units=6)
         team = await lead.start_team(deal["id"])
+        poll = await host.open_poll("Which colour?", ["Red", "Blue"])
         viewer = await viewer_factory(room, user=BUYER)
         grabbed = await viewer.grab(sale["id"])
         assert grabbed["status"] == "reserved", grabbed
@@ -119,7 +126,7 @@ async def stocked(
         **ANY_IDS, "room": room, "product": product["id"], "sale": sale["id"],
         "drop": drop["id"], "template": template["id"], "giveaway": giveaway["id"],
         "auction": auction["id"], "group_buy": deal["id"], "team": team["id"],
-        "order": order["id"],
+        "order": order["id"], "poll": poll["id"],
     }  # fmt: skip
     return Show(room, ids)
 
@@ -280,7 +287,7 @@ def test_every_room_read_goes_through_the_private_room_check() -> None:
     public reads above, each checked by `Call.admit_reader`."""
     from engine.server.api.base import ApiRoute
 
-    room_routes = [r for r in api.ROUTES if isinstance(r, Route) and "{room}" in r.path]
+    room_routes = [r for r in ALL_ROUTES if isinstance(r, Route) and "{room}" in r.path]
     assert all(isinstance(r, ApiRoute) for r in room_routes)
     assert {r.path for r in room_routes if isinstance(r, ApiRoute) and r.reads_room} == set(
         PUBLIC_READS
@@ -290,8 +297,14 @@ def test_every_room_read_goes_through_the_private_room_check() -> None:
 def test_docs_name_every_room_read_a_reader_route() -> None:
     """docs/api.md's route table: the room reads are *reader* (public only in a room that
     takes anonymous viewers); no route on a room is plain *public*."""
-    table = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
-    rows = re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \| ([^|]+) \|", table, re.M)
+    docs = Path(__file__).parent.parent / "docs"
+    rows = re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \| ([^|]+) \|",
+                      (docs / "api.md").read_text(), re.M)  # fmt: skip
+    for feature in load_features(DEFAULT_FEATURES):  # a feature's page: | `POST /path` | who |
+        page = docs / f"{feature.name}.md"
+        if page.is_file():
+            rows += re.findall(r"^\| `(GET|POST|PUT|PATCH|DELETE) ([^`]+)` \| ([^|]+) \|",
+                               page.read_text(), re.M)  # fmt: skip
     roles = {(m, PARAM.sub("{}", p)): role.strip() for m, p, role in rows}
     for method, path in ROOM_ROUTES:
         if method == "HEAD":
