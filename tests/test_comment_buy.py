@@ -6,19 +6,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 
 from clients import HostClient, LivecartClientError, ViewerClient
 from engine.commerce.catalog import Product, Sku
 from engine.commerce.sales import Sale
 from engine.commerce.stock import GrabAnswer
-from engine.core.errors import ProtocolError
-from engine.interactive.comment_buy.store import CONFIG_TTL_S, Order, Reply, answer_reply, resolve
-from engine.interactive.comment_buy.syntax import (
+from engine.features.comment_buy.store import CONFIG_TTL_S, Order, Reply, answer_reply, resolve
+from engine.features.comment_buy.syntax import (
     Command,
     CommentBuyConfig,
+    CommentBuySettings,
     parse_command,
-    parse_config,
     words,
 )
 from engine.server.app import Engine
@@ -30,6 +30,12 @@ T0 = 1_900_000_000_000
 
 def parse(text: str, config: CommentBuyConfig = CONFIG) -> Command | None:
     return parse_command(text, config)
+
+
+def parse_config(body: Any) -> CommentBuyConfig:
+    """Settings from a host's body that has the right types (the route's decoding checks
+    those: test_bad_config_is_invalid_field)."""
+    return msgspec.convert(body, CommentBuySettings).config()
 
 
 # ---- parsing --------------------------------------------------------------------------------
@@ -183,17 +189,19 @@ def test_config_defaults_and_round_trip() -> None:
         ({"colour": "red"}, "colour"),
     ],
 )
-def test_bad_config_is_invalid_field(body: dict[str, Any], field: str) -> None:
-    with pytest.raises(ProtocolError) as error:
-        parse_config(body)
-    assert error.value.code == "invalid_field"
+async def test_bad_config_is_invalid_field(
+    host: HostClient, room: str, body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(LivecartClientError) as error:
+        await host.call("PUT", f"/api/rooms/{room}/comment-to-buy", body)
+    assert (error.value.status, error.value.code) == (400, "invalid_field")
     assert error.value.details == {"field": field}
 
 
-def test_config_must_be_an_object() -> None:
-    with pytest.raises(ProtocolError) as error:
-        parse_config([])
-    assert error.value.code == "bad_request"
+async def test_config_must_be_an_object(host: HostClient, room: str) -> None:
+    with pytest.raises(LivecartClientError) as error:
+        await host.call("PUT", f"/api/rooms/{room}/comment-to-buy", [])
+    assert (error.value.status, error.value.code) == (400, "bad_request")
 
 
 # ---- resolving ------------------------------------------------------------------------------
@@ -574,11 +582,11 @@ async def test_other_processes_see_a_change_within_the_cache_ttl(
 ) -> None:
     other = await engine_factory()
     assert other.node is not None
-    assert not (await other.node.comment_buy.config(room)).enabled  # now cached there
+    assert not (await other.node.service("comment_buy").config(room)).enabled  # now cached there
     await configure(host, room, enabled=True)
-    assert not (await other.node.comment_buy.config(room)).enabled
+    assert not (await other.node.service("comment_buy").config(room)).enabled
     await asyncio.sleep(CONFIG_TTL_S)  # the point: the cached copy's TTL runs out
-    assert (await other.node.comment_buy.config(room)).enabled
+    assert (await other.node.service("comment_buy").config(room)).enabled
 
 
 async def test_settings_are_for_the_host_only(engine: Engine, room: str) -> None:

@@ -11,9 +11,11 @@ import msgspec
 from engine.core.errors import ProtocolError
 
 # How msgspec names the field it refused: "<why> - at `$.field`" (the end of its message,
-# which may quote the refused value), or "Object missing required field `field`".
+# which may quote the refused value), "Object missing required field `field`", or for a
+# schema that forbids unknown fields "Object contains unknown field `field`".
 _AT = " - at `$."
 _MISSING = "Object missing required field `"
+_UNKNOWN = "Object contains unknown field `"
 # The top-level field of a path, with the index of an item of a list: "options[1]".
 _TOP_FIELD = re.compile(r"[^.\[`]+(?:\[[0-9]+\])?")
 
@@ -31,6 +33,8 @@ def refused_field(refusal: msgspec.ValidationError) -> tuple[str | None, str]:
         return (top.group() if top else path), why
     if reason.startswith(_MISSING):
         return reason.removeprefix(_MISSING).removesuffix("`"), "required"
+    if reason.startswith(_UNKNOWN):
+        return reason.removeprefix(_UNKNOWN).removesuffix("`"), "unknown field"
     return None, reason
 
 

@@ -317,7 +317,7 @@ class RoomHub:
         elif kind == "banned_words":
             asyncio.get_running_loop().create_task(self.reload_words())
         elif user:
-            # Addressed to one user (mutes, waitlist offers, prizes, outbids, comment-to-buy
+            # Addressed to one user (mutes, waitlist offers, prizes, outbids, a feature's
             # replies): a private notice on each of their connections here.
             for viewer in targets:
                 viewer.send(notice_message(kind, **data))

@@ -36,7 +36,6 @@ from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
 from engine.interactive.auctions.store import AuctionStore
-from engine.interactive.comment_buy.store import CommentToBuy
 from engine.interactive.giveaways.store import GiveawayStore
 from engine.interactive.groupbuys.store import GroupBuys
 from engine.realtime.hub import RoomHub
@@ -144,10 +143,8 @@ class Node:
                                interval_s=settings.sweep_ms / 1000,
                                passes=[self.groupbuys.sweep, self.reminders.sweep,
                                        *self._feature_passes()])  # fmt: skip
-        self.comment_buy = CommentToBuy(self.redis, self.catalog, self.sales, self.stock)
         self.comment_hooks: list[CommentHook] = [
             self.giveaways.on_comment,
-            self.comment_buy.on_comment,
             *self._feature_hooks("on_comment"),
         ]
         self.pubsub_redis: Redis = redis_client.connect(redis_url, resend=False)
@@ -249,9 +246,9 @@ class Node:
         return checks
 
     async def after_comment(self, room: str, author: Author, comment: str) -> None:
-        """What a posted comment can also mean: a giveaway's keyword, a comment-to-buy
-        order. The comment itself is already in the room; these answer privately, and a
-        failure here is logged, never an error on the comment."""
+        """What a posted comment can also mean: a giveaway's keyword, and what each
+        feature's `on_comment` makes of it. The comment itself is already in the room;
+        these answer privately, and a failure here is logged, never an error on the comment."""
         self.meter.count(room, Metric.COMMENTS)
         for hook in self.comment_hooks:
             try:

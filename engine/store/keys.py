@@ -429,7 +429,7 @@ def watch_since(room: str) -> str:
 
 
 def comment_buy(room: str) -> str:
-    """String: the room's comment-to-buy settings, JSON (engine.interactive.comment_buy.syntax)."""
+    """String: the room's comment-to-buy settings, JSON (engine.features.comment_buy.syntax)."""
     return f"{_room(room)}:comment_buy"
 
 

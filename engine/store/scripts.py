@@ -123,7 +123,6 @@ class Scripts:
     comment_post: Script
     comment_delete: Script
     comment_pin: Script
-    comment_buy_recent: Script
     room_entry: Script
     room_create: Script
     room_transition: Script

@@ -8,7 +8,6 @@ from engine.server.api import (
     auctions,
     audit,
     catalog,
-    comment_buy,
     coupons,
     dashboard,
     giveaways,
@@ -28,7 +27,7 @@ ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
     *giveaways.ROUTES, *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
-    *reminders.ROUTES, *comment_buy.ROUTES, *reports.ROUTES,
+    *reminders.ROUTES, *reports.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

@@ -10,7 +10,7 @@ resolution are pure; `CommentToBuy` does the reads, the grab and the replies. Ho
 moderator comments are never orders (they announce: "SOLD to Ana!").
 
 A repeat of the same order (user, sale, quantity) within `REPEAT_WINDOW_MS` reuses the
-first comment's grab request id (engine/interactive/comment_buy/lua/comment_buy_recent.lua), so it
+first comment's grab request id (engine/features/comment_buy/lua/comment_buy_recent.lua), so it
 replays that answer instead of buying again. Only a reservation holds the window: after any other
 answer (sold out, not started) the next comment is a fresh attempt.
 
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 from redis.asyncio import Redis
 
@@ -37,17 +38,18 @@ from engine.commerce.stock import GrabAnswer, GrabRequest, Stock
 from engine.core.clock import now_ms
 from engine.core.errors import ProtocolError, UnavailableError
 from engine.core.identity import PRODUCT_ID_RE, Author
-from engine.interactive.comment_buy.syntax import (
+from engine.features.comment_buy.syntax import (
     Command,
     CommentBuyConfig,
+    CommentBuySettings,
     fold,
     parse_command,
-    parse_config,
 )
 from engine.store import keys
 from engine.store.redis_client import text
 from engine.store.roomlog import append_entry, notify_user
 
+NAME = "comment_buy"  # the feature's name (engine/core/feature.py)
 CONFIG_TTL_S = 1.0
 REPEAT_WINDOW_MS = 15_000
 NOTICE = "comment_buy"
@@ -263,10 +265,10 @@ class CommentToBuy:
         raw = await self.redis.get(keys.comment_buy(room))
         if raw is None:
             return CommentBuyConfig()
-        return parse_config(orjson.loads(raw))
+        return msgspec.json.decode(raw, type=CommentBuySettings).config()
 
-    async def save_config(self, room: str, body: Any) -> CommentBuyConfig:
-        config = parse_config(body)
+    async def save_config(self, room: str, settings: CommentBuySettings) -> CommentBuyConfig:
+        config = settings.config()
         if config.keywords:
             ids = list(config.keywords.values())
             found = await self.redis.hmget(keys.products(room), ids)
@@ -315,7 +317,7 @@ class CommentToBuy:
     async def _order(self, room: str, author: Author, order: Order) -> Reply:
         sale = order.sale
         recent = keys.comment_buy_recent(room, author.user, sale.id, order.quantity)
-        outcome, request_id = await self.scripts.comment_buy_recent(
+        outcome, request_id = await self.scripts.all["comment_buy_recent"](
             self.redis, [recent], [f"cb-{secrets.token_hex(8)}", REPEAT_WINDOW_MS]
         )
         request = GrabRequest(author.user, text(request_id), order.quantity)

@@ -5,7 +5,7 @@ product keyword standing for `<keyword> <code>` (`MUG 2 blue`). Matching is NFKC
 case-insensitive, so full-width letters and digits, `sold #3` and `SOLD 3` read the same, and
 the decimal digits of every script are read as ASCII digits (`SOLD ٣ ٢` is `SOLD 3 2`). Anything
 else is chat, and `parse_command` returns None for it. What the code and the words
-refer to is resolved against the catalog in engine.interactive.comment_buy.store.
+refer to is resolved against the catalog in engine.features.comment_buy.store.
 docs/comment-to-buy.md has the syntax with examples.
 """
 
@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from engine.core.errors import ProtocolError
+from msgspec import Meta, Struct
+
 from engine.core.fields import invalid_field
 from engine.core.identity import PRODUCT_ID_RE
 from engine.rooms.comments import clean_text
@@ -95,8 +96,8 @@ class CommentBuyConfig:
         return self._folded.get(word)
 
 
-def _keyword(value: Any, name: str) -> str:
-    cleaned = unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else ""
+def _keyword(value: str, name: str) -> str:
+    cleaned = unicodedata.normalize("NFKC", value).strip()
     if (
         not 0 < len(cleaned) <= MAX_KEYWORD_CHARS
         or not _KEYWORD.fullmatch(fold(cleaned))
@@ -108,35 +109,33 @@ def _keyword(value: Any, name: str) -> str:
     return cleaned
 
 
-def parse_config(body: Any) -> CommentBuyConfig:
-    """Settings from host input (the whole object; fields left out take their default).
-    Product ids are checked for form here and for existence by the caller."""
-    if not isinstance(body, dict):
-        raise ProtocolError("the body must be a JSON object", code="bad_request")
-    unknown = sorted(set(body) - {"enabled", "keyword", "keywords"})
-    if unknown:
-        raise invalid_field(unknown[0], "unknown field")
-    enabled = body.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise invalid_field("enabled", "true or false")
-    keyword = _keyword(body.get("keyword", DEFAULT_KEYWORD), "keyword")
-    raw = body.get("keywords", {})
-    if not isinstance(raw, dict) or len(raw) > MAX_PRODUCT_KEYWORDS:
-        raise invalid_field(
-            "keywords", f"an object of up to {MAX_PRODUCT_KEYWORDS} keyword: product id"
-        )
-    seen = {fold(keyword)}
-    keywords: dict[str, str] = {}
-    for key, product in raw.items():
-        name = f"keywords.{key}"
-        cleaned = _keyword(key, name)
-        if fold(cleaned) in seen:
-            raise invalid_field(name, "used twice (keywords compare without case)")
-        if not isinstance(product, str) or not PRODUCT_ID_RE.fullmatch(product):
-            raise invalid_field(name, "a product id such as 'p3'")
-        seen.add(fold(cleaned))
-        keywords[cleaned] = product
-    return CommentBuyConfig(enabled, keyword, keywords)
+class CommentBuySettings(Struct, frozen=True, forbid_unknown_fields=True):
+    """The host's settings as sent (the whole object; fields left out take their default)
+    and as stored. `config()` applies the rules on the words; product ids are checked for
+    form there and for existence by the store."""
+
+    enabled: bool = False
+    keyword: str = DEFAULT_KEYWORD
+    # Product ids are checked one by one in `config()`, so a refusal names its keyword
+    # (`keywords.MUG`), not the whole object.
+    keywords: Annotated[dict[str, object], Meta(max_length=MAX_PRODUCT_KEYWORDS)] = {}
+
+    def config(self) -> CommentBuyConfig:
+        """The settings, keywords NFKC-normalized and trimmed, or `invalid_field` naming
+        the first keyword or product id that breaks the rules."""
+        keyword = _keyword(self.keyword, "keyword")
+        seen = {fold(keyword)}
+        keywords: dict[str, str] = {}
+        for key, product in self.keywords.items():
+            name = f"keywords.{key}"
+            cleaned = _keyword(key, name)
+            if fold(cleaned) in seen:
+                raise invalid_field(name, "used twice (keywords compare without case)")
+            if not isinstance(product, str) or not PRODUCT_ID_RE.fullmatch(product):
+                raise invalid_field(name, "a product id such as 'p3'")
+            seen.add(fold(cleaned))
+            keywords[cleaned] = product
+        return CommentBuyConfig(self.enabled, keyword, keywords)
 
 
 # ---- comments -------------------------------------------------------------------------------

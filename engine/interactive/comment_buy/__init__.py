@@ -1,1 +1,0 @@
-"""Comment-to-buy: the comment syntax and the grabs it makes."""
