@@ -37,7 +37,6 @@ from engine.core.metrics import METRICS
 from engine.core.settings import Settings
 from engine.interactive.auctions.store import AuctionStore
 from engine.interactive.comment_buy.store import CommentToBuy
-from engine.interactive.giveaways.store import GiveawayStore
 from engine.interactive.groupbuys.store import GroupBuys
 from engine.realtime.hub import RoomHub
 from engine.rooms import auth
@@ -118,10 +117,6 @@ class Node:
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
         self.watchtime = WatchTime(self.redis)
-        self.giveaways = GiveawayStore(
-            self.redis, self.scripts, maxlen, sales=self.sales, stock=self.stock,
-            coupons=self.coupons, watchtime=self.watchtime, meter=self.meter,
-        )  # fmt: skip
         self.auctions = AuctionStore(
             self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
             payment_window_ms=settings.payment_window_s * 1000, meter=self.meter,
@@ -146,7 +141,6 @@ class Node:
                                        *self._feature_passes()])  # fmt: skip
         self.comment_buy = CommentToBuy(self.redis, self.catalog, self.sales, self.stock)
         self.comment_hooks: list[CommentHook] = [
-            self.giveaways.on_comment,
             self.comment_buy.on_comment,
             *self._feature_hooks("on_comment"),
         ]
@@ -249,9 +243,10 @@ class Node:
         return checks
 
     async def after_comment(self, room: str, author: Author, comment: str) -> None:
-        """What a posted comment can also mean: a giveaway's keyword, a comment-to-buy
-        order. The comment itself is already in the room; these answer privately, and a
-        failure here is logged, never an error on the comment."""
+        """What a posted comment can also mean: a comment-to-buy order, and what each
+        feature makes of it (`on_comment`). The comment itself is already in the room;
+        these answer privately, and a failure here is logged, never an error on the
+        comment."""
         self.meter.count(room, Metric.COMMENTS)
         for hook in self.comment_hooks:
             try:

@@ -11,7 +11,6 @@ from engine.server.api import (
     comment_buy,
     coupons,
     dashboard,
-    giveaways,
     groupbuys,
     moderation,
     orders,
@@ -27,7 +26,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *giveaways.ROUTES, *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
+    *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
     *reminders.ROUTES, *comment_buy.ROUTES, *reports.ROUTES,
 ]  # fmt: skip
 
