@@ -33,10 +33,10 @@ from engine.core.identity import Role
 from engine.core.logs import configure as configure_logs
 from engine.core.loop import run_event_loop
 from engine.core.settings import Settings, load_secret
+from engine.features.giveaways.store import check_draw
 from engine.insights.audit import Report, audit_room
 from engine.insights.report import build, load_show, write
 from engine.insights.report_html import money
-from engine.interactive.giveaways.store import check_draw
 from engine.rooms import auth
 from engine.server.admission import origin_warning
 from engine.server.app import Engine

@@ -1,4 +1,4 @@
-"""engine.interactive.giveaways.store: the draw (deterministic, recomputable from the revealed
+"""engine.features.giveaways.store: the draw (deterministic, recomputable from the revealed
 seed), entry
 rules (any, keyword over HTTP and by comment, watch time), limits recorded at the draw,
 prizes (product units and coupons) awarded once even when re-run, winners' notices,
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 import orjson
 import pytest
 from redis import asyncio as aioredis
@@ -22,8 +23,9 @@ from clients.errors import LivecartClientError
 from engine.cli import main as cli_main
 from engine.core.errors import ConflictError, RejectedError
 from engine.core.identity import Author, Role
+from engine.features.giveaways.draw import commitment, draw, excluded_entrants, verify
+from engine.features.giveaways.model import EntryRule, GiveawayTerms, PrizeKind
 from engine.insights.audit import audit_room
-from engine.interactive.giveaways.draw import commitment, draw, excluded_entrants, verify
 from engine.server.app import Engine
 from engine.store import keys
 from tests.conftest import ADDRESS, ViewerFactory, poll, token
@@ -167,9 +169,9 @@ async def test_roles_and_errors(http: httpx.AsyncClient, room: str) -> None:
 
 
 async def test_closes_on_read_after_its_end(engine: Engine, room: str) -> None:
-    store = engine.node.giveaways
+    store = engine.node.service("giveaways")
     t0 = 1_900_000_000_000
-    g = await store.create(room, {"title": "t", "prize": "p", "winners": 1, "duration_s": 10},
+    g = await store.create(room, GiveawayTerms(title="t", prize="p", winners=1, duration_s=10),
                            at_ms=t0)  # fmt: skip
     await store.enter(room, g.id, "ann", at_ms=t0 + 1000)
     with pytest.raises(ConflictError) as late:
@@ -185,10 +187,12 @@ async def test_concurrent_closes_draw_once(
     engine_factory: Any, engine: Engine, room: str, redis: aioredis.Redis
 ) -> None:
     other = await engine_factory()
-    g = await engine.node.giveaways.create(room, {"title": "t", "prize": "p", "winners": 2})
+    g = await engine.node.service("giveaways").create(
+        room, GiveawayTerms(title="t", prize="p", winners=2)
+    )
     for i in range(20):
-        await engine.node.giveaways.enter(room, g.id, f"u{i}")
-    stores = [engine.node.giveaways, other.node.giveaways] * 4
+        await engine.node.service("giveaways").enter(room, g.id, f"u{i}")
+    stores = [engine.node.service("giveaways"), other.node.service("giveaways")] * 4
     results = await asyncio.gather(*(s.close(room, g.id) for s in stores))
     assert len({(r.seed, r.winners, r.closed_at) for r in results}) == 1
     log = await redis.xrange(keys.room_stream(room))
@@ -320,12 +324,13 @@ async def test_keyword_entry_by_comment(
 async def test_comment_entry_checks_the_limits_and_says_why(
     engine: Engine, room: str, viewer_factory: ViewerFactory
 ) -> None:
-    store = engine.node.giveaways
-    first = await store.create(room, {"title": "t", "prize": "p", "winners": 1})
+    store = engine.node.service("giveaways")
+    first = await store.create(room, GiveawayTerms(title="t", prize="p", winners=1))
     await store.enter(room, first.id, "ann")
     await store.close(room, first.id)
-    g = await store.create(room, {"title": "t", "prize": "p", "winners": 1, "rule": "keyword",
-                                  "keyword": "lucky", "one_win_per_show": True})  # fmt: skip
+    g = await store.create(room, GiveawayTerms(title="t", prize="p", winners=1,
+                                               rule=EntryRule.KEYWORD, keyword="lucky",
+                                               one_win_per_show=True))  # fmt: skip
     ann = await viewer_factory(room, user="ann")
     await ann.comment("LUCKY me")
     refused = await notice(ann, "giveaway_entry_refused")
@@ -334,10 +339,11 @@ async def test_comment_entry_checks_the_limits_and_says_why(
 
 
 async def test_watch_rule(engine: Engine, room: str, http: httpx.AsyncClient) -> None:
-    store = engine.node.giveaways
+    store = engine.node.service("giveaways")
     t0 = 1_900_000_000_000
-    g = await store.create(room, {"title": "t", "prize": "p", "winners": 1, "rule": "watch",
-                                  "min_watch_s": 120, "duration_s": 600}, at_ms=t0)  # fmt: skip
+    g = await store.create(room, GiveawayTerms(title="t", prize="p", winners=1,
+                                               rule=EntryRule.WATCH, min_watch_s=120,
+                                               duration_s=600), at_ms=t0)  # fmt: skip
     assert g.to_wire()["min_watch_s"] == 120
     with pytest.raises(RejectedError) as never:
         await store.enter(room, g.id, "ann", at_ms=t0 + 1000)
@@ -387,14 +393,14 @@ async def test_one_win_per_show_and_recent_winners(
     engine: Engine, room: str, redis: aioredis.Redis, redis_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    store = engine.node.giveaways
-    terms = {"title": "t", "prize": "p", "winners": 1}
+    store = engine.node.service("giveaways")
+    terms = GiveawayTerms(title="t", prize="p", winners=1)
     g1 = await store.create(room, terms)
     await store.enter(room, g1.id, "ann")
     assert (await store.close(room, g1.id)).winners == ("ann",)
 
     # refused at entry when already excluded
-    g2 = await store.create(room, {**terms, "one_win_per_show": True})
+    g2 = await store.create(room, msgspec.structs.replace(terms, one_win_per_show=True))
     with pytest.raises(RejectedError) as again:
         await store.enter(room, g2.id, "ann")
     assert again.value.code == "already_won"
@@ -411,7 +417,7 @@ async def test_one_win_per_show_and_recent_winners(
     assert orjson.loads(capsys.readouterr().out)["excluded"] == ["cy"]
 
     # the last N closed: g3 (cy), then g2 (nobody); ann won g1, three closes ago
-    g4 = await store.create(room, {**terms, "exclude_recent_winners": 2})
+    g4 = await store.create(room, msgspec.structs.replace(terms, exclude_recent_winners=2))
     with pytest.raises(RejectedError) as recent:
         await store.enter(room, g4.id, "cy")
     assert recent.value.code == "recent_winner"
@@ -573,9 +579,9 @@ async def test_coupon_prize_is_a_private_drop_claimed_for_the_winners(  # noqa: 
 async def test_awards_finish_after_a_crash_and_never_double(
     engine: Engine, room: str, redis: aioredis.Redis, seller: HostClient
 ) -> None:
-    store = engine.node.giveaways
-    g = await store.create(room, {"title": "t", "winners": 2, "prize_kind": "product",
-                                  "sku": "DJ-S"})  # fmt: skip
+    store = engine.node.service("giveaways")
+    terms = GiveawayTerms(title="t", winners=2, prize_kind=PrizeKind.PRODUCT, sku="DJ-S")
+    g = await store.create(room, terms)
     for user in ("ann", "bob", "cy"):
         await store.enter(room, g.id, user)
     # the process dies right after the draw: closed, nobody awarded yet
@@ -615,12 +621,12 @@ async def test_concurrent_closes_award_once(
     engine_factory: Any, engine: Engine, room: str, redis: aioredis.Redis, seller: HostClient
 ) -> None:
     other = await engine_factory()
-    g = await engine.node.giveaways.create(
-        room, {"title": "t", "winners": 3, "prize_kind": "product", "sku": "DJ-S"}
+    g = await engine.node.service("giveaways").create(
+        room, GiveawayTerms(title="t", winners=3, prize_kind=PrizeKind.PRODUCT, sku="DJ-S")
     )
     for i in range(10):
-        await engine.node.giveaways.enter(room, g.id, f"u{i}")
-    stores = [engine.node.giveaways, other.node.giveaways] * 3
+        await engine.node.service("giveaways").enter(room, g.id, f"u{i}")
+    stores = [engine.node.service("giveaways"), other.node.service("giveaways")] * 3
     results = await asyncio.gather(*(s.close(room, g.id) for s in stores))
     assert len({orjson.dumps(r.awards) for r in results}) == 1
     assert set(results[0].awards) == set(results[0].winners)

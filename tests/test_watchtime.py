@@ -67,7 +67,7 @@ async def test_writes_are_queued_until_flushed(redis: aioredis.Redis) -> None:
 async def test_the_hub_opens_and_closes_sessions(
     engine: Engine, room: str, redis: aioredis.Redis, viewer_factory: ViewerFactory
 ) -> None:
-    watch = engine.node.giveaways.watchtime
+    watch = engine.node.service("giveaways").watchtime
     first = await viewer_factory(room, user="ann")
     second = await viewer_factory(room, user="ann")
     since = await poll(lambda: redis.hget(keys.watch_since(room), "ann"), lambda v: v is not None)

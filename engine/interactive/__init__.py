@@ -1,2 +1,2 @@
-"""Interactive features, one package each (auctions, giveaways, group buys): its store,
-rules, Lua and audit."""
+"""Interactive features, one package each (auctions, group buys): its store, rules, Lua and
+audit."""

@@ -1,7 +1,7 @@
 """What a room is selling right now, as one process's hub shows it: the pinned product's
-card, the stock of its running sales, its open coupon drops, and its open auctions and
-giveaways, and its group-buy deals with their teams (for welcomes: a joining viewer sees
-them without asking the HTTP API).
+card, the stock of its running sales, its open coupon drops, its open auctions, its
+group-buy deals with their teams, and what each feature shows (for welcomes: a joining
+viewer sees them without asking the HTTP API).
 
 Stock and drop counters are read from Redis once per sync interval (one round trip for
 all running sales and open drops of the room) and go out in the next tick only when they
@@ -25,7 +25,6 @@ from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
 from engine.core.feature import RoomView
 from engine.interactive.auctions.store import AuctionState
-from engine.interactive.giveaways.model import GiveawayState
 from engine.store import keys
 from engine.store.meter import Metric
 from engine.store.roomlog import Entry
@@ -59,10 +58,9 @@ class Storefront:
         self.drops: dict[str, dict[str, Any] | None] = {}
         self.drops_shown: dict[str, dict[str, Any]] = {}
         self.drop_changes: dict[str, dict[str, Any]] = {}
-        # Open auctions and giveaways as their API objects; bids update the auctions in
-        # place from their log entries, an opening reloads both lists before the next welcome.
+        # Open auctions as their API objects; bids update them in place from their log
+        # entries, an opening reloads the list before the next welcome.
         self.auctions: dict[str, dict[str, Any]] = {}
-        self.giveaways: dict[str, dict[str, Any]] = {}
         self.interactive_stale = True
         # Group-buy deals with their teams, reloaded before a welcome after any team change.
         self.group_buys: list[dict[str, Any]] = []
@@ -115,7 +113,7 @@ class Storefront:
             self.drops.setdefault(entry.ref, None)
         elif entry.kind == "groupbuy_opened" or entry.kind.startswith("team_"):
             self.group_buys_stale = True
-        elif entry.kind in {"auction_opened", "giveaway_opened"}:
+        elif entry.kind == "auction_opened":
             self.interactive_stale = True
         elif entry.kind == "auction_bid" and entry.ref in self.auctions:
             self.auctions[entry.ref].update(
@@ -123,8 +121,6 @@ class Storefront:
             )
         elif entry.kind == "auction_closed":
             self.auctions.pop(entry.ref, None)
-        elif entry.kind == "giveaway_closed":
-            self.giveaways.pop(entry.ref, None)
         elif entry.kind in {"sale_announced", "sale_updated", "sale_ended"}:
             # (Re)load its terms and stock; until then a welcome loads it on demand.
             self.stale.add(entry.ref)
@@ -220,8 +216,8 @@ class Storefront:
         return changes
 
     async def refresh(self) -> None:
-        """Read sales and drops announced or changed since the last poll, and auctions and
-        giveaways opened since (before a welcome)."""
+        """Read sales and drops announced or changed since the last poll, auctions opened
+        since, and what the features show (before a welcome)."""
         await self._load_drops()
         for view in self.views.values():
             await view.refresh()
@@ -232,9 +228,7 @@ class Storefront:
         if self.interactive_stale:
             self.interactive_stale = False
             auctions = await self.node.auctions.list(self.room_id)
-            giveaways = await self.node.giveaways.list(self.room_id)
             self.auctions = {a.id: a.to_wire() for a in auctions if a.state is AuctionState.OPEN}
-            self.giveaways = {g.id: g.to_wire() for g in giveaways if g.state is GiveawayState.OPEN}
         for sale_id in list(self.stale):
             self.stale.discard(sale_id)
             if sale_id in self.sales:
@@ -247,7 +241,6 @@ class Storefront:
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
             "drops": [card for card in self.drops.values() if card is not None],
             "auctions": list(self.auctions.values()),
-            "giveaways": list(self.giveaways.values()),
             "group_buys": self.group_buys,
             **{name: view.welcome() for name, view in self.views.items()},
         }

@@ -36,7 +36,6 @@ from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
 from engine.interactive.auctions.store import AuctionStore
-from engine.interactive.giveaways.store import GiveawayStore
 from engine.interactive.groupbuys.store import GroupBuys
 from engine.realtime.hub import RoomHub
 from engine.rooms import auth
@@ -117,10 +116,6 @@ class Node:
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
         self.watchtime = WatchTime(self.redis)
-        self.giveaways = GiveawayStore(
-            self.redis, self.scripts, maxlen, sales=self.sales, stock=self.stock,
-            coupons=self.coupons, watchtime=self.watchtime, meter=self.meter,
-        )  # fmt: skip
         self.auctions = AuctionStore(
             self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
             payment_window_ms=settings.payment_window_s * 1000, meter=self.meter,
@@ -144,7 +139,6 @@ class Node:
                                passes=[self.groupbuys.sweep, self.reminders.sweep,
                                        *self._feature_passes()])  # fmt: skip
         self.comment_hooks: list[CommentHook] = [
-            self.giveaways.on_comment,
             *self._feature_hooks("on_comment"),
         ]
         self.pubsub_redis: Redis = redis_client.connect(redis_url, resend=False)
@@ -246,9 +240,9 @@ class Node:
         return checks
 
     async def after_comment(self, room: str, author: Author, comment: str) -> None:
-        """What a posted comment can also mean: a giveaway's keyword, and what each
-        feature's `on_comment` makes of it. The comment itself is already in the room;
-        these answer privately, and a failure here is logged, never an error on the comment."""
+        """What a posted comment can also mean to the features (`on_comment`: a giveaway's
+        keyword, a comment-to-buy order...). The comment itself is already in the room; these
+        answer privately, and a failure here is logged, never an error on the comment."""
         self.meter.count(room, Metric.COMMENTS)
         for hook in self.comment_hooks:
             try:

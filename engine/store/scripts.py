@@ -149,9 +149,6 @@ class Scripts:
     order_release: Script
     order_refund: Script
     order_mark: Script
-    giveaway_create: Script
-    giveaway_enter: Script
-    giveaway_close: Script
     team_join: Script
     team_settle: Script
     # share links and reminders

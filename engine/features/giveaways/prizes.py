@@ -10,7 +10,7 @@
 Awards follow the draw; each is idempotent (per giveaway and winner: the unit's award
 reference and the coupon's claim id are fixed) and recorded per winner, and every close or
 read of a closed giveaway not yet fully awarded finishes them
-(engine/interactive/giveaways/store.py), so a process dying between the draw and the awards loses
+(engine/features/giveaways/store.py), so a process dying between the draw and the awards loses
 nothing. Each winner gets a private `giveaway_won` notice when their award is recorded.
 """
 
@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from engine.commerce.coupons import MAX_WINDOW_S, Coupons
 from engine.commerce.sales import SaleStore
 from engine.commerce.stock import GrabRequest, Stock
-from engine.interactive.giveaways.model import Giveaway, PrizeKind, prize_owner
+from engine.features.giveaways.model import Giveaway, PrizeKind, prize_owner
 from engine.store import keys
 from engine.store.roomlog import notify_user
 

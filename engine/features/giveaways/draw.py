@@ -4,8 +4,8 @@
     close: draw(seed, entrants - excluded, k) ──▶ winners; the seed is revealed
     anyone: verify(seed, commitment, entrants, k, winners, excluded=...)
 
-Every function here is pure; engine/interactive/giveaways/store.py stores and announces their inputs
-and results, `livecart giveaway verify` and the audit (engine/interactive/giveaways/audit.py)
+Every function here is pure; engine/features/giveaways/store.py stores and announces their inputs
+and results, `livecart giveaway verify` and the audit (engine/features/giveaways/audit.py)
 recompute them. The rules, and how to check a draw by hand, are in docs/giveaways.md.
 """
 

@@ -1,17 +1,29 @@
-"""A giveaway as stored and shown: its state, entry rule, prize kind, and the record that
-the store reads and writes (engine/interactive/giveaways/store.py)."""
+"""A giveaway as opened, stored and shown: its terms (the body that opens it), its state,
+entry rule, prize kind, and the record that the store reads and writes
+(engine/features/giveaways/store.py)."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta, Struct
 
+from engine.commerce.catalog import SKU_RE
+from engine.commerce.coupons import check_template_id
 from engine.core.clock import now_ms
-from engine.interactive.giveaways.draw import verify_commitment, verify_winners
+from engine.core.fields import invalid_field
+from engine.features.giveaways.draw import normalize, verify_commitment, verify_winners
 from engine.store.redis_client import text
+
+MAX_WINNERS = 1000
+MAX_DURATION_S = 24 * 3600
+DEFAULT_DURATION_S = 300
+MAX_TITLE, MAX_PRIZE, MAX_KEYWORD = 120, 200, 40
+MAX_WATCH_S = 24 * 3600
+MAX_EXCLUDE_RECENT = 100
 
 
 class PrizeKind(enum.Enum):
@@ -34,6 +46,71 @@ class EntryRule(enum.Enum):
     ANY = "any"
     KEYWORD = "keyword"
     WATCH = "watch"
+
+
+def _visible(value: str | None, name: str, max_len: int) -> str:
+    """A required string with something visible, at most `max_len` characters, trimmed."""
+    if value is None or not value.strip() or len(value) > max_len:
+        raise invalid_field(name, f"a string of 1-{max_len} characters")
+    return value.strip()
+
+
+class GiveawayTerms(Struct, frozen=True):
+    """The body that opens a giveaway (docs/api.md § Giveaways). A rule's own field
+    (`keyword`, `min_watch_s`) and a prize kind's (`sku`, `template`) are checked only with
+    that rule or kind; `prize` is required for a label, else it defaults to the product's
+    or the template's title (the store reads it)."""
+
+    title: str
+    winners: Annotated[int, Meta(ge=1, le=MAX_WINNERS)]
+    duration_s: Annotated[int, Meta(ge=1, le=MAX_DURATION_S)] = DEFAULT_DURATION_S
+    rule: EntryRule = EntryRule.ANY
+    keyword: str | None = None
+    min_watch_s: int | None = None
+    one_win_per_show: bool = False
+    exclude_recent_winners: Annotated[int, Meta(ge=0, le=MAX_EXCLUDE_RECENT)] = 0
+    prize_kind: PrizeKind = PrizeKind.LABEL
+    prize: str | None = None
+    sku: str | None = None
+    template: str | None = None
+
+    def __post_init__(self) -> None:
+        _visible(self.title, "title", MAX_TITLE)
+        if self.rule is EntryRule.KEYWORD and not normalize(
+            _visible(self.keyword, "keyword", MAX_KEYWORD)
+        ):
+            raise invalid_field("keyword", "a keyword with some visible characters")
+        if self.rule is EntryRule.WATCH and not 1 <= (self.min_watch_s or 0) <= MAX_WATCH_S:
+            raise invalid_field("min_watch_s", f"an integer between 1 and {MAX_WATCH_S}")
+        if self.prize_kind is PrizeKind.PRODUCT and not SKU_RE.fullmatch(self.sku or ""):
+            raise invalid_field("sku", "a SKU of the room's catalog")
+        if self.prize_kind is PrizeKind.COUPON:
+            check_template_id(self.template)
+        if self.prize is not None or self.prize_kind is PrizeKind.LABEL:
+            _visible(self.prize, "prize", MAX_PRIZE)
+
+    @property
+    def entry_keyword(self) -> str:
+        """The keyword to enter with, trimmed ("" unless the rule is `keyword`)."""
+        return (self.keyword or "").strip() if self.rule is EntryRule.KEYWORD else ""
+
+    @property
+    def watch_s(self) -> int:
+        """The seconds a viewer must have watched to enter (0 unless the rule is `watch`)."""
+        return (self.min_watch_s or 0) if self.rule is EntryRule.WATCH else 0
+
+    @property
+    def prize_sku(self) -> str:
+        return (self.sku or "") if self.prize_kind is PrizeKind.PRODUCT else ""
+
+    @property
+    def prize_template(self) -> str:
+        return (self.template or "") if self.prize_kind is PrizeKind.COUPON else ""
+
+    @property
+    def prize_label(self) -> str | None:
+        """The prize as the host gave it, trimmed; None: the product's or template's title."""
+        return None if self.prize is None else self.prize.strip()
 
 
 @dataclass(frozen=True, slots=True)

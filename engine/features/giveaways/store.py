@@ -7,7 +7,7 @@ commitment in the `giveaway_opened` room-log entry. Viewers enter while it is op
 entry per user). Closing is one Lua script that flips open → closed exactly once and stores
 the draw; the `giveaway_closed` entry reveals the seed with the winners, and the record
 keeps the sorted entrants and the sorted excluded entrants, so anyone can recompute the
-draw (engine/interactive/giveaways/draw.py, `livecart giveaway verify`).
+draw (engine/features/giveaways/draw.py, `livecart giveaway verify`).
 
 Entry rules: `any` (any signed-in user), `keyword` (the entry carries the keyword, 口令, or
 the user posts a comment containing it: `on_comment`), `watch` (the user has watched the
@@ -18,50 +18,42 @@ Limits: `one_win_per_show` (no one who already won a giveaway in this room) and
 applied, and recorded, at the draw: the close reads the room's closed giveaways and their
 winners, stores the entrants it excludes, and draws among the rest, so `verify` recomputes
 the draw from the record alone and the audit re-derives the exclusions from the room's
-closed giveaways (engine/interactive/giveaways/audit.py). Entering also refuses a user the limits
+closed giveaways (engine/features/giveaways/audit.py). Entering also refuses a user the limits
 exclude at that moment (`already_won`, `recent_winner`), only so they know early.
 
 Prizes (a label, a product unit, a coupon) are set aside at open and given after the draw,
-each winner's exactly once, by engine/interactive/giveaways/prizes.py.
+each winner's exactly once, by engine/features/giveaways/prizes.py.
 """
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
-from engine.commerce.catalog import SKU_RE
-from engine.commerce.coupons import Coupons, check_template_id
+from engine.commerce.coupons import Coupons
 from engine.commerce.sales import SaleStore
 from engine.commerce.stock import Stock
-from engine.core.errors import (
-    ConflictError,
-    NotFoundError,
-    ProtocolError,
-    RejectedError,
-    UnavailableError,
-)
-from engine.core.fields import bool_field, int_field, invalid_field, text_field
+from engine.core.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
+from engine.core.fields import invalid_field
 from engine.core.identity import Author, Role
-from engine.interactive.giveaways.draw import (
+from engine.features.giveaways.draw import (
     commitment,
     draw,
     excluded_entrants,
     new_seed,
     normalize,
 )
-from engine.interactive.giveaways.model import (
+from engine.features.giveaways.model import (
+    MAX_PRIZE,
     EntryRule,
     Giveaway,
     GiveawayState,
-    PrizeKind,
+    GiveawayTerms,
 )
-from engine.interactive.giveaways.prizes import Prizes
+from engine.features.giveaways.prizes import Prizes
 from engine.rooms.watchtime import WatchTime
 from engine.store import keys
 from engine.store.meter import Meter, Metric, off
@@ -69,21 +61,9 @@ from engine.store.redis_client import text
 from engine.store.roomlog import notify_user
 from engine.store.scripts import Scripts
 
+NAME = "giveaways"
 GIVEAWAY_ID_RE = re.compile(r"g[0-9]{1,9}")
-MAX_WINNERS = 1000
-MAX_DURATION_S = 24 * 3600
-DEFAULT_DURATION_S = 300
-MAX_TITLE, MAX_PRIZE, MAX_KEYWORD = 120, 200, 40
-MAX_WATCH_S = 24 * 3600
-MAX_EXCLUDE_RECENT = 100
 _CLOSE_ATTEMPTS = 20
-
-
-def _enum(cls: type[enum.Enum], body: dict[str, Any], name: str, default: str) -> Any:
-    try:
-        return cls(body.get(name, default))
-    except ValueError:
-        raise invalid_field(name, " or ".join(repr(m.value) for m in cls)) from None
 
 
 def check_giveaway_id(value: Any) -> str:
@@ -94,24 +74,6 @@ def check_giveaway_id(value: Any) -> str:
 
 def _not_found(giveaway_id: str) -> NotFoundError:
     return NotFoundError(f"no giveaway {giveaway_id!r} in this room", code="giveaway_not_found")
-
-
-@dataclass(frozen=True, slots=True)
-class _Terms:
-    """A validated create body."""
-
-    title: str
-    prize: str
-    winners: int
-    duration_s: int
-    rule: EntryRule
-    keyword: str
-    min_watch_s: int
-    one_win: bool
-    exclude_recent: int
-    prize_kind: PrizeKind
-    sku: str
-    template: str
 
 
 async def load_giveaway(redis: Redis, room: str, giveaway_id: str) -> Giveaway:
@@ -138,71 +100,46 @@ class GiveawayStore:
 
     # ---- opening ------------------------------------------------------------------------
 
-    async def _terms(self, room: str, body: Any) -> _Terms:
-        if not isinstance(body, dict):
-            raise ProtocolError("the body must be a JSON object", code="bad_request")
-        title = text_field(body, "title", MAX_TITLE)
-        winners = int_field(body, "winners", 1, MAX_WINNERS)
-        duration = int_field(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
-        rule: EntryRule = _enum(EntryRule, body, "rule", EntryRule.ANY.value)
-        keyword = ""
-        if rule is EntryRule.KEYWORD:
-            keyword = text_field(body, "keyword", MAX_KEYWORD)
-            if not normalize(keyword):
-                raise invalid_field("keyword", "a keyword with some visible characters")
-        watch = int_field(body, "min_watch_s", 1, MAX_WATCH_S) if rule is EntryRule.WATCH else 0
-        one_win = bool_field(body, "one_win_per_show")
-        recent = int_field(body, "exclude_recent_winners", 0, MAX_EXCLUDE_RECENT, default=0)
-        kind: PrizeKind = _enum(PrizeKind, body, "prize_kind", PrizeKind.LABEL.value)
-        sku = template = ""
-        if kind is PrizeKind.PRODUCT:
-            given = body.get("sku")
-            if not isinstance(given, str) or not SKU_RE.fullmatch(given):
-                raise invalid_field("sku", "a SKU of the room's catalog")
-            sku = given
-        elif kind is PrizeKind.COUPON:
-            template = check_template_id(body.get("template"))
+    async def create(self, room: str, terms: GiveawayTerms, *,
+                     at_ms: int | None = None) -> Giveaway:  # fmt: skip
+        kind, sku, template = terms.prize_kind, terms.prize_sku, terms.prize_template
+        # Looked up even when the host names the prize: it refuses an unknown SKU or template.
         default_prize = await self.prizes.default_label(room, kind, sku, template)
-        prize = (
-            text_field(body, "prize", MAX_PRIZE)
-            if default_prize is None or body.get("prize") is not None
-            else default_prize[:MAX_PRIZE]
-        )
-        return _Terms(title, prize, winners, duration, rule, keyword, watch, one_win, recent,
-                      kind, sku, template)  # fmt: skip
-
-    async def create(self, room: str, body: Any, *, at_ms: int | None = None) -> Giveaway:
-        terms = await self._terms(room, body)
+        prize = terms.prize_label
+        if prize is None:
+            assert default_prize is not None  # a label's prize is required (GiveawayTerms)
+            prize = default_prize[:MAX_PRIZE]
+        keyword, watch_s, one_win = terms.entry_keyword, terms.watch_s, terms.one_win_per_show
+        title, recent = terms.title.strip(), terms.exclude_recent_winners
         seed = new_seed()
         commit = commitment(seed)
         giveaway_id = f"g{await self.redis.incr(keys.giveaway_counter(room))}"
         prize_refs = await self.prizes.set_aside(
-            room, giveaway_id, kind=terms.prize_kind, sku=terms.sku, template=terms.template,
-            winners=terms.winners,
+            room, giveaway_id, kind=kind, sku=sku, template=template, winners=terms.winners,
         )  # fmt: skip
         stored: dict[str, str | int] = {
-            "title": terms.title, "prize": terms.prize, "winners": terms.winners,
-            "rule": terms.rule.value, "keyword": terms.keyword, "seed": seed.hex(),
-            "commitment": commit, "min_watch_s": terms.min_watch_s,
-            "one_win": "1" if terms.one_win else "0", "exclude_recent": terms.exclude_recent,
-            "prize_kind": terms.prize_kind.value, "sku": terms.sku, "template": terms.template,
+            "title": title, "prize": prize, "winners": terms.winners,
+            "rule": terms.rule.value, "keyword": keyword, "seed": seed.hex(),
+            "commitment": commit, "min_watch_s": watch_s,
+            "one_win": "1" if one_win else "0", "exclude_recent": recent,
+            "prize_kind": kind.value, "sku": sku, "template": template,
             **prize_refs,
         }  # fmt: skip
         announcement = {
-            "giveaway": giveaway_id, "title": terms.title, "prize": terms.prize,
-            "prize_kind": terms.prize_kind.value, "winners": terms.winners,
-            "rule": terms.rule.value, "keyword": terms.keyword or None,
-            "min_watch_s": terms.min_watch_s or None, "one_win_per_show": terms.one_win,
-            "exclude_recent_winners": terms.exclude_recent, "commitment": commit,
+            "giveaway": giveaway_id, "title": title, "prize": prize,
+            "prize_kind": kind.value, "winners": terms.winners,
+            "rule": terms.rule.value, "keyword": keyword or None,
+            "min_watch_s": watch_s or None, "one_win_per_show": one_win,
+            "exclude_recent_winners": recent, "commitment": commit,
         }  # fmt: skip
-        result = await self.scripts.giveaway_create(
+        result = await self.scripts.all["giveaway_create"](
             self.redis,
             [keys.giveaway(room, giveaway_id), keys.giveaways(room), keys.room_stream(room),
              keys.giveaway_keywords(room)],
             [
                 giveaway_id, "" if at_ms is None else at_ms, terms.duration_s * 1000,
                 self.log_maxlen, keys.room_bus(room), orjson.dumps(announcement),
-                normalize(terms.keyword), *(item for pair in stored.items() for item in pair),
+                normalize(keyword), *(item for pair in stored.items() for item in pair),
             ],
         )  # fmt: skip
         if result[0] == b"err":
@@ -229,11 +166,11 @@ class GiveawayStore:
 
     # ---- entering -----------------------------------------------------------------------
 
-    async def enter(self, room: str, giveaway_id: str, user: str, keyword: Any = None,
+    async def enter(self, room: str, giveaway_id: str, user: str, keyword: str | None = None,
                     *, name: str = "", at_ms: int | None = None) -> dict[str, Any]:  # fmt: skip
         """Enter `user`; idempotent. Returns `{"giveaway", "entered", "new", "entrants"}`."""
         giveaway = await self._read(room, check_giveaway_id(giveaway_id))
-        given = normalize(keyword) if isinstance(keyword, str) else None
+        given = None if keyword is None else normalize(keyword)
         if giveaway.rule is EntryRule.KEYWORD and given != normalize(giveaway.keyword or ""):
             raise RejectedError("that is not the giveaway's keyword", code="keyword_mismatch")
         return await self._enter(room, giveaway, user, name, at_ms)
@@ -250,7 +187,7 @@ class GiveawayStore:
                 )
         if giveaway.one_win_per_show or giveaway.exclude_recent:
             await self._check_limits(room, giveaway, user)
-        result = await self.scripts.giveaway_enter(
+        result = await self.scripts.all["giveaway_enter"](
             self.redis,
             [keys.giveaway(room, giveaway.id), keys.giveaway_entrants(room, giveaway.id)],
             ["" if at_ms is None else at_ms, user, name or user],
@@ -340,7 +277,7 @@ class GiveawayStore:
             excluded = excluded_entrants(entrants, won, recent, giveaway.one_win_per_show)
             eligible = sorted(set(entrants) - set(excluded))
             winners = draw(bytes.fromhex(giveaway.seed), eligible, giveaway.winners_count)
-            result = await self.scripts.giveaway_close(
+            result = await self.scripts.all["giveaway_close"](
                 self.redis,
                 [keys.giveaway(room, giveaway_id), entrants_key, keys.room_stream(room),
                  keys.giveaways_closed(room), keys.giveaway_room_winners(room),
@@ -359,7 +296,7 @@ class GiveawayStore:
 
     async def _finish_awards(self, room: str, giveaway: Giveaway) -> Giveaway:
         """The giveaway with every winner's award given and recorded
-        (engine/interactive/giveaways/prizes.py)."""
+        (engine/features/giveaways/prizes.py)."""
         if giveaway.awarded:
             return giveaway
         await self.prizes.finish(room, giveaway)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from redis.asyncio import Redis
 
-from engine.interactive.giveaways.draw import excluded_entrants
-from engine.interactive.giveaways.model import Giveaway, GiveawayState, PrizeKind
+from engine.features.giveaways.draw import excluded_entrants
+from engine.features.giveaways.model import Giveaway, GiveawayState, PrizeKind
 from engine.store import keys
 from engine.store.redis_client import text
 
@@ -178,8 +178,9 @@ def _prizes(giveaways: list[Giveaway], records: dict[str, Any]) -> tuple[list[st
     return problems, f"{awarded} prizes given, each to its winner only"
 
 
-async def audit_giveaways(report: Report, redis: Redis, room: str) -> None:
-    """Add the giveaway checks to `report` (none for a room without giveaways)."""
+async def audit_giveaways(redis: Redis, report: Report, room: str, snap: Any) -> None:
+    """Add the giveaway checks to `report` (none for a room without giveaways). They read
+    their own records, not the commerce audit's snapshot `snap`."""
     giveaways, order, won_index = await _giveaways(redis, room)
     if not giveaways:
         return

@@ -1,1 +1,0 @@
-"""Giveaways: entries, the draw, prizes and their audit."""
