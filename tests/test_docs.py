@@ -194,9 +194,11 @@ def emitted_codes() -> dict[str, str]:
     return codes
 
 
-# Error tables: protocol.md's, and each feature's own page (docs/<feature>.md § Errors).
+# Error tables: protocol.md's, and the own page of each feature that brings error codes
+# (docs/<feature>.md § Errors).
 FEATURES = load_features(DEFAULT_FEATURES)
-ERROR_TABLES = [("protocol.md", "Errors"), *((f"{f.name}.md", "Errors") for f in FEATURES)]
+ERROR_TABLES = [("protocol.md", "Errors"),
+                *((f"{f.name}.md", "Errors") for f in FEATURES if f.errors)]  # fmt: skip
 
 
 def documented_codes() -> set[str]:

@@ -130,8 +130,6 @@ class RoomHub:
             "coupon_",
             "auction_",
             "giveaway_",
-            "groupbuy_",
-            "team_",
             *(kind for f in node.features for kind in f.entry_kinds),
         )  # fmt: skip
         self.ready = asyncio.Event()

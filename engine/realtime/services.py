@@ -18,7 +18,6 @@ from engine.core.identity import Author
 from engine.core.settings import Settings
 from engine.interactive.auctions.store import AuctionStore
 from engine.interactive.giveaways.store import GiveawayStore
-from engine.interactive.groupbuys.store import GroupBuys
 from engine.rooms.access import Access
 from engine.rooms.auth import Claims
 from engine.rooms.comments import CommentService
@@ -49,7 +48,6 @@ class RoomServices(Protocol):
     coupons: Coupons
     auctions: AuctionStore
     giveaways: GiveawayStore
-    groupbuys: GroupBuys
     referrals: Referrals
     features: tuple[Feature, ...]  # engine/core/feature.py
     feature_services: dict[str, Any]

@@ -153,8 +153,6 @@ class Scripts:
     giveaway_create: Script
     giveaway_enter: Script
     giveaway_close: Script
-    team_join: Script
-    team_settle: Script
     # share links and reminders
     referral_join: Script
     reminder_schedule: Script

@@ -12,7 +12,6 @@ from engine.server.api import (
     coupons,
     dashboard,
     giveaways,
-    groupbuys,
     moderation,
     orders,
     payments,
@@ -27,7 +26,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *giveaways.ROUTES, *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
+    *giveaways.ROUTES, *auctions.ROUTES, *referrals.ROUTES,
     *reminders.ROUTES, *comment_buy.ROUTES, *reports.ROUTES,
 ]  # fmt: skip
 
