@@ -1,9 +1,8 @@
-"""engine.interactive.groupbuys.store: a team completing when K members pay before the deadline,
-failing when
-the deadline comes first (paid members refunded, pending orders cancelled, held units
-released), the K-th payment exactly at the deadline, a late payment after the team failed,
-concurrent joins through two engine processes never exceeding K, the audit (and a tampered
-team it catches), and bad input."""
+"""engine.features.groupbuys: a team completing when K members pay before the deadline,
+failing when the deadline comes first (paid members refunded, pending orders cancelled,
+held units released), the K-th payment exactly at the deadline, a late payment after the
+team failed, concurrent joins through two engine processes never exceeding K, the audit
+(and a tampered team it catches), bad input, and the feature's declaration."""
 
 from __future__ import annotations
 
@@ -17,9 +16,12 @@ import pytest
 
 from engine.commerce.orders import Order, OrderState
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError
+from engine.core.feature import load_features
 from engine.core.identity import Author, Role
+from engine.features.groupbuys.audit import audit_groupbuys
+from engine.features.groupbuys.store import DealTerms, GroupBuys, Team, TeamState
+from engine.features.groupbuys.view import GroupBuysView
 from engine.insights.audit import audit_room
-from engine.interactive.groupbuys.store import GroupBuys, Team, TeamState
 from engine.server.app import Engine
 from engine.store import keys
 from tests.conftest import EngineFactory, Store, ViewerFactory, token
@@ -36,8 +38,7 @@ def member(user: str) -> Author:
 async def groupbuys(store: Store) -> GroupBuys:
     shop = store.shop
     found = GroupBuys(shop.redis, shop.scripts, shop.sales, shop.stock, store.orders,
-                      payments=store.payments, log_maxlen=1000,
-                      payment_window_ms=300_000)  # fmt: skip
+                      payments=store.payments, log_maxlen=1000)  # fmt: skip
     store.payments.paid_hooks.append(found.on_paid)
     return found
 
@@ -45,7 +46,7 @@ async def groupbuys(store: Store) -> GroupBuys:
 async def open_deal(groupbuys: GroupBuys, store: Store, **terms: Any) -> str:
     body = {"sku": "SKU-1", "group_price": 1_500, "team_size": 3,
             "window_s": WINDOW_MS // 1000, "units": 10, **terms}  # fmt: skip
-    return (await groupbuys.create(store.room, body)).id
+    return (await groupbuys.create(store.room, DealTerms(**body))).id
 
 
 async def checkout(store: Store, user: str, reservation: str, at_ms: int) -> Order:
@@ -212,22 +213,13 @@ async def test_a_late_payment_after_the_team_failed_is_refunded(
 
 
 async def test_bad_input_and_closed_teams(groupbuys: GroupBuys, store: Store) -> None:
+    """(Terms out of their ranges are refused as the body is decoded: the HTTP test below.)"""
     room = store.room
-    for body, field in [({"sku": "SKU-1", "group_price": 2_501, "team_size": 2, "units": 1},
-                         "group_price"),
-                        ({"sku": "SKU-1", "group_price": 1, "team_size": 1, "units": 1},
-                         "team_size"),
-                        ({"sku": "SKU-1", "group_price": 1, "team_size": 51, "units": 1},
-                         "team_size"),
-                        ({"sku": "SKU-1", "group_price": 1, "team_size": 2, "units": 0}, "units"),
-                        ({"sku": "SKU-1", "group_price": 1, "team_size": 2, "units": 1,
-                          "window_s": 4}, "window_s")]:  # fmt: skip
-        with pytest.raises(ProtocolError) as info:
-            await groupbuys.create(room, body)
-        assert (info.value.code, info.value.details["field"]) == ("invalid_field", field)
+    with pytest.raises(ProtocolError) as info:  # above the SKU's list price
+        await groupbuys.create(room, DealTerms("SKU-1", group_price=2_501, team_size=2, units=1))
+    assert (info.value.code, info.value.details["field"]) == ("invalid_field", "group_price")
     with pytest.raises(NotFoundError) as missing:
-        await groupbuys.create(room, {"sku": "NOPE", "group_price": 1, "team_size": 2,
-                                      "units": 1})  # fmt: skip
+        await groupbuys.create(room, DealTerms("NOPE", group_price=1, team_size=2, units=1))
     assert missing.value.code == "sku_not_found"
     deal = await open_deal(groupbuys, store, team_size=2, units=3)
     t0 = int(time.time() * 1000)
@@ -284,6 +276,14 @@ async def test_the_audit_catches_a_tampered_team(groupbuys: GroupBuys, store: St
     report = await audit_room(store.shop.redis, store.room)
     assert "still hold a unit" in report.render()
     assert "refunded 0" in report.render()
+
+
+def test_the_feature_plugs_in_through_the_seam() -> None:
+    (feature,) = load_features(["engine.features.groupbuys"])
+    assert (feature.name, feature.entry_kinds) == ("group_buys", ("groupbuy_", "team_"))
+    assert (feature.sweep, feature.on_paid) == (GroupBuys.sweep, GroupBuys.on_paid)
+    assert (feature.audit, feature.room_view) == (audit_groupbuys, GroupBuysView)
+    assert len(feature.routes) == 6
 
 
 # ---- through the engine ------------------------------------------------------------------
@@ -365,6 +365,28 @@ async def test_http_wire_room_feed_and_concurrent_joins_through_two_processes(
     assert "group buys" in report.render()
 
 
+async def test_bad_terms_are_refused_with_their_field(
+    engine: Engine, http: httpx.AsyncClient, room: str
+) -> None:
+    ok(await http.post(f"/api/rooms/{room}/products", json=JACKET, headers=auth(room)), 201)
+    base = f"/api/rooms/{room}/group-buys"
+    terms = {"sku": "DJ-M", "group_price": 3_900, "team_size": 2, "units": 1}
+    for change, field in [({"group_price": 5_201}, "group_price"),
+                          ({"group_price": -1}, "group_price"),
+                          ({"team_size": 1}, "team_size"), ({"team_size": 51}, "team_size"),
+                          ({"team_size": True}, "team_size"), ({"units": 0}, "units"),
+                          ({"window_s": 4}, "window_s"), ({"per_user_limit": 0}, "per_user_limit"),
+                          ({"sku": None}, "sku")]:  # fmt: skip
+        refused = await http.post(base, json={**terms, **change}, headers=auth(room))
+        error = failed(refused, 400, "invalid_field")
+        assert error["details"]["field"] == field, (change, error)
+    missing = {k: v for k, v in terms.items() if k != "units"}
+    assert failed(await http.post(base, json=missing, headers=auth(room)), 400,
+                  "invalid_field")["details"]["field"] == "units"  # fmt: skip
+    failed(await http.post(base, json=[terms], headers=auth(room)), 400, "bad_request")
+    assert ok(await http.get(base))["group_buys"] == []  # a refused body opens nothing
+
+
 async def test_the_sweeper_fails_a_short_team_and_tells_its_members(
     engine: Engine, http: httpx.AsyncClient, room: str, viewer_factory: ViewerFactory
 ) -> None:
@@ -380,6 +402,8 @@ async def test_the_sweeper_fails_a_short_team_and_tells_its_members(
     assert (entry["state"], entry["paid"]) == ("failed", 0)
     team = ok(await http.get(f"{base}/gb1/teams/t1"))
     assert team["state"] == "failed"
+    assert engine.node is not None
+    assert isinstance(engine.node.service("group_buys"), GroupBuys)
     record = await engine.node.stock.reservation(room, started["reservation"])
     assert record["state"] in ("released", "expired")
     report = await audit_room(engine.node.redis, room)

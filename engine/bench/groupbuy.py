@@ -34,8 +34,8 @@ from engine.bench.harness import (
 )
 from engine.commerce.orders import load_orders
 from engine.core.identity import Role
+from engine.features.groupbuys.store import load_teams
 from engine.insights.audit import audit_room
-from engine.interactive.groupbuys.store import load_teams
 from engine.rooms import auth
 from engine.store import keys, redis_client
 

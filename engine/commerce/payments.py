@@ -155,7 +155,7 @@ class Payments:
         self.provider = provider
         self.secret = secret
         self.tolerance_s = tolerance_s
-        # Run after a payment marked an order paid (group buys complete their team).
+        # Run after a payment marked an order paid (a feature's `on_paid`, engine/core/feature.py).
         self.paid_hooks: list[Callable[[str, str], Awaitable[None]]] = []
 
     async def start(self, room: str, order_id: str, user: str, callback_url: str,

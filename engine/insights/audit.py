@@ -3,7 +3,7 @@
 One atomic snapshot of the room (engine/commerce/audit.py), then every context's checks on
 it: each sale's stock (available + reserved + sold = allotment + top-ups, records, per-user
 limits, the expiry index, the waitlist), coupons, orders and payments
-(engine/commerce/audit_orders.py), auctions, group buys, and each feature's checks.
+(engine/commerce/audit_orders.py), auctions, and each feature's own checks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from engine.commerce.sales import Sale
 from engine.core.feature import Feature, load_features
 from engine.core.settings import DEFAULT_FEATURES
 from engine.interactive.auctions.audit import audit_auctions
-from engine.interactive.groupbuys.audit import audit_groupbuys
 
 __all__ = ["Report", "audit_room"]
 
@@ -41,7 +40,6 @@ async def audit_room(redis: Redis, room: str,
     if snap.templates or snap.orders or snap.payments:
         audit_commerce(report, snap, reservations)
     await audit_auctions(report, redis, room, snap, reservations)
-    await audit_groupbuys(report, redis, room, snap, reservations)
     for feature in load_features(DEFAULT_FEATURES) if features is None else features:
         if feature.audit is not None:
             await feature.audit(redis, report, room, snap)

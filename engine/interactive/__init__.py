@@ -1,2 +1,1 @@
-"""Interactive features, one package each (auctions, group buys): its store, rules, Lua and
-audit."""
+"""Interactive features, one package each (auctions): its store, rules, Lua and audit."""

@@ -129,8 +129,6 @@ class RoomHub:
             "sale_",
             "coupon_",
             "auction_",
-            "groupbuy_",
-            "team_",
             *(kind for f in node.features for kind in f.entry_kinds),
         )  # fmt: skip
         self.ready = asyncio.Event()

@@ -17,7 +17,6 @@ from engine.core.feature import Feature
 from engine.core.identity import Author
 from engine.core.settings import Settings
 from engine.interactive.auctions.store import AuctionStore
-from engine.interactive.groupbuys.store import GroupBuys
 from engine.rooms.access import Access
 from engine.rooms.auth import Claims
 from engine.rooms.comments import CommentService
@@ -47,7 +46,6 @@ class RoomServices(Protocol):
     stock: Stock
     coupons: Coupons
     auctions: AuctionStore
-    groupbuys: GroupBuys
     referrals: Referrals
     features: tuple[Feature, ...]  # engine/core/feature.py
     feature_services: dict[str, Any]

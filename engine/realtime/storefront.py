@@ -1,7 +1,7 @@
 """What a room is selling right now, as one process's hub shows it: the pinned product's
-card, the stock of its running sales, its open coupon drops, its open auctions, its
-group-buy deals with their teams, and what each feature shows (for welcomes: a joining
-viewer sees them without asking the HTTP API).
+card, the stock of its running sales, its open coupon drops, its open auctions (for
+welcomes: a joining viewer sees them without asking the HTTP API), and what each feature
+shows of the room.
 
 Stock and drop counters are read from Redis once per sync interval (one round trip for
 all running sales and open drops of the room) and go out in the next tick only when they
@@ -62,9 +62,6 @@ class Storefront:
         # entries, an opening reloads the list before the next welcome.
         self.auctions: dict[str, dict[str, Any]] = {}
         self.interactive_stale = True
-        # Group-buy deals with their teams, reloaded before a welcome after any team change.
-        self.group_buys: list[dict[str, Any]] = []
-        self.group_buys_stale = True
         # What each feature shows in this room (engine/core/feature.py), by its name, and
         # the room-log entry kinds it follows.
         self.views: dict[str, RoomView] = {
@@ -111,8 +108,6 @@ class Storefront:
             self.product = entry.data
         elif entry.kind == "coupon_dropped":
             self.drops.setdefault(entry.ref, None)
-        elif entry.kind == "groupbuy_opened" or entry.kind.startswith("team_"):
-            self.group_buys_stale = True
         elif entry.kind == "auction_opened":
             self.interactive_stale = True
         elif entry.kind == "auction_bid" and entry.ref in self.auctions:
@@ -221,10 +216,6 @@ class Storefront:
         await self._load_drops()
         for view in self.views.values():
             await view.refresh()
-        if self.group_buys_stale:
-            self.group_buys_stale = False
-            deals = await self.node.groupbuys.list(self.room_id)
-            self.group_buys = [await self.node.groupbuys.deal_wire(self.room_id, d) for d in deals]
         if self.interactive_stale:
             self.interactive_stale = False
             auctions = await self.node.auctions.list(self.room_id)
@@ -241,6 +232,5 @@ class Storefront:
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
             "drops": [card for card in self.drops.values() if card is not None],
             "auctions": list(self.auctions.values()),
-            "group_buys": self.group_buys,
             **{name: view.welcome() for name, view in self.views.items()},
         }

@@ -36,7 +36,6 @@ from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
 from engine.interactive.auctions.store import AuctionStore
-from engine.interactive.groupbuys.store import GroupBuys
 from engine.realtime.hub import RoomHub
 from engine.rooms import auth
 from engine.rooms.access import Access
@@ -120,11 +119,6 @@ class Node:
             self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
             payment_window_ms=settings.payment_window_s * 1000, meter=self.meter,
         )  # fmt: skip
-        self.groupbuys = GroupBuys(
-            self.redis, self.scripts, self.sales, self.stock, self.orders, payments=self.payments,
-            log_maxlen=maxlen, payment_window_ms=settings.payment_window_s * 1000,
-        )  # fmt: skip
-        self.payments.paid_hooks.append(self.groupbuys.on_paid)
         self.referrals = Referrals(self.redis, secret, self.scripts)
         self.reminders = Reminders(
             self.redis, self.scripts,
@@ -136,7 +130,7 @@ class Node:
         self.payments.paid_hooks.extend(self._feature_hooks("on_paid"))
         self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
                                interval_s=settings.sweep_ms / 1000,
-                               passes=[self.groupbuys.sweep, self.reminders.sweep,
+                               passes=[self.reminders.sweep,
                                        *self._feature_passes()])  # fmt: skip
         self.comment_hooks: list[CommentHook] = [
             *self._feature_hooks("on_comment"),

@@ -43,7 +43,7 @@ class Sweeper:
         self.stock = stock
         self.orders = orders
         self.auctions = auctions
-        # More timed work over every room (group-buy deadlines, reminders), after ours.
+        # More timed work over every room (reminders, the features' deadlines), after ours.
         self.passes: list[RoomPass] = passes or []
         self.interval_s = interval_s
         self.batch = batch

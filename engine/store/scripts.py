@@ -149,8 +149,6 @@ class Scripts:
     order_release: Script
     order_refund: Script
     order_mark: Script
-    team_join: Script
-    team_settle: Script
     # share links and reminders
     referral_join: Script
     reminder_schedule: Script

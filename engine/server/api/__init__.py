@@ -10,7 +10,6 @@ from engine.server.api import (
     catalog,
     coupons,
     dashboard,
-    groupbuys,
     moderation,
     orders,
     payments,
@@ -25,7 +24,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES,
+    *auctions.ROUTES, *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

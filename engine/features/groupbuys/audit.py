@@ -7,7 +7,8 @@ refunded in full (refunds equal payments). A failed team still being unwound (fo
 `UNWIND_GRACE_MS`) passes: the order and payment checks cover its money meanwhile.
 
 The deal's teams are read in one MULTI/EXEC; reservations and orders come from the
-audit's snapshot (engine/insights/audit.py)."""
+commerce audit's snapshot (engine/commerce/audit.py), which `livecart audit` hands to every
+feature's checks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 
 from engine.core.clock import now_ms
-from engine.interactive.groupbuys.store import (
+from engine.features.groupbuys.store import (
     OWNER_PREFIX,
     Deal,
     Team,
@@ -109,8 +110,7 @@ def _check_deal(deal: Deal, teams: list[Team], snap: Snapshot,
     return problems
 
 
-async def audit_groupbuys(report: Report, redis: Redis, room: str, snap: Snapshot,
-                          reservations: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+async def audit_groupbuys(redis: Redis, report: Report, room: str, snap: Snapshot) -> None:
     ids = [text(d) for d in await redis.zrange(keys.groupbuys(room), 0, -1)]
     if not ids:
         return
@@ -124,7 +124,7 @@ async def audit_groupbuys(report: Report, redis: Redis, room: str, snap: Snapsho
         teams = await load_teams(redis, room, deal_id)
         for team in teams:
             states[team.state.value] = states.get(team.state.value, 0) + 1
-        problems += _check_deal(deal, teams, snap, reservations)
+        problems += _check_deal(deal, teams, snap, snap.reservations)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "no teams"
     report.add(
         "group buys: teams within K, units at the group price, failed teams refunded",

@@ -8,23 +8,23 @@
 
 A deal's units live in a private sale (owner `groupbuy:<deal>`), so stock, checkout,
 expiry and the audit treat them like any other. Starting a team or joining one is one
-script (engine/interactive/groupbuys/lua/team_join.lua): the checks, the membership and the member's
-unit, reserved at the group price until the team's deadline, happen together, so concurrent joins
-from any number of processes never make more than K members. A member checks the unit out with the
-normal checkout; the order's payment window is capped at the team's deadline (the reservation
-carries it as `d`, see checkout.lua).
+script (lua/team_join.lua): the checks, the membership and the member's unit, reserved at
+the group price until the team's deadline, happen together, so concurrent joins from any
+number of processes never make more than K members. A member checks the unit out with the
+normal checkout; the order's payment window is capped at the team's deadline (the
+reservation carries it as `d`, see checkout.lua).
 
 The decisive rule, race-free: a team completes iff K members' orders have `paid_at` (set
-by order_pay.lua on Redis time) before its deadline.
-engine/interactive/groupbuys/lua/team_settle.lua applies it exactly once, on Redis time too; a
-payment hook (`on_paid`) and every process's sweeper (`sweep`) call it, and either may repeat it. A
-completed team's orders simply stay paid. A failed team is then unwound member by member, each step
-idempotent and re-run by the next sweep while the team is still in the due set: a pending order is
-cancelled (reason `team_failed`: a payment arriving later is refunded automatically by
-order_pay.lua), a held unit is released, and a paid order is refunded in full through the provider
-with its lines restocked. One case ends elsewhere: an order the order sweeper expired at the
-deadline can still be paid late if the deal has a unit to re-take; that payment's hook unwinds it
-(refunded) as soon as it lands.
+by order_pay.lua on Redis time) before its deadline. lua/team_settle.lua applies it exactly
+once, on Redis time too; a payment hook (`on_paid`) and every process's sweeper (`sweep`)
+call it, and either may repeat it. A completed team's orders simply stay paid. A failed
+team is then unwound member by member, each step idempotent and re-run by the next sweep
+while the team is still in the due set: a pending order is cancelled (reason
+`team_failed`: a payment arriving later is refunded automatically by order_pay.lua), a
+held unit is released, and a paid order is refunded in full through the provider with its
+lines restocked. One case ends elsewhere: an order the order sweeper expired at the
+deadline can still be paid late if the deal has a unit to re-take; that payment's hook
+unwinds it (refunded) as soon as it lands.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ import enum
 import logging
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta, Struct
 from redis.asyncio import Redis
 
 from engine.commerce.orders import OrderState, OrderStore
@@ -44,8 +45,8 @@ from engine.commerce.payments import Payments
 from engine.commerce.sales import MAX_PER_USER, MAX_UNITS, SaleStore
 from engine.commerce.stock import Stock
 from engine.core.clock import now_ms
-from engine.core.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
-from engine.core.fields import int_field, invalid_field
+from engine.core.errors import ConflictError, LivecartError, NotFoundError
+from engine.core.fields import invalid_field
 from engine.core.identity import Author
 from engine.store import keys
 from engine.store.redis_client import text, texts
@@ -53,6 +54,8 @@ from engine.store.roomlog import append_entry, notify_user
 from engine.store.scripts import Scripts
 
 log = logging.getLogger("livecart.groupbuys")
+
+NAME = "group_buys"  # the feature's name: its field in welcomes
 
 DEAL_ID_RE = re.compile(r"gb[0-9]{1,9}")
 TEAM_ID_RE = re.compile(r"t[0-9]{1,9}")
@@ -83,6 +86,18 @@ def check_team_id(value: Any) -> str:
     if not isinstance(value, str) or not TEAM_ID_RE.fullmatch(value):
         raise invalid_field("team", "a team id such as 't3'")
     return value
+
+
+class DealTerms(Struct, frozen=True, forbid_unknown_fields=False):
+    """The body that opens a deal (docs/api.md § Group buys). The group price's ceiling,
+    the SKU's list price, is checked against the catalog when the deal is created."""
+
+    sku: str
+    group_price: Annotated[int, Meta(ge=0)]
+    team_size: Annotated[int, Meta(ge=MIN_TEAM, le=MAX_TEAM)]
+    units: Annotated[int, Meta(ge=1, le=MAX_UNITS)]
+    window_s: Annotated[int, Meta(ge=MIN_WINDOW_S, le=MAX_WINDOW_S)] = DEFAULT_WINDOW_S
+    per_user_limit: Annotated[int, Meta(ge=1, le=MAX_PER_USER)] = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,37 +223,30 @@ _JOIN_ERRORS: dict[str, str] = {
 
 class GroupBuys:
     def __init__(self, redis: Redis, scripts: Scripts, sales: SaleStore, stock: Stock,
-                 orders: OrderStore, *, payments: Payments, log_maxlen: int,
-                 payment_window_ms: int) -> None:  # fmt: skip
+                 orders: OrderStore, *, payments: Payments, log_maxlen: int) -> None:  # fmt: skip
         self.redis = redis
+        # Looked up at each call: the node rebuilds its scripts for the bus's pub/sub flavour
+        # when it starts (engine/store/scripts.py `use`).
         self.scripts = scripts
         self.sales = sales
         self.stock = stock
         self.orders = orders
         self.payments = payments
         self.log_maxlen = log_maxlen
-        self.payment_window_ms = payment_window_ms
 
     # ---- deals ----------------------------------------------------------------------------
 
-    async def create(self, room: str, body: Any, *, at_ms: int | None = None) -> Deal:
-        if not isinstance(body, dict):
-            raise ProtocolError("the body must be a JSON object", code="bad_request")
-        sku = body.get("sku")
-        if not isinstance(sku, str):
-            raise invalid_field("sku", "the SKU sold to teams")
+    async def create(self, room: str, terms: DealTerms, *, at_ms: int | None = None) -> Deal:
+        sku, units, window_s = terms.sku, terms.units, terms.window_s
         _, variant = await self.sales.catalog.find_sku(room, sku)
-        price = int_field(body, "group_price", 0, variant.list_price)
-        size = int_field(body, "team_size", MIN_TEAM, MAX_TEAM)
-        window_s = int_field(body, "window_s", MIN_WINDOW_S, MAX_WINDOW_S,
-                             default=DEFAULT_WINDOW_S)  # fmt: skip
-        units = int_field(body, "units", 1, MAX_UNITS)
-        limit = int_field(body, "per_user_limit", 1, MAX_PER_USER, default=1)
+        if terms.group_price > variant.list_price:
+            raise invalid_field("group_price", f"an integer between 0 and {variant.list_price}")
         deal_id = f"gb{await self.redis.incr(keys.groupbuy_counter(room))}"
         sale = await self.sales.create_private(room, sku, units, owner=OWNER_PREFIX + deal_id,
                                                hold_ms=window_s * 1000)  # fmt: skip
         deal = Deal(deal_id, sku, sale.product, sale.title, sale.currency, variant.list_price,
-                    price, size, window_s * 1000, units, limit, sale.id,
+                    terms.group_price, terms.team_size, window_s * 1000, units,
+                    terms.per_user_limit, sale.id,
                     now_ms() if at_ms is None else at_ms)  # fmt: skip
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.groupbuy(room, deal_id),
@@ -305,7 +313,7 @@ class GroupBuys:
 
     async def _join(self, room: str, deal: Deal, team_id: str, author: Author, *, mode: str,
                     at_ms: int | None) -> tuple[Team, str]:  # fmt: skip
-        result = await self.scripts.team_join(
+        result = await self.scripts.all["team_join"](
             self.redis,
             [keys.groupbuy(room, deal.id), keys.groupbuy_team(room, deal.id, team_id),
              keys.groupbuy_teams(room, deal.id), keys.groupbuy_due(room),
@@ -350,7 +358,7 @@ class GroupBuys:
                 if order_id:
                     order_keys.append(keys.order(room, order_id))
                 pairs += [rid, order_id, 4 + len(order_keys) if order_id else 0]
-            result = await self.scripts.team_settle(
+            result = await self.scripts.all["team_settle"](
                 self.redis,
                 [keys.groupbuy_team(room, deal.id, team_id), keys.groupbuy_due(room),
                  keys.room_stream(room), keys.sale_reservations(room, deal.sale), *order_keys],

@@ -1,1 +1,0 @@
-"""Group buys: teams of K buyers within a deadline, and their audit."""
