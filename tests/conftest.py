@@ -12,17 +12,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import msgspec
 import orjson
 import pytest
 import redis.asyncio as aioredis
 from playwright.async_api import Browser, async_playwright
+from starlette.requests import Request
+from starlette.types import Message
 
 from clients import HostClient, ViewerClient
 from engine.commerce.catalog import Catalog
-from engine.commerce.coupons import Coupons
-from engine.commerce.orders import CheckoutRequest, Order, OrderStore
+from engine.commerce.checkout_request import CheckoutRequest
+from engine.commerce.coupons import Coupons, DropTerms, TemplateTerms
+from engine.commerce.orders import Order, OrderStore
 from engine.commerce.payments import Payments, sign
 from engine.commerce.psp import SimulatedProvider
 from engine.commerce.risk import RiskRules
@@ -32,7 +36,9 @@ from engine.core.identity import Role
 from engine.core.settings import Settings
 from engine.insights.audit import audit_room
 from engine.rooms import auth
+from engine.server.api.base import Call
 from engine.server.app import Engine
+from engine.server.node import Node
 from engine.store import keys
 from engine.store.redis_server import EmbeddedRedis
 from engine.store.scripts import Scripts
@@ -59,6 +65,18 @@ async def poll(
             if done(result):
                 return result
             await asyncio.sleep(0.05)
+
+
+async def decoded(schema: type[T], body: Any) -> T:
+    """`body` sent as JSON and decoded as a route decodes it (`Call.decode`): what the
+    schema refuses raises the route's error."""
+    raw = orjson.dumps(body)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    return await Call(request, cast(Node, None), room="").decode(schema)  # no node needed
 
 
 async def eventually(
@@ -285,16 +303,18 @@ class Store:
         }  # fmt: skip
         if device:
             body["device"] = device
-        order, _ = await self.orders.checkout(self.room, user, CheckoutRequest.parse(body),
-                                              at_ms=at_ms)  # fmt: skip
+        request = msgspec.convert(body, CheckoutRequest)
+        order, _ = await self.orders.checkout(self.room, user, request, at_ms=at_ms)
         return order
 
     async def coupon(self, user: str, **terms: Any) -> str:
         """A template with `terms`, dropped now, claimed by `user`; the coupon id."""
         body = {"title": "c", "kind": "amount_off", "amount": 500, "currency": "EUR",
                 "total": 100, **terms}  # fmt: skip
-        template = await self.coupons.create_template(self.room, body)
-        drop = await self.coupons.drop(self.room, template.id, {"quantity": 10})
+        template = await self.coupons.create_template(
+            self.room, msgspec.convert(body, TemplateTerms)
+        )
+        drop = await self.coupons.drop(self.room, template.id, DropTerms(quantity=10))
         answer = await self.coupons.claim(self.room, drop.id, user, secrets.token_hex(4))
         assert answer.status == "claimed", answer.body
         coupon: str = answer.body["coupon"]

@@ -184,12 +184,14 @@ async def test_templates_are_listed_with_the_coupons_issued(
     ("terms", "field"),
     [
         ({"kind": "bogo"}, "kind"),
+        ({"kind": 5}, "kind"),
         ({"title": ""}, "title"),
         ({"currency": "usd"}, "currency"),
         ({"amount": 0}, "amount"),
         ({"kind": "percent_off", "percent": 101}, "percent"),
         ({"skus": []}, "skus"),
         ({"total": 0}, "total"),
+        ({"total": "100"}, "total"),
         ({"per_user_limit": 101}, "per_user_limit"),
         ({"valid_until": 1}, "valid_until"),
         ({"stackable": "no"}, "stackable"),
@@ -251,14 +253,19 @@ async def test_drop_errors(http: httpx.AsyncClient, room: str) -> None:
            "template_not_found")  # fmt: skip
     response = await send(http, "POST", f"{base}/nine/drops", tok, {"quantity": 1})
     assert failed(response, 400, "invalid_field")["details"] == {"field": "template"}
-    for body in ({}, {"quantity": 0}, {"quantity": "5"}):
+    for body in ({}, {"quantity": 0}, {"quantity": "5"}, {"quantity": True}, {"quantity": 2.5}):
         response = await send(http, "POST", f"{base}/t1/drops", tok, body)
         assert failed(response, 400, "invalid_field")["details"] == {"field": "quantity"}
     response = await send(
         http, "POST", f"{base}/t1/drops", tok, {"quantity": 1, "claim_window_s": 0}
     )
     assert failed(response, 400, "invalid_field")["details"] == {"field": "claim_window_s"}
+    response = await send(
+        http, "POST", f"{base}/t1/drops", tok, {"quantity": 1, "countdown_s": "9"}
+    )
+    assert failed(response, 400, "invalid_field")["details"] == {"field": "countdown_s"}
     failed(await send(http, "POST", f"{base}/t1/drops", tok, raw=b"{q"), 400, "bad_request")
+    failed(await send(http, "POST", f"{base}/t1/drops", tok, [{"quantity": 1}]), 400, "bad_request")
     assert ok(await http.get(f"/api/rooms/{room}/coupons/drops")) == {"drops": []}
 
 
@@ -465,6 +472,7 @@ async def test_claim_requests_are_validated(
         (dropped["id"], {}, "id"),
         (dropped["id"], {"id": ""}, "id"),
         (dropped["id"], {"id": "x" * 65}, "id"),
+        (dropped["id"], {"id": 7}, "id"),
         ("s1", {"id": "tap"}, "drop"),
     ]:
         error = failed(await claim_http(http, room, drop_id, tok, body), 400, "invalid_field")

@@ -180,13 +180,24 @@ async def test_the_host_lists_orders_by_state(
          "shipping_address.city"),
         ({"shipping_address": {**ADDRESS, "country": "PRT"}}, "shipping_address.country"),
         ({"shipping_address": {**ADDRESS, "planet": "Mars"}}, "shipping_address"),
+        ({"shipping_address": {**ADDRESS, "city": "x" * 201}}, "shipping_address.city"),
+        ({"shipping_address": "1 Main St"}, "shipping_address"),
         ({"contact": {}}, "contact"),
         ({"contact": {"email": "  "}}, "contact.email"),
+        ({"contact": "ana@example.com"}, "contact"),
         ({"idempotency_key": "short"}, "idempotency_key"),
         ({"idempotency_key": "has spaces in it"}, "idempotency_key"),
+        ({"idempotency_key": 123456789}, "idempotency_key"),
         ({"device": "x"}, "device"),
+        ({"device": 123456789}, "device"),
         ({"duplicate": True}, "reservations"),
         ({"reservations": []}, "reservations"),
+        ({"reservations": "s1.1"}, "reservations"),
+        ({"reservations": ["s1"]}, "reservation"),
+        ({"coupons": "d2.1"}, "coupons"),
+        ({"coupons": ["d2.1", "d2.2", "d2.3", "d2.4"]}, "coupons"),
+        ({"coupons": ["d2"]}, "coupon"),
+        ({"coupon": "d2"}, "coupon"),
     ],
 )  # fmt: skip
 async def test_checkout_validates_its_body(
@@ -206,6 +217,15 @@ async def test_checkout_validates_its_body(
     assert await ana.orders() == []
     # The same body without the fault is accepted.
     assert (await ana.call("POST", path, body))["state"] == "pending_payment"
+
+
+async def test_a_checkout_body_that_is_not_an_object_is_a_bad_request(
+    seller: HostClient, ana: ShopperClient
+) -> None:
+    path = f"/api/rooms/{seller.room}/orders"
+    for body in (["s1.1"], "s1.1", 7):
+        await refused(ana.call("POST", path, body), 400, "bad_request")
+    assert await ana.orders() == []
 
 
 async def test_the_same_idempotency_key_returns_the_same_order(
@@ -386,6 +406,47 @@ async def test_a_full_refund_retried_without_an_amount_is_a_replay(
     # An explicit amount must still be positive.
     error = await refused(seller.refund(order["id"], "r-all", 0), 400, "invalid_field")
     assert error.details == {"field": "amount"}
+
+
+async def test_a_refund_body_is_checked_before_anything_is_refunded(
+    seller: HostClient, ana: ShopperClient, viewer_factory: ViewerFactory, room: str
+) -> None:
+    sale = await seller.launch_sale("DJ-M", 5)
+    order = await paid_order(ana, await hold(viewer_factory, room, sale["id"]))
+    path = f"/api/rooms/{room}/orders/{order['id']}/refund"
+    for body, field in [
+        ({}, "id"),
+        ({"id": "has spaces"}, "id"),
+        ({"id": 7}, "id"),
+        ({"id": "r1", "amount": "100"}, "amount"),
+        ({"id": "r1", "amount": True}, "amount"),
+        ({"id": "r1", "amount": None}, "amount"),
+        ({"id": "r1", "amount": 1.5}, "amount"),
+        ({"id": "r1", "restock": "s1.1"}, "restock"),
+        ({"id": "r1", "reason": ""}, "reason"),
+        ({"id": "r1", "reason": "x" * 201}, "reason"),
+    ]:
+        error = await refused(seller.call("POST", path, body), 400, "invalid_field")
+        assert error.details == {"field": field}, body
+    await refused(seller.call("POST", path, ["r1"]), 400, "bad_request")
+    assert await ana.order(order["id"]) == order
+
+
+async def test_blocklist_bodies_are_checked(seller: HostClient) -> None:
+    path = f"/api/rooms/{seller.room}/blocklist"
+    for body, field in [
+        ({"id": "ana"}, "kind"),
+        ({"kind": "ip", "id": "10.0.0.1"}, "kind"),
+        ({"kind": "user"}, "id"),
+        ({"kind": "user", "id": 7}, "id"),
+        ({"kind": "user", "id": "not a user id"}, "id"),
+        ({"kind": "device", "id": "short"}, "id"),
+    ]:
+        for method in ("POST", "DELETE"):
+            error = await refused(seller.call(method, path, body), 400, "invalid_field")
+            assert error.details == {"field": field}, (method, body)
+    await refused(seller.call("POST", path, ["user", "ana"]), 400, "bad_request")
+    assert await seller.call("GET", path) == {"users": [], "devices": []}
 
 
 async def test_an_unpaid_order_cannot_be_refunded(

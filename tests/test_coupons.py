@@ -15,7 +15,9 @@ from engine.commerce.coupons import (
     DEFAULT_CLAIM_WINDOW_S,
     DEFAULT_VALIDITY_S,
     Drop,
+    DropTerms,
     Template,
+    TemplateTerms,
 )
 from engine.commerce.orders import OrderState
 from engine.commerce.pricing import CouponKind
@@ -23,7 +25,7 @@ from engine.commerce.stock import GrabRequest
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError, RejectedError
 from engine.store import keys
 from engine.store.redis_client import text
-from tests.conftest import T0, Store, now_ms
+from tests.conftest import T0, Store, decoded, now_ms
 
 DAY_MS = 24 * 3600 * 1000
 AMOUNT_OFF: dict[str, Any] = {
@@ -32,13 +34,15 @@ AMOUNT_OFF: dict[str, Any] = {
 
 
 async def template(store: Store, at: int = T0, **terms: Any) -> Template:
-    """A template (amount_off 500 EUR, 100 in total, unless `terms` say otherwise)."""
-    return await store.coupons.create_template(store.room, {**AMOUNT_OFF, **terms}, at_ms=at)
+    """A template (amount_off 500 EUR, 100 in total, unless `terms` say otherwise), its
+    terms sent as the route's body."""
+    body = await decoded(TemplateTerms, {**AMOUNT_OFF, **terms})
+    return await store.coupons.create_template(store.room, body, at_ms=at)
 
 
 async def drop(store: Store, template_id: str, quantity: int, at: int = T0,
                **terms: Any) -> Drop:  # fmt: skip
-    body = {"quantity": quantity, **terms}
+    body = await decoded(DropTerms, {"quantity": quantity, **terms})
     return await store.coupons.drop(store.room, template_id, body, at_ms=at)
 
 
@@ -55,9 +59,9 @@ async def claim(store: Store, drop_id: str, user: str, request: str | None = Non
 async def live_drop(store: Store, quantity: int, **terms: Any) -> Drop:
     """A drop of a fresh template that opens now by the real clock (for claims through the
     batcher and for checkout, which use Redis time)."""
-    body = {**AMOUNT_OFF, "total": quantity, **terms}
+    body = await decoded(TemplateTerms, {**AMOUNT_OFF, "total": quantity, **terms})
     made = await store.coupons.create_template(store.room, body)
-    return await store.coupons.drop(store.room, made.id, {"quantity": quantity})
+    return await store.coupons.drop(store.room, made.id, DropTerms(quantity=quantity))
 
 
 async def last_entry(store: Store, stream: str) -> dict[str, str]:
@@ -163,7 +167,7 @@ async def test_template_validation(store: Store, terms: dict[str, Any], field: s
 @pytest.mark.parametrize("body", [None, [], "amount_off", 5])
 async def test_a_template_body_must_be_an_object(store: Store, body: Any) -> None:
     with pytest.raises(ProtocolError) as refused:
-        await store.coupons.create_template(store.room, body, at_ms=T0)
+        await decoded(TemplateTerms, body)
     assert refused.value.code == "bad_request"
 
 
@@ -264,7 +268,7 @@ async def test_concurrent_drops_never_exceed_the_total(store: Store) -> None:
 async def test_drop_validation(store: Store, terms: dict[str, Any], field: str) -> None:
     made = await template(store)
     with pytest.raises(ProtocolError) as refused:
-        await store.coupons.drop(store.room, made.id, terms, at_ms=T0)
+        await store.coupons.drop(store.room, made.id, await decoded(DropTerms, terms), at_ms=T0)
     assert (refused.value.code, refused.value.details) == ("invalid_field", {"field": field})
     assert await store.coupons.drops(store.room) == []
     assert await store.coupons.issued(store.room) == {}

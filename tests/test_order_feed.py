@@ -8,11 +8,13 @@ import io
 import subprocess
 import sys
 
+import msgspec
 import orjson
 import pytest
 
+from engine.commerce.checkout_request import CheckoutRequest
 from engine.commerce.order_feed import CSV_COLUMNS, OrderFeed, export
-from engine.commerce.orders import CheckoutRequest, load_orders
+from engine.commerce.orders import load_orders
 from tests.conftest import ADDRESS, Store
 
 
@@ -96,7 +98,7 @@ async def test_a_csv_export_never_hands_a_spreadsheet_a_formula(store: Store) ->
         "shipping_address": {**ADDRESS, **FORMULAS},
         "contact": {"email": "@ana@example.com"}, "idempotency_key": "formula-1",
     }  # fmt: skip
-    await store.orders.checkout(store.room, "ana", CheckoutRequest.parse(body))
+    await store.orders.checkout(store.room, "ana", msgspec.convert(body, CheckoutRequest))
     orders = await load_orders(store.shop.redis, store.room)
     [row] = list(csv.DictReader(io.StringIO("".join(export(orders, "csv")))))
     for field, value in {**FORMULAS, "email": "@ana@example.com"}.items():

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from engine.commerce.orders import Order, OrderState
-from engine.commerce.risk import Blocklist, RiskRules
+from engine.commerce.risk import BlockEntry, Blocklist, RiskRules
 from engine.core.errors import ConflictError, ForbiddenError, RejectedError
 from engine.insights.audit import audit_room
 from engine.server.sweeper import Sweeper
@@ -385,8 +385,8 @@ async def test_order_limits_per_user_and_device(store: Store) -> None:
 async def test_blocked_users_and_devices_cannot_order(store: Store) -> None:
     sale = await store.sale()
     blocklist = Blocklist(store.shop.redis)
-    await blocklist.add(store.room, {"kind": "user", "id": "ana"})
-    await blocklist.add(store.room, {"kind": "device", "id": "bad-device-1"})
+    await blocklist.add(store.room, BlockEntry("user", "ana"))
+    await blocklist.add(store.room, BlockEntry("device", "bad-device-1"))
     for user, device in [("ana", None), ("bob", "bad-device-1")]:
         with pytest.raises(ForbiddenError) as caught:
             await store.checkout(user, [await store.reserve(sale, user)], device=device)

@@ -18,6 +18,7 @@ from engine.commerce.payments import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Callback,
+    RefundTerms,
     sign,
     signature,
     verify,
@@ -213,7 +214,10 @@ def test_a_malformed_body_is_a_bad_request(body: bytes) -> None:
     assert caught.value.code == "bad_request"
 
 
-@pytest.mark.parametrize(("field", "value"), [("room", "Bad Room!"), ("order", "7")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("room", "Bad Room!"), ("order", "7"), ("room", None), ("order", 7), ("order", None)],
+)
 def test_bad_room_or_order_ids_are_invalid_fields(field: str, value: str) -> None:
     body = body_of(**{field: value})
     with pytest.raises(ProtocolError) as caught:
@@ -483,7 +487,7 @@ async def test_a_host_refund_the_provider_refused_is_paid_out_on_retry(store: St
     _, order = await pending(store)
     payment = await store.start_payment(order)
     await deliver(store, *store.callback(order, payment))
-    body = {"id": "refund-1", "amount": 700, "reason": "late delivery"}
+    body = RefundTerms(id="refund-1", amount=700, reason="late delivery")
     with pytest.raises(ConflictError) as refused:  # the provider has not settled it yet
         await store.payments.refund(store.room, order.id, body, "host")
     assert refused.value.code == "psp_refused"

@@ -180,6 +180,20 @@ async def test_an_unknown_outcome_is_an_invalid_field(
     assert await order_state(checkout) == "pending_payment"
 
 
+async def test_a_json_outcome_of_the_wrong_type_is_an_invalid_field(
+    http: httpx.AsyncClient, checkout: Checkout
+) -> None:
+    url = f"/psp/pay/{checkout.payment}"
+    for body in ({"outcome": True}, {"outcome": ["succeeded"]}, {"outcome": None}):
+        response = await http.post(url, json=body)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert (error["code"], error["details"]) == ("invalid_field", {"field": "outcome"})
+    response = await http.post(url, json=["succeeded"])
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
+    assert await order_state(checkout) == "pending_payment"
+
+
 # ---- the engine's callback route ------------------------------------------------------------
 
 

@@ -16,17 +16,20 @@ from __future__ import annotations
 import enum
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
+from msgspec import Meta, Struct
 from redis.asyncio import Redis
 
 from engine.commerce.catalog import CURRENCY_RE, MAX_PRICE, SKU_RE
 from engine.commerce.pricing import CouponKind, Offer
 from engine.commerce.stock import GrabAnswer, GrabBatcher, GrabRequest, OnAnswer
-from engine.core.errors import ConflictError, NotFoundError, ProtocolError
-from engine.core.fields import int_field, invalid_field
+from engine.core.errors import ConflictError, NotFoundError
+from engine.core.fields import invalid_field
 from engine.store import keys
 from engine.store.meter import Meter, Metric, off
 from engine.store.redis_client import text
@@ -35,6 +38,7 @@ from engine.store.scripts import Scripts
 TEMPLATE_ID_RE = re.compile(r"t[0-9]{1,9}")
 DROP_ID_RE = re.compile(r"d[0-9]{1,9}")
 COUPON_ID_RE = re.compile(r"(d[0-9]{1,9})\.[0-9]{1,9}")
+MAX_TITLE = 80
 MAX_COUPONS = 1_000_000
 MAX_PER_USER = 100
 MAX_SCOPE_SKUS = 100
@@ -42,6 +46,8 @@ MAX_COUNTDOWN_S = 24 * 3600
 MAX_WINDOW_S = 7 * 24 * 3600
 DEFAULT_CLAIM_WINDOW_S = 300
 DEFAULT_VALIDITY_S = 7 * 24 * 3600
+MAX_EPOCH_MS = 2**53
+MAX_CLAIM_ID = 64
 
 
 class CouponState(enum.Enum):
@@ -145,59 +151,89 @@ class Template:
         return {**terms, "coupon_kind": self.kind.value, "template": self.id}
 
 
-def validate_template(template_id: str, body: Any, now: int) -> Template:
-    if not isinstance(body, dict):
-        raise ProtocolError("the body must be a JSON object", code="bad_request")
-    try:
-        kind = CouponKind(body.get("kind"))
-    except ValueError:
-        raise invalid_field("kind", "amount_off, percent_off or free_shipping") from None
-    title = body.get("title")
-    if not isinstance(title, str) or not 1 <= len(title) <= 80:
-        raise invalid_field("title", "a string of 1-80 characters")
-    currency = body.get("currency")
-    if not isinstance(currency, str) or not CURRENCY_RE.fullmatch(currency):
-        raise invalid_field("currency", "a 3-letter currency code such as 'USD'")
-    amount = int_field(body, "amount", 1, MAX_PRICE) if kind is CouponKind.AMOUNT_OFF else 0
-    percent = int_field(body, "percent", 1, 100) if kind is CouponKind.PERCENT_OFF else 0
-    cap = None
-    if kind is CouponKind.PERCENT_OFF and body.get("cap") is not None:
-        cap = int_field(body, "cap", 1, MAX_PRICE)
-    skus = body.get("skus")
-    if skus is not None:
-        if (
-            not isinstance(skus, list)
-            or not 1 <= len(skus) <= MAX_SCOPE_SKUS
-            or not all(isinstance(s, str) and SKU_RE.fullmatch(s) for s in skus)
-        ):
+class TemplateTerms(Struct, frozen=True, kw_only=True):
+    """The body that creates a coupon template (docs/api.md § Coupons). The terms of
+    another kind (a free-shipping template's `amount`...) are ignored; the validity window
+    is known once the clock is read (`window`)."""
+
+    kind: CouponKind
+    title: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE)]
+    currency: Annotated[str, Meta(pattern=rf"^{CURRENCY_RE.pattern}\Z")]
+    amount: int = 0  # checked in __post_init__ for its kind, as are percent and cap
+    percent: int = 0
+    cap: int | None = None
+    min_spend: Annotated[int, Meta(ge=0, le=MAX_PRICE)] = 0
+    # The SKUs are checked in __post_init__: a bad one is refused as `skus`, not `skus[i]`.
+    skus: Annotated[list[object], Meta(min_length=1, max_length=MAX_SCOPE_SKUS)] | None = None
+    valid_from: Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS)] | None = None  # default: now
+    valid_until: Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS)] | None = None  # default: a week on
+    total: Annotated[int, Meta(ge=1, le=MAX_COUPONS)]
+    per_user_limit: Annotated[int, Meta(ge=1, le=MAX_PER_USER)] = 1
+    stackable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind is CouponKind.AMOUNT_OFF and not 1 <= self.amount <= MAX_PRICE:
+            raise invalid_field("amount", f"an integer between 1 and {MAX_PRICE}")
+        if self.kind is CouponKind.PERCENT_OFF:
+            if not 1 <= self.percent <= 100:
+                raise invalid_field("percent", "an integer between 1 and 100")
+            if self.cap is not None and not 1 <= self.cap <= MAX_PRICE:
+                raise invalid_field("cap", f"an integer between 1 and {MAX_PRICE}")
+        self.scope()  # refuses a bad SKU
+
+    def scope(self) -> tuple[str, ...] | None:
+        """The SKUs it applies to, without repeats (None: the whole room)."""
+        if self.skus is None:
+            return None
+        skus = [s for s in self.skus if isinstance(s, str) and SKU_RE.fullmatch(s)]
+        if len(skus) != len(self.skus):
             raise invalid_field(
                 "skus", f"a list of 1-{MAX_SCOPE_SKUS} SKUs, or null for the whole room"
             )
-        skus = tuple(dict.fromkeys(skus))
-    valid_from = int_field(body, "valid_from", 0, 2**53, default=now)
-    default_until = valid_from + DEFAULT_VALIDITY_S * 1000
-    valid_until = int_field(body, "valid_until", 0, 2**53, default=default_until)
-    if valid_until <= valid_from:
-        raise invalid_field("valid_until", "must be after valid_from")
-    stackable = body.get("stackable", False)
-    if not isinstance(stackable, bool):
-        raise invalid_field("stackable", "true or false")
-    return Template(
-        id=template_id,
-        title=title,
-        kind=kind,
-        currency=currency,
-        amount=amount,
-        percent=percent,
-        cap=cap,
-        min_spend=int_field(body, "min_spend", 0, MAX_PRICE, default=0),
-        skus=skus,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        total=int_field(body, "total", 1, MAX_COUPONS),
-        per_user_limit=int_field(body, "per_user_limit", 1, MAX_PER_USER, default=1),
-        stackable=stackable,
-    )
+        return tuple(dict.fromkeys(skus))
+
+    def window(self, now: int) -> tuple[int, int]:
+        """(valid_from, valid_until), the defaults counted from `now`."""
+        valid_from = now if self.valid_from is None else self.valid_from
+        if self.valid_until is None:
+            return valid_from, valid_from + DEFAULT_VALIDITY_S * 1000
+        if self.valid_until <= valid_from:
+            raise invalid_field("valid_until", "must be after valid_from")
+        return valid_from, self.valid_until
+
+    def template(self, template_id: str, window: tuple[int, int]) -> Template:
+        """The template these terms make, under its id and validity `window`."""
+        kind = self.kind
+        return Template(
+            id=template_id,
+            title=self.title,
+            kind=kind,
+            currency=self.currency,
+            amount=self.amount if kind is CouponKind.AMOUNT_OFF else 0,
+            percent=self.percent if kind is CouponKind.PERCENT_OFF else 0,
+            cap=self.cap if kind is CouponKind.PERCENT_OFF else None,
+            min_spend=self.min_spend,
+            skus=self.scope(),
+            valid_from=window[0],
+            valid_until=window[1],
+            total=self.total,
+            per_user_limit=self.per_user_limit,
+            stackable=self.stackable,
+        )
+
+
+class DropTerms(Struct, frozen=True, kw_only=True):
+    """The body that drops a template's coupons (docs/api.md § Coupons)."""
+
+    quantity: Annotated[int, Meta(ge=1, le=MAX_COUPONS)]
+    countdown_s: Annotated[int, Meta(ge=0, le=MAX_COUNTDOWN_S)] = 0
+    claim_window_s: Annotated[int, Meta(ge=1, le=MAX_WINDOW_S)] = DEFAULT_CLAIM_WINDOW_S
+
+
+class ClaimBody(Struct, frozen=True):
+    """The body of a claim over HTTP: its request id, the claim's idempotency key."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=MAX_CLAIM_ID)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,11 +313,12 @@ class Coupons:
 
     # ---- templates --------------------------------------------------------------------------
 
-    async def create_template(self, room: str, body: Any, *, at_ms: int | None = None) -> Template:
+    async def create_template(self, room: str, terms: TemplateTerms, *,
+                              at_ms: int | None = None) -> Template:  # fmt: skip
         now = int(time.time() * 1000) if at_ms is None else at_ms
-        validate_template("t0", body, now)  # reject bad input before taking an id
+        window = terms.window(now)  # refused before the template takes an id
         template_id = f"t{await self.redis.incr(keys.coupon_counter(room))}"
-        template = validate_template(template_id, body, now)
+        template = terms.template(template_id, window)
         await self.redis.hset(
             keys.coupon_templates(room), template.id, orjson.dumps(template.to_wire())
         )
@@ -304,20 +341,19 @@ class Coupons:
 
     # ---- drops ------------------------------------------------------------------------------
 
-    async def drop(self, room: str, template_id: str, body: Any, *, at_ms: int | None = None,
-                   private: str | None = None) -> Drop:  # fmt: skip
+    async def drop(self, room: str, template_id: str, terms: DropTerms | Mapping[str, Any], *,
+                   at_ms: int | None = None, private: str | None = None) -> Drop:  # fmt: skip
         """Release `quantity` coupons of a template now or after `countdown_s`. A `private`
         drop (owner such as "giveaway:g3") is not announced, and only `claim_batch` with
-        that owner claims from it."""
+        that owner claims from it. Terms given as a mapping (a giveaway's prize drop) are
+        checked by the same definition as the route's body."""
+        if not isinstance(terms, DropTerms):
+            terms = msgspec.convert(terms, DropTerms)
         template = await self.template(room, template_id)
         now = int(time.time() * 1000) if at_ms is None else at_ms
         if template.valid_until <= now:
             raise ConflictError(f"template {template.id} is no longer valid; nobody could use "
                                 "its coupons", code="template_expired")  # fmt: skip
-        body = body if isinstance(body, dict) else {}
-        quantity = int_field(body, "quantity", 1, MAX_COUPONS)
-        countdown = int_field(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
-        window = int_field(body, "claim_window_s", 1, MAX_WINDOW_S, default=DEFAULT_CLAIM_WINDOW_S)
         drop_id = f"d{await self.redis.incr(keys.coupon_counter(room))}"
         result = await self.scripts.coupon_drop(
             self.redis,
@@ -331,9 +367,9 @@ class Coupons:
             [
                 drop_id,
                 "" if at_ms is None else at_ms,
-                countdown * 1000,
-                window * 1000,
-                quantity,
+                terms.countdown_s * 1000,
+                terms.claim_window_s * 1000,
+                terms.quantity,
                 template.id,
                 template.total,
                 template.per_user_limit,

@@ -22,7 +22,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from engine.commerce.coupons import Coupons, drop_of_coupon
+from engine.commerce.checkout_request import CheckoutRequest
+from engine.commerce.coupons import Coupons
 from engine.commerce.pricing import Breakdown, Line, price
 from engine.commerce.risk import RiskRules
 from engine.commerce.sales import Sale, SaleStore
@@ -32,31 +33,15 @@ from engine.core.errors import (
     ForbiddenError,
     LivecartError,
     NotFoundError,
-    ProtocolError,
     RejectedError,
 )
 from engine.core.fields import invalid_field
-from engine.core.identity import DEVICE_RE
 from engine.store import keys
 from engine.store.meter import Meter, Metric, off
 from engine.store.redis_client import text
 from engine.store.scripts import Scripts
 
 ORDER_ID_RE = re.compile(r"o[0-9]{1,12}")
-COUNTRY_RE = re.compile(r"[A-Z]{2}")
-KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
-MAX_LINES = 20
-MAX_COUPONS_PER_ORDER = 3
-MAX_TEXT = 200
-ADDRESS_FIELDS = {
-    "name": True,
-    "line1": True,
-    "line2": False,
-    "city": True,
-    "region": False,
-    "postal_code": True,
-    "country": True,
-}
 
 
 class OrderState(enum.Enum):
@@ -83,72 +68,6 @@ def check_order_id(value: Any) -> str:
     if not isinstance(value, str) or not ORDER_ID_RE.fullmatch(value):
         raise invalid_field("order", "an order id such as 'o12'")
     return value
-
-
-def _text_map(raw: Any, name: str, fields: dict[str, bool]) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        raise invalid_field(name, f"an object with {', '.join(fields)}")
-    unknown = set(raw) - set(fields)
-    if unknown:
-        raise invalid_field(name, f"unknown field {sorted(unknown)[0]!r}")
-    out = {}
-    for field, required in fields.items():
-        value = raw.get(field)
-        if value is None and not required:
-            continue
-        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
-            raise invalid_field(f"{name}.{field}", f"a string of 1-{MAX_TEXT} characters")
-        out[field] = value.strip()
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class CheckoutRequest:
-    reservations: tuple[str, ...]
-    coupons: tuple[str, ...]
-    address: dict[str, str]
-    contact: dict[str, str]
-    key: str
-    device: str
-
-    @classmethod
-    def parse(cls, body: Any, device: str | None = None) -> CheckoutRequest:
-        if not isinstance(body, dict):
-            raise ProtocolError("the body must be a JSON object", code="bad_request")
-        reservations = body.get("reservations")
-        if (
-            not isinstance(reservations, list)
-            or not 1 <= len(reservations) <= MAX_LINES
-            or len(set(map(str, reservations))) != len(reservations)
-        ):
-            raise invalid_field("reservations", f"a list of 1-{MAX_LINES} distinct reservation ids")
-        for rid in reservations:
-            sale_of_reservation(rid)
-        coupons = body.get("coupons", [])
-        if isinstance(body.get("coupon"), str):
-            coupons = [body["coupon"]]
-        if (
-            not isinstance(coupons, list)
-            or len(coupons) > MAX_COUPONS_PER_ORDER
-            or len(set(map(str, coupons))) != len(coupons)
-        ):
-            raise invalid_field("coupons", f"a list of at most {MAX_COUPONS_PER_ORDER} coupon ids")
-        for cid in coupons:
-            drop_of_coupon(cid)
-        contact = _text_map(body.get("contact"), "contact", {"email": False, "phone": False})
-        if not contact:
-            raise invalid_field("contact", "an email or a phone number")
-        address = _text_map(body.get("shipping_address"), "shipping_address", ADDRESS_FIELDS)
-        address["country"] = address["country"].upper()
-        if not COUNTRY_RE.fullmatch(address["country"]):
-            raise invalid_field("shipping_address.country", "a 2-letter country code")
-        key = body.get("idempotency_key")
-        if not isinstance(key, str) or not KEY_RE.fullmatch(key):
-            raise invalid_field("idempotency_key", "8-64 characters of A-Z, a-z, 0-9 and _ . : -")
-        device = body.get("device", device)
-        if device is not None and (not isinstance(device, str) or not DEVICE_RE.fullmatch(device)):
-            raise invalid_field("device", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
-        return cls(tuple(reservations), tuple(coupons), address, contact, key, device or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +274,7 @@ class OrderStore:
             raise RejectedError("one order, one currency", code="currency_mismatch")
         currency = currencies.pop()
         offers, windows = [], []
-        for cid in request.coupons:
+        for cid in request.coupon_ids():
             record = await self.coupons.record(room, cid)
             if record["u"] != user:
                 raise ForbiddenError(f"coupon {cid} is someone else's", code="coupon_not_yours")
@@ -379,7 +298,7 @@ class OrderStore:
         self, room: str, user: str, request: CheckoutRequest, *, at_ms: int | None = None
     ) -> tuple[Order, bool]:
         """Create the order (or return the one made with this key); (order, replayed)."""
-        replay = await self.redis.hget(keys.order_keys(room), f"{user} {request.key}")
+        replay = await self.redis.hget(keys.order_keys(room), f"{user} {request.idempotency_key}")
         if replay is not None:
             return await self.get(room, text(replay)), True
         lines, breakdown, currency, windows = await self._price(room, user, request)
@@ -389,8 +308,8 @@ class OrderStore:
         detail = {
             "lines": lines,
             "pricing": breakdown.to_wire(),
-            "shipping_address": request.address,
-            "contact": request.contact,
+            "shipping_address": request.address(),
+            "contact": request.contact_details(),
         }
         fields: list[str | int | bytes] = [
             "currency",
@@ -398,7 +317,7 @@ class OrderStore:
             "total",
             breakdown.total,
             "coupons",
-            " ".join(request.coupons),
+            " ".join(request.coupon_ids()),
             "detail",
             orjson.dumps(detail),
         ]
@@ -409,8 +328,8 @@ class OrderStore:
             self.events_maxlen,
             order_id,
             user,
-            request.device,
-            request.key,
+            request.device or "",
+            request.idempotency_key,
             self.payment_window_ms,
             self.risk.max_orders_per_user,
             self.risk.max_orders_per_device,

@@ -22,9 +22,10 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-import orjson
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 from redis.asyncio import Redis
 
 from engine.commerce.orders import Order, OrderState, OrderStore, check_order_id
@@ -35,6 +36,7 @@ from engine.core.errors import (
     LivecartError,
     ProtocolError,
 )
+from engine.core.fields import invalid_field, refused_field
 from engine.core.metrics import METRICS
 from engine.store import keys
 from engine.store.keys import check_room_id
@@ -47,8 +49,16 @@ SIGNATURE_HEADER = "x-livecart-signature"
 TIMESTAMP_RE = re.compile(r"[0-9]{1,20}")
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 PAYMENT_ID_RE = re.compile(r"pay_[A-Za-z0-9]{8,40}")
-REFUND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EVENTS = {"payment.succeeded": "succeeded", "payment.failed": "failed"}
+# Why a callback body's field was refused (`bad_request`; `room` and `order` are
+# `invalid_field`, like every malformed id).
+_CALLBACK_RULES = {
+    "event": "payment.succeeded or payment.failed",
+    "payment_id": "the provider's payment id",
+    "amount": "integer minor units",
+    "currency": "a 3-letter code",
+}
+MAX_REFUND_REASON = 200
 
 
 def signature(secret: bytes, timestamp: str, nonce: str, body: bytes) -> str:
@@ -65,6 +75,21 @@ def sign(secret: bytes, body: bytes, *, now_s: float, nonce: str | None = None) 
         NONCE_HEADER: nonce,
         SIGNATURE_HEADER: signature(secret, timestamp, nonce, body),
     }
+
+
+class CallbackBody(Struct, frozen=True):
+    """What a provider's callback says (docs/api.md § POST /api/payments/callback)."""
+
+    event: Literal["payment.succeeded", "payment.failed"]
+    payment_id: Annotated[str, Meta(pattern=rf"^{PAYMENT_ID_RE.pattern}\Z")]
+    room: str
+    order: str
+    amount: Annotated[int, Meta(ge=0)]
+    currency: str
+
+    def __post_init__(self) -> None:
+        check_room_id(self.room)
+        check_order_id(self.order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,29 +121,37 @@ def verify(
         raise AuthError("the signature does not match", code="signature_invalid")
     if abs(now_s - int(timestamp)) > tolerance_s:
         raise AuthError(f"the callback is older than {tolerance_s:.0f} s", code="callback_stale")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ProtocolError("the callback body is not JSON", code="bad_request") from None
-    if not isinstance(data, dict) or data.get("event") not in EVENTS:
-        raise ProtocolError("event: payment.succeeded or payment.failed", code="bad_request")
-    amount = data.get("amount")
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
-        raise ProtocolError("amount: integer minor units", code="bad_request")
-    payment_id, currency = data.get("payment_id"), data.get("currency")
-    if not isinstance(payment_id, str) or not PAYMENT_ID_RE.fullmatch(payment_id):
-        raise ProtocolError("payment_id: the provider's payment id", code="bad_request")
-    if not isinstance(currency, str):
-        raise ProtocolError("currency: a 3-letter code", code="bad_request")
+    data = _callback_body(body)  # only now: the signature is over the raw bytes
     return Callback(
-        EVENTS[data["event"]],
-        payment_id,
-        check_room_id(str(data.get("room"))),
-        check_order_id(data.get("order")),
-        amount,
-        currency,
+        EVENTS[data.event], data.payment_id, data.room, data.order, data.amount, data.currency,
         nonce,
-    )
+    )  # fmt: skip
+
+
+def _callback_body(body: bytes) -> CallbackBody:
+    try:
+        return msgspec.json.decode(body, type=CallbackBody)
+    except msgspec.ValidationError as refusal:
+        field, why = refused_field(refusal)
+        if field in ("room", "order"):
+            raise invalid_field(field, why) from None
+        if field is None:
+            raise ProtocolError("the callback body must be a JSON object",
+                                code="bad_request") from None  # fmt: skip
+        rule = _CALLBACK_RULES.get(field, why)
+        raise ProtocolError(f"{field}: {rule}", code="bad_request") from None
+    except msgspec.DecodeError:
+        raise ProtocolError("the callback body is not JSON", code="bad_request") from None
+
+
+class RefundTerms(Struct, frozen=True, kw_only=True):
+    """The host's refund (docs/api.md § Orders): `id` makes it idempotent; no `amount` is
+    all that is left to refund."""
+
+    id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
+    amount: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    restock: list[str] = []  # reservation ids of the lines to put back on sale
+    reason: Annotated[str, Meta(min_length=1, max_length=MAX_REFUND_REASON)] = "host"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,41 +282,17 @@ class Payments:
                                 code="payments_disabled")  # fmt: skip
         return self.provider
 
-    async def refund(self, room: str, order_id: str, body: Any, who: str) -> tuple[Order, bool]:
-        """The host refunds a paid order in full or in part (optionally restocking lines)."""
-        if not isinstance(body, dict):
-            raise ProtocolError("the body must be a JSON object", code="bad_request")
+    async def refund(self, room: str, order_id: str, terms: RefundTerms | Mapping[str, Any],
+                     who: str) -> tuple[Order, bool]:  # fmt: skip
+        """The host refunds a paid order in full or in part (optionally restocking lines).
+        Terms given as a mapping (a failed group-buy team's refund) are checked by the same
+        definition as the route's body."""
+        if not isinstance(terms, RefundTerms):
+            terms = msgspec.convert(terms, RefundTerms)
         order = await self.orders.get(room, order_id)
         # No amount: all that is left (0 once fully refunded: the script then answers a
         # retry of the same refund id as a replay, and any other id as illegal_transition).
-        amount = body.get("amount", order.total - order.refunded)
-        if "amount" in body and (
-            not isinstance(amount, int) or isinstance(amount, bool) or amount < 1
-        ):
-            raise ProtocolError(
-                "amount: a positive integer in minor units",
-                code="invalid_field",
-                details={"field": "amount"},
-            )
-        refund_id = body.get("id")
-        if not isinstance(refund_id, str) or not REFUND_ID_RE.fullmatch(refund_id):
-            raise ProtocolError(
-                "id: the refund's idempotency id (1-64 of A-Z a-z 0-9 _ -)",
-                code="invalid_field",
-                details={"field": "id"},
-            )
-        restock = body.get("restock", [])
-        if not isinstance(restock, list) or not all(isinstance(r, str) for r in restock):
-            raise ProtocolError(
-                "restock: reservation ids of lines to put back on sale",
-                code="invalid_field",
-                details={"field": "restock"},
-            )
-        reason = body.get("reason", "host")
-        if not isinstance(reason, str) or not 1 <= len(reason) <= 200:
-            raise ProtocolError(
-                "reason: 1-200 characters", code="invalid_field", details={"field": "reason"}
-            )
+        amount = order.total - order.refunded if terms.amount is UNSET else terms.amount
         payment_id = order.fields.get("payment")
         if payment_id is None:
             raise ConflictError(
@@ -292,13 +301,14 @@ class Payments:
                 details={"state": order.state.value},
             )
         updated, replayed = await self.orders.refund(
-            room, order_id, refund_id, amount=amount, reason=reason, who=who, restock=restock
-        )
+            room, order_id, terms.id, amount=amount, reason=terms.reason, who=who,
+            restock=terms.restock,
+        )  # fmt: skip
         # Recorded first (the script is what prevents refunding more than was paid), then
         # paid out. The provider refunds once per refund id, so a retry of the same request
         # (a replay) pays out a refund that failed at the provider the first time.
-        recorded = next(r["amount"] for r in updated.refunds() if r["id"] == refund_id)
-        await self._provider().refund(payment_id, recorded, refund_id)
+        recorded = next(r["amount"] for r in updated.refunds() if r["id"] == terms.id)
+        await self._provider().refund(payment_id, recorded, terms.id)
         if not replayed:
             METRICS.refunds.inc(1, "host")
         return updated, replayed

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
+from msgspec import Struct
 from redis.asyncio import Redis
 
 from engine.commerce.payments import PAYMENT_ID_RE, ProviderPayment, sign
@@ -27,6 +28,12 @@ log = logging.getLogger("livecart.psp")
 
 OUTCOMES = {"succeeded": "payment.succeeded", "failed": "payment.failed"}
 _RECORD_TTL_S = 30 * 24 * 3600
+
+
+class PayBody(Struct, frozen=True):
+    """The buyer's answer to the pay page, as its JSON API takes it (`POST /psp/pay/...`)."""
+
+    outcome: Literal["succeeded", "failed"]
 
 
 class SimulatedProvider:

@@ -9,11 +9,12 @@ thresholds and manages the blocklist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
+from msgspec import Struct
 from redis.asyncio import Redis
 
-from engine.core.errors import ProtocolError
+from engine.core.fields import invalid_field
 from engine.core.identity import DEVICE_RE
 from engine.store import keys
 from engine.store.keys import USER_ID_RE
@@ -33,42 +34,33 @@ class RiskRules:
         return total >= self.review_threshold
 
 
-def _entry(body: Any) -> str:
-    if not isinstance(body, dict) or body.get("kind") not in BLOCK_KINDS:
-        raise ProtocolError(
-            "kind: 'user' or 'device'", code="invalid_field", details={"field": "kind"}
-        )
-    value = body.get("id")
-    if not isinstance(value, str):
-        raise ProtocolError(
-            "id: the user or device id", code="invalid_field", details={"field": "id"}
-        )
-    if body["kind"] == "user":
-        if not USER_ID_RE.fullmatch(value):
-            raise ProtocolError(
-                "id: 1-64 characters of A-Z, a-z, 0-9 and _ . : @ -",
-                code="invalid_field",
-                details={"field": "id"},
-            )
-    elif not DEVICE_RE.fullmatch(value):
-        raise ProtocolError(
-            "id: 8-48 characters of A-Z, a-z, 0-9, '_' and '-'",
-            code="invalid_field",
-            details={"field": "id"},
-        )
-    return f"{BLOCK_KINDS[body['kind']]}:{value}"
+class BlockEntry(Struct, frozen=True):
+    """A user or a device that may not order in the room (the blocklist routes' body)."""
+
+    kind: Literal["user", "device"]
+    id: str
+
+    def __post_init__(self) -> None:
+        if self.kind == "user" and not USER_ID_RE.fullmatch(self.id):
+            raise invalid_field("id", "1-64 characters of A-Z, a-z, 0-9 and _ . : @ -")
+        if self.kind == "device" and not DEVICE_RE.fullmatch(self.id):
+            raise invalid_field("id", "8-48 characters of A-Z, a-z, 0-9, '_' and '-'")
+
+    def key(self) -> str:
+        """The entry as the checkout script looks it up: "u:<user>" or "d:<device>"."""
+        return f"{BLOCK_KINDS[self.kind]}:{self.id}"
 
 
 class Blocklist:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def add(self, room: str, body: Any) -> dict[str, list[str]]:
-        await self.redis.sadd(keys.blocklist(room), _entry(body))
+    async def add(self, room: str, entry: BlockEntry) -> dict[str, list[str]]:
+        await self.redis.sadd(keys.blocklist(room), entry.key())
         return await self.list(room)
 
-    async def remove(self, room: str, body: Any) -> dict[str, list[str]]:
-        await self.redis.srem(keys.blocklist(room), _entry(body))
+    async def remove(self, room: str, entry: BlockEntry) -> dict[str, list[str]]:
+        await self.redis.srem(keys.blocklist(room), entry.key())
         return await self.list(room)
 
     async def list(self, room: str) -> dict[str, list[str]]:

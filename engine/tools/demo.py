@@ -8,6 +8,8 @@ import logging
 import random
 
 from clients import LivecartClientError, ViewerClient
+from engine.commerce.coupons import TemplateTerms
+from engine.commerce.pricing import CouponKind
 from engine.core.errors import ConflictError
 from engine.core.identity import Role
 from engine.core.settings import Settings
@@ -59,10 +61,10 @@ PRODUCTS = [
               for c in ("BLACK", "SAND")]},
 ]  # fmt: skip
 COUPONS = [
-    {"kind": "amount_off", "title": "10 off 80", "amount": 1000, "min_spend": 8000,
-     "currency": "USD", "total": 500},
-    {"kind": "free_shipping", "title": "Free shipping", "currency": "USD", "total": 200,
-     "stackable": True},
+    TemplateTerms(kind=CouponKind.AMOUNT_OFF, title="10 off 80", amount=1000, min_spend=8000,
+                  currency="USD", total=500),
+    TemplateTerms(kind=CouponKind.FREE_SHIPPING, title="Free shipping", currency="USD",
+                  total=200, stackable=True),
 ]  # fmt: skip
 
 
@@ -72,8 +74,8 @@ async def seed_shop(engine: Engine) -> None:
     assert node is not None
     products = [await node.catalog.create(ROOM, body) for body in PRODUCTS]
     await node.catalog.pin(ROOM, products[0].id)
-    for body in COUPONS:
-        await node.coupons.create_template(ROOM, body)
+    for terms in COUPONS:
+        await node.coupons.create_template(ROOM, terms)
 
 
 async def bot(engine: Engine, number: int, stop: asyncio.Event) -> None:

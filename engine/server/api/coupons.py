@@ -7,10 +7,16 @@ from typing import Any
 
 from starlette.routing import Route
 
-from engine.commerce.coupons import check_drop_id, check_template_id
+from engine.commerce.coupons import (
+    ClaimBody,
+    DropTerms,
+    TemplateTerms,
+    check_drop_id,
+    check_template_id,
+)
 from engine.core.errors import NotFoundError
 from engine.core.metrics import METRICS
-from engine.server.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, route, str_field
+from engine.server.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, route
 from engine.store.meter import MarkerKind, Metric
 
 
@@ -30,14 +36,15 @@ async def create_template(call: Call) -> Any:
     """Amount off above a spend, percent off with a cap, or free shipping; scope, validity
     window, total, per-user limit, stacking."""
     await call.node.rooms.get(call.room)
-    return (await call.node.coupons.create_template(call.room, await call.json())).to_wire()
+    terms = await call.decode(TemplateTerms)
+    return (await call.node.coupons.create_template(call.room, terms)).to_wire()
 
 
 @route("/api/rooms/{room}/coupons/templates/{template}/drops", ["POST"], roles=HOSTS, status=201)
 async def drop_coupons(call: Call) -> Any:
     """Drop `quantity` coupons now or after `countdown_s`, claimable for `claim_window_s`."""
     template = check_template_id(call.request.path_params["template"])
-    drop = await call.node.coupons.drop(call.room, template, await call.json())
+    drop = await call.node.coupons.drop(call.room, template, await call.decode(DropTerms))
     call.node.meter.count(call.room, Metric.COUPON_DROPS)
     title = (await call.node.coupons.template(call.room, template)).title
     call.node.meter.mark(call.room, MarkerKind.COUPON_DROP, f"{drop.quantity} coupons: {title}")
@@ -62,7 +69,7 @@ async def claim_coupon(call: Call) -> Any:
     sold_out, limit_reached, not_started or ended (as over the WebSocket)."""
     assert call.claims is not None
     drop = check_drop_id(call.request.path_params["drop"])
-    request_id = str_field(await call.object(), "id", 64)
+    request_id = (await call.decode(ClaimBody)).id
     answer = await call.node.coupons.claim(call.room, drop, call.claims.user, request_id)
     if answer.status == "drop_not_found":
         raise NotFoundError(f"no coupon drop {drop!r} in this room", code="drop_not_found")

@@ -8,7 +8,10 @@ from typing import Any
 
 from starlette.routing import Route
 
-from engine.commerce.orders import CheckoutRequest, Order, OrderState, check_order_id
+from engine.commerce.checkout_request import CheckoutRequest
+from engine.commerce.orders import Order, OrderState, check_order_id
+from engine.commerce.payments import RefundTerms
+from engine.commerce.risk import BlockEntry
 from engine.core.errors import ForbiddenError
 from engine.core.fields import invalid_field
 from engine.core.metrics import METRICS
@@ -32,7 +35,7 @@ async def _visible_order(call: Call) -> Order:
 async def checkout(call: Call) -> Any:
     """Order held reservations with optional coupons; idempotent by `idempotency_key`."""
     assert call.claims is not None
-    request = CheckoutRequest.parse(await call.json())
+    request = await call.decode(CheckoutRequest)
     order, replayed = await call.node.orders.checkout(call.room, call.claims.user, request)
     if not replayed:
         METRICS.orders.inc(1, order.state.value)
@@ -107,7 +110,7 @@ async def refund_order(call: Call) -> Any:
     it idempotent."""
     assert call.claims is not None
     order, replayed = await call.node.payments.refund(
-        call.room, _order_id(call), await call.json(), call.claims.user
+        call.room, _order_id(call), await call.decode(RefundTerms), call.claims.user
     )
     if not replayed:
         METRICS.orders.inc(1, order.state.value)
@@ -138,12 +141,12 @@ async def get_blocklist(call: Call) -> Any:
 @route("/api/rooms/{room}/blocklist", ["POST"], roles=HOSTS)
 async def block(call: Call) -> Any:
     """Block a user or a device from ordering: `{"kind": "user"|"device", "id": ...}`."""
-    return await call.node.blocklist.add(call.room, await call.json())
+    return await call.node.blocklist.add(call.room, await call.decode(BlockEntry))
 
 
 @route("/api/rooms/{room}/blocklist", ["DELETE"], roles=HOSTS)
 async def unblock(call: Call) -> Any:
-    return await call.node.blocklist.remove(call.room, await call.json())
+    return await call.node.blocklist.remove(call.room, await call.decode(BlockEntry))
 
 
 ROUTES: list[Route] = [

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from engine.commerce.psp import SimulatedProvider
+from engine.commerce.psp import PayBody, SimulatedProvider
 from engine.core.errors import LivecartError, UnavailableError
 from engine.server.api.base import Call, error_response, node_of, route
 from engine.server.node import Node
@@ -48,7 +48,7 @@ async def pay(call: Call) -> Any:
     if call.request.headers.get("content-type", "").startswith("application/x-www-form"):
         outcome = (parse_qs(raw.decode(errors="replace")).get("outcome") or [""])[0]
     else:
-        outcome = (await call.object()).get("outcome", "")
+        outcome = (await call.decode(PayBody)).outcome
     return await _simulated(call).complete(_payment_id(call), outcome)
 
 
