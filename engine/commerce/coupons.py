@@ -16,11 +16,9 @@ from __future__ import annotations
 import enum
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import msgspec
 import orjson
 from msgspec import Meta, Struct
 from redis.asyncio import Redis
@@ -341,14 +339,11 @@ class Coupons:
 
     # ---- drops ------------------------------------------------------------------------------
 
-    async def drop(self, room: str, template_id: str, terms: DropTerms | Mapping[str, Any], *,
+    async def drop(self, room: str, template_id: str, terms: DropTerms, *,
                    at_ms: int | None = None, private: str | None = None) -> Drop:  # fmt: skip
         """Release `quantity` coupons of a template now or after `countdown_s`. A `private`
         drop (owner such as "giveaway:g3") is not announced, and only `claim_batch` with
-        that owner claims from it. Terms given as a mapping (a giveaway's prize drop) are
-        checked by the same definition as the route's body."""
-        if not isinstance(terms, DropTerms):
-            terms = msgspec.convert(terms, DropTerms)
+        that owner claims from it."""
         template = await self.template(room, template_id)
         now = int(time.time() * 1000) if at_ms is None else at_ms
         if template.valid_until <= now:

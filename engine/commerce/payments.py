@@ -282,13 +282,10 @@ class Payments:
                                 code="payments_disabled")  # fmt: skip
         return self.provider
 
-    async def refund(self, room: str, order_id: str, terms: RefundTerms | Mapping[str, Any],
+    async def refund(self, room: str, order_id: str, terms: RefundTerms,
                      who: str) -> tuple[Order, bool]:  # fmt: skip
-        """The host refunds a paid order in full or in part (optionally restocking lines).
-        Terms given as a mapping (a failed group-buy team's refund) are checked by the same
-        definition as the route's body."""
-        if not isinstance(terms, RefundTerms):
-            terms = msgspec.convert(terms, RefundTerms)
+        """The host (or a failed group-buy team) refunds a paid order in full or in part,
+        optionally restocking lines."""
         order = await self.orders.get(room, order_id)
         # No amount: all that is left (0 once fully refunded: the script then answers a
         # retry of the same refund id as a replay, and any other id as illegal_transition).

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from engine.commerce.coupons import MAX_WINDOW_S, Coupons
+from engine.commerce.coupons import MAX_WINDOW_S, Coupons, DropTerms
 from engine.commerce.sales import SaleStore
 from engine.commerce.stock import GrabRequest, Stock
 from engine.features.giveaways.model import Giveaway, PrizeKind, prize_owner
@@ -64,8 +64,8 @@ class Prizes:
             return {"prize_sale": sale.id}
         if kind is PrizeKind.COUPON:
             # The longest claim window: awards may be finished late, after a crash.
-            body = {"quantity": winners, "claim_window_s": MAX_WINDOW_S}
-            drop = await self.coupons.drop(room, template, body, private=owner)
+            terms = DropTerms(quantity=winners, claim_window_s=MAX_WINDOW_S)
+            drop = await self.coupons.drop(room, template, terms, private=owner)
             return {"prize_drop": drop.id}
         return {}
 

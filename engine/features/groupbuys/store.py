@@ -41,7 +41,7 @@ from msgspec import Meta, Struct
 from redis.asyncio import Redis
 
 from engine.commerce.orders import OrderState, OrderStore
-from engine.commerce.payments import Payments
+from engine.commerce.payments import Payments, RefundTerms
 from engine.commerce.sales import MAX_PER_USER, MAX_UNITS, SaleStore
 from engine.commerce.stock import Stock
 from engine.core.clock import now_ms
@@ -444,7 +444,7 @@ class GroupBuys:
         # The same refund id every time: a retry replays it (and pays it out at the
         # provider, which refunds once per id) instead of refunding twice.
         updated, replayed = await self.payments.refund(
-            room, order_id, {"id": refund_id, "reason": "team_failed", "restock": restock},
+            room, order_id, RefundTerms(id=refund_id, reason="team_failed", restock=restock),
             "groupbuy",
         )  # fmt: skip
         amount = next(r["amount"] for r in updated.refunds() if r["id"] == refund_id)
