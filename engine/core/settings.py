@@ -44,7 +44,10 @@ _EMPTY_IS_UNSET = {
 
 
 # The features a default engine runs (engine/features/): their packages, by dotted path.
-DEFAULT_FEATURES = ("engine.features.polls",)
+DEFAULT_FEATURES = (
+    "engine.features.auctions",
+    "engine.features.polls",
+)
 
 # The room bus's pub/sub settings (engine/store/bus.py PubSubMode, or auto).
 PUBSUB_SETTINGS = ("auto", "sharded", "plain")

@@ -1,2 +1,2 @@
-"""Interactive features, one package each (auctions, giveaways, group buys, comment-to-buy): its
+"""Interactive features, one package each (giveaways, group buys, comment-to-buy): its
 store, rules, Lua and audit."""

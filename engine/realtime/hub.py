@@ -128,7 +128,6 @@ class RoomHub:
             "product_",
             "sale_",
             "coupon_",
-            "auction_",
             "giveaway_",
             "groupbuy_",
             "team_",

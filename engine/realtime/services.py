@@ -16,7 +16,6 @@ from engine.commerce.stock import Stock
 from engine.core.feature import Feature
 from engine.core.identity import Author
 from engine.core.settings import Settings
-from engine.interactive.auctions.store import AuctionStore
 from engine.interactive.giveaways.store import GiveawayStore
 from engine.interactive.groupbuys.store import GroupBuys
 from engine.rooms.access import Access
@@ -47,7 +46,6 @@ class RoomServices(Protocol):
     sales: SaleStore
     stock: Stock
     coupons: Coupons
-    auctions: AuctionStore
     giveaways: GiveawayStore
     groupbuys: GroupBuys
     referrals: Referrals

@@ -1,7 +1,7 @@
 """What a room is selling right now, as one process's hub shows it: the pinned product's
-card, the stock of its running sales, its open coupon drops, and its open auctions and
-giveaways, and its group-buy deals with their teams (for welcomes: a joining viewer sees
-them without asking the HTTP API).
+card, the stock of its running sales, its open coupon drops, its open giveaways, its
+group-buy deals with their teams, and what each feature shows (for welcomes: a joining
+viewer sees them without asking the HTTP API).
 
 Stock and drop counters are read from Redis once per sync interval (one round trip for
 all running sales and open drops of the room) and go out in the next tick only when they
@@ -24,7 +24,6 @@ from engine.commerce.sales import Sale, SaleState
 from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
 from engine.core.feature import RoomView
-from engine.interactive.auctions.store import AuctionState
 from engine.interactive.giveaways.model import GiveawayState
 from engine.store import keys
 from engine.store.meter import Metric
@@ -34,9 +33,6 @@ if TYPE_CHECKING:
     from engine.realtime.services import RoomServices
 
 log = logging.getLogger("livecart.storefront")
-
-# What an `auction_bid` entry changes in an auction's object.
-_BID_FIELDS = ("price", "leader", "leader_name", "bids", "min_bid", "ends_at")
 
 
 def drop_card(template: Template, drop: Drop, now: int) -> dict[str, Any]:
@@ -59,9 +55,8 @@ class Storefront:
         self.drops: dict[str, dict[str, Any] | None] = {}
         self.drops_shown: dict[str, dict[str, Any]] = {}
         self.drop_changes: dict[str, dict[str, Any]] = {}
-        # Open auctions and giveaways as their API objects; bids update the auctions in
-        # place from their log entries, an opening reloads both lists before the next welcome.
-        self.auctions: dict[str, dict[str, Any]] = {}
+        # Open giveaways as their API objects; an opening reloads the list before the next
+        # welcome.
         self.giveaways: dict[str, dict[str, Any]] = {}
         self.interactive_stale = True
         # Group-buy deals with their teams, reloaded before a welcome after any team change.
@@ -115,14 +110,8 @@ class Storefront:
             self.drops.setdefault(entry.ref, None)
         elif entry.kind == "groupbuy_opened" or entry.kind.startswith("team_"):
             self.group_buys_stale = True
-        elif entry.kind in {"auction_opened", "giveaway_opened"}:
+        elif entry.kind == "giveaway_opened":
             self.interactive_stale = True
-        elif entry.kind == "auction_bid" and entry.ref in self.auctions:
-            self.auctions[entry.ref].update(
-                {k: entry.data[k] for k in _BID_FIELDS if k in entry.data}
-            )
-        elif entry.kind == "auction_closed":
-            self.auctions.pop(entry.ref, None)
         elif entry.kind == "giveaway_closed":
             self.giveaways.pop(entry.ref, None)
         elif entry.kind in {"sale_announced", "sale_updated", "sale_ended"}:
@@ -220,8 +209,8 @@ class Storefront:
         return changes
 
     async def refresh(self) -> None:
-        """Read sales and drops announced or changed since the last poll, and auctions and
-        giveaways opened since (before a welcome)."""
+        """Read sales and drops announced or changed since the last poll, and giveaways
+        opened since (before a welcome)."""
         await self._load_drops()
         for view in self.views.values():
             await view.refresh()
@@ -231,9 +220,7 @@ class Storefront:
             self.group_buys = [await self.node.groupbuys.deal_wire(self.room_id, d) for d in deals]
         if self.interactive_stale:
             self.interactive_stale = False
-            auctions = await self.node.auctions.list(self.room_id)
             giveaways = await self.node.giveaways.list(self.room_id)
-            self.auctions = {a.id: a.to_wire() for a in auctions if a.state is AuctionState.OPEN}
             self.giveaways = {g.id: g.to_wire() for g in giveaways if g.state is GiveawayState.OPEN}
         for sale_id in list(self.stale):
             self.stale.discard(sale_id)
@@ -246,7 +233,6 @@ class Storefront:
             "product": self.product,
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
             "drops": [card for card in self.drops.values() if card is not None],
-            "auctions": list(self.auctions.values()),
             "giveaways": list(self.giveaways.values()),
             "group_buys": self.group_buys,
             **{name: view.welcome() for name, view in self.views.items()},

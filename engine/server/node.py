@@ -35,7 +35,6 @@ from engine.core.identity import Author
 from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
-from engine.interactive.auctions.store import AuctionStore
 from engine.interactive.comment_buy.store import CommentToBuy
 from engine.interactive.giveaways.store import GiveawayStore
 from engine.interactive.groupbuys.store import GroupBuys
@@ -122,10 +121,6 @@ class Node:
             self.redis, self.scripts, maxlen, sales=self.sales, stock=self.stock,
             coupons=self.coupons, watchtime=self.watchtime, meter=self.meter,
         )  # fmt: skip
-        self.auctions = AuctionStore(
-            self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
-            payment_window_ms=settings.payment_window_s * 1000, meter=self.meter,
-        )  # fmt: skip
         self.groupbuys = GroupBuys(
             self.redis, self.scripts, self.sales, self.stock, self.orders, payments=self.payments,
             log_maxlen=maxlen, payment_window_ms=settings.payment_window_s * 1000,
@@ -140,7 +135,7 @@ class Node:
         self.features = load_features(settings.features)
         self.feature_services: dict[str, Any] = {f.name: f.service(self) for f in self.features}
         self.payments.paid_hooks.extend(self._feature_hooks("on_paid"))
-        self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
+        self.sweeper = Sweeper(self.redis, self.stock, self.orders,
                                interval_s=settings.sweep_ms / 1000,
                                passes=[self.groupbuys.sweep, self.reminders.sweep,
                                        *self._feature_passes()])  # fmt: skip

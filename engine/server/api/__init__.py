@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from engine.server.api import (
-    auctions,
     audit,
     catalog,
     comment_buy,
@@ -27,7 +26,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *giveaways.ROUTES, *auctions.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
+    *giveaways.ROUTES, *groupbuys.ROUTES, *referrals.ROUTES,
     *reminders.ROUTES, *comment_buy.ROUTES, *reports.ROUTES,
 ]  # fmt: skip
 
