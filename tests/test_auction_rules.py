@@ -1,11 +1,11 @@
-"""engine.interactive.auctions.rules: increments, minimum bids, proxy bidding, replay and runner-up,
+"""engine.features.auctions.rules: increments, minimum bids, proxy bidding, replay and runner-up,
 sans-I/O (tests/test_auctions.py checks the Lua script against these same rules)."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.interactive.auctions.rules import (
+from engine.features.auctions.rules import (
     DEFAULT_INCREMENTS,
     Bid,
     BidOutcome,

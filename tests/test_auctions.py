@@ -1,4 +1,4 @@
-"""engine.interactive.auctions.store: the Lua bid script against the reference rules, anti-sniping
+"""engine.features.auctions.store: the Lua bid script against the reference rules, anti-sniping
 and sudden
 death on the server's clock, closing once and awarding the lot at the winning price,
 concurrent bids from many viewers through two engine processes, the winner's payment
@@ -13,17 +13,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
 from engine.bench.auction import Bidder
 from engine.core.errors import ConflictError, RejectedError
 from engine.core.identity import Author, Role
+from engine.features.auctions.rules import BidTooLow, Standing, apply_bid, replay
+from engine.features.auctions.store import AuctionState, AuctionStore, AuctionTerms
 from engine.insights.audit import audit_room
-from engine.interactive.auctions.rules import BidTooLow, Standing, apply_bid, replay
-from engine.interactive.auctions.store import AuctionState, AuctionStore
 from engine.server.app import Engine
-from engine.server.sweeper import Sweeper
 from engine.store import keys
 from tests.conftest import ADDRESS, T0, EngineFactory, Shop, ViewerFactory, eventually, poll, token
 from tests.test_api_catalog import JACKET, failed, host_token, next_entry, ok
@@ -44,7 +44,7 @@ async def auctions(shop: Shop) -> AuctionStore:
 async def open_at(auctions: AuctionStore, room: str, **terms: Any) -> str:
     body = {"sku": "SKU-1", "start_price": 1_000, "duration_s": 60, "extend_s": 15,
             "increments": [list(r) for r in TABLE], **terms}  # fmt: skip
-    return (await auctions.create(room, body, at_ms=T0)).id
+    return (await auctions.create(room, msgspec.convert(body, AuctionTerms), at_ms=T0)).id
 
 
 # ---- storage level, pinned clock ---------------------------------------------------------
@@ -53,7 +53,7 @@ async def open_at(auctions: AuctionStore, room: str, **terms: Any) -> str:
 async def test_the_bid_script_follows_the_reference_rules(auctions: AuctionStore,
                                                           shop: Shop) -> None:  # fmt: skip
     """400 random bids (some too low, some with proxies, some from the leader): after each,
-    Redis and engine.interactive.auctions.rules agree on the outcome, price, leader and next
+    Redis and engine.features.auctions.rules agree on the outcome, price, leader and next
     minimum."""
     aid = await open_at(auctions, shop.room, duration_s=3600)
     rng = random.Random(8)
@@ -144,12 +144,11 @@ async def test_the_sweeper_closes_due_auctions_and_a_crash_before_the_award_heal
 ) -> None:
     aid = await open_at(auctions, shop.room)
     await auctions.bid(shop.room, aid, bidder("ann"), 1_000, at_ms=T0 + 1)
-    sweeper = Sweeper(shop.redis, shop.stock, None, auctions)
     await shop.redis.sadd(keys.rooms_index(), shop.room)
     try:
-        assert await sweeper.close_auctions([shop.room], T0 + 59_999, T0 + 59_999) == 0
+        assert await auctions.sweep([shop.room], T0 + 59_999, T0 + 59_999) == 0
         # A process that closes and dies before awarding the lot: the script ran, no offer.
-        await shop.scripts.auction_close(
+        await shop.scripts.all["auction_close"](
             shop.redis,
             [keys.auction(shop.room, aid), keys.auctions_open(shop.room),
              keys.room_stream(shop.room)],
@@ -161,7 +160,7 @@ async def test_the_sweeper_closes_due_auctions_and_a_crash_before_the_award_heal
         assert [(o["user"], o["price"]) for o in healed.offers] == [("ann", 1_000)]
         aid2 = await open_at(auctions, shop.room)
         await auctions.bid(shop.room, aid2, bidder("bob"), 1_000, at_ms=T0 + 1)
-        assert await sweeper.close_auctions([shop.room], T0 + 60_000, T0 + 60_000) == 1
+        assert await auctions.sweep([shop.room], T0 + 60_000, T0 + 60_000) == 1
         closed = await auctions.get(shop.room, aid2)
         assert (closed.state, closed.winner, len(closed.offers)) == (AuctionState.CLOSED, "bob", 1)
     finally:
@@ -381,7 +380,7 @@ async def test_concurrent_bids_through_two_processes(
     closed = await poll(settled, lambda a: a["state"] == "closed" and bool(a["offers"]))
     assert (closed["price"], closed["winner"], closed["bids"]) == (top_amount, first_top,
                                                                     len(accepted))  # fmt: skip
-    log = await engine.node.auctions.bid_log(room, "a1")
+    log = await engine.node.service("auctions").bid_log(room, "a1")
     amounts = [b.amount for b in log]
     assert amounts == sorted(set(amounts))  # strictly rising: each bid took the lead
     standing = replay(1_000, ((0, 100), (5_000, 250), (10_000, 500), (50_000, 1_000),

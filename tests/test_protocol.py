@@ -13,20 +13,20 @@ from engine.core.errors import ProtocolError, RateLimitedError
 from engine.core.identity import Role
 from engine.core.settings import Limits
 from engine.core.stream_ids import entry_timestamp_ms, stream_id_key
+from engine.features.auctions.frames import MAX_BID, Bid
 from engine.realtime.codec import Codec
 from engine.realtime.protocol import (
-    MAX_BID,
     MAX_COMMENT_TEXT,
     MAX_REF,
     MAX_REQUEST_ID,
     MAX_TOKEN,
-    Bid,
     Claim,
     Click,
     ClientMessage,
     CloseCode,
     Comment,
     ConnectionGuard,
+    FrameSchema,
     Grab,
     Hello,
     InvalidMessage,
@@ -43,6 +43,8 @@ from engine.realtime.protocol import (
 )
 
 LIMITS = Limits()
+# The core's frames and a feature's (the auctions' `bid`), as an engine with it decodes them.
+SCHEMA = FrameSchema([Bid])
 
 
 def frames(body: Any) -> list[tuple[Codec, bytes]]:
@@ -57,9 +59,9 @@ def frames(body: Any) -> list[tuple[Codec, bytes]]:
     return found
 
 
-def parse(body: Any, limits: Limits = LIMITS) -> ClientMessage:
+def parse(body: Any, limits: Limits = LIMITS) -> ClientMessage | Bid:
     """What `body` parses to, the same in every codec."""
-    [message] = {parse_frame(frame, codec, limits) for codec, frame in frames(body)}
+    [message] = {parse_frame(frame, codec, limits, SCHEMA) for codec, frame in frames(body)}
     return message
 
 
@@ -68,7 +70,7 @@ def rejected(body: Any, limits: Limits = LIMITS) -> ProtocolError:
     errors = []
     for codec, frame in frames(body):
         with pytest.raises(ProtocolError) as info:
-            parse_frame(frame, codec, limits)
+            parse_frame(frame, codec, limits, SCHEMA)
         errors.append(info.value)
     assert len({(e.code, repr(e.details), getattr(e, "ref", None)) for e in errors}) == 1, errors
     return errors[0]

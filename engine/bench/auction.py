@@ -11,7 +11,7 @@ Figures: bids sent, accepted and refused (`bid_too_low`: someone got there first
 the end; `rate_limited`, then retried after the advised pause),
 `highest_valid_bid` and its bidder as the bidders saw their own accepted bids, the
 auction's final `price` and `winner`, whether they `match`, whether the bid log replays
-to them (`replay_ok`, engine.interactive.auctions.rules), client-side bid latency, and `audit_ok`.
+to them (`replay_ok`, engine.features.auctions.rules), client-side bid latency, and `audit_ok`.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from engine.bench.harness import (
 from engine.bench.stats import percentiles
 from engine.core.identity import Role
 from engine.core.loop import loop_name
+from engine.features.auctions.rules import replay
+from engine.features.auctions.store import load_auction, load_bids
 from engine.insights.audit import audit_room
-from engine.interactive.auctions.rules import replay
-from engine.interactive.auctions.store import load_auction, load_bids
 from engine.rooms import auth
 from engine.store import redis_client
 

@@ -47,6 +47,7 @@ class Frame:
     schema: type[Any]
     handle: Callable[[Any, FrameCall], Awaitable[dict[str, Any]]]
     signed_in: bool = True  # anonymous viewers get `forbidden`
+    ack_without_id: bool = False  # answer a frame without `id` too (an ack with no `ref`)
     # Refusals that mean another client got there first (a bid outbid in the same
     # instant), not a misbehaving one: they do not count against the error budget.
     race_lost: frozenset[str] = frozenset()

@@ -45,6 +45,7 @@ _EMPTY_IS_UNSET = {
 
 # The features a default engine runs (engine/features/): their packages, by dotted path.
 DEFAULT_FEATURES = (
+    "engine.features.auctions",
     "engine.features.giveaways",
     "engine.features.groupbuys",
     "engine.features.comment_buy",

@@ -3,7 +3,7 @@
 One atomic snapshot of the room (engine/commerce/audit.py), then every context's checks on
 it: each sale's stock (available + reserved + sold = allotment + top-ups, records, per-user
 limits, the expiry index, the waitlist), coupons, orders and payments
-(engine/commerce/audit_orders.py), auctions, and each feature's own checks.
+(engine/commerce/audit_orders.py), and each feature's own checks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from engine.commerce.audit_orders import audit_commerce, load_figures
 from engine.commerce.sales import Sale
 from engine.core.feature import Feature, load_features
 from engine.core.settings import DEFAULT_FEATURES
-from engine.interactive.auctions.audit import audit_auctions
 
 __all__ = ["Report", "audit_room"]
 
@@ -39,7 +38,6 @@ async def audit_room(redis: Redis, room: str,
         audit_sale(report, Sale.from_hash(sale_hash), raw)
     if snap.templates or snap.orders or snap.payments:
         audit_commerce(report, snap, reservations)
-    await audit_auctions(report, redis, room, snap, reservations)
     for feature in load_features(DEFAULT_FEATURES) if features is None else features:
         if feature.audit is not None:
             await feature.audit(redis, report, room, snap)

@@ -36,7 +36,6 @@ from engine.core.metrics import METRICS
 from engine.realtime.codec import Codec
 from engine.realtime.hub import RoomHub, Viewer
 from engine.realtime.protocol import (
-    Bid,
     Claim,
     Click,
     ClientFrame,
@@ -64,9 +63,6 @@ from engine.store.meter import Metric
 log = logging.getLogger("livecart.gateway")
 
 WS_PATH_PREFIX = "/ws/"
-# A bid refused because another landed first, or the clock ran out, is the normal end of
-# a race in a contested auction, not a misbehaving client (features add theirs: Frame).
-RACE_LOST = frozenset({"bid_too_low", "auction_closed"})
 
 
 class GatewayServices(RoomServices, Protocol):
@@ -117,7 +113,8 @@ class Gateway:
             for feature in node.features for frame in feature.frames
         }  # fmt: skip
         self.schema = FrameSchema(list(self.feature_frames))
-        self.race_lost = RACE_LOST.union(
+        # Refusals that are a lost race, not a misbehaving client (each feature's own).
+        self.race_lost = frozenset[str]().union(
             *(frame.race_lost for frame, _ in self.feature_frames.values())
         )
 
@@ -364,13 +361,6 @@ class Gateway:
             await self._click(viewer, hub, message)
         elif isinstance(message, Ping):
             viewer.send(pong_message(message.id, int(time.time() * 1000)))
-        elif isinstance(message, Bid):
-            if not viewer.author.role.can_comment:
-                raise ForbiddenError("sign in to bid", code="forbidden")
-            result = await self.node.auctions.bid(
-                hub.room_id, message.auction, viewer.author, message.amount, message.max,
-            )  # fmt: skip
-            viewer.send(ack_message(message.id, result=result))
         elif isinstance(message, Grab | Release | JoinWaitlist | Claim):
             if not viewer.author.role.can_comment:
                 raise ForbiddenError("sign in to buy", code="forbidden")
@@ -383,12 +373,13 @@ class Gateway:
             )
 
     async def _feature_frame(self, viewer: Viewer, hub: RoomHub, message: Any) -> None:
-        """A frame a feature answers: its handler's result in the ack (when it has an id)."""
+        """A frame a feature answers: its handler's result in the ack (when the frame has an
+        id, or always with `ack_without_id`)."""
         frame, service = self.feature_frames[type(message)]
         if frame.signed_in and not viewer.author.role.can_comment:
             raise ForbiddenError("sign in first", code="forbidden")
         result = await frame.handle(service, FrameCall(hub.room_id, viewer.author, message))
-        if message.id is not None:
+        if message.id is not None or frame.ack_without_id:
             viewer.send(ack_message(message.id, result=result))
 
     async def _click(self, viewer: Viewer, hub: RoomHub, message: Click) -> None:

@@ -128,7 +128,6 @@ class RoomHub:
             "product_",
             "sale_",
             "coupon_",
-            "auction_",
             *(kind for f in node.features for kind in f.entry_kinds),
         )  # fmt: skip
         self.ready = asyncio.Event()

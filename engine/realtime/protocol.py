@@ -66,7 +66,6 @@ class SessionState(enum.Enum):
 
 MAX_GRAB_QUANTITY = 10
 MAX_REF = 200
-MAX_BID = 100_000_000  # engine.interactive.auctions.rules.MAX_PRICE
 
 # Patterns end in `\Z`: msgspec searches them, and `$` would let a final newline through.
 RequestId = Annotated[str, Meta(max_length=MAX_REQUEST_ID)]
@@ -77,10 +76,7 @@ Device = Annotated[str, Meta(pattern=DEVICE_RE.pattern)]
 SaleId = Annotated[str, Meta(pattern=r"^s[0-9]{1,9}\Z")]  # engine.commerce.sales.SALE_ID_RE
 ReservationId = Annotated[str, Meta(pattern=r"^s[0-9]{1,9}\.[0-9]{1,12}\Z")]
 DropId = Annotated[str, Meta(pattern=r"^d[0-9]{1,9}\Z")]  # engine.commerce.coupons.DROP_ID_RE
-# engine.interactive.auctions.store.AUCTION_ID_RE
-AuctionId = Annotated[str, Meta(pattern=r"^a[0-9]{1,9}\Z")]
 ProductId = Annotated[str, Meta(pattern=rf"^{PRODUCT_ID_RE.pattern}\Z")]
-Amount = Annotated[int, Meta(ge=1, le=MAX_BID)]
 
 
 class ClientFrame(Struct, frozen=True, gc=False, tag_field="type"):
@@ -143,19 +139,6 @@ class Claim(ClientFrame, tag="claim", frozen=True):
     id: IdempotencyKey
 
 
-class Bid(ClientFrame, tag="bid", frozen=True):
-    """Bid `amount` (minor units) on an auction, with an optional proxy `max`."""
-
-    auction: AuctionId
-    amount: Amount
-    max: Amount | None = None
-    id: RequestId | None = None
-
-    def __post_init__(self) -> None:
-        if self.max is not None and self.max < self.amount:
-            raise invalid_field("max", f"must be between the amount and {MAX_BID}")
-
-
 class Click(ClientFrame, tag="click", frozen=True):
     """The viewer opened a product's card (for the show's metrics; no answer but an ack)."""
 
@@ -163,9 +146,9 @@ class Click(ClientFrame, tag="click", frozen=True):
     id: RequestId | None = None
 
 
-ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Bid | Click
+ClientMessage = Hello | Comment | Like | Ping | Grab | Release | JoinWaitlist | Claim | Click
 CORE_FRAMES: tuple[type[ClientFrame], ...] = (
-    Hello, Comment, Like, Ping, Grab, Release, JoinWaitlist, Claim, Bid, Click,
+    Hello, Comment, Like, Ping, Grab, Release, JoinWaitlist, Claim, Click,
 )  # fmt: skip
 _JSON = Codec.JSON
 # Messages whose request id is their idempotency key: a missing one is reported first.

@@ -16,7 +16,6 @@ from engine.commerce.stock import Stock
 from engine.core.feature import Feature
 from engine.core.identity import Author
 from engine.core.settings import Settings
-from engine.interactive.auctions.store import AuctionStore
 from engine.rooms.access import Access
 from engine.rooms.auth import Claims
 from engine.rooms.comments import CommentService
@@ -45,7 +44,6 @@ class RoomServices(Protocol):
     sales: SaleStore
     stock: Stock
     coupons: Coupons
-    auctions: AuctionStore
     referrals: Referrals
     features: tuple[Feature, ...]  # engine/core/feature.py
     feature_services: dict[str, Any]

@@ -1,7 +1,6 @@
 """What a room is selling right now, as one process's hub shows it: the pinned product's
-card, the stock of its running sales, its open coupon drops, its open auctions (for
-welcomes: a joining viewer sees them without asking the HTTP API), and what each feature
-shows of the room.
+card, the stock of its running sales, its open coupon drops, and what each feature shows of
+the room (for welcomes: a joining viewer sees them without asking the HTTP API).
 
 Stock and drop counters are read from Redis once per sync interval (one round trip for
 all running sales and open drops of the room) and go out in the next tick only when they
@@ -24,7 +23,6 @@ from engine.commerce.sales import Sale, SaleState
 from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
 from engine.core.feature import RoomView
-from engine.interactive.auctions.store import AuctionState
 from engine.store import keys
 from engine.store.meter import Metric
 from engine.store.roomlog import Entry
@@ -33,9 +31,6 @@ if TYPE_CHECKING:
     from engine.realtime.services import RoomServices
 
 log = logging.getLogger("livecart.storefront")
-
-# What an `auction_bid` entry changes in an auction's object.
-_BID_FIELDS = ("price", "leader", "leader_name", "bids", "min_bid", "ends_at")
 
 
 def drop_card(template: Template, drop: Drop, now: int) -> dict[str, Any]:
@@ -58,10 +53,6 @@ class Storefront:
         self.drops: dict[str, dict[str, Any] | None] = {}
         self.drops_shown: dict[str, dict[str, Any]] = {}
         self.drop_changes: dict[str, dict[str, Any]] = {}
-        # Open auctions as their API objects; bids update them in place from their log
-        # entries, an opening reloads the list before the next welcome.
-        self.auctions: dict[str, dict[str, Any]] = {}
-        self.interactive_stale = True
         # What each feature shows in this room (engine/core/feature.py), by its name, and
         # the room-log entry kinds it follows.
         self.views: dict[str, RoomView] = {
@@ -108,14 +99,6 @@ class Storefront:
             self.product = entry.data
         elif entry.kind == "coupon_dropped":
             self.drops.setdefault(entry.ref, None)
-        elif entry.kind == "auction_opened":
-            self.interactive_stale = True
-        elif entry.kind == "auction_bid" and entry.ref in self.auctions:
-            self.auctions[entry.ref].update(
-                {k: entry.data[k] for k in _BID_FIELDS if k in entry.data}
-            )
-        elif entry.kind == "auction_closed":
-            self.auctions.pop(entry.ref, None)
         elif entry.kind in {"sale_announced", "sale_updated", "sale_ended"}:
             # (Re)load its terms and stock; until then a welcome loads it on demand.
             self.stale.add(entry.ref)
@@ -211,15 +194,11 @@ class Storefront:
         return changes
 
     async def refresh(self) -> None:
-        """Read sales and drops announced or changed since the last poll, auctions opened
-        since, and what the features show (before a welcome)."""
+        """Read sales and drops announced or changed since the last poll, and what the
+        features show (before a welcome)."""
         await self._load_drops()
         for view in self.views.values():
             await view.refresh()
-        if self.interactive_stale:
-            self.interactive_stale = False
-            auctions = await self.node.auctions.list(self.room_id)
-            self.auctions = {a.id: a.to_wire() for a in auctions if a.state is AuctionState.OPEN}
         for sale_id in list(self.stale):
             self.stale.discard(sale_id)
             if sale_id in self.sales:
@@ -231,6 +210,5 @@ class Storefront:
             "product": self.product,
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
             "drops": [card for card in self.drops.values() if card is not None],
-            "auctions": list(self.auctions.values()),
             **{name: view.welcome() for name, view in self.views.items()},
         }

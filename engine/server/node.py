@@ -35,7 +35,6 @@ from engine.core.identity import Author
 from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
-from engine.interactive.auctions.store import AuctionStore
 from engine.realtime.hub import RoomHub
 from engine.rooms import auth
 from engine.rooms.access import Access
@@ -115,10 +114,6 @@ class Node:
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
         self.watchtime = WatchTime(self.redis)
-        self.auctions = AuctionStore(
-            self.redis, self.scripts, self.sales, self.stock, log_maxlen=maxlen,
-            payment_window_ms=settings.payment_window_s * 1000, meter=self.meter,
-        )  # fmt: skip
         self.referrals = Referrals(self.redis, secret, self.scripts)
         self.reminders = Reminders(
             self.redis, self.scripts,
@@ -128,7 +123,7 @@ class Node:
         self.features = load_features(settings.features)
         self.feature_services: dict[str, Any] = {f.name: f.service(self) for f in self.features}
         self.payments.paid_hooks.extend(self._feature_hooks("on_paid"))
-        self.sweeper = Sweeper(self.redis, self.stock, self.orders, self.auctions,
+        self.sweeper = Sweeper(self.redis, self.stock, self.orders,
                                interval_s=settings.sweep_ms / 1000,
                                passes=[self.reminders.sweep,
                                        *self._feature_passes()])  # fmt: skip

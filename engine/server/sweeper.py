@@ -26,7 +26,6 @@ from engine.commerce.stock import Stock, sale_of_reservation
 from engine.core.errors import LivecartError
 from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
-from engine.interactive.auctions.store import AuctionStore
 from engine.store import keys
 from engine.store.redis_client import text, texts
 
@@ -36,13 +35,12 @@ RoomPass = Callable[[list[str], int], Awaitable[int]]
 
 
 class Sweeper:
-    def __init__(self, redis: Redis, stock: Stock, orders: OrderStore | None = None,
-                 auctions: AuctionStore | None = None, *, interval_s: float = 0.25,
-                 batch: int = 500, passes: list[RoomPass] | None = None) -> None:  # fmt: skip
+    def __init__(self, redis: Redis, stock: Stock, orders: OrderStore | None = None, *,
+                 interval_s: float = 0.25, batch: int = 500,
+                 passes: list[RoomPass] | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.stock = stock
         self.orders = orders
-        self.auctions = auctions
         # More timed work over every room (reminders, the features' deadlines), after ours.
         self.passes: list[RoomPass] = passes or []
         self.interval_s = interval_s
@@ -73,8 +71,6 @@ class Sweeper:
         started = time.perf_counter()
         now = int(time.time() * 1000) if at_ms is None else at_ms
         rooms = texts(await self.redis.smembers(keys.rooms_index()))
-        if self.auctions is not None:
-            await self.close_auctions(rooms, now, at_ms)
         for room_pass in self.passes:
             try:
                 await room_pass(rooms, now)
@@ -104,24 +100,6 @@ class Sweeper:
             METRICS.reservations_expired.inc(expired)
         METRICS.sweep_seconds.observe(time.perf_counter() - started)
         return expired
-
-    async def close_auctions(self, rooms: list[str], now: int, at_ms: int | None) -> int:
-        """Close the auctions whose clock ran out (and award their lots): the clock is the
-        server's, so an auction ends on time whether or not anyone is reading it."""
-        assert self.auctions is not None
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room in rooms:
-                pipe.zrangebyscore(keys.auctions_open(room), "-inf", now)
-            due_lists = await pipe.execute()
-        closed = 0
-        for room, due in zip(rooms, due_lists, strict=True):
-            for auction_id in texts(due):
-                try:
-                    await self.auctions.close(room, auction_id, at_ms=at_ms)
-                    closed += 1
-                except LivecartError as exc:
-                    log.warning("auction %s in %s not settled: %s", auction_id, room, exc)
-        return closed
 
     async def sweep_orders(self, rooms: list[str], now: int, at_ms: int | None) -> int:
         """Expire unpaid orders past their deadline (their units and coupons come back).

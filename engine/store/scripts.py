@@ -133,10 +133,6 @@ class Scripts:
     sale_adjust: Script
     grab: Script
     award: Script
-    auction_create: Script
-    auction_bid: Script
-    auction_close: Script
-    auction_offer: Script
     release: Script
     confirm: Script
     waitlist_join: Script

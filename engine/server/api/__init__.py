@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from engine.server.api import (
-    auctions,
     audit,
     catalog,
     coupons,
@@ -24,7 +23,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *auctions.ROUTES, *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES,
+    *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

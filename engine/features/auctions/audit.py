@@ -1,5 +1,5 @@
 """The auction half of `livecart audit`: every auction's bid log, replayed through the
-bidding rules (engine/interactive/auctions/rules.py), leads to the stored price, leader and bid
+bidding rules (engine/features/auctions/rules.py), leads to the stored price, leader and bid
 count; a closed auction's winner is its last leader; each offer of the lot is a reservation of the
 auction's private sale for that user at that price (the winner's at the final price), no user is
 offered the lot twice, at most one offer holds or has bought the unit, and every order line on the
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
-from engine.interactive.auctions.rules import Bid, BidTooLow, replay
-from engine.interactive.auctions.store import Auction, AuctionState, parse_bids
+from engine.features.auctions.rules import Bid, BidTooLow, replay
+from engine.features.auctions.store import Auction, AuctionState, parse_bids
 from engine.store import keys
 from engine.store.redis_client import text
 
@@ -81,8 +81,7 @@ def _check_offers(auction: Auction, snap: Snapshot,
     return problems
 
 
-async def audit_auctions(report: Report, redis: Redis, room: str, snap: Snapshot,
-                         reservations: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+async def audit_auctions(redis: Redis, report: Report, room: str, snap: Snapshot) -> None:
     ids = [text(a) for a in await redis.zrange(keys.auctions(room), 0, -1)]
     if not ids:
         return
@@ -96,7 +95,7 @@ async def audit_auctions(report: Report, redis: Redis, room: str, snap: Snapshot
         bids_total += len(bids)
         closed += auction.state is AuctionState.CLOSED
         problems += _check_bids(auction, bids)
-        problems += _check_offers(auction, snap, reservations)
+        problems += _check_offers(auction, snap, snap.reservations)
     report.add(
         "auctions: bids replay to the price and winner; lots go to their offers",
         problems,

@@ -2,15 +2,14 @@
 
     open ──ends_at (anti-sniping moves it) / host ends it──▶ closed
 
-The lot is one unit of a SKU held in a private sale (engine/commerce/sales.py), so stock, checkout,
-expiry and the audit treat it like any other unit. Bids are applied by
-engine/interactive/auctions/lua/auction_bid.lua under the rules of
-engine/interactive/auctions/rules.py and appended to the auction's bid log. Closing
-(engine/interactive/auctions/lua/auction_close.lua) flips the state once; settling then awards the
-lot to the winner at the final price: a reservation held for the payment window, which the winner
-checks out and pays as usual (offer 1). If that hold or its order lapses, the host can offer the lot
-to the runner-up at the runner-up's highest bid (offers 2, 3, ...). Any process may close and
-settle: each step is idempotent.
+The lot is one unit of a SKU held in a private sale (engine/commerce/sales.py), so stock,
+checkout, expiry and the audit treat it like any other unit. Bids are applied by
+`lua/auction_bid.lua` under the rules of `rules.py` and appended to the auction's bid log.
+Closing (`lua/auction_close.lua`) flips the state once; settling then awards the lot to the
+winner at the final price: a reservation held for the payment window, which the winner
+checks out and pays as usual (offer 1). If that hold or its order lapses, the host can offer
+the lot to the runner-up at the runner-up's highest bid (offers 2, 3, ...). Any process may
+close and settle: each step is idempotent.
 
 Modes: `anti_snipe` (a bid in the last `extend_s` seconds moves the end to now +
 `extend_s`) or `sudden_death` (the clock never moves).
@@ -20,20 +19,24 @@ from __future__ import annotations
 
 import builtins
 import enum
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta, Struct
+from msgspec.structs import force_setattr
 from redis.asyncio import Redis
 
 from engine.commerce.sales import SaleStore
 from engine.commerce.stock import Stock
 from engine.core.clock import now_ms
-from engine.core.errors import ConflictError, NotFoundError, ProtocolError, RejectedError
-from engine.core.fields import int_field, invalid_field
+from engine.core.errors import ConflictError, LivecartError, NotFoundError, RejectedError
+from engine.core.fields import invalid_field
 from engine.core.identity import Author
-from engine.interactive.auctions.rules import (
+from engine.features.auctions.rules import (
     DEFAULT_INCREMENTS,
     MAX_PRICE,
     Bid,
@@ -43,12 +46,15 @@ from engine.interactive.auctions.rules import (
 )
 from engine.store import keys
 from engine.store.meter import Meter, Metric, off
-from engine.store.redis_client import text
+from engine.store.redis_client import text, texts
 from engine.store.roomlog import notify_user
 from engine.store.scripts import Scripts
 
+log = logging.getLogger("livecart.auctions")
+
+NAME = "auctions"
 AUCTION_ID_RE = re.compile(r"a[0-9]{1,9}")
-MAX_DURATION_S = 24 * 3600
+MIN_DURATION_S, MAX_DURATION_S = 5, 24 * 3600
 DEFAULT_DURATION_S = 60
 MAX_EXTEND_S = 300
 DEFAULT_EXTEND_S = 15
@@ -62,6 +68,27 @@ class AuctionState(enum.Enum):
 class AuctionMode(enum.Enum):
     ANTI_SNIPE = "anti_snipe"
     SUDDEN_DEATH = "sudden_death"
+
+
+class AuctionTerms(Struct, frozen=True, forbid_unknown_fields=False):
+    """The body that opens an auction (docs/api.md § Auctions): the lot's SKU, the starting
+    price, the clock and the increment table (rules.py `check_increments`)."""
+
+    sku: str
+    start_price: Annotated[int, Meta(ge=0, le=MAX_PRICE)]
+    duration_s: Annotated[int, Meta(ge=MIN_DURATION_S, le=MAX_DURATION_S)] = DEFAULT_DURATION_S
+    mode: AuctionMode = AuctionMode.ANTI_SNIPE
+    extend_s: Annotated[int, Meta(ge=1, le=MAX_EXTEND_S)] = DEFAULT_EXTEND_S
+    # Rows checked by `check_increments`, not by the schema: a bad row is a refusal of
+    # `increments` itself (`details.field`), as the API has always named it.
+    increments: tuple[Any, ...] = DEFAULT_INCREMENTS
+
+    def __post_init__(self) -> None:
+        try:
+            table = check_increments(self.increments)
+        except ValueError as exc:
+            raise invalid_field("increments", str(exc)) from None
+        force_setattr(self, "increments", table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,19 +169,8 @@ def check_auction_id(value: Any) -> str:
     return value
 
 
-def check_bid(amount: Any, max_amount: Any) -> tuple[int, int | None]:
-    if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= MAX_PRICE:
-        raise invalid_field("amount", f"an integer between 1 and {MAX_PRICE} (minor units)")
-    if max_amount is None:
-        return amount, None
-    if (not isinstance(max_amount, int) or isinstance(max_amount, bool)
-            or not amount <= max_amount <= MAX_PRICE):  # fmt: skip
-        raise invalid_field("max", f"an integer between the amount and {MAX_PRICE}")
-    return amount, max_amount
-
-
 def parse_bids(rows: builtins.list[Any]) -> builtins.list[Bid]:
-    """The bid log's entries (engine/interactive/auctions/lua/auction_bid.lua writes them)."""
+    """The bid log's entries (lua/auction_bid.lua writes them)."""
     return [Bid(r["u"], r["a"], r["m"], r["t"]) for r in map(orjson.loads, rows)]
 
 
@@ -181,6 +197,8 @@ class AuctionStore:
                  meter: Meter | None = None) -> None:  # fmt: skip
         self.redis = redis
         self.meter = meter or off()
+        # Looked up at each call: the node rebuilds its scripts for the bus's pub/sub flavour
+        # when it starts (engine/store/scripts.py `use`).
         self.scripts = scripts
         self.sales = sales
         self.stock = stock
@@ -189,28 +207,15 @@ class AuctionStore:
 
     # ---- opening and reading ------------------------------------------------------------
 
-    async def create(self, room: str, body: Any, *, at_ms: int | None = None) -> Auction:
-        if not isinstance(body, dict):
-            raise ProtocolError("the body must be a JSON object", code="bad_request")
-        sku = body.get("sku")
-        if not isinstance(sku, str):
-            raise invalid_field("sku", "the SKU of the lot")
-        start_price = int_field(body, "start_price", 0, MAX_PRICE)
-        duration = int_field(body, "duration_s", 5, MAX_DURATION_S, default=DEFAULT_DURATION_S)
-        extend = int_field(body, "extend_s", 1, MAX_EXTEND_S, default=DEFAULT_EXTEND_S)
-        try:
-            mode = AuctionMode(body.get("mode", AuctionMode.ANTI_SNIPE.value))
-        except ValueError:
-            raise invalid_field("mode", "'anti_snipe' or 'sudden_death'") from None
-        try:
-            increments = check_increments(body.get("increments", DEFAULT_INCREMENTS))
-        except ValueError as exc:
-            raise invalid_field("increments", str(exc)) from None
+    async def create(self, room: str, terms: AuctionTerms, *,
+                     at_ms: int | None = None) -> Auction:  # fmt: skip
+        sku, start_price, mode = terms.sku, terms.start_price, terms.mode
+        duration, extend, increments = terms.duration_s, terms.extend_s, terms.increments
         auction_id = f"a{await self.redis.incr(keys.auction_counter(room))}"
         lot = await self.sales.create_private(
             room, sku, 1, owner=f"auction:{auction_id}", hold_ms=self.payment_window_ms
         )
-        terms: dict[str, str | int] = {
+        stored: dict[str, str | int] = {
             "sku": sku, "product": lot.product, "title": lot.title, "currency": lot.currency,
             "start_price": start_price, "increments": orjson.dumps(increments).decode(),
             "mode": mode.value, "extend_ms": extend * 1000, "sale": lot.id,
@@ -221,13 +226,13 @@ class AuctionStore:
             "mode": mode.value, "extend_s": extend, "increments": increments,
             "state": AuctionState.OPEN.value, "price": start_price, "bids": 0,
         }  # fmt: skip
-        result = await self.scripts.auction_create(
+        result = await self.scripts.all["auction_create"](
             self.redis,
             [keys.auction(room, auction_id), keys.auctions(room), keys.auctions_open(room),
              keys.room_stream(room)],
             [auction_id, "" if at_ms is None else at_ms, duration * 1000, self.log_maxlen,
              keys.room_bus(room), orjson.dumps(announcement),
-             *(item for pair in terms.items() for item in pair)],
+             *(item for pair in stored.items() for item in pair)],
         )  # fmt: skip
         if result[0] == b"err":
             raise ConflictError(f"auction {auction_id} exists", code="auction_exists")
@@ -255,13 +260,13 @@ class AuctionStore:
 
     # ---- bidding --------------------------------------------------------------------------
 
-    async def bid(self, room: str, auction_id: str, bidder: Author, amount: Any,
-                  max_amount: Any = None, *,
+    async def bid(self, room: str, auction_id: str, bidder: Author, amount: int,
+                  max_amount: int | None = None, *,
                   at_ms: int | None = None) -> dict[str, Any]:  # fmt: skip
-        """Place a bid. Returns {status: leading | outbid, price, leader (is it you),
-        min_bid, ends_at}; the previous leader, if displaced, gets `auction_outbid`."""
-        amount, max_amount = check_bid(amount, max_amount)
-        result = await self.scripts.auction_bid(
+        """Place a bid (its amounts checked by frames.py's rules on the way in). Returns
+        {status: leading | outbid, price, leader (is it you), min_bid, ends_at}; the previous
+        leader, if displaced, gets `auction_outbid`."""
+        result = await self.scripts.all["auction_bid"](
             self.redis,
             [keys.auction(room, check_auction_id(auction_id)),
              keys.auction_bids(room, auction_id), keys.auctions_open(room),
@@ -300,7 +305,7 @@ class AuctionStore:
     async def close(self, room: str, auction_id: str, *, now: bool = False,
                     at_ms: int | None = None) -> Auction:  # fmt: skip
         """Close (if due, or at once with `now`) and settle. Safe to race and to repeat."""
-        result = await self.scripts.auction_close(
+        result = await self.scripts.all["auction_close"](
             self.redis,
             [keys.auction(room, check_auction_id(auction_id)), keys.auctions_open(room),
              keys.room_stream(room)],
@@ -315,6 +320,25 @@ class AuctionStore:
             await self._offer(room, auction, 1, auction.winner, auction.price)
             auction = await self._read(room, auction_id)
         return auction
+
+    async def sweep(self, rooms: Sequence[str], now: int, at_ms: int | None = None) -> int:
+        """Close the auctions whose clock ran out (and award their lots), the sweeper's pass:
+        the clock is the server's, so an auction ends on time whether or not anyone is
+        reading it. `now` picks the due ones; the close itself goes by Redis time unless
+        `at_ms` pins the clock."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zrangebyscore(keys.auctions_open(room), "-inf", now)
+            due_lists = await pipe.execute()
+        closed = 0
+        for room, due in zip(rooms, due_lists, strict=True):
+            for auction_id in texts(due):
+                try:
+                    await self.close(room, auction_id, at_ms=at_ms)
+                    closed += 1
+                except LivecartError as exc:
+                    log.warning("auction %s in %s not settled: %s", auction_id, room, exc)
+        return closed
 
     async def offer_runner_up(self, room: str, auction_id: str) -> Auction:
         """Second chance: the lot to the best bidder not yet offered it, at their highest
@@ -340,7 +364,7 @@ class AuctionStore:
                                 code="winner_holds")  # fmt: skip
         offer = {"user": user, "price": price, "reservation": answer["reservation"],
                  "expires_at": answer["expires_at"]}  # fmt: skip
-        result = await self.scripts.auction_offer(
+        result = await self.scripts.all["auction_offer"](
             self.redis,
             [keys.auction(room, auction.id), keys.room_stream(room)],
             [self.log_maxlen, keys.room_bus(room), n, orjson.dumps(offer)],

@@ -1,4 +1,4 @@
--- Apply one bid atomically, by the rules of engine/interactive/auctions/rules.py (the reference: keep the
+-- Apply one bid atomically, by the rules of engine/features/auctions/rules.py (the reference: keep the
 -- two in step): minimum bid, proxy maximum, outbid by the leader's proxy, anti-sniping.
 -- Accepted bids are appended to the bid log and logged to the room as `auction_bid`.
 -- KEYS[1] - the auction hash

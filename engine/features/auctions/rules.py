@@ -1,6 +1,6 @@
 """The auction's bidding rules, sans-I/O: increments, the minimum next bid, proxy bidding.
 
-engine/interactive/auctions/lua/auction_bid.lua applies exactly these rules atomically in Redis;
+engine/features/auctions/lua/auction_bid.lua applies exactly these rules atomically in Redis;
 this module is the reference the tests compare it with, and what the audit replays an auction's bid
 log through to check its final price and leader.
 

@@ -1,1 +1,0 @@
-"""Interactive features, one package each (auctions): its store, rules, Lua and audit."""

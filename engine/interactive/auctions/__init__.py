@@ -1,1 +1,0 @@
-"""Live auctions: the rules, the store (bids, closing, settling) and their audit."""
