@@ -4,6 +4,7 @@ for engines, rooms, tokens and viewers that clean up after themselves."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -23,14 +24,14 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from clients import HostClient, ViewerClient
-from engine.commerce.catalog import Catalog
+from engine.commerce.catalog import Catalog, ProductTerms
 from engine.commerce.checkout_request import CheckoutRequest
 from engine.commerce.coupons import Coupons, DropTerms, TemplateTerms
 from engine.commerce.orders import Order, OrderStore
 from engine.commerce.payments import Payments, sign
 from engine.commerce.psp import SimulatedProvider
 from engine.commerce.risk import RiskRules
-from engine.commerce.sales import SaleStore
+from engine.commerce.sales import SaleStore, SaleTerms
 from engine.commerce.stock import GrabRequest, Stock
 from engine.core.identity import Role
 from engine.core.settings import Settings
@@ -67,16 +68,22 @@ async def poll(
             await asyncio.sleep(0.05)
 
 
-async def decoded(schema: type[T], body: Any) -> T:
-    """`body` sent as JSON and decoded as a route decodes it (`Call.decode`): what the
-    schema refuses raises the route's error."""
-    raw = orjson.dumps(body)
+def call_with(body: Any) -> Call:
+    """A call whose request body is `body` (JSON-encoded unless it is bytes, integers of any
+    size included), to decode it as a route does."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
 
     async def receive() -> Message:
         return {"type": "http.request", "body": raw, "more_body": False}
 
     request = Request({"type": "http", "method": "POST", "headers": []}, receive)
-    return await Call(request, cast(Node, None), room="").decode(schema)  # no node needed
+    return Call(request, cast(Node, None), "")
+
+
+async def decoded(body: Any, schema: type[T]) -> T:
+    """`body` decoded into `schema` as a route's `call.decode` does: refusals are the
+    errors the route answers."""
+    return await call_with(body).decode(schema)
 
 
 async def eventually(
@@ -233,8 +240,8 @@ class Shop:
     room: str
 
     async def sale(self, allotment: int = 5, **terms: Any) -> str:
-        body = {"sku": "SKU-1", "allotment": allotment, **terms}
-        return (await self.sales.create(self.room, body, at_ms=T0)).id
+        sale = SaleTerms(sku="SKU-1", allotment=allotment, **terms)
+        return (await self.sales.create(self.room, sale, at_ms=T0)).id
 
     async def grab(self, sale: str, user: str, request: str, quantity: int = 1,
                    at: int = T0) -> dict[str, Any]:  # fmt: skip
@@ -256,8 +263,9 @@ async def shop(redis: aioredis.Redis) -> AsyncIterator[Shop]:
     catalog = Catalog(redis, scripts, 1000)
     room = f"stock-{secrets.token_hex(4)}"
     await redis.hset(keys.room_meta(room), mapping={"state": "live", "title": "t"})
-    await catalog.create(room, {"title": "Tee", "currency": "EUR",
-                                "skus": [{"sku": "SKU-1", "list_price": 2500}]})  # fmt: skip
+    await catalog.create(
+        room, ProductTerms(title="Tee", currency="EUR", skus=[{"sku": "SKU-1", "list_price": 2500}])
+    )
     stock = Stock(redis, scripts, outbox_maxlen=10_000)
     yield Shop(redis, scripts, SaleStore(redis, scripts, catalog, 1000, 10_000), stock, room)
     await stock.close()
@@ -284,8 +292,8 @@ class Store:
 
     async def sale(self, allotment: int = 5, **terms: Any) -> str:
         """A sale that is live now (by the real clock, as the order scripts use Redis time)."""
-        body = {"sku": "SKU-1", "allotment": allotment, "per_user_limit": 3, **terms}
-        return (await self.shop.sales.create(self.room, body)).id
+        sale = SaleTerms(**{"sku": "SKU-1", "allotment": allotment, "per_user_limit": 3, **terms})
+        return (await self.shop.sales.create(self.room, sale)).id
 
     async def reserve(self, sale: str, user: str, quantity: int = 1) -> str:
         answer = await self.shop.grab(sale, user, secrets.token_hex(4), quantity, at=now_ms())

@@ -1266,6 +1266,45 @@ async def test_slow_mode_of_unknown_room_is_404(http: httpx.AsyncClient) -> None
     failed(response, 404, "room_not_found")
 
 
+# ---- typed bodies: each refusal names its field ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("POST /tokens", {"user": "u", "ttl": None}, "ttl"),
+        ("POST /tokens", {"user": "u", "role": ["viewer"]}, "role"),
+        ("POST /revocations", {}, "user"),
+        ("POST /revocations", {"user": 5}, "user"),
+        ("POST /revocations", {"user": "bob\n"}, "user"),
+        ("POST /pin", {"comment_id": ["1-0"]}, "comment_id"),
+        ("POST /pin", ["1-0"], "comment_id"),
+        ("POST /mutes", {"user": "bob", "minutes": "10"}, "minutes"),
+        ("POST /mutes", {"user": "bob", "minutes": 10081}, "minutes"),
+        ("POST /mutes", ["bob", 5], "user"),
+        ("POST /bans", {"user": ["bob"]}, "user"),
+        ("PUT /banned-words", {"words": ["ok", 5]}, "words[1]"),
+        ("PUT /banned-words", {"words": ["x" * 41]}, "words"),
+        ("PUT /slow-mode", {"seconds": "5"}, "seconds"),
+        ("PUT /slow-mode", [5], "seconds"),
+        ("PATCH", {"scheduled_at": {"ms": 1}}, "scheduled_at"),
+        ("PATCH", {"settings": [1]}, "settings"),
+        ("PATCH", {"title": "T", "zeta": 1, "alpha": 2}, "zeta"),  # the first one sent
+    ],
+)
+async def test_typed_body_refusals_name_the_field(
+    http: httpx.AsyncClient, room: str, route: str, body: Any, field: str
+) -> None:
+    """`route` is the method and the path after the room's (`POST /pin`)."""
+    method, _, suffix = route.partition(" ")
+    before = await get_room(http, room)
+    response = await send(http, method, f"/api/rooms/{room}{suffix}", host_token(room), body)
+    error = failed(response, 400, "invalid_field")
+    assert error["details"] == {"field": field}
+    assert error["message"].startswith(f"{field}: ")
+    assert await get_room(http, room) == before
+
+
 # ---- storage failures -----------------------------------------------------------------------
 
 

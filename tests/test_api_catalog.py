@@ -244,7 +244,13 @@ async def test_create_product_strips_the_title(http: httpx.AsyncClient, room: st
         ({**BOOTS, "skus": [{"sku": "B", "list_price": True}]}, "skus[0].list_price"),
         ({**BOOTS, "skus": [{"sku": "has space", "list_price": 1}]}, "skus[0].sku"),
         ({**BOOTS, "images": ["javascript:alert(1)"]}, "images"),
+        ({**BOOTS, "images": [7]}, "images"),
         ({**BOOTS, "price": 100}, "price"),
+        ({**BOOTS, "skus": [{"sku": "B", "list_price": 1, "attrs": {"": "x"}}]}, "skus[0].attrs"),
+        ({**BOOTS, "skus": [{"sku": "B", "list_price": 1}, "C"]}, "skus[1]"),
+        ({**BOOTS, "skus": [{"sku": "B"}]}, "skus[0].list_price"),
+        ({**BOOTS, "description": None}, "description"),
+        ({**BOOTS, "title": ["Boots"]}, "title"),
     ],
 )
 async def test_create_product_invalid(
@@ -367,6 +373,8 @@ async def test_reorder_lineup(http: httpx.AsyncClient, room: str) -> None:
         ({}, "products"),
         ({"products": "p1,p2"}, "products"),
         ({"products": ["p1", "second"]}, "product_id"),
+        ({"products": ["p1", 2]}, "products"),
+        ({"products": None}, "products"),
     ],
 )
 async def test_reorder_lineup_invalid(

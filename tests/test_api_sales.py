@@ -284,8 +284,33 @@ async def test_controls_after_the_natural_end_are_409(
 
 
 @pytest.mark.parametrize(
+    ("terms", "field"),
+    [
+        ({"hold_s": None}, "hold_s"),
+        ({"price": "100"}, "price"),
+        ({"price": None}, "price"),
+        ({"per_user_limit": True}, "per_user_limit"),
+        ({"countdown_s": 1.0}, "countdown_s"),
+        ({"allotment": None}, "allotment"),
+    ],
+)
+async def test_launch_sale_refuses_wrong_types(
+    http: httpx.AsyncClient, seller: HostClient, room: str, terms: dict[str, Any], field: str
+) -> None:
+    body = {"sku": "DJ-M", "allotment": 5, **terms}
+    response = await send(http, "POST", f"/api/rooms/{room}/sales", host_token(room), body)
+    assert failed(response, 400, "invalid_field")["details"] == {"field": field}
+    assert ok(await http.get(f"/api/rooms/{room}/sales")) == {"sales": []}
+
+
+@pytest.mark.parametrize(
     ("action", "body", "field"),
     [
+        ("topup", [7], "units"),
+        ("topup", {"units": True}, "units"),
+        ("topup", {"units": None}, "units"),
+        ("extend", "60", "seconds"),
+        ("extend", {"seconds": [60]}, "seconds"),
         ("topup", {}, "units"),
         ("topup", {"units": 0}, "units"),
         ("topup", {"units": 1_000_001}, "units"),

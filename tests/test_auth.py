@@ -7,13 +7,13 @@ import hashlib
 import hmac
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
 from engine.core.errors import AuthError, ProtocolError
 from engine.core.identity import Role
 from engine.rooms import auth
-from engine.server.api.rooms import MAX_TOKEN_TTL_S
 
 SECRET = "s" * 32
 NOW = 1_750_000_000.0
@@ -87,7 +87,10 @@ def test_token_is_url_safe() -> None:
 
 def test_every_token_lives_seven_days_at_most() -> None:
     """One bound for `livecart token --ttl` and the hosts' HTTP route (issue 20)."""
-    assert auth.MAX_TTL_S == MAX_TOKEN_TTL_S == 7 * 86400
+    assert auth.MAX_TTL_S == 7 * 86400
+    assert msgspec.convert({"user": "u", "ttl": auth.MAX_TTL_S}, auth.TokenRequest).ttl == 604800
+    with pytest.raises(msgspec.ValidationError, match="<= 604800"):
+        msgspec.convert({"user": "u", "ttl": auth.MAX_TTL_S + 1}, auth.TokenRequest)
     claims = auth.verify(SECRET, mint(ttl_s=auth.MAX_TTL_S), room="r1", now=NOW)
     assert claims.expires_at == NOW + 7 * 86400
     for ttl in (auth.MAX_TTL_S + 1, 10 * 365 * 86400, 0, -1):

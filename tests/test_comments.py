@@ -22,7 +22,7 @@ from engine.core.errors import (
 from engine.core.identity import Author, Role
 from engine.rooms.comments import CommentService, check_comment, clean_text
 from engine.rooms.moderation import BannedWordFilter, Moderation
-from engine.rooms.rooms import RoomAction, RoomSettings, RoomStore
+from engine.rooms.rooms import RoomAction, RoomSettings, RoomStore, RoomTerms
 from engine.store import keys
 from engine.store.redis_client import stream_rows
 from engine.store.scripts import Scripts
@@ -120,7 +120,7 @@ async def make_room(
     async def make(**settings: Any) -> str:
         room = f"t-{secrets.token_hex(4)}"
         await RoomStore(redis, scripts, 100).create(
-            room, "h1", {"title": "T", "settings": settings}
+            "h1", RoomTerms(id=room, title="T", settings=settings)
         )
         made.append(room)
         return room

@@ -36,13 +36,13 @@ AMOUNT_OFF: dict[str, Any] = {
 async def template(store: Store, at: int = T0, **terms: Any) -> Template:
     """A template (amount_off 500 EUR, 100 in total, unless `terms` say otherwise), its
     terms sent as the route's body."""
-    body = await decoded(TemplateTerms, {**AMOUNT_OFF, **terms})
+    body = await decoded({**AMOUNT_OFF, **terms}, TemplateTerms)
     return await store.coupons.create_template(store.room, body, at_ms=at)
 
 
 async def drop(store: Store, template_id: str, quantity: int, at: int = T0,
                **terms: Any) -> Drop:  # fmt: skip
-    body = await decoded(DropTerms, {"quantity": quantity, **terms})
+    body = await decoded({"quantity": quantity, **terms}, DropTerms)
     return await store.coupons.drop(store.room, template_id, body, at_ms=at)
 
 
@@ -59,7 +59,7 @@ async def claim(store: Store, drop_id: str, user: str, request: str | None = Non
 async def live_drop(store: Store, quantity: int, **terms: Any) -> Drop:
     """A drop of a fresh template that opens now by the real clock (for claims through the
     batcher and for checkout, which use Redis time)."""
-    body = await decoded(TemplateTerms, {**AMOUNT_OFF, "total": quantity, **terms})
+    body = await decoded({**AMOUNT_OFF, "total": quantity, **terms}, TemplateTerms)
     made = await store.coupons.create_template(store.room, body)
     return await store.coupons.drop(store.room, made.id, DropTerms(quantity=quantity))
 
@@ -167,7 +167,7 @@ async def test_template_validation(store: Store, terms: dict[str, Any], field: s
 @pytest.mark.parametrize("body", [None, [], "amount_off", 5])
 async def test_a_template_body_must_be_an_object(store: Store, body: Any) -> None:
     with pytest.raises(ProtocolError) as refused:
-        await decoded(TemplateTerms, body)
+        await decoded(body, TemplateTerms)
     assert refused.value.code == "bad_request"
 
 
@@ -268,7 +268,7 @@ async def test_concurrent_drops_never_exceed_the_total(store: Store) -> None:
 async def test_drop_validation(store: Store, terms: dict[str, Any], field: str) -> None:
     made = await template(store)
     with pytest.raises(ProtocolError) as refused:
-        await store.coupons.drop(store.room, made.id, await decoded(DropTerms, terms), at_ms=T0)
+        await store.coupons.drop(store.room, made.id, await decoded(terms, DropTerms), at_ms=T0)
     assert (refused.value.code, refused.value.details) == ("invalid_field", {"field": field})
     assert await store.coupons.drops(store.room) == []
     assert await store.coupons.issued(store.room) == {}

@@ -19,14 +19,17 @@ from engine.rooms.moderation import (
     MAX_MUTE_MINUTES,
     MAX_WORD_CHARS,
     BannedWordFilter,
+    BannedWords,
     Moderation,
+    MuteTerms,
     normalize,
-    validate_words,
 )
-from engine.rooms.rooms import RoomSettings, RoomStore
+from engine.rooms.rooms import RoomSettings, RoomStore, RoomTerms
+from engine.server.api.bodies import decode_fields
 from engine.store import keys
 from engine.store.roomlog import BusMessage, Entry, RoomLog
 from engine.store.scripts import Scripts
+from tests.conftest import call_with, decoded
 
 # ---- normalize / BannedWordFilter -------------------------------------------------------
 
@@ -97,13 +100,18 @@ def test_empty_filter() -> None:
     assert BannedWordFilter([""]).words == ()
 
 
-# ---- validate_words ---------------------------------------------------------------------
+# ---- BannedWords --------------------------------------------------------------------------
 
 
-def test_validate_words() -> None:
-    assert validate_words({"words": [" b ", "a", "b", "", "  "]}) == ["a", "b"]
-    assert validate_words({"words": []}) == []
-    assert validate_words({"words": ["x" * MAX_WORD_CHARS]}) == ["x" * MAX_WORD_CHARS]
+async def banned_words(body: Any) -> list[str]:
+    """The list a PUT .../banned-words body sets."""
+    return (await decode_fields(call_with(body), BannedWords)).cleaned()
+
+
+async def test_banned_words_body() -> None:
+    assert await banned_words({"words": [" b ", "a", "b", "", "  "]}) == ["a", "b"]
+    assert await banned_words({"words": []}) == []
+    assert await banned_words({"words": ["x" * MAX_WORD_CHARS]}) == ["x" * MAX_WORD_CHARS]
 
 
 @pytest.mark.parametrize(
@@ -119,9 +127,9 @@ def test_validate_words() -> None:
         {"words": [f"w{n}" for n in range(MAX_BANNED_WORDS + 1)]},
     ],
 )
-def test_validate_words_rejects(body: Any) -> None:
+async def test_banned_words_body_refused(body: Any) -> None:
     with pytest.raises(ProtocolError) as info:
-        validate_words(body)
+        await banned_words(body)
     assert info.value.code == "invalid_field"
 
 
@@ -152,7 +160,7 @@ async def world(redis: aioredis.Redis) -> AsyncIterator[World]:
     await scripts.load(redis)
     room = f"t-{secrets.token_hex(4)}"
     rooms = RoomStore(redis, scripts, 100)
-    await rooms.create(room, "h1", {"title": "T", "settings": {"comment_rate_max": 0}})
+    await rooms.create("h1", RoomTerms(id=room, title="T", settings={"comment_rate_max": 0}))
     yield World(
         redis,
         room,
@@ -288,15 +296,15 @@ async def test_mute_and_unmute(world: World, bus: aioredis.client.PubSub) -> Non
 
 
 @pytest.mark.parametrize("minutes", [0, -1, MAX_MUTE_MINUTES + 1])
-async def test_mute_minutes_bounds(world: World, minutes: int) -> None:
+async def test_mute_minutes_bounds(minutes: int) -> None:
     with pytest.raises(ProtocolError) as info:
-        await world.moderation.mute(world.room, "v1", minutes=minutes)
-    assert info.value.code == "invalid_field"
-    assert await world.redis.exists(keys.muted(world.room, "v1")) == 0
+        await decoded({"user": "v1", "minutes": minutes}, MuteTerms)
+    assert (info.value.code, info.value.details) == ("invalid_field", {"field": "minutes"})
 
 
 async def test_mute_longest_allowed(world: World) -> None:
-    await world.moderation.mute(world.room, "v1", minutes=MAX_MUTE_MINUTES)
+    terms = await decoded({"user": "v1", "minutes": MAX_MUTE_MINUTES}, MuteTerms)
+    await world.moderation.mute(world.room, terms.user, minutes=terms.minutes)
     assert await world.redis.pttl(keys.muted(world.room, "v1")) > (MAX_MUTE_MINUTES - 1) * 60_000
 
 

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from engine.core.identity import Author, Role
 from engine.rooms.comments import CommentService
 from engine.rooms.moderation import BannedWordFilter
-from engine.rooms.rooms import RoomSettings, RoomStore
+from engine.rooms.rooms import RoomSettings, RoomStore, RoomTerms
 from engine.store import keys
 from engine.store.roomlog import BusMessage, Entry, RoomLog, control_payload
 from engine.store.scripts import Scripts
@@ -99,7 +99,7 @@ async def test_bus_message_from_the_comment_script_matches_the_log(
 ) -> None:
     scripts = Scripts()
     await scripts.load(redis)
-    await RoomStore(redis, scripts, 100).create(room, "h1", {"title": "T"})
+    await RoomStore(redis, scripts, 100).create("h1", RoomTerms(id=room, title="T"))
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.room_bus(room))
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import orjson
@@ -16,15 +16,19 @@ from engine.rooms.rooms import (
     MAX_URL,
     Room,
     RoomAction,
+    RoomChanges,
     RoomSettings,
     RoomState,
     RoomStore,
+    RoomTerms,
+    SettingsChanges,
     next_state,
-    validate_room_fields,
+    settings_changes,
 )
 from engine.store import keys
 from engine.store.redis_client import stream_rows
 from engine.store.scripts import Scripts
+from tests.conftest import decoded
 
 
 def new_room_id() -> str:
@@ -34,6 +38,14 @@ def new_room_id() -> str:
 def invalid(call: Any, *args: Any, **kw: Any) -> LivecartError:
     with pytest.raises(ProtocolError) as info:
         call(*args, **kw)
+    assert info.value.code == "invalid_field", info.value
+    return info.value
+
+
+async def refused(body: Any, schema: type[RoomTerms | RoomChanges]) -> LivecartError:
+    """`body` refused as the body of a route with `schema` is (`invalid_field`)."""
+    with pytest.raises(ProtocolError) as info:
+        await decoded(body, schema)
     assert info.value.code == "invalid_field", info.value
     return info.value
 
@@ -88,34 +100,50 @@ def test_accepts_comments() -> None:
 # ---- RoomSettings -----------------------------------------------------------------------
 
 
+# The integer settings' bounds (docs/api.md § Settings).
+SETTING_BOUNDS = {
+    "comment_rate_max": (0, 1000),
+    "comment_rate_window_ms": (100, 3_600_000),
+    "display_rate": (1, 1000),
+    "max_comment_chars": (1, 2000),
+    "slow_mode_ms": (0, 3_600_000),
+}
+
+
 def test_settings_merged() -> None:
     base = RoomSettings()
-    merged = base.merged({"slow_mode_ms": 3000, "allow_anonymous": False, "display_rate": 1})
+    changes = {"slow_mode_ms": 3000, "allow_anonymous": False, "display_rate": 1}
+    merged = base.merged(settings_changes(changes))
     assert merged == RoomSettings(slow_mode_ms=3000, allow_anonymous=False, display_rate=1)
     assert base == RoomSettings()  # frozen: the original is untouched
-    assert base.merged({}) == base
+    assert base.merged(settings_changes({})) == base
 
 
-@pytest.mark.parametrize(("name", "bounds"), sorted(RoomSettings.BOUNDS.items()))
+def test_every_integer_setting_is_bounded() -> None:
+    integers = [f.name for f in fields(RoomSettings) if f.name != "allow_anonymous"]
+    assert sorted(integers) == sorted(SETTING_BOUNDS)
+
+
+@pytest.mark.parametrize(("name", "bounds"), sorted(SETTING_BOUNDS.items()))
 def test_settings_bounds_are_inclusive(name: str, bounds: tuple[int, int]) -> None:
     low, high = bounds
-    assert getattr(RoomSettings().merged({name: low}), name) == low
-    assert getattr(RoomSettings().merged({name: high}), name) == high
+    assert getattr(RoomSettings().merged(settings_changes({name: low})), name) == low
+    assert getattr(RoomSettings().merged(settings_changes({name: high})), name) == high
     for bad in (low - 1, high + 1, True, float(low), str(low), None):
-        error = invalid(RoomSettings().merged, {name: bad})
+        error = invalid(settings_changes, {name: bad})
         assert error.details == {"field": f"settings.{name}"}
 
 
 @pytest.mark.parametrize("value", [1, 0, "true", None])
 def test_settings_allow_anonymous_must_be_bool(value: Any) -> None:
-    error = invalid(RoomSettings().merged, {"allow_anonymous": value})
+    error = invalid(settings_changes, {"allow_anonymous": value})
     assert error.details == {"field": "settings.allow_anonymous"}
 
 
 def test_settings_unknown_and_non_object() -> None:
-    assert invalid(RoomSettings().merged, {"colour": 1}).details == {"field": "settings.colour"}
-    assert invalid(RoomSettings().merged, {"BOUNDS": {}}).details == {"field": "settings.BOUNDS"}
-    invalid(RoomSettings().merged, [("slow_mode_ms", 1)])
+    assert invalid(settings_changes, {"colour": 1}).details == {"field": "settings.colour"}
+    assert invalid(settings_changes, {"given": {}}).details == {"field": "settings.given"}
+    assert invalid(settings_changes, [("slow_mode_ms", 1)]).details == {"field": "settings"}
 
 
 def test_settings_meta_round_trip() -> None:
@@ -128,10 +156,10 @@ def test_settings_meta_round_trip() -> None:
     assert RoomSettings.from_meta({"allow_anonymous": "1"}).allow_anonymous is True
 
 
-# ---- validate_room_fields ---------------------------------------------------------------
+# ---- RoomTerms and RoomChanges: what a host sends ----------------------------------------
 
 
-def test_validate_full_body() -> None:
+async def test_validate_full_body() -> None:
     body = {
         "id": "r1",
         "title": "  Spring drop  ",
@@ -140,34 +168,33 @@ def test_validate_full_body() -> None:
         "scheduled_at": 1_900_000_000_000,
         "settings": {"slow_mode_ms": 1000},
     }
-    assert validate_room_fields(body, partial=False) == {
+    terms = await decoded(body, RoomTerms)
+    assert terms.fields() == {
         "title": "Spring drop",
         "cover_url": "https://cdn.example.com/c.png",
-        "stream_url": "",
-        "scheduled_at": "1900000000000",
-        "settings": {"slow_mode_ms": 1000},
+        "stream_url": None,
+        "scheduled_at": 1_900_000_000_000,
     }
+    assert terms.settings_changes() == SettingsChanges(slow_mode_ms=1000)
 
 
-def test_validate_partial_body() -> None:
+async def test_validate_partial_body() -> None:
     with pytest.raises(ProtocolError) as empty:
-        validate_room_fields({}, partial=True)
+        await decoded({}, RoomChanges)
     assert empty.value.code == "bad_request"
-    assert validate_room_fields({"scheduled_at": None}, partial=True) == {"scheduled_at": ""}
-    assert invalid(validate_room_fields, {}, partial=False).details == {"field": "title"}
+    assert (await decoded({"scheduled_at": None}, RoomChanges)).fields() == {"scheduled_at": None}
+    assert (await refused({"id": "r1"}, RoomTerms)).details == {"field": "title"}
 
 
 @pytest.mark.parametrize("title", [None, "", "   ", 5, ["t"], "x" * (MAX_TITLE + 1)])
-def test_validate_bad_title(title: Any) -> None:
-    assert invalid(validate_room_fields, {"title": title}, partial=True).details == {
-        "field": "title"
-    }
+async def test_validate_bad_title(title: Any) -> None:
+    assert (await refused({"title": title}, RoomChanges)).details == {"field": "title"}
 
 
-def test_validate_title_bounds() -> None:
+async def test_validate_title_bounds() -> None:
     long = "x" * MAX_TITLE
-    assert validate_room_fields({"title": f"  {long}  "}, partial=True) == {"title": long}
-    assert validate_room_fields({"title": "x"}, partial=True) == {"title": "x"}
+    assert (await decoded({"title": f"  {long}  "}, RoomChanges)).fields() == {"title": long}
+    assert (await decoded({"title": "x"}, RoomChanges)).fields() == {"title": "x"}
 
 
 @pytest.mark.parametrize(
@@ -185,51 +212,54 @@ def test_validate_title_bounds() -> None:
     ],
 )
 @pytest.mark.parametrize("name", ["cover_url", "stream_url"])
-def test_validate_bad_urls(name: str, url: Any) -> None:
-    error = invalid(validate_room_fields, {name: url}, partial=True)
+async def test_validate_bad_urls(name: str, url: Any) -> None:
+    error = await refused({name: url}, RoomChanges)
     assert error.details == {"field": name}
 
 
-def test_validate_good_urls() -> None:
+async def test_validate_good_urls() -> None:
     body = {"cover_url": "http://a.io/x?y=1#z", "stream_url": "https://live.example.com/m.m3u8"}
-    assert validate_room_fields(body, partial=True) == body
+    assert (await decoded(body, RoomChanges)).fields() == body
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (0, "0"),
-        (1_900_000_000_000, "1900000000000"),
-        ("2030-01-01T10:00:00+00:00", "1893492000000"),
-        ("2030-01-01T10:00:00Z", "1893492000000"),
-        ("2030-01-01T12:00:00+02:00", "1893492000000"),
-        ("2030-01-01T10:00:00.250+00:00", "1893492000250"),
+        (0, 0),
+        (1_900_000_000_000, 1_900_000_000_000),
+        ("2030-01-01T10:00:00+00:00", 1_893_492_000_000),
+        ("2030-01-01T10:00:00Z", 1_893_492_000_000),
+        ("2030-01-01T12:00:00+02:00", 1_893_492_000_000),
+        ("2030-01-01T10:00:00.250+00:00", 1_893_492_000_250),
     ],
 )
-def test_validate_scheduled_at(value: Any, expected: str) -> None:
-    assert validate_room_fields({"scheduled_at": value}, partial=True) == {"scheduled_at": expected}
+async def test_validate_scheduled_at(value: Any, expected: int) -> None:
+    changes = await decoded({"scheduled_at": value}, RoomChanges)
+    assert changes.fields() == {"scheduled_at": expected}
 
 
 @pytest.mark.parametrize(
     "value", [-1, True, 1.5, "tomorrow", "", "2030-13-01T00:00:00Z", [2030], {"ms": 1}]
 )
-def test_validate_bad_scheduled_at(value: Any) -> None:
-    error = invalid(validate_room_fields, {"scheduled_at": value}, partial=True)
+async def test_validate_bad_scheduled_at(value: Any) -> None:
+    error = await refused({"scheduled_at": value}, RoomChanges)
     assert error.details == {"field": "scheduled_at"}
 
 
-def test_validate_scheduled_at_without_offset_is_rejected() -> None:
+async def test_validate_scheduled_at_without_offset_is_rejected() -> None:
     # A naive time would be read in the server's local time zone; the contract asks
     # for "an ISO 8601 time with offset".
-    error = invalid(validate_room_fields, {"scheduled_at": "2030-01-01T10:00:00"}, partial=True)
+    error = await refused({"scheduled_at": "2030-01-01T10:00:00"}, RoomChanges)
     assert error.details == {"field": "scheduled_at"}
 
 
-def test_validate_unknown_fields_and_non_object() -> None:
-    error = invalid(validate_room_fields, {"title": "t", "zeta": 1, "alpha": 2}, partial=False)
-    assert error.details == {"field": "alpha"}
+async def test_validate_unknown_fields_and_non_object() -> None:
+    # Several unknown fields: the first one sent is named.
+    error = await refused({"id": "r1", "title": "t", "zeta": 1, "alpha": 2}, RoomTerms)
+    assert error.details == {"field": "zeta"}
+    assert error.message == "zeta: unknown field"
     with pytest.raises(ProtocolError) as info:
-        validate_room_fields(["title"], partial=True)
+        await decoded(["title"], RoomChanges)
     assert info.value.code == "bad_request"
 
 
@@ -272,9 +302,7 @@ async def test_create_and_get(store: RoomStore, redis: aioredis.Redis) -> None:
     room_id = new_room_id()
     before_ms = (await redis.time())[0] * 1000
     created = await store.create(
-        room_id,
-        "host-1",
-        {"id": room_id, "title": "Launch", "settings": {"comment_rate_max": 2}},
+        "host-1", RoomTerms(id=room_id, title="Launch", settings={"comment_rate_max": 2})
     )
     assert created.id == room_id
     assert (created.title, created.host, created.state) == ("Launch", "host-1", RoomState.SCHEDULED)
@@ -291,9 +319,9 @@ async def test_create_and_get(store: RoomStore, redis: aioredis.Redis) -> None:
 
 async def test_create_duplicate_is_room_exists(store: RoomStore) -> None:
     room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "First"})
+    await store.create("h1", RoomTerms(id=room_id, title="First"))
     with pytest.raises(ConflictError) as info:
-        await store.create(room_id, "h2", {"title": "Second"})
+        await store.create("h2", RoomTerms(id=room_id, title="Second"))
     assert info.value.code == "room_exists"
     room = await store.get(room_id)
     assert (room.title, room.host) == ("First", "h1")
@@ -301,14 +329,13 @@ async def test_create_duplicate_is_room_exists(store: RoomStore) -> None:
 
 async def test_create_validates_before_writing(store: RoomStore, redis: aioredis.Redis) -> None:
     room_id = new_room_id()
-    with pytest.raises(ProtocolError):
-        await store.create(room_id, "h1", {"title": "T", "settings": {"slow_mode_ms": -5}})
-    with pytest.raises(ProtocolError):
-        await store.create(room_id, "h1", {"title": ""})
+    for body in ({"title": "T", "settings": {"slow_mode_ms": -5}}, {"title": ""}):
+        with pytest.raises(ProtocolError):
+            await store.create("h1", await decoded({"id": room_id, **body}, RoomTerms))
     assert await redis.exists(keys.room_meta(room_id)) == 0
     assert room_id not in await store.list_ids()
     with pytest.raises(ProtocolError) as info:
-        await store.create("Bad Id", "h1", {"title": "T"})
+        await store.create("h1", RoomTerms(id="Bad Id", title="T"))
     assert info.value.details == {"field": "room"}
 
 
@@ -321,41 +348,27 @@ async def test_get_missing_is_room_not_found(store: RoomStore) -> None:
 
 async def test_update_fields(store: RoomStore, redis: aioredis.Redis) -> None:
     room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "Old", "cover_url": "https://a.io/c.png"})
+    await store.create("h1", RoomTerms(id=room_id, title="Old", cover_url="https://a.io/c.png"))
     updated = await store.update(
-        room_id,
-        {"title": "New", "cover_url": None, "scheduled_at": "2030-01-01T10:00:00Z"},
+        await store.get(room_id),
+        RoomChanges(title="New", cover_url=None, scheduled_at="2030-01-01T10:00:00Z"),
     )
     assert (updated.title, updated.cover_url, updated.scheduled_at) == ("New", None, 1893492000000)
     assert await log_entries(redis, room_id) == [
         ("room_updated", {"title": "New", "cover_url": None, "scheduled_at": 1893492000000})
     ]
-    cleared = await store.update(room_id, {"scheduled_at": None})
+    cleared = await store.update(updated, RoomChanges(scheduled_at=None))
     assert cleared.scheduled_at is None
     assert (await log_entries(redis, room_id))[-1] == ("room_updated", {"scheduled_at": None})
 
 
-class RacingStore(RoomStore):
-    """A store whose next read is followed by another process's write to the room (the
-    window between `update` reading the room and writing its changes)."""
-
-    def __init__(self, store: RoomStore, concurrent: dict[str, str]) -> None:
-        super().__init__(store.redis, store.scripts, store.stream_maxlen)
-        self.concurrent = concurrent
-
-    async def get(self, room_id: str) -> Room:
-        room = await super().get(room_id)
-        for name, value in self.concurrent.items():
-            await self.redis.hset(keys.room_meta(room_id), name, value)
-        self.concurrent = {}
-        return room
-
-
 async def test_update_writes_only_changed_settings(store: RoomStore, redis: aioredis.Redis) -> None:
     room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "T"})
-    racing = RacingStore(store, {"slow_mode_ms": "5000", "title": "Renamed"})
-    updated = await racing.update(room_id, {"settings": {"display_rate": 7}})
+    await store.create("h1", RoomTerms(id=room_id, title="T"))
+    room = await store.get(room_id)
+    # Another process writes to the room between this read and the update's write.
+    await redis.hset(keys.room_meta(room_id), mapping={"slow_mode_ms": "5000", "title": "Renamed"})
+    updated = await store.update(room, RoomChanges(settings={"display_rate": 7}))
     # The concurrent write survives: this update wrote display_rate only.
     assert updated.settings == RoomSettings(display_rate=7, slow_mode_ms=5000)
     assert updated.title == "Renamed"
@@ -371,31 +384,28 @@ async def test_update_rejects_bad_input_without_writing(
     store: RoomStore, redis: aioredis.Redis
 ) -> None:
     room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "T"})
+    await store.create("h1", RoomTerms(id=room_id, title="T"))
     for body in ({"title": ""}, {"settings": {"display_rate": 0}}, {"owner": "x"}):
         with pytest.raises(ProtocolError):
-            await store.update(room_id, body)
+            await store.update(await store.get(room_id), await decoded(body, RoomChanges))
     assert (await store.get(room_id)).title == "T"
     assert await log_entries(redis, room_id) == []
 
 
-async def test_update_cannot_change_the_id(store: RoomStore) -> None:
-    room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "T"})
-    with pytest.raises(ProtocolError) as info:
-        await store.update(room_id, {"id": "another-room"})
-    assert info.value.details == {"field": "id"}
+async def test_update_cannot_change_the_id() -> None:
+    assert (await refused({"id": "another-room"}, RoomChanges)).details == {"field": "id"}
 
 
 async def test_update_missing_room(store: RoomStore) -> None:
+    gone = Room(id=new_room_id(), title="T", host="h1", state=RoomState.SCHEDULED)
     with pytest.raises(NotFoundError) as info:
-        await store.update(new_room_id(), {"title": "T"})
+        await store.update(gone, RoomChanges(title="T"))
     assert info.value.code == "room_not_found"
 
 
 async def test_go_live_then_end(store: RoomStore, redis: aioredis.Redis) -> None:
     room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "T"})
+    await store.create("h1", RoomTerms(id=room_id, title="T"))
     live = await store.transition(room_id, RoomAction.GO_LIVE)
     assert live.state is RoomState.LIVE
     assert live.live_at is not None
@@ -412,7 +422,7 @@ async def test_go_live_then_end(store: RoomStore, redis: aioredis.Redis) -> None
 
 async def test_go_live_twice_is_illegal(store: RoomStore, redis: aioredis.Redis) -> None:
     room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "T"})
+    await store.create("h1", RoomTerms(id=room_id, title="T"))
     first = await store.transition(room_id, RoomAction.GO_LIVE)
     with pytest.raises(ConflictError) as info:
         await store.transition(room_id, RoomAction.GO_LIVE)
@@ -424,7 +434,7 @@ async def test_go_live_twice_is_illegal(store: RoomStore, redis: aioredis.Redis)
 
 async def test_end_from_scheduled_is_allowed(store: RoomStore) -> None:
     room_id = new_room_id()
-    await store.create(room_id, "h1", {"title": "T"})
+    await store.create("h1", RoomTerms(id=room_id, title="T"))
     ended = await store.transition(room_id, RoomAction.END)
     assert ended.state is RoomState.ENDED
     assert ended.live_at is None

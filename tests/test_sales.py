@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from engine.commerce.catalog import Catalog
+from engine.commerce.catalog import Catalog, ProductChanges, ProductTerms
 from engine.commerce.sales import (
     DEFAULT_DURATION_S,
     DEFAULT_HOLD_S,
@@ -22,18 +22,23 @@ from engine.commerce.sales import (
     MAX_PER_USER,
     MAX_UNITS,
     MIN_HOLD_S,
+    Extension,
     Sale,
     SaleState,
     SaleStore,
+    SaleTerms,
+    TopUp,
     check_sale_id,
     sale_state,
 )
 from engine.commerce.stock import GrabRequest, Stock
 from engine.core.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
+from engine.server.api.bodies import decode_fields
 from engine.store import keys
 from engine.store.redis_client import stream_rows
 from engine.store.roomlog import Entry, RoomLog
 from engine.store.scripts import Scripts
+from tests.conftest import call_with, decoded
 
 AT = 1_900_000_000_000  # a pinned clock, ms
 WIRE_FIELDS = {
@@ -137,14 +142,14 @@ async def room(redis: aioredis.Redis, catalog: Catalog) -> AsyncIterator[str]:
     room = f"s-{secrets.token_hex(5)}"
     await catalog.create(
         room,
-        {
-            "title": "Tee",
-            "currency": "EUR",
-            "skus": [
+        ProductTerms(
+            title="Tee",
+            currency="EUR",
+            skus=[
                 {"sku": "TEE-M", "list_price": 2500, "attrs": {"size": "M", "colour": "Blue"}},
                 {"sku": "TEE-PLAIN", "list_price": 900},
             ],
-        },
+        ),
     )
     yield room
     found = [k async for k in redis.scan_iter(match=keys.room_keys_pattern(room))]
@@ -173,8 +178,24 @@ def terms(**fields: Any) -> dict[str, Any]:
     return {"sku": "TEE-M", "allotment": 10, **fields}
 
 
+async def launch(sales: SaleStore, room: str, body: Any, *, at_ms: int | None = None) -> Sale:
+    """Launch a sale from a JSON body, as POST .../sales does."""
+    return await sales.create(room, await decoded(body, SaleTerms), at_ms=at_ms)
+
+
+async def top_up(sales: SaleStore, room: str, body: Any) -> Sale:
+    """Top up s1 from a JSON body, as POST .../sales/s1/topup does."""
+    return await sales.top_up(room, "s1", (await decode_fields(call_with(body), TopUp)).units)
+
+
+async def extend(sales: SaleStore, room: str, body: Any) -> Sale:
+    """Extend s1 from a JSON body, as POST .../sales/s1/extend does."""
+    seconds = (await decode_fields(call_with(body), Extension)).seconds
+    return await sales.extend(room, "s1", seconds)
+
+
 async def test_create_with_defaults(sales: SaleStore, room: str) -> None:
-    sale = await sales.create(room, terms(), at_ms=AT)
+    sale = await launch(sales, room, terms(), at_ms=AT)
     assert sale == Sale(
         id="s1", sku="TEE-M", product="p1", title="Tee (M, Blue)", price=2500,
         currency="EUR", limit=1, hold_ms=DEFAULT_HOLD_S * 1000, allotment=10, topups=0,
@@ -186,7 +207,8 @@ async def test_create_with_defaults(sales: SaleStore, room: str) -> None:
 
 
 async def test_create_with_every_term(sales: SaleStore, room: str) -> None:
-    sale = await sales.create(
+    sale = await launch(
+        sales,
         room,
         terms(sku="TEE-PLAIN", allotment=250, price=700, per_user_limit=3, countdown_s=30,
               duration_s=120, hold_s=60),
@@ -204,7 +226,7 @@ async def test_create_with_every_term(sales: SaleStore, room: str) -> None:
 
 async def test_create_uses_redis_time_without_a_pinned_clock(sales: SaleStore, room: str) -> None:
     before = int(time.time() * 1000)
-    sale = await sales.create(room, terms(countdown_s=5, duration_s=60))
+    sale = await launch(sales, room, terms(countdown_s=5, duration_s=60))
     after = int(time.time() * 1000)
     assert before - 1000 <= sale.created_at <= after + 1000
     assert sale.starts_at == sale.created_at + 5000
@@ -213,12 +235,12 @@ async def test_create_uses_redis_time_without_a_pinned_clock(sales: SaleStore, r
 
 
 async def test_create_assigns_sequential_ids(sales: SaleStore, room: str) -> None:
-    made = [await sales.create(room, terms(), at_ms=AT + i) for i in range(3)]
+    made = [await launch(sales, room, terms(), at_ms=AT + i) for i in range(3)]
     assert [s.id for s in made] == ["s1", "s2", "s3"]
 
 
 async def test_announcement_entry(sales: SaleStore, room: str, redis: aioredis.Redis) -> None:
-    sale = await sales.create(room, terms(allotment=40, price=1999, countdown_s=10), at_ms=AT)
+    sale = await launch(sales, room, terms(allotment=40, price=1999, countdown_s=10), at_ms=AT)
     [entry] = await log_entries(redis, room)
     assert (entry.kind, entry.ref) == ("sale_announced", "s1")
     assert entry.data == {
@@ -245,10 +267,9 @@ async def test_announcement_entry(sales: SaleStore, room: str, redis: aioredis.R
 async def test_announcement_keeps_large_prices_exact(
     sales: SaleStore, catalog: Catalog, room: str, redis: aioredis.Redis
 ) -> None:
-    await catalog.create(
-        room, {"title": "Car", "currency": "JPY", "skus": [{"sku": "CAR", "list_price": 10**12}]}
-    )
-    sale = await sales.create(room, {"sku": "CAR", "allotment": MAX_UNITS}, at_ms=AT)
+    car = ProductTerms(title="Car", currency="JPY", skus=[{"sku": "CAR", "list_price": 10**12}])
+    await catalog.create(room, car)
+    sale = await launch(sales, room, {"sku": "CAR", "allotment": MAX_UNITS}, at_ms=AT)
     assert sale.price == 10**12
     [entry] = await log_entries(redis, room)
     assert entry.data["price"] == 10**12
@@ -258,7 +279,7 @@ async def test_announcement_keeps_large_prices_exact(
 
 @pytest.mark.parametrize("body", [None, [], "TEE-M", ["TEE-M", 10]])
 async def test_create_body_must_be_an_object(sales: SaleStore, room: str, body: Any) -> None:
-    assert (await refused(sales.create(room, body))).code == "bad_request"
+    assert (await refused(launch(sales, room, body))).code == "bad_request"
 
 
 @pytest.mark.parametrize("sku", [None, 5, ["TEE-M"]])
@@ -266,13 +287,13 @@ async def test_create_sku_must_be_text(sales: SaleStore, room: str, sku: Any) ->
     body = terms(sku=sku)
     if sku is None:
         del body["sku"]
-    error = await refused(sales.create(room, body))
+    error = await refused(launch(sales, room, body))
     assert (error.code, error.details) == ("invalid_field", {"field": "sku"})
 
 
 @pytest.mark.parametrize("sku", ["NOPE", "tee-m", ""])
 async def test_create_unknown_sku(sales: SaleStore, room: str, sku: str) -> None:
-    error = await refused(sales.create(room, terms(sku=sku)))
+    error = await refused(launch(sales, room, terms(sku=sku)))
     assert (type(error), error.code) == (NotFoundError, "sku_not_found")
 
 
@@ -311,13 +332,13 @@ async def test_create_validates_terms(
     body = terms(**{field: value})
     if value is None and field == "allotment":
         del body["allotment"]
-    error = await refused(sales.create(room, body))
+    error = await refused(launch(sales, room, body))
     assert (type(error), error.code, error.details) == (ProtocolError, "invalid_field",
                                                          {"field": field})  # fmt: skip
     # Refused before anything was stored or an id was taken.
     assert await sales.list(room) == []
     assert await log_entries(redis, room) == []
-    assert (await sales.create(room, terms(), at_ms=AT)).id == "s1"
+    assert (await launch(sales, room, terms(), at_ms=AT)).id == "s1"
 
 
 @pytest.mark.parametrize(
@@ -341,21 +362,21 @@ async def test_create_bounds_accepted(
     sales: SaleStore, room: str, field: str, value: int, expected: tuple[str, int]
 ) -> None:
     """Each bound is accepted; (attribute, value) is what the sale then holds."""
-    sale = await sales.create(room, terms(**{field: value}), at_ms=AT)
+    sale = await launch(sales, room, terms(**{field: value}), at_ms=AT)
     attr, stored = expected
     assert getattr(sale, attr) == stored
 
 
 async def test_price_bound_is_the_skus_list_price(sales: SaleStore, room: str) -> None:
-    assert (await sales.create(room, terms(sku="TEE-PLAIN"), at_ms=AT)).price == 900
-    error = await refused(sales.create(room, terms(sku="TEE-PLAIN", price=901)))
+    assert (await launch(sales, room, terms(sku="TEE-PLAIN"), at_ms=AT)).price == 900
+    error = await refused(launch(sales, room, terms(sku="TEE-PLAIN", price=901)))
     assert (error.code, error.details) == ("invalid_field", {"field": "price"})
 
 
 async def test_title_follows_the_catalog(sales: SaleStore, catalog: Catalog, room: str) -> None:
-    await catalog.update(room, "p1", {"title": "Organic tee"})
-    assert (await sales.create(room, terms(), at_ms=AT)).title == "Organic tee (M, Blue)"
-    assert (await sales.create(room, terms(sku="TEE-PLAIN"), at_ms=AT)).title == "Organic tee"
+    await catalog.update(room, await catalog.get(room, "p1"), ProductChanges(title="Organic tee"))
+    assert (await launch(sales, room, terms(), at_ms=AT)).title == "Organic tee (M, Blue)"
+    assert (await launch(sales, room, terms(sku="TEE-PLAIN"), at_ms=AT)).title == "Organic tee"
 
 
 async def test_get_unknown_and_bad_ids(sales: SaleStore, room: str) -> None:
@@ -367,13 +388,13 @@ async def test_get_unknown_and_bad_ids(sales: SaleStore, room: str) -> None:
 
 async def test_list_in_creation_order(sales: SaleStore, room: str) -> None:
     assert await sales.list(room) == []
-    made = [await sales.create(room, terms(), at_ms=AT + i) for i in range(12)]
+    made = [await launch(sales, room, terms(), at_ms=AT + i) for i in range(12)]
     assert await sales.list(room) == made
     assert await sales.ids(room) == [f"s{i}" for i in range(1, 13)]
 
 
 async def test_list_in_creation_order_within_one_millisecond(sales: SaleStore, room: str) -> None:
-    made = [await sales.create(room, terms(), at_ms=AT) for _ in range(12)]
+    made = [await launch(sales, room, terms(), at_ms=AT) for _ in range(12)]
     assert [s.id for s in await sales.list(room)] == [s.id for s in made]
 
 
@@ -381,7 +402,7 @@ async def test_list_in_creation_order_within_one_millisecond(sales: SaleStore, r
 
 
 async def test_topup_adds_units(sales: SaleStore, room: str, redis: aioredis.Redis) -> None:
-    created = await sales.create(room, terms(allotment=10), at_ms=AT)
+    created = await launch(sales, room, terms(allotment=10), at_ms=AT)
     sale = await sales.adjust(room, "s1", "topup", 5, at_ms=AT + 1000)
     assert (sale.allotment, sale.topups, sale.available, sale.units) == (10, 5, 15, 15)
     assert sale.ends_at == created.ends_at
@@ -399,7 +420,7 @@ async def test_topup_adds_units(sales: SaleStore, room: str, redis: aioredis.Red
 
 
 async def test_extend_moves_the_end(sales: SaleStore, room: str, redis: aioredis.Redis) -> None:
-    created = await sales.create(room, terms(duration_s=60), at_ms=AT)
+    created = await launch(sales, room, terms(duration_s=60), at_ms=AT)
     sale = await sales.adjust(room, "s1", "extend", 30_000, at_ms=AT + 59_999)
     assert sale.ends_at == AT + 90_000
     assert sale.starts_at == created.starts_at
@@ -411,7 +432,7 @@ async def test_extend_moves_the_end(sales: SaleStore, room: str, redis: aioredis
 
 
 async def test_stop_ends_now(sales: SaleStore, room: str, redis: aioredis.Redis) -> None:
-    await sales.create(room, terms(allotment=7), at_ms=AT)
+    await launch(sales, room, terms(allotment=7), at_ms=AT)
     await sales.adjust(room, "s1", "topup", 3, at_ms=AT + 10)
     sale = await sales.adjust(room, "s1", "stop", at_ms=AT + 5000)
     assert sale.ends_at == AT + 5000
@@ -427,7 +448,7 @@ async def test_stop_ends_now(sales: SaleStore, room: str, redis: aioredis.Redis)
 
 
 async def test_adjust_a_scheduled_sale(sales: SaleStore, room: str) -> None:
-    await sales.create(room, terms(countdown_s=60, duration_s=60), at_ms=AT)
+    await launch(sales, room, terms(countdown_s=60, duration_s=60), at_ms=AT)
     assert (await sales.adjust(room, "s1", "topup", 2, at_ms=AT + 1)).available == 12
     assert (await sales.adjust(room, "s1", "extend", 1000, at_ms=AT + 2)).ends_at == AT + 121_000
     stopped = await sales.adjust(room, "s1", "stop", at_ms=AT + 3)
@@ -439,7 +460,7 @@ async def test_adjust_a_scheduled_sale(sales: SaleStore, room: str) -> None:
 async def test_adjust_after_the_end(
     sales: SaleStore, room: str, redis: aioredis.Redis, action: str, amount: int
 ) -> None:
-    created = await sales.create(room, terms(duration_s=60), at_ms=AT)
+    created = await launch(sales, room, terms(duration_s=60), at_ms=AT)
     # One millisecond before the end is still in time.
     await sales.adjust(room, "s1", "topup", 1, at_ms=created.ends_at - 1)
     before = await sales.get(room, "s1")
@@ -453,23 +474,23 @@ async def test_adjust_after_the_end(
 
 @pytest.mark.parametrize(("action", "amount"), [("topup", 5), ("extend", 60_000), ("stop", 0)])
 async def test_adjust_after_a_stop(sales: SaleStore, room: str, action: str, amount: int) -> None:
-    await sales.create(room, terms(), at_ms=AT)
+    await launch(sales, room, terms(), at_ms=AT)
     await sales.adjust(room, "s1", "stop", at_ms=AT + 100)
     error = await refused(sales.adjust(room, "s1", action, amount, at_ms=AT + 100))
     assert (type(error), error.code) == (ConflictError, "sale_ended")
 
 
 async def test_host_controls_on_redis_time(sales: SaleStore, room: str) -> None:
-    created = await sales.create(room, terms(allotment=4, duration_s=60))
-    assert (await sales.top_up(room, {"units": 6}, "s1")).available == 10
-    assert (await sales.extend(room, {"seconds": 30}, "s1")).ends_at == created.ends_at + 30_000
+    created = await launch(sales, room, terms(allotment=4, duration_s=60))
+    assert (await top_up(sales, room, {"units": 6})).available == 10
+    assert (await extend(sales, room, {"seconds": 30})).ends_at == created.ends_at + 30_000
     before = int(time.time() * 1000)
     stopped = await sales.stop(room, "s1")
     assert before - 1000 <= stopped.ends_at <= int(time.time() * 1000) + 1000
     assert stopped.stopped_at == stopped.ends_at
     assert stopped.state() is SaleState.ENDED
-    for call in (sales.stop(room, "s1"), sales.top_up(room, {"units": 1}, "s1"),
-                 sales.extend(room, {"seconds": 1}, "s1")):  # fmt: skip
+    for call in (sales.stop(room, "s1"), top_up(sales, room, {"units": 1}),
+                 extend(sales, room, {"seconds": 1})):  # fmt: skip
         assert (await refused(call)).code == "sale_ended"
 
 
@@ -487,8 +508,8 @@ async def test_adjust_unknown_sale(sales: SaleStore, room: str, action: str) -> 
      {"units": "3"}, None, [3]],
 )  # fmt: skip
 async def test_top_up_validates_units(sales: SaleStore, room: str, body: Any) -> None:
-    await sales.create(room, terms())
-    error = await refused(sales.top_up(room, body, "s1"))
+    await launch(sales, room, terms())
+    error = await refused(top_up(sales, room, body))
     assert (error.code, error.details) == ("invalid_field", {"field": "units"})
     assert (await sales.get(room, "s1")).topups == 0
 
@@ -499,16 +520,16 @@ async def test_top_up_validates_units(sales: SaleStore, room: str, body: Any) ->
      {"seconds": False}, {"seconds": "60"}, None],
 )  # fmt: skip
 async def test_extend_validates_seconds(sales: SaleStore, room: str, body: Any) -> None:
-    created = await sales.create(room, terms())
-    error = await refused(sales.extend(room, body, "s1"))
+    created = await launch(sales, room, terms())
+    error = await refused(extend(sales, room, body))
     assert (error.code, error.details) == ("invalid_field", {"field": "seconds"})
     assert (await sales.get(room, "s1")).ends_at == created.ends_at
 
 
 async def test_top_up_and_extend_limits(sales: SaleStore, room: str) -> None:
-    created = await sales.create(room, terms(allotment=1))
-    assert (await sales.top_up(room, {"units": MAX_UNITS}, "s1")).units == MAX_UNITS + 1
-    extended = await sales.extend(room, {"seconds": MAX_DURATION_S}, "s1")
+    created = await launch(sales, room, terms(allotment=1))
+    assert (await top_up(sales, room, {"units": MAX_UNITS})).units == MAX_UNITS + 1
+    extended = await extend(sales, room, {"seconds": MAX_DURATION_S})
     assert extended.ends_at == created.ends_at + MAX_DURATION_S * 1000
 
 
@@ -519,7 +540,7 @@ async def test_sold_out_then_topped_up_then_stopped(
     redis: aioredis.Redis, scripts: Scripts, sales: SaleStore, room: str
 ) -> None:
     stock = Stock(redis, scripts, outbox_maxlen=10000)
-    await sales.create(room, terms(allotment=2, per_user_limit=2), at_ms=AT)
+    await launch(sales, room, terms(allotment=2, per_user_limit=2), at_ms=AT)
     [answer] = await stock.grab_batch(room, "s1", [GrabRequest("u1", "r1", 2)], at_ms=AT + 1)
     assert answer.status == "reserved"
     sold_out = await sales.get(room, "s1")
@@ -541,7 +562,7 @@ async def test_sold_out_then_topped_up_then_stopped(
 async def test_sale_hash_is_stored_as_text(
     sales: SaleStore, room: str, redis: aioredis.Redis
 ) -> None:
-    await sales.create(room, terms(), at_ms=AT)
+    await launch(sales, room, terms(), at_ms=AT)
     raw = await redis.hgetall(keys.sale(room, "s1"))
     assert orjson.loads(raw[b"price"]) == 2500
     assert raw[b"starts_at"] == str(AT).encode()

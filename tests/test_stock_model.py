@@ -31,12 +31,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine.commerce.catalog import Catalog
-from engine.commerce.sales import Sale, SaleState, SaleStore
+from engine.commerce.catalog import Catalog, ProductTerms
+from engine.commerce.sales import Sale, SaleState, SaleStore, SaleTerms
 from engine.commerce.stock import GrabRequest, Stock
 from engine.core.errors import LivecartError
 from engine.insights.audit import Report, audit_room
-from engine.rooms.rooms import RoomStore
+from engine.rooms.rooms import RoomStore, RoomTerms
 from engine.store import keys
 from engine.store.redis_client import text
 from engine.store.scripts import Scripts
@@ -343,13 +343,15 @@ class StockMachine(RuleBasedStateMachine):
 
         async def setup() -> str:
             await RoomStore(self.redis, SCRIPTS, 1000).create(
-                self.room, "host-1", {"title": "Model show"}
+                "host-1", RoomTerms(id=self.room, title="Model show")
             )
             await self.catalog.create(
                 self.room,
-                {"title": "Tee", "currency": CURRENCY, "skus": [{"sku": SKU, "list_price": PRICE}]},
-            )
-            sale = await self.sales.create(self.room, {"sku": SKU, **terms}, at_ms=self.now)
+                ProductTerms(title="Tee", currency=CURRENCY,
+                             skus=[{"sku": SKU, "list_price": PRICE}]),
+            )  # fmt: skip
+            sale_terms = SaleTerms(sku=SKU, **terms)
+            sale = await self.sales.create(self.room, sale_terms, at_ms=self.now)
             return sale.id
 
         sale_id = self.run(setup())

@@ -9,8 +9,8 @@ import secrets
 import redis.asyncio as aioredis
 
 from clients import HostClient, ViewerClient
-from engine.commerce.catalog import Catalog
-from engine.commerce.sales import SaleStore
+from engine.commerce.catalog import Catalog, ProductTerms
+from engine.commerce.sales import SaleStore, SaleTerms
 from engine.commerce.stock import GrabRequest, Stock
 from engine.core.metrics import METRICS
 from engine.insights.audit import audit_room
@@ -26,10 +26,11 @@ async def make_room(redis: aioredis.Redis, scripts: Scripts, allotment: int) -> 
     await redis.hset(keys.room_meta(room), mapping={"state": "live", "title": "t"})
     await redis.sadd(keys.rooms_index(), room)
     catalog = Catalog(redis, scripts, 1000)
-    await catalog.create(room, {"title": "Mug", "currency": "GBP",
-                                "skus": [{"sku": "MUG", "list_price": 900}]})  # fmt: skip
+    await catalog.create(
+        room, ProductTerms(title="Mug", currency="GBP", skus=[{"sku": "MUG", "list_price": 900}])
+    )
     sale = await SaleStore(redis, scripts, catalog, 1000, 10_000).create(
-        room, {"sku": "MUG", "allotment": allotment, "per_user_limit": 5, "hold_s": 60}, at_ms=T0
+        room, SaleTerms(sku="MUG", allotment=allotment, per_user_limit=5, hold_s=60), at_ms=T0
     )
     return room, sale.id
 

@@ -44,7 +44,7 @@ from engine.bench.harness import (
     redis_for,
 )
 from engine.commerce.catalog import Catalog
-from engine.commerce.sales import Sale, SaleStore
+from engine.commerce.sales import Sale, SaleStore, SaleTerms
 from engine.core.loop import loop_name
 from engine.insights.audit import audit_room
 from engine.store import keys, redis_client
@@ -147,8 +147,8 @@ async def _raw_sale(url: str, room: str, stock: int, limit: int) -> str:
         await scripts.load(redis)  # the baseline calls grab.lua (this flavour of it) by SHA
         catalog = Catalog(redis, scripts, 1000)
         sales = SaleStore(redis, scripts, catalog, 1000, 200_000)
-        body = {"sku": "BENCH-1", "allotment": stock, "per_user_limit": limit, "duration_s": 3600}
-        return (await sales.create(room, body)).id
+        terms = SaleTerms(sku="BENCH-1", allotment=stock, per_user_limit=limit, duration_s=3600)
+        return (await sales.create(room, terms)).id
     finally:
         await redis.aclose()
 

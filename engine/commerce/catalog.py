@@ -1,17 +1,19 @@
 """The room's catalog and run-of-show: products with SKUs (variants), prices in integer
-minor units, the show order, and the product being presented ("pinned")."""
+minor units, the show order, and the product being presented ("pinned"); the bodies a host
+sends to change them."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
 import orjson
+from msgspec import UNSET, Meta, Struct, UnsetType
 from redis.asyncio import Redis
 
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError
-from engine.core.fields import invalid_field
+from engine.core.fields import convert_field, invalid_field
 from engine.core.identity import PRODUCT_ID_RE
 from engine.store import keys
 from engine.store.redis_client import text
@@ -25,14 +27,33 @@ MAX_IMAGES = 10
 MAX_TITLE = 120
 MAX_DESCRIPTION = 4000
 MAX_ATTRS = 5
-_URL_RE = re.compile(r"https?://\S{1,2040}")
+_IMAGE_URL_RE = re.compile(r"https?://\S{1,2040}")
+
+# Patterns end in `\Z`: msgspec searches them, and `$` would let a final newline through.
+SkuCode = Annotated[str, Meta(pattern=rf"^{SKU_RE.pattern}\Z")]
+Currency = Annotated[str, Meta(pattern=rf"^{CURRENCY_RE.pattern}\Z")]
+ProductId = Annotated[str, Meta(pattern=rf"^{PRODUCT_ID_RE.pattern}\Z")]
+Title = Annotated[str, Meta(min_length=1, max_length=MAX_TITLE)]  # and something visible
+Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION)]
+# Each item is checked by `_check_images`: a bad one is named `images` (docs/api.md), where
+# a schema of the items would name it `images[<i>]`.
+Images = Annotated[list[Any], Meta(max_length=MAX_IMAGES)]
+# Each item is checked as a `Sku` by `_skus_of`: a refusal is named `skus[<i>].<field>`
+# (docs/api.md), where a nested schema would name it `skus[<i>]`.
+Skus = Annotated[list[dict[str, Any]], Meta(min_length=1, max_length=MAX_SKUS)]
 
 
-@dataclass(frozen=True, slots=True)
-class Sku:
-    sku: str
-    list_price: int
-    attrs: dict[str, str] = field(default_factory=dict)
+class Sku(Struct, frozen=True):
+    """One variant of a product; as a schema, one item of a body's `skus` (other fields
+    of the item are ignored)."""
+
+    sku: SkuCode
+    list_price: Annotated[int, Meta(ge=0, le=MAX_PRICE)]
+    attrs: Annotated[
+        dict[Annotated[str, Meta(min_length=1, max_length=20)],
+             Annotated[str, Meta(min_length=1, max_length=40)]],
+        Meta(max_length=MAX_ATTRS),
+    ] = {}  # fmt: skip
 
     def to_wire(self) -> dict[str, Any]:
         return {"sku": self.sku, "list_price": self.list_price, "attrs": self.attrs}
@@ -78,77 +99,94 @@ class Product:
         )
 
 
-def _string(body: dict[str, Any], name: str, max_len: int, *, required: bool) -> str | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
-        raise invalid_field(name, f"1-{max_len} characters")
-    return value.strip()
+# ---- what a host sends ------------------------------------------------------------------
 
 
-def _sku(raw: Any, index: int) -> Sku:
-    where = f"skus[{index}]"
-    if not isinstance(raw, dict):
-        raise invalid_field(where, "an object with sku and list_price")
-    sku = raw.get("sku")
-    if not isinstance(sku, str) or not SKU_RE.fullmatch(sku):
-        raise invalid_field(f"{where}.sku", "1-40 characters of A-Z, a-z, 0-9, '_', '.', '-'")
-    price = raw.get("list_price")
-    if not isinstance(price, int) or isinstance(price, bool) or not 0 <= price <= MAX_PRICE:
-        raise invalid_field(f"{where}.list_price", "an integer amount of minor units (cents)")
-    attrs = raw.get("attrs", {})
-    if (
-        not isinstance(attrs, dict)
-        or len(attrs) > MAX_ATTRS
-        or not all(
-            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 20 and 0 < len(v) <= 40
-            for k, v in attrs.items()
-        )
-    ):
-        raise invalid_field(
-            f"{where}.attrs", f"up to {MAX_ATTRS} short text values, e.g. size, colour"
-        )
-    return Sku(sku, price, dict(attrs))
+class ProductTerms(Struct, frozen=True, forbid_unknown_fields=True):
+    """The body that creates a product: the product object without `id` (docs/api.md)."""
+
+    title: Title
+    currency: Currency
+    skus: Skus
+    description: Description = ""
+    images: Images = []
+
+    def __post_init__(self) -> None:
+        _check_title(self.title)
+        _check_images(self.images)
+        _skus_of(self.skus)
+
+    def product(self, product_id: str) -> Product:
+        return Product(id=product_id, title=self.title.strip(), currency=self.currency,
+                       skus=_skus_of(self.skus), description=self.description,
+                       images=tuple(self.images))  # fmt: skip
 
 
-def validate_product(product_id: str, body: Any, base: Product | None = None) -> Product:
-    """A product from host input; with `base`, fields not given keep their value."""
-    if not isinstance(body, dict):
-        raise ProtocolError("the body must be a JSON object", code="bad_request")
-    allowed = {"title", "description", "images", "currency", "skus"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise invalid_field(unknown[0], "unknown field")
-    partial = base is not None
-    title = _string(body, "title", MAX_TITLE, required=not partial)
-    description = body.get("description", base.description if base else "")
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-        raise invalid_field("description", f"at most {MAX_DESCRIPTION} characters")
-    images = body.get("images", list(base.images) if base else [])
-    if (
-        not isinstance(images, list)
-        or len(images) > MAX_IMAGES
-        or not all(isinstance(i, str) and _URL_RE.fullmatch(i) for i in images)
-    ):
+class ProductChanges(Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of PATCH .../products/{product}: the fields given replace the product's
+    (`skus` the whole list); a `null` title keeps the title."""
+
+    title: Title | UnsetType | None = UNSET
+    currency: Currency | UnsetType = UNSET
+    skus: Skus | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    images: Images | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.title, str):
+            _check_title(self.title)
+        if self.images is not UNSET:
+            _check_images(self.images)
+        if self.skus is not UNSET:
+            _skus_of(self.skus)
+
+    def applied_to(self, base: Product) -> Product:
+        changed: dict[str, Any] = {}
+        if isinstance(self.title, str):
+            changed["title"] = self.title.strip()
+        if self.currency is not UNSET:
+            changed["currency"] = self.currency
+        if self.skus is not UNSET:
+            changed["skus"] = _skus_of(self.skus)
+        if self.description is not UNSET:
+            changed["description"] = self.description
+        if self.images is not UNSET:
+            changed["images"] = tuple(self.images)
+        return replace(base, **changed)
+
+
+def _check_title(title: str) -> None:
+    if not title.strip():
+        raise invalid_field("title", f"1-{MAX_TITLE} characters")
+
+
+def _check_images(images: list[Any]) -> None:
+    if not all(isinstance(url, str) and _IMAGE_URL_RE.fullmatch(url) for url in images):
         raise invalid_field("images", f"up to {MAX_IMAGES} http(s) URLs")
-    currency = body.get("currency", base.currency if base else None)
-    if not isinstance(currency, str) or not CURRENCY_RE.fullmatch(currency):
-        raise invalid_field("currency", "an ISO 4217 code such as USD")
-    raw_skus = body.get("skus", [s.to_wire() for s in base.skus] if base else None)
-    if not isinstance(raw_skus, list) or not 1 <= len(raw_skus) <= MAX_SKUS:
-        raise invalid_field("skus", f"1-{MAX_SKUS} SKUs")
-    skus = tuple(_sku(raw, i) for i, raw in enumerate(raw_skus))
+
+
+def _skus_of(items: list[dict[str, Any]]) -> tuple[Sku, ...]:
+    skus = tuple(convert_field(item, Sku, f"skus[{index}]") for index, item in enumerate(items))
     if len({s.sku for s in skus}) != len(skus):
         raise invalid_field("skus", "each SKU once")
-    return Product(
-        id=product_id,
-        title=title or (base.title if base else ""),
-        description=description,
-        images=tuple(images),
-        currency=currency,
-        skus=skus,
-    )
+    return skus
+
+
+class Lineup(Struct, frozen=True):
+    """The body of PUT .../lineup: every product of the room, once, in show order."""
+
+    # Not list[str]: an item that is not a string is named `products` (docs/api.md).
+    products: list[Any]
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(product_id, str) for product_id in self.products):
+            raise invalid_field("products", "a list of product ids")
+
+
+class ProductPin(Struct, frozen=True):
+    """The body of PUT .../pinned-product."""
+
+    product_id: ProductId
 
 
 def check_product_id(value: Any) -> str:
@@ -186,14 +224,13 @@ class Catalog:
             raise ConflictError(f"product {product.id!r} exists", code=code)
         return product
 
-    async def create(self, room: str, body: Any) -> Product:
-        validate_product("p0", body)  # reject bad input before taking an id
+    async def create(self, room: str, terms: ProductTerms) -> Product:
         product_id = f"p{await self.redis.incr(keys.product_counter(room))}"
-        return await self._save(room, validate_product(product_id, body), create=True)
+        return await self._save(room, terms.product(product_id), create=True)
 
-    async def update(self, room: str, product_id: str, body: Any) -> Product:
-        base = await self.get(room, product_id)
-        return await self._save(room, validate_product(product_id, body, base), create=False)
+    async def update(self, room: str, base: Product, changes: ProductChanges) -> Product:
+        """Apply `changes` to `base`, the product as the caller read it."""
+        return await self._save(room, changes.applied_to(base), create=False)
 
     async def get(self, room: str, product_id: str) -> Product:
         raw = await self.redis.hget(keys.products(room), check_product_id(product_id))
@@ -242,9 +279,7 @@ class Catalog:
         """Present a product (None: present nothing); returns the log offset."""
         return await self._show(room, "pin", [check_product_id(product_id) if product_id else ""])
 
-    async def reorder(self, room: str, product_ids: Any) -> str:
-        if not isinstance(product_ids, list) or not all(isinstance(p, str) for p in product_ids):
-            raise invalid_field("products", "a list of product ids")
+    async def reorder(self, room: str, product_ids: list[str]) -> str:
         return await self._show(room, "order", [check_product_id(p) for p in product_ids])
 
     async def add_impressions(self, room: str, counts: dict[str, int]) -> None:

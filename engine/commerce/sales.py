@@ -14,15 +14,16 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import UNSET, Meta, Struct, UnsetType
 from redis.asyncio import Redis
 
 from engine.commerce.catalog import Catalog
 from engine.core.clock import now_ms
-from engine.core.errors import ConflictError, NotFoundError, ProtocolError
-from engine.core.fields import int_field, invalid_field
+from engine.core.errors import ConflictError, NotFoundError
+from engine.core.fields import invalid_field
 from engine.store import keys
 from engine.store.redis_client import text
 from engine.store.scripts import Scripts
@@ -129,6 +130,31 @@ class Sale:
         )  # fmt: skip
 
 
+class SaleTerms(Struct, frozen=True):
+    """The body that launches a flash sale (docs/api.md § POST .../sales); other fields are
+    ignored. The price's upper bound is the SKU's list price, checked once it is found."""
+
+    sku: str
+    allotment: Annotated[int, Meta(ge=1, le=MAX_UNITS)]
+    price: Annotated[int, Meta(ge=0)] | UnsetType = UNSET  # unset: the list price
+    per_user_limit: Annotated[int, Meta(ge=1, le=MAX_PER_USER)] = 1
+    countdown_s: Annotated[int, Meta(ge=0, le=MAX_COUNTDOWN_S)] = 0
+    duration_s: Annotated[int, Meta(ge=1, le=MAX_DURATION_S)] = DEFAULT_DURATION_S
+    hold_s: Annotated[int, Meta(ge=MIN_HOLD_S, le=MAX_HOLD_S)] = DEFAULT_HOLD_S
+
+
+class TopUp(Struct, frozen=True):
+    """The body of POST .../sales/{sale}/topup."""
+
+    units: Annotated[int, Meta(ge=1, le=MAX_UNITS)]
+
+
+class Extension(Struct, frozen=True):
+    """The body of POST .../sales/{sale}/extend."""
+
+    seconds: Annotated[int, Meta(ge=1, le=MAX_DURATION_S)]
+
+
 def check_sale_id(value: Any) -> str:
     if not isinstance(value, str) or not SALE_ID_RE.fullmatch(value):
         raise invalid_field("sale", "a sale id such as 's3'")
@@ -158,25 +184,18 @@ class SaleStore:
         self.log_maxlen = log_maxlen
         self.outbox_maxlen = outbox_maxlen
 
-    async def create(self, room: str, body: Any, *, at_ms: int | None = None) -> Sale:
-        if not isinstance(body, dict):
-            raise ProtocolError("the body must be a JSON object", code="bad_request")
-        sku = body.get("sku")
-        if not isinstance(sku, str):
-            raise invalid_field("sku", "the SKU to sell")
-        product, variant = await self.catalog.find_sku(room, sku)
-        allotment = int_field(body, "allotment", 1, MAX_UNITS)
-        price = int_field(body, "price", 0, variant.list_price, default=variant.list_price)
-        limit = int_field(body, "per_user_limit", 1, MAX_PER_USER, default=1)
-        countdown = int_field(body, "countdown_s", 0, MAX_COUNTDOWN_S, default=0)
-        duration = int_field(body, "duration_s", 1, MAX_DURATION_S, default=DEFAULT_DURATION_S)
-        hold = int_field(body, "hold_s", MIN_HOLD_S, MAX_HOLD_S, default=DEFAULT_HOLD_S)
-        terms: dict[str, str | int] = {
-            "sku": sku, "product": product.id, "title": product.title_of(variant), "price": price,
-            "currency": product.currency, "limit": limit, "hold_ms": hold * 1000,
+    async def create(self, room: str, terms: SaleTerms, *, at_ms: int | None = None) -> Sale:
+        product, variant = await self.catalog.find_sku(room, terms.sku)
+        price = variant.list_price if terms.price is UNSET else terms.price
+        if price > variant.list_price:
+            raise invalid_field("price", f"an integer between 0 and {variant.list_price}")
+        stored: dict[str, str | int] = {
+            "sku": terms.sku, "product": product.id, "title": product.title_of(variant),
+            "price": price, "currency": product.currency, "limit": terms.per_user_limit,
+            "hold_ms": terms.hold_s * 1000,
         }  # fmt: skip
-        return await self._create(room, terms, allotment, countdown * 1000, duration * 1000,
-                                  at_ms=at_ms)  # fmt: skip
+        return await self._create(room, stored, terms.allotment, terms.countdown_s * 1000,
+                                  terms.duration_s * 1000, at_ms=at_ms)  # fmt: skip
 
     async def create_private(self, room: str, sku: str, units: int, *, owner: str, hold_ms: int,
                              duration_ms: int = MAX_DURATION_S * 1000) -> Sale:  # fmt: skip
@@ -254,10 +273,8 @@ class SaleStore:
     async def stop(self, room: str, sale_id: str) -> Sale:
         return await self.adjust(room, sale_id, "stop")
 
-    async def top_up(self, room: str, body: Any, sale_id: str) -> Sale:
-        units = int_field(body if isinstance(body, dict) else {}, "units", 1, MAX_UNITS)
+    async def top_up(self, room: str, sale_id: str, units: int) -> Sale:
         return await self.adjust(room, sale_id, "topup", units)
 
-    async def extend(self, room: str, body: Any, sale_id: str) -> Sale:
-        seconds = int_field(body if isinstance(body, dict) else {}, "seconds", 1, MAX_DURATION_S)
+    async def extend(self, room: str, sale_id: str, seconds: int) -> Sale:
         return await self.adjust(room, sale_id, "extend", seconds * 1000)

@@ -15,8 +15,10 @@ import hmac
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import orjson
+from msgspec import Meta, Struct
 
 from engine.core.errors import AuthError
 from engine.core.identity import Role
@@ -31,6 +33,9 @@ MAX_TTL_S = 7 * 86400
 MAX_NAME = 40
 # Tokens minted by other clocks may be a little in the future.
 CLOCK_SKEW_S = 30
+# A user id in a body: keys.USER_ID_RE, ending in `\Z` (msgspec searches a pattern, and `$`
+# would let a final newline through).
+UserId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:@-]{1,64}\Z")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,19 @@ class Claims:
     name: str
     issued_at: int
     expires_at: int
+
+
+class TokenRequest(Struct, frozen=True):
+    """The body of POST /api/rooms/{room}/tokens: a host mints a viewer or moderator token."""
+
+    user: UserId
+    role: Literal["viewer", "moderator"] = "viewer"
+    ttl: Annotated[int, Meta(ge=60, le=MAX_TTL_S)] = DEFAULT_TTL_S
+    # Any JSON: a name that is not a string is ignored (docs/api.md), the user id stands in.
+    name: Any = None
+
+    def display_name(self) -> str | None:
+        return self.name if isinstance(self.name, str) else None
 
 
 def _b64encode(raw: bytes) -> str:

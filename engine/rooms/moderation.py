@@ -1,4 +1,5 @@
-"""Moderation: the banned-word filter (pure) and the host/moderator actions on Redis.
+"""Moderation: the banned-word filter (pure), the bodies hosts and moderators send, and their
+actions on Redis.
 
 Actions that change what viewers see (delete, pin) go through the room log. Actions on
 a user (mute, ban) change Redis state that the comment script checks atomically, then
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta, Struct
 from redis.asyncio import Redis
 
-from engine.core.errors import NotFoundError, ProtocolError
+from engine.core.errors import NotFoundError
+from engine.core.fields import invalid_field
 from engine.core.identity import Role
+from engine.core.stream_ids import is_stream_id
+from engine.rooms.auth import UserId
 from engine.store import keys
 from engine.store.redis_client import text, texts
 from engine.store.roomlog import publish_control
@@ -24,6 +29,7 @@ from engine.store.scripts import Scripts
 MAX_BANNED_WORDS = 500
 MAX_WORD_CHARS = 40
 MAX_MUTE_MINUTES = 7 * 24 * 60
+MAX_SLOW_MODE_S = 3600
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 
 
@@ -60,18 +66,53 @@ class BannedWordFilter:
         return None
 
 
-def validate_words(body: Any) -> list[str]:
-    words = body.get("words") if isinstance(body, dict) else None
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise ProtocolError("words: must be a list of strings", code="invalid_field")
-    if len(words) > MAX_BANNED_WORDS:
-        raise ProtocolError(f"words: at most {MAX_BANNED_WORDS}", code="invalid_field")
-    cleaned = sorted({w.strip() for w in words} - {""})
-    if any(len(w) > MAX_WORD_CHARS for w in cleaned):
-        raise ProtocolError(
-            f"words: each at most {MAX_WORD_CHARS} characters", code="invalid_field"
-        )
-    return cleaned
+# ---- what a host or moderator sends -----------------------------------------------------
+
+
+class Target(Struct, frozen=True):
+    """A body naming the user to ban (or whose tokens to revoke)."""
+
+    user: UserId
+
+
+class MuteTerms(Target, frozen=True):
+    """The body of POST .../mutes."""
+
+    minutes: Annotated[int, Meta(ge=1, le=MAX_MUTE_MINUTES)]
+
+
+class CommentPin(Struct, frozen=True):
+    """The body of POST .../pin."""
+
+    comment_id: str
+
+    def __post_init__(self) -> None:
+        if not is_stream_id(self.comment_id):
+            raise invalid_field("comment_id", "an entry id such as '1732212345678-0'")
+
+
+class BannedWords(Struct, frozen=True):
+    """A room's new banned-word list: at most MAX_BANNED_WORDS as sent, each at most
+    MAX_WORD_CHARS characters once trimmed."""
+
+    words: Annotated[list[str], Meta(max_length=MAX_BANNED_WORDS)]
+
+    def __post_init__(self) -> None:
+        if any(len(word) > MAX_WORD_CHARS for word in self.cleaned()):
+            raise invalid_field("words", f"each at most {MAX_WORD_CHARS} characters")
+
+    def cleaned(self) -> list[str]:
+        """The words trimmed, without empty ones and duplicates, sorted."""
+        return sorted({word.strip() for word in self.words} - {""})
+
+
+class SlowMode(Struct, frozen=True):
+    """The body of PUT .../slow-mode."""
+
+    seconds: Annotated[int, Meta(ge=0, le=MAX_SLOW_MODE_S)]
+
+
+# ---- actions ----------------------------------------------------------------------------
 
 
 class Moderation:
@@ -107,12 +148,8 @@ class Moderation:
         return text(result[1])
 
     async def mute(self, room: str, user: str, minutes: int) -> int:
-        """Mute `user` for `minutes`; returns when the mute ends (epoch ms)."""
+        """Mute `user` for `minutes` (`MuteTerms`); returns when the mute ends (epoch ms)."""
         keys.check_user_id(user)
-        if not 1 <= minutes <= MAX_MUTE_MINUTES:
-            raise ProtocolError(
-                f"minutes: must be between 1 and {MAX_MUTE_MINUTES}", code="invalid_field"
-            )
         seconds, micros = await self.redis.time()
         until = seconds * 1000 + micros // 1000 + minutes * 60_000
         await self.redis.set(keys.muted(room, user), "1", px=minutes * 60_000)

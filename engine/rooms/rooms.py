@@ -10,23 +10,22 @@ appended to the room log so viewers (and resuming viewers) see it in order.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import UNSET, Meta, Struct, UnsetType
 from redis.asyncio import Redis
 
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError
-from engine.core.fields import invalid_field
+from engine.core.fields import convert_field, invalid_field
 from engine.store import keys
 from engine.store.redis_client import text, texts
 from engine.store.scripts import Scripts
 
 MAX_TITLE = 120
 MAX_URL = 2048
-_URL_RE = re.compile(r"https?://\S+")
 
 
 class RoomState(enum.Enum):
@@ -80,38 +79,8 @@ class RoomSettings:
     # Viewer comments per second shown to each viewer; above it the room is sampled.
     display_rate: int = 20
 
-    # (low, high) bounds of every integer setting.
-    BOUNDS = {
-        "max_comment_chars": (1, 2000),
-        "comment_rate_max": (0, 1000),
-        "comment_rate_window_ms": (100, 3_600_000),
-        "slow_mode_ms": (0, 3_600_000),
-        "display_rate": (1, 1000),
-    }
-
-    def merged(self, changes: Any) -> RoomSettings:
-        if not isinstance(changes, dict):
-            raise ProtocolError("settings must be an object", code="invalid_field")
-        known = {f.name: f for f in fields(self)}
-        values: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name not in known:
-                raise invalid_field(f"settings.{name}", "unknown setting")
-            if name == "allow_anonymous":
-                if not isinstance(value, bool):
-                    raise invalid_field("settings.allow_anonymous", "must be true or false")
-            else:
-                low, high = self.BOUNDS[name]
-                if (
-                    not isinstance(value, int)
-                    or isinstance(value, bool)
-                    or not low <= value <= high
-                ):
-                    raise invalid_field(
-                        f"settings.{name}", f"must be an integer in [{low}, {high}]"
-                    )
-            values[name] = value
-        return replace(self, **values)
+    def merged(self, changes: SettingsChanges) -> RoomSettings:
+        return replace(self, **changes.given())
 
     def to_meta(self) -> dict[str, str]:
         return {
@@ -190,56 +159,119 @@ class Room:
         )
 
 
-def _parse_time_ms(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+# ---- what a host sends ------------------------------------------------------------------
+
+# Patterns end in `\Z`: msgspec searches them, and `$` would let a final newline through.
+Url = Annotated[str, Meta(max_length=MAX_URL, pattern=r"^https?://\S+\Z")]
+# Epoch ms, or an ISO 8601 time with an offset (checked by `_time_ms`).
+When = Annotated[int, Meta(ge=0)] | str | None
+# The room's own fields a body may give (besides its settings).
+_ROOM_FIELDS = ("title", "cover_url", "stream_url", "scheduled_at")
+
+
+class SettingsChanges(Struct, frozen=True, forbid_unknown_fields=True):
+    """Settings a host changes (docs/api.md § Settings); those not given keep their value."""
+
+    allow_anonymous: bool | UnsetType = UNSET
+    max_comment_chars: Annotated[int, Meta(ge=1, le=2000)] | UnsetType = UNSET
+    comment_rate_max: Annotated[int, Meta(ge=0, le=1000)] | UnsetType = UNSET
+    comment_rate_window_ms: Annotated[int, Meta(ge=100, le=3_600_000)] | UnsetType = UNSET
+    slow_mode_ms: Annotated[int, Meta(ge=0, le=3_600_000)] | UnsetType = UNSET
+    display_rate: Annotated[int, Meta(ge=1, le=1000)] | UnsetType = UNSET
+
+    def given(self) -> dict[str, Any]:
+        values = ((name, getattr(self, name)) for name in self.__struct_fields__)
+        return {name: value for name, value in values if value is not UNSET}
+
+
+def settings_changes(raw: Any) -> SettingsChanges:
+    """A body's `settings`, each refusal named `settings.<name>` (docs/api.md). A body holds
+    them as an object checked here: as a nested schema, its refusals would be named
+    `settings`."""
+    return convert_field(raw, SettingsChanges, "settings")
+
+
+class RoomTerms(Struct, frozen=True, forbid_unknown_fields=True):
+    """The body that creates a room (docs/api.md § POST /api/rooms)."""
+
+    id: str
+    title: str  # 1-MAX_TITLE characters once trimmed
+    cover_url: Url | None = None
+    stream_url: Url | None = None
+    scheduled_at: When = None
+    settings: dict[str, Any] = {}  # `settings_changes`
+
+    def __post_init__(self) -> None:
+        self.fields()  # checks the title and the time
+        self.settings_changes()
+
+    def fields(self) -> dict[str, str | int | None]:
+        return _stored_fields(self)
+
+    def settings_changes(self) -> SettingsChanges:
+        return settings_changes(self.settings)
+
+
+class RoomChanges(Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of PATCH /api/rooms/{room}: the fields given change (`null` clears the
+    optional ones), and so do the settings given."""
+
+    title: str | UnsetType = UNSET
+    cover_url: Url | UnsetType | None = UNSET
+    stream_url: Url | UnsetType | None = UNSET
+    scheduled_at: When | UnsetType = UNSET
+    settings: dict[str, Any] | UnsetType = UNSET  # `settings_changes`
+    id: str | UnsetType = UNSET  # refused with its own reason, not as an unknown field
+
+    def __post_init__(self) -> None:
+        if self.id is not UNSET:
+            raise invalid_field("id", "a room's id cannot change")
+        if not self.fields() and self.settings is UNSET:
+            raise ProtocolError("nothing to update", code="bad_request")
+        self.settings_changes()
+
+    def fields(self) -> dict[str, str | int | None]:
+        return _stored_fields(self)
+
+    def settings_changes(self) -> SettingsChanges | None:
+        return None if self.settings is UNSET else settings_changes(self.settings)
+
+
+def _stored_fields(body: RoomTerms | RoomChanges) -> dict[str, str | int | None]:
+    """The room's fields a body gives, as the room holds them: the title trimmed, the time
+    in ms."""
+    values = {name: getattr(body, name) for name in _ROOM_FIELDS}
+    given = {name: value for name, value in values.items() if value is not UNSET}
+    if "title" in given:
+        given["title"] = _title(given["title"])
+    if "scheduled_at" in given:
+        given["scheduled_at"] = _time_ms(given["scheduled_at"])
+    return given
+
+
+def _title(value: str) -> str:
+    title = value.strip()
+    if not 1 <= len(title) <= MAX_TITLE:
+        raise invalid_field("title", f"must be 1-{MAX_TITLE} characters")
+    return title
+
+
+def _time_ms(value: int | str | None) -> int | None:
+    if not isinstance(value, str):
         return value
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            when = None
-        # Without an offset the time would be read in the server's zone: refuse it.
-        if when is not None and when.tzinfo is not None:
-            return int(when.timestamp() * 1000)
-    raise invalid_field(
-        "scheduled_at", "must be epoch milliseconds or an ISO 8601 time with offset"
-    )
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    # Without an offset the time would be read in the server's zone: refuse it.
+    if when is None or when.tzinfo is None:
+        raise invalid_field(
+            "scheduled_at", "must be epoch milliseconds or an ISO 8601 time with offset"
+        )
+    return int(when.timestamp() * 1000)
 
 
-def validate_room_fields(body: Any, *, partial: bool) -> dict[str, Any]:
-    """Validate host-supplied room fields into meta-ready strings (plus `settings`)."""
-    if not isinstance(body, dict):
-        raise ProtocolError("request body must be a JSON object", code="bad_request")
-    allowed = {"id", "title", "cover_url", "stream_url", "scheduled_at", "settings"}
-    unknown = set(body) - allowed
-    if unknown:
-        raise invalid_field(sorted(unknown)[0], "unknown field")
-    if partial and "id" in body:
-        raise invalid_field("id", "a room's id cannot change")
-    if partial and not body:
-        raise ProtocolError("nothing to update", code="bad_request")
-    out: dict[str, Any] = {}
-    if "title" in body or not partial:
-        title = body.get("title")
-        if not isinstance(title, str) or not 1 <= len(title.strip()) <= MAX_TITLE:
-            raise invalid_field("title", f"must be 1-{MAX_TITLE} characters")
-        out["title"] = title.strip()
-    for name in ("cover_url", "stream_url"):
-        if name in body:
-            value = body[name]
-            if value is not None and (
-                not isinstance(value, str) or len(value) > MAX_URL or not _URL_RE.fullmatch(value)
-            ):
-                raise invalid_field(name, "must be an http(s) URL or null")
-            out[name] = value or ""
-    if "scheduled_at" in body:
-        when = _parse_time_ms(body["scheduled_at"])
-        out["scheduled_at"] = "" if when is None else str(when)
-    if "settings" in body:
-        out["settings"] = body["settings"]
-    return out
+# ---- storage ----------------------------------------------------------------------------
 
 
 class RoomStore:
@@ -256,43 +288,42 @@ class RoomStore:
         meta = {text(k): text(v) for k, v in raw.items()}
         return Room.from_meta(room_id, meta)
 
-    async def create(self, room_id: str, host: str, body: Any) -> Room:
-        keys.check_room_id(room_id)
-        values = validate_room_fields(body, partial=False)
-        settings = RoomSettings().merged(values.pop("settings", {}))
-        meta = {**values, **settings.to_meta(), "host": host, "state": RoomState.SCHEDULED.value}
+    async def create(self, host: str, terms: RoomTerms) -> Room:
+        keys.check_room_id(terms.id)
+        settings = RoomSettings().merged(terms.settings_changes())
+        fields = {name: str(value) for name, value in terms.fields().items() if value is not None}
+        meta = {**fields, **settings.to_meta(), "host": host, "state": RoomState.SCHEDULED.value}
         flat: list[str | bytes | int | float] = [item for pair in meta.items() for item in pair]
-        created = await self.scripts.room_create(self.redis, [keys.room_meta(room_id)], flat)
+        created = await self.scripts.room_create(self.redis, [keys.room_meta(terms.id)], flat)
         if not created:
-            raise ConflictError(f"room {room_id!r} already exists", code="room_exists")
-        await self.redis.sadd(keys.rooms_index(), room_id)
-        return await self.get(room_id)
+            raise ConflictError(f"room {terms.id!r} already exists", code="room_exists")
+        await self.redis.sadd(keys.rooms_index(), terms.id)
+        return await self.get(terms.id)
 
-    async def update(self, room_id: str, body: Any) -> Room:
-        room = await self.get(room_id)
-        values = validate_room_fields(body, partial=True)
+    async def update(self, room: Room, changes: RoomChanges) -> Room:
+        """Apply `changes` to `room` as the caller read it (its settings are merged with
+        those changed); the room log gets the fields given and the complete settings."""
         public: dict[str, Any] = {}
         meta: dict[str, str] = {}
-        if "settings" in values:
-            changes = values.pop("settings")
-            settings = room.settings.merged(changes)
+        setting_changes = changes.settings_changes()
+        if setting_changes is not None:
+            given = setting_changes.given()
+            settings = room.settings.merged(setting_changes)
             # Write only what changed so concurrent updates of other settings survive.
-            meta.update({k: v for k, v in settings.to_meta().items() if k in changes})
+            meta.update({k: v for k, v in settings.to_meta().items() if k in given})
             public["settings"] = asdict(settings)
-        for name, value in values.items():
-            meta[name] = value
-            public[name] = (
-                (int(value) if value else None) if name == "scheduled_at" else value or None
-            )
+        for name, value in changes.fields().items():
+            meta[name] = "" if value is None else str(value)
+            public[name] = value
         flat: list[str | bytes | int | float] = [item for pair in meta.items() for item in pair]
         result = await self.scripts.room_update(
             self.redis,
-            [keys.room_meta(room_id), keys.room_stream(room_id)],
-            [orjson.dumps(public), self.stream_maxlen, keys.room_bus(room_id), *flat],
+            [keys.room_meta(room.id), keys.room_stream(room.id)],
+            [orjson.dumps(public), self.stream_maxlen, keys.room_bus(room.id), *flat],
         )
         if result[0] != b"ok":
-            raise NotFoundError(f"room {room_id!r} does not exist", code="room_not_found")
-        return await self.get(room_id)
+            raise NotFoundError(f"room {room.id!r} does not exist", code="room_not_found")
+        return await self.get(room.id)
 
     async def transition(self, room_id: str, action: RoomAction) -> Room:
         keys.check_room_id(room_id)

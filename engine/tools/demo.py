@@ -8,13 +8,14 @@ import logging
 import random
 
 from clients import LivecartClientError, ViewerClient
+from engine.commerce.catalog import ProductTerms
 from engine.commerce.coupons import TemplateTerms
 from engine.commerce.pricing import CouponKind
 from engine.core.errors import ConflictError
 from engine.core.identity import Role
 from engine.core.settings import Settings
 from engine.rooms import auth
-from engine.rooms.rooms import RoomAction, RoomState
+from engine.rooms.rooms import RoomAction, RoomState, RoomTerms
 from engine.server.app import Engine
 
 log = logging.getLogger("livecart.demo")
@@ -33,12 +34,12 @@ async def seed(engine: Engine) -> None:
     assert node is not None
     try:
         room = await node.rooms.create(
-            ROOM,
             "host-demo",
-            {
-                "title": "livecart demo show",
-                "cover_url": "https://example.com/livecart/demo-cover.jpg",
-            },
+            RoomTerms(
+                id=ROOM,
+                title="livecart demo show",
+                cover_url="https://example.com/livecart/demo-cover.jpg",
+            ),
         )
     except ConflictError:
         room = await node.rooms.get(ROOM)
@@ -51,14 +52,15 @@ async def seed(engine: Engine) -> None:
 
 
 PRODUCTS = [
-    {"title": "Trail runner sneaker", "currency": "USD", "description": "Light, grippy, 280 g.",
-     "images": ["https://example.com/livecart/sneaker.jpg"],
-     "skus": [{"sku": f"TRAIL-{size}", "list_price": 8900, "attrs": {"size": str(size)}}
-              for size in (40, 41, 42, 43)]},
-    {"title": "Merino hoodie", "currency": "USD", "description": "Warm, soft, washable.",
-     "images": ["https://example.com/livecart/hoodie.jpg"],
-     "skus": [{"sku": f"HOOD-{c}", "list_price": 6500, "attrs": {"colour": c.lower()}}
-              for c in ("BLACK", "SAND")]},
+    ProductTerms(title="Trail runner sneaker", currency="USD",
+                 description="Light, grippy, 280 g.",
+                 images=["https://example.com/livecart/sneaker.jpg"],
+                 skus=[{"sku": f"TRAIL-{size}", "list_price": 8900, "attrs": {"size": str(size)}}
+                       for size in (40, 41, 42, 43)]),
+    ProductTerms(title="Merino hoodie", currency="USD", description="Warm, soft, washable.",
+                 images=["https://example.com/livecart/hoodie.jpg"],
+                 skus=[{"sku": f"HOOD-{c}", "list_price": 6500, "attrs": {"colour": c.lower()}}
+                       for c in ("BLACK", "SAND")]),
 ]  # fmt: skip
 COUPONS = [
     TemplateTerms(kind=CouponKind.AMOUNT_OFF, title="10 off 80", amount=1000, min_spend=8000,
@@ -72,7 +74,7 @@ async def seed_shop(engine: Engine) -> None:
     """Products in the run-of-show (the first pinned) and coupon templates to drop."""
     node = engine.node
     assert node is not None
-    products = [await node.catalog.create(ROOM, body) for body in PRODUCTS]
+    products = [await node.catalog.create(ROOM, terms) for terms in PRODUCTS]
     await node.catalog.pin(ROOM, products[0].id)
     for terms in COUPONS:
         await node.coupons.create_template(ROOM, terms)

@@ -8,7 +8,13 @@ from typing import Any
 
 from starlette.routing import Route
 
-from engine.commerce.catalog import check_product_id
+from engine.commerce.catalog import (
+    Lineup,
+    ProductChanges,
+    ProductPin,
+    ProductTerms,
+    check_product_id,
+)
 from engine.server.api.base import HOSTS, Call, route
 from engine.store.meter import MarkerKind
 
@@ -29,7 +35,7 @@ async def list_products(call: Call) -> Any:
 @route("/api/rooms/{room}/products", ["POST"], roles=HOSTS, status=201)
 async def create_product(call: Call) -> Any:
     await call.node.rooms.get(call.room)
-    return (await call.node.catalog.create(call.room, await call.json())).to_wire()
+    return (await call.node.catalog.create(call.room, await call.decode(ProductTerms))).to_wire()
 
 
 @route("/api/rooms/{room}/products/{product}", ["GET"])
@@ -40,22 +46,26 @@ async def get_product(call: Call) -> Any:
 
 @route("/api/rooms/{room}/products/{product}", ["PATCH"], roles=HOSTS)
 async def update_product(call: Call) -> Any:
+    """A body that is not JSON is refused first, then a product that does not exist, then the
+    body's fields (docs/api.md)."""
     product_id = check_product_id(call.request.path_params["product"])
-    return (await call.node.catalog.update(call.room, product_id, await call.json())).to_wire()
+    await call.json()
+    base = await call.node.catalog.get(call.room, product_id)
+    changes = await call.decode(ProductChanges)
+    return (await call.node.catalog.update(call.room, base, changes)).to_wire()
 
 
 @route("/api/rooms/{room}/lineup", ["PUT"], roles=HOSTS)
 async def reorder_lineup(call: Call) -> Any:
-    body = await call.object()
-    offset = await call.node.catalog.reorder(call.room, body.get("products"))
-    return {"products": body["products"], "offset": offset}
+    lineup = await call.decode(Lineup)
+    offset = await call.node.catalog.reorder(call.room, lineup.products)
+    return {"products": lineup.products, "offset": offset}
 
 
 @route("/api/rooms/{room}/pinned-product", ["PUT"], roles=HOSTS)
 async def pin_product(call: Call) -> Any:
     """Present a product now: every viewer's product card changes on the next tick."""
-    body = await call.object()
-    product_id = check_product_id(body.get("product_id"))
+    product_id = (await call.decode(ProductPin)).product_id
     offset = await call.node.catalog.pin(call.room, product_id)
     product = await call.node.catalog.get(call.room, product_id)
     call.node.meter.mark(call.room, MarkerKind.PIN, f"{product.title} pinned")

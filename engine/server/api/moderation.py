@@ -10,15 +10,16 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.core.errors import ForbiddenError
-from engine.core.fields import int_field, invalid_field
+from engine.core.fields import invalid_field
 from engine.core.stream_ids import is_stream_id
-from engine.rooms.moderation import validate_words
-from engine.server.api.base import MODERATORS, Call, entry_id, route, user_field
+from engine.rooms.moderation import BannedWords, CommentPin, MuteTerms, SlowMode, Target
+from engine.rooms.rooms import RoomChanges
+from engine.server.api.base import MODERATORS, Call, entry_id, route
+from engine.server.api.bodies import decode_fields
 from engine.store.keys import check_user_id
 from engine.store.roomlog import Entry
 
 MAX_PAGE = 500
-MAX_SLOW_MODE_S = 3600
 
 
 async def target_below(call: Call, user: str) -> str:
@@ -62,8 +63,7 @@ async def delete_comment(call: Call) -> Any:
 
 @route("/api/rooms/{room}/pin", ["POST"], roles=MODERATORS)
 async def pin_comment(call: Call) -> Any:
-    body = await call.json()
-    target = entry_id(body.get("comment_id") if isinstance(body, dict) else None)
+    target = (await decode_fields(call, CommentPin)).comment_id
     offset = await call.node.moderation.pin_comment(call.room, target)
     return {"pinned": target, "offset": offset}
 
@@ -76,13 +76,9 @@ async def unpin_comment(call: Call) -> Any:
 
 @route("/api/rooms/{room}/mutes", ["POST"], roles=MODERATORS)
 async def mute_user(call: Call) -> Any:
-    body = await call.json()
-    body = body if isinstance(body, dict) else {}
-    user = await target_below(call, user_field(body))
-    minutes = body.get("minutes")
-    if not isinstance(minutes, int) or isinstance(minutes, bool):
-        raise invalid_field("minutes", "an integer is required")
-    until = await call.node.moderation.mute(call.room, user, minutes)
+    terms = await decode_fields(call, MuteTerms)
+    user = await target_below(call, terms.user)
+    until = await call.node.moderation.mute(call.room, user, terms.minutes)
     return {"user": user, "muted_until": until}
 
 
@@ -98,8 +94,7 @@ async def list_bans(call: Call) -> Any:
 
 @route("/api/rooms/{room}/bans", ["POST"], roles=MODERATORS)
 async def ban_user(call: Call) -> Any:
-    body = await call.json()
-    user = await target_below(call, user_field(body if isinstance(body, dict) else {}))
+    user = await target_below(call, (await decode_fields(call, Target)).user)
     assert call.claims is not None
     await call.node.moderation.ban(call.room, user, by=call.claims.role)
     return {"user": user, "banned": True}
@@ -117,7 +112,7 @@ async def get_banned_words(call: Call) -> Any:
 
 @route("/api/rooms/{room}/banned-words", ["PUT"], roles=MODERATORS)
 async def put_banned_words(call: Call) -> Any:
-    words = validate_words(await call.json())
+    words = (await decode_fields(call, BannedWords)).cleaned()
     await call.node.moderation.set_banned_words(call.room, words)
     return {"words": words}
 
@@ -125,9 +120,9 @@ async def put_banned_words(call: Call) -> Any:
 @route("/api/rooms/{room}/slow-mode", ["PUT"], roles=MODERATORS)
 async def set_slow_mode(call: Call) -> Any:
     """Moderators may change slow mode (other settings are the host's, via PATCH)."""
-    body = await call.json()
-    seconds = int_field(body if isinstance(body, dict) else {}, "seconds", 0, MAX_SLOW_MODE_S)
-    room = await call.node.rooms.update(call.room, {"settings": {"slow_mode_ms": seconds * 1000}})
+    seconds = (await decode_fields(call, SlowMode)).seconds
+    changes = RoomChanges(settings={"slow_mode_ms": seconds * 1000})
+    room = await call.node.rooms.update(await call.load_room(), changes)
     return {"slow_mode_ms": room.settings.slow_mode_ms}
 
 

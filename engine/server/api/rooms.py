@@ -8,15 +8,13 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.core.errors import ProtocolError
-from engine.core.fields import int_field, invalid_field
 from engine.core.identity import Role
 from engine.rooms import auth
-from engine.rooms.rooms import RoomAction
-from engine.server.api.base import HOSTS, Call, route, user_field
+from engine.rooms.moderation import Target
+from engine.rooms.rooms import RoomAction, RoomChanges, RoomTerms
+from engine.server.api.base import HOSTS, Call, route
 from engine.server.api.moderation import target_below
 from engine.store.keys import check_room_id
-
-MAX_TOKEN_TTL_S = 7 * 86400
 
 
 @route("/api/rooms", ["GET"])
@@ -26,13 +24,15 @@ async def list_rooms(call: Call) -> Any:
 
 @route("/api/rooms", ["POST"], status=201)
 async def create_room(call: Call) -> Any:
+    """The id is read first: the token must be for it. The rest of the body is checked once
+    the token is (docs/api.md)."""
     body = await call.json()
     room_id = body.get("id") if isinstance(body, dict) else None
     if not isinstance(room_id, str):
         raise ProtocolError("id: the new room's id is required", code="invalid_field")
     check_room_id(room_id)
     claims = await call.authorize(HOSTS, room=room_id)
-    return (await call.node.rooms.create(room_id, claims.user, body)).to_wire()
+    return (await call.node.rooms.create(claims.user, await call.decode(RoomTerms))).to_wire()
 
 
 @route("/api/rooms/{room}", ["GET"])
@@ -44,7 +44,12 @@ async def get_room(call: Call) -> Any:
 
 @route("/api/rooms/{room}", ["PATCH"], roles=HOSTS)
 async def update_room(call: Call) -> Any:
-    return (await call.node.rooms.update(call.room, await call.json())).to_wire()
+    """A body that is not JSON is refused first, then a room that does not exist, then the
+    body's fields (docs/api.md)."""
+    await call.json()
+    room = await call.load_room()
+    changes = await call.decode(RoomChanges)
+    return (await call.node.rooms.update(room, changes)).to_wire()
 
 
 @route("/api/rooms/{room}/go-live", ["POST"], roles=HOSTS)
@@ -60,32 +65,23 @@ async def end_room(call: Call) -> Any:
 @route("/api/rooms/{room}/tokens", ["POST"], roles=HOSTS, status=201)
 async def mint_token(call: Call) -> Any:
     """Hosts mint viewer and moderator tokens for their room (e.g. for their own staff)."""
-    body = await call.object()
-    try:
-        role = Role(body.get("role", "viewer"))
-    except ValueError:
-        raise invalid_field("role", "viewer or moderator") from None
-    if role not in {Role.VIEWER, Role.MODERATOR}:
-        raise invalid_field("role", "viewer or moderator")
-    user = user_field(body)
-    ttl = int_field(body, "ttl", 60, MAX_TOKEN_TTL_S, default=auth.DEFAULT_TTL_S)
-    name = body.get("name")
+    request = await call.decode(auth.TokenRequest)
     token = auth.mint(
         call.node.secret,
         room=call.room,
-        role=role,
-        user=user,
-        name=name if isinstance(name, str) else None,
-        ttl_s=ttl,
+        role=Role(request.role),
+        user=request.user,
+        name=request.display_name(),
+        ttl_s=request.ttl,
     )
-    return {"token": token, "role": role.value, "user": user}
+    return {"token": token, "role": request.role, "user": request.user}
 
 
 @route("/api/rooms/{room}/revocations", ["POST"], roles=HOSTS)
 async def revoke_tokens(call: Call) -> Any:
     """Every token of `user` for this room issued up to now is refused from now on, and
     their open sockets close (engine/rooms/access.py). They sign in again with a newer token."""
-    user = await target_below(call, user_field(await call.object()))
+    user = await target_below(call, (await call.decode(Target)).user)
     before = await call.node.access.revoke(call.room, user, int(time.time()))
     return {"user": user, "revoked_before": before}
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from starlette.routing import Route
 
-from engine.commerce.sales import check_sale_id
+from engine.commerce.sales import Extension, SaleTerms, TopUp, check_sale_id
 from engine.server.api.base import HOSTS, Call, route
+from engine.server.api.bodies import decode_fields
 from engine.store.meter import MarkerKind
 
 
@@ -26,7 +27,7 @@ async def list_sales(call: Call) -> Any:
 async def launch_sale(call: Call) -> Any:
     """Launch a sale on a SKU: allotment, price, per-user limit, countdown, duration, hold."""
     await call.node.rooms.get(call.room)
-    sale = await call.node.sales.create(call.room, await call.json())
+    sale = await call.node.sales.create(call.room, await call.decode(SaleTerms))
     call.node.meter.mark(call.room, MarkerKind.FLASH_SALE,
                          f"Flash sale: {sale.allotment} {sale.title}")  # fmt: skip
     return sale.to_wire()
@@ -44,12 +45,16 @@ async def stop_sale(call: Call) -> Any:
 
 @route("/api/rooms/{room}/sales/{sale}/topup", ["POST"], roles=HOSTS)
 async def top_up_sale(call: Call) -> Any:
-    return (await call.node.sales.top_up(call.room, await call.json(), _sale_id(call))).to_wire()
+    sale_id = _sale_id(call)
+    units = (await decode_fields(call, TopUp)).units
+    return (await call.node.sales.top_up(call.room, sale_id, units)).to_wire()
 
 
 @route("/api/rooms/{room}/sales/{sale}/extend", ["POST"], roles=HOSTS)
 async def extend_sale(call: Call) -> Any:
-    return (await call.node.sales.extend(call.room, await call.json(), _sale_id(call))).to_wire()
+    sale_id = _sale_id(call)
+    seconds = (await decode_fields(call, Extension)).seconds
+    return (await call.node.sales.extend(call.room, sale_id, seconds)).to_wire()
 
 
 ROUTES: list[Route] = [list_sales, launch_sale, get_sale, stop_sale, top_up_sale, extend_sale]
