@@ -25,11 +25,10 @@ from engine.rooms.moderation import (
     normalize,
 )
 from engine.rooms.rooms import RoomSettings, RoomStore, RoomTerms
-from engine.server.api.bodies import decode_fields
 from engine.store import keys
 from engine.store.roomlog import BusMessage, Entry, RoomLog
 from engine.store.scripts import Scripts
-from tests.conftest import call_with, decoded
+from tests.conftest import decoded
 
 # ---- normalize / BannedWordFilter -------------------------------------------------------
 
@@ -105,7 +104,7 @@ def test_empty_filter() -> None:
 
 async def banned_words(body: Any) -> list[str]:
     """The list a PUT .../banned-words body sets."""
-    return (await decode_fields(call_with(body), BannedWords)).cleaned()
+    return (await decoded(body, BannedWords)).cleaned()
 
 
 async def test_banned_words_body() -> None:
@@ -117,8 +116,6 @@ async def test_banned_words_body() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        None,
-        ["a"],
         {},
         {"words": "a"},
         {"words": ["a", 1]},
@@ -131,6 +128,13 @@ async def test_banned_words_body_refused(body: Any) -> None:
     with pytest.raises(ProtocolError) as info:
         await banned_words(body)
     assert info.value.code == "invalid_field"
+
+
+@pytest.mark.parametrize("body", [None, ["a"]])
+async def test_banned_words_body_that_is_not_an_object_is_refused(body: Any) -> None:
+    with pytest.raises(ProtocolError) as info:
+        await banned_words(body)
+    assert info.value.code == "bad_request"
 
 
 # ---- Moderation on real Redis -----------------------------------------------------------

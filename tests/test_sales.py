@@ -33,12 +33,11 @@ from engine.commerce.sales import (
 )
 from engine.commerce.stock import GrabRequest, Stock
 from engine.core.errors import ConflictError, LivecartError, NotFoundError, ProtocolError
-from engine.server.api.bodies import decode_fields
 from engine.store import keys
 from engine.store.redis_client import stream_rows
 from engine.store.roomlog import Entry, RoomLog
 from engine.store.scripts import Scripts
-from tests.conftest import call_with, decoded
+from tests.conftest import decoded
 
 AT = 1_900_000_000_000  # a pinned clock, ms
 WIRE_FIELDS = {
@@ -185,12 +184,12 @@ async def launch(sales: SaleStore, room: str, body: Any, *, at_ms: int | None = 
 
 async def top_up(sales: SaleStore, room: str, body: Any) -> Sale:
     """Top up s1 from a JSON body, as POST .../sales/s1/topup does."""
-    return await sales.top_up(room, "s1", (await decode_fields(call_with(body), TopUp)).units)
+    return await sales.top_up(room, "s1", (await decoded(body, TopUp)).units)
 
 
 async def extend(sales: SaleStore, room: str, body: Any) -> Sale:
     """Extend s1 from a JSON body, as POST .../sales/s1/extend does."""
-    seconds = (await decode_fields(call_with(body), Extension)).seconds
+    seconds = (await decoded(body, Extension)).seconds
     return await sales.extend(room, "s1", seconds)
 
 
@@ -505,7 +504,7 @@ async def test_adjust_unknown_sale(sales: SaleStore, room: str, action: str) -> 
 @pytest.mark.parametrize(
     "body",
     [{}, {"units": 0}, {"units": MAX_UNITS + 1}, {"units": 1.0}, {"units": True},
-     {"units": "3"}, None, [3]],
+     {"units": "3"}],
 )  # fmt: skip
 async def test_top_up_validates_units(sales: SaleStore, room: str, body: Any) -> None:
     await launch(sales, room, terms())
@@ -517,13 +516,24 @@ async def test_top_up_validates_units(sales: SaleStore, room: str, body: Any) ->
 @pytest.mark.parametrize(
     "body",
     [{}, {"seconds": 0}, {"seconds": MAX_DURATION_S + 1}, {"seconds": 1.5},
-     {"seconds": False}, {"seconds": "60"}, None],
+     {"seconds": False}, {"seconds": "60"}],
 )  # fmt: skip
 async def test_extend_validates_seconds(sales: SaleStore, room: str, body: Any) -> None:
     created = await launch(sales, room, terms())
     error = await refused(extend(sales, room, body))
     assert (error.code, error.details) == ("invalid_field", {"field": "seconds"})
     assert (await sales.get(room, "s1")).ends_at == created.ends_at
+
+
+@pytest.mark.parametrize("body", [None, [3]])
+async def test_top_up_and_extend_refuse_a_body_that_is_not_an_object(
+    sales: SaleStore, room: str, body: Any
+) -> None:
+    created = await launch(sales, room, terms())
+    for change in (top_up, extend):
+        error = await refused(change(sales, room, body))
+        assert error.code == "bad_request"
+    assert await sales.get(room, "s1") == created
 
 
 async def test_top_up_and_extend_limits(sales: SaleStore, room: str) -> None:

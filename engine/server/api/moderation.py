@@ -15,7 +15,6 @@ from engine.core.stream_ids import is_stream_id
 from engine.rooms.moderation import BannedWords, CommentPin, MuteTerms, SlowMode, Target
 from engine.rooms.rooms import RoomChanges
 from engine.server.api.base import MODERATORS, Call, entry_id, route
-from engine.server.api.bodies import decode_fields
 from engine.store.keys import check_user_id
 from engine.store.roomlog import Entry
 
@@ -63,7 +62,7 @@ async def delete_comment(call: Call) -> Any:
 
 @route("/api/rooms/{room}/pin", ["POST"], roles=MODERATORS)
 async def pin_comment(call: Call) -> Any:
-    target = (await decode_fields(call, CommentPin)).comment_id
+    target = (await call.decode(CommentPin)).comment_id
     offset = await call.node.moderation.pin_comment(call.room, target)
     return {"pinned": target, "offset": offset}
 
@@ -76,7 +75,7 @@ async def unpin_comment(call: Call) -> Any:
 
 @route("/api/rooms/{room}/mutes", ["POST"], roles=MODERATORS)
 async def mute_user(call: Call) -> Any:
-    terms = await decode_fields(call, MuteTerms)
+    terms = await call.decode(MuteTerms)
     user = await target_below(call, terms.user)
     until = await call.node.moderation.mute(call.room, user, terms.minutes)
     return {"user": user, "muted_until": until}
@@ -94,7 +93,7 @@ async def list_bans(call: Call) -> Any:
 
 @route("/api/rooms/{room}/bans", ["POST"], roles=MODERATORS)
 async def ban_user(call: Call) -> Any:
-    user = await target_below(call, (await decode_fields(call, Target)).user)
+    user = await target_below(call, (await call.decode(Target)).user)
     assert call.claims is not None
     await call.node.moderation.ban(call.room, user, by=call.claims.role)
     return {"user": user, "banned": True}
@@ -112,7 +111,7 @@ async def get_banned_words(call: Call) -> Any:
 
 @route("/api/rooms/{room}/banned-words", ["PUT"], roles=MODERATORS)
 async def put_banned_words(call: Call) -> Any:
-    words = (await decode_fields(call, BannedWords)).cleaned()
+    words = (await call.decode(BannedWords)).cleaned()
     await call.node.moderation.set_banned_words(call.room, words)
     return {"words": words}
 
@@ -120,7 +119,7 @@ async def put_banned_words(call: Call) -> Any:
 @route("/api/rooms/{room}/slow-mode", ["PUT"], roles=MODERATORS)
 async def set_slow_mode(call: Call) -> Any:
     """Moderators may change slow mode (other settings are the host's, via PATCH)."""
-    seconds = (await decode_fields(call, SlowMode)).seconds
+    seconds = (await call.decode(SlowMode)).seconds
     changes = RoomChanges(settings={"slow_mode_ms": seconds * 1000})
     room = await call.node.rooms.update(await call.load_room(), changes)
     return {"slow_mode_ms": room.settings.slow_mode_ms}

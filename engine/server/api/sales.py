@@ -9,7 +9,6 @@ from starlette.routing import Route
 
 from engine.commerce.sales import Extension, SaleTerms, TopUp, check_sale_id
 from engine.server.api.base import HOSTS, Call, route
-from engine.server.api.bodies import decode_fields
 from engine.store.meter import MarkerKind
 
 
@@ -46,14 +45,14 @@ async def stop_sale(call: Call) -> Any:
 @route("/api/rooms/{room}/sales/{sale}/topup", ["POST"], roles=HOSTS)
 async def top_up_sale(call: Call) -> Any:
     sale_id = _sale_id(call)
-    units = (await decode_fields(call, TopUp)).units
+    units = (await call.decode(TopUp)).units
     return (await call.node.sales.top_up(call.room, sale_id, units)).to_wire()
 
 
 @route("/api/rooms/{room}/sales/{sale}/extend", ["POST"], roles=HOSTS)
 async def extend_sale(call: Call) -> Any:
     sale_id = _sale_id(call)
-    seconds = (await decode_fields(call, Extension)).seconds
+    seconds = (await call.decode(Extension)).seconds
     return (await call.node.sales.extend(call.room, sale_id, seconds)).to_wire()
 
 
