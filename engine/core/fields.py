@@ -1,5 +1,6 @@
-"""Validating the fields of a JSON request body: each failure is an `invalid_field` error
-naming the field, the way every HTTP route and WebSocket frame reports bad input."""
+"""Bad input named by its field: `invalid_field`, and the field a msgspec schema refused
+(frames and HTTP bodies are typed definitions; docs/architecture.md § One wire schema), so
+every HTTP route and WebSocket frame reports bad input the same way."""
 
 from __future__ import annotations
 
@@ -50,27 +51,3 @@ def convert_field(value: Any, schema: type[T], name: str) -> T:
     except msgspec.ValidationError as refusal:
         field, why = refused_field(refusal)
         raise invalid_field(name if field is None else f"{name}.{field}", why) from None
-
-
-def int_field(body: dict[str, Any], name: str, low: int, high: int,
-              default: int | None = None) -> int:  # fmt: skip
-    """An integer in [low, high] (`true` is not one), or `default` when absent."""
-    value = body.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise invalid_field(name, f"an integer between {low} and {high}")
-    return value
-
-
-def text_field(body: dict[str, Any], name: str, max_len: int) -> str:
-    """A required string with something visible, at most `max_len` characters, trimmed."""
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
-        raise invalid_field(name, f"a string of 1-{max_len} characters")
-    return value.strip()
-
-
-def bool_field(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise invalid_field(name, "true or false")
-    return value

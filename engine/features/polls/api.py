@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from starlette.routing import Route
 
-from engine.features.polls.store import NAME, PollStore, PollTerms, check_poll_id
+from engine.features.polls.store import NAME, Ballot, PollStore, PollTerms, check_poll_id
 from engine.server.api.base import HOSTS, SIGNED_IN, Call, route
 
 
@@ -49,10 +49,9 @@ async def close_poll(call: Call) -> Any:
 
 @route("/api/rooms/{room}/polls/{poll}/votes", ["POST"], roles=SIGNED_IN)
 async def vote(call: Call) -> Any:
-    body = await call.json()
-    option = body.get("option") if isinstance(body, dict) else None
+    ballot = await call.decode(Ballot)
     assert call.claims is not None
-    return await polls_of(call).vote(call.room, _poll_id(call), call.claims.user, option)
+    return await polls_of(call).vote(call.room, _poll_id(call), call.claims.user, ballot.option)
 
 
 ROUTES: list[Route] = [list_polls, open_poll, get_poll, close_poll, vote]

@@ -115,6 +115,12 @@ class PollTerms(Struct, frozen=True, forbid_unknown_fields=False):
         return self.question.strip(), [option.strip() for option in self.options]
 
 
+class Ballot(Struct, frozen=True):
+    """The body of a vote over HTTP (the `vote` frame carries the same field)."""
+
+    option: Annotated[int, Meta(ge=0, le=MAX_OPTIONS - 1)]
+
+
 class PollStore:
     def __init__(self, redis: Redis, scripts: Scripts, log_maxlen: int) -> None:
         self.redis = redis

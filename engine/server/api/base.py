@@ -37,7 +37,7 @@ from engine.rooms import auth
 from engine.rooms.rooms import Room
 from engine.server.api.throttle import CallerRate, retry_after_header
 from engine.server.node import Node
-from engine.store.keys import check_room_id, check_user_id
+from engine.store.keys import check_room_id
 
 MAX_BODY_BYTES = 64 * 1024
 MODERATORS = frozenset({Role.HOST, Role.MODERATOR})
@@ -130,12 +130,6 @@ class Call:
         except orjson.JSONDecodeError:
             raise ProtocolError("body is not valid JSON", code="bad_request") from None
 
-    async def object(self) -> dict[str, Any]:
-        body = await self.json()
-        if not isinstance(body, dict):
-            raise _not_an_object()
-        return body
-
     async def decode(self, schema: type[BodyT]) -> BodyT:
         """The body decoded into its typed definition (a msgspec Struct; an empty body is
         `{}`), validated in the same pass: `bad_request` for a body that is not a JSON
@@ -150,20 +144,6 @@ class Call:
             raise invalid_field(field, why) from None
         except msgspec.DecodeError:
             raise ProtocolError("body is not valid JSON", code="bad_request") from None
-
-
-def str_field(body: dict[str, Any], name: str, max_len: int) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > max_len:
-        raise invalid_field(name, f"a string of 1-{max_len} characters")
-    return value
-
-
-def user_field(body: dict[str, Any], name: str = "user") -> str:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise invalid_field(name, "a user id is required")
-    return check_user_id(value)
 
 
 def entry_id(value: Any, name: str = "comment_id") -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from engine.core.fields import int_field
+from engine.core.fields import invalid_field
 from engine.server.api.base import MODERATORS, SIGNED_IN, Call, route
 from engine.store.meter import Metric
 
@@ -16,8 +16,9 @@ DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 
 def _limit(call: Call) -> int:
     raw = call.request.query_params.get("limit", str(DEFAULT_LIMIT))
-    value: Any = int(raw) if raw.isdigit() else raw
-    return int_field({"limit": value}, "limit", 1, MAX_LIMIT)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
+        raise invalid_field("limit", f"an integer between 1 and {MAX_LIMIT}")
+    return int(raw)
 
 
 @route("/api/rooms/{room}/share", ["POST"], roles=SIGNED_IN)
