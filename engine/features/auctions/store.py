@@ -27,7 +27,6 @@ from typing import Annotated, Any
 
 import orjson
 from msgspec import Meta, Struct
-from msgspec.structs import force_setattr
 from redis.asyncio import Redis
 
 from engine.commerce.sales import SaleStore
@@ -84,11 +83,14 @@ class AuctionTerms(Struct, frozen=True, forbid_unknown_fields=False):
     increments: tuple[Any, ...] = DEFAULT_INCREMENTS
 
     def __post_init__(self) -> None:
+        self.increment_table()  # refused here, in the same pass as the other fields
+
+    def increment_table(self) -> tuple[tuple[int, int], ...]:
+        """The increment table as rows of (from_price, step), checked."""
         try:
-            table = check_increments(self.increments)
+            return check_increments(self.increments)
         except ValueError as exc:
             raise invalid_field("increments", str(exc)) from None
-        force_setattr(self, "increments", table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +212,7 @@ class AuctionStore:
     async def create(self, room: str, terms: AuctionTerms, *,
                      at_ms: int | None = None) -> Auction:  # fmt: skip
         sku, start_price, mode = terms.sku, terms.start_price, terms.mode
-        duration, extend, increments = terms.duration_s, terms.extend_s, terms.increments
+        duration, extend, increments = terms.duration_s, terms.extend_s, terms.increment_table()
         auction_id = f"a{await self.redis.incr(keys.auction_counter(room))}"
         lot = await self.sales.create_private(
             room, sku, 1, owner=f"auction:{auction_id}", hold_ms=self.payment_window_ms
