@@ -444,6 +444,11 @@ def _add_bench_parser(sub: Subparsers) -> None:
                       help="count show metrics (off: the hot-path cost baseline)")  # fmt: skip
     grab.add_argument("--compare-metrics", type=_whole(0), default=0, metavar="ROUNDS",
                       help="run ROUNDS pairs, metrics on then off, and print the cost")  # fmt: skip
+    grab.add_argument("--burst", action="store_true",
+                      help="every viewer taps once at the sale's start, no retry "
+                           "(--attempts and --think-ms do not apply)")  # fmt: skip
+    grab.add_argument("--workers", type=_whole(1), default=1,
+                      help="engine processes on one port (livecart serve --workers)")  # fmt: skip
     grab.add_argument("--redis-url", default=None)
     grab.add_argument("--json", action="store_true", help="print one JSON object")
     rain = bench_sub.add_parser("coupons", help="a coupon rain: the whole room claims a drop")

@@ -34,6 +34,13 @@ def test_bench_grab_never_oversells() -> None:
     assert report["sale_counters"]["reserved"] == 20
     assert report["audit_ok"] is True
     assert set(report["latency_ms"]) == LATENCY
+    # The second baseline and the engine's CPU, in the same run; no burst section.
+    assert report["raw_ws_echo"]["answered"] == 300
+    assert report["raw_ws_echo_per_second"] > 0
+    assert report["ratio_to_raw_echo"] > 0
+    assert report["engine_cpu_us_per_grab"] > 0
+    assert (report["engine_workers"], report["viewers_per_worker"]) == (1, [60])
+    assert "burst" not in report
 
 
 def test_bench_grab_compares_metrics_on_and_off() -> None:

@@ -1,19 +1,23 @@
 """`livecart bench grab`: the flash-sale second. N signed-in viewers in one load process
 are in the room when a sale of S units starts; at the start they tap "grab" A times in
 all (each tap after the previous answer, a fresh request id each time), through one
-engine process, with Redis in a third.
+engine process (or `--workers N` of them on one port), with Redis in a third.
+`--burst`: every viewer taps once, at the sale's start on the server's clock, and never
+again (engine/bench/burst.py).
 
 Figures: answers by status, `grabs_per_second` (answered grabs over the time from the
 first tap to the last answer), client-side round-trip latency, `oversell` (units
-reserved or sold beyond the sale's units, by the acknowledgements and by Redis), and
-`audit_ok` (`livecart audit` on the room afterwards).
+reserved or sold beyond the sale's units, by the acknowledgements and by Redis),
+`audit_ok` (`livecart audit` on the room afterwards) and `engine_cpu_us_per_grab` (the
+engine's processes' CPU time from the first tap to the last answer, per answer).
 
-Baseline: `raw_evalsha_per_second` is the same grab script called directly, one grab per
-EVALSHA, by `redis-benchmark` with 50 clients and no pipelining, against a fresh sale of
-the same size in the same Redis (so the mix of reserved and sold-out answers matches);
-measured just before and just after the rush, and averaged (the machine is shared).
-Without `redis-benchmark` on PATH (Debian: redis-tools) a redis-py client does it, and
-`raw_client` says so; that baseline is lower, a Python client being the bottleneck.
+Two baselines, measured in the same run:
+- `raw_evalsha_per_second`: the grab script by EVALSHA against the same Redis
+  (engine/bench/evalsha.py), just before and just after the rush, averaged (the machine
+  is shared);
+- `raw_ws_echo_per_second`: the same load process and tapping code against a bare
+  `websockets` server answering every tap with the engine's own ack bytes
+  (engine/bench/raw_echo.py), after the rush: the WebSocket and load-process floor.
 """
 
 from __future__ import annotations
@@ -21,17 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
+from engine.bench.evalsha import raw_baseline
 from engine.bench.harness import (
     Child,
     bench_env,
@@ -43,16 +44,17 @@ from engine.bench.harness import (
     print_result,
     redis_for,
 )
-from engine.commerce.catalog import Catalog
-from engine.commerce.sales import Sale, SaleStore, SaleTerms
+from engine.bench.stats import connections_per_process, process_tree
+from engine.commerce.sales import Sale
 from engine.core.loop import loop_name
 from engine.insights.audit import audit_room
+from engine.server.metrics_share import SNAPSHOT_INTERVAL_S
 from engine.store import keys, redis_client
 from engine.store.scripts import Scripts
 
 COUNTDOWN_S = 3
-RAW_CLIENTS = 50
-RAW_REQUESTS = 100_000
+# The echo baseline's viewers start this long after they are told to (time to get there).
+ECHO_LEAD_MS = 1000
 
 
 def progress(message: str) -> None:
@@ -76,49 +78,6 @@ def launch_sale(port: int, secret: str, room: str, stock: int, limit: int) -> di
         return sale
 
 
-def grab_keys(room: str, sale_id: str) -> list[str]:
-    return [
-        keys.sale(room, sale_id), keys.sale_reservations(room, sale_id),
-        keys.sale_users(room, sale_id), keys.sale_answers(room, sale_id),
-        keys.expiry(room), keys.outbox(room), keys.show_metrics(room),
-    ]  # fmt: skip
-
-
-def raw_with_redis_benchmark(url: str, sha: str, room: str, sale_id: str) -> float:
-    """EVALSHA of the grab script, one grab per call, by redis-benchmark."""
-    parsed = urlsplit(url)
-    server = ["-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379)]
-    if parsed.password:
-        server += ["-a", parsed.password]
-    argv = ["redis-benchmark", *server, "-c", str(RAW_CLIENTS), "-n", str(RAW_REQUESTS),
-            "-r", "100000000", "-q", "EVALSHA", sha, "7", *grab_keys(room, sale_id), "", "200000",
-            "1", "user:__rand_int__", "req:__rand_int__", "1"]  # fmt: skip
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300).stdout
-    match = re.search(r"([0-9.]+) requests per second", out.replace("\r", "\n"))
-    if match is None:
-        raise RuntimeError(f"unexpected redis-benchmark output: {out[-300:]!r}")
-    return float(match.group(1))
-
-
-async def raw_with_redis_py(url: str, sha: str, room: str, sale_id: str) -> float:
-    redis = redis_client.connect(url)
-    keys_ = grab_keys(room, sale_id)
-    count = 0
-    stop_at = time.perf_counter() + 5.0
-
-    async def client(n: int) -> None:
-        nonlocal count
-        while time.perf_counter() < stop_at:
-            count += 1
-            await redis.evalsha(sha, 7, *keys_, "", 200_000, "1", f"u{n}.{count}", f"r{count}", 1)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(RAW_CLIENTS)))
-    elapsed = time.perf_counter() - started
-    await redis.aclose()
-    return count / elapsed
-
-
 async def inspect(url: str, room: str, sale_id: str) -> tuple[Sale, dict[str, Any]]:
     redis: Redis = redis_client.connect(url)
     try:
@@ -139,28 +98,38 @@ def batch_stats(port: int) -> dict[str, float]:
     return {"script_calls": calls, "mean_batch": mean}
 
 
-async def _raw_sale(url: str, room: str, stock: int, limit: int) -> str:
-    """A second sale of the same size for the baseline, started at once."""
-    redis = redis_client.connect(url)
+def taps(args: argparse.Namespace) -> int:
+    """How many grabs the run sends: one per viewer in a burst."""
+    return int(args.viewers) if args.burst else int(args.attempts)
+
+
+def tap_command(args: argparse.Namespace, target: str, at_ms: float, clock: str,
+                cpu_pids: list[int]) -> dict[str, Any]:  # fmt: skip
+    """The load process's rush command: the same for the engine and the echo server.
+    `clock` says whose clock `at_ms` is on (a burst's; the sustained rush reads this
+    machine's)."""
+    if args.burst:
+        return {"cmd": "burst", "target": target, "at_ms": at_ms, "clock": clock,
+                "cpu_pids": cpu_pids}  # fmt: skip
+    return {"cmd": "grab", "target": target, "attempts": args.attempts, "at_ms": at_ms,
+            "think_ms": args.think_ms, "cpu_pids": cpu_pids}  # fmt: skip
+
+
+def echo_baseline(loader: Child, env: dict[str, str], args: argparse.Namespace,
+                  reply: bytes) -> dict[str, Any]:  # fmt: skip
+    """The same viewers and taps against a bare websockets server that answers each tap
+    with `reply` (the engine's last grab ack)."""
+    progress("raw baseline: a bare websockets server answering every tap with the ack")
+    echo = Child([sys.executable, "-m", "engine.bench.raw_echo", reply.hex()], env)
     try:
-        scripts = Scripts()
-        await scripts.load(redis)  # the baseline calls grab.lua (this flavour of it) by SHA
-        catalog = Catalog(redis, scripts, 1000)
-        sales = SaleStore(redis, scripts, catalog, 1000, 200_000)
-        terms = SaleTerms(sku="BENCH-1", allotment=stock, per_user_limit=limit, duration_s=3600)
-        return (await sales.create(room, terms)).id
+        port = echo.receive()["port"]
+        connect(loader, port, "echo", args.viewers, posters=0, mode="raw", report=progress)
+        at_ms = time.time() * 1000 + ECHO_LEAD_MS
+        result = loader.ask(**tap_command(args, "echo", at_ms, "local", [echo.process.pid]))
+        loader.ask(cmd="close")
+        return result
     finally:
-        await redis.aclose()
-
-
-def raw_baseline(redis_url: str, room: str, args: argparse.Namespace) -> tuple[float, str]:
-    """EVALSHA of the grab script on a fresh sale of the same size; (calls/s, client)."""
-    progress("raw baseline: the grab script by EVALSHA, one grab per call")
-    raw_sale = asyncio.run(_raw_sale(redis_url, room, args.stock, args.limit))
-    sha = Scripts().grab.sha
-    if shutil.which("redis-benchmark"):
-        return raw_with_redis_benchmark(redis_url, sha, room, raw_sale), "redis-benchmark"
-    return asyncio.run(raw_with_redis_py(redis_url, sha, room, raw_sale)), "redis-py"
+        echo.stop()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,39 +142,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         redis_url = redis_for(stack, args.redis_url)
         loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
         stack.callback(loader.stop)
-        with engine_process(redis_url, 100, env) as (_, port):
+        with engine_process(redis_url, 100, env, workers=args.workers) as (engine, port):
+            # The supervisor and its workers (with one worker, the engine alone).
+            engine_pids = process_tree(engine.process.pid)
             room = create_room(port, secret, {})
             add_product(port, secret, room)
             # The machine is shared: measure the baseline before and after the rush.
-            raw_before, _ = raw_baseline(redis_url, room, args)
+            raw_before, _ = raw_baseline(redis_url, room, args.stock, args.limit, progress)
             connect(loader, port, room, args.viewers, posters=args.viewers, mode="engine",
                     report=progress)  # fmt: skip
+            spread = connections_per_process(engine_pids[1:] or engine_pids, port)
             # Everyone is in the room: the host starts a countdown; viewers tap at zero.
             sale = launch_sale(port, secret, room, args.stock, args.limit)
-            progress(f"{args.viewers} viewers tap {args.attempts} times when a "
+            progress(f"{args.viewers} viewers tap {taps(args)} times when a "
                      f"{args.stock}-unit sale starts")  # fmt: skip
-            rush = loader.ask(cmd="grab", target=sale["id"], attempts=args.attempts,
-                              at_ms=sale["starts_at"], think_ms=args.think_ms)  # fmt: skip
+            rush = loader.ask(**tap_command(args, sale["id"], sale["starts_at"], "server",
+                                            engine_pids))  # fmt: skip
+            if args.workers > 1:
+                time.sleep(SNAPSHOT_INTERVAL_S + 0.5)  # the other workers' counts trail by this
             batches = batch_stats(port)
+            loader.ask(cmd="close")
         final, audit = asyncio.run(inspect(redis_url, room, sale["id"]))
-        raw_after, raw_client = raw_baseline(redis_url, room, args)
+        echo = echo_baseline(loader, env, args, bytes.fromhex(rush["answer_hex"]))
+        raw_after, raw_client = raw_baseline(redis_url, room, args.stock, args.limit, progress)
     raw = (raw_before + raw_after) / 2
     statuses = rush["statuses"]
-    answered = rush["answered"]
-    grabs_per_second = answered / rush["window_s"]
+    grabs_per_second = rush["answered"] / rush["window_s"]
+    echo_per_second = echo["answered"] / echo["window_s"]
     units_taken = final.reserved + final.sold
-    return {
-        "attempts": args.attempts,
+    oversell = max(0, rush["reserved_units"] - final.units, units_taken - final.units)
+    result = {
+        "attempts": rush["attempts"],
         "reserved": statuses.get("reserved", 0),
         "sold_out": statuses.get("sold_out", 0),
         "limit_reached": statuses.get("limit_reached", 0),
         "errors": sum(rush["errors"].values()),
-        "oversell": max(0, rush["reserved_units"] - final.units, units_taken - final.units),
+        "oversell": oversell,
         "grabs_per_second": round(grabs_per_second),
         "latency_ms": rush["latency_ms"],
         "raw_evalsha_per_second": round(raw),
         "raw_evalsha_before_after": [round(raw_before), round(raw_after)],
         "ratio_to_raw": round(grabs_per_second / raw, 3),
+        "raw_ws_echo_per_second": round(echo_per_second),
+        "ratio_to_raw_echo": round(grabs_per_second / echo_per_second, 3),
+        "engine_cpu_us_per_grab": per_answer_us(rush),
+        "engine_workers": args.workers,
+        "viewers_per_worker": spread,
         "audit_ok": audit["ok"],
         "metrics": args.metrics == "on",
         "viewers": args.viewers,
@@ -222,8 +204,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "grab_window_ms": args.window_ms,
         **batches,
         "raw_client": raw_client,
+        "raw_ws_echo": echo_figures(echo),
         "event_loop": loop_name(),
-        "audit": audit,
+    }
+    if args.burst:
+        result["burst"] = burst_figures(rush, echo, oversell, audit["ok"])
+    return {**result, "audit": audit}
+
+
+def per_answer_us(rush: dict[str, Any]) -> float:
+    """The measured processes' CPU time per answered tap, in microseconds."""
+    return round(rush["cpu_s"] * 1e6 / rush["answered"], 1) if rush["answered"] else 0.0
+
+
+def echo_figures(echo: dict[str, Any]) -> dict[str, Any]:
+    figures = {
+        "answered": echo["answered"],
+        "window_s": round(echo["window_s"], 3),
+        "latency_ms": echo["latency_ms"],
+        "cpu_us_per_answer": per_answer_us(echo),
+    }
+    if "all_answered_ms" in echo:
+        figures["all_answered_ms"] = echo["all_answered_ms"]
+    return figures
+
+
+def burst_figures(rush: dict[str, Any], echo: dict[str, Any], oversell: int,
+                  audit_ok: bool) -> dict[str, Any]:  # fmt: skip
+    return {
+        "taps": rush["attempts"],
+        "answered": rush["answered"],
+        "duplicates": rush["duplicates"],
+        "all_answered_ms": rush["all_answered_ms"],
+        "latency_ms": rush["latency_ms"],
+        "statuses": rush["statuses"],
+        "error_codes": rush["errors"],
+        "oversell": oversell,
+        "audit_ok": audit_ok,
+        "engine_cpu_us_per_grab": per_answer_us(rush),
+        "raw_ws_echo_all_answered_ms": echo["all_answered_ms"],
+        "raw_ws_echo_latency_ms": echo["latency_ms"],
+        "send_ms": rush["send_ms"],
+        "first_tap_late_ms": rush["first_tap_late_ms"],
+        "clock_offset_ms": rush["clock_offset_ms"],
+        "clock_rtt_ms": rush["clock_rtt_ms"],
     }
 
 
@@ -252,7 +276,7 @@ def compare_metrics(args: argparse.Namespace) -> dict[str, Any]:
     median_off = round(statistics.median(off["ratio_to_raw"]), 4)
     return {
         "rounds": args.compare_metrics, "viewers": args.viewers, "stock": args.stock,
-        "attempts": args.attempts, "with_metrics": on, "without_metrics": off,
+        "attempts": taps(args), "with_metrics": on, "without_metrics": off,
         "median_ratio_with": median_on, "median_ratio_without": median_off,
         # > 1: metrics cost throughput; 1.0 means no measurable cost.
         "cost_ratio": round(median_off / median_on, 3) if median_on else None,

@@ -89,8 +89,12 @@ class LeanConnection(asyncio.Protocol):
         self.transport.write(request.encode())
 
     def send(self, payload: bytes, opcode: int = OP_BINARY) -> None:
+        self.send_frame(client_frame(opcode, payload))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Write a frame already built by `client_frame`."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(client_frame(opcode, payload))
+            self.transport.write(frame)
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data

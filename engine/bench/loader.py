@@ -6,8 +6,10 @@ on its own core. Commands:
   {"cmd": "post", "rate": R, "seconds": S}       -> comments at R/s, then drain and report
   {"cmd": "flood", "seconds": S}                 -> posters post back-to-back, report
   {"cmd": "count", "seconds": S}                 -> just count received frames (raw server)
-  {"cmd": "grab"/"claim", "target", "attempts", "at_ms"} -> the rush on a sale or a coupon
-                                                  drop, timed per tap
+  {"cmd": "grab"/"claim", "target", "attempts", "at_ms", "cpu_pids"} -> the rush on a sale
+                                                  or a coupon drop, timed per tap
+  {"cmd": "burst", "target", "at_ms", "clock", "cpu_pids"} -> one tap per viewer at the
+                                                  sale's start (engine/bench/rush.py)
   {"cmd": "close"} / {"cmd": "quit"}
 Every viewer checks every tick's `seq` (a gap or repeat is counted), counts comments and
 `sampled_out`, and every tenth viewer records end-to-end latency from the poster's clock
@@ -21,7 +23,7 @@ import asyncio
 import os
 import sys
 import time
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ import orjson
 
 from clients.core import MSGPACK, hello, tick_seq
 from engine.bench.leanws import LeanConnection, open_connection
+from engine.bench.rush import burst, grab_rush
 from engine.bench.stats import percentiles
 from engine.core.identity import Role
 from engine.core.loop import run_event_loop
@@ -80,13 +83,17 @@ class Load:
     sample_tick: bytes = b""
     frame_bytes: int = 0
     frames: int = 0
+    # The last grab (or other) ack as the engine encoded it: the echo baseline's reply.
+    last_ack: bytes = b""
+    # While set (a burst), every ack and error goes to it instead of a waiter.
+    on_answer: Callable[[int, dict[str, Any]], None] | None = None
 
     def on_message(self, conn: LeanConnection, payload: bytes) -> None:
         self.frames += 1
         self.frame_bytes += len(payload)
         seq = tick_seq(payload)
         if seq is None:
-            self.on_control(conn, MSGPACK.decode(payload))
+            self.on_control(conn, payload)
             return
         viewer = self.viewers[conn.index]
         # clients.core.Session's seq rule, inline: a method call per frame costs this
@@ -106,18 +113,23 @@ class Load:
             now_ms = time.time() * 1000
             self.latencies.extend(now_ms - sent for sent in summary.sent_at_ms)
 
-    def on_control(self, conn: LeanConnection, message: dict[str, Any]) -> None:
+    def on_control(self, conn: LeanConnection, payload: bytes) -> None:
+        message = MSGPACK.decode(payload)
         kind = message.get("type")
         if kind == "welcome":
             viewer = self.viewers[conn.index]
             viewer.seq = message["seq"]
             if viewer.welcomed is not None and not viewer.welcomed.done():
                 viewer.welcomed.set_result(None)
-        elif kind in ("ack", "error"):
+        elif kind in ("ack", "error", "pong"):
             if kind == "ack":
                 self.acked += 1
-            else:
+                self.last_ack = payload
+            elif kind == "error":
                 self.refused[message["code"]] = self.refused.get(message["code"], 0) + 1
+            if self.on_answer is not None and kind != "pong":
+                self.on_answer(conn.index, message)
+                return
             waiter = self.ack_waiters.pop(conn.index, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(message)
@@ -239,63 +251,6 @@ async def flood(load: Load, seconds: float) -> dict[str, Any]:
     return report
 
 
-async def grab_rush(
-    load: Load, sale: str, attempts: int, at_ms: float, think_ms: float, *, kind: str = "grab"
-) -> dict[str, Any]:
-    """At `at_ms` every viewer starts tapping "grab" (or "claim" a coupon of drop `sale`):
-    `attempts` in all, spread evenly, each viewer's next tap `think_ms` after the previous
-    answer (a person's tapping pace), with a fresh request id each time."""
-    target = "sale" if kind == "grab" else "drop"
-    viewers = len(load.conns)
-    share = [attempts // viewers + (1 if i < attempts % viewers else 0) for i in range(viewers)]
-    statuses: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    latencies: list[float] = []
-    reserved_units = 0
-    loop = asyncio.get_running_loop()
-
-    async def tap(index: int, taps: int) -> None:
-        nonlocal reserved_units
-        conn = load.conns[index]
-        for n in range(taps):
-            waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
-            load.ack_waiters[index] = waiter
-            started = time.perf_counter()
-            conn.send(MSGPACK.encode({"type": kind, target: sale, "id": f"g{index}.{n}"}))
-            try:
-                reply = await asyncio.wait_for(waiter, 30)
-            except TimeoutError:
-                errors["timeout"] += 1
-                return
-            latencies.append((time.perf_counter() - started) * 1000)
-            if reply["type"] == "error":
-                errors[reply["code"]] += 1
-                continue
-            result = reply["result"]
-            statuses[result["status"]] += 1
-            if result["status"] == "reserved":
-                reserved_units += result["quantity"]
-            elif result["status"] == "claimed":
-                reserved_units += 1
-            if think_ms:
-                await asyncio.sleep(think_ms / 1000)
-
-    await asyncio.sleep(max(0.0, at_ms / 1000 - time.time()))
-    started = time.perf_counter()
-    await asyncio.gather(*(tap(i, n) for i, n in enumerate(share)))
-    window = time.perf_counter() - started
-    return {
-        "event": "grabbed",
-        "attempts": attempts,
-        "answered": len(latencies),
-        "statuses": dict(statuses),
-        "errors": dict(errors),
-        "reserved_units": reserved_units,
-        "window_s": window,
-        "latency_ms": percentiles(latencies),
-    }
-
-
 async def count(load: Load, seconds: float) -> dict[str, Any]:
     load.reset_window()
     started = time.perf_counter()
@@ -379,8 +334,11 @@ async def main() -> None:
                 cmd["attempts"],
                 cmd["at_ms"],
                 cmd.get("think_ms", 0),
+                cpu_pids=cmd.get("cpu_pids", []),
                 kind=name,
             )
+        elif name == "burst":
+            reply = await burst(load, cmd["target"], cmd["at_ms"], cmd["clock"], cmd["cpu_pids"])
         elif name == "close":
             for conn in load.conns:
                 if conn is not None:
