@@ -28,7 +28,7 @@ from engine.bench.groupbuy import main as bench_groupbuy
 from engine.bench.storm import main as bench_storm
 from engine.commerce.order_feed import OrderFeed, export
 from engine.commerce.orders import Order, load_orders
-from engine.core.collector import pace_for_engine
+from engine.core.collector import pace_for_connections
 from engine.core.errors import LivecartError
 from engine.core.identity import Role
 from engine.core.logs import configure as configure_logs
@@ -120,7 +120,7 @@ def _check_port_free(settings: Settings) -> None:
 
 def _run_engine(settings: Settings, main: Coroutine[Any, Any, int]) -> int:
     """Run one engine's event loop; a port taken after the check is the same sentence."""
-    pace_for_engine()
+    pace_for_connections()
     try:
         return run_event_loop(main)
     except OSError as exc:

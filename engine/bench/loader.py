@@ -33,6 +33,7 @@ from clients.core import MSGPACK, hello, tick_seq
 from engine.bench.leanws import LeanConnection, open_connection
 from engine.bench.rush import burst, grab_rush
 from engine.bench.stats import percentiles
+from engine.core.collector import pace_for_connections
 from engine.core.identity import Role
 from engine.core.loop import run_event_loop
 from engine.rooms import auth
@@ -353,4 +354,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    pace_for_connections()
     run_event_loop(main())

@@ -18,6 +18,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from clients.core import MSGPACK  # what the load process's viewers offer
+from engine.core.collector import pace_for_connections
 from engine.core.loop import run_event_loop
 
 
@@ -40,4 +41,5 @@ async def main(reply: bytes) -> None:
 
 
 if __name__ == "__main__":
+    pace_for_connections()
     run_event_loop(main(bytes.fromhex(sys.argv[1])))

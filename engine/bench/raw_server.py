@@ -16,6 +16,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from clients.core import MSGPACK  # what the load process's viewers offer
+from engine.core.collector import pace_for_connections
 from engine.core.loop import run_event_loop
 
 # Pause when this much is queued per connection, so a baseline faster than its readers
@@ -66,4 +67,5 @@ async def blast(connections: set[ServerConnection], frame: bytes, seconds: float
 
 
 if __name__ == "__main__":
+    pace_for_connections()
     run_event_loop(main())

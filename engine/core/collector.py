@@ -1,4 +1,5 @@
-"""The cyclic garbage collector's pace in an engine process.
+"""The cyclic garbage collector's pace in a process holding thousands of connections: an
+engine, and the benchmarks' load process and raw baselines (measured alike).
 
 CPython's defaults (a young collection every 700 net allocations) suit short scripts. In an
 engine holding thousands of viewer connections they stalled the flash-sale second: in
@@ -25,8 +26,8 @@ import gc
 ENGINE_THRESHOLDS = (20_000, 10, 10)
 
 
-def pace_for_engine() -> None:
-    """Set the engine's pace and freeze what is already loaded (call once, at start)."""
+def pace_for_connections() -> None:
+    """Set this pace and freeze what is already loaded (call once, at start)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*ENGINE_THRESHOLDS)

@@ -51,7 +51,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.core.collector import pace_for_engine
+from engine.core.collector import pace_for_connections
 from engine.core.logs import configure as configure_logs
 from engine.core.loop import run_event_loop
 from engine.core.settings import _ENV, Settings, load_secret
@@ -362,7 +362,7 @@ def worker_main() -> int:
         return 2
     configure_logs(settings.log_format, settings.log_level)
     sock = reuseport_socket(settings.host, settings.port)
-    pace_for_engine()
+    pace_for_connections()
     return run_event_loop(_serve_worker(settings, sock))
 
 
