@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -173,6 +174,9 @@ class Stock:
         self.max_batch = max_batch
         self.window_s = window_s
         self.batchers: dict[tuple[str, str], GrabBatcher] = {}
+        # When each (room, sale) last had a batch answered on this process (monotonic s):
+        # a rush. Only sales that exist are noted, so it grows with the rooms' sales.
+        self.grabbed_at: dict[tuple[str, str], float] = {}
 
     # ---- grab -----------------------------------------------------------------------------
 
@@ -185,6 +189,11 @@ class Stock:
     ) -> None:
         """The same, answering through `on_answer` (called from the batch's completion)."""
         self._batcher(room, sale_id).submit_nowait(request, on_answer)
+
+    def grabbed_within(self, room: str, sale_id: str, seconds: float) -> bool:
+        """Whether this process took a grab of the sale in the last `seconds`."""
+        at = self.grabbed_at.get((room, sale_id))
+        return at is not None and time.monotonic() - at < seconds
 
     def _batcher(self, room: str, sale_id: str) -> GrabBatcher:
         key = (room, check_sale_id(sale_id))
@@ -226,7 +235,10 @@ class Stock:
         )
         # The script counted the batch's attempts, results and reservations in the show
         # metrics (each request once, when first answered: a retry gets the stored answer).
-        return [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+        answers = [GrabAnswer(orjson.loads(raw[1:]), raw[:1] == b"1") for raw in results]
+        if answers and answers[0].status != "sale_not_found":
+            self.grabbed_at[(room, sale_id)] = time.monotonic()
+        return answers
 
     # ---- reservations ---------------------------------------------------------------------
 

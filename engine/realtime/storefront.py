@@ -13,6 +13,7 @@ are counted here and added to Redis in the same rhythm.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from engine.commerce.sales import Sale, SaleState
 from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
 from engine.core.feature import RoomView
+from engine.realtime.stock_pace import RUSH_QUIET_S, StockPace
 from engine.store import keys
 from engine.store.meter import Metric
 from engine.store.roomlog import Entry
@@ -45,6 +47,7 @@ class Storefront:
         self.product: dict[str, Any] | None = None
         self.sales: dict[str, Sale | None] = {}  # running sales; None until loaded
         self.shown: dict[str, dict[str, Any]] = {}  # stock last put in a tick
+        self.pace = StockPace()  # a rushed sale's counters: not in every tick
         self.changes: dict[str, dict[str, Any]] = {}
         self.impressions: Counter[str] = Counter()
         self.stale: set[str] = set()  # sales whose terms changed since they were read
@@ -135,7 +138,7 @@ class Storefront:
             for drop_id in drop_ids:
                 pipe.hgetall(keys.coupon_drop(self.room_id, drop_id))
             raws = await pipe.execute()
-        now = now_ms()
+        now, clock = now_ms(), time.monotonic()
         self._drops_polled(drop_ids, raws[2 * len(ids) :], now)
         sale_raws = raws[: 2 * len(ids) : 2]
         waiting = raws[1 : 2 * len(ids) : 2]
@@ -147,12 +150,15 @@ class Storefront:
             sale = Sale.from_hash(raw, int(waiters))
             self.sales[sale_id] = sale
             stock = sale.stock(now)
-            if stock != self.shown.get(sale_id):
+            shown = self.shown.get(sale_id)
+            rushed = self.node.stock.grabbed_within(self.room_id, sale_id, RUSH_QUIET_S)
+            if stock != shown and self.pace.due(sale_id, stock, shown, rushed, clock):
                 self.shown[sale_id] = self.changes[sale_id] = stock
             if stock["state"] == SaleState.ENDED.value and sale_id not in self.changes:
                 # Its final state has gone out: stop polling it.
                 del self.sales[sale_id]
                 self.shown.pop(sale_id, None)
+                self.pace.forget(sale_id)
 
     async def _poll_views(self) -> None:
         for name, view in self.views.items():
