@@ -2,8 +2,9 @@
 
 The hub collects everything that happened in the room since the last tick (log entries
 from the room's bus, like and presence totals) and, once per tick, encodes ONE frame
-per codec and writes it to every local viewer with `websockets.broadcast()`. Per-viewer
-frames (acks, errors, notices) are written on that viewer's connection only.
+per codec and writes it, serialized once, to every local viewer
+(engine/realtime/frames_out.py). Per-viewer frames (acks, errors, notices) are written on
+that viewer's connection only.
 
 Two offsets keep joins and resumes gap-free and duplicate-free:
 - `received_id`: the newest log entry this hub has taken in (from the bus or a backfill);
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.exceptions import RedisError
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
 
 from engine.core.errors import NotFoundError
 from engine.core.identity import Author, Role
@@ -31,6 +32,7 @@ from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.stream_ids import stream_id_key
 from engine.realtime.codec import Codec
+from engine.realtime.frames_out import write_message
 from engine.realtime.protocol import (
     CloseCode,
     ConnectionGuard,
@@ -82,7 +84,7 @@ class Viewer:
     def send(self, message: dict[str, Any]) -> None:
         """Write one frame now, without waiting (the socket's buffer bound still applies)."""
         data = self.codec.encode(message)
-        broadcast([self.conn], data, text=self.codec.text)
+        write_message((self.conn,), data, text=self.codec.text)
         METRICS.frames_sent.inc(1, "direct")
         METRICS.bytes_sent.inc(len(data))
 
@@ -382,7 +384,7 @@ class RoomHub:
         for codec, conns in self.members.items():
             if conns:
                 data = codec.encode(frame)
-                broadcast(conns, data, text=codec.text)
+                write_message(conns, data, text=codec.text)
                 METRICS.frames_sent.inc(len(conns), "tick")
                 METRICS.bytes_sent.inc(len(data) * len(conns))
         METRICS.tick_seconds.observe(time.perf_counter() - started)
