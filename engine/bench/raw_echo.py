@@ -11,13 +11,11 @@ stdin closes.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-import orjson
-from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.asyncio.server import ServerConnection, broadcast
 
-from clients.core import MSGPACK  # what the load process's viewers offer
+from engine.bench.raw_server import bare_server
 from engine.core.collector import pace_for_connections
 from engine.core.loop import run_event_loop
 
@@ -28,16 +26,8 @@ async def main(reply: bytes) -> None:
             # As the engine writes an ack: at once, without waiting on the socket.
             broadcast([ws], reply)
 
-    async with serve(
-        handler, "127.0.0.1", 0, compression=None, subprotocols=[MSGPACK.subprotocol],  # type: ignore[list-item]
-        ping_interval=None, backlog=4096, max_queue=16,
-    ) as server:  # fmt: skip
-        port = next(iter(server.sockets)).getsockname()[1]
-        print(orjson.dumps({"event": "listening", "port": port}).decode(), flush=True)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        await reader.read()
+    async with bare_server(handler, max_queue=16) as stdin:
+        await stdin.read()  # until the bench closes it
 
 
 if __name__ == "__main__":

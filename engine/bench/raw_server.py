@@ -9,8 +9,11 @@ work per frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
@@ -24,6 +27,25 @@ from engine.core.loop import run_event_loop
 BACKLOG_PER_CONNECTION = 64 * 1024
 
 
+@contextlib.asynccontextmanager
+async def bare_server(
+    handler: Callable[[ServerConnection], Awaitable[None]], **options: Any
+) -> AsyncIterator[asyncio.StreamReader]:
+    """A bare `websockets` server on a free port, set up as the engine's viewer sockets are
+    (no compression, the msgpack subprotocol, no pings): it says its port on stdout and
+    gives the process's stdin, which drives it."""
+    async with serve(
+        handler, "127.0.0.1", 0, compression=None, subprotocols=[MSGPACK.subprotocol],  # type: ignore[list-item]
+        ping_interval=None, backlog=4096, **options,
+    ) as server:  # fmt: skip
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(orjson.dumps({"event": "listening", "port": port}).decode(), flush=True)
+        loop = asyncio.get_running_loop()
+        stdin = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+        yield stdin
+
+
 async def main() -> None:
     connections: set[ServerConnection] = set()
 
@@ -34,16 +56,8 @@ async def main() -> None:
         finally:
             connections.discard(ws)
 
-    async with serve(
-        handler, "127.0.0.1", 0, compression=None, subprotocols=[MSGPACK.subprotocol],  # type: ignore[list-item]
-        ping_interval=None, backlog=4096,
-    ) as server:  # fmt: skip
-        port = next(iter(server.sockets)).getsockname()[1]
-        print(orjson.dumps({"event": "listening", "port": port}).decode(), flush=True)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while line := await reader.readline():
+    async with bare_server(handler) as commands:
+        while line := await commands.readline():
             cmd = orjson.loads(line)
             if cmd["cmd"] != "blast":
                 break

@@ -73,6 +73,38 @@ class RoomView(Protocol):
     def take_changes(self) -> Any | None: ...  # None: nothing changed since the last tick
 
 
+class WelcomeListView:
+    """A RoomView shown in welcomes only: the feature's API objects (each with an `id`),
+    read again before the next welcome once an entry marks them stale; ticks carry nothing
+    of them, viewers follow the feature's own room-log entries. A subclass reads them
+    (`read`) and says which entries change what it holds (`apply`, with `stale`, `items`)."""
+
+    def __init__(self, room: str) -> None:
+        self.room = room
+        self.items: dict[str, dict[str, Any]] = {}  # id -> API object, in reading order
+        self.stale = True  # read them before the next welcome
+
+    async def read(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def apply(self, kind: str, ref: str, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def refresh(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.items = {item["id"]: item for item in await self.read()}
+
+    async def poll(self) -> None:
+        """Nothing to read once per sync: the entries carry every change viewers see."""
+
+    def welcome(self) -> list[dict[str, Any]]:
+        return list(self.items.values())
+
+    def take_changes(self) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Feature:
     """Everything a feature plugs in. `name` is also its field in welcomes and ticks, its

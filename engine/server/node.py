@@ -126,10 +126,8 @@ class Node:
         self.sweeper = Sweeper(self.redis, self.stock, self.orders,
                                interval_s=settings.sweep_ms / 1000,
                                passes=[self.reminders.sweep,
-                                       *self._feature_passes()])  # fmt: skip
-        self.comment_hooks: list[CommentHook] = [
-            *self._feature_hooks("on_comment"),
-        ]
+                                       *self._feature_hooks("sweep")])  # fmt: skip
+        self.comment_hooks: list[CommentHook] = self._feature_hooks("on_comment")
         self.pubsub_redis: Redis = redis_client.connect(redis_url, resend=False)
         self.broker = Broker(self.pubsub_redis, self._on_bus, self._on_subscribed)
         self.hubs: dict[str, RoomHub] = {}
@@ -140,9 +138,6 @@ class Node:
         METRICS.room_viewers.read = lambda: {
             (room_id,): float(len(hub.viewers)) for room_id, hub in self.hubs.items()
         }
-
-    def _feature_passes(self) -> list[Callable[[list[str], int], Awaitable[int]]]:
-        return self._feature_hooks("sweep")
 
     def _feature_hooks(self, name: str) -> list[Any]:
         """The features' callables of this kind (sweep, on_comment, on_paid), each bound to

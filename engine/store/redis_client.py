@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -121,6 +121,17 @@ def text(value: Any) -> str:
 
 def texts(values: Any) -> list[str]:
     return sorted(text(v) for v in values)
+
+
+async def due_by_room(redis: Redis, index: Callable[[str], str], rooms: Sequence[str],
+                      now: int) -> list[tuple[str, list[str]]]:  # fmt: skip
+    """Each room with the members of its sorted set `index(room)` scored at or before `now`
+    (a sweeper pass's due items: deadlines as scores), in one round trip for every room."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for room in rooms:
+            pipe.zrangebyscore(index(room), "-inf", now)
+        replies = await pipe.execute()
+    return [(room, texts(due)) for room, due in zip(rooms, replies, strict=True)]
 
 
 def stream_rows(raw: Any) -> list[StreamRow]:

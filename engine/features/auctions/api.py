@@ -7,7 +7,6 @@ from typing import Any, cast
 
 from starlette.routing import Route
 
-from engine.core.identity import Author
 from engine.features.auctions.frames import BidBody
 from engine.features.auctions.store import NAME, AuctionStore, AuctionTerms, check_auction_id
 from engine.server.api.base import HOSTS, SIGNED_IN, Call, route
@@ -44,12 +43,10 @@ async def get_auction(call: Call) -> Any:
 
 @route("/api/rooms/{room}/auctions/{auction}/bids", ["POST"], roles=SIGNED_IN)
 async def place_bid(call: Call) -> Any:
-    assert call.claims is not None
     body = await call.decode(BidBody)
     return await auctions_of(call).bid(
-        call.room, _auction_id(call), Author(call.claims.user, call.claims.name, call.claims.role),
-        body.amount, body.max,
-    )  # fmt: skip
+        call.room, _auction_id(call), call.author(), body.amount, body.max
+    )
 
 
 @route("/api/rooms/{room}/auctions/{auction}/close", ["POST"], roles=HOSTS)

@@ -45,7 +45,7 @@ from engine.features.auctions.rules import (
 )
 from engine.store import keys
 from engine.store.meter import Meter, Metric, off
-from engine.store.redis_client import text, texts
+from engine.store.redis_client import due_by_room, text
 from engine.store.roomlog import notify_user
 from engine.store.scripts import Scripts
 
@@ -328,13 +328,9 @@ class AuctionStore:
         the clock is the server's, so an auction ends on time whether or not anyone is
         reading it. `now` picks the due ones; the close itself goes by Redis time unless
         `at_ms` pins the clock."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room in rooms:
-                pipe.zrangebyscore(keys.auctions_open(room), "-inf", now)
-            due_lists = await pipe.execute()
         closed = 0
-        for room, due in zip(rooms, due_lists, strict=True):
-            for auction_id in texts(due):
+        for room, due in await due_by_room(self.redis, keys.auctions_open, rooms, now):
+            for auction_id in due:
                 try:
                     await self.close(room, auction_id, at_ms=at_ms)
                     closed += 1

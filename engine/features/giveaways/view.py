@@ -7,34 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.core.feature import WelcomeListView
 from engine.features.giveaways.model import GiveawayState
 from engine.features.giveaways.store import GiveawayStore
 
 
-class GiveawaysView:
+class GiveawaysView(WelcomeListView):
     def __init__(self, store: GiveawayStore, room: str) -> None:
+        super().__init__(room)
         self.store = store
-        self.room = room
-        self.open: dict[str, dict[str, Any]] = {}  # id -> the giveaway's API object
-        self.stale = True  # read the open giveaways before the next welcome
+
+    async def read(self) -> list[dict[str, Any]]:
+        giveaways = await self.store.list(self.room)
+        return [g.to_wire() for g in giveaways if g.state is GiveawayState.OPEN]
 
     def apply(self, kind: str, ref: str, data: dict[str, Any]) -> None:
         if kind == "giveaway_opened":
             self.stale = True
         elif kind == "giveaway_closed":
-            self.open.pop(ref, None)
-
-    async def refresh(self) -> None:
-        if self.stale:
-            self.stale = False
-            giveaways = await self.store.list(self.room)
-            self.open = {g.id: g.to_wire() for g in giveaways if g.state is GiveawayState.OPEN}
-
-    async def poll(self) -> None:
-        """Nothing to read between welcomes: the entries carry every change viewers see."""
-
-    def welcome(self) -> list[dict[str, Any]]:
-        return list(self.open.values())
-
-    def take_changes(self) -> None:
-        return None
+            self.items.pop(ref, None)

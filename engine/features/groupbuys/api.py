@@ -8,7 +8,6 @@ from typing import Any, cast
 
 from starlette.routing import Route
 
-from engine.core.identity import Author
 from engine.features.groupbuys.store import (
     NAME,
     DealTerms,
@@ -26,11 +25,6 @@ def group_buys_of(call: Call) -> GroupBuys:
 
 def _deal_id(call: Call) -> str:
     return check_deal_id(call.request.path_params["group_buy"])
-
-
-def _author(call: Call) -> Author:
-    assert call.claims is not None
-    return Author(call.claims.user, call.claims.name, call.claims.role)
 
 
 def _member_wire(call: Call, team: Team, reservation: str) -> dict[str, Any]:
@@ -63,7 +57,7 @@ async def get_group_buy(call: Call) -> Any:
 @route("/api/rooms/{room}/group-buys/{group_buy}/teams", ["POST"], roles=SIGNED_IN, status=201)
 async def start_team(call: Call) -> Any:
     """Start a team: the caller leads it and holds a unit at the group price."""
-    team, reservation = await group_buys_of(call).start(call.room, _deal_id(call), _author(call))
+    team, reservation = await group_buys_of(call).start(call.room, _deal_id(call), call.author())
     return _member_wire(call, team, reservation)
 
 
@@ -78,7 +72,7 @@ async def join_team(call: Call) -> Any:
     """Join an open team: a unit at the group price, held until the team's deadline."""
     team_id = check_team_id(call.request.path_params["team"])
     team, reservation = await group_buys_of(call).join(
-        call.room, _deal_id(call), team_id, _author(call)
+        call.room, _deal_id(call), team_id, call.author()
     )
     return _member_wire(call, team, reservation)
 

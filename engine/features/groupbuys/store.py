@@ -49,7 +49,7 @@ from engine.core.errors import ConflictError, LivecartError, NotFoundError
 from engine.core.fields import invalid_field
 from engine.core.identity import Author
 from engine.store import keys
-from engine.store.redis_client import text, texts
+from engine.store.redis_client import due_by_room, text, texts
 from engine.store.roomlog import append_entry, notify_user
 from engine.store.scripts import Scripts
 
@@ -474,13 +474,9 @@ class GroupBuys:
     async def sweep(self, rooms: builtins.list[str], now: int, *, at_ms: int | None = None) -> int:
         """Settle the teams due by `now` (the sweeper's clock picks them; the decision is
         team_settle.lua's, on Redis time unless `at_ms` pins it); returns how many."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room in rooms:
-                pipe.zrangebyscore(keys.groupbuy_due(room), "-inf", now)
-            due_lists = await pipe.execute()
         settled = 0
-        for room, due in zip(rooms, due_lists, strict=True):
-            for ref in texts(due):
+        for room, due in await due_by_room(self.redis, keys.groupbuy_due, rooms, now):
+            for ref in due:
                 deal_id, _, team_id = ref.partition(".")
                 try:
                     team = await self.settle(room, deal_id, team_id, at_ms=at_ms)

@@ -7,31 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.core.feature import WelcomeListView
 from engine.features.groupbuys.store import GroupBuys
 
 
-class GroupBuysView:
+class GroupBuysView(WelcomeListView):
     def __init__(self, store: GroupBuys, room: str) -> None:
+        super().__init__(room)
         self.store = store
-        self.room = room
-        self.deals: list[dict[str, Any]] = []
-        self.stale = True  # read the deals before the next welcome
+
+    async def read(self) -> list[dict[str, Any]]:
+        deals = await self.store.list(self.room)
+        return [await self.store.deal_wire(self.room, deal) for deal in deals]
 
     def apply(self, kind: str, ref: str, data: dict[str, Any]) -> None:
         if kind == "groupbuy_opened" or kind.startswith("team_"):
             self.stale = True
-
-    async def refresh(self) -> None:
-        if self.stale:
-            self.stale = False
-            deals = await self.store.list(self.room)
-            self.deals = [await self.store.deal_wire(self.room, deal) for deal in deals]
-
-    async def poll(self) -> None:
-        """Nothing to read once per sync: the deals are read only before a welcome."""
-
-    def welcome(self) -> list[dict[str, Any]]:
-        return self.deals
-
-    def take_changes(self) -> None:
-        return None

@@ -12,7 +12,7 @@ from engine.server.api.base import HOSTS, SIGNED_IN, Call, route
 
 
 def polls_of(call: Call) -> PollStore:
-    return cast(PollStore, call.node.feature_services[NAME])
+    return cast(PollStore, call.node.service(NAME))
 
 
 def _poll_id(call: Call) -> str:

@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from engine.core.errors import ConflictError, NotFoundError
 from engine.core.fields import invalid_field
 from engine.store import keys
-from engine.store.redis_client import text, texts
+from engine.store.redis_client import due_by_room, text, texts
 from engine.store.scripts import Scripts
 
 NAME = "polls"
@@ -41,6 +41,11 @@ MAX_LISTED = 50  # polls a listing returns, newest first
 
 def poll_key(room: str, *parts: str) -> str:
     return keys.feature(room, NAME, *parts)
+
+
+def open_polls_key(room: str) -> str:
+    """The room's open polls, scored by their end (the sweep's index)."""
+    return poll_key(room, "open")
 
 
 def check_poll_id(value: Any) -> str:
@@ -135,7 +140,7 @@ class PollStore:
         poll_id = f"q{await self.redis.incr(poll_key(room, 'seq'))}"
         result = await self.scripts.all["poll_open"](
             self.redis,
-            [poll_key(room, poll_id), poll_key(room, "open"), poll_key(room, "all"),
+            [poll_key(room, poll_id), open_polls_key(room), poll_key(room, "all"),
              keys.room_stream(room)],
             [poll_id, "" if at_ms is None else at_ms, duration_s * 1000, self.log_maxlen,
              keys.room_bus(room), question, orjson.dumps(options), "1" if changeable else "0"],
@@ -153,7 +158,7 @@ class PollStore:
     async def list(self, room: str, *, open_only: bool = False) -> list[Poll]:
         """The room's polls, newest first (the open ones only, if asked)."""
         if open_only:
-            ids = texts(await self.redis.zrange(poll_key(room, "open"), 0, -1))
+            ids = texts(await self.redis.zrange(open_polls_key(room), 0, -1))
         else:
             ids = texts(await self.redis.lrange(poll_key(room, "all"), 0, MAX_LISTED - 1))
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -191,7 +196,7 @@ class PollStore:
         check_poll_id(poll_id)
         result = await self.scripts.all["poll_close"](
             self.redis,
-            [poll_key(room, poll_id), poll_key(room, "open"), keys.room_stream(room)],
+            [poll_key(room, poll_id), open_polls_key(room), keys.room_stream(room)],
             [poll_id, "" if at_ms is None else at_ms, self.log_maxlen, keys.room_bus(room),
              "due" if due_only else ""],
         )  # fmt: skip
@@ -211,12 +216,8 @@ class PollStore:
     async def sweep(self, rooms: Sequence[str], now: int) -> int:
         """Close every open poll whose end has passed (the sweeper's pass)."""
         closed = 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room in rooms:
-                pipe.zrangebyscore(poll_key(room, "open"), "-inf", now)
-            due = await pipe.execute()
-        for room, ids in zip(rooms, due, strict=True):
-            for poll_id in texts(ids):
+        for room, due in await due_by_room(self.redis, open_polls_key, rooms, now):
+            for poll_id in due:
                 if await self.close(room, poll_id, due_only=True) is not None:
                     closed += 1
         return closed

@@ -30,7 +30,7 @@ from engine.core.errors import (
     UnavailableError,
 )
 from engine.core.fields import invalid_field, refused_field
-from engine.core.identity import Role
+from engine.core.identity import Author, Role
 from engine.core.metrics import METRICS
 from engine.core.stream_ids import is_stream_id
 from engine.rooms import auth
@@ -87,6 +87,11 @@ class Call:
         if room.settings.allow_anonymous:
             return None
         return await self.authorize(SIGNED_IN)
+
+    def author(self) -> Author:
+        """Who made this call, from its verified token (a route with roles has one)."""
+        assert self.claims is not None
+        return Author(self.claims.user, self.claims.name, self.claims.role)
 
     async def authorize(self, roles: frozenset[Role], room: str | None = None) -> auth.Claims:
         """The bearer token's claims for `room` (default: the path's), if its role is in
