@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from clients import HostClient, ViewerClient
+from engine.bench.stats import process_tree
 from engine.core.identity import Role
 from engine.core.settings import Settings
 from engine.rooms import auth
@@ -32,10 +33,9 @@ LIVECART = [sys.executable, "-m", "engine.cli"]
 
 
 def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
+    """The processes `pid` started (the bench's reading: a thread or child that ends while
+    it looks is not an error)."""
+    return process_tree(pid)[1:]
 
 
 def cmdline(pid: int) -> str:
