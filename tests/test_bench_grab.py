@@ -14,13 +14,15 @@ import time
 import pytest
 
 from engine import cli
+from engine.bench.grab import machine_figures
 from engine.bench.rush import Tally
 from engine.bench.stats import connections_per_process, cpu_seconds, process_tree
 from tests.test_bench_commerce import LATENCY, bench
 
 BURST = {"taps", "answered", "duplicates", "all_answered_ms", "latency_ms", "statuses",
          "error_codes", "oversell", "audit_ok", "engine_cpu_us_per_grab",
-         "raw_ws_echo_all_answered_ms", "raw_ws_echo_latency_ms"}  # fmt: skip
+         "raw_ws_echo_all_answered_ms", "raw_ws_echo_latency_ms", "cpu_ms", "cores",
+         "cores_busy"}  # fmt: skip
 
 
 def check_burst(report: dict[str, object], viewers: int, stock: int) -> dict[str, object]:
@@ -41,6 +43,13 @@ def check_burst(report: dict[str, object], viewers: int, stock: int) -> dict[str
     assert echo["answered"] == viewers
     assert echo["all_answered_ms"] == burst["raw_ws_echo_all_answered_ms"] > 0
     assert echo["cpu_us_per_answer"] > 0
+    # The machine's share: the engine's CPU as above, the embedded Redis's and the load's.
+    cpu_ms = burst["cpu_ms"]
+    assert isinstance(cpu_ms, dict)
+    assert set(cpu_ms) == {"engine", "redis", "load"}
+    assert all(ms > 0 for ms in cpu_ms.values())
+    assert burst["cores"] == os.cpu_count()
+    assert 0 < burst["cores_busy"] <= 1.5  # about <= 1: the clocks and the window are read apart
     return burst
 
 
@@ -90,6 +99,14 @@ async def test_a_second_answer_to_a_tap_is_a_duplicate() -> None:
     assert (dict(tally.statuses), dict(tally.errors)) == ({"reserved": 1}, {"rate_limited": 1})
     assert len(tally.latencies_ms()) == 2
     assert tally.cpu_end > 0
+    assert set(tally.others_end) == {"load"}  # no other process named: this one's own CPU
+
+
+def test_machine_figures_weigh_every_process_against_the_cores() -> None:
+    rush = {"cpu_s": 0.3, "others_cpu_s": {"redis": 0.05, "load": 0.1}, "window_s": 0.25}
+    figures = machine_figures(rush)
+    assert figures["cpu_ms"] == {"engine": 300.0, "redis": 50.0, "load": 100.0}
+    assert figures["cores_busy"] == round(0.45 / ((os.cpu_count() or 1) * 0.25), 3)
 
 
 def test_cpu_seconds_count_every_thread_finely() -> None:

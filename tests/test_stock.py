@@ -43,6 +43,30 @@ async def test_grabs_arriving_during_a_batch_go_together_in_the_next() -> None:
     assert [a.body["n"] for a in answers] == [str(n) for n in range(7)]
 
 
+async def test_the_next_batch_is_sent_before_the_answers_of_the_last_are_written() -> None:
+    """Redis runs batch n+1 while the engine writes batch n's answers; answers still go out
+    in arrival order, and the batcher is idle once the last is answered."""
+    events: list[str] = []
+    idle: list[bool] = []
+
+    async def run(batch: list[GrabRequest]) -> list[GrabAnswer]:
+        events.append("sent " + ",".join(r.request_id for r in batch))
+        await asyncio.sleep(0.01)
+        return [GrabAnswer({"n": r.request_id}, False) for r in batch]
+
+    batcher = GrabBatcher(run, max_batch=2, window_s=0, on_idle=lambda: idle.append(True))
+    for n in range(5):
+        batcher.submit_nowait(GrabRequest("u", str(n), 1),
+                              lambda answer: events.append(f"answered {answer.body['n']}"))  # type: ignore[union-attr]  # fmt: skip
+    await eventually(lambda: len(events) == 8)
+    assert events == [
+        "sent 0", "sent 1,2", "answered 0", "sent 3,4", "answered 1", "answered 2",
+        "answered 3", "answered 4",
+    ]  # fmt: skip
+    assert idle == [True]
+    assert not batcher.in_flight
+
+
 async def test_a_failed_batch_fails_each_of_its_grabs() -> None:
     async def run(batch: list[GrabRequest]) -> list[GrabAnswer]:
         raise ConnectionError("redis down")
@@ -116,6 +140,23 @@ async def test_one_batch_serves_requests_in_order(shop: Shop) -> None:
     )
     assert [a.status for a in answers] == ["reserved", "reserved", "sold_out", "reserved"]
     assert [a.replayed for a in answers] == [False, False, False, True]
+
+
+async def test_a_users_requests_in_one_batch_count_against_one_limit(shop: Shop) -> None:
+    """The script reads every user's units once per batch: a user's second request in the
+    same batch must see the first one's units."""
+    sale = await shop.sale(allotment=5, per_user_limit=2)
+    requests = [GrabRequest("a", "1", 1), GrabRequest("a", "2", 1), GrabRequest("a", "3", 1),
+                GrabRequest("b", "1", 2), GrabRequest("a", "2", 1)]  # fmt: skip
+    answers = await shop.stock.grab_batch(shop.room, sale, requests, at_ms=T0)
+    assert [a.status for a in answers] == [
+        "reserved", "reserved", "limit_reached", "reserved", "reserved"]  # fmt: skip
+    assert answers[2].body == {"status": "limit_reached", "limit": 2, "holding": 2}
+    assert answers[4] == GrabAnswer(answers[1].body, replayed=True)
+    units = await shop.redis.hgetall(keys.sale_users(shop.room, sale))
+    assert units == {b"a": b"2", b"b": b"2"}
+    assert (await shop.sales.get(shop.room, sale)).available == 1
+    await shop.audit_ok()
 
 
 # ---- release, expiry, confirmation ---------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -40,6 +41,7 @@ from engine.bench.harness import (
     create_room,
     engine_process,
     host_http,
+    local_redis_pid,
     metric_values,
     print_result,
     redis_for,
@@ -104,13 +106,14 @@ def taps(args: argparse.Namespace) -> int:
 
 
 def tap_command(args: argparse.Namespace, target: str, at_ms: float, clock: str,
-                cpu_pids: list[int]) -> dict[str, Any]:  # fmt: skip
+                cpu_pids: list[int], *, others: dict[str, int] | None = None,
+                ) -> dict[str, Any]:  # fmt: skip
     """The load process's rush command: the same for the engine and the echo server.
     `clock` says whose clock `at_ms` is on (a burst's; the sustained rush reads this
-    machine's)."""
+    machine's). A burst also reads the CPU of `others` (the Redis server on this machine)."""
     if args.burst:
         return {"cmd": "burst", "target": target, "at_ms": at_ms, "clock": clock,
-                "cpu_pids": cpu_pids}  # fmt: skip
+                "cpu_pids": cpu_pids, "others": others or {}}  # fmt: skip
     return {"cmd": "grab", "target": target, "attempts": args.attempts, "at_ms": at_ms,
             "think_ms": args.think_ms, "cpu_pids": cpu_pids}  # fmt: skip
 
@@ -156,8 +159,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sale = launch_sale(port, secret, room, args.stock, args.limit)
             progress(f"{args.viewers} viewers tap {taps(args)} times when a "
                      f"{args.stock}-unit sale starts")  # fmt: skip
+            redis_pid = local_redis_pid(redis_url)
+            others = {} if redis_pid is None else {"redis": redis_pid}
             rush = loader.ask(**tap_command(args, sale["id"], sale["starts_at"], "server",
-                                            engine_pids))  # fmt: skip
+                                            engine_pids, others=others))  # fmt: skip
             if args.workers > 1:
                 time.sleep(SNAPSHOT_INTERVAL_S + 0.5)  # the other workers' counts trail by this
             batches = batch_stats(port)
@@ -242,12 +247,30 @@ def burst_figures(rush: dict[str, Any], echo: dict[str, Any], oversell: int,
         "oversell": oversell,
         "audit_ok": audit_ok,
         "engine_cpu_us_per_grab": per_answer_us(rush),
+        **machine_figures(rush),
         "raw_ws_echo_all_answered_ms": echo["all_answered_ms"],
         "raw_ws_echo_latency_ms": echo["latency_ms"],
         "send_ms": rush["send_ms"],
         "first_tap_late_ms": rush["first_tap_late_ms"],
         "clock_offset_ms": rush["clock_offset_ms"],
         "clock_rtt_ms": rush["clock_rtt_ms"],
+    }
+
+
+def machine_figures(rush: dict[str, Any]) -> dict[str, Any]:
+    """How busy this machine's cores were in the burst: the CPU the engine, the Redis
+    server (when it runs here) and the load process used, against the cores x the time
+    until the last answer. Near 1 the machine, not one process, set the pace."""
+    cpu_ms = {"engine": rush["cpu_s"] * 1000} | {
+        name: seconds * 1000 for name, seconds in rush["others_cpu_s"].items()
+    }
+    cores = os.cpu_count() or 1
+    window_ms = rush["window_s"] * 1000
+    busy = sum(cpu_ms.values()) / (cores * window_ms) if window_ms else 0.0
+    return {
+        "cpu_ms": {name: round(ms, 1) for name, ms in cpu_ms.items()},
+        "cores": cores,
+        "cores_busy": round(busy, 3),
     }
 
 

@@ -13,9 +13,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
+import redis
 
 from engine.core.identity import Role
 from engine.rooms import auth
@@ -76,6 +78,17 @@ def bench_env(**extra: str) -> dict[str, str]:
 UNLIMITED_ADMISSION = {"LIVECART_HANDSHAKES_PER_IP_PER_S": "0", "LIVECART_HANDSHAKES_PER_S": "0",
                        "LIVECART_CONNECTIONS_PER_IP": "0",
                        "LIVECART_ANONYMOUS_VIEWERS_PER_IP": "0"}  # fmt: skip
+
+
+def local_redis_pid(redis_url: str) -> int | None:
+    """The Redis server's process id (from INFO) when it runs on this machine, else None."""
+    if urlsplit(redis_url).hostname not in {"127.0.0.1", "localhost", "::1"}:
+        return None
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
 
 
 def redis_for(stack: contextlib.ExitStack, redis_url: str | None) -> str:

@@ -8,7 +8,7 @@ on its own core. Commands:
   {"cmd": "count", "seconds": S}                 -> just count received frames (raw server)
   {"cmd": "grab"/"claim", "target", "attempts", "at_ms", "cpu_pids"} -> the rush on a sale
                                                   or a coupon drop, timed per tap
-  {"cmd": "burst", "target", "at_ms", "clock", "cpu_pids"} -> one tap per viewer at the
+  {"cmd": "burst", "target", "at_ms", "clock", "cpu_pids", "others"} -> one tap per viewer at the
                                                   sale's start (engine/bench/rush.py)
   {"cmd": "close"} / {"cmd": "quit"}
 Every viewer checks every tick's `seq` (a gap or repeat is counted), counts comments and
@@ -339,7 +339,8 @@ async def main() -> None:
                 kind=name,
             )
         elif name == "burst":
-            reply = await burst(load, cmd["target"], cmd["at_ms"], cmd["clock"], cmd["cpu_pids"])
+            reply = await burst(load, cmd["target"], cmd["at_ms"], cmd["clock"], cmd["cpu_pids"],
+                                others=cmd.get("others", {}))  # fmt: skip
         elif name == "close":
             for conn in load.conns:
                 if conn is not None:

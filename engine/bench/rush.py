@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from clients.core import MSGPACK
 from engine.bench.leanws import OP_BINARY, LeanConnection, client_frame
-from engine.bench.stats import percentiles, total_cpu_seconds
+from engine.bench.stats import cpu_by_process, percentiles, total_cpu_seconds
 
 CLOCK_PINGS = 5
 ANSWER_TIMEOUT_S = 30.0
@@ -145,6 +145,8 @@ class Tally:
     taps: int
     cpu_pids: list[int]
     done: asyncio.Future[None]
+    # Processes whose CPU is read too (the Redis server), by name.
+    others: dict[str, int] = field(default_factory=dict)
     sent_at: list[float] = field(init=False)
     answered_at: list[float | None] = field(init=False)
     statuses: Counter[str] = field(default_factory=Counter)
@@ -154,6 +156,7 @@ class Tally:
     reserved_units: int = 0
     last_answer_at: float = 0.0
     cpu_end: float = 0.0
+    others_end: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.sent_at = [0.0] * self.taps
@@ -175,8 +178,12 @@ class Tally:
                 self.reserved_units += result["quantity"]
         if self.answered == self.taps:
             # The engine's CPU up to the last answer, not up to this task's next turn.
-            self.cpu_end = total_cpu_seconds(self.cpu_pids)
+            self.stop_clocks()
             self.done.set_result(None)
+
+    def stop_clocks(self) -> None:
+        self.cpu_end = total_cpu_seconds(self.cpu_pids)
+        self.others_end = cpu_by_process(self.others)
 
     def latencies_ms(self) -> list[float]:
         return [
@@ -187,16 +194,20 @@ class Tally:
 
 
 async def burst(
-    load: Load, sale: str, at_ms: float, clock: str, cpu_pids: list[int]
-) -> dict[str, Any]:
-    """Every viewer taps once at `at_ms` (the server's clock when `clock` is "server")."""
+    load: Load, sale: str, at_ms: float, clock: str, cpu_pids: list[int], *,
+    others: dict[str, int] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Every viewer taps once at `at_ms` (the server's clock when `clock` is "server").
+    The CPU of `cpu_pids` (the server) is measured over the burst, and so are the `others`'
+    and this process's: on a machine the load shares, the sum says how busy its cores were."""
     offset_ms, rtt_ms = await server_clock_offset(load) if clock == "server" else (0.0, 0.0)
     conns = load.conns
     frames = [
         client_frame(OP_BINARY, MSGPACK.encode({"type": "grab", "sale": sale, "id": f"b{i}"}))
         for i in range(len(conns))
     ]
-    tally = Tally(len(conns), cpu_pids, asyncio.get_running_loop().create_future())
+    others = others or {}
+    tally = Tally(len(conns), cpu_pids, asyncio.get_running_loop().create_future(), others)
     load.on_answer = tally.on_answer
     start_s = (at_ms - offset_ms) / 1000  # the sale's start on this machine's clock
     await asyncio.sleep(max(0.0, start_s - time.time()))
@@ -204,6 +215,7 @@ async def burst(
         pass
     late_ms = (time.time() - start_s) * 1000
     cpu_start = total_cpu_seconds(cpu_pids)
+    others_start = cpu_by_process(others)
     first_tap = time.perf_counter()
     for index, conn in enumerate(conns):
         tally.sent_at[index] = time.perf_counter()
@@ -212,7 +224,7 @@ async def burst(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(tally.done), ANSWER_TIMEOUT_S)
     if not tally.done.done():
-        tally.cpu_end = total_cpu_seconds(cpu_pids)
+        tally.stop_clocks()
     await asyncio.sleep(DUPLICATE_GRACE_S)
     load.on_answer = None
     window_s = max(tally.last_answer_at - first_tap, 0.0)
@@ -233,5 +245,8 @@ async def burst(
         "clock_offset_ms": round(offset_ms, 1),
         "clock_rtt_ms": round(rtt_ms, 1),
         "cpu_s": tally.cpu_end - cpu_start,
+        "others_cpu_s": {
+            name: tally.others_end[name] - others_start[name] for name in others_start
+        },
         "answer_hex": load.last_ack.hex(),
     }

@@ -35,6 +35,12 @@ def total_cpu_seconds(pids: Sequence[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
 
+def cpu_by_process(others: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process, and by this one as "load"."""
+    return {**{name: cpu_seconds(pid) for name, pid in others.items()},
+            "load": time.process_time()}  # fmt: skip
+
+
 def process_tree(pid: int) -> list[int]:
     """`pid` and its children (a `serve --workers N` supervisor and its workers)."""
     children = []

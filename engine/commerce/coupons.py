@@ -412,6 +412,10 @@ class Coupons:
     ) -> None:
         self._batcher(room, drop_id).submit_nowait(GrabRequest(user, request_id, 1), on_answer)
 
+    def answering(self, room: str) -> bool:
+        """Whether claims of the room wait for their answers on this process."""
+        return any(batch_room == room for batch_room, _ in self.batchers)
+
     def _batcher(self, room: str, drop_id: str) -> GrabBatcher:
         key = (room, check_drop_id(drop_id))
         batcher = self.batchers.get(key)

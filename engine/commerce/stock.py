@@ -149,17 +149,29 @@ class GrabBatcher:
         asyncio.get_running_loop().create_task(self._send(batch))
 
     async def _send(self, batch: list[tuple[GrabRequest, OnAnswer]]) -> None:
+        results: list[GrabAnswer] | Exception
         try:
-            answers = await self.run([request for request, _ in batch])
+            results = await self.run([request for request, _ in batch])
         except Exception as exc:  # the whole batch failed (Redis down): fail each request
-            for _, on_answer in batch:
-                self._deliver(on_answer, exc)
-        else:
-            for (_, on_answer), answer in zip(batch, answers, strict=True):
-                self._deliver(on_answer, answer)
-        finally:
+            results = exc
+        except BaseException:  # cancelled: the engine is stopping
             self.in_flight = False
-            self._kick()
+            raise
+        self.in_flight = False
+        self._kick()
+        try:
+            if self.in_flight:
+                # Let the next batch's task send its script call before this one writes
+                # its answers, so Redis runs it meanwhile. Its reply is read on a later turn
+                # of the loop, after these answers are written: they go out in batch order.
+                await asyncio.sleep(0)
+        finally:
+            if isinstance(results, Exception):
+                for _, on_answer in batch:
+                    self._deliver(on_answer, results)
+            else:
+                for (_, on_answer), answer in zip(batch, results, strict=True):
+                    self._deliver(on_answer, answer)
             if not self.queue and not self.in_flight:
                 self.on_idle()
 
@@ -189,6 +201,11 @@ class Stock:
     ) -> None:
         """The same, answering through `on_answer` (called from the batch's completion)."""
         self._batcher(room, sale_id).submit_nowait(request, on_answer)
+
+    def answering(self, room: str) -> bool:
+        """Whether grabs of the room wait for their answers on this process (queued or in
+        a script call): a batcher exists exactly while it has work."""
+        return any(batch_room == room for batch_room, _ in self.batchers)
 
     def grabbed_within(self, room: str, sale_id: str, seconds: float) -> bool:
         """Whether this process took a grab of the sale in the last `seconds`."""

@@ -40,6 +40,7 @@ from engine.realtime.protocol import (
     error_message,
     notice_message,
 )
+from engine.realtime.rush_pace import tick_waits
 from engine.realtime.sampling import CommentSampler
 from engine.realtime.services import wire_limits
 from engine.realtime.storefront import Storefront
@@ -132,6 +133,7 @@ class RoomHub:
             "coupon_",
             *(kind for f in node.features for kind in f.entry_kinds),
         )  # fmt: skip
+        self.ticked_at = 0.0  # when the tick loop last flushed (monotonic s)
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -389,6 +391,10 @@ class RoomHub:
                 METRICS.bytes_sent.inc(len(data) * len(conns))
         METRICS.tick_seconds.observe(time.perf_counter() - started)
 
+    def answering(self) -> bool:
+        """Whether grabs or coupon claims of the room wait for answers on this process."""
+        return self.node.stock.answering(self.room_id) or self.node.coupons.answering(self.room_id)
+
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
         interval = self.settings.tick_ms / 1000
@@ -400,8 +406,12 @@ class RoomHub:
                 deadline = loop.time()
                 delay = 0
             await asyncio.sleep(delay)
+            now = time.monotonic()
+            if tick_waits(self.answering(), now - self.ticked_at):
+                continue  # the room's buyers are answered first (engine/realtime/rush_pace.py)
+            self.ticked_at = now
             try:
-                self.flush(time.monotonic())
+                self.flush(now)
             except Exception:
                 log.exception("tick failed in room %s", self.room_id)
 

@@ -24,7 +24,7 @@ from engine.commerce.sales import Sale, SaleState
 from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
 from engine.core.feature import RoomView
-from engine.realtime.stock_pace import RUSH_QUIET_S, StockPace
+from engine.realtime.rush_pace import RUSH_QUIET_S, StockPace
 from engine.store import keys
 from engine.store.meter import Metric
 from engine.store.roomlog import Entry

@@ -33,10 +33,27 @@ local price, currency, seq = sale[7], sale[8], tonumber(sale[9])
 local reserved = 0
 local statuses = {}  -- new answers by status
 local attempts = 0
+-- Every request's stored answer and every user's units in two reads, and the batch's
+-- writes of each kind in one call at the end: per request, a script call costs Redis about
+-- half of what one call per field did (docs/architecture.md). Requests are still decided
+-- one by one, in order; `given` and `holding` carry what earlier requests of this batch
+-- decided, so a repeated request id replays and a user's second request counts the first.
+local answer_keys, users = {}, {}
 for i = 4, #ARGV, 3 do
-  local user, request, quantity = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local answer_key = user .. ' ' .. request
-  local previous = redis.call('HGET', KEYS[4], answer_key)
+  answer_keys[#answer_keys + 1] = ARGV[i] .. ' ' .. ARGV[i + 1]
+  users[#users + 1] = ARGV[i]
+end
+if #users == 0 then
+  return results
+end
+local stored = redis.call('HMGET', KEYS[4], unpack(answer_keys))
+local held = redis.call('HMGET', KEYS[3], unpack(users))
+local given, holding = {}, {}
+local new_answers, new_holdings, new_reservations, new_expiries = {}, {}, {}, {}
+for n = 1, #answer_keys do
+  local i = 1 + 3 * n
+  local user, quantity, answer_key = ARGV[i], tonumber(ARGV[i + 2]), answer_keys[n]
+  local previous = given[answer_key] or stored[n]
   if previous then
     results[#results + 1] = '1' .. previous
   else
@@ -46,10 +63,10 @@ for i = 4, #ARGV, 3 do
     elseif now < starts then
       status, answer = 'not_started', '{"status":"not_started","starts_at":' .. starts .. '}'
     else
-      local holding = tonumber(redis.call('HGET', KEYS[3], user) or '0')
-      if holding + quantity > limit then
+      local units = holding[user] or tonumber(held[n] or '0')
+      if units + quantity > limit then
         status = 'limit_reached'
-        answer = '{"status":"limit_reached","limit":' .. limit .. ',"holding":' .. holding .. '}'
+        answer = '{"status":"limit_reached","limit":' .. limit .. ',"holding":' .. units .. '}'
       elseif quantity > available then
         status, answer = 'sold_out', '{"status":"sold_out","available":' .. available .. '}'
       else
@@ -57,12 +74,16 @@ for i = 4, #ARGV, 3 do
         available = available - quantity
         reserved = reserved + quantity
         seq = seq + 1
+        holding[user] = units + quantity
         local reservation = id .. '.' .. seq
         local expires = now + hold
-        redis.call('HSET', KEYS[3], user, holding + quantity)
-        redis.call('HSET', KEYS[2], reservation, '{"u":"' .. user .. '","q":' .. quantity ..
-          ',"s":"held","e":' .. expires .. ',"c":' .. now .. '}')
-        redis.call('ZADD', KEYS[5], expires, reservation)
+        new_holdings[#new_holdings + 1] = user
+        new_holdings[#new_holdings + 1] = units + quantity
+        new_reservations[#new_reservations + 1] = reservation
+        new_reservations[#new_reservations + 1] = '{"u":"' .. user .. '","q":' .. quantity ..
+          ',"s":"held","e":' .. expires .. ',"c":' .. now .. '}'
+        new_expiries[#new_expiries + 1] = expires
+        new_expiries[#new_expiries + 1] = reservation
         redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'type', 'reserved', 'sale', id,
           'reservation', reservation, 'user', user, 'units', quantity, 'at', now)
         answer = '{"status":"reserved","reservation":"' .. reservation .. '","quantity":' ..
@@ -70,11 +91,21 @@ for i = 4, #ARGV, 3 do
           currency .. '"}'
       end
     end
-    redis.call('HSET', KEYS[4], answer_key, answer)
+    given[answer_key] = answer
+    new_answers[#new_answers + 1] = answer_key
+    new_answers[#new_answers + 1] = answer
     results[#results + 1] = '0' .. answer
     statuses[status] = (statuses[status] or 0) + 1
     attempts = attempts + 1
   end
+end
+if #new_answers > 0 then
+  redis.call('HSET', KEYS[4], unpack(new_answers))
+end
+if #new_holdings > 0 then
+  redis.call('HSET', KEYS[3], unpack(new_holdings))
+  redis.call('HSET', KEYS[2], unpack(new_reservations))
+  redis.call('ZADD', KEYS[5], unpack(new_expiries))
 end
 if ARGV[3] == '1' and attempts > 0 then
   count_metric(KEYS[7], 'grab_attempts', attempts, id)
