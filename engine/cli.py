@@ -64,9 +64,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _add_server_args(parser: argparse.ArgumentParser, *, default_port: int = 8000) -> None:
+def _add_server_args(parser: argparse.ArgumentParser) -> None:
+    # Unset flags fall back to the environment (LIVECART_HOST, LIVECART_PORT), then the defaults.
     parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=default_port, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (0 picks a free one; default 8000)"
+    )
     parser.add_argument(
         "--redis-url", default=None, help="use this Redis instead of an embedded one (or REDIS_URL)"
     )

@@ -1,5 +1,6 @@
-"""The engine behind Debian's nginx, configured as docs/deploy.md § Reverse proxy says: the
-configuration is read from that page, so the page is what is tested (issue 19).
+"""The engine behind Debian's nginx, configured by deploy/nginx/livecart.conf, the file
+docs/deploy.md § Reverse proxy shows: the test reads the file, and checks that the page
+shows it word for word, so what operators copy is what is tested (issues 19 and 23).
 
 nginx pools its connections to the engine (`keepalive`): health checks and viewer
 handshakes travel over the same connections, and each must be routed by its own path. The
@@ -35,7 +36,9 @@ from engine.server.app import Engine
 from tests.conftest import EngineFactory, token
 from tests.test_gateway import collect_comments
 
-DEPLOY_MD = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY_MD = ROOT / "docs" / "deploy.md"
+NGINX_CONF = ROOT / "deploy" / "nginx" / "livecart.conf"
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 ELSEWHERE = "127.0.0.2"  # a client address that is not a trusted proxy
 TIMEOUT_S = 10.0
@@ -49,17 +52,24 @@ def documented_config() -> str:
     return match.group(1)
 
 
+def test_the_page_shows_the_configuration_file_as_it_is() -> None:
+    assert documented_config() == NGINX_CONF.read_text(), (
+        "docs/deploy.md § Reverse proxy and deploy/nginx/livecart.conf differ: copy the file "
+        "into the page's nginx block"
+    )
+
+
 def substituted(config: str, replacements: dict[str, str]) -> str:
     for old, new in replacements.items():
-        assert config.count(old) == 1, f"docs/deploy.md's nginx block lost {old!r}"
+        assert config.count(old) == 1, f"deploy/nginx/livecart.conf lost {old!r}"
         config = config.replace(old, new)
     return config
 
 
 def nginx_conf(directory: Path, engine_port: int, port: int) -> str:
-    """A whole nginx.conf: this test's own paths around the documented block."""
+    """A whole nginx.conf: this test's own paths around deploy/nginx/livecart.conf."""
     http = substituted(
-        documented_config(),
+        NGINX_CONF.read_text(),
         {"server 127.0.0.1:8000;": f"server 127.0.0.1:{engine_port};",
          "listen 80;": f"listen 127.0.0.1:{port};"},
     )  # fmt: skip
