@@ -24,7 +24,7 @@ OLDEST_TESTS ?= tests/test_listener.py tests/test_broker.py tests/test_bus.py te
 	tests/test_api.py tests/test_api_orders.py tests/test_auctions.py \
 	tests/test_console.py::test_sign_in_go_live_and_end
 
-.PHONY: demo test test-oldest lock lock-check browser redis nginx lint typecheck check bench-fanout bench-grab bench-tools clean
+.PHONY: demo test test-oldest lock lock-check browser redis nginx haproxy lint typecheck check bench-fanout bench-grab bench-tools clean
 
 # A venv holding exactly the lock: made anew whenever the lock or pyproject.toml changes.
 define install_locked
@@ -54,7 +54,7 @@ lock-check:
 demo: $(STAMP)
 	$(VENV)/bin/livecart demo
 
-test: lock-check $(STAMP) browser redis nginx
+test: lock-check $(STAMP) browser redis nginx haproxy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-oldest: lock-check $(OLDEST)/.installed browser redis
@@ -76,13 +76,22 @@ browser:
 		&& (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)); } \
 		|| { echo "make: chromium is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install chromium, or set LIVECART_CHROMIUM)"; exit 1; }
 
-# tests/test_proxy.py runs the engine behind Debian's nginx, configured as docs/deploy.md
-# says (it starts nginx itself, on its own port and files); without nginx it fails.
+# tests/test_proxy.py runs the engine behind Debian's nginx, configured by
+# deploy/nginx/livecart.conf (it starts nginx itself, on its own port and files); without
+# nginx it fails.
 nginx:
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] \
 		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& (apt-get install -y -q nginx || (apt-get update -q && apt-get install -y -q nginx)); } \
 		|| { echo "make: nginx is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install nginx)"; exit 1; }
+
+# tests/test_deploy.py runs two engines behind Debian's HAProxy, configured by
+# deploy/haproxy/haproxy.cfg (on its own port); without haproxy it fails.
+haproxy:
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q haproxy || (apt-get update -q && apt-get install -y -q haproxy)); } \
+		|| { echo "make: haproxy is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install haproxy)"; exit 1; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

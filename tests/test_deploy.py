@@ -57,6 +57,8 @@ BIN = Path(sys.executable).parent  # the venv's tools: hadolint, check-jsonschem
 HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
 TIMEOUT_S = 10.0
 ENGINE_PORT = 8000  # the port every file gives the engine
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+IMAGE = f"livecart:{VERSION}"  # as docs/deploy.md builds it
 
 
 def tool(name: str, install: str) -> str:
@@ -162,7 +164,7 @@ def test_compose_file_passes_the_compose_spec_schema() -> None:
 
 def test_compose_runs_two_engines_behind_nginx_on_a_safe_redis() -> None:
     services = compose()["services"]
-    engines = sorted(name for name, s in services.items() if s.get("image") == "livecart:latest")
+    engines = sorted(name for name, s in services.items() if s.get("image") == IMAGE)
     assert engines == ["engine-1", "engine-2"]
     redis = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis
@@ -537,6 +539,7 @@ def test_the_kubernetes_objects_fit_the_engine_and_each_other() -> None:
     assert {"requests", "limits"} <= set(container["resources"])
     # One engine process per pod, as the CPU limit allows.
     assert container["args"] == ["--workers", "1"]
+    assert container["image"] == IMAGE
     service = objects["Service"]["spec"]
     assert service["selector"].items() <= labels.items()
     assert service["ports"][0]["targetPort"] == port["name"]
@@ -556,3 +559,35 @@ def test_every_deploy_file_the_page_names_exists() -> None:
     missing = [n for n in named if not (ROOT / n).exists() and "grafana" not in n
                and not n.endswith("alerts.yml")]  # fmt: skip
     assert not missing, missing
+
+
+def page_section(title: str) -> str:
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    return page.split(f"\n### {title}\n", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+
+
+def test_the_pages_commands_give_what_the_files_ask_for() -> None:
+    # Compose: every variable the file requires (${NAME:?...}) is exported first.
+    exported = set(
+        re.findall(r"^export (\w+)=", page_section("Compose: a whole show on one host"), re.M)
+    )
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
+    assert required
+    assert required <= exported, required - exported
+    # Kubernetes: the Secret made has every key the Deployment reads.
+    made = set(re.findall(r"--from-literal=([\w-]+)=", page_section("Kubernetes")))
+    (container,) = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    read = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e}
+    assert made == read
+    assert "kubectl apply -f deploy/k8s/" in page_section("Kubernetes")
+    # systemd: the page installs the engine where the unit runs it from.
+    systemd = page_section("systemd: a host without containers")
+    argv = shlex.split(unit()["Service"]["ExecStart"])
+    venv = str(Path(argv[0]).parent.parent)
+    assert f"python3.11 -m venv {venv}\n" in systemd
+    assert (
+        f"{venv}/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt" in systemd
+    )
+    assert f"`{' '.join(argv)}`" in systemd
+    # The image: the tag the manifests and the compose file use.
+    assert f"docker build -t {IMAGE} ." in page_section("The image")
