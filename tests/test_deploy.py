@@ -29,6 +29,7 @@ import time
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,20 @@ def test_the_image_is_built_from_the_runtime_lock_and_runs_unprivileged() -> Non
     assert scripts["livecart"] == "engine.cli:main"
 
 
+def dockerignored(path: str, patterns: list[str]) -> list[str]:
+    """The .dockerignore patterns that leave `path` (relative to the context) out: a
+    pattern matches the path or one of its folders."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    return [
+        pattern
+        for pattern in patterns
+        if any(fnmatch(p, pattern) or fnmatch(p, pattern.removeprefix("**/")) for p in prefixes)
+    ]
+
+
 def test_the_dockerignore_keeps_everything_the_build_copies() -> None:
-    ignored = [
+    patterns = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
@@ -127,11 +140,16 @@ def test_the_dockerignore_keeps_everything_the_build_copies() -> None:
     ]
     assert sources, "the Dockerfile copies nothing from the context"
     for source in sources:
-        assert (ROOT / source).exists(), source
-        hit = [
-            p for p in ignored if Path(source).match(p) or source.startswith(p.rstrip("/") + "/")
-        ]
-        assert not hit, f".dockerignore drops {source}, which the Dockerfile copies ({hit})"
+        top = ROOT / source
+        assert top.exists(), source
+        files = [top] if top.is_file() else [f for f in top.rglob("*") if f.is_file()]
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if "__pycache__" in file.parts:
+                assert dockerignored(relative, patterns), f"{relative} goes into the image"
+                continue
+            hit = dockerignored(relative, patterns)
+            assert not hit, f".dockerignore drops {relative}, which the build copies ({hit})"
 
 
 async def test_the_image_healthcheck_command_passes_on_an_engine_and_fails_without(
