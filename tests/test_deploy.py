@@ -370,6 +370,7 @@ async def test_haproxy_forwards_the_client_and_the_host_and_nothing_forged(
     )
 
 
+@pytest.mark.slow
 async def test_haproxy_takes_a_draining_engine_out_of_rotation(balanced: Balanced) -> None:
     """The readiness check: once an engine's /readyz answers 503 (SIGTERM's drain), HAProxy
     sends it nothing new within inter x fall (2 s x 2), as docs/deploy.md tells to size the
@@ -447,6 +448,7 @@ def test_the_unit_runs_the_engine_as_a_service_should() -> None:
     assert unit()["Install"]["WantedBy"] == "multi-user.target"
 
 
+@pytest.mark.slow
 async def test_the_units_command_serves_and_stops_cleanly_on_sigterm(
     redis_url: str, tmp_path: Path
 ) -> None:
