@@ -223,7 +223,8 @@ from loadtests.target import Tls
 
 url, room, token, ca = sys.argv[1:5]
 env = Environment()
-for name, tls in (("system", Tls()), ("ca-file", Tls(ca_file=ca))):
+cases = (("system", Tls()), ("ca-file", Tls(ca_file=ca)), ("insecure", Tls(insecure=True)))
+for name, tls in cases:
     client = EngineClient(env, url, room, token, tls=tls)
     for step in (lambda: client.mint_token("tls-probe"), client.connect):
         try:
@@ -236,7 +237,7 @@ for name, tls in (("system", Tls()), ("ca-file", Tls(ca_file=ca))):
 
 
 async def test_locust_viewers_check_the_certificate(deployment: Deployment) -> None:
-    """The locust viewers' own TLS check, both their HTTP session (locust's FastHttpSession
+    """The locust viewers' own TLS settings, both their HTTP session (locust's FastHttpSession
     checks nothing unless told to) and their WebSocket, in a process of its own (locust
     patches the standard library for gevent on import)."""
     host = deployment.host_token
@@ -252,12 +253,12 @@ async def test_locust_viewers_check_the_certificate(deployment: Deployment) -> N
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    assert len(lines) == 4, result.stdout
+    assert len(lines) == 6, result.stdout
     # Without the CA (the system's CAs): the token request and the handshake both fail.
     assert lines[0].startswith("system failed")
     assert "CERTIFICATE_VERIFY_FAILED" in lines[0]
     assert lines[1] == "system failed connect_failed"
-    assert lines[2:] == ["ca-file ok", "ca-file ok"]
+    assert lines[2:] == ["ca-file ok", "ca-file ok", "insecure ok", "insecure ok"]
 
 
 # ---- options, without a deployment ------------------------------------------------------------
