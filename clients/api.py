@@ -3,6 +3,7 @@ buyer's clients. Error bodies raise `LivecartClientError` with the wire code."""
 
 from __future__ import annotations
 
+import ssl
 from types import TracebackType
 from typing import Any, Self
 
@@ -14,14 +15,19 @@ IDLE_CONNECTION_S = 4.0  # under the engine's keep-alive (engine/server/listener
 
 
 class ApiClient:
-    def __init__(self, base_url: str, room: str, token: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, room: str, token: str, *, timeout_s: float = 10.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        """`ssl_context`: how an https:// engine's certificate is checked (a private CA, or no
+        check for a test deployment); None: the system's trusted CAs."""
         self.base_url = base_url.rstrip("/")
         self.room = room
         self.token = token
+        self.ssl_context = ssl_context
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"authorization": f"Bearer {token}"},
             timeout=timeout_s,
+            verify=ssl_context if ssl_context is not None else True,
             # The engine closes a connection idle for 5 s (docs/deploy.md); letting go of it
             # sooner keeps a request from going out on one the engine is closing.
             limits=httpx.Limits(keepalive_expiry=IDLE_CONNECTION_S),

@@ -347,6 +347,7 @@ class HostClient(ApiClient):
 
     async def watch(self, codec: str = "json") -> ViewerClient:
         """Join the room over WebSocket with the host's token."""
-        seat = ViewerClient(self.ws_url(), self.room, self.token, codec=codec)
+        seat = ViewerClient(self.ws_url(), self.room, self.token, codec=codec,
+                            ssl_context=self.ssl_context)  # fmt: skip
         await seat.connect()
         return seat

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,7 @@ class ViewerClient:
         backoff: Backoff | None = None,
         request_timeout_s: float = 10.0,
         ref: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = f"{ws_url.rstrip('/')}/{room}"
         self.room = room
@@ -78,6 +80,8 @@ class ViewerClient:
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.request_timeout_s = request_timeout_s
+        # A wss:// engine's certificate check (None: the system's CAs); unused for ws://.
+        self.ssl_context = ssl_context
         # The resume offset, tick seq, gaps and duplicates; `ref` is a share link's ref,
         # sent in every hello (the engine keeps first touch).
         self.session = Session(token, ref=ref)
@@ -147,6 +151,10 @@ class ViewerClient:
 
     async def _open(self) -> None:
         """One connection: the hello resumes from the session's offset once there is one."""
+        # A wss:// engine's certificate check (ssl=None is refused there, ssl= on ws://).
+        tls: dict[str, Any] = {}
+        if self.ssl_context is not None and self.url.startswith("wss://"):
+            tls["ssl"] = self.ssl_context
         try:
             ws = await connect(
                 self.url,
@@ -154,6 +162,7 @@ class ViewerClient:
                 compression=None,
                 open_timeout=10,
                 max_size=4 * 1024 * 1024,
+                **tls,
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise LivecartClientError("connect_failed", str(exc), retryable=True,

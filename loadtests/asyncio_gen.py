@@ -30,6 +30,7 @@ from engine.core.loop import run_event_loop
 from loadtests.scenarios import PLANS
 from loadtests.stats import Stats
 from loadtests.swarm import Swarm
+from loadtests.target import Tls
 
 HOST_TOKEN_ENV = "LIVECART_LOADTEST_HOST_TOKEN"
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,8 @@ async def run_viewers(  # noqa: PLR0917 - the generators' shared signature
     spawn_rate; all stop at start + duration_s. `start_at` (Unix seconds, default now)
     lets several processes share one clock."""
     _raise_nofile()
-    swarm = Swarm(base_url, room, host_token, PLANS[scenario])
+    # --ca-file / --insecure reach this process through the environment (loadtests/target.py).
+    swarm = Swarm(base_url, room, host_token, PLANS[scenario], ssl_context=Tls.from_env().context())
     start = time.time() if start_at is None else start_at
     deadline = start + duration_s
     rate = max(spawn_rate, 1e-3)

@@ -45,6 +45,7 @@ from locust.exception import CatchResponseError
 from websocket import ABNF, WebSocket, WebSocketException, create_connection
 
 from clients.core import JSON, Requests, Session, close_code
+from loadtests.target import Tls
 
 ANNOUNCEMENTS = frozenset({"sale_announced", "coupon_dropped", "product_pinned"})
 
@@ -92,8 +93,11 @@ class EngineClient:
         *,
         timeout_s: float = 10.0,
         outcomes: Counter[str] | None = None,
+        tls: Tls | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # --ca-file / --insecure (loadtests/target.py), from the environment by default.
+        self.tls = Tls.from_env() if tls is None else tls
         scheme, _, rest = self.base_url.partition("://")
         self.ws_url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws/{room}"
         self.room = room
@@ -108,6 +112,7 @@ class EngineClient:
             connection_timeout=timeout_s,
             network_timeout=timeout_s,
             max_retries=0,  # as FastHttpUser: a retried payment would be a second payment
+            **self.tls.fast_http(),
         )
         self.user: str | None = None
         self.ws: WebSocket | None = None
@@ -263,6 +268,7 @@ class EngineClient:
                 timeout=self.timeout_s,
                 subprotocols=[JSON.subprotocol],
                 enable_multithread=True,
+                sslopt=self.tls.sslopt(),
             )
         except (WebSocketException, OSError) as exc:
             self._fire("WS", "connect", started, 0, f"connect_failed: {exc}")

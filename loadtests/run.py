@@ -38,7 +38,7 @@ from engine.core.identity import Role
 from engine.insights.report import write as write_files
 from engine.rooms import auth
 from engine.store.redis_server import EmbeddedRedis, free_port
-from loadtests import show
+from loadtests import show, target
 from loadtests.cpu import CpuMeter
 from loadtests.scenarios import SCENARIOS, ramp_s, timeline
 from loadtests.stats import html_report
@@ -118,7 +118,7 @@ def local_engine(env: dict[str, str]) -> Iterator[tuple[str, int, int]]:
 
 
 async def set_up(base_url: str, room: str, host_token: str) -> show.Shop:
-    async with HostClient(base_url, room, host_token) as host:
+    async with target.host_client(base_url, room, host_token) as host:
         with contextlib.suppress(Exception):
             await host.create_room(f"load test: {room}")
         room_state = (await host.get_room())["state"]
@@ -193,7 +193,7 @@ async def run_load(  # noqa: PLR0917
     started = time.monotonic()
 
     async def play_host() -> None:
-        async with HostClient(base_url, room, host_token) as host:
+        async with target.host_client(base_url, room, host_token) as host:
             await show.play(host, shop, steps, started, audience=args.users,
                             patience_s=audience_patience_s(args))  # fmt: skip
 
@@ -234,7 +234,7 @@ async def run_load(  # noqa: PLR0917
         report.write_text(html_report(args.scenario, room, figures))
     figures.update(await cpu.stop())
     await asyncio.sleep(SETTLE_S)
-    async with HostClient(base_url, room, host_token) as host:
+    async with target.host_client(base_url, room, host_token) as host:
         audit = await host.call("GET", f"/api/rooms/{room}/audit")
         show_report = await save_show_report(host, room, out / "show")
     return {"figures": figures, "audit": audit, "show": shop.played, "report": str(report),
@@ -304,13 +304,24 @@ def verdict(args: argparse.Namespace, room: str, result: dict[str, Any]) -> dict
     }
 
 
+def cleanup_room(base_url: str, room: str, host_token: str) -> dict[str, Any]:
+    """--cleanup: the room made private and ended; a failure is reported, not fatal (the
+    verdict stands)."""
+    try:
+        done = asyncio.run(target.cleanup(base_url, room, host_token))
+    except (OSError, LivecartClientError, httpx.HTTPError) as exc:
+        progress(f"warning: --cleanup failed, room {room} may still be live: {exc}")
+        return {"error": str(exc)}
+    progress(f"cleanup: room {room} is {done['state']}" + (", private" if done["private"] else ""))
+    return done
+
+
 def main(args: argparse.Namespace) -> int:
     if args.generator == "locust" and importlib.util.find_spec("locust") is None:
         raise ValueError(
-            "locust is not installed: pip install 'livecart[dev]', or use --generator asyncio"
+            "locust is not installed: pip install 'livecart[loadtest]', or use --generator asyncio"
         )
-    if args.host_token and not args.host:
-        raise ValueError("--host-token is for an existing deployment: give --host too")
+    target.prepare(args, progress)  # the token and TLS options: checked, handed on
     if ramp_s(args.users, args.spawn_rate) >= args.duration:
         progress(
             f"warning: {args.users} users at {args.spawn_rate}/s take "
@@ -323,11 +334,11 @@ def main(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.host:
             base_url = args.host.rstrip("/")
-            host_token = args.host_token or os.environ.get("LIVECART_HOST_TOKEN", "")
+            host_token = target.host_token(args)
             if not host_token or not args.room:
                 raise ValueError(
-                    "--host needs --room and a host token for it "
-                    "(--host-token or LIVECART_HOST_TOKEN)"
+                    "--host needs --room and a host token for it (LIVECART_HOST_TOKEN, "
+                    "--host-token-env NAME, --host-token-file PATH or --host-token)"
                 )
         else:
             secret = secrets.token_urlsafe(24)
@@ -347,9 +358,13 @@ def main(args: argparse.Namespace) -> int:
         except (RuntimeError, OSError, LivecartClientError, httpx.HTTPError) as exc:
             # Could not run (engine unreachable, token refused, a generator died): exit
             # 2, as the other commands' "could not check", never 1, a bad verdict.
-            progress(f"could not run the load test: {exc}")
+            progress(f"could not run the load test: {target.tls_failure(exc) or exc}")
             return 2
+        if args.cleanup:
+            result["cleanup"] = cleanup_room(base_url, room, host_token)
     judged = verdict(args, room, result)
+    if "cleanup" in result:
+        judged["cleanup"] = result["cleanup"]
     files = "CSVs" if args.generator == "locust" else "files"
     progress(f"report {judged['report_html']}; {files} in {out}")
     progress(f"the show's post-live report: {judged['show_report_html']}")
@@ -383,7 +398,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--spawn-rate", type=float, default=50.0, help="users started per second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds")
     parser.add_argument("--host", default=None, help="an existing deployment's base URL")
-    parser.add_argument("--host-token", default=None, help="host token for --room (with --host)")
+    parser.add_argument("--host-token", default=None, help="host token (visible in ps)")
+    target.add_arguments(parser)  # --host-token-env/-file, --ca-file, --insecure, --cleanup
     parser.add_argument("--room", default=None, help="room id (default: a new room)")
     parser.add_argument("--generator", choices=["locust", "asyncio"], default="locust")
     parser.add_argument(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -117,9 +118,12 @@ class Swarm:
     """The viewers of one process, their connections and their statistics."""
 
     def __init__(self, base_url: str, room: str, host_token: str, plan: Plan,
-                 *, timeout_s: float = REQUEST_TIMEOUT_S) -> None:  # fmt: skip
+                 *, timeout_s: float = REQUEST_TIMEOUT_S,
+                 ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
         parts = urlsplit(base_url)
         self.tls = parts.scheme == "https"  # then wss:// for the viewers' sockets
+        # `ssl_context`: an https:// engine's certificate check (loadtests/target.py `Tls`).
+        self.ssl: ssl.SSLContext | bool | None = (ssl_context or True) if self.tls else None
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if self.tls else 80)
         self.run_id = secrets.token_hex(3)  # user ids differ between runs in one room
@@ -130,7 +134,7 @@ class Swarm:
         self.stats = Stats()
         self.checkouts = Share(plan.checkout_ratio)  # this process's reservations
         self.payments = Share(plan.pay_ratio)  # this process's orders
-        self.http = LeanHTTP(base_url, timeout_s=timeout_s)
+        self.http = LeanHTTP(base_url, timeout_s=timeout_s, ssl_context=ssl_context)
         self.viewers: dict[int, _Viewer] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.ticks: dict[int, _Tick] = {}
@@ -228,7 +232,7 @@ class Swarm:
                     lambda: LeanConnection(self.on_message, viewer.index),
                     self.host,
                     self.port,
-                    ssl=self.tls or None,
+                    ssl=self.ssl,
                 )
                 viewer.conn = conn
                 conn.handshake(self.host, self.port, f"/ws/{self.room}", MSGPACK.subprotocol)

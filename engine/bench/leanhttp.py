@@ -10,6 +10,7 @@ connection."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,12 +39,16 @@ class LeanHTTP:
     to `base_url`."""
 
     def __init__(self, base_url: str, connections: int = 64,
-                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:  # fmt: skip
+                 timeout_s: float = REQUEST_TIMEOUT_S,
+                 ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        """`ssl_context`: how an https:// base URL's certificate is checked (None: the
+        system's trusted CAs)."""
         parts = urlsplit(base_url)
         self.ssl = parts.scheme == "https"
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if self.ssl else 80)
         self.timeout_s = timeout_s
+        self.ssl_context: ssl.SSLContext | bool | None = (ssl_context or True) if self.ssl else None
         self.slots = asyncio.Semaphore(connections)
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.writers: set[asyncio.StreamWriter] = set()
@@ -54,7 +59,7 @@ class LeanHTTP:
             if time.monotonic() - since < IDLE_S and not writer.is_closing():
                 return (reader, writer), True
             self._drop(writer)
-        reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl or None)
+        reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl_context)
         self.writers.add(writer)
         return (reader, writer), False
 
