@@ -263,3 +263,17 @@ def test_dashboard_panels() -> None:
             assert 'job="$job"' in target["expr"], target["expr"]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(set(ids)) == len(ids)
+
+
+def test_every_exported_family_is_documented() -> None:
+    """Each family of /metrics has its row in docs/api.md's metric table or docs/metrics.md's
+    (the per-room ones); the old name of the connections gauge is in neither table."""
+    tables = "".join(
+        line
+        for doc in ("api.md", "metrics.md")
+        for line in (ROOT / "docs" / doc).read_text().splitlines(keepends=True)
+        if line.startswith("|")
+    )
+    for family in Metrics().families():
+        assert f"`{family.name}`" in tables or family.name in tables, family.name
+    assert "`livecart_connections`" not in tables
