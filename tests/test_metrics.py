@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 import re
 import time
+from pathlib import Path
 
 import orjson
 import psutil
@@ -342,3 +344,27 @@ def test_rows_of_another_layout_are_left_out() -> None:
 GAUGES = {
     family.name for family in Metrics().families() if isinstance(family, Gauge)
 }  # fmt: skip
+
+
+def test_open_fds_without_the_cheap_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc/self/fd has no size (Linux before 6.2) the descriptors are listed, and
+    then at most every FDS_EVERY_S."""
+    real_fds = Path("/proc/self/fd")
+    count, _ = process_metrics.open_fds(real_fds)
+    assert count == pytest.approx(len(os.listdir(real_fds)), abs=2)
+    fake = tmp_path / "self" / "fd"
+    fake.mkdir(parents=True)
+    for n in range(7):
+        (fake / str(n)).touch()
+    monkeypatch.setattr(process_metrics, "fd_dir_size", lambda _: 0)  # an older kernel
+    assert process_metrics.open_fds(fake) == (7, False)
+    assert process_metrics.open_fds(real_fds)[0] == pytest.approx(count, abs=2)
+    reader = process_metrics.ProcessReader(tmp_path)
+    assert reader.values()["process_open_fds"] == 7
+    (fake / "7").touch()
+    time.sleep(0.02)
+    assert reader.values()["process_open_fds"] == 7  # listed again only after FDS_EVERY_S
+    monkeypatch.setattr(process_metrics, "FDS_EVERY_S", 0.0)
+    time.sleep(0.02)
+    assert reader.values()["process_open_fds"] == 8
+    assert "process_resident_memory_bytes" not in reader.values()  # no stat file there
