@@ -153,7 +153,11 @@ def chart(panel: Panel, start: float, end: float) -> str:
         if len(series.points) == 1:
             ((t, v),) = series.points
             parts.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}"/>')
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{path}"/>')
+        # Every other series dashed, so one drawn over an equal one still shows.
+        dash = ' stroke-dasharray="6 4"' if n % 2 else ""
+        parts.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="1.6"{dash} points="{path}"/>'
+        )
     if not panel.series:
         parts.append(
             f'<text x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" text-anchor="middle" '
