@@ -24,7 +24,7 @@ OLDEST_TESTS ?= tests/test_listener.py tests/test_broker.py tests/test_bus.py te
 	tests/test_api.py tests/test_api_orders.py tests/test_auctions.py \
 	tests/test_console.py::test_sign_in_go_live_and_end
 
-.PHONY: demo test test-oldest lock lock-check browser redis nginx haproxy lint typecheck check bench-fanout bench-grab bench-tools clean
+.PHONY: demo test test-oldest lock lock-check browser redis nginx haproxy prometheus lint typecheck check bench-fanout bench-grab bench-tools clean
 
 # A venv holding exactly the lock: made anew whenever the lock or pyproject.toml changes.
 define install_locked
@@ -54,7 +54,7 @@ lock-check:
 demo: $(STAMP)
 	$(VENV)/bin/livecart demo
 
-test: lock-check $(STAMP) browser redis nginx haproxy
+test: lock-check $(STAMP) browser redis nginx haproxy prometheus
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-oldest: lock-check $(OLDEST)/.installed browser redis
@@ -92,6 +92,15 @@ haproxy:
 		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& (apt-get install -y -q haproxy || (apt-get update -q && apt-get install -y -q haproxy)); } \
 		|| { echo "make: haproxy is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install haproxy)"; exit 1; }
+
+# tests/test_alerts.py checks deploy/prometheus/alerts.yml with promtool, and
+# tests/test_prometheus.py scrapes a test engine with a real Prometheus: Debian's
+# prometheus package brings both; without them those tests fail.
+prometheus:
+	@{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q prometheus || (apt-get update -q && apt-get install -y -q prometheus)); } \
+		|| { echo "make: prometheus (and promtool) is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install prometheus)"; exit 1; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -62,6 +62,15 @@ FAMILIES = {
     "livecart_room_sweeper_lag_seconds": "gauge",
     "livecart_sweep_seconds": "histogram",
     "livecart_handshakes_refused_total": "counter",
+    "livecart_paid_minor_units_total": "counter",
+    "livecart_build_info": "gauge",
+    # The process's own, as prometheus_client's process collector names them.
+    "process_cpu_seconds_total": "counter",
+    "process_virtual_memory_bytes": "gauge",
+    "process_resident_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
 }
 
 

@@ -221,7 +221,21 @@ def test_compose_prometheus_scrapes_each_engine_and_grafana_is_provisioned() -> 
     (secret,) = prometheus["secrets"]
     assert job["authorization"]["credentials_file"] == f"/run/secrets/{secret['target']}"
     assert compose()["secrets"][secret["source"]] == {"environment": "LIVECART_METRICS_TOKEN"}
-    assert "./grafana:/etc/grafana/provisioning:ro" in services["grafana"]["volumes"]
+    volumes = services["grafana"]["volumes"]
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
+    # The dashboard provider's folder is where compose mounts deploy/grafana/ (livecart.json).
+    provider = yaml.safe_load(
+        (COMPOSE.parent / "grafana" / "provisioning" / "dashboards" / "livecart.yaml").read_text()
+    )
+    (folder,) = [p["options"]["path"] for p in provider["providers"]]
+    assert f"./grafana:{folder}:ro" in volumes
+    assert (COMPOSE.parent / "grafana" / "livecart.json").exists()
+    (source,) = yaml.safe_load(
+        (
+            COMPOSE.parent / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"
+        ).read_text()
+    )["datasources"]
+    assert source["url"] == "http://prometheus:9090"  # the compose service's name and port
 
 
 # ---- HAProxy ------------------------------------------------------------------------------
@@ -575,9 +589,7 @@ def test_every_deploy_file_the_page_names_exists() -> None:
     page = (ROOT / "docs" / "deploy.md").read_text()
     named = set(re.findall(r"(?<![\w/])(deploy/[\w./-]+[\w/])", page)) | {"Dockerfile"}
     assert {"deploy/compose.yaml", "deploy/haproxy/haproxy.cfg", "deploy/k8s/"} <= named
-    # Files another part of issue 23 adds are named but not required here.
-    missing = [n for n in named if not (ROOT / n).exists() and "grafana" not in n
-               and not n.endswith("alerts.yml")]  # fmt: skip
+    missing = [n for n in named if not (ROOT / n).exists()]
     assert not missing, missing
 
 

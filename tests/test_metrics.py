@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import math
+import os
+import platform
 import re
+import time
+from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
+import engine
+from engine.core import process_metrics
 from engine.core.metrics import METRICS, Counter, Gauge, Histogram, Metrics, Snapshot, add_up
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -175,15 +182,67 @@ def test_full_registry_is_valid_prometheus_text() -> None:
 def test_every_family_renders_once() -> None:
     metrics = Metrics()
     families = parse(metrics.render())
-    declared = {family.name for family in vars(metrics).values() if hasattr(family, "render")}
+    declared = {family.name for family in metrics.families()}
     assert set(families) == declared
     assert "livecart_backfill_gaps_total" in families
-    assert all(samples == [] or kind == "histogram" for kind, samples in families.values())
+    read_now = {"livecart_build_info", *process_metrics.SERIES}
+    assert all(
+        samples == [] or kind == "histogram" or name in read_now
+        for name, (kind, samples) in families.items()
+    )
+
+
+def test_process_series_and_build_info() -> None:
+    """prometheus_client's process collector's names, types and units, read from /proc for
+    this process, labelled with its worker index; the build info is 1."""
+    families = parse(Metrics().render())
+    assert set(process_metrics.SERIES) <= set(families)
+    values = {name: samples for name, (_, samples) in families.items()}
+    assert families["process_cpu_seconds_total"][0] == "counter"
+    assert families["process_resident_memory_bytes"][0] == "gauge"
+    ((_, labels, rss),) = values["process_resident_memory_bytes"]
+    assert labels == '{worker="0"}'
+    assert 1e6 < rss < 64e9
+    ((_, _, started),) = values["process_start_time_seconds"]
+    assert started == pytest.approx(psutil.Process().create_time(), abs=1.0)
+    ((_, _, fds),) = values["process_open_fds"]
+    assert fds == pytest.approx(psutil.Process().num_fds(), abs=3)
+    ((_, _, cpu),) = values["process_cpu_seconds_total"]
+    busy = time.process_time() + 0.2
+    while time.process_time() < busy:
+        pass
+    ((_, _, later),) = parse(Metrics().render())["process_cpu_seconds_total"][1]
+    assert later >= cpu + 0.15
+    assert values["livecart_build_info"] == [
+        (
+            "livecart_build_info",
+            f'{{version="{engine.__version__}",python="{platform.python_version()}"}}',
+            1.0,
+        )
+    ]
+
+
+def test_process_series_carry_the_worker_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `serve --workers N` each worker's series stay apart; one scrape shows all;
+    an exited worker's leave with it (gauges to the merge, not folded into dead.json)."""
+    monkeypatch.setenv(process_metrics.WORKER_ENV, "1")
+    other = orjson.loads(orjson.dumps(Metrics().snapshot()))
+    monkeypatch.setenv(process_metrics.WORKER_ENV, "0")
+    families = parse(Metrics().render([other]))
+    workers = [labels for _, labels, _ in families["process_cpu_seconds_total"][1]]
+    assert workers == ['{worker="0"}', '{worker="1"}']
+    assert [v for _, _, v in families["livecart_build_info"][1]] == [1.0]  # max, not a sum
+    assert "process_cpu_seconds_total" not in add_up([other])
 
 
 def test_global_registry_renders() -> None:
     families = parse(METRICS.render())
     assert "livecart_connections_total" in families
+
+
+def engine_part(text: str) -> list[str]:
+    """An exposition text's lines less the `process_*` ones (read from /proc each time)."""
+    return [line for line in text.splitlines() if "process_" not in line]
 
 
 # ---- several processes: one scrape adds them up (engine/server/metrics_share.py) ------------
@@ -233,7 +292,7 @@ def test_render_adds_other_processes_snapshots() -> None:
     # Merging reads the registries and changes neither.
     assert one.grabs.value("reserved") == 3
     assert one.grab_seconds.count == 1
-    assert one.render() == one.render([])
+    assert engine_part(one.render()) == engine_part(one.render([]))
 
 
 def test_peers_are_read_at_each_scrape() -> None:
@@ -285,3 +344,27 @@ def test_rows_of_another_layout_are_left_out() -> None:
 GAUGES = {
     family.name for family in Metrics().families() if isinstance(family, Gauge)
 }  # fmt: skip
+
+
+def test_open_fds_without_the_cheap_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc/self/fd has no size (Linux before 6.2) the descriptors are listed, and
+    then at most every FDS_EVERY_S."""
+    real_fds = Path("/proc/self/fd")
+    count, _ = process_metrics.open_fds(real_fds)
+    assert count == pytest.approx(len(os.listdir(real_fds)), abs=2)
+    fake = tmp_path / "self" / "fd"
+    fake.mkdir(parents=True)
+    for n in range(7):
+        (fake / str(n)).touch()
+    monkeypatch.setattr(process_metrics, "fd_dir_size", lambda _: 0)  # an older kernel
+    assert process_metrics.open_fds(fake) == (7, False)
+    assert process_metrics.open_fds(real_fds)[0] == pytest.approx(count, abs=2)
+    reader = process_metrics.ProcessReader(tmp_path)
+    assert reader.values()["process_open_fds"] == 7
+    (fake / "7").touch()
+    time.sleep(0.02)
+    assert reader.values()["process_open_fds"] == 7  # listed again only after FDS_EVERY_S
+    monkeypatch.setattr(process_metrics, "FDS_EVERY_S", 0.0)
+    time.sleep(0.02)
+    assert reader.values()["process_open_fds"] == 8
+    assert "process_resident_memory_bytes" not in reader.values()  # no stat file there

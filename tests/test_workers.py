@@ -228,6 +228,24 @@ async def scrape(url: str) -> dict[str, float]:
     return out
 
 
+async def processes_apart(url: str) -> dict[str, float]:
+    """Every scrape shows one `process_*` series per live worker, told apart by `worker`
+    (engine/core/process_metrics.py), and the build once; returns each worker's start time."""
+    for _ in range(4):
+        values = await scrape(url)
+        starts = {k: v for k, v in values.items() if k.startswith("process_start_time_seconds")}
+        if set(starts) == {f'process_start_time_seconds{{worker="{i}"}}' for i in (0, 1)}:
+            break
+        await asyncio.sleep(2 * SNAPSHOT_INTERVAL_S)  # a restarted worker's first file
+    assert set(starts) == {f'process_start_time_seconds{{worker="{i}"}}' for i in (0, 1)}
+    for worker in ("0", "1"):
+        assert values[f'process_resident_memory_bytes{{worker="{worker}"}}'] > 1e6
+        assert values[f'process_cpu_seconds_total{{worker="{worker}"}}'] > 0
+    (build,) = [k for k in values if k.startswith("livecart_build_info")]
+    assert values[build] == 1  # not summed over the workers
+    return starts
+
+
 async def scrapes_agree(url: str, expected: Callable[[], dict[str, float]], times: int = 8) -> None:
     """Until each worker's file has caught up (about a second), a scrape may miss the other
     workers' latest counts; then every scrape, whichever worker takes it, shows `expected()`."""
@@ -279,6 +297,7 @@ async def test_one_scrape_adds_up_every_worker(tmp_path: Path) -> None:
                 "livecart_rooms_active": 2,  # one hub on each worker
                 'livecart_errors_total{code="room_not_found"}': 12,
             })  # fmt: skip
+            await processes_apart(url)
 
             # A killed worker's viewers are gone; what it counted stays counted.
             killed = min(workers)
@@ -300,6 +319,9 @@ async def test_one_scrape_adds_up_every_worker(tmp_path: Path) -> None:
                 'livecart_errors_total{code="room_not_found"}': 12,
             })  # fmt: skip
             assert 0 < still() < opened
+            # The restarted worker's process series are its own: a new start time.
+            started = await processes_apart(url)
+            assert len(set(started.values())) == 2
         finally:
             for viewer in viewers:
                 await viewer.close()

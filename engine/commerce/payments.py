@@ -250,6 +250,7 @@ class Payments:
         METRICS.payment_callbacks.inc(1, outcome)
         if outcome == "paid":
             METRICS.orders.inc(1, "paid")
+            METRICS.paid_amount.inc(callback.amount, callback.currency)
             for hook in self.paid_hooks:
                 await hook(callback.room, order.id)
         log.info(

@@ -14,10 +14,13 @@ add up; each gauge says how it merges (`Gauge.merge`: "sum" or "max").
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from engine.core import process_metrics
 
 LabelValues = tuple[str, ...]
 # A family's samples as plain JSON-able rows (what a worker writes to its snapshot file):
@@ -82,6 +85,9 @@ class Gauge:
     # Over the workers of one server: "sum" (connections, viewers: the server's total) or
     # "max" (a lag: the worst one). Only live workers' gauges count.
     merge: Literal["sum", "max"] = "sum"
+    # The TYPE it renders: "counter" for a count read from elsewhere at scrape time (a
+    # process's CPU seconds), which, like a gauge, leaves the sum when its process exits.
+    kind: Literal["gauge", "counter"] = "gauge"
 
     def set(self, value: float, *labels: str) -> None:
         self.values[labels] = value
@@ -97,7 +103,7 @@ class Gauge:
 
     def render(self, others: Sequence[Rows] = ()) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} gauge"
+        yield f"# TYPE {self.name} {self.kind}"
         for labels, value in sorted((self.merged(others) if others else self.current()).items()):
             yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
 
@@ -250,6 +256,11 @@ class Metrics:
             "Payment callbacks, by outcome (paid, duplicate, refund ...) or rejection code",
             ("outcome",),
         )
+        self.paid_amount = Counter(
+            "livecart_paid_minor_units_total",
+            "Totals of the orders paid here, in the currency's minor units (GMV), by currency",
+            ("currency",),
+        )
         self.refunds = Counter("livecart_refunds_total", "Refunds paid out, by reason", ("reason",))
         self.orders_expired = Counter(
             "livecart_orders_expired_total", "Unpaid orders expired by the sweeper"
@@ -300,6 +311,17 @@ class Metrics:
         self.sweep_seconds = Histogram(
             "livecart_sweep_seconds", "One sweeper pass over every room", _LATENCY_BUCKETS
         )
+        # The process's own series, one per worker (engine/core/process_metrics.py), and
+        # the build: 1 on every worker, so "max" over them.
+        reader = process_metrics.ProcessReader()
+        self.process = [
+            Gauge(name, text, ("worker",), read=functools.partial(reader.series, name), kind=kind)
+            for name, (kind, text) in process_metrics.SERIES.items()
+        ]
+        self.build_info = Gauge(
+            "livecart_build_info", "The engine's version and Python's; always 1",
+            ("version", "python"), read=lambda: {process_metrics.build_labels(): 1.0}, merge="max",
+        )  # fmt: skip
         # In a worker of `serve --workers N`: the other workers' snapshots, read at each
         # scrape (engine/server/metrics_share.py). None: this process answers for itself alone.
         self.peers: Callable[[], Sequence[Snapshot]] | None = None
@@ -312,7 +334,8 @@ class Metrics:
         self.room_sweeper_lag.values.pop((room,), None)
 
     def families(self) -> list[Counter | Gauge | Histogram]:
-        return [v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram)]
+        found = [v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram)]
+        return found + self.process
 
     def snapshot(self) -> Snapshot:
         """This process's samples, gauges read now (what a worker writes to its file)."""
