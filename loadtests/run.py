@@ -38,6 +38,7 @@ from engine.core.identity import Role
 from engine.insights.report import write as write_files
 from engine.rooms import auth
 from engine.store.redis_server import EmbeddedRedis, free_port
+from loadtests import report as run_report
 from loadtests import show
 from loadtests.cpu import CpuMeter
 from loadtests.scenarios import SCENARIOS, ramp_s, timeline
@@ -350,6 +351,7 @@ def main(args: argparse.Namespace) -> int:
             progress(f"could not run the load test: {exc}")
             return 2
     judged = verdict(args, room, result)
+    progress(f"run report {run_report.save(out, {'host': base_url, **judged})}")
     files = "CSVs" if args.generator == "locust" else "files"
     progress(f"report {judged['report_html']}; {files} in {out}")
     progress(f"the show's post-live report: {judged['show_report_html']}")
