@@ -518,45 +518,36 @@ def styled(names: Sequence[str]) -> list[tuple[str, str, str]]:
 
 def charts(result: dict[str, Any], events: list[Event], phases: list[Phase]) -> str:
     timeline = timeline_of(result)
-    note = ""
-    if timeline is not None and timeline.step > 1:
-        note = f" · each point {timeline.step} s (counts averaged per second, latency the highest)"
-    out = []
     if timeline is None:
-        out.append(missing("Per-second charts", "timeline"))
+        return missing("Per-second charts", "timeline")
+    note = ""
+    if timeline.step > 1:
+        note = f" · each point {timeline.step} s (counts averaged per second, latency the highest)"
     # A kind has the same colour and dash in both charts.
-    kinds = ordered({*timeline.requests, *timeline.failures}) if timeline else []
+    kinds = ordered({*timeline.requests, *timeline.failures})
     style = {name: (colour, dash) for name, colour, dash in styled(kinds)}
     throughput = [Line(name, quiet_as_gaps(timeline.requests[name]), *style[name])
-                  for name in kinds if timeline and name in timeline.requests]  # fmt: skip
+                  for name in kinds if name in timeline.requests]  # fmt: skip
     failures = [Line(name, quiet_as_gaps(timeline.failures[name]), *style[name], width=2.5)
-                for name in kinds if timeline and name in timeline.failures]  # fmt: skip
+                for name in kinds if name in timeline.failures]  # fmt: skip
     scene = Scene(timeline, events, phases, note)
     figures = [
         chart("throughput", "Requests per second, by kind", "requests / s", throughput, scene),
         chart("failures", "Failed requests per second, by kind", "failures / s", failures, scene,
               none="No failed requests"),
+        chart("pushes", "Pushes received per second", "pushes / s",
+              [Line("pushes", timeline.pushes, PALETTE[0])], scene),
+        chart("viewers", "Connected viewers", "viewers",
+              [Line("connected viewers", timeline.viewers, PALETTE[2], width=2.5)], scene),
+        chart("latency-push", "Push latency", "ms",
+              [Line(p, timeline.push_latency[p], c, d) for p, c, d in PERCENTILES], scene),
     ]  # fmt: skip
-    if timeline is not None:
-        figures += [
-            chart("pushes", "Pushes received per second", "pushes / s",
-                  [Line("pushes", timeline.pushes, PALETTE[0])], scene),
-            chart("viewers", "Connected viewers", "viewers",
-                  [Line("connected viewers", timeline.viewers, PALETTE[2], width=2.5)], scene),
-            chart("latency-push", "Push latency", "ms",
-                  [Line(p, timeline.push_latency[p], c, d) for p, c, d in PERCENTILES], scene),
-        ]  # fmt: skip
-        for kind in ordered(timeline.latency):
-            series = timeline.latency[kind]
-            key = "latency-" + re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
-            lines = [Line(p, series[p], c, d) for p, c, d in PERCENTILES]
-            figures.append(chart(key, f"{kind} latency", "ms", lines, scene))
-    else:
-        figures += [chart(key, title, "", [], scene) for key, title in (
-            ("pushes", "Pushes received per second"), ("viewers", "Connected viewers"),
-            ("latency", "Latency percentiles"))]  # fmt: skip
-    out.append(f'<div class="charts">{"".join(figures)}</div>')
-    return "".join(out)
+    for kind in ordered(timeline.latency):
+        series = timeline.latency[kind]
+        key = "latency-" + re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
+        lines = [Line(p, series[p], c, d) for p, c, d in PERCENTILES]
+        figures.append(chart(key, f"{kind} latency", "ms", lines, scene))
+    return f'<div class="charts">{"".join(figures)}</div>'
 
 
 # ---- sections ---------------------------------------------------------------------------------
@@ -571,7 +562,8 @@ def verdict_section(result: dict[str, Any]) -> str:
     reasons = problems + [f"SLO {slo} missed" for slo in unsaid]
     if ok is True:
         cls, word = "pass", "✓ PASS"
-        detail = "<p>Every audit check and SLO held; failures within the limit.</p>"
+        held = "every audit check and SLO held" if "slos" in result else "every audit check held"
+        detail = f"<p>Good: {held}, failures within the limit.</p>"
     elif ok is False:
         cls, word = "fail", "✗ FAIL"
         detail = ""
@@ -595,7 +587,8 @@ def target_section(result: dict[str, Any]) -> str:
          + (f" at {compact(spawn)}/s" if spawn is not None else "")),
         ("Duration", seconds(result.get("duration_s"))),
         ("Generator", str(result.get("generator", "—"))
-         + (f", {count(result['processes'])} processes" if "processes" in result else "")),
+         + (f", {count(n)} process{'es' if n != 1 else ''}"
+            if (n := _num(result.get("processes"))) is not None else "")),
         ("Seed", "not recorded (older run)" if seed == "__missing__"
          else "none (random)" if seed is None else str(seed)),
     ]  # fmt: skip
