@@ -145,7 +145,7 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
 
 async def _comment_times(redis: Redis, room_id: str) -> tuple[list[int], int | None]:
     """When each comment still in the room log was posted (its entry id's milliseconds), and
-    the log's oldest entry (the log is capped, LIVECART_STREAM_MAXLEN)."""
+    the log's oldest entry (the log is capped at the stream_maxlen setting)."""
     entries = stream_rows(await redis.xrange(keys.room_stream(room_id)))
     stamps = [(int(text(entry_id).split("-")[0]), fields.get(b"k"))
               for entry_id, fields in entries]  # fmt: skip

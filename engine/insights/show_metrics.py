@@ -168,7 +168,7 @@ SECOND_COLUMNS = ("second", "comments", "reservations", "orders", "paid_orders",
 class SecondView:
     """A short show's per-second rows (second_rows), from `start` to `end` (ms), and since
     when the room log still holds every comment: it keeps only its last entries
-    (LIVECART_STREAM_MAXLEN), so a chatty show's early comments may be gone (None: all there)."""
+    (the stream_maxlen setting), so a chatty show's early comments may be gone (None: all there)."""
 
     start: int
     end: int
