@@ -417,23 +417,30 @@ def bands(frame: Frame, phases: list[Phase]) -> str:
     return "".join(parts)
 
 
+BADGE_GAP = 18  # between two badges' centres in one row (radius 8)
+
+
 def event_marks(frame: Frame, events: list[Event]) -> str:
-    """A dashed line per event and its number in a badge along the top; badges closer than
-    one badge apart step down a row so that none hides another."""
-    parts, last_x, row = [], -1e9, 0
+    """A dashed line per event and its number in a badge in the band along the top. A badge
+    goes in the row where it can sit nearest its line without touching another badge; when
+    events crowd, it moves right along the row and a short stroke leads to its line."""
+    parts, last = [], [-1e9] * len(BADGE_ROWS)
     for event in events:
         if not frame.start <= event.t <= frame.end:
             continue
         x = frame.x(event.t)
-        row = (row + 1) % len(BADGE_ROWS) if x - last_x < 17 else 0
-        last_x = x
-        y = BADGE_ROWS[row]
+        free = [max(x, at + BADGE_GAP) for at in last]
+        row = min(range(len(BADGE_ROWS)), key=lambda r: (free[r] - x, r))
+        bx, y = free[row], BADGE_ROWS[row]
+        last[row] = bx
+        lead = (f'<line x1="{bx:.1f}" x2="{x:.1f}" y1="{y + 8}" y2="{TOP}" '
+                f'stroke="{EVENT_COLOUR}"/>' if bx != x else "")  # fmt: skip
         parts.append(f'<g class="event" data-event="{event.number}"><title>{event.number}. '
-                     f"{escape(event.label)} at {seconds(event.t)}</title>"
-                     f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 8}" y2="{H - BOTTOM}" '
-                     f'stroke="{EVENT_COLOUR}" stroke-dasharray="3 3"/>'
-                     f'<circle cx="{x:.1f}" cy="{y}" r="8" fill="{EVENT_COLOUR}"/>'
-                     f'<text x="{x:.1f}" y="{y + 4}" text-anchor="middle" fill="#fff" '
+                     f"{escape(event.label)} at {seconds(event.t)}</title>{lead}"
+                     f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 8 if bx == x else TOP}" '
+                     f'y2="{H - BOTTOM}" stroke="{EVENT_COLOUR}" stroke-dasharray="3 3"/>'
+                     f'<circle cx="{bx:.1f}" cy="{y}" r="8" fill="{EVENT_COLOUR}"/>'
+                     f'<text x="{bx:.1f}" y="{y + 4}" text-anchor="middle" fill="#fff" '
                      f'font-size="11" font-weight="600">{event.number}</text></g>')  # fmt: skip
     return "".join(parts)
 

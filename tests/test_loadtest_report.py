@@ -274,6 +274,19 @@ def test_a_long_run_is_drawn_in_buckets() -> None:
     assert "each point 6 s" in page
 
 
+def test_crowded_events_keep_their_badges_apart() -> None:
+    result = full_result()
+    result["events"] = [{"t": 23.0 + i * 0.05, "label": f"step {i}"} for i in range(6)]
+    throughput = next(s for s in svgs(report.render(result)) if s.get("id") == "chart-throughput")
+    badges = [(float(c.get("cx") or 0), float(c.get("cy") or 0)) for c in throughput.iter("circle")
+              if c.get("r") == "8"]  # fmt: skip
+    assert len(badges) == 6
+    for i, (x1, y1) in enumerate(badges):
+        for x2, y2 in badges[i + 1 :]:
+            assert math.hypot(x1 - x2, y1 - y2) >= 16, badges
+    assert all(x <= report.W for x, _ in badges)
+
+
 def test_strings_from_the_result_are_escaped() -> None:
     result = full_result()
     result["room"] = MALICIOUS
@@ -348,6 +361,10 @@ async def test_the_report_opens_in_chromium(browser: Browser, tmp_path: Path,
         assert await markers.first.is_visible()
         assert await page.locator("#events li").count() == len(EVENTS)
         await no_horizontal_scroll(page)
+        # What a reader sees first, and at the charts (docs/loadtesting.md shows these).
+        await page.screenshot(path=str(ARTIFACTS / f"loadtest-report-{name}-top.png"))
+        await page.evaluate("document.getElementById('throughput').scrollIntoView()")
+        await page.screenshot(path=str(ARTIFACTS / f"loadtest-report-{name}-charts.png"))
         # Readable: the charts' smallest text is at least 8 CSS px high on screen.
         smallest = await page.evaluate(
             "Math.min(...[...document.querySelectorAll('#chart-throughput text')]"
