@@ -501,10 +501,11 @@ def chart(key: str, title: str, y_label: str, lines: Sequence[Line], scene: Scen
         why = "No per-second data in this run's result" if timeline is None else none
         return (f'<figure id="{key}" data-empty="1">{head}<p class="empty">{why}</p>'
                 f"</figure>")  # fmt: skip
-    start = min([timeline.times[0], *(e.t for e in events)]) if events else timeline.times[0]
-    end = max([timeline.end, *(e.t for e in events)]) if events else timeline.end
+    # From the load's start (or the first row or event, if earlier) to the last of either.
+    start = min([0.0, timeline.times[0], *(e.t for e in events)])
+    end = max([timeline.end, *(e.t for e in events)])
     top, step = nice_range(max(values))
-    frame = Frame(min(start, 0.0) if start >= 0 else start, end, top)
+    frame = Frame(start, end, top)
     body = (bands(frame, phases) + axes(frame, step, y_label)
             + "".join(path(frame, timeline.times, line, timeline.step) for line in lines)
             + event_marks(frame, events))  # fmt: skip
@@ -546,14 +547,14 @@ def charts(result: dict[str, Any], events: list[Event], phases: list[Phase]) -> 
               [Line("pushes", timeline.pushes, PALETTE[0])], scene),
         chart("viewers", "Connected viewers", "viewers",
               [Line("connected viewers", timeline.viewers, PALETTE[2], width=2.5)], scene),
-        chart("latency-push", "Push latency", "ms",
+        chart("latency-push", "Push latency", "latency, ms",
               [Line(p, timeline.push_latency[p], c, d) for p, c, d in PERCENTILES], scene),
     ]  # fmt: skip
     for kind in ordered(timeline.latency):
         series = timeline.latency[kind]
         key = "latency-" + re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
         lines = [Line(p, series[p], c, d) for p, c, d in PERCENTILES]
-        figures.append(chart(key, f"{kind} latency", "ms", lines, scene))
+        figures.append(chart(key, f"{kind} latency", "latency, ms", lines, scene))
     return f'<div class="charts">{"".join(figures)}</div>'
 
 
