@@ -38,6 +38,7 @@ from engine.core.identity import Role
 from engine.insights.report import write as write_files
 from engine.rooms import auth
 from engine.store.redis_server import EmbeddedRedis, free_port
+from loadtests import report as run_report
 from loadtests import show, target
 from loadtests.cpu import CpuMeter
 from loadtests.scenarios import SCENARIOS, ramp_s, timeline
@@ -365,6 +366,7 @@ def main(args: argparse.Namespace) -> int:
     judged = verdict(args, room, result)
     if "cleanup" in result:
         judged["cleanup"] = result["cleanup"]
+    progress(f"run report {run_report.save(out, {'host': base_url, **judged})}")
     files = "CSVs" if args.generator == "locust" else "files"
     progress(f"report {judged['report_html']}; {files} in {out}")
     progress(f"the show's post-live report: {judged['show_report_html']}")

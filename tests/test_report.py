@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from playwright.async_api import Browser
 
 from clients import HostClient, ShopperClient
 from engine import cli
-from engine.insights.show_metrics import MINUTE_COLUMNS, sell_through_text
+from engine.insights.show_metrics import MINUTE_COLUMNS, SHORT_SHOW_S, sell_through_text
 from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, poll, token
 from tests.test_api_catalog import JACKET
@@ -285,11 +286,43 @@ async def test_the_show_s_report_renders_in_chromium(
     page.on("request", lambda r: requests.append(r.url))
     try:
         await page.goto(path.as_uri())
-        assert await page.locator("svg[role=img]").count() == 4
+        # A show of a few seconds is charted per second: a fifth chart, of reservations,
+        # orders and payments, with the markers too.
+        assert await page.locator("svg[role=img]").count() == 5
         assert await page.locator("#chart-online [data-kind]").count() == 5
+        assert await page.locator("#chart-commerce [data-kind]").count() == 5
+        assert await page.locator("#chart-commerce polyline").first.is_visible()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "scripted-show.png"), full_page=True)
     finally:
         await page.close()
     assert errors == []
     assert requests == [path.as_uri()]
+
+
+async def test_a_short_show_is_charted_per_second(
+    show: tuple[str, dict[str, str], HostClient],
+) -> None:
+    """Under 10 minutes the report counts comments (from the room log's entry ids),
+    reservations, orders and payments per second; each series adds up to the script's."""
+    room, _, host = show
+    async with host:
+        summary = await poll(lambda: summary_of(host, room), settled)
+        page = (await get_file(host, room, "report.html")).decode()
+    assert summary["duration_s"] < SHORT_SHOW_S
+    series = re.findall(r'<polyline[^>]* data-series="([^"]+)" data-sum="([^"]+)"', page)
+    sums = {name: float(total) for name, total in series}
+    assert sums["Comments / s"] == 3
+    assert sums["Reservations / s"] == 2
+    assert sums["Orders / s"] == 2
+    assert sums["Paid orders / s"] == 2
+    assert "Comments and likes per second" in page
+    assert "Comments and likes per minute" not in page
+    assert "Cumulative GMV, per second" in page
+    # Ticks every few seconds, read as clock times with seconds.
+    online = re.search(r'<svg id="chart-online".*?</svg>', page, re.S)
+    assert online
+    assert re.search(r">\d\d:\d\d:\d\d</text>", online.group(0))
+    gmv = re.search(r'<svg id="chart-gmv".*?</svg>', page, re.S)
+    assert gmv
+    assert "GMV (USD): max 92</desc>" in gmv.group(0)  # $92.00 net by the end

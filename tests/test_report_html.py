@@ -21,6 +21,7 @@ from engine.insights.report_html import (
     nice_range,
     render,
 )
+from engine.insights.show_metrics import SecondView, second_rows
 from tests.conftest import needs_chromium
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
@@ -295,3 +296,75 @@ async def test_report_opens_in_chromium_without_errors_or_network(
         await context.close()
     assert errors == [], f"console errors: {errors}"
     assert requests == [path.as_uri()]
+
+
+# ---- a short show, per second ------------------------------------------------------------------
+
+
+def test_second_rows_count_each_second_and_drop_what_is_outside() -> None:
+    rows = second_rows(
+        START + 200, START + 2_900,
+        comments=[START + 300, START + 999, START + 1_000, START - 1, START + 3_000],
+        reservations=[START + 2_500], orders=[START + 2_600],
+        paid=[(START + 2_800, 4_600), (START + 2_900, 5_600 - 1_000)],
+    )  # fmt: skip
+    assert [row["second"] for row in rows] == [START, START + 1_000, START + 2_000]
+    assert [row["comments"] for row in rows] == [2, 1, 0]
+    assert [(r["reservations"], r["orders"], r["paid_orders"], r["gmv"]) for r in rows] == [
+        (0, 0, 0, 0), (0, 0, 0, 0), (1, 1, 2, 9_200)]  # fmt: skip
+
+
+def short_show() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], SecondView]:
+    """A 3-minute show: comments all along, a flash sale's rush at 60 s, its payments after."""
+    summary, rows, markers = sample(3)
+    summary.update(started_at=START, ended_at=START + 3 * MINUTE, duration_s=180)
+    markers = [m for m in markers if m["t"] < START + 3 * MINUTE]
+    seconds = second_rows(
+        START, START + 3 * MINUTE,
+        comments=[START + i * 700 for i in range(250)],
+        reservations=[START + 60_000 + i * 40 for i in range(50)],
+        orders=[START + 75_000 + i * 500 for i in range(40)],
+        paid=[(START + 90_000 + i * 600, 3_000) for i in range(30)],
+    )  # fmt: skip
+    return summary, rows, markers, SecondView(START, START + 3 * MINUTE, seconds, START + 5_000)
+
+
+def test_a_short_show_is_drawn_per_second() -> None:
+    summary, rows, markers, view = short_show()
+    page = render(summary, rows, markers, view)
+    svgs = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert len(svgs) == 5
+    for svg in svgs:
+        ET.fromstring(svg)
+    commerce = chart(page, "commerce")
+    sums = dict(re.findall(r'data-series="([^"]+)" data-sum="([^"]+)"', commerce))
+    assert sums == {"Reservations / s": "50", "Orders / s": "40", "Paid orders / s": "30"}
+    assert commerce.count("data-kind=") == len(markers)  # the moments on the rush too
+    engagement = chart(page, "engagement")
+    assert 'data-series="Comments / s" data-sum="250"' in engagement
+    assert "stroke-dasharray" in engagement  # likes: a minute's average, dashed
+    assert "comments before 20:00:05 are not in it" in engagement
+    assert re.search(r">20:0\d:\d\d</text>", chart(page, "gmv"))  # clock ticks with seconds
+    assert "GMV (USD): max 900" in chart(page, "gmv")  # 30 x $30.00
+    assert "Comments and likes per minute" not in page
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_a_short_show_opens_in_chromium(browser: Browser, tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    path.write_text(render(*short_show()), encoding="utf-8")
+    page = await browser.new_page(viewport=LAPTOP)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    try:
+        await page.goto(path.as_uri())
+        assert await page.locator("svg[role=img]").count() == 5
+        assert await page.locator("#chart-commerce polyline").count() == 3
+        assert await page.locator("#chart-commerce polyline").first.is_visible()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "report-per-second.png"), full_page=True)
+    finally:
+        await page.close()
+    assert errors == []

@@ -29,10 +29,13 @@ from engine.core.settings import DEFAULT_FEATURES
 from engine.insights.report_html import render
 from engine.insights.show_metrics import (
     MINUTE_COLUMNS,
+    SHORT_SHOW_S,
     Counters,
+    SecondView,
     derived,
     main_currency,
     minute_rows,
+    second_rows,
     sell_through_ms,
     sell_through_text,
 )
@@ -40,7 +43,7 @@ from engine.rooms.rooms import Room, RoomStore
 from engine.social.referrals import Referrals
 from engine.store import keys
 from engine.store.meter import Metric
-from engine.store.redis_client import text
+from engine.store.redis_client import stream_rows, text
 from engine.store.scripts import Scripts
 
 ORDER_COLUMNS = (
@@ -68,6 +71,11 @@ class ShowData:
     referrers: dict[str, str]  # buyer -> referrer (attributed orders only)
     referral_gmv: dict[str, int]
     features: dict[str, Any] = field(default_factory=dict)  # each feature's report section
+    # Per-second sources (short shows): comment times from the room log's entry ids (ms),
+    # the log's oldest entry, and grab times of the sales' reservation records.
+    comment_times: list[int] = field(default_factory=list)
+    log_first: int | None = None
+    grab_times: list[int] = field(default_factory=list)
 
 
 async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
@@ -102,10 +110,13 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
     for user, start in since.items():
         watched[text(user)] += max(0, now - int(start))
     sales = await SaleStore(redis, scripts, catalog, 0, 0).list(room_id, private=True)
-    through = {}
+    through, grabbed = {}, []
     for sale in sales:
         raw = await redis.hgetall(keys.sale_reservations(room_id, sale.id))
-        through[sale.id] = sell_through_ms(sale, (orjson.loads(v) for v in raw.values()))
+        records = [orjson.loads(v) for v in raw.values()]
+        through[sale.id] = sell_through_ms(sale, records)
+        grabbed += [int(r["c"]) for r in records if "c" in r]
+    comment_times, log_first = await _comment_times(redis, room_id)
     referral = await Referrals(redis, "", scripts).report(room_id, 0)
     sections = {f.name: await f.report(redis, room_id)
                 for f in (load_features(DEFAULT_FEATURES) if features is None else features)
@@ -126,7 +137,36 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
         referrers={text(v): text(r).split(" ")[0] for v, r in referred.items()},
         referral_gmv=referral["referred_gmv"],
         features=sections,
+        comment_times=comment_times,
+        log_first=log_first,
+        grab_times=grabbed,
     )
+
+
+async def _comment_times(redis: Redis, room_id: str) -> tuple[list[int], int | None]:
+    """When each comment still in the room log was posted (its entry id's milliseconds), and
+    the log's oldest entry (the log is capped at the stream_maxlen setting)."""
+    entries = stream_rows(await redis.xrange(keys.room_stream(room_id)))
+    stamps = [(int(text(entry_id).split("-")[0]), fields.get(b"k"))
+              for entry_id, fields in entries]  # fmt: skip
+    times = [at for at, kind in stamps if kind is not None and text(kind) == "comment"]
+    return times, stamps[0][0] if stamps else None
+
+
+def second_view(show: ShowData, summary: dict[str, Any]) -> SecondView | None:
+    """The per-second view of a show shorter than SHORT_SHOW_S, else None."""
+    start = summary.get("started_at")
+    end = summary.get("ended_at") or summary.get("generated_at")
+    if not start or not end or end - start >= SHORT_SHOW_S * 1000:
+        return None
+    currency = summary.get("currency")
+    paid = [(int(o.fields["paid_at"]), o.total - o.refunded) for o in _sold(show.orders)
+            if o.currency == currency and "paid_at" in o.fields]  # fmt: skip
+    rows = second_rows(start, end, comments=show.comment_times, reservations=show.grab_times,
+                       orders=(o.created_at for o in show.orders), paid=paid)  # fmt: skip
+    logged = sum(1 for at in show.comment_times if start <= at)
+    trimmed = logged < summary.get("comments", 0) and show.log_first is not None
+    return SecondView(start, end, rows, show.log_first if trimmed else None)
 
 
 def _sold(orders: list[Order]) -> list[Order]:
@@ -263,7 +303,7 @@ def build(show: ShowData, *, generated_at: int | None = None) -> dict[str, bytes
         "summary.json": orjson.dumps(summary, option=orjson.OPT_INDENT_2),
         "metrics.csv": _csv(MINUTE_COLUMNS, minutes),
         "orders.csv": _csv(ORDER_COLUMNS, order_rows(show)),
-        "report.html": render(summary, minutes, show.markers).encode(),
+        "report.html": render(summary, minutes, show.markers, second_view(show, summary)).encode(),
     }
 
 

@@ -1,8 +1,9 @@
 """The post-live report of one show as a self-contained HTML5 document (sans-I/O).
 
-`render(summary, minutes, markers)` takes the data of engine/insights/show_metrics.py and returns
-one string: inline CSS, charts drawn here as inline SVG, no JavaScript and no external
-resource. Every host-provided string goes through `html.escape`.
+`render(summary, minutes, markers, seconds)` takes the data of engine/insights/show_metrics.py
+and returns one string: inline CSS, charts drawn here as inline SVG, no JavaScript and no
+external resource. Every host-provided string goes through `html.escape`. A short show
+(`seconds`, a SecondView) is charted per second where per-second sources exist.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from engine.insights.show_metrics import SecondView
+
 ZERO_DECIMAL = frozenset({"JPY", "KRW"})
 SYMBOLS = {"USD": "$"}
 KINDS = {"pin": "#2563eb", "flash_sale": "#dc2626", "coupon_drop": "#16a34a",
          "giveaway": "#9333ea", "auction": "#ea580c"}  # fmt: skip
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 300, 72, 20, 36, 40
 MINUTE_MS = 60_000
+SECOND_MS = 1000
+MIN_SECONDS = 5  # the narrowest per-second chart
+# x-axis steps (ms): at most 8 ticks, on whole multiples of the step.
+TICK_STEPS = [s * SECOND_MS for s in (1, 2, 5, 10, 15, 30)] + [
+    m * MINUTE_MS for m in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 1440)
+]
 CSS = """
 :root{--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--card:#f9fafb;--accent:#2563eb}
 *{box-sizing:border-box}
@@ -36,6 +45,7 @@ list-style:none}
 .card .value{font-size:1.35rem;font-weight:600;font-variant-numeric:tabular-nums}
 figure{margin:0 0 24px;border:1px solid var(--line);border-radius:10px;padding:12px}
 figure svg{width:100%;height:auto;display:block}
+figcaption{font-size:.85rem;color:var(--muted);margin-top:4px}
 .empty{padding:48px;text-align:center;color:var(--muted)}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:.85rem;color:var(--muted);margin:8px 0 0}
 .swatch{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:6px;
@@ -200,26 +210,34 @@ def y_axis(plot: Plot, step: float, label: Callable[[float], str]) -> str:
 
 
 def x_axis(plot: Plot) -> str:
-    span_min = max(1, (plot.end - plot.start) // MINUTE_MS)
-    every = next(s for s in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 1440) if span_min / s <= 8)
+    span = max(SECOND_MS, plot.end - plot.start)
+    every = next((s for s in TICK_STEPS if span / s <= 8), TICK_STEPS[-1])
+    pattern = "%H:%M:%S" if every < MINUTE_MS else "%H:%M"
     parts, y = [], HEIGHT - BOTTOM
-    for t in range(plot.start, plot.end + 1, every * MINUTE_MS):
+    for t in range(-(-plot.start // every) * every, plot.end + 1, every):
         x = plot.x(t)
+        anchor = "end" if x > WIDTH - RIGHT - 30 else "middle"  # the last label stays inside
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 5}" stroke="#9ca3af"/>'
-                     f'<text x="{x:.1f}" y="{y + 20}" text-anchor="middle">'
-                     f"{when(t, '%H:%M')}</text>")  # fmt: skip
+                     f'<text x="{x:.1f}" y="{y + 20}" text-anchor="{anchor}">'
+                     f"{when(t, pattern)}</text>")  # fmt: skip
     axis = f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" stroke="#9ca3af"/>'
     return axis + "".join(parts)
 
 
+def dashed(series: Series) -> bool:
+    return series.name.endswith("(minute average)")
+
+
 def polyline(plot: Plot, times: list[int], series: Series) -> str:
-    at = series.times or [t + MINUTE_MS / 2 for t in times]
+    at = series.times if series.times is not None else [t + MINUTE_MS / 2 for t in times]
     points = [(plot.x(t), plot.y(v)) for t, v in zip(at, series.values, strict=True)]
     coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{series.colour}"/>'
                    for x, y in points) if len(points) <= 2 else ""  # fmt: skip
+    dash = ' stroke-dasharray="6 4"' if dashed(series) else ""
     return (f'<polyline fill="none" stroke="{series.colour}" stroke-width="{series.width}" '
-            f'stroke-linejoin="round" points="{coords}"/>{dots}')  # fmt: skip
+            f'stroke-linejoin="round" data-series="{escape(series.name)}" '
+            f'data-sum="{sum(series.values):g}"{dash} points="{coords}"/>{dots}')  # fmt: skip
 
 
 def marker_lines(plot: Plot, markers: list[dict[str, Any]]) -> str:
@@ -255,22 +273,25 @@ def svg(key: str, title: str, desc: str, body: str) -> str:
 
 def time_chart(key: str, title: str, minutes: list[dict[str, Any]], series: list[Series],
                *, label: Callable[[float], str] = compact,
-               markers: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
-    """A figure with one line per series over the show's minutes, or "No data yet"."""
-    if not minutes:
+               markers: list[dict[str, Any]] | None = None,
+               span: tuple[int, int] | None = None, caption: str = "") -> str:  # fmt: skip
+    """A figure with one line per series over the show's minutes (or over `span`, ms, when
+    every series has its own times), or "No data yet"."""
+    values = [v for s in series for v in s.values]
+    if not values or (not minutes and span is None):
         empty = '<p class="empty">No data yet</p>'
         return f'<figure id="{key}"><h3>{escape(title)}</h3>{empty}</figure>'
     times = [_int(row, "minute") for row in minutes]
-    values = [v for s in series for v in s.values]
     low, high, step = nice_range(min(values), max(values))
-    plot = Plot(times[0], times[-1] + MINUTE_MS, low, high)
+    plot = Plot(*(span or (times[0], times[-1] + MINUTE_MS)), low, high)
     lines = "".join(polyline(plot, times, s) for s in series)
     body = y_axis(plot, step, label) + x_axis(plot) + lines + marker_lines(plot, markers or [])
-    desc = "; ".join(f"{s.name}: max {label(max(s.values))}" for s in series)
+    desc = "; ".join(f"{s.name}: max {label(max(s.values))}" for s in series if s.values)
     keys = [(s.name, s.colour) for s in series]
     if markers is not None:
         keys += [(kind.replace("_", " "), colour) for kind, colour in KINDS.items()]
-    return f'<figure id="{key}">{svg(key, title, desc, body)}{legend(keys)}</figure>'
+    note = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
+    return f'<figure id="{key}">{svg(key, title, desc, body)}{legend(keys)}{note}</figure>'
 
 
 def column(minutes: list[dict[str, Any]], key: str) -> list[float]:
@@ -322,6 +343,74 @@ def funnel_chart(summary: dict[str, Any]) -> str:
                      f"{count(n)} · {share}</text>")  # fmt: skip
     desc = ", ".join(f"{s}: {count(n)}" for s, n in zip(steps, counts, strict=True))
     return f'<figure id="funnel">{svg("funnel", "Funnel", desc, "".join(parts))}</figure>'
+
+
+def steps(minutes: list[dict[str, Any]], values: list[float]) -> tuple[list[float], list[float]]:
+    """A per-minute figure as a step line (flat across each minute) for a per-second axis."""
+    times: list[float] = []
+    levels: list[float] = []
+    for row, value in zip(minutes, values, strict=True):
+        start = _int(row, "minute")
+        times += [float(start), float(start + MINUTE_MS)]
+        levels += [value, value]
+    return times, levels
+
+
+def second_charts(summary: dict[str, Any], minutes: list[dict[str, Any]],
+                  markers: list[dict[str, Any]], view: SecondView) -> str:  # fmt: skip
+    """A short show: comments, reservations, orders, payments and GMV per second; online
+    viewers and likes exist per minute only and are drawn flat across their minutes."""
+    cur = summary.get("currency")
+    places = 0 if (cur or "").upper() in ZERO_DECIMAL else 2
+    # Whole seconds, at least MIN_SECONDS of them: a show of a moment still gets an axis.
+    first = view.start // SECOND_MS * SECOND_MS
+    span = (first, max(-(-view.end // SECOND_MS) * SECOND_MS, first + MIN_SECONDS * SECOND_MS))
+    rows = view.rows
+    mid = [float(_int(r, "second") + SECOND_MS / 2) for r in rows]
+
+    def per_second(name: str, column: str, colour: str) -> Series:
+        return Series(name, [float(_int(r, column)) for r in rows], colour, times=mid)
+
+    def covered(row: dict[str, Any]) -> float:
+        start = _int(row, "minute")
+        inside = min(start + MINUTE_MS, view.end) - max(start, view.start)
+        return max(1.0, inside / SECOND_MS)
+
+    online: list[Series] = []
+    for name, key, colour, width in (("Online (average)", "online_avg", "#2563eb", 2.5),
+                                     ("Online (max)", "online_max", "#93c5fd", 1.5)):  # fmt: skip
+        at, level = steps(minutes, column(minutes, key))
+        online.append(Series(name, level, colour, width, times=at))
+    likes_at, likes = steps(minutes, [_float(r, "likes") / covered(r) for r in minutes])
+    total, running, at = 0.0, [0.0], [float(first)]
+    for row in rows:
+        total += _int(row, "gmv")
+        running.append(total)
+        at.append(float(_int(row, "second") + SECOND_MS))
+    gmv = [Series(f"GMV ({cur or 'net'})", running, "#16a34a", 2.5, times=at)]
+    activity = [per_second("Comments / s", "comments", "#0d9488"),
+                Series("Likes / s (minute average)", likes, "#db2777", times=likes_at)]  # fmt: skip
+    commerce = [per_second("Reservations / s", "reservations", "#2563eb"),
+                per_second("Orders / s", "orders", "#ea580c"),
+                per_second("Paid orders / s", "paid_orders", "#16a34a")]  # fmt: skip
+    gone = ""
+    if view.comments_from is not None:
+        gone = (
+            f" The room log keeps only its latest entries: comments before "
+            f"{when(view.comments_from, '%H:%M:%S')} are not in it, so not charted."
+        )
+    return "".join([
+        time_chart("online", "Online viewers", minutes, online, markers=markers, span=span,
+                   caption="Per minute: the engine samples online viewers per minute."),
+        time_chart("gmv", "Cumulative GMV, per second", minutes, gmv, span=span,
+                   label=lambda v: compact(v / 10**places)),
+        time_chart("engagement", "Comments and likes per second", minutes, activity, span=span,
+                   caption="Comments per second from the room log; likes are counted per "
+                   "minute, drawn as that minute's average per second." + gone),
+        time_chart("commerce", "Reservations, orders and payments per second", minutes,
+                   commerce, span=span, markers=markers),
+        funnel_chart(summary),
+    ])  # fmt: skip
 
 
 def charts(summary: dict[str, Any], minutes: list[dict[str, Any]],
@@ -383,15 +472,17 @@ def markers_table(summary: dict[str, Any], markers: list[dict[str, Any]]) -> str
 
 
 def render(summary: dict[str, Any], minutes: list[dict[str, Any]],
-           markers: list[dict[str, Any]]) -> str:  # fmt: skip
-    """The whole report.html for one show."""
+           markers: list[dict[str, Any]], seconds: SecondView | None = None) -> str:  # fmt: skip
+    """The whole report.html for one show; per second where it can be when `seconds`."""
+    drawn = (second_charts(summary, minutes, markers, seconds) if seconds is not None
+             else charts(summary, minutes, markers))  # fmt: skip
     title = escape(f"{summary.get('title') or 'Untitled show'} — post-live report")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{CSS}</style></head><body><main>"
         f"{header(summary)}<h2>Headline figures</h2>{cards(summary)}"
-        f"<h2>Charts</h2>{charts(summary, minutes, markers)}"
+        f"<h2>Charts</h2>{drawn}"
         f"<h2>Flash sales</h2>{flash_sales_table(summary)}"
         f"<h2>Products</h2>{products_table(summary)}"
         f"<h2>Markers</h2>{markers_table(summary, markers)}"

@@ -155,3 +155,49 @@ def sell_through_text(units: int, ms: int | None) -> str | None:
         return f"{units:,} {noun} in {ms / 1000:.1f} s"
     seconds = ms // 1000
     return f"{units:,} {noun} in {seconds // 60}:{seconds % 60:02d}"
+
+
+# ---- per second, for short shows ----------------------------------------------------------------
+
+# A show shorter than this is charted per second (report.html); longer ones per minute.
+SHORT_SHOW_S = 600
+SECOND_COLUMNS = ("second", "comments", "reservations", "orders", "paid_orders", "gmv")
+
+
+@dataclass(frozen=True)
+class SecondView:
+    """A short show's per-second rows (second_rows), from `start` to `end` (ms), and since
+    when the room log still holds every comment: it keeps only its last entries
+    (the stream_maxlen setting), so a chatty show's early comments may be gone (None: all there)."""
+
+    start: int
+    end: int
+    rows: list[dict[str, int]]
+    comments_from: int | None = None
+
+
+def second_rows(start_ms: int, end_ms: int, *, comments: Iterable[int],
+                reservations: Iterable[int], orders: Iterable[int],
+                paid: Iterable[tuple[int, int]]) -> list[dict[str, int]]:  # fmt: skip
+    """One row per second from the second of `start_ms` to the one of `end_ms` (both
+    included): how many comments, reservations and orders were made in it (their times, ms),
+    and how many orders were paid and the net GMV they brought (`paid`: (paid_at, net))."""
+    first, last = start_ms // 1000, max(start_ms, end_ms) // 1000
+    rows = [{column: 0 for column in SECOND_COLUMNS} | {"second": s * 1000}
+            for s in range(first, last + 1)]  # fmt: skip
+
+    def add(at_ms: int, column: str, amount: int = 1) -> None:
+        index = at_ms // 1000 - first
+        if 0 <= index < len(rows):
+            rows[index][column] += amount
+
+    for at in comments:
+        add(at, "comments")
+    for at in reservations:
+        add(at, "reservations")
+    for at in orders:
+        add(at, "orders")
+    for at, net in paid:
+        add(at, "paid_orders")
+        add(at, "gmv", net)
+    return rows
