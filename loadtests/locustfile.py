@@ -51,7 +51,7 @@ from loadtests.scenarios import (
     Plan,
     Share,
 )
-from loadtests.slo import Stage, stages_from_json, users_at
+from loadtests.slo import Stage, peak_users, stages_from_json, users_at
 from loadtests.stats import Timeline
 
 log = logging.getLogger("livecart.loadtest")
@@ -387,14 +387,15 @@ class RampHoldStop(LoadTestShape):
 def staged(stages: list[Stage], run_time_s: float) -> tuple[int, float] | None:
     """The (users, spawn rate) locust is told `run_time_s` into staged load: a ramp's end
     users at the rate that reaches them by its end, a spike's users at once (the rate is
-    the jump, per second: within a second), a hold or soak its users; None after."""
+    the most users of any stage per second: within a second), a hold or soak its users (at
+    once too, back down after a spike); None after."""
     if users_at(stages, run_time_s) is None:
         return None
     stage = next(s for s in stages if run_time_s < s.end_s)
     jump = abs(stage.users - stage.before)
     if stage.phase == "ramp":
         return stage.users, max(jump / stage.seconds, 0.1)
-    return stage.users, float(max(jump, 1))
+    return stage.users, float(max(peak_users(stages), 1))  # at once, down too
 
 
 # ---- outcomes and the timeline: workers report theirs to the master, which writes the sum --

@@ -296,7 +296,8 @@ def phase_spans(args: argparse.Namespace) -> list[tuple[str, float, float]]:
     stages: list[Stage] | None = getattr(args, "stages_parsed", None)
     if stages:
         return [(s.name, s.start_s, s.end_s) for s in stages]
-    ramp = min(ramp_s(args.users, args.spawn_rate), float(args.duration))
+    spawn_rate = getattr(args, "spawn_rate", None) or float(args.users)
+    ramp = min(ramp_s(args.users, spawn_rate), float(args.duration))
     spans = [("ramp", 0.0, ramp)]
     if ramp < args.duration:
         spans.append(("hold", ramp, float(args.duration)))

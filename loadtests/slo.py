@@ -164,8 +164,8 @@ class Stage:
         return self.start_s + self.seconds
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "phase": self.phase, "users": self.users,
-                "seconds": self.seconds}  # fmt: skip
+        users = {"users": self.users} if self.phase in {"ramp", "spike"} else {}
+        return {"name": self.name, "phase": self.phase, **users, "seconds": self.seconds}
 
 
 def _stage(raw: dict[str, Any], where: str) -> tuple[str, int | None, float, str | None]:

@@ -215,10 +215,12 @@ class Timeline:
     ) -> list[dict[str, Any]]:
         """The verdict's `phases`: each (name, start_s, end_s) with its calls, failures and
         percentiles per request name (whole seconds: a second belongs to the phase it
-        starts in)."""
+        starts in; the last phase also takes the seconds after it, calls in flight when the
+        load stopped)."""
         result = []
-        for name, start_s, end_s in phases:
-            span = self._span(start, start_s, end_s)
+        spans = list(phases)
+        for number, (name, start_s, end_s) in enumerate(spans, 1):
+            span = self._span(start, start_s, math.inf if number == len(spans) else end_s)
             result.append({"name": name, "start_s": round(start_s, 2), "end_s": round(end_s, 2),
                            **_figures(span)})  # fmt: skip
         return result
