@@ -51,7 +51,7 @@ from loadtests.scenarios import (
     Plan,
     Share,
 )
-from loadtests.slo import Stage, peak_users, stages_from_json, users_at
+from loadtests.slo import Stage, locust_tick, stages_from_json
 from loadtests.stats import Timeline
 
 log = logging.getLogger("livecart.loadtest")
@@ -357,7 +357,7 @@ class RampHoldStop(LoadTestShape):
     """Ramp up to USERS at SPAWN_RATE, hold, stop at DURATION (seconds since the start).
     LIVECART_USERS / LIVECART_SPAWN_RATE / LIVECART_DURATION_S, else -u / -r / -t.
     With LIVECART_STAGES (a JSON list of stages, loadtests/slo.py; `--stages` sets it),
-    the users follow the stages instead (`staged`) and the run stops after the last."""
+    the users follow the stages instead (`slo.locust_tick`) and the run stops after the last."""
 
     use_common_options = True  # -u, -r and -t are read here, not ignored with a warning
 
@@ -377,25 +377,11 @@ class RampHoldStop(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         run_time_s: float = self.get_run_time()  # type: ignore[no-untyped-call]
         if CONFIG.stages:
-            return staged(list(CONFIG.stages), run_time_s)
+            return locust_tick(list(CONFIG.stages), run_time_s)
         users, spawn_rate, duration_s = self.settings()
         if duration_s is not None and run_time_s >= duration_s:
             return None
         return users, spawn_rate
-
-
-def staged(stages: list[Stage], run_time_s: float) -> tuple[int, float] | None:
-    """The (users, spawn rate) locust is told `run_time_s` into staged load: a ramp's end
-    users at the rate that reaches them by its end, a spike's users at once (the rate is
-    the most users of any stage per second: within a second), a hold or soak its users (at
-    once too, back down after a spike); None after."""
-    if users_at(stages, run_time_s) is None:
-        return None
-    stage = next(s for s in stages if run_time_s < s.end_s)
-    jump = abs(stage.users - stage.before)
-    if stage.phase == "ramp":
-        return stage.users, max(jump / stage.seconds, 0.1)
-    return stage.users, float(max(peak_users(stages), 1))  # at once, down too
 
 
 # ---- outcomes and the timeline: workers report theirs to the master, which writes the sum --

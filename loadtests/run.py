@@ -190,13 +190,17 @@ async def run_load(  # noqa: PLR0917
         "LIVECART_DURATION_S": str(args.duration),
         **load_env(args),
     }
-    steps = timeline(args.scenario, args.users, args.spawn_rate, args.duration)
+    audience, spawn_rate = args.users, args.spawn_rate
+    stages: list[Stage] | None = getattr(args, "stages_parsed", None)
+    if stages:  # the first stage is the host's ramp: its users are the audience awaited
+        audience, spawn_rate = stages[0].users, args.users / stages[0].end_s
+    steps = timeline(args.scenario, args.users, spawn_rate, args.duration)
     started = time.monotonic()
     load_start = time.time()
 
     async def play_host() -> None:
         async with HostClient(base_url, room, host_token) as host:
-            await show.play(host, shop, steps, started, audience=args.users,
+            await show.play(host, shop, steps, started, audience=audience,
                             patience_s=audience_patience_s(args))  # fmt: skip
 
     cpu.start()

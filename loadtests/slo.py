@@ -265,6 +265,19 @@ def users_at(stages: list[Stage], t: float) -> int | None:
     return None
 
 
+def locust_tick(stages: list[Stage], run_time_s: float) -> tuple[int, float] | None:
+    """What the locustfile's load shape tells locust `run_time_s` into staged load (users,
+    spawn rate): a ramp's end users at the rate that reaches them by its end; a spike's
+    users at once (the peak users per second), and a hold or soak's users at once too
+    (back down after a spike); None after the last stage."""
+    stage = next((s for s in stages if run_time_s < s.end_s), None)
+    if stage is None:
+        return None
+    if stage.phase == "ramp":
+        return stage.users, max(abs(stage.users - stage.before) / stage.seconds, 0.1)
+    return stage.users, float(max(peak_users(stages), 1))
+
+
 def peak_users(stages: list[Stage]) -> int:
     return max(max(s.users, s.before) for s in stages)
 

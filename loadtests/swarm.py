@@ -193,6 +193,10 @@ class Swarm:
         viewer.session.token = body["token"]
         if not await self.first_join(viewer):
             return
+        if viewer.left:  # left while it was joining
+            if viewer.conn is not None:
+                viewer.conn.close()
+            return
         if self.plan.comment_every_s:
             self.spawn(self.every(viewer, self.plan.comment_every_s, self.comment), viewer)
         if self.plan.like_every_s:
@@ -203,7 +207,7 @@ class Swarm:
         `join` status `retried`; a viewer out of attempts as `gave_up`)."""
         backoff = Backoff(max_attempts=JOIN_ATTEMPTS - 1)
         while not await self.join(viewer):
-            if viewer.fatal:
+            if viewer.fatal or viewer.left:
                 return False
             try:
                 delay = backoff.next_delay()

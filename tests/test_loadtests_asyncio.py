@@ -12,7 +12,7 @@ from engine.bench.leanws import HandshakeRefused
 from engine.server.app import Engine
 from loadtests.asyncio_gen import run, run_viewers, shares
 from loadtests.scenarios import COUPON, PLANS, PRODUCTS, REQUESTS
-from loadtests.stats import Stats, html_report
+from loadtests.stats import Stats, close_codes, html_report
 from loadtests.swarm import Swarm
 from tests.conftest import EngineFactory, RoomFactory, eventually, token
 
@@ -158,9 +158,31 @@ async def test_a_dropped_viewer_reconnects_and_resumes(
     finally:
         await swarm.stop()
     assert swarm.stats.statuses["close"] == {"1006": 1}
+    assert close_codes(swarm.stats.statuses["close"]) == {"1006 abnormal": 1}  # the verdict's
     assert failures(swarm.stats) == {}
     assert (swarm.stats.viewers, swarm.stats.viewers_peak) == (3, 3)
     assert swarm.tasks == set()
+
+
+async def test_a_viewer_that_leaves_does_not_come_back(
+    engine: Engine, room: str, host: HostClient
+) -> None:
+    # What the stages do when they want fewer users: the viewer closes and stays away.
+    swarm = Swarm(engine.base_url, room, host.token, PLANS["opening-rush"], seed=1)
+    try:
+        for index in range(3):
+            swarm.spawn(swarm.viewer(index))
+        await eventually(lambda: swarm.online == 3)
+        swarm.leave(2)
+        await eventually(lambda: swarm.online == 2)
+        await eventually(lambda: online(engine, room) == 2)
+        await asyncio.sleep(1.5)  # longer than a reconnect's first backoff
+        assert (swarm.online, online(engine, room)) == (2, 2)
+        assert swarm.viewers[2].tasks == set()
+    finally:
+        await swarm.stop()
+    assert swarm.stats.series[("WS", "join")].count == 3  # no rejoin
+    assert "close" not in swarm.stats.statuses  # its own close is not the engine's
 
 
 async def test_a_shed_first_join_is_retried_after_retry_after(

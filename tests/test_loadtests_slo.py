@@ -12,6 +12,7 @@ from loadtests.slo import (
     Slo,
     SpecError,
     evaluate,
+    locust_tick,
     parse_slo,
     parse_slo_lines,
     parse_stages,
@@ -118,6 +119,13 @@ def test_stages_from_lines() -> None:
     assert (peak_users(stages), total_s(stages)) == (300, 70.0)
     assert [users_at(stages, t) for t in (0, 5, 10, 29.9, 30, 34.9, 35, 67.5, 70)] == [
         0, 50, 100, 100, 300, 300, 100, 50, None]  # fmt: skip
+
+
+def test_locust_is_told_the_stages_users_and_rates() -> None:
+    stages = parse_stages("ramp 100 10s\nhold 5s\nspike 300 5s\nramp 0 20s\n")
+    assert [locust_tick(stages, t) for t in (0, 9.9, 10, 15, 19.9, 20, 40)] == [
+        (100, 10.0), (100, 10.0), (100, 300.0), (300, 300.0), (300, 300.0), (0, 5.0),
+        None]  # fmt: skip
 
 
 def test_stages_from_json_and_back() -> None:
