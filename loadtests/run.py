@@ -205,14 +205,18 @@ async def run_load(  # noqa: PLR0917
 
     cpu.start()
     if args.generator == "locust":
+        for stale in ("stats_started.json", "stats_timeline.json", "stats_outcomes.json"):
+            (out / stale).unlink(missing_ok=True)  # an --out used before
         process = await asyncio.create_subprocess_exec(
             *locust_command(args, base_url, out), env=env, stdout=subprocess.DEVNULL
         )
         if getattr(args, "locust_master", False):
             progress(worker_instructions(args, room, host_token))
         began = await locust_started(out, process)
-        if began is not None:  # the host's timeline and the timeline's t=0: the load's start
-            started, load_start = time.monotonic() - (time.time() - began), began
+        if began is None:  # e.g. a master whose workers never came
+            raise RuntimeError(f"locust exited {process.returncode} before its load started")
+        # The host's timeline and the timeline's t=0: the load's start.
+        started, load_start = time.monotonic() - (time.time() - began), began
         await play_host()
         await process.wait()
         stats_file = out / "stats.json"
