@@ -428,7 +428,7 @@ def main(args: argparse.Namespace) -> int:
         )
     if args.host_token and not args.host:
         raise ValueError("--host-token is for an existing deployment: give --host too")
-    if ramp_s(args.users, args.spawn_rate) >= args.duration:
+    if not args.stages and ramp_s(args.users, args.spawn_rate) >= args.duration:
         progress(
             f"warning: {args.users} users at {args.spawn_rate}/s take "
             f"{ramp_s(args.users, args.spawn_rate):.0f}s to join, not less than --duration"
