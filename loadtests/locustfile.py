@@ -19,9 +19,9 @@ PREFIX the master writes them to PREFIX_outcomes.json when it quits.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
-import random
 import secrets
 import time
 from collections import Counter
@@ -36,21 +36,23 @@ from locust import LoadTestShape, User, constant, events, task
 from locust.env import Environment
 from locust.event import EventHook
 from locust.exception import StopUser
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from clients.backoff import Backoff
 from clients.core import should_reconnect
 from loadtests.locust_client import CallFailed, EngineClient
 from loadtests.scenarios import (
     ADDRESS,
-    COMMENTS,
     CONTACT,
     PLANS,
     SCENARIOS,
     CommentPacer,
+    Dice,
     Plan,
     Share,
 )
+from loadtests.slo import Stage, locust_tick, stages_from_json
+from loadtests.stats import Timeline
 
 log = logging.getLogger("livecart.loadtest")
 
@@ -73,6 +75,8 @@ class Config:
     users: float | None
     spawn_rate: float | None
     duration_s: float | None
+    seed: int | None = None
+    stages: tuple[Stage, ...] = ()
 
     @classmethod
     def from_env(cls) -> Config:
@@ -86,6 +90,10 @@ class Config:
             users=_number("LIVECART_USERS"),
             spawn_rate=_number("LIVECART_SPAWN_RATE"),
             duration_s=_number("LIVECART_DURATION_S"),
+            seed=int(os.environ["LIVECART_SEED"]) if os.environ.get("LIVECART_SEED") else None,
+            stages=tuple(stages_from_json(orjson.loads(os.environ["LIVECART_STAGES"])))
+            if os.environ.get("LIVECART_STAGES")
+            else (),
         )
 
 
@@ -93,6 +101,11 @@ CONFIG = Config.from_env()
 OUTCOMES: Counter[str] = Counter()  # this process's; on the master, the workers' sum
 CHECKOUTS = Share(PLANS[CONFIG.scenario].checkout_ratio)  # this process's reservations
 PAYMENTS = Share(PLANS[CONFIG.scenario].pay_ratio)  # this process's orders
+# Per second: calls, failures, latencies, pushes and joined viewers of this process (on the
+# master, the workers' sum), for the verdict's timeline and phases.
+TIMELINE = Timeline()
+LIVE: set[EngineUser] = set()  # this process's users between on_start and on_stop
+_NUMBERS = itertools.count()  # the users this process started: Dice(seed, "<worker>:<n>")
 
 
 class EngineUser(User):
@@ -111,6 +124,9 @@ class EngineUser(User):
         self.greenlets = Group()
         self.backoff = Backoff(max_attempts=JOIN_ATTEMPTS)
         self.joined = False
+        runner = environment.runner
+        worker = getattr(runner, "worker_index", 0) if runner is not None else 0
+        self.dice = Dice(CONFIG.seed, f"{worker}:{next(_NUMBERS)}")
 
     def on_start(self) -> None:
         if not (self.host and CONFIG.room and CONFIG.host_token):
@@ -122,10 +138,13 @@ class EngineUser(User):
         client.on_product_pinned = self.on_product_pinned
         client.on_coupon_dropped = self.on_coupon_dropped
         client.on_notice = self.on_notice
+        client.on_closed = _count_close
         self.client = client
+        LIVE.add(self)
         self.join()
 
     def on_stop(self) -> None:
+        LIVE.discard(self)
         self.greenlets.kill(block=True)
         if self.client is not None:
             self.client.close()
@@ -251,24 +270,24 @@ class Viewer(EngineUser):
         if self.plan.grab or self.wants_sale:
             self.wants_sale = False
             delay = _wait_until(entry["starts_at"], entry["server_time"], received_ms)
-            jitter = random.uniform(0, self.plan.grab_jitter_s)
+            jitter = self.dice.upto(self.plan.grab_jitter_s)
             self.spawn(self.grab, entry["sale"], delay + jitter)
 
     def on_product_pinned(self, product: str) -> None:
-        if random.random() < self.plan.click_chance:
-            self.spawn(self.click, product, random.uniform(0.2, 2.0))
+        if self.dice.chance(self.plan.click_chance):
+            self.spawn(self.click, product, self.dice.between((0.2, 2.0)))
 
     def on_coupon_dropped(self, entry: dict[str, Any], received_ms: float) -> None:
         if self.plan.claim:
             delay = _wait_until(entry["opens_at"], entry["server_time"], received_ms)
-            jitter = random.uniform(0, self.plan.grab_jitter_s)
+            jitter = self.dice.upto(self.plan.grab_jitter_s)
             self.spawn(self.claim, entry["drop"], delay + jitter)
 
     # ---- behaviours (each in its own greenlet) --------------------------------------------
 
     def every(self, interval_s: tuple[float, float], action: Callable[[], None]) -> None:
         while True:
-            gevent.sleep(random.uniform(*interval_s))
+            gevent.sleep(self.dice.between(interval_s))
             with contextlib.suppress(CallFailed):  # reported; keep chatting
                 action()
 
@@ -282,12 +301,12 @@ class Viewer(EngineUser):
         """Comment, within the room's limits (waiting first if the next would be refused)."""
         assert self.client is not None
         gevent.sleep(self.pacer.wait_ms(time.time() * 1000) / 1000)
-        self.client.comment(random.choice(COMMENTS))
+        self.client.comment(self.dice.comment())
         self.pacer.accepted(time.time() * 1000)
 
     def like(self) -> None:
         assert self.client is not None
-        self.client.like(random.randint(*self.plan.likes_per_tap))
+        self.client.like(self.dice.likes(self.plan))
 
     def grab(self, sale: str, delay_s: float) -> None:
         """Tap at the start; tap again (a new request id) while sold out, up to
@@ -304,7 +323,7 @@ class Viewer(EngineUser):
             taps += 1
             if result["status"] != "sold_out" or taps >= self.plan.grab_taps:
                 break
-            gevent.sleep(random.uniform(*RETAP_PAUSE_S))
+            gevent.sleep(self.dice.between(RETAP_PAUSE_S))
         if result["status"] == "reserved" and CHECKOUTS.take():
             self.buy(result["reservation"])
 
@@ -322,21 +341,23 @@ class Viewer(EngineUser):
     def buy(self, reservation: str) -> None:
         """Think, check out (with a claimed coupon if it has one), and pay a share."""
         assert self.client is not None
-        gevent.sleep(random.uniform(*self.plan.think_s))
+        gevent.sleep(self.dice.between(self.plan.think_s))
         coupons = self.coupons[:1]
         del self.coupons[:1]
         order = self.client.checkout(
             [reservation], address=ADDRESS, contact=CONTACT, coupons=coupons
         )
         if PAYMENTS.take():
-            gevent.sleep(random.uniform(*self.plan.think_s))
+            gevent.sleep(self.dice.between(self.plan.think_s))
             payment = self.client.start_payment(order["id"])
             self.client.pay(payment["payment"])
 
 
 class RampHoldStop(LoadTestShape):
     """Ramp up to USERS at SPAWN_RATE, hold, stop at DURATION (seconds since the start).
-    LIVECART_USERS / LIVECART_SPAWN_RATE / LIVECART_DURATION_S, else -u / -r / -t."""
+    LIVECART_USERS / LIVECART_SPAWN_RATE / LIVECART_DURATION_S, else -u / -r / -t.
+    With LIVECART_STAGES (a JSON list of stages, loadtests/slo.py; `--stages` sets it),
+    the users follow the stages instead (`slo.locust_tick`) and the run stops after the last."""
 
     use_common_options = True  # -u, -r and -t are read here, not ignored with a warning
 
@@ -354,23 +375,61 @@ class RampHoldStop(LoadTestShape):
         return int(users), spawn_rate, pick(CONFIG.duration_s, "run_time")
 
     def tick(self) -> tuple[int, float] | None:
-        users, spawn_rate, duration_s = self.settings()
         run_time_s: float = self.get_run_time()  # type: ignore[no-untyped-call]
+        if CONFIG.stages:
+            return locust_tick(list(CONFIG.stages), run_time_s)
+        users, spawn_rate, duration_s = self.settings()
         if duration_s is not None and run_time_s >= duration_s:
             return None
         return users, spawn_rate
 
 
-# ---- outcomes: workers report theirs to the master, which writes the sum -----------------
+# ---- outcomes and the timeline: workers report theirs to the master, which writes the sum --
+
+
+def _count_close(code: int | None) -> None:
+    """The engine closed a viewer's connection (or it dropped: 1006)."""
+    OUTCOMES[f"close:{code or 1006}"] += 1
+
+
+def _on_request(request_type: str, name: str, response_time: float,
+                exception: BaseException | None = None, **_: Any) -> None:  # fmt: skip
+    TIMELINE.record(request_type, name, response_time or 0.0, exception is not None)
+
+
+def _sample_viewers(source: str) -> None:
+    """Each second, this process's joined viewers (the timeline's `viewers`)."""
+    while True:
+        if LIVE or TIMELINE.seconds:
+            connected = sum(1 for user in list(LIVE) if user.client and user.client.connected)
+            TIMELINE.sample_viewers(source, connected)
+        gevent.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
+def _start_sampling(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):
+        gevent.spawn(_sample_viewers, secrets.token_hex(4))
+
+
+def _mark_start(environment: Environment, **_: Any) -> None:
+    """The orchestrator times the host's timeline from the load's start: PREFIX_started.json."""
+    prefix = getattr(environment.parsed_options, "csv_prefix", None)
+    if prefix and not isinstance(environment.runner, WorkerRunner):
+        with open(f"{prefix}_started.json", "wb") as out:
+            out.write(orjson.dumps({"started": time.time()}))
 
 
 def _report_outcomes(client_id: str, data: dict[str, Any], **_: Any) -> None:
     data["livecart_outcomes"] = dict(OUTCOMES)
     OUTCOMES.clear()
+    data["livecart_timeline"] = TIMELINE.to_json()
+    TIMELINE.seconds.clear()
+    TIMELINE.viewers.clear()
 
 
 def _collect_outcomes(client_id: str, data: dict[str, Any], **_: Any) -> None:
     OUTCOMES.update(data.get("livecart_outcomes", {}))
+    TIMELINE.add(Timeline.from_json(data.get("livecart_timeline", {})))
 
 
 def _write_outcomes(environment: Environment, **_: Any) -> None:
@@ -378,6 +437,8 @@ def _write_outcomes(environment: Environment, **_: Any) -> None:
     if prefix and not isinstance(environment.runner, WorkerRunner):
         with open(f"{prefix}_outcomes.json", "wb") as out:
             out.write(orjson.dumps(dict(sorted(OUTCOMES.items())), option=orjson.OPT_INDENT_2))
+        with open(f"{prefix}_timeline.json", "wb") as out:
+            out.write(orjson.dumps(TIMELINE.to_json()))
 
 
 def _listen(hook: EventHook, handler: Callable[..., None]) -> None:
@@ -387,3 +448,6 @@ def _listen(hook: EventHook, handler: Callable[..., None]) -> None:
 _listen(events.report_to_master, _report_outcomes)
 _listen(events.worker_report, _collect_outcomes)
 _listen(events.quitting, _write_outcomes)
+_listen(events.request, _on_request)
+_listen(events.init, _start_sampling)
+_listen(events.test_start, _mark_start)

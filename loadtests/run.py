@@ -8,8 +8,10 @@
    processes; meanwhile the host's timeline (loadtests/scenarios.py) is played here.
 4. The verdict: the engine's audit (`GET /api/rooms/{room}/audit`) after the run, plus
    requests and failures per message type with p50/p95/p99, push latency, `oversell`,
-   `double_used_coupons`. Bad (exit 1) when an invariant is broken or more than
-   `--max-failure-ratio` of requests failed.
+   `double_used_coupons`. Bad (exit 1) when an invariant is broken, more than
+   `--max-failure-ratio` of requests failed or an SLO (`--slo`, `--slo-file`;
+   loadtests/slo.py) is breached. Also per-phase percentiles (`--stages`), a per-second
+   timeline, the host's actions as events and the close codes the viewers saw.
 """
 
 from __future__ import annotations
@@ -42,7 +44,17 @@ from loadtests import report as run_report
 from loadtests import show, target
 from loadtests.cpu import CpuMeter
 from loadtests.scenarios import SCENARIOS, ramp_s, timeline
-from loadtests.stats import html_report
+from loadtests.slo import (
+    Slo,
+    Stage,
+    evaluate,
+    parse_slo,
+    parse_slo_lines,
+    parse_stages,
+    peak_users,
+    total_s,
+)
+from loadtests.stats import Timeline, bucket_percentiles, close_codes, html_report
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SETTLE_S = 3.0  # after the load stops: let the sweeper and in-flight callbacks finish
@@ -50,23 +62,6 @@ SETTLE_S = 3.0  # after the load stops: let the sweeper and in-flight callbacks 
 
 def progress(message: str) -> None:
     print(f"[loadtest] {message}", file=sys.stderr, flush=True)
-
-
-def bucket_percentiles(histogram: dict[float, int]) -> dict[str, float]:
-    """p50/p95/p99 (nearest rank) of a {value: count} histogram, rounded to 0.1."""
-    total = sum(histogram.values())
-    result = {"p50": 0.0, "p95": 0.0, "p99": 0.0}
-    if not total:
-        return result
-    ordered = sorted(histogram.items())
-    for label, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
-        rank, seen = max(1, int(q * total + 0.5)), 0
-        for value, count in ordered:
-            seen += count
-            if seen >= rank:
-                result[label] = round(float(value), 1)
-                break
-    return result
 
 
 def summarize_locust(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,6 +76,7 @@ def summarize_locust(entries: list[dict[str, Any]]) -> dict[str, Any]:
             "count": entry["num_requests"],
             "failures": entry["num_failures"],
             **bucket_percentiles(histogram),
+            "max": round(float(entry.get("max_response_time") or 0.0), 1),
         }
         if entry["method"] == "PUSH":
             push.update(histogram)
@@ -142,6 +138,12 @@ def master_port_args() -> list[str]:
 
 
 def locust_command(args: argparse.Namespace, base_url: str, out: Path) -> list[str]:
+    if getattr(args, "locust_master", False):  # workers on other machines connect to it
+        workers = ["--master", "--expect-workers", str(args.expect_workers),
+                   "--master-bind-port", str(args.master_port or LOCUST_MASTER_PORT),
+                   "--expect-workers-max-wait", str(WORKERS_WAIT_S)]  # fmt: skip
+    else:
+        workers = ["--processes", str(args.processes), *master_port_args()]
     return [
         sys.executable,
         "-m",
@@ -157,9 +159,7 @@ def locust_command(args: argparse.Namespace, base_url: str, out: Path) -> list[s
         str(args.spawn_rate),
         "-t",
         f"{int(args.duration)}s",
-        "--processes",
-        str(args.processes),
-        *master_port_args(),
+        *workers,
         "--csv",
         str(out / "stats"),
         "--html",
@@ -189,20 +189,35 @@ async def run_load(  # noqa: PLR0917
         "LIVECART_USERS": str(args.users),
         "LIVECART_SPAWN_RATE": str(args.spawn_rate),
         "LIVECART_DURATION_S": str(args.duration),
+        **load_env(args),
     }
-    steps = timeline(args.scenario, args.users, args.spawn_rate, args.duration)
+    audience, spawn_rate = args.users, args.spawn_rate
+    stages: list[Stage] | None = getattr(args, "stages_parsed", None)
+    if stages:  # the first stage is the host's ramp: its users are the audience awaited
+        audience, spawn_rate = stages[0].users, args.users / stages[0].end_s
+    steps = timeline(args.scenario, args.users, spawn_rate, args.duration)
     started = time.monotonic()
+    load_start = time.time()
 
     async def play_host() -> None:
         async with target.host_client(base_url, room, host_token) as host:
-            await show.play(host, shop, steps, started, audience=args.users,
+            await show.play(host, shop, steps, started, audience=audience,
                             patience_s=audience_patience_s(args))  # fmt: skip
 
     cpu.start()
     if args.generator == "locust":
+        for stale in ("stats_started.json", "stats_timeline.json", "stats_outcomes.json"):
+            (out / stale).unlink(missing_ok=True)  # an --out used before
         process = await asyncio.create_subprocess_exec(
             *locust_command(args, base_url, out), env=env, stdout=subprocess.DEVNULL
         )
+        if getattr(args, "locust_master", False):
+            progress(worker_instructions(args, room, host_token))
+        began = await locust_started(out, process)
+        if began is None:  # e.g. a master whose workers never came
+            raise RuntimeError(f"locust exited {process.returncode} before its load started")
+        # The host's timeline and the timeline's t=0: the load's start.
+        started, load_start = time.monotonic() - (time.time() - began), began
         await play_host()
         await process.wait()
         stats_file = out / "stats.json"
@@ -212,6 +227,9 @@ async def run_load(  # noqa: PLR0917
         outcomes_file = out / "stats_outcomes.json"
         if outcomes_file.exists():
             figures["statuses"] = nest_outcomes(orjson.loads(outcomes_file.read_bytes()))
+        timeline_file = out / "stats_timeline.json"
+        if timeline_file.exists():
+            figures["timeline"] = orjson.loads(timeline_file.read_bytes())
         report = out / "report.html"
     else:
         from loadtests import asyncio_gen  # noqa: PLC0415 - only this generator needs it
@@ -227,6 +245,9 @@ async def run_load(  # noqa: PLR0917
                 args.spawn_rate,
                 args.duration,
                 args.processes,
+                start_at=load_start,
+                seed=getattr(args, "seed", None),
+                stages=getattr(args, "stages_parsed", None),
             )
         )
         await play_host()
@@ -238,8 +259,63 @@ async def run_load(  # noqa: PLR0917
     async with target.host_client(base_url, room, host_token) as host:
         audit = await host.call("GET", f"/api/rooms/{room}/audit")
         show_report = await save_show_report(host, room, out / "show")
+    events = [{"t": round(max(0.0, at - load_start), 2), "label": text}
+              for at, text in shop.events]  # fmt: skip
     return {"figures": figures, "audit": audit, "show": shop.played, "report": str(report),
-            "show_report": show_report}  # fmt: skip
+            "show_report": show_report, "load_start": load_start, "events": events}  # fmt: skip
+
+
+async def locust_started(out: Path, process: asyncio.subprocess.Process) -> float | None:
+    """When locust's load began (Unix seconds; the locustfile writes it at test_start), or
+    None if locust ended first. A master waits for its workers first."""
+    marker = out / "stats_started.json"
+    while process.returncode is None:
+        if marker.exists():
+            with contextlib.suppress(orjson.JSONDecodeError, KeyError):
+                return float(orjson.loads(marker.read_bytes())["started"])
+        await asyncio.sleep(0.1)
+    return None
+
+
+def worker_instructions(args: argparse.Namespace, room: str, host_token: str) -> str:
+    token = "$LIVECART_HOST_TOKEN" if args.host else host_token  # ours: a local engine's
+    seed = f" --seed {args.seed}" if args.seed is not None else ""
+    return (
+        f"locust master waiting for {args.expect_workers} worker(s) on port "
+        f"{args.master_port or LOCUST_MASTER_PORT}: on each worker machine run "
+        f"LIVECART_HOST_TOKEN={token} livecart loadtest-worker {args.scenario} --room {room} "
+        f"--master-host <this machine> --master-port {args.master_port or LOCUST_MASTER_PORT}"
+        f"{seed}"
+    )
+
+
+def load_env(args: argparse.Namespace) -> dict[str, str]:
+    """The locustfile's settings of this part of the load test (seed, stages)."""
+    env = {}
+    if getattr(args, "seed", None) is not None:
+        env["LIVECART_SEED"] = str(args.seed)
+    stages: list[Stage] | None = getattr(args, "stages_parsed", None)
+    if stages:
+        env["LIVECART_STAGES"] = orjson.dumps([s.to_json() for s in stages]).decode()
+    return env
+
+
+def phase_spans(args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    """(name, start_s, end_s) of each phase: the stages, else the ramp and the hold."""
+    stages: list[Stage] | None = getattr(args, "stages_parsed", None)
+    if stages:
+        return [(s.name, s.start_s, s.end_s) for s in stages]
+    spawn_rate = getattr(args, "spawn_rate", None) or float(args.users)
+    ramp = min(ramp_s(args.users, spawn_rate), float(args.duration))
+    spans = [("ramp", 0.0, ramp)]
+    if ramp < args.duration:
+        spans.append(("hold", ramp, float(args.duration)))
+    return spans
+
+
+def judge_slos(args: argparse.Namespace, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    slos: list[Slo] = getattr(args, "slos_parsed", None) or []
+    return evaluate(slos, figures, float(args.duration))
 
 
 SHOW_REPORT_FILES = ("summary.json", "metrics.csv", "orders.csv")
@@ -275,6 +351,13 @@ def verdict(args: argparse.Namespace, room: str, result: dict[str, Any]) -> dict
         problems.append("no requests were made")
     elif ratio > args.max_failure_ratio:
         problems.append(f"{failures} of {requests} requests failed")
+    slos = judge_slos(args, figures)
+    for slo in slos:
+        if not slo["ok"]:
+            seen = "no data" if slo["value"] is None else f"{slo['value']}{slo['unit']}"
+            problems.append(f"SLO {slo['slo']} breached ({seen})")
+    raw_timeline = Timeline.from_json(figures.get("timeline") or {})
+    load_start = float(result.get("load_start", 0.0))
     return {
         "scenario": args.scenario,
         "room": room,
@@ -300,8 +383,17 @@ def verdict(args: argparse.Namespace, room: str, result: dict[str, Any]) -> dict
         **{
             k: v
             for k, v in figures.items()
-            if k not in {"requests", "failures", "by_type", "push_latency_ms"}
+            if k not in {"requests", "failures", "by_type", "push_latency_ms", "timeline"}
         },
+        "slos": slos,
+        "phases": raw_timeline.phases(load_start, phase_spans(args)),
+        "timeline": {
+            "interval_s": 1,
+            "rows": raw_timeline.rows(load_start, float(args.duration)),
+        },
+        "events": result.get("events", []),
+        "close_codes": close_codes(figures.get("statuses", {}).get("close", {})),
+        "seed": getattr(args, "seed", None),
     }
 
 
@@ -317,13 +409,68 @@ def cleanup_room(base_url: str, room: str, host_token: str) -> dict[str, Any]:
     return done
 
 
+def read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def read_specs(args: argparse.Namespace) -> None:
+    """Parse --slo, --slo-file and --stages (a SpecError, a ValueError: exit 2); stages
+    set the run's users (their peak) and duration (their total)."""
+    slos = [parse_slo(text) for text in args.slo or []]
+    if args.slo_file:
+        slos += parse_slo_lines(read_text(args.slo_file))
+    args.slos_parsed = slos
+    args.stages_parsed = None
+    if args.stages:
+        stages = parse_stages(read_text(args.stages))
+        args.stages_parsed = stages
+        args.users, args.duration = peak_users(stages), total_s(stages)
+        args.spawn_rate = max(args.spawn_rate, 1.0)
+    if args.locust_master and args.generator != "locust":
+        raise ValueError("--locust-master is for the locust generator")
+
+
+def print_verdict(judged: dict[str, Any], *, as_json: bool) -> None:
+    """The verdict on stdout: one JSON object, or one line per figure."""
+    if as_json:
+        print(orjson.dumps(judged).decode())
+    else:
+        for key in (
+            "scenario",
+            "room",
+            "requests",
+            "failures",
+            "push_latency_ms",
+            "oversell",
+            "double_used_coupons",
+            "audit_ok",
+            "ok",
+            "problems",
+            "report_html",
+            "show_report_html",
+        ):
+            print(f"{key:22} {judged[key]}")
+        for name, row in judged["by_type"].items():
+            print(f"  {name:20} {row}")
+        for key in ("slos", "close_codes", "seed"):
+            print(f"{key:22} {judged[key]}")
+        for phase in judged["phases"]:
+            print(f"  phase {phase['name']} {phase['start_s']}-{phase['end_s']}s: "
+                  f"{sum(phase['requests'].values())} requests, "
+                  f"{sum(phase['failures'].values())} failed")  # fmt: skip
+
+
 def main(args: argparse.Namespace) -> int:
+    read_specs(args)
     if args.generator == "locust" and importlib.util.find_spec("locust") is None:
         raise ValueError(
             "locust is not installed: pip install 'livecart[loadtest]', or use --generator asyncio"
         )
     target.prepare(args, progress)  # the token and TLS options: checked, handed on
-    if ramp_s(args.users, args.spawn_rate) >= args.duration:
+    if not args.stages and ramp_s(args.users, args.spawn_rate) >= args.duration:
         progress(
             f"warning: {args.users} users at {args.spawn_rate}/s take "
             f"{ramp_s(args.users, args.spawn_rate):.0f}s to join, not less than --duration"
@@ -366,30 +513,12 @@ def main(args: argparse.Namespace) -> int:
     judged = verdict(args, room, result)
     if "cleanup" in result:
         judged["cleanup"] = result["cleanup"]
+    (out / "verdict.json").write_bytes(orjson.dumps(judged))
     progress(f"run report {run_report.save(out, {'host': base_url, **judged})}")
     files = "CSVs" if args.generator == "locust" else "files"
     progress(f"report {judged['report_html']}; {files} in {out}")
     progress(f"the show's post-live report: {judged['show_report_html']}")
-    if args.json:
-        print(orjson.dumps(judged).decode())
-    else:
-        for key in (
-            "scenario",
-            "room",
-            "requests",
-            "failures",
-            "push_latency_ms",
-            "oversell",
-            "double_used_coupons",
-            "audit_ok",
-            "ok",
-            "problems",
-            "report_html",
-            "show_report_html",
-        ):
-            print(f"{key:22} {judged[key]}")
-        for name, row in judged["by_type"].items():
-            print(f"  {name:20} {row}")
+    print_verdict(judged, as_json=args.json)
     return 0 if judged["ok"] else 1
 
 
@@ -414,3 +543,65 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--out", default=None, help="directory for the report and CSVs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=main)
+    add_slo_options(parser)
+    add_worker_parser(sub)
+
+
+LOCUST_MASTER_PORT = 5557
+WORKERS_WAIT_S = 120  # how long a --locust-master waits for its workers
+
+
+def add_slo_options(parser: argparse.ArgumentParser) -> None:
+    """SLOs, stages, seed and distributed locust (docs/loadtesting.md)."""
+    parser.add_argument("--slo", action="append", default=[], metavar="SLO",
+                        help="a threshold, e.g. 'grab.p99<250ms' (repeatable)")  # fmt: skip
+    parser.add_argument("--slo-file", default=None, help="SLOs, one a line, # comments")
+    parser.add_argument("--stages", default=None, help="load stages file (JSON or lines)")
+    parser.add_argument("--seed", type=int, default=None, help="repeat the viewers' choices")
+    parser.add_argument(
+        "--locust-master",
+        action="store_true",
+        help="run locust's master only; workers connect from other machines",
+    )
+    parser.add_argument(
+        "--expect-workers", type=int, default=1, help="with --locust-master: workers to wait for"
+    )
+    parser.add_argument(
+        "--master-port",
+        type=int,
+        default=None,
+        help=f"with --locust-master: its port (default {LOCUST_MASTER_PORT})",
+    )
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    """`livecart loadtest-worker`: locust workers for a `--locust-master` elsewhere."""
+    if importlib.util.find_spec("locust") is None:
+        raise ValueError("locust is not installed: pip install 'livecart[dev]'")
+    host_token = args.host_token or os.environ.get("LIVECART_HOST_TOKEN", "")
+    if not host_token:
+        raise ValueError("a host token for --room is needed (--host-token or LIVECART_HOST_TOKEN)")
+    env = {**os.environ, "LIVECART_ROOM": args.room, "LIVECART_HOST_TOKEN": host_token,
+           "LIVECART_SCENARIO": args.scenario}  # fmt: skip
+    if args.seed is not None:
+        env["LIVECART_SEED"] = str(args.seed)
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+               "--master-host", args.master_host, "--master-port", str(args.master_port),
+               "--skip-log"]  # fmt: skip
+    if args.processes > 1:
+        command += ["--processes", str(args.processes)]
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def add_worker_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "loadtest-worker", help="locust workers for a `livecart loadtest --locust-master`"
+    )
+    parser.add_argument("scenario", choices=SCENARIOS)
+    parser.add_argument("--room", required=True, help="the master's room")
+    parser.add_argument("--master-host", required=True)
+    parser.add_argument("--master-port", type=int, default=LOCUST_MASTER_PORT)
+    parser.add_argument("--host-token", default=None, help="default: LIVECART_HOST_TOKEN")
+    parser.add_argument("--seed", type=int, default=None, help="as the master's --seed")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes here")
+    parser.set_defaults(func=worker_main)

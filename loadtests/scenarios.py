@@ -10,6 +10,7 @@ relative to the start of the run, played by the orchestrator with `HostClient`.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,50 @@ PLANS: dict[str, Plan] = {
         pay_ratio=0.8,
     ),
 }
+
+
+class Dice:
+    """One simulated viewer's random choices: think times, intervals, comment texts, likes
+    per tap, whether it opens a pinned card, reaction jitter. With a run's `--seed`, viewer
+    `index`'s choices come in the same order every run (`random.Random` seeded with the
+    seed and the index; both generators draw through this class); without one, fresh."""
+
+    __slots__ = ("rng",)
+
+    def __init__(self, seed: int | None, index: int | str) -> None:
+        self.rng = random.Random(None if seed is None else f"livecart:{seed}:{index}")
+
+    def between(self, bounds: tuple[float, float]) -> float:
+        return self.rng.uniform(*bounds)
+
+    def upto(self, limit: float) -> float:
+        return self.rng.uniform(0.0, limit)
+
+    def chance(self, probability: float) -> bool:
+        return self.rng.random() < probability
+
+    def comment(self) -> str:
+        return self.rng.choice(COMMENTS)
+
+    def likes(self, plan: Plan) -> int:
+        return self.rng.randint(*plan.likes_per_tap)
+
+
+def rehearse(scenario: str, seed: int | None, viewers: int = 3, draws: int = 8) -> list[list[Any]]:
+    """What the first `viewers` viewers of `scenario` would choose first (a comment's text
+    and interval, a like's count and interval, a card opened or not and when, a reaction
+    jitter, a think time), `draws` times each: a seeded run's choices, without a run."""
+    plan = PLANS[scenario]
+    plans = []
+    for index in range(viewers):
+        dice = Dice(seed, index)
+        plans.append([
+            (dice.comment(), dice.between(plan.comment_every_s or (0.0, 0.0)), dice.likes(plan),
+             dice.between(plan.like_every_s or (0.0, 0.0)), dice.chance(plan.click_chance),
+             dice.between((0.2, 2.0)), dice.upto(plan.grab_jitter_s), dice.between(plan.think_s))
+            for _ in range(draws)
+        ])  # fmt: skip
+    return plans
 
 
 @dataclass(slots=True)

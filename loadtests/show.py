@@ -23,6 +23,7 @@ class Shop:
     sales: list[str] = field(default_factory=list)
     drops: list[str] = field(default_factory=list)
     played: list[dict[str, Any]] = field(default_factory=list)  # what happened, when
+    events: list[tuple[float, str]] = field(default_factory=list)  # (Unix time, label)
 
 
 async def prepare(host: HostClient) -> Shop:
@@ -63,6 +64,21 @@ async def _act(host: HostClient, seat: ViewerClient, shop: Shop, step: Step) -> 
         shop.drops.append(drop["id"])
         return {"drop": drop["id"], "opens_at": drop["opens_at"], "quantity": drop["quantity"]}
     raise ValueError(f"unknown show step {step.action!r}")
+
+
+def label(action: str, done: dict[str, Any]) -> str:
+    """A played step in words, for the verdict's `events`."""
+    if "error" in done:
+        return f"{action} failed: {done['error']}"
+    if action == "pin":
+        return f"product {done['pinned']} pinned"
+    if action == "comment":
+        return f"host commented: {done['commented']}"
+    if action == "sale":
+        return f"flash sale {done['sale']} launched ({done['units']} units)"
+    if action == "drop":
+        return f"coupon drop {done['drop']} ({done['quantity']} coupons)"
+    return action
 
 
 async def _await_audience(seat: ViewerClient, audience: int, patience_s: float) -> float:
@@ -108,5 +124,6 @@ async def play(
             shop.played.append(
                 {"at_s": round(time.monotonic() - started, 2), "action": step.action, **done}
             )
+            shop.events.append((time.time(), label(step.action, done)))
     finally:
         await seat.close()

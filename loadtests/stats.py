@@ -5,7 +5,10 @@ processes; summarised as the verdict's figures and as a self-contained HTML repo
 from __future__ import annotations
 
 import html
+import math
 import random
+import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +39,11 @@ class Series:
     failures: int = 0
     samples: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    max: float = 0.0
 
     def add(self, ms: float, error: str | None = None) -> None:
         self.count += 1
+        self.max = max(self.max, ms)
         if error is not None:
             self.failures += 1
             self.errors[error] = self.errors.get(error, 0) + 1
@@ -49,12 +54,14 @@ class Series:
 
     def to_json(self) -> dict[str, Any]:
         return {"count": self.count, "failures": self.failures, "errors": self.errors,
-                "samples": [round(ms, 2) for ms in self.samples]}  # fmt: skip
+                "samples": [round(ms, 2) for ms in self.samples],
+                "max": round(self.max, 2)}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Series:
         return cls(int(data["count"]), int(data["failures"]), [float(s) for s in data["samples"]],
-                   {str(k): int(v) for k, v in data.get("errors", {}).items()})  # fmt: skip
+                   {str(k): int(v) for k, v in data.get("errors", {}).items()},
+                   float(data.get("max", 0.0)))  # fmt: skip
 
 
 def merge_samples(parts: Sequence[tuple[int, list[float]]], cap: int = RESERVOIR) -> list[float]:
@@ -70,6 +77,164 @@ def merge_samples(parts: Sequence[tuple[int, list[float]]], cap: int = RESERVOIR
     return merged
 
 
+def bucket_ms(ms: float) -> float:
+    """A latency rounded for a histogram: 0.1 ms below 10 ms, 1 ms below 100, 10 ms below
+    1000, then 100 ms (about 2 significant digits, as locust's buckets)."""
+    for limit, step in ((10.0, 0.1), (100.0, 1.0), (1000.0, 10.0)):
+        if ms < limit:
+            return round(round(ms / step) * step, 1)
+    return float(round(ms / 100.0) * 100)
+
+
+def bucket_percentiles(histogram: dict[float, int]) -> dict[str, float]:
+    """p50/p95/p99 (nearest rank) of a {value: count} histogram, rounded to 0.1."""
+    total = sum(histogram.values())
+    result = {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    if not total:
+        return result
+    ordered = sorted(histogram.items())
+    for label, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        rank, seen = max(1, int(q * total + 0.5)), 0
+        for value, count in ordered:
+            seen += count
+            if seen >= rank:
+                result[label] = round(float(value), 1)
+                break
+    return result
+
+
+@dataclass
+class Second:
+    """One wall-clock second of a run: calls and failures per request name (PUSH not
+    included), a latency histogram per name, and the pushes' histogram."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    latency: dict[str, Counter[float]] = field(default_factory=dict)
+    push: Counter[float] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"r": dict(self.requests), "f": dict(self.failures),
+                "l": {k: {str(ms): n for ms, n in h.items()} for k, h in self.latency.items()},
+                "p": {str(ms): n for ms, n in self.push.items()}}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Second:
+        return cls(Counter(data.get("r", {})), Counter(data.get("f", {})),
+                   {k: Counter({float(ms): int(n) for ms, n in h.items()})
+                    for k, h in data.get("l", {}).items()},
+                   Counter({float(ms): int(n) for ms, n in data.get("p", {}).items()}))  # fmt: skip
+
+    def add(self, other: Second) -> None:
+        self.requests.update(other.requests)
+        self.failures.update(other.failures)
+        for kind, histogram in other.latency.items():
+            self.latency.setdefault(kind, Counter()).update(histogram)
+        self.push.update(other.push)
+
+
+@dataclass
+class Timeline:
+    """A run per wall-clock second (Unix seconds), for the verdict's `timeline` and
+    `phases`: both generators record into one (the locustfile from locust's request
+    event), and processes' timelines merge. `viewers` is a gauge per source (a process):
+    the viewers it had joined at its last sample in that second; rows sum the sources."""
+
+    seconds: dict[int, Second] = field(default_factory=dict)
+    viewers: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def second(self, at: float | None = None) -> Second:
+        key = int(time.time() if at is None else at)
+        found = self.seconds.get(key)
+        if found is None:
+            found = self.seconds[key] = Second()
+        return found
+
+    def record(self, kind: str, name: str, ms: float, failed: bool = False,
+               at: float | None = None) -> None:  # fmt: skip
+        second = self.second(at)
+        if kind == "PUSH":
+            second.push[bucket_ms(ms)] += 1
+            return
+        second.requests[name] += 1
+        if failed:
+            second.failures[name] += 1
+        second.latency.setdefault(name, Counter())[bucket_ms(ms)] += 1
+
+    def sample_viewers(self, source: str, viewers: int, at: float | None = None) -> None:
+        self.viewers.setdefault(int(time.time() if at is None else at), {})[source] = viewers
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": {str(t): s.to_json() for t, s in sorted(self.seconds.items())},
+                "viewers": {str(t): v for t, v in sorted(self.viewers.items())}}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timeline:
+        return cls({int(t): Second.from_json(s) for t, s in data.get("seconds", {}).items()},
+                   {int(t): {str(k): int(n) for k, n in v.items()}
+                    for t, v in data.get("viewers", {}).items()})  # fmt: skip
+
+    def add(self, other: Timeline) -> None:
+        for t, second in other.seconds.items():
+            self.second(t).add(second)
+        for t, sources in other.viewers.items():
+            self.viewers.setdefault(t, {}).update(sources)
+
+    def _span(self, start: float, first: float, end: float) -> Second:
+        """The seconds that start in [first, end) (counted from `start`) as one."""
+        span = Second()
+        for t, second in self.seconds.items():
+            if first <= max(0, t - int(start)) < end:
+                span.add(second)
+        return span
+
+    def rows(self, start: float, duration_s: float) -> list[dict[str, Any]]:
+        """The verdict's `timeline.rows`: one per second from the load's start (`start`,
+        Unix seconds) to its end or the last second anything happened."""
+        base = int(start)
+        seen = [t - base for t in [*self.seconds, *self.viewers]]
+        last = max([math.ceil(duration_s) - 1, *seen])
+        rows = []
+        for t in range(0, last + 1):
+            second = self.seconds.get(base + t, Second())
+            if t == 0:  # anything before the start counts in the first second
+                for early, part in self.seconds.items():
+                    if early < base:
+                        second.add(part)
+            rows.append({
+                "t": t,
+                **_figures(second),
+                "pushes": sum(second.push.values()),
+                "push_latency_ms": bucket_percentiles(dict(second.push)),
+                "viewers": sum(self.viewers.get(base + t, {}).values()),
+            })  # fmt: skip
+        return rows
+
+    def phases(
+        self, start: float, phases: Iterable[tuple[str, float, float]]
+    ) -> list[dict[str, Any]]:
+        """The verdict's `phases`: each (name, start_s, end_s) with its calls, failures and
+        percentiles per request name (whole seconds: a second belongs to the phase it
+        starts in; the last phase also takes the seconds after it, calls in flight when the
+        load stopped)."""
+        result = []
+        spans = list(phases)
+        for number, (name, start_s, end_s) in enumerate(spans, 1):
+            span = self._span(start, start_s, math.inf if number == len(spans) else end_s)
+            result.append({"name": name, "start_s": round(start_s, 2), "end_s": round(end_s, 2),
+                           **_figures(span)})  # fmt: skip
+        return result
+
+
+def _figures(second: Second) -> dict[str, Any]:
+    kinds = sorted(second.requests)
+    return {
+        "requests": {k: second.requests[k] for k in kinds},
+        "failures": {k: second.failures.get(k, 0) for k in kinds},
+        "latency_ms": {k: bucket_percentiles(dict(second.latency.get(k, {}))) for k in kinds},
+    }
+
+
 @dataclass
 class Stats:
     """What one or several generator processes measured; JSON-serializable."""
@@ -79,6 +244,7 @@ class Stats:
     viewers: int = 0  # viewers that joined at least once
     viewers_peak: int = 0  # most viewers joined at once (summed over processes)
     processes: int = 1
+    timeline: Timeline = field(default_factory=Timeline)
 
     def get(self, kind: str, name: str) -> Series:
         key = (kind, name)
@@ -90,11 +256,14 @@ class Stats:
 
     def record(self, kind: str, name: str, ms: float, error: str | None = None) -> None:
         self.get(kind, name).add(ms, error)
+        self.timeline.record(kind, name, ms, error is not None)
 
     def pushes(self, name: str, now_ms: float, stamps: Iterable[float]) -> None:
         series = self.get("PUSH", name)
+        second = self.timeline.second(now_ms / 1000)
         for stamp in stamps:
             series.add(now_ms - stamp)
+            second.push[bucket_ms(now_ms - stamp)] += 1
 
     def status(self, category: str, status: str) -> None:
         counts = self.statuses.setdefault(category, {})
@@ -107,6 +276,7 @@ class Stats:
             "viewers": self.viewers,
             "viewers_peak": self.viewers_peak,
             "processes": self.processes,
+            "timeline": self.timeline.to_json(),
         }
 
     @classmethod
@@ -117,6 +287,7 @@ class Stats:
             int(data.get("viewers", 0)),
             int(data.get("viewers_peak", 0)),
             int(data.get("processes", 1)),
+            Timeline.from_json(data.get("timeline", {})),
         )
 
     @classmethod
@@ -129,6 +300,7 @@ class Stats:
             series = merged.series[key] = Series(
                 sum(s.count for s in pieces), sum(s.failures for s in pieces),
                 merge_samples([(s.count, s.samples) for s in pieces]),
+                max=max(s.max for s in pieces),
             )  # fmt: skip
             for piece in pieces:
                 for code, n in piece.errors.items():
@@ -138,6 +310,8 @@ class Stats:
                 into = merged.statuses.setdefault(category, {})
                 for status, n in counts.items():
                     into[status] = into.get(status, 0) + n
+        for part in parts:
+            merged.timeline.add(part.timeline)
         merged.viewers = sum(p.viewers for p in parts)
         merged.viewers_peak = sum(p.viewers_peak for p in parts)
         return merged
@@ -148,7 +322,12 @@ class Stats:
         calls = [s for (kind, _), s in self.series.items() if kind != "PUSH"]
         pushes = [s for (kind, _), s in self.series.items() if kind == "PUSH"]
         by_type = {
-            _label(key): {"count": s.count, "failures": s.failures, **percentiles(s.samples)}
+            _label(key): {
+                "count": s.count,
+                "failures": s.failures,
+                **percentiles(s.samples),
+                "max": round(s.max, 1),
+            }
             for key, s in sorted(self.series.items())
         }
         return {
@@ -161,6 +340,7 @@ class Stats:
             "processes": self.processes,
             "viewers": self.viewers,
             "viewers_peak": self.viewers_peak,
+            "timeline": self.timeline.to_json(),
         }
 
 
@@ -210,3 +390,24 @@ def html_report(scenario: str, room: str, figures: dict[str, Any]) -> str:
         f"<h2>Requests and pushes</h2>{requests}<h2>Answers</h2>{statuses}"
         f"<h2>Failures</h2>{errors}</body></html>\n"
     )
+
+
+def _close_names() -> dict[int, str]:
+    from engine.realtime.protocol import CloseCode  # noqa: PLC0415 - names only
+
+    names = {1000: "normal", 1001: "going_away", 1006: "abnormal", 1009: "message_too_big",
+             1011: "internal_error", 1012: "service_restart", 1013: "try_again_later",
+             1014: "bad_gateway"}  # fmt: skip
+    names.update({int(code): code.name.lower() for code in CloseCode})
+    return names
+
+
+def close_codes(counts: dict[str, int]) -> dict[str, int]:
+    """Close codes the viewers saw ({"1006": n}, 1006 for a connection dropped without a
+    close frame) as the verdict's {"1006 abnormal": n}."""
+    names = _close_names()
+    named = {}
+    for code, n in sorted(counts.items()):
+        name = names.get(int(code), "unknown") if code.isdigit() else "unknown"
+        named[f"{code} {name}"] = n
+    return named

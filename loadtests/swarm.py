@@ -21,7 +21,6 @@ so the swarm decodes a tick once and every viewer reuses the summary.
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 import ssl
 import time
@@ -43,15 +42,13 @@ from clients.core import (
 )
 from engine.bench.leanhttp import REQUEST_TIMEOUT_S, HttpError, LeanHTTP
 from engine.bench.leanws import HandshakeRefused, LeanConnection
-from loadtests.scenarios import ADDRESS, COMMENTS, CONTACT, CommentPacer, Plan, Share
+from loadtests.scenarios import ADDRESS, CONTACT, CommentPacer, Dice, Plan, Share
 from loadtests.stats import Stats
 
 RETRY_SAME_ID = {"timeout", "disconnected", "unavailable", "rate_limited"}
 ANNOUNCEMENTS = {"sale_announced", "coupon_dropped", "product_pinned"}
 ACTIONS = ANNOUNCEMENTS  # entries a viewer acts on: grab, claim, open the card
 JOIN_ATTEMPTS = 6  # a first join's attempts before the viewer gives up (as locust's)
-
-_rng = random.Random()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +83,7 @@ def _summarize(payload: bytes, message: dict[str, Any] | None = None) -> _Tick:
 class _Viewer:
     index: int
     user: str
+    dice: Dice
     # The token and the resume offset (ticks are decoded once per process, not per viewer:
     # only their offset is kept per viewer).
     session: Session = field(default_factory=Session)
@@ -105,6 +103,7 @@ class _Viewer:
     joined_once: bool = False
     fatal: bool = False
     retry_after_s: float | None = None  # the engine's Retry-After on the last shed handshake
+    left: bool = False  # stopped by the load's stages: closed on purpose, not reconnecting
 
     @property
     def token(self) -> str | None:
@@ -118,8 +117,8 @@ class Swarm:
     """The viewers of one process, their connections and their statistics."""
 
     def __init__(self, base_url: str, room: str, host_token: str, plan: Plan,
-                 *, timeout_s: float = REQUEST_TIMEOUT_S,
-                 ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+                 *, timeout_s: float = REQUEST_TIMEOUT_S, seed: int | None = None,
+                 source: str = "0", ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
         parts = urlsplit(base_url)
         self.tls = parts.scheme == "https"  # then wss:// for the viewers' sockets
         # `ssl_context`: an https:// engine's certificate check (loadtests/target.py `Tls`).
@@ -131,6 +130,8 @@ class Swarm:
         self.host_token = host_token
         self.plan = plan
         self.timeout_s = timeout_s
+        self.seed = seed  # viewer i's random choices: Dice(seed, i)
+        self.source = source  # this process, in the timeline's viewer samples
         self.stats = Stats()
         self.checkouts = Share(plan.checkout_ratio)  # this process's reservations
         self.payments = Share(plan.pay_ratio)  # this process's orders
@@ -178,7 +179,9 @@ class Swarm:
 
     async def viewer(self, index: int) -> None:
         """One viewer's life: token, connection, welcome, then its plan's behaviour."""
-        viewer = self.viewers[index] = _Viewer(index, f"lt-{self.run_id}-{index}")
+        viewer = self.viewers[index] = _Viewer(
+            index, f"lt-{self.run_id}-{index}", Dice(self.seed, index)
+        )
         started = time.perf_counter()
         try:
             status, body = await self.http.post(
@@ -193,6 +196,10 @@ class Swarm:
         viewer.session.token = body["token"]
         if not await self.first_join(viewer):
             return
+        if viewer.left:  # left while it was joining
+            if viewer.conn is not None:
+                viewer.conn.close()
+            return
         if self.plan.comment_every_s:
             self.spawn(self.every(viewer, self.plan.comment_every_s, self.comment), viewer)
         if self.plan.like_every_s:
@@ -203,7 +210,7 @@ class Swarm:
         `join` status `retried`; a viewer out of attempts as `gave_up`)."""
         backoff = Backoff(max_attempts=JOIN_ATTEMPTS - 1)
         while not await self.join(viewer):
-            if viewer.fatal:
+            if viewer.fatal or viewer.left:
                 return False
             try:
                 delay = backoff.next_delay()
@@ -218,7 +225,7 @@ class Swarm:
         """The engine's Retry-After with jitter on top (as clients/viewer.py), so viewers
         shed together do not all come back in the same instant; 0 when none was given."""
         told = viewer.retry_after_s
-        return 0.0 if told is None else shed_delay_s(told, _rng)
+        return 0.0 if told is None else shed_delay_s(told, viewer.dice.rng)
 
     async def join(self, viewer: _Viewer) -> bool:
         """Connect and say hello (resuming from the viewer's offset once it has one); True
@@ -290,7 +297,7 @@ class Swarm:
             return  # refused during the join: join() has recorded it
         viewer.ready.clear()
         self.online -= 1
-        if self.stopping:
+        if self.stopping or viewer.left:
             return
         code = conn.close_code
         self.stats.status("close", str(code or 1006))
@@ -314,6 +321,23 @@ class Swarm:
     def retire(self, viewer: _Viewer) -> None:
         for task in list(viewer.tasks):
             task.cancel()
+
+    def leave(self, index: int) -> None:
+        """Viewer `index` leaves the room (the stages want fewer users): its tasks stop
+        and its connection closes, without reconnecting."""
+        viewer = self.viewers.get(index)
+        if viewer is None or viewer.left:
+            return
+        viewer.left = True
+        self.retire(viewer)
+        if viewer.conn is not None:
+            viewer.conn.close()
+
+    async def sample_viewers(self) -> None:
+        """Each second, how many viewers are joined (the timeline's `viewers`)."""
+        while not self.stopping:
+            self.stats.timeline.sample_viewers(self.source, self.online)
+            await asyncio.sleep(1.0 - time.time() % 1.0 + 0.01)
 
     # ---- frames --------------------------------------------------------------------------
 
@@ -407,11 +431,11 @@ class Swarm:
 
     def on_pinned(self, viewer: _Viewer, product: str) -> None:
         """Open the pinned product's card, by the plan's chance, after a moment."""
-        if _rng.random() < self.plan.click_chance:
+        if viewer.dice.chance(self.plan.click_chance):
             self.spawn(self.click(viewer, product), viewer)
 
     async def click(self, viewer: _Viewer, product: str) -> None:
-        await asyncio.sleep(_rng.uniform(0.2, 2.0))
+        await asyncio.sleep(viewer.dice.between((0.2, 2.0)))
         await self.call(viewer, "click", {"type": "click", "product": product})
 
     def on_drop(self, viewer: _Viewer, drop: str, card: dict[str, Any]) -> None:
@@ -465,32 +489,32 @@ class Swarm:
                 return result
             if reply.get("code") not in RETRY_SAME_ID or attempt == 3:
                 break
-            await asyncio.sleep(_rng.uniform(0.1, 0.3))
+            await asyncio.sleep(viewer.dice.between((0.1, 0.3)))
         return {}
 
     async def until_server(self, viewer: _Viewer, at_ms: float, jitter_s: float) -> None:
         delay_s = (at_ms - viewer.server_now_ms()) / 1000
-        await asyncio.sleep(max(0.0, delay_s) + (_rng.uniform(0, jitter_s) if jitter_s else 0))
+        await asyncio.sleep(max(0.0, delay_s) + (viewer.dice.upto(jitter_s) if jitter_s else 0))
 
     async def every(self, viewer: _Viewer, interval: tuple[float, float],
                     action: Callable[[_Viewer], Awaitable[None]]) -> None:  # fmt: skip
         """`action` at uniform(interval) intervals; the first at a random phase."""
-        await asyncio.sleep(_rng.uniform(0, interval[1]))
+        await asyncio.sleep(viewer.dice.upto(interval[1]))
         while not self.stopping:
             await action(viewer)
-            await asyncio.sleep(_rng.uniform(*interval))
+            await asyncio.sleep(viewer.dice.between(interval))
 
     async def comment(self, viewer: _Viewer) -> None:
         """Comment, within the room's limits (waiting first if the next would be refused)."""
         await asyncio.sleep(viewer.pacer.wait_ms(time.time() * 1000) / 1000)
         reply = await self.call(
-            viewer, "comment", {"type": "comment", "text": _rng.choice(COMMENTS)}
+            viewer, "comment", {"type": "comment", "text": viewer.dice.comment()}
         )
         if reply.get("type") == "ack":
             viewer.pacer.accepted(time.time() * 1000)
 
     async def like(self, viewer: _Viewer) -> None:
-        count = _rng.randint(*self.plan.likes_per_tap)
+        count = viewer.dice.likes(self.plan)
         await self.call(viewer, "like", {"type": "like", "count": count})
 
     async def grab(self, viewer: _Viewer, sale: str, starts_at: float | None) -> None:
@@ -513,7 +537,7 @@ class Swarm:
                 return  # limit_reached, ended
             taps += 1
             if taps < self.plan.grab_taps:
-                await asyncio.sleep(_rng.uniform(0.2, 0.5))
+                await asyncio.sleep(viewer.dice.between((0.2, 0.5)))
 
     async def claim(self, viewer: _Viewer, drop: str, opens_at: float) -> None:
         await self.until_server(viewer, opens_at, self.plan.grab_jitter_s)
@@ -532,7 +556,7 @@ class Swarm:
         plan = self.plan
         if not self.checkouts.take():
             return
-        await asyncio.sleep(_rng.uniform(*plan.think_s))
+        await asyncio.sleep(viewer.dice.between(plan.think_s))
         spend = int(reserved.get("price", 0)) * int(reserved.get("quantity", 1))
         coupon = next((c for c in viewer.coupons
                        if c[1] <= spend and c[2] == reserved.get("currency")), None)  # fmt: skip
@@ -548,7 +572,7 @@ class Swarm:
             return
         if not self.payments.take():
             return
-        await asyncio.sleep(_rng.uniform(*plan.think_s))
+        await asyncio.sleep(viewer.dice.between(plan.think_s))
         path = f"/api/rooms/{self.room}/orders/{order['id']}/payment"
         payment = await self.http_call(viewer, "payment", path, None)
         if payment is not None:

@@ -12,7 +12,7 @@ from engine.bench.leanws import HandshakeRefused
 from engine.server.app import Engine
 from loadtests.asyncio_gen import run, run_viewers, shares
 from loadtests.scenarios import COUPON, PLANS, PRODUCTS, REQUESTS
-from loadtests.stats import Stats, html_report
+from loadtests.stats import Stats, close_codes, html_report
 from loadtests.swarm import Swarm
 from tests.conftest import EngineFactory, RoomFactory, eventually, token
 
@@ -73,7 +73,7 @@ async def test_opening_rush_in_process(engine: Engine, room: str, host: HostClie
     assert stats.series[("PUSH", "comment")].count >= comments * 15
     assert stats.series[("PUSH", "announcement")].count == 20  # the pin, once per viewer
     summary = stats.summary()
-    assert set(summary["by_type"]["WS comment"]) == {"count", "failures", *LATENCY}
+    assert set(summary["by_type"]["WS comment"]) == {"count", "failures", "max", *LATENCY}
     push = summary["push_latency_ms"]
     assert 0 <= push["p50"] <= push["p95"] <= push["p99"]
     assert "close" not in stats.statuses  # nobody was dropped
@@ -129,7 +129,7 @@ async def test_coupon_rain_in_two_processes(engine: Engine, room: str, host: Hos
     assert {"HTTP token", "WS connect", "WS join", "WS claim", "PUSH announcement"} <= set(by_type)
     assert by_type["WS claim"]["count"] == 20
     assert by_type["WS join"]["count"] == 20
-    assert set(by_type["WS claim"]) == {"count", "failures", *LATENCY}
+    assert set(by_type["WS claim"]) == {"count", "failures", "max", *LATENCY}
     assert result["requests"] == sum(v["count"] for k, v in by_type.items() if k[:4] != "PUSH")
     assert set(result["push_latency_ms"]) == LATENCY
     [card] = [d for d in await host.drops() if d["id"] == drop["id"]]
@@ -158,9 +158,31 @@ async def test_a_dropped_viewer_reconnects_and_resumes(
     finally:
         await swarm.stop()
     assert swarm.stats.statuses["close"] == {"1006": 1}
+    assert close_codes(swarm.stats.statuses["close"]) == {"1006 abnormal": 1}  # the verdict's
     assert failures(swarm.stats) == {}
     assert (swarm.stats.viewers, swarm.stats.viewers_peak) == (3, 3)
     assert swarm.tasks == set()
+
+
+async def test_a_viewer_that_leaves_does_not_come_back(
+    engine: Engine, room: str, host: HostClient
+) -> None:
+    # What the stages do when they want fewer users: the viewer closes and stays away.
+    swarm = Swarm(engine.base_url, room, host.token, PLANS["opening-rush"], seed=1)
+    try:
+        for index in range(3):
+            swarm.spawn(swarm.viewer(index))
+        await eventually(lambda: swarm.online == 3)
+        swarm.leave(2)
+        await eventually(lambda: swarm.online == 2)
+        await eventually(lambda: online(engine, room) == 2)
+        await asyncio.sleep(1.5)  # longer than a reconnect's first backoff
+        assert (swarm.online, online(engine, room)) == (2, 2)
+        assert swarm.viewers[2].tasks == set()
+    finally:
+        await swarm.stop()
+    assert swarm.stats.series[("WS", "join")].count == 3  # no rejoin
+    assert "close" not in swarm.stats.statuses  # its own close is not the engine's
 
 
 async def test_a_shed_first_join_is_retried_after_retry_after(

@@ -42,9 +42,11 @@ import orjson
 import pytest
 
 from clients import HostClient
+from engine.realtime.protocol import CloseCode
 from engine.server.app import Engine
 from loadtests.run import master_port_args
 from loadtests.scenarios import COUPON, PRODUCTS, REQUESTS
+from loadtests.stats import Timeline, close_codes
 from tests.conftest import eventually, token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,6 +215,10 @@ def read_outcomes(prefix: Path) -> dict[str, int]:
     return outcomes
 
 
+def read_timeline(prefix: Path) -> Timeline:
+    return Timeline.from_json(orjson.loads(Path(f"{prefix}_timeline.json").read_bytes()))
+
+
 async def until_online(host: HostClient, viewers: int) -> None:
     """Wait until `viewers` viewers (besides the host's seat) are in the room."""
     seat = await host.watch()
@@ -302,3 +308,32 @@ async def test_headless_locust_full_show_with_a_worker(
     assert outcomes.get("pay:paid", 0) <= outcomes.get("checkout:ordered", 0) <= 5
     sold = (await host.sale((await host.sales())[0]["id"]))["sold"]
     assert sold == outcomes.get("pay:paid", 0)
+
+
+@pytest.mark.slow
+async def test_headless_locust_counts_close_codes_and_seconds(
+    engine: Engine, room: str, host: HostClient, tmp_path: Path,
+    reaper: list[asyncio.subprocess.Process],
+) -> None:  # fmt: skip
+    """A viewer the engine closes (3001, slow consumer: reconnect) is counted by its code,
+    and the per-second timeline (loadtests/stats.py `Timeline`) is written beside the
+    outcomes: the verdict's `close_codes`, `timeline` and `phases` come from these."""
+    prefix = tmp_path / "stats"
+    locust = await start(*locust_args(engine, prefix, 3, 6),
+                         env=locust_env(room, "opening-rush", 3, 6))  # fmt: skip
+    reaper.append(locust)
+    await until_online(host, 3)
+    assert engine.node is not None
+    hub = engine.node.hubs[room]
+    await eventually(lambda: len(hub.viewers) == 3)  # the seat has left
+    next(iter(hub.viewers)).close_soon(CloseCode.SLOW_CONSUMER, "test")
+    await eventually(lambda: len(hub.viewers) == 3)  # it came back
+    await finish(locust)
+    outcomes = read_outcomes(prefix)
+    assert outcomes == {"join:joined": 3, "close:3001": 1}
+    assert close_codes({"3001": outcomes["close:3001"]}) == {"3001 slow_consumer": 1}
+    timeline = read_timeline(prefix)
+    stats = read_stats(prefix)
+    counted = sum(second.requests["join"] for second in timeline.seconds.values())
+    assert counted == int(stats["WS", "join"]["Request Count"]) == 4  # the rejoin too
+    assert max(sum(v.values()) for v in timeline.viewers.values()) == 3

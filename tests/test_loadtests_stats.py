@@ -38,7 +38,7 @@ def test_stats_record_merge_and_json(monkeypatch: pytest.MonkeyPatch) -> None:
     assert summary["failures"] == 2
     assert set(summary["by_type"]) == {"WS grab", "HTTP token", "PUSH comment"}
     assert summary["by_type"]["WS grab"] == {"count": 102, "failures": 2, "p50": 50.0,
-                                             "p95": 96.0, "p99": 100.0}  # fmt: skip
+                                             "p95": 96.0, "p99": 100.0, "max": 500.0}  # fmt: skip
     assert summary["push_latency_ms"] == {"p50": 10.0, "p95": 20.0, "p99": 20.0}
     assert summary["errors"]["WS grab"] == {"timeout": 1, "rate_limited": 1}
 
