@@ -5,6 +5,7 @@ missed tick, and the audit adds up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -12,19 +13,26 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import redis.asyncio as aioredis
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from clients import HostClient
-from clients.core import MSGPACK, tick_seq
+from clients.core import MSGPACK, hello, tick_seq
 from engine.bench.leanws import LeanConnection
 from engine.core.identity import Role
 from engine.core.settings import Settings
+from engine.realtime.protocol import CloseCode
 from engine.rooms import auth
+from engine.server.app import Engine
 from engine.server.workers import Supervisor, Worker, reserve_port
+from engine.store import keys
 from loadtests import show
 from loadtests.scenarios import PLANS
 from loadtests.swarm import Swarm
-from tests.conftest import SECRET, eventually
+from tests.conftest import SECRET, eventually, token
 from tests.test_workers import serving_workers, workers_of
 
 VIEWERS = 30
@@ -269,3 +277,43 @@ async def test_a_replacement_that_is_not_ready_leaves_the_old_worker_serving() -
     assert ("retire", 0, first[0]) not in supervisor.events  # the old one was never retired
     assert supervisor.workers[0].pid == first[0]  # and served on
     assert supervisor.restarts == 0
+
+
+# ---- going away: what an engine served, it answered --------------------------------------------
+
+
+async def test_going_away_answers_every_frame_it_served(
+    engine: Engine, room: str, host: HostClient, redis: aioredis.Redis
+) -> None:
+    """A viewer pipelines comments; the engine stops as the first answer arrives. Every
+    comment it stored was answered before its 1001, and none it left unanswered was
+    stored: so a client sends again, safely, what a 1001 left unanswered."""
+    await host.update_room(settings={"comment_rate_max": 0})  # no comment limit
+    sent = 30  # within the frame rate's burst (40)
+    answered: set[str] = set()
+    stopping: asyncio.Task[None] | None = None
+    async with connect(f"{engine.ws_url}/{room}") as ws:
+        await ws.send(orjson.dumps(hello(token(room, "viewer", "piper"))).decode())
+        assert orjson.loads(await ws.recv())["type"] == "welcome"
+        for i in range(sent):
+            await ws.send(
+                orjson.dumps({"type": "comment", "id": f"c{i}", "text": f"n{i}"}).decode()
+            )
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                message = orjson.loads(raw)
+                if message["type"] in {"ack", "error"}:
+                    assert message["type"] == "ack", message
+                    answered.add(message["ref"])
+                    if stopping is None:
+                        stopping = asyncio.create_task(engine.stop())
+        assert ws.close_code == CloseCode.GOING_AWAY
+    assert stopping is not None
+    await stopping
+    entries = await redis.xrange(keys.room_stream(room))
+    texts = [orjson.loads(fields[b"d"])["text"] for _, fields in entries
+             if fields[b"k"] == b"comment"]  # fmt: skip
+    stored = {f"c{text[1:]}" for text in texts}
+    assert len(stored) == len(texts)
+    assert stored == answered
+    assert 0 < len(answered) < sent  # it stopped midway: some were left unserved
