@@ -114,7 +114,7 @@ class Viewer:
         codes)."""
         self.leaving = True
         if self.busy <= 0:
-            self.close_soon(CloseCode.GOING_AWAY, "server restarting: reconnect")
+            self.close_soon(CloseCode.GOING_AWAY, "server shutting down")
 
     def begin(self) -> None:
         """A frame starts being served, or a grab or claim waits for its answer."""
@@ -124,7 +124,7 @@ class Viewer:
         """What `begin` counted has been answered."""
         self.busy -= 1
         if self.leaving and self.busy <= 0:
-            self.close_soon(CloseCode.GOING_AWAY, "server restarting: reconnect")
+            self.close_soon(CloseCode.GOING_AWAY, "server shutting down")
 
 
 class RoomHub:
