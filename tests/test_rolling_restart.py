@@ -145,7 +145,8 @@ async def test_a_rolling_restart_under_load_drops_nothing(
     for conn, welcome in swarm.welcomes.items():
         seqs = swarm.seqs[conn]
         assert seqs == list(range(welcome["seq"] + 1, welcome["seq"] + 1 + len(seqs)))
-    assert all(swarm.seqs[conn] for conn in swarm.welcomes)  # every connection got ticks
+    # Ticks did flow (a connection welcomed just as its worker retired may have none).
+    assert sum(len(seqs) > 10 for seqs in swarm.seqs.values()) >= VIEWERS
 
     assert audit["ok"] is True, audit
     assert audit["oversell"] == 0
@@ -252,6 +253,30 @@ async def test_a_rolling_restart_replaces_one_worker_at_a_time() -> None:
     assert supervisor.most_running == 4  # at most one worker more than N, at any time
     assert supervisor.fewest_accepting == 3  # and never fewer than N accepting
     assert {w.index: w.pid for w in supervisor.workers} == replacements
+
+
+async def test_a_sighup_during_a_rolling_restart_asks_for_another() -> None:
+    holder = reserve_port("127.0.0.1", 0)
+    settings = Settings(host="127.0.0.1", port=holder.getsockname()[1], secret=SECRET,
+                        redis_url="redis://x")  # fmt: skip
+    supervisor = Recorded(settings, 2)
+    running = asyncio.create_task(supervisor.supervise(settings))
+    try:
+        await eventually(lambda: len(supervisor.accepting) == 2)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await eventually(lambda: len(supervisor.running) == 3)  # the first one is under way
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGHUP)  # asks for the same one more
+        await eventually(lambda: supervisor.restarts == 2, timeout_s=20)
+        await asyncio.sleep(1)
+    finally:
+        supervisor.stopping.set()
+        code = await asyncio.wait_for(running, 30)
+        holder.close()
+    assert code == 0
+    assert supervisor.restarts == 2
+    assert [what for what, _, _ in supervisor.events].count("start") == 2 + 2 * 2
+    assert supervisor.most_running == 3
 
 
 async def test_a_replacement_that_is_not_ready_leaves_the_old_worker_serving() -> None:
