@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from clients import HostClient
+from clients import HostClient, ViewerClient
 from clients.core import MSGPACK, hello, tick_seq
 from engine.bench.leanws import LeanConnection
 from engine.core.identity import Role
@@ -27,12 +27,13 @@ from engine.core.settings import Settings
 from engine.realtime.protocol import CloseCode
 from engine.rooms import auth
 from engine.server.app import Engine
+from engine.server.listener import reuseport_socket
 from engine.server.workers import Supervisor, Worker, reserve_port
 from engine.store import keys
 from loadtests import show
 from loadtests.scenarios import PLANS
 from loadtests.swarm import Swarm
-from tests.conftest import SECRET, eventually, token
+from tests.conftest import SECRET, RoomFactory, eventually, make_settings, token
 from tests.test_workers import serving_workers, workers_of
 
 VIEWERS = 30
@@ -342,3 +343,46 @@ async def test_going_away_answers_every_frame_it_served(
     assert len(stored) == len(texts)
     assert stored == answered
     assert 0 < len(answered) < sent  # it stopped midway: some were left unserved
+
+
+async def test_the_sdk_sends_again_what_a_1001_left_unanswered(
+    tmp_path: Path, redis_url: str, room_factory: RoomFactory, redis: aioredis.Redis
+) -> None:
+    """Two engines share one port (as two workers do); the one a viewer is on stops while
+    the viewer has comments in flight. The viewer resumes on the other, every comment call
+    returns its stored entry, and each comment is stored exactly once."""
+    first = reuseport_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = reuseport_socket("127.0.0.1", port)
+    settings = make_settings(tmp_path, port=port, redis_url=redis_url)
+    engines = [Engine(settings), Engine(settings)]
+    await engines[0].start(first)
+    stopping: asyncio.Task[None] | None = None
+    try:
+        room = await room_factory(settings={"comment_rate_max": 0})
+        viewer = ViewerClient(f"ws://127.0.0.1:{port}/ws", room, token(room, "viewer", "sdk"))
+        await viewer.connect()  # on the first engine: the only one listening yet
+        await engines[1].start(second)
+        sent = 30
+
+        async def comment(i: int) -> dict[str, Any]:
+            nonlocal stopping
+            entry = await viewer.comment(f"n{i}")
+            if stopping is None:  # the first answer: the engine stops, the rest in flight
+                stopping = asyncio.create_task(engines[0].stop())
+            return entry
+
+        entries = await asyncio.gather(*(comment(i) for i in range(sent)))
+        assert stopping is not None
+        await stopping
+        assert viewer.close_code == CloseCode.GOING_AWAY
+        assert viewer.reconnects == 1
+        await viewer.close()
+    finally:
+        for engine in engines:
+            await engine.stop()
+    assert sorted(e["text"] for e in entries) == sorted(f"n{i}" for i in range(sent))
+    stored = [orjson.loads(fields[b"d"])["text"]
+              for _, fields in await redis.xrange(keys.room_stream(room))
+              if fields[b"k"] == b"comment"]  # fmt: skip
+    assert sorted(stored) == sorted(f"n{i}" for i in range(sent))  # each once
