@@ -411,7 +411,7 @@ class Supervisor:
             process = worker.process
             code = None if process is None else await process.wait()
             if worker.process is not process:
-                continue  # replaced by a rolling restart (which keeps its metrics): wait on
+                continue  # replaced by a rolling restart (which keeps its metrics)
             if self.stopping.is_set():
                 self._absorb(worker.metrics_name)
                 return
