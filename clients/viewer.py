@@ -40,6 +40,8 @@ from clients.core import (
 )
 from clients.errors import LivecartClientError
 
+GOING_AWAY = 1001  # the engine's close when it stops or restarts: unanswered = not served
+
 __all__ = ["ViewerClient", "should_reconnect"]  # should_reconnect: the SDK's rule, documented
 
 
@@ -99,6 +101,7 @@ class ViewerClient:
         self.requests: Requests[asyncio.Future[dict[str, Any]]] = Requests()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._joined = asyncio.Event()  # set while joined: a request waits on it after a 1001
 
     # ---- session state (clients/core.py) ------------------------------------------------
 
@@ -185,6 +188,7 @@ class ViewerClient:
             raise LivecartClientError.from_wire(first)
         self.ws = ws
         self._on_welcome(first)
+        self._joined.set()
 
     def _on_welcome(self, welcome: dict[str, Any]) -> None:
         self.welcome = welcome
@@ -225,6 +229,7 @@ class ViewerClient:
             except ConnectionClosed:
                 pass
             self.close_code = ws.close_code
+            self._joined.clear()
             self._fail_pending(
                 LivecartClientError("disconnected", "connection lost", retryable=True)
             )
@@ -298,21 +303,42 @@ class ViewerClient:
         self, message: dict[str, Any], *, request_id: str | None = None
     ) -> dict[str, Any]:
         """Send a message with an id (fresh unless given) and wait for its ack (or raise
-        its error)."""
+        its error). A request a `1001` left unanswered was not served (docs/protocol.md §
+        Close codes): with `reconnect`, it is sent again, with its id, once resumed (within
+        the request timeout)."""
         if self.ws is None:
             raise LivecartClientError("not_connected", "call connect() first")
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        request_id, framed = self.requests.open(message, future, request_id)
-        try:
-            await self.ws.send(self._codec.encode(framed))
-            reply = await asyncio.wait_for(future, self.request_timeout_s)
-        except ConnectionClosed as exc:
-            raise LivecartClientError("disconnected", str(exc), retryable=True) from exc
-        finally:
-            self.requests.forget(request_id)
+        deadline = time.monotonic() + self.request_timeout_s
+        while True:
+            ws = self.ws
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            request_id, framed = self.requests.open(message, future, request_id)
+            try:
+                await ws.send(self._codec.encode(framed))
+                reply = await asyncio.wait_for(future, deadline - time.monotonic())
+            except (ConnectionClosed, LivecartClientError) as exc:
+                if isinstance(exc, LivecartClientError) and exc.code != "disconnected":
+                    raise
+                if await self._resumed_after_going_away(ws, deadline):
+                    continue
+                raise LivecartClientError("disconnected", str(exc), retryable=True) from exc
+            finally:
+                self.requests.forget(request_id)
+            break
         if reply["type"] == "error":
             raise LivecartClientError.from_wire(reply)
         return reply
+
+    async def _resumed_after_going_away(self, ws: ClientConnection, deadline: float) -> bool:
+        """Whether `ws` was closed with 1001 and the client has resumed since (waiting for
+        it until `deadline`)."""
+        with contextlib.suppress(TimeoutError):  # the close code is known once closed
+            await asyncio.wait_for(ws.wait_closed(), max(0.0, deadline - time.monotonic()))
+        if ws.close_code != GOING_AWAY or not self.reconnect or self._closing:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._joined.wait(), max(0.0, deadline - time.monotonic()))
+        return self._joined.is_set() and self.ws is not ws
 
     async def comment(self, text: str) -> dict[str, Any]:
         """Post a comment; returns the stored entry (id, ts, text...)."""

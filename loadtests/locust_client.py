@@ -37,7 +37,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 import orjson
-from gevent.event import AsyncResult  # type: ignore[import-untyped]
+from gevent.event import AsyncResult, Event  # type: ignore[import-untyped]
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 from locust.event import EventHook
@@ -53,6 +53,10 @@ log = logging.getLogger("livecart.loadtest")
 
 EntryCallback = Callable[[dict[str, Any], float], None]  # (entry, receipt time in ms)
 FrameCallback = Callable[[dict[str, Any]], None]
+
+
+GOING_AWAY = 1001  # the engine's close when it stops or restarts (docs/protocol.md)
+UNSERVED = "unserved"  # a request a 1001 left unanswered: not served, so sent again
 
 
 class CallFailed(Exception):
@@ -132,6 +136,7 @@ class EngineClient:
         self.on_closed: Callable[[int | None], None] | None = None
         self.requests: Requests[AsyncResult] = Requests()  # ids per user, not per socket
         self._reader: gevent.Greenlet | None = None
+        self._joined = Event()  # set while joined: a request waits on it after a 1001
 
     @property
     def token(self) -> str | None:
@@ -305,6 +310,7 @@ class EngineClient:
         self.welcome = first
         self.session.on_welcome(first)
         self.close_code = None
+        self._joined.set()
         self._reader = gevent.spawn(self._read, ws)
         return first
 
@@ -352,7 +358,10 @@ class EngineClient:
             self.ws = None
         self.close_code = code
         self.disconnects += 1
-        self._fail_pending("disconnected")
+        self._joined.clear()
+        # 1001: the engine went away having answered every frame it served; what is
+        # unanswered was not served, and request() sends it again once rejoined.
+        self._fail_pending(UNSERVED if code == GOING_AWAY else "disconnected")
         if self.on_closed is not None:
             self.on_closed(code)
 
@@ -394,27 +403,40 @@ class EngineClient:
     def request(self, name: str, message: dict[str, Any]) -> dict[str, Any]:
         """Send `message` with a fresh request id and wait for its answer (("WS", name)).
         Returns the ack; raises CallFailed on an error frame, a timeout or a drop."""
-        waiter = AsyncResult()
         started = time.perf_counter()
-        ws = self.ws
-        if ws is None or not self.connected:
-            self._fire("WS", name, started, 0, "disconnected")
-            raise CallFailed("disconnected")
-        request_id, framed = self.requests.open(message, waiter)
-        try:
-            ws.send(JSON.encode(framed))
-            reply, size = waiter.get(timeout=self.timeout_s)
-        except gevent.Timeout:
-            self.requests.forget(request_id)
-            self._fire("WS", name, started, 0, "timeout")
-            raise CallFailed("timeout") from None
-        except CallFailed as exc:
-            self._fire("WS", name, started, 0, exc.code)
-            raise
-        except (WebSocketException, OSError) as exc:
-            self.requests.forget(request_id)
-            self._fire("WS", name, started, 0, "disconnected")
-            raise CallFailed("disconnected") from exc
+        request_id: str | None = None
+        while True:
+            ws = self.ws
+            if ws is None or not self.connected:
+                # After a 1001 the user rejoins (EngineUser.stay_connected): wait for it.
+                wait_s = self.timeout_s - (time.perf_counter() - started)
+                if self.close_code == GOING_AWAY and wait_s > 0 and self._joined.wait(wait_s):
+                    continue
+                self._fire("WS", name, started, 0, "disconnected")
+                raise CallFailed("disconnected")
+            waiter = AsyncResult()
+            request_id, framed = self.requests.open(message, waiter, request_id)
+            try:
+                ws.send(JSON.encode(framed))
+                reply, size = waiter.get(timeout=self.timeout_s)
+            except gevent.Timeout:
+                self.requests.forget(request_id)
+                self._fire("WS", name, started, 0, "timeout")
+                raise CallFailed("timeout") from None
+            except CallFailed as exc:
+                if exc.code == UNSERVED:
+                    continue  # sent again, with its id, once rejoined
+                self._fire("WS", name, started, 0, exc.code)
+                raise
+            except (WebSocketException, OSError) as exc:
+                self.requests.forget(request_id)
+                if self.close_code == GOING_AWAY or not self.connected:
+                    self._joined.wait(0.5)  # the reader may be seeing the 1001
+                    if self.close_code == GOING_AWAY:
+                        continue
+                self._fire("WS", name, started, 0, "disconnected")
+                raise CallFailed("disconnected") from exc
+            break
         if reply["type"] == "error":
             code = str(reply.get("code"))
             self._fire("WS", name, started, size, code)

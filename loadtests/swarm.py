@@ -45,6 +45,7 @@ from engine.bench.leanws import HandshakeRefused, LeanConnection
 from loadtests.scenarios import ADDRESS, CONTACT, CommentPacer, Dice, Plan, Share
 from loadtests.stats import Stats
 
+GOING_AWAY = 1001  # the engine's close when it stops or restarts (docs/protocol.md)
 RETRY_SAME_ID = {"timeout", "disconnected", "unavailable", "rate_limited"}
 ANNOUNCEMENTS = {"sale_announced", "coupon_dropped", "product_pinned"}
 ACTIONS = ANNOUNCEMENTS  # entries a viewer acts on: grab, claim, open the card
@@ -290,9 +291,13 @@ class Swarm:
     def on_closed(self, viewer: _Viewer, conn: LeanConnection) -> None:
         if conn is not viewer.conn:
             return
+        # 1001: the engine went away having answered every frame it served, so what is
+        # unanswered was not served and is sent again once resumed (call).
+        unserved = {"resend": True} if conn.close_code == GOING_AWAY else {}
         for future in [*viewer.requests.drain(), viewer.welcome]:
             if future is not None and not future.done():
-                future.set_result({"type": "error", "code": "disconnected", "retryable": True})
+                future.set_result({"type": "error", "code": "disconnected", "retryable": True,
+                                   **unserved})  # fmt: skip
         if not viewer.ready.is_set():
             return  # refused during the join: join() has recorded it
         viewer.ready.clear()
@@ -450,29 +455,35 @@ class Swarm:
     async def call(self, viewer: _Viewer, name: str, message: dict[str, Any],
                    request_id: str | None = None) -> dict[str, Any]:  # fmt: skip
         """Send a frame with an id and wait for its answer; records ("WS", name). Returns
-        the ack, or an error frame (`code` "timeout"/"disconnected" when none came)."""
-        if not viewer.ready.is_set():
+        the ack, or an error frame (`code` "timeout"/"disconnected" when none came). A
+        request the engine left unserved when it went away (1001) is sent again, with its
+        id, once the viewer has resumed: one request, timed from its first sending."""
+        started = time.perf_counter()
+        while True:
+            if not viewer.ready.is_set():
+                try:
+                    async with asyncio.timeout(self.timeout_s):
+                        await viewer.ready.wait()
+                except TimeoutError:
+                    self.stats.record("WS", name, _ms(started), "disconnected")
+                    return {"type": "error", "code": "disconnected"}
+            if self.stopping or viewer.conn is None:
+                raise asyncio.CancelledError
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            request_id, framed = viewer.requests.open(message, future, request_id)
+            viewer.conn.send(MSGPACK.encode(framed))
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    await viewer.ready.wait()
+                    reply = await future
             except TimeoutError:
-                self.stats.record("WS", name, self.timeout_s * 1000, "disconnected")
-                return {"type": "error", "code": "disconnected"}
-        if self.stopping or viewer.conn is None:
-            raise asyncio.CancelledError
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        request_id, framed = viewer.requests.open(message, future, request_id)
-        started = time.perf_counter()
-        viewer.conn.send(MSGPACK.encode(framed))
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                reply = await future
-        except TimeoutError:
-            reply = {"type": "error", "code": "timeout"}
-        finally:
-            viewer.requests.forget(request_id)
-        if self.stopping:  # answered "disconnected" by stop(): not a failure of the engine
-            raise asyncio.CancelledError
+                reply = {"type": "error", "code": "timeout"}
+            finally:
+                viewer.requests.forget(request_id)
+            if self.stopping:  # answered "disconnected" by stop(): not a failure of the engine
+                raise asyncio.CancelledError
+            if not reply.get("resend"):
+                break
+            self.stats.status("resent", name)
         error = str(reply.get("code")) if reply.get("type") == "error" else None
         self.stats.record("WS", name, _ms(started), error)
         return reply

@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
@@ -79,6 +80,15 @@ class ViewerConnection(ServerConnection):
     client's address as admitted by the listener (after trusted proxies)."""
 
     client_ip: str | None = None
+    viewer: Viewer | None = None  # once joined
+    going_away = False  # the engine stops: close with 1001 once joined and answered
+
+    def go_away(self) -> None:
+        """The engine stops: the joined viewer goes away once its frames are answered
+        (Viewer.go_away); a connection still saying hello does once it has joined."""
+        self.going_away = True
+        if self.viewer is not None:
+            self.viewer.go_away()
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -132,6 +142,10 @@ class Gateway:
                 return
             held = (hub.room_id, viewer.author.user)
             expiry = self._close_at_expiry(viewer)
+            if isinstance(conn, ViewerConnection):
+                conn.viewer = viewer
+                if conn.going_away:  # the engine began stopping during the hello
+                    viewer.go_away()
             log.info(
                 "viewer joined",
                 extra={"room": hub.room_id, "conn": conn_id, "user": viewer.author.user},
@@ -139,7 +153,13 @@ class Gateway:
             async for frame in conn:
                 if viewer.closing:
                     break  # over its budget: stop reading, what is left is dropped
-                await self._on_frame(viewer, hub, frame)
+                if viewer.leaving:
+                    continue  # going away: not served; the client sends it again
+                viewer.begin()
+                try:
+                    await self._on_frame(viewer, hub, frame)
+                finally:
+                    viewer.done()
             if viewer.closer is not None:
                 await viewer.closer
         except ConnectionClosed:
@@ -433,23 +453,33 @@ class Gateway:
     ) -> None:
         stock = self.node.stock
         user = viewer.author.user
-        if isinstance(message, Grab):
+        if isinstance(message, Grab | Claim):
             # Not awaited: the answer is written from the batch's completion, and this
-            # connection reads on (its grabs can join the same batch).
-            stock.grab_nowait(
-                room,
-                message.sale,
-                GrabRequest(user, message.id, message.quantity),
-                partial(self._answered, viewer, room, message, time.perf_counter()),
-            )
-        elif isinstance(message, Claim):
-            self.node.coupons.claim_nowait(
-                room, message.drop, user, message.id,
-                partial(self._answered, viewer, room, message, time.perf_counter()),
-            )  # fmt: skip
+            # connection reads on (its grabs can join the same batch). Going away waits
+            # for the answer (begin/done).
+            answered = partial(self._answered, viewer, room, message, time.perf_counter())
+            on_answer = partial(_then_done, viewer, answered)
+            viewer.begin()
+            try:
+                if isinstance(message, Grab):
+                    request = GrabRequest(user, message.id, message.quantity)
+                    stock.grab_nowait(room, message.sale, request, on_answer)
+                else:
+                    self.node.coupons.claim_nowait(room, message.drop, user, message.id, on_answer)
+            except BaseException:
+                viewer.done()
+                raise
         elif isinstance(message, Release):
             await stock.release(room, message.reservation, user)
             viewer.send(ack_message(message.id, released=message.reservation))
         else:
             position = await stock.join_waitlist(room, message.sale, user)
             viewer.send(ack_message(message.id, sale=message.sale, position=position))
+
+
+def _then_done(viewer: Viewer, answered: Callable[[Any], None], answer: Any) -> None:
+    """A grab's or claim's answer written, then counted done (Viewer.begin/done)."""
+    try:
+        answered(answer)
+    finally:
+        viewer.done()

@@ -60,7 +60,8 @@ class Viewer:
     """One joined connection: who it is and how to write to it."""
 
     __slots__ = (
-        "author", "clicked", "closer", "codec", "conn", "conn_id", "guard", "hub", "state",
+        "author", "busy", "clicked", "closer", "codec", "conn", "conn_id", "guard", "hub",
+        "leaving", "state",
     )  # fmt: skip
 
     def __init__(
@@ -81,6 +82,10 @@ class Viewer:
         self.clicked: set[str] | None = None  # products whose card this connection opened
         # The close decided for this connection (once): nothing it sends is served after.
         self.closer: asyncio.Task[None] | None = None
+        # Frames being served and grabs or claims awaiting their answer: going away waits
+        # for them (go_away).
+        self.busy = 0
+        self.leaving = False
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one frame now, without waiting (the socket's buffer bound still applies)."""
@@ -100,6 +105,26 @@ class Viewer:
             return
         METRICS.disconnects.inc(1, code.name.lower())
         self.closer = asyncio.get_running_loop().create_task(self.conn.close(code, reason))
+
+    def go_away(self) -> None:
+        """The engine stops (or a worker is replaced): close with 1001 (reconnect and
+        resume) once every frame being served has had its answer written. Frames read
+        after this are not served, so a request a client sees unanswered at the 1001 was
+        not applied, and it may send it again after resuming (docs/protocol.md § Close
+        codes)."""
+        self.leaving = True
+        if self.busy <= 0:
+            self.close_soon(CloseCode.GOING_AWAY, "server shutting down")
+
+    def begin(self) -> None:
+        """A frame starts being served, or a grab or claim waits for its answer."""
+        self.busy += 1
+
+    def done(self) -> None:
+        """What `begin` counted has been answered."""
+        self.busy -= 1
+        if self.leaving and self.busy <= 0:
+            self.close_soon(CloseCode.GOING_AWAY, "server shutting down")
 
 
 class RoomHub:

@@ -222,9 +222,10 @@ class Engine:
                 "paid; unset LIVECART_SIMULATED_PSP for real money"
             )
 
-    async def stop(self) -> None:
+    async def stop(self, *, linger_s: float = 0.0) -> None:
+        """Stop gracefully (Listener.stop; `linger_s` for idle kept-alive connections)."""
         if self.listener is not None:
-            await self.listener.stop()
+            await self.listener.stop(linger_s=linger_s)
             self.listener = None
         self.app = None
         if self.node is not None:
@@ -251,29 +252,39 @@ class Engine:
         if self.app is not None:
             self.app.state.draining = True
 
-    async def serve_until_signal(self, ready: Callable[[], None] | None = None) -> None:
-        """Serve until SIGINT/SIGTERM; the caller then stops the engine gracefully.
+    async def serve_until_signal(
+        self, ready: Callable[[], None] | None = None, *, retire: bool = False
+    ) -> signal.Signals:
+        """Serve until SIGINT/SIGTERM (or SIGHUP, with `retire`); the caller then stops the
+        engine gracefully. Returns the signal that ended it.
 
         SIGTERM, an orchestrator's or a deploy's stop, first drains for `drain_s`: /readyz
         turns 503 while viewers and requests are still served, so a load balancer takes
         the engine out of rotation before its connections are closed. SIGINT (Ctrl-C), or
         a second signal during the drain, stops at once. `ready` (saying the engine
         serves) runs once the handlers are in place: a signal sent right after it must
-        not meet the default action, which kills at once."""
+        not meet the default action, which kills at once.
+
+        SIGHUP with `retire` (a worker replaced by `serve --workers`' rolling restart,
+        engine/server/workers.py) stops at once too, without the readiness drain: the port
+        stays served by the worker's replacement."""
         signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        handled = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if retire else ()))
+        for sig in handled:
             loop.add_signal_handler(sig, signals.put_nowait, sig)
         try:
             if ready is not None:
                 ready()
-            if await signals.get() is signal.SIGTERM and self.settings.drain_s > 0:
+            received = await signals.get()
+            if received is signal.SIGTERM and self.settings.drain_s > 0:
                 self.drain()
                 log.info("draining", extra={"drain_s": self.settings.drain_s})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(signals.get(), self.settings.drain_s)
+            return received
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in handled:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
             log.info("shutting down")

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.server import ServerState
 from websockets.asyncio.server import Server as WebSocketServer
 from websockets.asyncio.server import ServerConnection
@@ -51,6 +51,8 @@ log = logging.getLogger("livecart.listener")
 
 MAX_HEAD_BYTES = 16 * 1024
 HEAD_TIMEOUT_S = 10.0
+# When stopping: how long a connection accepted just before may take to send its first head.
+FIRST_HEAD_GRACE_S = 1.0
 OPEN_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
 # Retry-After of a handshake refused because its address holds its cap of connections.
@@ -211,9 +213,11 @@ class Listener:
     def __init__(self, settings: Settings, app: ASGIApp, ws_handler: Handler) -> None:
         self.settings = settings
         self.ws_handler = ws_handler
+        self.app = app
         self.http_config = uvicorn.Config(
-            app, lifespan="off", http="httptools", ws=cast(Any, self._upgrade), log_config=None,
-            access_log=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_S,
+            self._http_app, lifespan="off", interface="asgi3", http="httptools",
+            ws=cast(Any, self._upgrade),
+            log_config=None, access_log=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_S,
         )  # fmt: skip
         self.http_config.load()
         self.http_state = ServerState()
@@ -229,6 +233,24 @@ class Listener:
         self.open_by_ip: Counter[str] = Counter()
         # Connections that have not finished sending their first request head.
         self.reading_first_head: set[_FirstHead] = set()
+        # Set by stop(): every HTTP answer closes its connection, viewers go away.
+        self.going_away = False
+
+    async def _http_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app, whose answers say `Connection: close` once the listener stops, so a
+        kept-alive connection ends after the request it carries (rather than being closed
+        under a client about to send one)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.going_away:
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
 
     def _upgrade(self, **_: Any) -> _Upgrade:
         """uvicorn's `ws_protocol_class` (called with its config and state, unused here)."""
@@ -326,6 +348,8 @@ class Listener:
                 connection.transport.abort()
                 return
             self.ws_server.all_connections.add(connection)
+            if self.going_away and isinstance(connection, ViewerConnection):
+                connection.go_away()  # handshaken while stopping: goes away once joined
             connection.start_keepalive()
             try:
                 async with connection:
@@ -340,27 +364,58 @@ class Listener:
             self._closed(connection)
             self.ws_server.handler_tasks.discard(asyncio.current_task())
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop accepting, send every viewer 1001 (reconnect elsewhere), finish HTTP requests."""
+    async def stop(self, timeout_s: float = 10.0, *, linger_s: float = 0.0) -> None:
+        """Stop accepting, then let every accepted connection finish: a connection still
+        sending its first request head gets FIRST_HEAD_GRACE_S to send it (and is served);
+        each viewer goes away with 1001 (reconnect and resume) once the frames it sent are
+        answered (Viewer.go_away); HTTP requests in progress are answered, with
+        `Connection: close`. Idle kept-alive HTTP connections are closed at once, or with
+        `linger_s`, left open for up to that long: their next request is answered (and
+        closes them) or their keep-alive timeout closes them, as when the engine runs, so
+        no client meets a connection closed just as it sends a request on it (a worker
+        replaced by a rolling restart, engine/server/workers.py).
+
+        Only this process's listening socket closes: a socket shared with other processes
+        (`serve --workers`) keeps listening, and the connections in its accept queue are
+        accepted by them."""
         if self.server is None:
             return
         self.server.close()
+        self.going_away = True
+        await _until(lambda: not self.reading_first_head, FIRST_HEAD_GRACE_S)
         for first_head in list(self.reading_first_head):
             if first_head.transport is not None:
                 first_head.transport.close()
-        closing = [
-            asyncio.create_task(conn.close(CloseCode.GOING_AWAY, "server shutting down"))
-            for conn in list(self.ws_server.all_connections)
-            if conn.protocol.state is State.OPEN
-        ]
+        for conn in list(self.ws_server.all_connections):
+            if isinstance(conn, ViewerConnection):
+                conn.go_away()
+        if linger_s > 0:
+            await _until(lambda: not self.http_state.connections, linger_s)
         for http_connection in list(self.http_state.connections):
             http_connection.shutdown()
-        pending = [*closing, *self.ws_server.handler_tasks, *self.http_state.tasks]
+        pending = [*self.ws_server.handler_tasks, *self.http_state.tasks]
         if pending:
-            _, late = await asyncio.wait(pending, timeout=timeout_s)
+            _, late = await asyncio.wait(pending, timeout=timeout_s / 2)
+            # A viewer whose answers never came: closed now, answered or not.
+            closing = [
+                asyncio.create_task(conn.close(CloseCode.GOING_AWAY, "server shutting down"))
+                for conn in list(self.ws_server.all_connections)
+                if conn.protocol.state is State.OPEN
+            ]
+            if late or closing:
+                _, late = await asyncio.wait([*late, *closing], timeout=timeout_s / 2)
             for task in late:
                 task.cancel()
         for http_connection in list(self.http_state.connections):
             with contextlib.suppress(Exception):
                 http_connection.transport.close()
         self.server = None
+
+
+async def _until(done: Callable[[], bool], timeout_s: float) -> None:
+    """Wait (polling) until `done()` or `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.02)
