@@ -19,7 +19,7 @@ import msgspec
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -413,6 +413,17 @@ def chromium() -> str:
 
 # Marks a test that drives Chromium (through `browser`): it fails when there is none.
 needs_chromium = pytest.mark.usefixtures("chromium")
+
+
+def watch_page(page: Page) -> tuple[list[str], list[str]]:
+    """The page's console errors (and uncaught exceptions) and every URL it requests, as
+    they happen: a self-contained page has neither errors nor requests but its own."""
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.on("request", lambda request: requests.append(request.url))
+    return errors, requests
 
 
 @pytest.fixture

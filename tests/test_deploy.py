@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import contextlib
 import json
 import os
 import re
@@ -22,7 +21,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,7 +42,7 @@ from engine.server.app import Engine
 from engine.server.workers import STOP_TIMEOUT_S
 from tests.conftest import SECRET, EngineFactory, poll, token
 from tests.test_gateway import collect_comments
-from tests.test_proxy import ELSEWHERE, NGINX_CONF, free_port, handshake_status
+from tests.test_proxy import ELSEWHERE, NGINX_CONF, free_port, handshake_status, listening
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -276,17 +274,6 @@ def start_haproxy(directory: Path, engine_ports: list[int]) -> tuple[subprocess.
         process.wait(TIMEOUT_S)
         assert "bind" in log.read_text(), log.read_text()
     raise AssertionError("no free port for haproxy")
-
-
-def listening(port: int, process: subprocess.Popen[bytes]) -> bool:
-    """Whether `process` accepts on `port` (False: it exited)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while process.poll() is None and time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return True
-        time.sleep(0.02)
-    assert process.poll() is not None, "it did not listen in time"
-    return False
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

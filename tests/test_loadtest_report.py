@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 import pytest
-from playwright.async_api import Browser, Page, Request, ViewportSize
+from playwright.async_api import Browser, Page, ViewportSize
 
 from loadtests import report
-from tests.conftest import needs_chromium
+from tests.conftest import needs_chromium, watch_page
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,15 +307,7 @@ async def open_page(browser: Browser, path: Path, viewport: ViewportSize,
                     shot: Path) -> tuple[Page, list[str], list[str]]:  # fmt: skip
     context = await browser.new_context(viewport=viewport)
     page = await context.new_page()
-    errors: list[str] = []
-    requests: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-
-    def record(request: Request) -> None:
-        requests.append(request.url)
-
-    page.on("request", record)
+    errors, requests = watch_page(page)
     await page.goto(path.as_uri())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(shot), full_page=True)

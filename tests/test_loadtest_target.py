@@ -29,7 +29,7 @@ from clients import HostClient
 from engine.server.app import Engine
 from loadtests import target
 from tests.conftest import EngineFactory, token
-from tests.test_proxy import NGINX, TIMEOUT_S, _listening, free_port, nginx_conf, stop_nginx
+from tests.test_proxy import TIMEOUT_S, start_nginx, stop_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
 # Variables of the test's own environment that would change what a run reads.
@@ -62,32 +62,6 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     return directory / "ca.pem", directory / "server.pem", directory / "server.key"
 
 
-def start_tls_nginx(directory: Path, engine_port: int, cert: Path, key: Path) -> tuple[
-    subprocess.Popen[bytes], int
-]:  # fmt: skip
-    """nginx configured as docs/deploy.md § Reverse proxy says, listening with TLS."""
-    assert NGINX, "nginx is missing: make test installs it (Debian: apt-get install nginx)"
-    directory.mkdir()
-    for _ in range(5):  # another process may take the free port first: try another
-        port = free_port()
-        conf = nginx_conf(directory, engine_port, port)
-        listen = f"listen 127.0.0.1:{port};"
-        assert conf.count(listen) == 1
-        tls = f"ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};"
-        conf = conf.replace(listen, f"listen 127.0.0.1:{port} {tls}")
-        (directory / "nginx.conf").write_text(conf)
-        process = subprocess.Popen(
-            [NGINX, "-p", f"{directory}/", "-c", str(directory / "nginx.conf"),
-             "-e", str(directory / "error.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        if _listening(port, process):
-            return process, port
-        _, stderr = process.communicate(timeout=TIMEOUT_S)
-        assert b"in use" in stderr, stderr.decode()
-    raise AssertionError("no free port for nginx")
-
-
 @dataclass
 class Deployment:
     engine: Engine
@@ -106,7 +80,7 @@ async def deployment(engine_factory: EngineFactory, tmp_path: Path) -> AsyncIter
     # nginx is the trusted proxy: the engine believes its X-Forwarded-Host (the Origin check).
     engine = await engine_factory(trusted_proxies=("127.0.0.1",))
     process, port = await asyncio.to_thread(
-        start_tls_nginx, tmp_path / "nginx", engine.port, cert, key
+        start_nginx, tmp_path / "nginx", engine.port, (cert, key)
     )
     try:
         yield Deployment(engine, f"https://127.0.0.1:{port}", ca, f"lt-{secrets.token_hex(4)}")

@@ -99,33 +99,46 @@ def free_port() -> int:
         return port
 
 
-def start_nginx(directory: Path, engine_port: int) -> tuple[subprocess.Popen[bytes], int]:
-    """nginx in front of the engine, listening: (its process, its port)."""
+def start_nginx(
+    directory: Path, engine_port: int, tls: tuple[Path, Path] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx in front of the engine, listening: (its process, its port). With `tls` (a
+    certificate and its key) it listens with TLS."""
     assert NGINX, "nginx is missing: make test installs it (Debian: apt-get install nginx)"
     directory.mkdir()
     for _ in range(5):  # another process may take the free port first: try another
         port = free_port()
-        conf = directory / "nginx.conf"
-        conf.write_text(nginx_conf(directory, engine_port, port))
+        conf = nginx_conf(directory, engine_port, port)
+        if tls is not None:
+            listen = f"listen 127.0.0.1:{port};"
+            assert conf.count(listen) == 1
+            cert, key = tls
+            conf = conf.replace(
+                listen,
+                f"listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n"
+                f"    ssl_certificate_key {key};",
+            )
+        (directory / "nginx.conf").write_text(conf)
         process = subprocess.Popen(
-            [NGINX, "-p", f"{directory}/", "-c", str(conf), "-e", str(directory / "error.log")],
+            [NGINX, "-p", f"{directory}/", "-c", str(directory / "nginx.conf"),
+             "-e", str(directory / "error.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        if _listening(port, process):
+        if listening(port, process):
             return process, port
         _, stderr = process.communicate(timeout=TIMEOUT_S)
         assert b"in use" in stderr, stderr.decode()
     raise AssertionError("no free port for nginx")
 
 
-def _listening(port: int, process: subprocess.Popen[bytes]) -> bool:
-    """Whether nginx accepts on `port` (False: it exited)."""
+def listening(port: int, process: subprocess.Popen[bytes]) -> bool:
+    """Whether a proxy `process` accepts on `port` (False: it exited)."""
     deadline = time.monotonic() + TIMEOUT_S
     while process.poll() is None and time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
             return True
         time.sleep(0.02)
-    assert process.poll() is not None, "nginx did not listen in time"
+    assert process.poll() is not None, f"{process.args[0]} did not listen in time"
     return False
 
 

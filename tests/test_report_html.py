@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Request, ViewportSize
+from playwright.async_api import Browser, ViewportSize
 
 from engine.insights.report_html import (
     MINUTE_MS,
@@ -22,7 +22,7 @@ from engine.insights.report_html import (
     render,
 )
 from engine.insights.show_metrics import SecondView, second_rows
-from tests.conftest import needs_chromium
+from tests.conftest import needs_chromium, watch_page
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
 LAPTOP: ViewportSize = {"width": 1366, "height": 768}
@@ -267,15 +267,7 @@ async def test_report_opens_in_chromium_without_errors_or_network(
     path.write_text(render(*sample()), encoding="utf-8")
     context = await browser.new_context(viewport=LAPTOP)
     page = await context.new_page()
-    errors: list[str] = []
-    requests: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-
-    def record(request: Request) -> None:
-        requests.append(request.url)
-
-    page.on("request", record)
+    errors, requests = watch_page(page)
     try:
         await page.goto(path.as_uri())
         charts = page.locator("svg[role=img]")
