@@ -168,9 +168,9 @@ def token_options(args: argparse.Namespace) -> list[str]:
 
 
 async def cleanup(base_url: str, room: str, token: str) -> dict[str, Any]:
-    """Make the room private (`allow_anonymous: false`) and end it. The engine has no
-    unlisting: `GET /api/rooms` still names the room, but nothing in it is readable
-    without a token and nobody can join, comment or buy."""
+    """Make the room private (`allow_anonymous: false`) and end it: it leaves the public
+    room list (`GET /api/rooms`), nothing in it is readable without a token and nobody can
+    join, comment or buy."""
     async with host_client(base_url, room, token) as host:
         await host.update_room(settings={"allow_anonymous": False})
         try:

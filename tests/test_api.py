@@ -141,8 +141,26 @@ async def test_list_rooms_is_public_and_sorted(
     made = {await room_factory(), await room_factory(live=False)}
     body = ok(await http.get("/api/rooms"))
     assert list(body) == ["rooms"]
-    assert made <= set(body["rooms"])
+    assert made <= set(body["rooms"])  # live and scheduled rooms are listed
     assert body["rooms"] == sorted(body["rooms"])
+
+
+async def test_ended_and_private_rooms_leave_the_list(
+    http: httpx.AsyncClient, room_factory: RoomFactory
+) -> None:
+    ended, private = await room_factory(), await room_factory()
+    host = {"Authorization": f"Bearer {token(ended, 'host')}"}
+    ok(await http.post(f"/api/rooms/{ended}/end", headers=host))
+    host = {"Authorization": f"Bearer {token(private, 'host')}"}
+    ok(await http.patch(f"/api/rooms/{private}", headers=host,
+                        json={"settings": {"allow_anonymous": False}}))  # fmt: skip
+    listed = ok(await http.get("/api/rooms"))["rooms"]
+    assert ended not in listed
+    assert private not in listed
+    host = {"Authorization": f"Bearer {token(private, 'host')}"}
+    ok(await http.patch(f"/api/rooms/{private}", headers=host,
+                        json={"settings": {"allow_anonymous": True}}))  # fmt: skip
+    assert private in ok(await http.get("/api/rooms"))["rooms"]  # public again
 
 
 async def test_create_room_returns_the_room(http: httpx.AsyncClient) -> None:
@@ -178,7 +196,7 @@ async def test_create_room_returns_the_room(http: httpx.AsyncClient) -> None:
     assert body["ended_at"] is None
     assert body["settings"] == {**DEFAULT_SETTINGS, "display_rate": 30, "allow_anonymous": False}
     assert body["pinned"] is None
-    assert room in ok(await http.get("/api/rooms"))["rooms"]
+    assert room not in ok(await http.get("/api/rooms"))["rooms"]  # private: not listed
 
 
 async def test_create_room_with_only_the_required_fields(http: httpx.AsyncClient) -> None:

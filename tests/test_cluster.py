@@ -175,6 +175,9 @@ async def test_rooms_spread_over_the_shards(engines: list[Engine], cluster: DevC
     assert len(owners) > 1  # 12 random rooms on one of 3 masters: about 1 in 59,000
     async with HostClient(engines[0].base_url, rooms[0], token(rooms[0], "host")) as host:
         ready = await host.http.get("/readyz")
+        # The public list reads every room's meta, across the shards, in one pipeline.
+        listed = (await host.http.get("/api/rooms")).json()["rooms"]
+    assert set(rooms) <= set(listed)
     assert ready.json() == {
         "ok": True,
         "checks": {"redis": True, "scripts": True, "pubsub": True},

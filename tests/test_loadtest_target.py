@@ -147,6 +147,13 @@ async def test_trusting_the_ca_runs_a_good_show_and_cleanup_ends_the_room(
     room = (await room_seen(deployment, deployment.host_token)).json()
     assert (room["state"], room["settings"]["allow_anonymous"]) == ("ended", False)
     assert room["ended_at"] is not None
+    assert deployment.room not in await public_rooms(deployment)  # and unlisted
+
+
+async def public_rooms(deployment: Deployment) -> list[str]:
+    async with httpx.AsyncClient(base_url=deployment.engine.base_url, timeout=TIMEOUT_S) as http:
+        rooms: list[str] = (await http.get("/api/rooms")).json()["rooms"]
+        return rooms
 
 
 async def test_an_untrusted_certificate_is_exit_2_naming_the_remedy(

@@ -189,7 +189,7 @@ async def test_dashboard_preview(
     legends = {title: {s.legend for s in panel.series} for title, panel in by_title.items()}
     assert {"reserved", "sold_out"} <= legends["Grab outcomes"]
     assert {"pending_payment", "paid"} <= legends["Orders"]
-    assert "USD per minute" in legends["GMV"]
+    assert "USD minor units per minute" in legends["GMV"]  # never divided by 100 (JPY)
     assert "auth_failed" in legends["Disconnects by reason"]
     assert {"room_not_found", "token_wrong_room"} <= legends["Errors by code"]
     viewers = max(v for s in by_title["Viewers online"].series for _, v in s.points)

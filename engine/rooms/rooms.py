@@ -349,3 +349,19 @@ class RoomStore:
     async def list_ids(self) -> list[str]:
         members = await self.redis.smembers(keys.rooms_index())
         return texts(members)
+
+    async def listed_ids(self) -> list[str]:
+        """The rooms a stranger may find: open to anonymous viewers and not ended (a private
+        room is reached by its share link, an ended one by its report)."""
+        ids = sorted(await self.list_ids())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id in ids:
+                pipe.hmget(keys.room_meta(room_id), "state", "allow_anonymous")
+            rows = await pipe.execute()
+        return [
+            room_id
+            for room_id, (state, anonymous) in zip(ids, rows, strict=True)
+            if state is not None
+            and text(state) != RoomState.ENDED.value
+            and (anonymous is None or text(anonymous) == "1")
+        ]

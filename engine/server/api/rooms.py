@@ -19,7 +19,7 @@ from engine.store.keys import check_room_id
 
 @route("/api/rooms", ["GET"])
 async def list_rooms(call: Call) -> Any:
-    return {"rooms": await call.node.rooms.list_ids()}
+    return {"rooms": await call.node.rooms.listed_ids()}
 
 
 @route("/api/rooms", ["POST"], status=201)
