@@ -382,6 +382,15 @@ async def flash_sale(show: Show) -> None:
         async with ShopperClient(show.engine.base_url, room, token(room, "viewer", "bob")) as me:
             await me.checkout([reservation], address=ADDRESS, contact={"email": "b@example.com"})
         await bob.ask({"type": "release", "reservation": reservation, "id": "r11"})
+        # A stock change with nothing else in its tick (the "Stock only" example): a tick
+        # waits while grabs are answered and may then carry other news too, so tap again
+        # until one comes alone.
+        taps = iter(range(4))
+
+        async def tap() -> None:
+            await dave.ask({"type": "grab", "sale": roomy, "id": f"g-alone-{next(taps)}"})
+
+        await until(dave, tap, tick("stock"))
         await eve.wait(notice("reservation_expired"), timeout_s=30)
     await show.entries(room)
 
