@@ -177,3 +177,16 @@ test('reconnect after a retryable close code (3001, echoed by the engine), not a
   assert.equal(v.connected, false);
   await assert.rejects(v.comment('gone'), { code: 'not_connected' });
 });
+
+test('msgpack (a codec passed in): join, comment, tick, typed error', async () => {
+  const msgpack = await import('../test-support/msgpack.js');
+  await liveRoom(engine, 'packed');
+  const v = viewer('packed', 'ivy', { codec: { encode: msgpack.encode, decode: msgpack.decode } });
+  const welcome = await v.connect();
+  assert.equal(v.socket.protocol, 'livecart.v1.msgpack');
+  assert.equal(welcome.user, 'ivy');
+  const ticked = v.waitFor('entry', (e) => e.text === 'packed hello');
+  const entry = await v.comment('packed hello');
+  assert.equal((await ticked).id, entry.id);
+  await assert.rejects(v.grab('bogus'), { code: 'invalid_field' });
+});
