@@ -153,15 +153,16 @@ class JwtVerifier:
         if key_algorithm != algorithm:
             raise _invalid(f"the key for this kid verifies {key_algorithm}, not {algorithm}")
         required = ["exp", "iat", "sub", "room", "role"] + (["aud"] if self.audience else [])
+        # exp and iat are checked below, as for lc1 tokens; nbf with the skew.
+        options: Any = {"require": required, "verify_exp": False, "verify_iat": False,
+                        "verify_aud": bool(self.audience)}  # fmt: skip
         try:
             data = jwt.decode(
                 token,
                 key,
                 algorithms=[key_algorithm],
                 audience=self.audience or None,
-                # exp and iat are checked below, as for lc1 tokens; nbf with the skew.
-                options={"require": required, "verify_exp": False, "verify_iat": False,
-                         "verify_aud": bool(self.audience)},  # fmt: skip
+                options=options,
                 leeway=CLOCK_SKEW_S,
             )
         except jwt.InvalidAudienceError:
