@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -26,9 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
 from engine import cli
 from engine.core.identity import Role
+from engine.core.settings import Settings
 from engine.realtime.protocol import CloseCode
 from engine.rooms import jwt_auth
 from engine.server.app import Engine
+from engine.server.workers import worker_env
 from tests.conftest import EngineFactory, token
 from tests.test_access import closed_with, refusal
 
@@ -328,3 +331,28 @@ def test_livecart_token_mints_an_hs256_jwt(
     monkeypatch.delenv("LIVECART_JWT_HS256_KEYS")
     assert cli.main(["token", "--room", "shop", "--role", "viewer", "--format", "jwt"]) == 2
     assert "LIVECART_JWT_HS256_KEYS (kid:secret,...), which is not set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LIVECART_JWT_HS256_KEYS": "no-colon"}, "item 1 must be kid:secret"),
+        ({"LIVECART_JWT_HS256_KEYS": ":" + "s" * 32}, "item 1 must be kid:secret"),
+        ({"LIVECART_JWT_HS256_KEYS": "k:short"}, "must be at least 32 characters long, not 5"),
+        ({"LIVECART_JWKS_URL": "ftp://id.example/jwks"}, "must be an http(s) URL"),
+        ({"LIVECART_JWKS_REFRESH_S": "-1"}, "jwks_refresh_s must be between 0 and 3600"),
+    ],
+)
+def test_bad_jwt_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_jwt_settings_reach_every_worker() -> None:
+    env = {"LIVECART_JWT_HS256_KEYS": f"a:{'a' * 32}, {HS_KID}:{HS_SECRET}",
+           "LIVECART_JWKS_URL": "https://id.example/jwks", "LIVECART_JWKS_REFRESH_S": "5",
+           "LIVECART_JWT_AUDIENCE": AUDIENCE}  # fmt: skip
+    settings = Settings.from_env(env)
+    assert jwt_auth.parse_hs256_keys(settings.jwt_hs256_keys) == {"a": "a" * 32, HS_KID: HS_SECRET}
+    assert Settings.from_env(worker_env(settings, 0)) == settings
+    assert HS_SECRET not in repr(settings)
