@@ -38,7 +38,7 @@ from engine.features.giveaways.store import check_draw
 from engine.insights.audit import Report, audit_room
 from engine.insights.report import build, load_show, write
 from engine.insights.report_html import money
-from engine.rooms import auth
+from engine.rooms import auth, jwt_auth
 from engine.server.admission import origin_warning
 from engine.server.app import Engine
 from engine.server.workers import Supervisor, default_workers
@@ -185,6 +185,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_room_id(args.room)
     check_user_id(args.user or f"{args.role}-1")
+    if args.format == "jwt":
+        print(_jwt_token(settings, args))
+        return 0
     token = auth.mint(
         _engine_secret(settings),
         room=args.room,
@@ -195,6 +198,28 @@ def cmd_token(args: argparse.Namespace) -> int:
     )
     print(token)
     return 0
+
+
+def _jwt_token(settings: Settings, args: argparse.Namespace) -> str:
+    """An HS256 JWT signed with one of LIVECART_JWT_HS256_KEYS (--kid, default the first)."""
+    keys = jwt_auth.parse_hs256_keys(settings.jwt_hs256_keys)
+    if not keys:
+        raise ValueError(
+            "--format jwt signs with LIVECART_JWT_HS256_KEYS (kid:secret,...), which is not set"
+        )
+    kid = args.kid or next(iter(keys))
+    if kid not in keys:
+        raise ValueError(f"no LIVECART_JWT_HS256_KEYS key has kid {kid!r}: {', '.join(keys)}")
+    return jwt_auth.mint_hs256(
+        keys[kid],
+        kid,
+        room=args.room,
+        role=Role(args.role),
+        user=args.user or f"{args.role}-1",
+        name=args.name,
+        ttl_s=args.ttl,
+        audience=settings.jwt_audience,
+    )
 
 
 def redis_url_for_tools(args: argparse.Namespace) -> str:
@@ -576,6 +601,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"lifetime in seconds, 1 to {auth.MAX_TTL_S} (7 days); default 43200 (12 h)",
     )
     token.add_argument("--data-dir", default=None)
+    token.add_argument(
+        "--format",
+        choices=["lc1", "jwt"],
+        default="lc1",
+        help="lc1 (default): signed with the engine's secret; jwt: an HS256 JWT signed with "
+        "a LIVECART_JWT_HS256_KEYS key (with `aud` when LIVECART_JWT_AUDIENCE is set)",
+    )
+    token.add_argument("--kid", default=None, help="--format jwt: the key's kid (default: first)")
     token.set_defaults(func=cmd_token)
 
     audit = sub.add_parser(

@@ -39,7 +39,8 @@ class Limits:
 # except that these may be set to "" to mean unset.
 _EMPTY_IS_UNSET = {
     "REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET", "LIVECART_REMINDER_WEBHOOK_URL",
-    "LIVECART_REDIS_UNSAFE_OK", "LIVECART_METRICS_TOKEN",
+    "LIVECART_REDIS_UNSAFE_OK", "LIVECART_METRICS_TOKEN", "LIVECART_JWT_PUBLIC_KEY_FILE",
+    "LIVECART_JWKS_URL", "LIVECART_JWT_AUDIENCE",
 }  # fmt: skip
 
 
@@ -82,6 +83,11 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_REVIEW_THRESHOLD": ("review_threshold", int),
     "LIVECART_PAYMENT_SECRET": ("payment_secret", str),
     "LIVECART_PREVIOUS_SECRETS": ("previous_secrets", _comma_list),
+    "LIVECART_JWT_HS256_KEYS": ("jwt_hs256_keys", _comma_list),
+    "LIVECART_JWT_PUBLIC_KEY_FILE": ("jwt_public_key_file", str),
+    "LIVECART_JWKS_URL": ("jwks_url", str),
+    "LIVECART_JWKS_REFRESH_S": ("jwks_refresh_s", float),
+    "LIVECART_JWT_AUDIENCE": ("jwt_audience", str),
     "LIVECART_REMINDER_WEBHOOK_URL": ("reminder_webhook_url", str),
     "LIVECART_APPENDFSYNC": ("appendfsync", str),
     "LIVECART_PUBSUB": ("pubsub", str),
@@ -117,6 +123,14 @@ class Settings:
     secret: str = field(default="", repr=False)
     # Secrets being rotated out: tokens they signed are still accepted until they expire.
     previous_secrets: tuple[str, ...] = field(default=(), repr=False)
+    # JWTs from the operator's identity service (engine/rooms/jwt_auth.py, docs/security.md):
+    # HS256 secrets as `kid:secret` items, an RS256/ES256 public key's PEM file, a JWKS URL
+    # fetched again for an unknown kid at most every jwks_refresh_s, and the `aud` required.
+    jwt_hs256_keys: tuple[str, ...] = field(default=(), repr=False)
+    jwt_public_key_file: str = ""
+    jwks_url: str = ""
+    jwks_refresh_s: float = 30.0
+    jwt_audience: str = ""
     # Room fan-out cadence: everything since the last tick goes out as one frame.
     tick_ms: int = 100
     # How often each process exchanges like deltas and online counts with Redis.
@@ -254,6 +268,7 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("metrics_flush_ms", 10, 60_000),
     ("payment_window_s", 10, 24 * 3600),
     ("drain_s", 0, 300),
+    ("jwks_refresh_s", 0, 3600),
     # One script call reads and writes its batch with one command per kind (grab.lua), and
     # Redis's Lua takes at most ~8,000 arguments per call.
     ("grab_max_batch", 1, 1000),
@@ -309,6 +324,13 @@ def _check_secrets(settings: Settings) -> None:
     # A short secret being rotated out is as forgeable as a short current one.
     for n, previous in enumerate(settings.previous_secrets, 1):
         check_secret(f"LIVECART_PREVIOUS_SECRETS (secret {n})", previous)
+    for n, item in enumerate(settings.jwt_hs256_keys, 1):
+        kid, sep, key = item.partition(":")
+        if not sep or not kid.strip():
+            raise ValueError(f"LIVECART_JWT_HS256_KEYS item {n} must be kid:secret")
+        check_secret(f"LIVECART_JWT_HS256_KEYS (key {kid.strip()!r})", key)
+    if settings.jwks_url and not settings.jwks_url.startswith(("http://", "https://")):
+        raise ValueError("LIVECART_JWKS_URL must be an http(s) URL")
 
 
 def read_secret_file(path: Path) -> str:

@@ -317,7 +317,7 @@ class Gateway:
             if not hub.room.settings.allow_anonymous:
                 raise AuthError("this room needs a sign-in token", code="auth_required")
             return Author(f"anon-{hello.device or conn_id}", "guest", Role.ANONYMOUS)
-        claims = self.node.verify_token(hello.token, hub.room_id)
+        claims = await self.node.verify_token(hello.token, hub.room_id)
         await self.node.access.check(claims)  # revoked (3500) or banned (3501)
         return Author(claims.user, claims.name, claims.role, claims.expires_at,
                       claims.issued_at)  # fmt: skip

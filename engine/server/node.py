@@ -36,7 +36,7 @@ from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
 from engine.realtime.hub import RoomHub
-from engine.rooms import auth
+from engine.rooms import auth, jwt_auth
 from engine.rooms.access import Access
 from engine.rooms.comments import CommentService
 from engine.rooms.moderation import Moderation
@@ -64,6 +64,7 @@ class Node:
         self.settings = settings
         self.redis_url = redis_url
         self.secret = secret
+        self.jwt = jwt_verifier(settings)
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.redis: Redis = redis_client.connect(redis_url)
         # What Redis's own settings risk (eviction, no persistence): read at start.
@@ -149,8 +150,11 @@ class Node:
         """A feature's service on this process (`Feature.service` built it)."""
         return self.feature_services[feature]
 
-    def verify_token(self, token: str, room: str) -> auth.Claims:
-        """A token's claims for `room`, signed with the secret or one being rotated out."""
+    async def verify_token(self, token: str, room: str) -> auth.Claims:
+        """A token's claims for `room`: an `lc1.` token signed with the secret or one being
+        rotated out, or a JWT from the identity service when one is configured."""
+        if self.jwt is not None and jwt_auth.is_jwt(token):
+            return await self.jwt.verify(token, room=room)
         return auth.verify(self.secret, token, room=room, previous=self.settings.previous_secrets)
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -313,3 +317,21 @@ class Node:
                 key = (codec.name.lower(),)
                 counts[key] = counts.get(key, 0) + len(conns)
         return counts
+
+
+def jwt_verifier(settings: Settings) -> jwt_auth.JwtVerifier | None:
+    """The JWT verifier of the settings' keys, or None when no JWT key is configured."""
+    public_key = None
+    if settings.jwt_public_key_file:
+        with open(settings.jwt_public_key_file, "rb") as handle:
+            public_key = jwt_auth.load_public_key(handle.read())
+    hs256 = jwt_auth.parse_hs256_keys(settings.jwt_hs256_keys)
+    if not (hs256 or public_key or settings.jwks_url):
+        return None
+    return jwt_auth.JwtVerifier(
+        hs256=hs256,
+        public_key=public_key,
+        jwks_url=settings.jwks_url,
+        audience=settings.jwt_audience,
+        refresh_s=settings.jwks_refresh_s,
+    )

@@ -99,7 +99,7 @@ class Call:
         token = auth.bearer_token(self.request.headers.get("authorization"))
         if token is None:
             raise AuthError("send Authorization: Bearer <token>", code="auth_required")
-        claims = self.node.verify_token(token, room or self.room)
+        claims = await self.node.verify_token(token, room or self.room)
         if claims.role not in roles:
             raise ForbiddenError(
                 f"a {claims.role.value} token cannot do this",
