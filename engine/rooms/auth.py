@@ -139,6 +139,13 @@ def verify(secret: str, token: str, *, room: str, now: float | None = None,
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         raise _invalid("bad claims") from None
+    return check_claims(claims, room, now)
+
+
+def check_claims(claims: Claims, room: str, now: float | None) -> Claims:
+    """The checks every token's claims pass, whatever its format (an `lc1.` token or a JWT,
+    engine/rooms/jwt_auth.py): a signed-in user with a safe id, not expired, not issued in
+    the future, for this room."""
     if claims.role is Role.ANONYMOUS or not USER_ID_RE.fullmatch(claims.user):
         # User ids end up inside Redis keys and script-built records: only the safe alphabet.
         raise _invalid("bad claims")
