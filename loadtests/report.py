@@ -22,6 +22,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from engine.insights.report_html import compact  # axis labels as the show report's
+
 FILE_NAME = "loadtest-report.html"
 NEW_KEYS = ("slos", "phases", "timeline", "events", "close_codes", "seed")
 # Okabe-Ito: told apart with every common colour-vision deficiency (no yellow: unreadable
@@ -121,14 +123,6 @@ def ms(value: Any) -> str:
     if number >= 1000:
         return f"{number / 1000:.2f} s"
     return f"{number:.1f} ms" if number < 10 else f"{number:.0f} ms"
-
-
-def compact(value: float) -> str:
-    """An axis label: 0.5, 950, 12.5k, 3M."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.1f}".removesuffix(".0") + suffix
-    return f"{value:.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
 
 
 def seconds(value: Any) -> str:

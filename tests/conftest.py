@@ -223,6 +223,16 @@ async def viewer_factory(engine: Engine) -> AsyncIterator[ViewerFactory]:
 
 
 @pytest.fixture
+async def viewers() -> AsyncIterator[list[ViewerClient]]:
+    """Viewers a test opens itself (against its own engines, with its own tokens), closed
+    after it."""
+    opened: list[ViewerClient] = []
+    yield opened
+    for viewer in opened:
+        await within(viewer.close(), "closing a viewer")
+
+
+@pytest.fixture
 async def host(engine: Engine, room: str) -> AsyncIterator[HostClient]:
     async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as client:
         yield client

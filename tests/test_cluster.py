@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
 @pytest.fixture
 async def engines(cluster: DevCluster, engine_factory: EngineFactory) -> list[Engine]:
     return [await engine_factory(redis_url=cluster.url) for _ in range(3)]
-
-
-@pytest.fixture
-async def viewers() -> AsyncIterator[list[ViewerClient]]:
-    opened: list[ViewerClient] = []
-    yield opened
-    for viewer in opened:
-        await viewer.close()
 
 
 async def open_room(engine: Engine, units: int = 0) -> tuple[str, str | None]:

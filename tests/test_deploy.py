@@ -42,7 +42,14 @@ from engine.server.app import Engine
 from engine.server.workers import STOP_TIMEOUT_S
 from tests.conftest import SECRET, EngineFactory, poll, token
 from tests.test_gateway import collect_comments
-from tests.test_proxy import ELSEWHERE, NGINX_CONF, free_port, handshake_status, listening
+from tests.test_proxy import (
+    ELSEWHERE,
+    NGINX_CONF,
+    Fronted,
+    free_port,
+    handshake_status,
+    listening,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -286,17 +293,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @dataclass
-class Balanced:
+class Balanced(Fronted):  # port: HAProxy's
     engines: list[Engine]
-    port: int  # HAProxy's
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def viewers(self) -> list[int]:
         """Open viewer connections on each engine."""
@@ -314,7 +312,7 @@ async def balanced(engine_factory: EngineFactory, tmp_path: Path) -> AsyncIterat
         start_haproxy, tmp_path / "haproxy", [e.port for e in engines]
     )
     try:
-        yield Balanced(engines, port)
+        yield Balanced(port, engines)
     finally:
         await asyncio.to_thread(stop, process)
 

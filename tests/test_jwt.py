@@ -13,7 +13,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -122,6 +122,17 @@ async def jwt_engine(engine_factory: EngineFactory, jwks: JwksServer, **kw: Any)
     )
 
 
+async def rsa_show(
+    engine_factory: EngineFactory, jwks: JwksServer
+) -> tuple[rsa.RSAPrivateKey, Engine, str]:
+    """An engine trusting the JWKS, which serves one RSA key (kid "rsa-1"), and a live room
+    on it: (the private key, the engine, the room)."""
+    key = rsa_key()
+    jwks.keys = [public_jwk(key, "rsa-1")]
+    engine = await jwt_engine(engine_factory, jwks)
+    return key, engine, await live_room(engine)
+
+
 async def live_room(engine: Engine) -> str:
     room = f"jwt-{int(time.time() * 1000) % 10**9}"
     async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
@@ -130,21 +141,10 @@ async def live_room(engine: Engine) -> str:
     return room
 
 
-@pytest.fixture
-async def viewers() -> AsyncIterator[list[ViewerClient]]:
-    opened: list[ViewerClient] = []
-    yield opened
-    for viewer in opened:
-        await viewer.close()
-
-
 async def test_an_rs256_jwt_from_a_jwks_url_works_over_http_and_websocket(
     engine_factory: EngineFactory, jwks: JwksServer, viewers: list[ViewerClient]
 ) -> None:
-    key = rsa_key()
-    jwks.keys = [public_jwk(key, "rsa-1")]
-    engine = await jwt_engine(engine_factory, jwks)
-    room = await live_room(engine)
+    key, engine, room = await rsa_show(engine_factory, jwks)
     signed = rs256(key, "rsa-1", payload(room))
     async with ShopperClient(engine.base_url, room, signed) as shopper:
         assert await shopper.orders() == []
@@ -188,10 +188,7 @@ async def test_a_new_kid_in_the_jwks_is_picked_up_on_first_use(
 async def test_a_flood_of_unknown_kids_fetches_the_jwks_once_per_interval(
     engine_factory: EngineFactory, jwks: JwksServer
 ) -> None:
-    key = rsa_key()
-    jwks.keys = [public_jwk(key, "rsa-1")]
-    engine = await jwt_engine(engine_factory, jwks)  # the default interval: 30 s
-    room = await live_room(engine)
+    key, engine, room = await rsa_show(engine_factory, jwks)  # the default interval: 30 s
 
     async def attempt(n: int) -> tuple[int, str]:
         forged = rs256(key, f"made-up-{n}", payload(room))
@@ -206,10 +203,7 @@ async def test_a_flood_of_unknown_kids_fetches_the_jwks_once_per_interval(
 
 
 async def test_refusals_use_the_lc1_codes(engine_factory: EngineFactory, jwks: JwksServer) -> None:
-    key = rsa_key()
-    jwks.keys = [public_jwk(key, "rsa-1")]
-    engine = await jwt_engine(engine_factory, jwks)
-    room = await live_room(engine)
+    key, engine, room = await rsa_show(engine_factory, jwks)
     pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -285,10 +279,7 @@ async def test_hs256_with_a_kid_and_es256_from_a_pem_file(
 async def test_revocation_and_bans_apply_to_jwt_users(
     engine_factory: EngineFactory, jwks: JwksServer, viewers: list[ViewerClient]
 ) -> None:
-    key = rsa_key()
-    jwks.keys = [public_jwk(key, "rsa-1")]
-    engine = await jwt_engine(engine_factory, jwks)
-    room = await live_room(engine)
+    key, engine, room = await rsa_show(engine_factory, jwks)
     now = int(time.time())
     leaked = rs256(key, "rsa-1", payload(room, user="leaky", iat=now - 10))
     leaky = ViewerClient(engine.ws_url, room, leaked)

@@ -154,9 +154,11 @@ def stop_nginx(process: subprocess.Popen[bytes]) -> None:
 
 
 @dataclass
-class Proxied:
-    engine: Engine
-    port: int  # nginx's
+class Fronted:
+    """What a test reaches through a proxy on this machine (nginx here, HAProxy in
+    tests/test_deploy.py): its port and URLs."""
+
+    port: int  # the proxy's
 
     @property
     def base_url(self) -> str:
@@ -165,6 +167,11 @@ class Proxied:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@dataclass
+class Proxied(Fronted):
+    engine: Engine
 
     def upstream_ports(self) -> set[int]:
         """nginx's ports of the connections the engine holds open to it now."""
@@ -185,7 +192,7 @@ async def proxied(engine_factory: EngineFactory, tmp_path: Path) -> AsyncIterato
     engine = await engine_factory(trusted_proxies=("127.0.0.1",))
     process, port = await asyncio.to_thread(start_nginx, tmp_path / "nginx", engine.port)
     try:
-        yield Proxied(engine, port)
+        yield Proxied(port, engine)
     finally:
         await asyncio.to_thread(stop_nginx, process)
 

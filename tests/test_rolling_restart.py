@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -222,24 +223,32 @@ class Recorded(Supervisor):
         super()._retire(process)
 
 
-async def test_a_rolling_restart_replaces_one_worker_at_a_time() -> None:
+@contextlib.asynccontextmanager
+async def supervising(workers: int) -> AsyncIterator[Recorded]:
+    """A supervisor of `workers` stand-in workers on a reserved port, once all accept; on
+    leaving it is stopped, and it must exit 0."""
     holder = reserve_port("127.0.0.1", 0)
-    port = holder.getsockname()[1]
-    settings = Settings(host="127.0.0.1", port=port, secret=SECRET, redis_url="redis://x")
-    supervisor = Recorded(settings, 3)
+    settings = Settings(host="127.0.0.1", port=holder.getsockname()[1], secret=SECRET,
+                        redis_url="redis://x")  # fmt: skip
+    supervisor = Recorded(settings, workers)
     running = asyncio.create_task(supervisor.supervise(settings))
     try:
-        await eventually(lambda: len(supervisor.accepting) == 3)
-        first = {w.index: w.pid for w in supervisor.workers}
-        supervisor.events.clear()
-        os.kill(os.getpid(), signal.SIGHUP)  # as an operator would: `kill -HUP <pid>`
-        await eventually(lambda: supervisor.restarts == 1, timeout_s=20)
-        await eventually(lambda: len(supervisor.running) == 3)
+        await eventually(lambda: len(supervisor.accepting) == workers)
+        yield supervisor
     finally:
         supervisor.stopping.set()
         code = await asyncio.wait_for(running, 30)
         holder.close()
     assert code == 0
+
+
+async def test_a_rolling_restart_replaces_one_worker_at_a_time() -> None:
+    async with supervising(3) as supervisor:
+        first = {w.index: w.pid for w in supervisor.workers}
+        supervisor.events.clear()
+        os.kill(os.getpid(), signal.SIGHUP)  # as an operator would: `kill -HUP <pid>`
+        await eventually(lambda: supervisor.restarts == 1, timeout_s=20)
+        await eventually(lambda: len(supervisor.running) == 3)
     assert supervisor.running == set()  # every process stopped, none left behind
     # Slot by slot: the replacement starts and is ready before the old worker is told to
     # retire, and the old one has exited before the next slot's replacement starts.
@@ -257,37 +266,20 @@ async def test_a_rolling_restart_replaces_one_worker_at_a_time() -> None:
 
 
 async def test_a_sighup_during_a_rolling_restart_asks_for_another() -> None:
-    holder = reserve_port("127.0.0.1", 0)
-    settings = Settings(host="127.0.0.1", port=holder.getsockname()[1], secret=SECRET,
-                        redis_url="redis://x")  # fmt: skip
-    supervisor = Recorded(settings, 2)
-    running = asyncio.create_task(supervisor.supervise(settings))
-    try:
-        await eventually(lambda: len(supervisor.accepting) == 2)
+    async with supervising(2) as supervisor:
         os.kill(os.getpid(), signal.SIGHUP)
         await eventually(lambda: len(supervisor.running) == 3)  # the first one is under way
         os.kill(os.getpid(), signal.SIGHUP)
         os.kill(os.getpid(), signal.SIGHUP)  # asks for the same one more
         await eventually(lambda: supervisor.restarts == 2, timeout_s=20)
         await asyncio.sleep(1)
-    finally:
-        supervisor.stopping.set()
-        code = await asyncio.wait_for(running, 30)
-        holder.close()
-    assert code == 0
     assert supervisor.restarts == 2
     assert [what for what, _, _ in supervisor.events].count("start") == 2 + 2 * 2
     assert supervisor.most_running == 3
 
 
 async def test_a_replacement_that_is_not_ready_leaves_the_old_worker_serving() -> None:
-    holder = reserve_port("127.0.0.1", 0)
-    settings = Settings(host="127.0.0.1", port=holder.getsockname()[1], secret=SECRET,
-                        redis_url="redis://x")  # fmt: skip
-    supervisor = Recorded(settings, 2)
-    running = asyncio.create_task(supervisor.supervise(settings))
-    try:
-        await eventually(lambda: len(supervisor.accepting) == 2)
+    async with supervising(2) as supervisor:
         first = {w.index: w.pid for w in supervisor.workers}
         supervisor.start_s = 99.0  # replacements never get ready...
         restart = asyncio.create_task(supervisor.rolling_restart())
@@ -295,11 +287,6 @@ async def test_a_replacement_that_is_not_ready_leaves_the_old_worker_serving() -
         (new,) = supervisor.running - set(first.values())
         os.kill(new, signal.SIGKILL)  # ...and this one dies starting
         assert await asyncio.wait_for(restart, 20) is False
-    finally:
-        supervisor.stopping.set()
-        code = await asyncio.wait_for(running, 30)
-        holder.close()
-    assert code == 0
     assert ("retire", 0, first[0]) not in supervisor.events  # the old one was never retired
     assert supervisor.workers[0].pid == first[0]  # and served on
     assert supervisor.restarts == 0
