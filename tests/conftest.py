@@ -44,6 +44,9 @@ from engine.store import keys
 from engine.store.redis_server import EmbeddedRedis
 from engine.store.scripts import Scripts
 
+# The console and the viewer page, opened the same way by every browser test.
+pytest_plugins = ("tests.pages",)
+
 # tests/hooks/oversell: on PYTHONPATH, an engine that oversells (tests/test_loadtest.py).
 OVERSELL_HOOK = Path(__file__).resolve().parent / "hooks" / "oversell"
 SECRET = "test-secret-" + "x" * 20

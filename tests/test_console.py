@@ -8,24 +8,17 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import ViewportSize, expect
 
 from clients import HostClient, LivecartClientError, ShopperClient
 from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, eventually, needs_chromium, token
-
-ARTIFACTS = Path(__file__).parent / "artifacts" / "console"
-LAPTOP: ViewportSize = {"width": 1366, "height": 768}
-TABLET: ViewportSize = {"width": 1024, "height": 768}
-HTTP_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of 4")
-
+from tests.pages import HTTP_ERROR_LOG, LAPTOP, TABLET, OpenConsole
 
 JACKET: dict[str, Any] = {
     "title": "Denim jacket",
@@ -45,70 +38,6 @@ SCARF: dict[str, Any] = {
     "currency": "USD",
     "skus": [{"sku": "WS-1", "list_price": 2500}],
 }
-
-
-@dataclass
-class Console:
-    """One signed-in console page; `errors` collects JS console errors and page errors."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    allowed: list[re.Pattern[str]] = field(default_factory=list)
-
-    def record(self, text: str) -> None:
-        if not any(pattern.search(text) for pattern in self.allowed):
-            self.errors.append(text)
-
-    async def shot(self, name: str) -> None:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-    async def confirm(self) -> None:
-        await self.page.locator("#confirm-yes").click()
-
-    async def feedback(self, text: str, state: str = "done") -> None:
-        """The newest action in the feedback bar reads `text` and is in `state`."""
-        row = self.page.locator(f"#feedback-log li.{state}", has_text=text).first
-        await expect(row).to_be_visible()
-
-
-OpenConsole = Callable[..., Awaitable[Console]]
-
-
-@pytest.fixture
-async def open_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenConsole]:
-    consoles: list[Console] = []
-
-    async def make(
-        room: str,
-        role: str = "host",
-        *,
-        user: str = "host-1",
-        viewport: ViewportSize | None = None,
-        sign_in: bool = True,
-    ) -> Console:
-        context = await browser.new_context(viewport=viewport or LAPTOP)
-        page = await context.new_page()
-        page.set_default_timeout(5000)
-        console = Console(page)
-        page.on("console", lambda m: console.record(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: console.record(f"page error: {e}"))
-        consoles.append(console)
-        await page.goto(f"{engine.base_url}/console/")
-        if sign_in:
-            await page.fill("#token", token(room, role, user))
-            await page.click("#signin-button")
-            await expect(page.locator("#conn")).to_have_text("connected")
-            # The sign-in button sat where the feed is now: a mouse resting on the feed
-            # holds new comments (see test_feed_holds_new_comments_under_the_mouse).
-            await page.mouse.move(5, 5)
-        return console
-
-    yield make
-    for console in consoles:
-        await console.page.context.close()
-    for console in consoles:
-        assert console.errors == [], f"JavaScript errors: {console.errors}"
 
 
 # ---- serving --------------------------------------------------------------------------------

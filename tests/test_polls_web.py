@@ -10,95 +10,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
+from playwright.async_api import BrowserContext, Page, Route, ViewportSize, expect
 
 from clients import HostClient, LivecartClientError
 from engine.server.app import Engine
 from tests.conftest import RoomFactory, ViewerFactory, needs_chromium, token
-from tests.test_console import BOOTS, SCARF, TABLET, Console
-from tests.test_viewer_web import HTTP_ERROR_LOG, PHONE, Viewer
+from tests.pages import HTTP_ERROR_LOG, PHONE, TABLET, Console, OpenConsole, OpenViewer
+from tests.test_console import BOOTS, SCARF
 
 CONSOLE_VIEWPORT: ViewportSize = {"width": 1366, "height": 900}
 QUESTION = "Which colour next?"
-
-
-# ---- pages ----------------------------------------------------------------------------------
-
-Setup = Callable[[BrowserContext], Awaitable[None]]
-OpenConsole = Callable[..., Awaitable[Console]]
-OpenPhone = Callable[..., Awaitable[Viewer]]
-
-
-@pytest.fixture
-async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        await context.close()
-
-
-@pytest.fixture
-async def open_console(
-    browser: Browser, engine: Engine, contexts: list[BrowserContext]
-) -> AsyncIterator[OpenConsole]:
-    """A console signed in as `role` at 1366x900; `setup` runs on its browser context first
-    (e.g. to route /features)."""
-    consoles: list[Console] = []
-
-    async def make(room: str, role: str = "host", *, setup: Setup | None = None) -> Console:
-        context = await browser.new_context(viewport=CONSOLE_VIEWPORT)
-        contexts.append(context)
-        if setup:
-            await setup(context)
-        page = await context.new_page()
-        page.set_default_timeout(5000)
-        console = Console(page)
-        page.on("console", lambda m: console.record(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: console.record(f"page error: {e}"))
-        consoles.append(console)
-        await page.goto(f"{engine.base_url}/console/")
-        await page.fill("#token", token(room, role, f"{role}-1"))
-        await page.click("#signin-button")
-        await expect(page.locator("#conn")).to_have_text("connected")
-        await page.mouse.move(5, 5)
-        return console
-
-    yield make
-    for console in consoles:
-        assert console.errors == [], f"JavaScript errors: {console.errors}"
-
-
-@pytest.fixture
-async def open_phone(
-    browser: Browser, engine: Engine, contexts: list[BrowserContext]
-) -> AsyncIterator[OpenPhone]:
-    """The viewer page on a 390x844 touch phone, signed in as `user` (None: anonymous)."""
-    phones: list[Viewer] = []
-
-    async def make(room: str, user: str | None = None, *, setup: Setup | None = None) -> Viewer:
-        context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
-        contexts.append(context)
-        if setup:
-            await setup(context)
-        page = await context.new_page()
-        page.set_default_timeout(5000)
-        viewer = Viewer(page)
-        page.on("console", lambda m: viewer.record(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: viewer.errors.append(f"page error: {e}"))
-        phones.append(viewer)
-        fragment = "" if user is None else "#token=" + token(room, "viewer", user, name=user)
-        await page.goto(f"{engine.base_url}/live/{room}{fragment}")
-        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-        return viewer
-
-    yield make
-    for phone in phones:
-        assert phone.errors == [], f"JavaScript errors: {phone.errors}"
 
 
 @pytest.fixture
@@ -176,17 +102,17 @@ async def test_features_route_lists_the_poll_modules(engine: Engine) -> None:
 @pytest.mark.browser
 @needs_chromium
 async def test_live_poll_from_console_to_phones(
-    open_console: OpenConsole, open_phone: OpenPhone, show: HostClient,
+    open_console: OpenConsole, open_viewer: OpenViewer, show: HostClient,
     viewer_factory: ViewerFactory,
 ) -> None:  # fmt: skip
     room = show.room
-    console = await open_console(room)
+    console = await open_console(room, viewport=CONSOLE_VIEWPORT)
     page = console.page
     panel = page.locator("#feature-polls")
     await expect(panel.get_by_role("heading", name="Live poll")).to_be_visible()
     await expect(panel.locator(".poll-empty")).to_have_text("No poll running.")
-    ana = await open_phone(room, "ana")
-    bo = await open_phone(room, "bo")
+    ana = await open_viewer(room, "ana")
+    bo = await open_viewer(room, "bo")
     await expect(poll_card(ana.page)).to_have_count(0)  # nothing open: no card
     await expect(ana.page.locator("#feature-polls")).to_be_hidden()
     bot = await viewer_factory(room, user="bot-0")
@@ -255,7 +181,7 @@ async def test_live_poll_from_console_to_phones(
     await ana.shot("poll-02-phone-voted")
 
     # Bo tries again from a second phone (no memory of the first vote): refused, results shown.
-    bo2 = await open_phone(room, "bo")
+    bo2 = await open_viewer(room, "bo")
     await expect(poll_card(bo2.page)).to_have_attribute("data-view", "vote")
     await options(bo2.page).nth(2).tap()
     note = bo2.page.locator("#feature-polls .poll-note")
@@ -322,11 +248,11 @@ async def assert_card_clear_of_grab_and_chat(page: Page) -> None:
 @pytest.mark.browser
 @needs_chromium
 async def test_changeable_poll_lets_a_viewer_change_their_vote(
-    open_console: OpenConsole, open_phone: OpenPhone, show: HostClient
+    open_console: OpenConsole, open_viewer: OpenViewer, show: HostClient
 ) -> None:
-    console = await open_console(show.room)
+    console = await open_console(show.room, viewport=CONSOLE_VIEWPORT)
     await start_poll(console, "Boots or scarf first?", ["Boots", "Scarf"], changeable=True)
-    ana = await open_phone(show.room, "ana")
+    ana = await open_viewer(show.room, "ana")
     await options(ana.page).nth(0).tap()
     await expect(options(ana.page).nth(0)).to_have_class(re.compile(r"\bmine\b"))
     note = ana.page.locator("#feature-polls .poll-note")
@@ -359,16 +285,16 @@ LONG_OPTIONS = [
 @pytest.mark.browser
 @needs_chromium
 async def test_a_six_option_poll_stays_over_the_stream(
-    open_console: OpenConsole, open_phone: OpenPhone, show: HostClient
+    open_console: OpenConsole, open_viewer: OpenViewer, show: HostClient
 ) -> None:
     """Six long options (one per row) do not fit over the stream: the card scrolls inside
     it, and the last option can still be reached and voted for."""
     question = "Which of these should we put on sale next? Vote now, the winner drops tonight!"
-    console = await open_console(show.room)
+    console = await open_console(show.room, viewport=CONSOLE_VIEWPORT)
     await start_poll(console, question, LONG_OPTIONS, duration_s=300)
     await expect(console.page.locator("#feature-polls .poll-row")).to_have_count(6)
     await console.shot("poll-03-console-six-options")
-    ana = await open_phone(show.room, "ana")
+    ana = await open_viewer(show.room, "ana")
     await expect(options(ana.page)).to_have_count(6)
     await assert_card_clear_of_grab_and_chat(ana.page)
     await ana.page.locator("#feature-polls").evaluate("card => { card.scrollTop = 0; }")
@@ -385,10 +311,10 @@ async def test_a_six_option_poll_stays_over_the_stream(
 @pytest.mark.browser
 @needs_chromium
 async def test_anonymous_viewer_sees_results_and_is_asked_to_sign_in(
-    open_phone: OpenPhone, show: HostClient, viewer_factory: ViewerFactory
+    open_viewer: OpenViewer, show: HostClient, viewer_factory: ViewerFactory
 ) -> None:
     poll = await show.open_poll("Next drop?", ["Hoodies", "Sneakers", "Caps", "Bags"])
-    anonymous = await open_phone(show.room)
+    anonymous = await open_viewer(show.room)
     card = poll_card(anonymous.page)
     await expect(card).to_have_attribute("data-view", "results")
     await expect(anonymous.page.locator("#feature-polls .poll-note")).to_have_text(
@@ -420,7 +346,7 @@ async def test_anonymous_viewer_sees_results_and_is_asked_to_sign_in(
 async def test_console_poll_form_checks_and_limits_options(
     open_console: OpenConsole, show: HostClient
 ) -> None:
-    console = await open_console(show.room)
+    console = await open_console(show.room, viewport=CONSOLE_VIEWPORT)
     panel = console.page.locator("#feature-polls")
     await expect(panel.locator("details.poll-new")).not_to_have_attribute("open", "")  # folded
     await panel.get_by_text("Start a poll", exact=True).click()
@@ -464,7 +390,7 @@ async def test_moderator_sees_the_poll_without_host_controls(
     open_console: OpenConsole, show: HostClient
 ) -> None:
     poll = await show.open_poll(QUESTION, ["Red", "Blue"])
-    console = await open_console(show.room, "moderator")
+    console = await open_console(show.room, "moderator", viewport=CONSOLE_VIEWPORT)
     panel = console.page.locator("#feature-polls")
     await expect(panel.locator(".poll-running .poll-card .question")).to_have_text(QUESTION)
     await expect(panel.locator("form")).to_have_count(0)
@@ -544,8 +470,8 @@ async def refusal(page: Page, call: str) -> str:
 async def test_console_seam_mounts_modules_with_their_ctx(
     open_console: OpenConsole, show: HostClient, viewer_factory: ViewerFactory
 ) -> None:
-    console = await open_console(show.room, setup=fake_features)
-    console.allowed += [FEATURE_FAILED, HTTP_ERROR_LOG]
+    console = await open_console(show.room, viewport=CONSOLE_VIEWPORT, setup=fake_features,
+                                 allowed=[FEATURE_FAILED, HTTP_ERROR_LOG])  # fmt: skip
     page = console.page
     # The broken and the missing modules are skipped; the probe and the polls still mount.
     await expect(page.locator("#feature-panels > section")).to_have_count(2)
@@ -602,10 +528,10 @@ async def test_console_seam_mounts_modules_with_their_ctx(
 @pytest.mark.browser
 @needs_chromium
 async def test_viewer_seam_mounts_modules_with_their_ctx(
-    open_phone: OpenPhone, show: HostClient, viewer_factory: ViewerFactory
+    open_viewer: OpenViewer, show: HostClient, viewer_factory: ViewerFactory
 ) -> None:
-    phone = await open_phone(show.room, "ana", setup=fake_features)
-    phone.allowed += [FEATURE_FAILED, HTTP_ERROR_LOG]
+    phone = await open_viewer(show.room, "ana", setup=fake_features,
+                             allowed=[FEATURE_FAILED, HTTP_ERROR_LOG])  # fmt: skip
     page = phone.page
     await expect(page.locator("#features > article")).to_have_count(2)
     await expect(page.locator("#feature-probe")).to_have_text("probe mounted")
@@ -631,8 +557,8 @@ async def test_viewer_seam_mounts_modules_with_their_ctx(
     await page.wait_for_function("window.__probe.welcomes === 2")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     # Anonymous viewers get role "anonymous"; their sends are refused.
-    anonymous = await open_phone(show.room, setup=fake_features)
-    anonymous.allowed += [FEATURE_FAILED, HTTP_ERROR_LOG]
+    anonymous = await open_viewer(show.room, setup=fake_features,
+                                 allowed=[FEATURE_FAILED, HTTP_ERROR_LOG])  # fmt: skip
     await expect(anonymous.page.locator("#feature-probe")).to_have_text("probe mounted")
     assert await probe(anonymous.page, "log.role") == "anonymous"
     code = await refusal(anonymous.page, "ctx.send({type: 'vote', poll: 'q1', option: 0})")

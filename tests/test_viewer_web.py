@@ -6,17 +6,14 @@ error fails the test. Screenshots of the main states go to tests/artifacts/viewe
 
 from __future__ import annotations
 
-import base64
 import gzip
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Route, ViewportSize, expect
+from playwright.async_api import Page, expect
 
 from clients import HostClient, ShopperClient
 from engine.server.app import Engine
@@ -28,77 +25,11 @@ from tests.conftest import (
     needs_chromium,
     token,
 )
+from tests.pages import CDN, HTTP_ERROR_LOG, OpenViewer
 from tests.test_console import BOOTS, SCARF
 
 WEB = Path(__file__).resolve().parent.parent / "clients" / "web"
-ARTIFACTS = Path(__file__).parent / "artifacts" / "viewer"
-PHONE: ViewportSize = {"width": 390, "height": 844}
 BUDGET = 100 * 1024
-HTTP_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of 4")
-
-
-@dataclass
-class Viewer:
-    """One phone page; `errors` collects JS console errors and page errors."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    allowed: list[re.Pattern[str]] = field(default_factory=list)
-
-    def record(self, text: str) -> None:
-        if not any(pattern.search(text) for pattern in self.allowed):
-            self.errors.append(text)
-
-    async def shot(self, name: str) -> None:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-    async def hook(self, expression: str) -> Any:
-        return await self.page.evaluate(f"() => window.__livecart.{expression}")
-
-
-OpenViewer = Callable[..., Awaitable[Viewer]]
-CDN = "https://cdn.example.com"
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
-
-
-async def cdn(route: Route) -> None:
-    """Stands in for a CDN: a 1x1 cover image; the "stream" is an empty MP4."""
-    if route.request.url.endswith(".png"):
-        await route.fulfill(status=200, content_type="image/png", body=PNG)
-    else:
-        await route.fulfill(status=200, content_type="video/mp4", body=b"")
-
-
-@pytest.fixture
-async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenViewer]:
-    viewers: list[Viewer] = []
-
-    async def make(
-        room: str, user: str | None = None, name: str | None = None, query: str = ""
-    ) -> Viewer:
-        context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
-        await context.route(f"{CDN}/**", cdn)
-        page = await context.new_page()
-        page.set_default_timeout(5000)
-        viewer = Viewer(page)
-        page.on("console", lambda m: viewer.record(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: viewer.errors.append(f"page error: {e}"))
-        viewers.append(viewer)
-        fragment = ""
-        if user is not None:
-            fragment = "#token=" + token(room, "viewer", user, name=name or user)
-        await page.goto(f"{engine.base_url}/live/{room}{query}{fragment}")
-        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-        return viewer
-
-    yield make
-    for viewer in viewers:
-        await viewer.page.context.close()
-    for viewer in viewers:
-        assert viewer.errors == [], f"JavaScript errors: {viewer.errors}"
 
 
 @pytest.fixture
