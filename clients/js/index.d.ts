@@ -90,7 +90,20 @@ export interface CloseEvent {
   error?: LivecartError;
 }
 
+/** The connection's state, as a page shows it. */
+export type Status = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+export interface StatusEvent {
+  status: Exclude<Status, 'idle'>;
+  /** The close code that led here (reconnecting, closed). */
+  code?: number | null;
+  reason?: string;
+  /** Why the viewer gave up (closed after a refusal such as `token_invalid`). */
+  error?: LivecartError;
+}
+
 export interface ViewerEvents {
+  status: StatusEvent;
   welcome: Message;
   tick: Message;
   entry: Entry;
@@ -171,10 +184,17 @@ export class LivecartViewer extends Emitter<ViewerEvents> {
   readonly sampledOut: number;
   readonly closeCode: number | null;
   readonly connected: boolean;
+  /** `idle` until connect()/start(); `closed` after close() or a refusal. */
+  readonly status: Status;
   /** The current WebSocket (null while disconnected). */
   readonly socket: any;
 
   connect(): Promise<Message>;
+  /** Connect and stay connected (retrying a first failure that is retryable); never
+   * rejects: resolves with the first welcome, or null after a refusal or close(). */
+  start(): Promise<Message | null>;
+  /** Drop the connection as a network failure would, then resume (after >= holdMs). */
+  drop(options?: { holdMs?: number }): void;
   close(code?: number): Promise<void>;
   newId(): string;
   request(message: Message, options?: { id?: string; timeoutMs?: number }): Promise<Message>;

@@ -157,6 +157,9 @@ def build_app(node: Node) -> Starlette:
         # The viewer's page (issue 7): `/live/{room}` is the shareable link of a room.
         Mount("/live/static", app=StaticFiles(packages=[("clients", "web")])),
         Route("/live/{room}", viewer_page),
+        # The JavaScript SDK (clients/js, @livecart/client) as plain ES modules: both pages
+        # import it from here, and so may any page on the engine's origin.
+        Mount("/sdk", app=StaticFiles(packages=[("clients", "js/src")])),
         Route("/features", features),
     ]
     for feature in node.features:  # engine/core/feature.py: each its routes and page modules

@@ -76,6 +76,9 @@ export class LivecartViewer extends Emitter {
     /** @type {number | null} */
     this.closeCode = null;
     this._closing = false;
+    this._holdMs = 0; // drop(): the least wait before the reconnect
+    /** @type {'idle' | 'connecting' | 'live' | 'reconnecting' | 'closed'} */
+    this.status = 'idle';
     this._prefix = newPrefix();
     this._nextId = 1;
     /** @type {Map<string, {message: Record<string, any>, resolve: Function, reject: Function, timer: any}>} */
@@ -104,6 +107,13 @@ export class LivecartViewer extends Emitter {
     return this.socket !== null;
   }
 
+  /** @param {'connecting' | 'live' | 'reconnecting' | 'closed'} status @param {Record<string, any>} [detail] */
+  _setStatus(status, detail = {}) {
+    if (status === this.status && status !== 'closed') return;
+    this.status = status;
+    this.emit('status', { ...detail, status });
+  }
+
   // ---- connection ------------------------------------------------------------------
 
   /**
@@ -118,6 +128,66 @@ export class LivecartViewer extends Emitter {
     return this._open();
   }
 
+  /**
+   * Connect and stay connected: like connect(), but a first attempt that fails for a
+   * retryable reason (engine unreachable, shedding load) is retried with the backoff, as
+   * a dropped connection is. Never rejects: a refusal (`token_invalid`, `room_not_found`,
+   * `banned`...) ends in status `closed` and a `close` event carrying the error. Resolves
+   * with the first welcome, or null when the viewer gave up or was closed. For pages and
+   * apps that show the connection's state (`status` events) rather than handle a promise.
+   * @returns {Promise<Record<string, any> | null>}
+   */
+  async start() {
+    try {
+      return await this.connect();
+    } catch (err) {
+      const error = /** @type {LivecartError} */ (err);
+      if (this._closing) return null;
+      if (!this.reconnect || (!error.retryable && error.code !== 'connect_failed')) {
+        this.emit('error', error);
+        this._final(error.code, error);
+        return null;
+      }
+      const retryAfterMs = error.retryAfterMs;
+      this._reconnectLoop(retryAfterMs === undefined ? 0 : shedDelayMs(retryAfterMs, this.random));
+      const [welcome] = await Promise.race([
+        this._next('welcome'),
+        this._next('status', (/** @type {{status: string}} */ s) => s.status === 'closed').then(() => [null]),
+      ]);
+      return welcome;
+    }
+  }
+
+  /**
+   * Resolves with the arguments of the next event `name` whose first argument passes `where`.
+   * @param {string} name @param {(payload: any) => boolean} [where]
+   * @returns {Promise<any[]>}
+   */
+  _next(name, where = () => true) {
+    return new Promise((resolve) => {
+      const off = this.on(name, (/** @type {any[]} */ ...args) => {
+        if (!where(args[0])) return;
+        off();
+        resolve(args);
+      });
+    });
+  }
+
+  /**
+   * Drop the connection as a network failure would, then reconnect and resume (after at
+   * least `holdMs`): the "Reconnect" button of a page, and tests. Close code 3000 is in the
+   * reconnect-and-resume range (docs/protocol.md § Close codes).
+   * @param {{holdMs?: number}} [options]
+   */
+  drop({ holdMs = 0 } = {}) {
+    this._holdMs = holdMs;
+    try {
+      this.socket?.close(3000, 'reconnect');
+    } catch {
+      /* already closing */
+    }
+  }
+
   _hello() {
     /** @type {Record<string, any>} */
     const hello = { type: 'hello' };
@@ -130,6 +200,7 @@ export class LivecartViewer extends Emitter {
 
   /** One connection: resolves with the welcome once joined. @returns {Promise<Record<string, any>>} */
   _open() {
+    this._setStatus(this.offset === null ? 'connecting' : 'reconnecting');
     return new Promise((resolve, reject) => {
       let ws;
       try {
@@ -184,6 +255,7 @@ export class LivecartViewer extends Emitter {
           settled = true;
           clearTimeout(timer);
           this._attach(ws);
+          this._setStatus('live');
           this._onWelcome(message);
           resolve(message);
         } else if (message?.type === 'error') {
@@ -223,20 +295,26 @@ export class LivecartViewer extends Emitter {
     // may not have been applied: fail it.
     if (!(willReconnect && code === 1001)) this._failPending('disconnected', `connection closed (${code})`);
     this.emit('close', { code, reason, willReconnect });
-    if (willReconnect) this._reconnectLoop();
-    else this._failPending('closed', `connection closed (${code})`);
+    if (willReconnect) {
+      this._setStatus('reconnecting', { code, reason });
+      this._reconnectLoop();
+    } else {
+      this._failPending('closed', `connection closed (${code})`);
+      this._setStatus('closed', { code, reason });
+    }
   }
 
-  async _reconnectLoop() {
-    let toldMs = 0; // the engine's retry_after_ms, with jitter on top
+  /** @param {number} [toldMs] the engine's retry_after_ms, with jitter on top */
+  async _reconnectLoop(toldMs = 0) {
     while (!this._closing) {
       const delay = this.backoff.next();
       if (delay === null) {
         this._final('reconnect attempts exhausted');
         return;
       }
-      await this._wait(Math.max(delay, toldMs));
+      await this._wait(Math.max(delay, toldMs, this._holdMs));
       toldMs = 0;
+      this._holdMs = 0;
       if (this._closing) return;
       try {
         const welcome = await this._open();
@@ -265,6 +343,7 @@ export class LivecartViewer extends Emitter {
   _final(why, error) {
     this._failPending('closed', why);
     this.emit('close', { code: this.closeCode, reason: why, willReconnect: false, error });
+    this._setStatus('closed', { code: this.closeCode, reason: why, error });
   }
 
   /** @param {number} ms */
@@ -284,6 +363,7 @@ export class LivecartViewer extends Emitter {
    */
   close(code = 1000) {
     this._closing = true;
+    this.status = 'closed'; // asked for: no status event
     if (this._sleep) {
       clearTimeout(this._sleep.timer);
       this._sleep.wake();
