@@ -23,6 +23,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
 from engine import cli
@@ -41,10 +44,12 @@ HS_KID, HS_SECRET = "hs-1", "hs256-secret-" + "y" * 32
 
 @dataclass
 class JwksServer:
-    """A JWKS endpoint on a free local port: the keys it serves may change; it counts GETs."""
+    """A JWKS endpoint on a free local port: the keys it serves may change, it answers 503
+    while `down`; it counts GETs."""
 
     keys: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
+    down: bool = False
     url: str = ""
 
 
@@ -56,7 +61,7 @@ def jwks() -> Iterator[JwksServer]:
         def do_GET(self) -> None:
             state.requests += 1
             body = json.dumps({"keys": state.keys}).encode()
-            self.send_response(200)
+            self.send_response(503 if state.down else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -200,6 +205,35 @@ async def test_a_flood_of_unknown_kids_fetches_the_jwks_once_per_interval(
     async with ShopperClient(engine.base_url, room, rs256(key, "rsa-1", payload(room))) as c:
         assert await c.orders() == []
     assert jwks.requests == 1
+
+
+async def test_an_identity_service_that_does_not_answer_is_retryable_not_a_bad_token(
+    engine_factory: EngineFactory, jwks: JwksServer
+) -> None:
+    key = rsa_key()
+    jwks.keys, jwks.down = [public_jwk(key, "rsa-1")], True
+    engine = await jwt_engine(engine_factory, jwks, jwks_refresh_s=0.2)
+    room = await live_room(engine)
+    signed = rs256(key, "rsa-1", payload(room))
+    async with ShopperClient(engine.base_url, room, signed) as client:
+        assert await refusal(client) == (503, "unavailable")
+        response = await client.http.get(f"/api/rooms/{room}/orders")
+        assert response.json()["error"]["retryable"] is True
+    async with connect(f"{engine.ws_url}/{room}", subprotocols=[Subprotocol("livecart.v1.json")],
+                       compression=None) as ws:  # fmt: skip
+        await ws.send(json.dumps({"type": "hello", "token": signed}))
+        error = json.loads(await ws.recv())
+        assert (error["type"], error["code"], error["retryable"]) == ("error", "unavailable", True)
+        assert error["details"]["retry_after_ms"] == 1000  # the refresh interval, at least 1 s
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == CloseCode.OVERLOADED  # 3002: reconnect after a backoff
+    # The identity service is back: the same token is accepted once the set is fetched.
+    jwks.down = False
+    await asyncio.sleep(0.3)
+    async with ShopperClient(engine.base_url, room, signed) as client:
+        assert await client.orders() == []
 
 
 async def test_refusals_use_the_lc1_codes(engine_factory: EngineFactory, jwks: JwksServer) -> None:

@@ -102,6 +102,7 @@ class ViewerConnection(ServerConnection):
 _JOIN_REFUSALS = {
     "banned": CloseCode.BANNED,
     "too_many_connections": CloseCode.TOO_MANY_CONNECTIONS,
+    "unavailable": CloseCode.OVERLOADED,  # e.g. the identity service's JWKS did not answer
 }
 
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from engine.core.errors import AuthError
+from engine.core.errors import AuthError, UnavailableError
 from engine.core.identity import Role
 from engine.rooms.auth import CLOCK_SKEW_S, MAX_NAME, MAX_TTL_S, VERSION, Claims, check_claims
 
@@ -103,6 +103,7 @@ class JwtVerifier:
     _jwks: dict[str, tuple[Any, str]] = field(default_factory=dict)
     _fetched_at: float | None = None  # monotonic time of the last fetch attempt
     _loaded_at: float = 0.0  # monotonic time the cached set was fetched
+    _last_fetch_failed: bool = False
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def _refresh(self) -> None:
@@ -119,8 +120,10 @@ class JwtVerifier:
                     response.raise_for_status()
                     self._jwks = jwks_keys(response.json())
                     self._loaded_at = current
+                    self._last_fetch_failed = False
             except (httpx.HTTPError, ValueError) as exc:
                 # The cached keys stay; tokens they verify keep working.
+                self._last_fetch_failed = True
                 log.warning("fetching the JWKS %s failed: %s", self.jwks_url, exc)
 
     async def _key_for(self, algorithm: str, kid: str | None) -> tuple[Any, str]:
@@ -138,6 +141,13 @@ class JwtVerifier:
                 return self._jwks[kid]
         if self.public_key is not None:
             return self.public_key
+        if self.jwks_url and self._last_fetch_failed:
+            # The identity service did not answer: the kid may well be real. Not the
+            # viewer's fault, so retryable (3002 at hello, 503 over HTTP), not token_invalid.
+            raise UnavailableError(
+                "the identity service's keys (JWKS) could not be fetched; retry",
+                details={"retry_after_ms": int(max(self.refresh_s, 1.0) * 1000)},
+            )
         raise _invalid("unknown kid")
 
     async def verify(self, token: str, *, room: str, now: float | None = None) -> Claims:
