@@ -233,7 +233,9 @@ export class LivecartViewer extends Emitter {
           fail(new LivecartError('connect_failed', String(err), { retryable: true }));
         }
       };
-      ws.onerror = () => {}; // a close event follows
+      // Browsers follow an error with a close event; Node 20's WebSocket may not after a
+      // refused handshake (e.g. a 503 while the engine sheds load): fail now, not at the timeout.
+      ws.onerror = () => fail(new LivecartError('connect_failed', 'the connection failed', { retryable: true }));
       ws.onclose = (/** @type {{code: number, reason: string}} */ ev) => {
         this.closeCode = ev.code;
         fail(
@@ -316,6 +318,7 @@ export class LivecartViewer extends Emitter {
       toldMs = 0;
       this._holdMs = 0;
       if (this._closing) return;
+      const resuming = this.offset !== null; // else a first join being retried (start())
       try {
         const welcome = await this._open();
         if (this._closing) {
@@ -323,8 +326,10 @@ export class LivecartViewer extends Emitter {
           return;
         }
         this.backoff.reset();
-        this.reconnects += 1;
-        this.emit('reconnect', { recovered: welcome.recovered, offset: this.offset });
+        if (resuming) {
+          this.reconnects += 1;
+          this.emit('reconnect', { recovered: welcome.recovered, offset: this.offset });
+        }
         this._resendPending();
         return;
       } catch (err) {

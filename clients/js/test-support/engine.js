@@ -2,6 +2,7 @@
 // embedded Redis), tokens minted by `python -m engine.cli token`, a host's HTTP calls,
 // and a TCP proxy that can cut connections (a real drop: the client sees 1006).
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,10 +24,18 @@ function python() {
   return existsSync(own) ? own : '/work/main/.venv/bin/python';
 }
 
-/** Start an engine; resolves with {base, ws, token(room, role, user), api(...), stop()}. */
-export async function startEngine() {
+/**
+ * Start an engine; resolves with {base, ws, token(room, role, user), api(...), stop()}.
+ * @param {Record<string, string>} [settings] LIVECART_* variables for this engine
+ */
+export async function startEngine(settings = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'livecart-js-'));
-  const env = { ...process.env, LIVECART_SECRET: 'js-sdk-test-secret-0123456789-abcdefghij', PYTHONUNBUFFERED: '1' };
+  const env = {
+    ...process.env,
+    LIVECART_SECRET: 'js-sdk-test-secret-0123456789-abcdefghij',
+    PYTHONUNBUFFERED: '1',
+    ...settings,
+  };
   const py = python();
   const child = spawn(
     py,
@@ -119,3 +128,28 @@ export async function startProxy(targetUrl) {
 }
 
 export const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * An HS256 JWT signed in Node, as a platform's backend would mint one (docs/security.md §
+ * Tokens from your identity service); the engine must list `kid:secret` in
+ * LIVECART_JWT_HS256_KEYS. Minting in-process keeps a test of many viewers fast.
+ * @param {{kid: string, secret: string}} key
+ * @param {{room: string, role: string, sub: string, name?: string}} claims
+ */
+export function hs256Jwt(key, claims) {
+  const now = Math.floor(Date.now() / 1000);
+  const part = (/** @type {object} */ value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${part({ alg: 'HS256', typ: 'JWT', kid: key.kid })}.${part({ name: claims.sub, iat: now, exp: now + 600, ...claims })}`;
+  return `${signingInput}.${createHmac('sha256', key.secret).update(signingInput).digest('base64url')}`;
+}
+
+/** A counter's value summed over its series in the engine's /metrics, for `labels` matching. */
+export async function metricSum(base, name, labelPattern = /.*/) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const match = line.match(/^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/);
+    if (match && match[1] === name && labelPattern.test(match[2] ?? '')) sum += Number(match[3]);
+  }
+  return sum;
+}
