@@ -198,9 +198,15 @@ export class LivecartViewer extends Emitter {
     return hello;
   }
 
-  /** One connection: resolves with the welcome once joined. @returns {Promise<Record<string, any>>} */
-  _open() {
-    this._setStatus(this.offset === null ? 'connecting' : 'reconnecting');
+  /**
+   * One connection: resolves with the welcome once joined. `retry`: an attempt of the
+   * reconnect loop (after a drop, or after start()'s first attempt failed), shown as
+   * `reconnecting` so a page can say it is retrying.
+   * @param {boolean} [retry]
+   * @returns {Promise<Record<string, any>>}
+   */
+  _open(retry = false) {
+    this._setStatus(retry ? 'reconnecting' : 'connecting');
     return new Promise((resolve, reject) => {
       let ws;
       try {
@@ -317,7 +323,7 @@ export class LivecartViewer extends Emitter {
       this._holdMs = 0;
       if (this._closing) return;
       try {
-        const welcome = await this._open();
+        const welcome = await this._open(true);
         if (this._closing) {
           this.socket?.close(1000);
           return;
