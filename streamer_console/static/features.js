@@ -25,8 +25,8 @@ import { el } from "./util.js";
  * @property {(frame: object) => Promise<object>} send Send a client frame over the
  *   console's realtime connection with a fresh request `id`; resolves with the `ack`,
  *   rejects with an Error (a LivecartError: `detail`, `details` too) whose `code` is the
- *   `error` frame's, or "disconnected" when there is no answer (no connection, it
- *   dropped, or no answer within 10 s: the frame may or may not have been applied).
+ *   `error` frame's, or "disconnected" when no answer comes: not connected (not sent), or
+ *   the connection dropped or 10 s went by first (it may or may not have been applied).
  * @property {(name: "welcome"|"tick"|"entry", fn: (message: object) => void) => () => void} on
  *   Subscribe to realtime events; returns the unsubscribe function. "welcome": the whole
  *   welcome message (the current one right after mount, then every resume or rejoin);
