@@ -10,10 +10,11 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import ViewportSize, expect
+from playwright.async_api import BrowserContext, ViewportSize, expect
 
 from clients import HostClient, LivecartClientError, ShopperClient
 from engine.server.app import Engine
@@ -52,7 +53,7 @@ async def test_console_is_served_at_console(engine: Engine) -> None:
         assert index.status_code == 200
         assert index.headers["content-type"].startswith("text/html")
         assert '<script type="module" src="console.js">' in index.text
-        for name in ("console.js", "api.js", "realtime.js", "lineup.js", "sales.js",
+        for name in ("console.js", "api.js", "features.js", "lineup.js", "sales.js",
                      "comments.js", "coupons.js", "dashboard.js", "util.js", "interactive.js",
                      "giveaways.js", "auctions.js", "comment_buy.js", "social.js"):  # fmt: skip
             script = await http.get(f"/console/{name}")
@@ -60,6 +61,24 @@ async def test_console_is_served_at_console(engine: Engine) -> None:
             assert "javascript" in script.headers["content-type"], name
         assert (await http.get("/console/console.css")).status_code == 200
         assert (await http.get("/console/nope.js")).status_code == 404
+        # The realtime seat is the JavaScript SDK's, served at /sdk/; the console has no copy.
+        sdk = await http.get("/sdk/index.js")
+        assert sdk.status_code == 200
+        assert "javascript" in sdk.headers["content-type"]
+        assert "LivecartViewer" in sdk.text
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_console_loads_the_sdk(open_console: OpenConsole, room: str) -> None:
+    requested: list[str] = []
+
+    async def watch(context: BrowserContext) -> None:
+        context.on("request", lambda request: requested.append(urlsplit(request.url).path))
+
+    await open_console(room, setup=watch)  # signed in: "connected"
+    assert {"/console/console.js", "/sdk/index.js", "/sdk/viewer.js"} <= set(requested)
+    assert not [path for path in requested if "realtime" in path]  # no copy of its own
 
 
 # ---- sign-in and the show ---------------------------------------------------------------------

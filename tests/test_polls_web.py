@@ -516,9 +516,14 @@ async def test_console_seam_mounts_modules_with_their_ctx(
     await viewer.comment("still after")
     await expect(page.locator("#feed .comment", has_text="still after")).to_have_count(1)
     assert await probe(page, "log.entries.length") == entries
-    # Sign out, sign in: panels are torn down and mounted anew (once each).
-    await page.click("#sign-out")
+    # Sign out, sign in: panels are torn down and mounted anew (once each). A request the
+    # sign-out cuts off before its answer, and one sent after, fail with "disconnected".
+    code = await probe(page, "(() => { const sent = ctx.send({type: 'ping'}); "
+                             "document.querySelector('#sign-out').click(); "
+                             "return sent.then(() => 'ok', (e) => e.code); })()")  # fmt: skip
+    assert code == "disconnected"
     await expect(page.locator("#feature-panels > section")).to_have_count(0)
+    assert await refusal(page, "ctx.send({type: 'ping'})") == "disconnected"
     await page.fill("#token", token(show.room, "host", "host-1"))
     await page.click("#signin-button")
     await expect(page.locator("#feature-panels > section")).to_have_count(2)

@@ -90,7 +90,9 @@ export interface CloseEvent {
   error?: LivecartError;
 }
 
-/** The connection's state, as a page shows it. */
+/** The connection's state, as a page shows it: `connecting` (a first attempt), `live`,
+ * `reconnecting` (every further attempt: after a drop, or after start()'s first attempt
+ * failed), `closed`. */
 export type Status = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'closed';
 
 export interface StatusEvent {

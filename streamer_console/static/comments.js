@@ -78,11 +78,10 @@ export function settings(roomSettings) {
   $("#slow-current").dataset.on = seconds > 0 ? "1" : "0";
 }
 
-/** Frames addressed to the console's own connection (notices, errors without a request). */
-export function notice(message) {
-  if (message.type === "error" && !message.ref) {
-    $("#feed-notice").textContent = `Engine: ${message.message} (${message.code})`;
-  }
+/** An error the engine pushed to the console's own connection (a LivecartError, not the
+ * answer to a request). */
+export function engineError(error) {
+  $("#feed-notice").textContent = `Engine: ${error.detail} (${error.code})`;
 }
 
 // ---- feed -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// The streamer console: sign-in, the realtime seat, the header (room state, show controls,
+// The streamer console: sign-in, the realtime seat (a LivecartViewer of the JavaScript SDK,
+// served at /sdk/, with the host's or moderator's token), the header (room state, show controls,
 // live numbers) and the panels (run-of-show, flash sales, comments, coupons, orders to
 // review, the dashboard view, giveaways, auctions, comment-to-buy, social), each in its own module with the same small interface: reset(welcome, role),
 // refresh(welcome) after a resume, entry(entry), tick(tick), second(). The engine's features
@@ -7,6 +8,7 @@
 import { act, api, setSession } from "./api.js";
 import * as auctions from "./auctions.js";
 import * as commentBuy from "./comment_buy.js";
+import { LivecartError, LivecartViewer } from "/sdk/index.js";
 import * as comments from "./comments.js";
 import * as coupons from "./coupons.js";
 import * as dashboard from "./dashboard.js";
@@ -15,7 +17,6 @@ import * as giveaways from "./giveaways.js";
 import * as interactive from "./interactive.js";
 import * as lineup from "./lineup.js";
 import * as orders from "./orders.js";
-import { Realtime } from "./realtime.js";
 import * as sales from "./sales.js";
 import * as social from "./social.js";
 import { $, confirmAction, syncClock } from "./util.js";
@@ -33,7 +34,7 @@ const STATUS_TEXT = {
   closed: "disconnected",
 };
 
-const state = { room: null, role: null, realtime: null };
+const state = { room: null, role: null, viewer: null };
 
 /** The claims of a livecart token, read without verifying (the engine verifies). */
 export function tokenClaims(token) {
@@ -80,8 +81,7 @@ function fillRoomFromToken() {
 
 function signIn(token, room) {
   features.stop();
-  if (state.realtime) state.realtime.stop();
-  state.realtime = null;
+  disconnect();
   const claims = tokenClaims(token);
   room = (room || (claims && claims.room) || "").trim();
   if (!claims) return showSignIn("That is not a livecart token (lc1.…).");
@@ -93,13 +93,37 @@ function signIn(token, room) {
   state.token = token;
   state.claims = claims;
   $("#signin-error").textContent = "Connecting…";
-  state.realtime = new Realtime(room, token, {
-    onWelcome: welcome,
-    onTick: tick,
-    onFrame: frame,
-    onStatus: status,
+  connect(token, room);
+}
+
+/** The realtime seat of this sign-in: the engine gives the token's role (host, moderator). */
+function connect(token, room) {
+  const viewer = new LivecartViewer({ url: location.origin, room, token });
+  state.viewer = viewer;
+  let joined = false; // a later welcome is a resume
+  let pushedError = null; // the engine's last error push: why it closes, if it does
+  // A closed viewer still reports its socket's close: only the current one is heard.
+  const on = (name, handler) => viewer.on(name, (...args) => viewer === state.viewer && handler(...args));
+  on("status", (event) => status(event, pushedError));
+  on("welcome", (message) => {
+    pushedError = null;
+    welcome(message, joined);
+    joined = true;
   });
-  state.realtime.start();
+  on("tick", tick);
+  on("error", (error) => {
+    // The SDK hands listeners' exceptions here too: those are the console's bugs.
+    if (!(error instanceof LivecartError)) throw error;
+    pushedError = error;
+    comments.engineError(error);
+  });
+  viewer.start();
+}
+
+function disconnect() {
+  const viewer = state.viewer;
+  state.viewer = null;
+  if (viewer) viewer.close();
 }
 
 function signOut() {
@@ -109,8 +133,7 @@ function signOut() {
   auctions.stop();
   social.stop();
   features.stop();
-  if (state.realtime) state.realtime.stop();
-  state.realtime = null;
+  disconnect();
   sessionStorage.removeItem(STORAGE_KEY);
   showSignIn("Signed out.");
 }
@@ -157,13 +180,9 @@ function dispatch(entry) {
   for (const panel of PANELS) panel.entry(entry);
 }
 
-function frame(message) {
-  if (message.type === "notice" || message.type === "error") {
-    comments.notice(message);
-  }
-}
-
-function status(kind, detail) {
+/** A status event of the SDK; `pushedError`: the engine's last error push, which says why
+ * a connection closed when the close itself does not. */
+function status({ status: kind, code, reason, error }, pushedError) {
   const banner = $("#banner");
   const conn = $("#conn");
   conn.dataset.status = kind;
@@ -173,12 +192,13 @@ function status(kind, detail) {
     $("#signin-error").textContent = "Cannot reach the engine; retrying…";
   }
   if (kind === "closed") {
-    const code = detail.error ? ` (${detail.error.code})` : "";
-    const message = `Disconnected: ${detail.message}${code}`;
+    const cause = error || pushedError;
+    const why = cause ? `${cause.detail} (${cause.code})` : reason || `closed (${code})`;
+    const message = `Disconnected: ${why}`;
     if ($("#console").hidden) {
       sessionStorage.removeItem(STORAGE_KEY);
       showSignIn(message);
-      const missing = detail.error && detail.error.code === "room_not_found";
+      const missing = cause && cause.code === "room_not_found";
       if (missing && state.claims.role === "host") offerCreateRoom();
     } else {
       banner.hidden = false;
@@ -236,11 +256,11 @@ function boot() {
   });
   $("#sign-out").addEventListener("click", signOut);
   $("#create-room").addEventListener("submit", createRoom);
-  $("#reconnect").addEventListener("click", () => state.realtime && state.realtime.drop());
+  $("#reconnect").addEventListener("click", () => state.viewer && state.viewer.drop());
   $("#go-live").addEventListener("click", goLive);
   $("#end-show").addEventListener("click", endShow);
   for (const panel of PANELS) panel.init();
-  features.init(() => state.realtime);
+  features.init(() => state.viewer);
   setInterval(() => PANELS.forEach((panel) => panel.second()), 1000);
   const saved = sessionStorage.getItem(STORAGE_KEY);
   if (saved) {

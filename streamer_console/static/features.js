@@ -4,6 +4,7 @@
 // is called with a panel of its own in the layout. A module that fails to load or throws
 // in mount is logged and skipped: the console goes on without it.
 
+import { LivecartError } from "/sdk/index.js";
 import { api } from "./api.js";
 import { el } from "./util.js";
 
@@ -23,7 +24,9 @@ import { el } from "./util.js";
  *   rejects with an Error whose `code` is the engine's error code (`status`, `details` too).
  * @property {(frame: object) => Promise<object>} send Send a client frame over the
  *   console's realtime connection with a fresh request `id`; resolves with the `ack`,
- *   rejects with an Error whose `code` is the `error` frame's (or "disconnected").
+ *   rejects with an Error (a LivecartError: `detail`, `details` too) whose `code` is the
+ *   `error` frame's, or "disconnected" when no answer comes: not connected (not sent), or
+ *   the connection dropped or 10 s went by first (it may or may not have been applied).
  * @property {(name: "welcome"|"tick"|"entry", fn: (message: object) => void) => () => void} on
  *   Subscribe to realtime events; returns the unsubscribe function. "welcome": the whole
  *   welcome message (the current one right after mount, then every resume or rejoin);
@@ -80,10 +83,24 @@ export function stop() {
   Object.assign(state, { loading: false, started: false, mounted: [], welcome: null, backlog: [] });
 }
 
-/** How ctx.send reaches the console's Realtime (a new one at each sign-in): init(getter). */
-let realtime = () => null;
-export function init(currentRealtime) {
-  realtime = currentRealtime;
+/** How ctx.send reaches the console's LivecartViewer (a new one at each sign-in): init(getter). */
+let currentViewer = () => null;
+export function init(getViewer) {
+  currentViewer = getViewer;
+}
+
+// The SDK's codes for a request that got no answer; a feature sees them all as "disconnected".
+const NO_ANSWER = new Set(["disconnected", "not_connected", "closed", "timeout"]);
+
+async function send(frame) {
+  const viewer = currentViewer();
+  if (!viewer) throw new LivecartError("disconnected", "not connected", { retryable: true });
+  try {
+    return await viewer.request(frame);
+  } catch (error) {
+    if (!NO_ANSWER.has(error.code)) throw error;
+    throw new LivecartError("disconnected", error.detail, { retryable: true });
+  }
 }
 
 async function load(first, session) {
@@ -117,11 +134,7 @@ async function mountOne(feature, first, session) {
     room: first.room.id,
     role: first.role,
     api: (method, path, body) => api(method, path, body),
-    send: (frame) => {
-      const rt = realtime();
-      if (!rt) return Promise.reject(Object.assign(new Error("not connected"), { code: "disconnected" }));
-      return rt.request(frame);
-    },
+    send,
     on: (name, fn) => {
       if (!handlers[name]) throw new Error(`feature ${feature.name}: no event "${name}"`);
       handlers[name].add(fn);

@@ -198,9 +198,15 @@ export class LivecartViewer extends Emitter {
     return hello;
   }
 
-  /** One connection: resolves with the welcome once joined. @returns {Promise<Record<string, any>>} */
-  _open() {
-    this._setStatus(this.offset === null ? 'connecting' : 'reconnecting');
+  /**
+   * One connection: resolves with the welcome once joined. `retry`: an attempt of the
+   * reconnect loop (after a drop, or after start()'s first attempt failed), shown as
+   * `reconnecting` so a page can say it is retrying.
+   * @param {boolean} [retry]
+   * @returns {Promise<Record<string, any>>}
+   */
+  _open(retry = false) {
+    this._setStatus(retry ? 'reconnecting' : 'connecting');
     return new Promise((resolve, reject) => {
       let ws;
       try {
@@ -320,7 +326,7 @@ export class LivecartViewer extends Emitter {
       if (this._closing) return;
       const resuming = this.offset !== null; // else a first join being retried (start())
       try {
-        const welcome = await this._open();
+        const welcome = await this._open(true);
         if (this._closing) {
           this.socket?.close(1000);
           return;

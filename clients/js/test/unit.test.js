@@ -138,6 +138,21 @@ test('a non-retryable refusal during reconnecting ends it (close event with the 
   assert.equal(v.connected, false);
 });
 
+test('start() retries a failed first attempt as reconnecting, then goes live', async () => {
+  const { FakeSocket, opened } = fakeWebSocket([
+    (ws) => ws.drop(1006),
+    (ws) => ws.push(welcome('1-0')),
+  ]);
+  const v = new LivecartViewer({ url: 'ws://x', room: 'r', WebSocket: FakeSocket, backoff: { baseMs: 5 } });
+  const statuses = [];
+  v.on('status', (s) => statuses.push(s.status));
+  const first = await v.start();
+  assert.equal(first.offset, '1-0');
+  assert.equal(opened.length, 2);
+  assert.deepEqual(statuses, ['connecting', 'reconnecting', 'live']);
+  await v.close();
+});
+
 test('a request unanswered at 1001 is sent again with its id once resumed; a tick gap is counted', async () => {
   const { FakeSocket } = fakeWebSocket([
     (ws) => {
