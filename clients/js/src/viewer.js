@@ -118,6 +118,7 @@ export class LivecartViewer extends Emitter {
     this._closing = false;
     this.offset = null; // a first join; reconnects resume
     this.backoff.reset();
+    this._setStatus('connecting');
     return this._open();
   }
 
@@ -142,6 +143,8 @@ export class LivecartViewer extends Emitter {
         return null;
       }
       const retryAfterMs = error.retryAfterMs;
+      // Retried as a dropped connection is, and shown as such: the first attempt failed.
+      this._setStatus('reconnecting', { code: this.closeCode, reason: error.detail });
       this._reconnectLoop(retryAfterMs === undefined ? 0 : shedDelayMs(retryAfterMs, this.random));
       const [welcome] = await Promise.race([
         this._next('welcome'),
@@ -193,7 +196,6 @@ export class LivecartViewer extends Emitter {
 
   /** One connection: resolves with the welcome once joined. @returns {Promise<Message>} */
   _open() {
-    this._setStatus(this.offset === null ? 'connecting' : 'reconnecting');
     return new Promise((resolve, reject) => {
       let ws;
       try {
