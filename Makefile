@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+NODE_STAMP = node_modules/.installed
 OLDEST  = .venv-oldest
 LOCKER  = .venv-lock
 UV_VERSION = 0.13.8
@@ -41,6 +42,15 @@ $(STAMP): pyproject.toml requirements/dev.txt
 
 $(OLDEST)/.installed: pyproject.toml requirements/oldest.txt
 	$(call install_locked,$(OLDEST),requirements/oldest.txt)
+
+# The JavaScript lint tools (eslint, tsc: package.json's devDependencies), exactly as
+# package-lock.json pins them (with their hashes), installed anew whenever either changes.
+# `npm ci` refuses a lock that no longer fits package.json: after changing package.json,
+# run `npm install` and commit package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm is missing: \`make lint\` needs Node.js 20+ with npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $@
 
 # Refresh requirements/*.txt from pyproject.toml, keeping every pin that still fits;
 # `make lock UPGRADE=1` moves every pin to the newest allowed release.
@@ -102,10 +112,15 @@ prometheus:
 		&& (apt-get install -y -q prometheus || (apt-get update -q && apt-get install -y -q prometheus)); } \
 		|| { echo "make: prometheus (and promtool) is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install prometheus)"; exit 1; }
 
-lint: $(STAMP)
+# The JavaScript too: eslint over every .js file (eslint.config.js); tsc over the SDK,
+# strict and against its index.d.ts (tsconfig.json), and over the pages (tsconfig.pages.json).
+lint: $(STAMP) $(NODE_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports  # the layers of engine/ (pyproject.toml, docs/architecture.md)
+	node_modules/.bin/eslint --max-warnings 0 .
+	node_modules/.bin/tsc -p tsconfig.json
+	node_modules/.bin/tsc -p tsconfig.pages.json
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
@@ -126,4 +141,4 @@ bench-grab: $(STAMP) bench-tools
 	$(VENV)/bin/livecart bench grab --viewers 5000 --stock 1000 --attempts 50000 --json
 
 clean:
-	rm -rf $(VENV) $(OLDEST) $(LOCKER) .livecart .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(OLDEST) $(LOCKER) node_modules .livecart .mypy_cache .ruff_cache .pytest_cache

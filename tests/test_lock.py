@@ -1,8 +1,10 @@
 """tools/lock.py: the lock files in requirements/ match pyproject.toml, and an install
-refuses them, saying why, once pyproject.toml's dependencies change without `make lock`."""
+refuses them, saying why, once pyproject.toml's dependencies change without `make lock`.
+And package-lock.json (the JavaScript lint tools) matches package.json."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -93,3 +95,22 @@ def test_the_check_fails_with_the_remedy(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "lock out of date: dev.txt was made for pyproject.toml" in result.stderr
     assert "run `make lock` and commit requirements/" in result.stderr
+
+
+def test_the_npm_lock_fits_package_json() -> None:
+    """`make lint` installs eslint and tsc with `npm ci` from package-lock.json (which refuses
+    a lock that no longer fits package.json): dev tools only, each pinned exactly, and every
+    locked package carries its integrity hash."""
+    manifest = json.loads((ROOT / "package.json").read_text())
+    locked = json.loads((ROOT / "package-lock.json").read_text())
+    assert manifest["private"] is True
+    assert "dependencies" not in manifest  # no runtime dependencies: the SDK has its own manifest
+    asked = manifest["devDependencies"]
+    for name, version in asked.items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name} is not pinned exactly: {version}"
+        assert locked["packages"][f"node_modules/{name}"]["version"] == version, name
+    assert locked["lockfileVersion"] >= 3
+    assert locked["packages"][""]["devDependencies"] == asked
+    for path, package in locked["packages"].items():
+        if path:
+            assert package.get("integrity", "").startswith("sha512-"), path

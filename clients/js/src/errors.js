@@ -3,6 +3,9 @@
  * SDK's own codes: `connect_failed`, `disconnected`, `timeout`, `not_connected`, `closed`.
  */
 export class LivecartError extends Error {
+  /** @type {'LivecartError'} */
+  name = 'LivecartError';
+
   /**
    * @param {string} code a stable error code
    * @param {string} message human-readable; wording may change
@@ -10,7 +13,6 @@ export class LivecartError extends Error {
    */
   constructor(code, message, { retryable = false, details = {}, status } = {}) {
     super(`${code}: ${message}`);
-    this.name = 'LivecartError';
     /** @type {string} */ this.code = code;
     /** @type {string} */ this.detail = message;
     /** @type {boolean} */ this.retryable = retryable;

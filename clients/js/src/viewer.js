@@ -3,6 +3,9 @@ import { resolveCodec } from './codec.js';
 import { Emitter } from './emitter.js';
 import { LivecartError } from './errors.js';
 
+/** @typedef {import('../index.js').Message} Message */
+/** @typedef {import('../index.js').Entry} Entry */
+
 const MAX_COMMENTS = 500; // comments kept in `state.comments` (oldest dropped first)
 
 /**
@@ -28,7 +31,7 @@ function newPrefix() {
   return `${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}-`;
 }
 
-/** @param {Record<string, any>} entry */
+/** @param {Entry} entry */
 function productCard(entry) {
   const { kind, ref, ts, id, ...rest } = entry;
   return { ...rest, id: ref };
@@ -64,7 +67,7 @@ export class LivecartViewer extends Emitter {
     this._WS = WS;
     /** @type {any} the open socket, or null */
     this.socket = null;
-    /** @type {Record<string, any> | null} the last welcome */
+    /** @type {Message | null} the last welcome */
     this.welcome = null;
     /** @type {string | null} the last offset seen: where a reconnect resumes */
     this.offset = null;
@@ -81,26 +84,16 @@ export class LivecartViewer extends Emitter {
     this.status = 'idle';
     this._prefix = newPrefix();
     this._nextId = 1;
-    /** @type {Map<string, {message: Record<string, any>, resolve: Function, reject: Function, timer: any}>} */
+    /** @type {Map<string, {message: Message, resolve: Function, reject: Function, timer: any}>} */
     this._pending = new Map();
     /** @type {{timer: any, wake: Function} | null} */
     this._sleep = null;
     this.state = this._emptyState();
   }
 
+  /** @returns {import('../index.js').ViewerState} */
   _emptyState() {
-    return {
-      /** @type {Record<string, any> | null} */ room: null,
-      /** @type {Record<string, any> | null} */ product: null,
-      /** @type {Record<string, any> | null} */ pinned: null,
-      /** @type {Record<string, Record<string, any>>} */ sales: {},
-      /** @type {Record<string, Record<string, any>>} */ drops: {},
-      /** @type {Record<string, Record<string, any>>} */ polls: {},
-      /** @type {Record<string, Record<string, any>>} */ auctions: {},
-      /** @type {Record<string, any>} */ stats: {},
-      /** @type {Record<string, any>[]} */ comments: [],
-      /** @type {Record<string, any>[]} */ notices: [],
-    };
+    return { room: null, product: null, pinned: null, sales: {}, drops: {}, polls: {}, auctions: {}, stats: {}, comments: [], notices: [] };
   }
 
   get connected() {
@@ -119,7 +112,7 @@ export class LivecartViewer extends Emitter {
   /**
    * Connect, say hello and resolve with the welcome. Rejects with a LivecartError if the
    * engine refuses (`token_invalid`, `room_not_found`...) or cannot be reached.
-   * @returns {Promise<Record<string, any>>}
+   * @returns {Promise<Message>}
    */
   async connect() {
     this._closing = false;
@@ -135,7 +128,7 @@ export class LivecartViewer extends Emitter {
    * `banned`...) ends in status `closed` and a `close` event carrying the error. Resolves
    * with the first welcome, or null when the viewer gave up or was closed. For pages and
    * apps that show the connection's state (`status` events) rather than handle a promise.
-   * @returns {Promise<Record<string, any> | null>}
+   * @returns {Promise<Message | null>}
    */
   async start() {
     try {
@@ -149,6 +142,8 @@ export class LivecartViewer extends Emitter {
         return null;
       }
       const retryAfterMs = error.retryAfterMs;
+      // Retried as a dropped connection is, and shown as such: the first attempt failed.
+      this._setStatus('reconnecting', { code: this.closeCode, reason: error.detail });
       this._reconnectLoop(retryAfterMs === undefined ? 0 : shedDelayMs(retryAfterMs, this.random));
       const [welcome] = await Promise.race([
         this._next('welcome'),
@@ -189,7 +184,7 @@ export class LivecartViewer extends Emitter {
   }
 
   _hello() {
-    /** @type {Record<string, any>} */
+    /** @type {Message} */
     const hello = { type: 'hello' };
     if (this.token) hello.token = this.token;
     if (this.offset) hello.since = this.offset;
@@ -203,7 +198,7 @@ export class LivecartViewer extends Emitter {
    * reconnect loop (after a drop, or after start()'s first attempt failed), shown as
    * `reconnecting` so a page can say it is retrying.
    * @param {boolean} [retry]
-   * @returns {Promise<Record<string, any>>}
+   * @returns {Promise<Message>}
    */
   _open(retry = false) {
     this._setStatus(retry ? 'reconnecting' : 'connecting');
@@ -308,7 +303,7 @@ export class LivecartViewer extends Emitter {
       this._reconnectLoop();
     } else {
       this._failPending('closed', `connection closed (${code})`);
-      this._setStatus('closed', { code, reason });
+      if (!this._closing) this._setStatus('closed', { code, reason }); // close() says nothing
     }
   }
 
@@ -403,7 +398,7 @@ export class LivecartViewer extends Emitter {
 
   // ---- frames ------------------------------------------------------------------------
 
-  /** @param {Record<string, any>} message */
+  /** @param {Message} message */
   _onFrame(message) {
     const type = message?.type;
     if ((type === 'ack' || type === 'error' || type === 'pong') && typeof message.ref === 'string') {
@@ -426,7 +421,7 @@ export class LivecartViewer extends Emitter {
     }
   }
 
-  /** @param {Record<string, any>} welcome */
+  /** @param {Message} welcome */
   _onWelcome(welcome) {
     const resumed = this.offset !== null;
     const recovered = Boolean(welcome.recovered);
@@ -452,7 +447,7 @@ export class LivecartViewer extends Emitter {
     this.emit('state', s);
   }
 
-  /** @param {Record<string, any>} tick */
+  /** @param {Message} tick */
   _onTick(tick) {
     if (tick.seq !== this.seq + 1) {
       this.gaps += 1;
@@ -481,7 +476,7 @@ export class LivecartViewer extends Emitter {
     this.emit('state', s);
   }
 
-  /** Entries after the held offset; those at or before it are duplicates. @param {Record<string, any>[]} entries */
+  /** Entries after the held offset; those at or before it are duplicates. @param {Entry[]} entries */
   _fresh(entries) {
     if (this.offset === null) return [...entries];
     const mark = this.offset;
@@ -490,10 +485,12 @@ export class LivecartViewer extends Emitter {
     return fresh;
   }
 
-  /** @param {Record<string, any>[]} entries */
+  /** @param {Entry[]} entries */
   _takeEntries(entries) {
     const s = this.state;
-    for (const entry of entries) {
+    // Every kind handled here but `comment` names what it is about in `ref`, and a pin
+    // carries its comment's fields (docs/protocol.md § Room log).
+    for (const entry of /** @type {(Entry & {ref: string, user: string, name: string, role: string, text: string})[]} */ (entries)) {
       switch (entry.kind) {
         case 'comment':
           if (!s.comments.some((c) => c.id === entry.id)) {
@@ -569,9 +566,9 @@ export class LivecartViewer extends Emitter {
    * Send a message with an id (fresh unless given) and resolve with its `ack`/`pong`, or
    * reject with its `error` as a LivecartError (`timeout` after requestTimeoutMs,
    * `disconnected` if the connection drops first, `not_connected` when there is none).
-   * @param {Record<string, any>} message
+   * @param {Message} message
    * @param {{id?: string, timeoutMs?: number}} [options]
-   * @returns {Promise<Record<string, any>>}
+   * @returns {Promise<Message>}
    */
   request(message, { id, timeoutMs = this.requestTimeoutMs } = {}) {
     if (!this.socket) {
@@ -596,7 +593,7 @@ export class LivecartViewer extends Emitter {
     });
   }
 
-  /** Send a frame that gets no answer (e.g. a like without id). @param {Record<string, any>} message */
+  /** Send a frame that gets no answer (e.g. a like without id). @param {Message} message */
   send(message) {
     if (!this.socket) throw new LivecartError('not_connected', 'not connected', { retryable: true });
     this.socket.send(this.codec.encode(message));
@@ -689,7 +686,7 @@ export class LivecartViewer extends Emitter {
    * @param {string} auction @param {number} amount @param {{max?: number, id?: string}} [options]
    */
   async bid(auction, amount, { max, id } = {}) {
-    /** @type {Record<string, any>} */
+    /** @type {Message} */
     const message = { type: 'bid', auction, amount };
     if (max !== undefined) message.max = max;
     const ack = await this.request(message, { id });
@@ -744,9 +741,9 @@ export class LivecartViewer extends Emitter {
   }
 }
 
-/** @param {Record<string, any>[] | undefined} list */
+/** @param {{id: string, [field: string]: any}[] | undefined} list */
 function byId(list) {
-  /** @type {Record<string, Record<string, any>>} */
+  /** @type {Record<string, {id: string, [field: string]: any}>} */
   const out = {};
   for (const item of Array.isArray(list) ? list : []) out[item.id] = { ...item };
   return out;

@@ -1,6 +1,6 @@
 // The SDK's logic without an engine: backoff, close codes, offsets, codecs, and the
 // reconnect loop against a scripted fake WebSocket (shed with retry_after_ms, refusals,
-// a 1001 with a request in flight).
+// a 1001 with a request in flight; start() and its status events, drop({holdMs})).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -178,5 +178,94 @@ test('requests time out with a typed error', async () => {
   const v = new LivecartViewer({ url: 'ws://x', room: 'r', WebSocket: FakeSocket, requestTimeoutMs: 50 });
   await v.connect();
   await assert.rejects(v.comment('x'), (err) => err instanceof LivecartError && err.code === 'timeout' && err.retryable);
+  await v.close();
+});
+
+// ---- start(), status events, drop() --------------------------------------------------------
+
+/** Every `status` event the viewer emits from now on. */
+function statusEvents(viewer) {
+  const events = [];
+  viewer.on('status', (event) => events.push(event));
+  return events;
+}
+
+test('start() retries a first connection that closes before the welcome: connecting, reconnecting, live', async () => {
+  const { FakeSocket, opened } = fakeWebSocket([
+    (ws) => ws.drop(1006), // the engine went away before it welcomed anyone
+    (ws, hello) => {
+      assert.equal(hello.since, undefined, 'a first join, not a resume');
+      ws.push(welcome('3-0', 2));
+    },
+  ]);
+  const v = new LivecartViewer({ url: 'ws://x', room: 'r', WebSocket: FakeSocket, backoff: { baseMs: 5 }, random: () => 0 });
+  const seen = statusEvents(v);
+  const joined = await v.start();
+  assert.equal(joined.type, 'welcome');
+  assert.equal(joined.offset, '3-0');
+  assert.equal(opened.length, 2);
+  assert.deepEqual(seen.map((e) => e.status), ['connecting', 'reconnecting', 'live']);
+  assert.equal(v.status, 'live');
+  assert.equal(v.connected, true);
+  await v.close();
+});
+
+test('start() after a refusal (token_invalid): status closed with the error, resolves null, no retry', async () => {
+  const { FakeSocket, opened } = fakeWebSocket([
+    (ws) => {
+      ws.push({ type: 'error', code: 'token_invalid', message: 'bad token', retryable: false });
+      ws.drop(3500);
+    },
+    () => assert.fail('a refusal is not retried'),
+  ]);
+  const v = new LivecartViewer({ url: 'ws://x', room: 'r', WebSocket: FakeSocket, backoff: { baseMs: 5 }, random: () => 0 });
+  const seen = statusEvents(v);
+  const errors = [];
+  v.on('error', (e) => errors.push(e));
+  const closes = [];
+  v.on('close', (c) => closes.push(c));
+  assert.equal(await v.start(), null);
+  assert.deepEqual(seen.map((e) => e.status), ['connecting', 'closed']);
+  assert.ok(seen.at(-1).error instanceof LivecartError);
+  assert.equal(seen.at(-1).error.code, 'token_invalid');
+  assert.equal(seen.at(-1).error.retryable, false);
+  assert.deepEqual(errors.map((e) => e.code), ['token_invalid']);
+  assert.equal(closes.length, 1);
+  assert.equal(closes[0].willReconnect, false);
+  assert.equal(closes[0].error.code, 'token_invalid');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(opened.length, 1);
+  assert.equal(v.status, 'closed');
+});
+
+test('drop({holdMs}) reconnects no sooner than holdMs and resumes with since', async () => {
+  const holdMs = 200;
+  const helloAt = [];
+  const { FakeSocket, opened } = fakeWebSocket([
+    (ws) => ws.push(welcome('7-0', 3)),
+    (ws, hello) => {
+      helloAt.push(Date.now());
+      assert.equal(hello.since, '7-0');
+      ws.push(welcome('8-0', 5, { recovered: true, history: [{ id: '8-0', kind: 'comment', ts: 1, text: 'missed' }] }));
+    },
+  ]);
+  // random 0: the backoff alone would reconnect at once, so any wait is the hold's
+  const v = new LivecartViewer({ url: 'ws://x', room: 'r', WebSocket: FakeSocket, backoff: { baseMs: 5 }, random: () => 0 });
+  await v.start();
+  const seen = statusEvents(v);
+  const texts = [];
+  v.on('entry', (e) => texts.push(e.text));
+  const reconnected = v.waitFor('reconnect', () => true, 5000);
+  const droppedAt = Date.now();
+  v.drop({ holdMs });
+  const resumed = await reconnected;
+  assert.ok(helloAt[0] - droppedAt >= holdMs, `reconnected after ${helloAt[0] - droppedAt} ms`);
+  assert.equal(opened.length, 2);
+  assert.equal(opened[0].closed, true);
+  assert.deepEqual(resumed, { recovered: true, offset: '8-0' });
+  assert.deepEqual(texts, ['missed']);
+  assert.deepEqual(seen.map((e) => e.status), ['reconnecting', 'live']);
+  assert.equal(seen[0].code, 3000, 'drop() closes as a network failure would, in the resume range');
+  assert.equal(v.reconnects, 1);
   await v.close();
 });

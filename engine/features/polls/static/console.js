@@ -68,21 +68,23 @@ export function mount(ctx) {
 
   // ---- the start form (host) -----------------------------------------------------------------
   function buildForm() {
-    const question = el("input", { name: "question", required: true, maxlength: "200", autocomplete: "off",
-      placeholder: "Question, e.g. Which colour next?", "aria-label": "poll question" });
+    const question = /** @type {HTMLInputElement} */ (el("input", { name: "question", required: true, maxlength: "200",
+      autocomplete: "off", placeholder: "Question, e.g. Which colour next?", "aria-label": "poll question" }));
     const rows = el("ol", { class: "poll-options" });
-    const add = el("button", { type: "button", class: "add-option", onclick: () => addOption("") }, "+ option");
-    const duration = el("input", { type: "number", name: "duration", min: "10", max: "3600", value: "60",
-      required: true, "aria-label": "poll duration in seconds" });
-    const changeable = el("input", { type: "checkbox", name: "changeable" });
-    const submit = el("button", { type: "submit", class: "primary" }, "Start poll");
+    const add = /** @type {HTMLButtonElement} */ (
+      el("button", { type: "button", class: "add-option", onclick: () => addOption("") }, "+ option"));
+    const duration = /** @type {HTMLInputElement} */ (el("input", { type: "number", name: "duration", min: "10",
+      max: "3600", value: "60", required: true, "aria-label": "poll duration in seconds" }));
+    const changeable = /** @type {HTMLInputElement} */ (el("input", { type: "checkbox", name: "changeable" }));
+    const submit = /** @type {HTMLButtonElement} */ (el("button", { type: "submit", class: "primary" }, "Start poll"));
     const node = el("form", { class: "stack poll-form", onsubmit: start }, question, rows,
       el("div", { class: "inline" }, add, el("label", {}, "Duration s", duration),
         el("label", {}, changeable, "viewers may change their vote")),
       el("div", { class: "inline" }, submit));
     // folded until the host opens it, as the console's other "start" forms: the panel stays
     // small beside the run of show while nothing runs
-    const details = el("details", { class: "poll-new" }, el("summary", {}, "Start a poll"), node);
+    const details = /** @type {HTMLDetailsElement} */ (
+      el("details", { class: "poll-new" }, el("summary", {}, "Start a poll"), node));
 
     function addOption(value) {
       if (rows.children.length >= MAX_OPTIONS) return;
@@ -99,7 +101,7 @@ export function mount(ctx) {
         const input = li.querySelector("input");
         input.placeholder = `Option ${i + 1}`;
         input.setAttribute("aria-label", `option ${i + 1}`);
-        const remove = li.querySelector(".remove");
+        const remove = /** @type {HTMLButtonElement} */ (li.querySelector(".remove"));
         remove.setAttribute("aria-label", `remove option ${i + 1}`);
         remove.hidden = rows.children.length <= MIN_OPTIONS;
       });
