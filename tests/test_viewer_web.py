@@ -351,6 +351,30 @@ async def test_the_page_runs_on_the_sdk_and_resends_what_a_1001_left_unanswered(
 
 @pytest.mark.browser
 @needs_chromium
+async def test_a_refusal_is_shown_with_the_engines_message(
+    browser: Browser, engine: Engine, room_factory: RoomFactory
+) -> None:
+    """An anonymous phone in a room that takes only signed-in viewers: the SDK's refusal ends
+    the connection, and the badge says why, in the engine's words (no retrying)."""
+    room = await room_factory(settings={"allow_anonymous": False})
+    context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(5000)
+        viewer = Viewer(page)
+        viewer.watch()
+        await page.goto(f"{engine.base_url}/live/{room}")
+        conn = page.locator("#conn")
+        await expect(conn).to_have_attribute("data-state", "closed")
+        await expect(conn).to_have_text("disconnected (this room needs a sign-in token)")
+        assert await viewer.hook("statuses") == ["connecting", "closed"]
+    finally:
+        await context.close()
+    assert viewer.errors == [], f"JavaScript errors: {viewer.errors}"
+
+
+@pytest.mark.browser
+@needs_chromium
 async def test_likes_are_aggregated(
     open_viewer: OpenViewer, show: HostClient, viewer_factory: ViewerFactory
 ) -> None:
