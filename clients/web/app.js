@@ -33,9 +33,9 @@ if (!device) {
 
 const S = {
   room: null, user: null, role: null, limits: {}, stats: {}, product: null,
-  sales: new Map(), drops: new Map(), seen: new Set(), comments: [],
+  sales: new Map(), drops: new Map(), seen: new Set(),
   clockOffset: 0, held: store.get("held", []), order: store.get("order", null),
-  coupons: [], likesPending: 0, lastComment: 0,
+  coupons: [], likesPending: 0,
 };
 const hook = {
   scriptMs: T0, firstTickMs: null, welcomeMs: null, likeFrames: 0, likesSent: 0, welcomes: 0, statuses: [],
@@ -91,7 +91,7 @@ function joined(w, entries) {
   if (resumed) {
     entries.forEach(apply);
   } else {
-    S.comments = []; S.seen.clear(); $("#comments").replaceChildren();
+    S.seen.clear(); $("#comments").replaceChildren();
     entries.filter((e) => e.kind === "comment").forEach(addComment);
   }
   S.pinned = w.room.pinned;
@@ -134,8 +134,8 @@ viewer.on("notice", (f) => {
   }
 });
 
-// The engine's error pushes (a ban, a refused like) end in a `status` event when they close
-// the connection; anything else here is a bug in one of the page's handlers: let it show.
+// The engine's error pushes need nothing here (a ban closes the connection: the `status`
+// event shows it); anything else is a bug in one of the page's handlers: let it show.
 viewer.on("error", (error) => {
   if (!(error instanceof LivecartError)) reportError(error);
 });
