@@ -7,28 +7,36 @@ error fails the test. Screenshots of the main states go to tests/artifacts/viewe
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
-from playwright.async_api import Page, expect
+import redis.asyncio as aioredis
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from clients import HostClient, ShopperClient
 from engine.server.app import Engine
+from engine.server.listener import reuseport_socket
+from engine.store import keys
 from tests.conftest import (
     ADDRESS,
     RoomFactory,
     ViewerFactory,
     eventually,
+    make_settings,
     needs_chromium,
     token,
 )
-from tests.pages import CDN, HTTP_ERROR_LOG, OpenViewer
+from tests.pages import CDN, HTTP_ERROR_LOG, PHONE, OpenViewer, Viewer
 from tests.test_console import BOOTS, SCARF
 
 WEB = Path(__file__).resolve().parent.parent / "clients" / "web"
+SDK = WEB.parent / "js" / "src"  # the JavaScript SDK the page runs on, served at /sdk/
 BUDGET = 100 * 1024
 
 
@@ -48,9 +56,10 @@ def page_files() -> list[Path]:
 
 
 def test_page_weight_under_100_kb_compressed() -> None:
-    raw = sum(len(p.read_bytes()) for p in page_files())
-    packed = sum(len(gzip.compress(p.read_bytes(), 9)) for p in page_files())
-    print(f"viewer page: {len(page_files())} files, {raw} bytes raw, {packed} bytes gzip -9")
+    files = page_files() + sorted(SDK.glob("*.js"))  # the page's own files and the SDK's
+    raw = sum(len(p.read_bytes()) for p in files)
+    packed = sum(len(gzip.compress(p.read_bytes(), 9)) for p in files)
+    print(f"viewer page: {len(files)} files, {raw} bytes raw, {packed} bytes gzip -9")
     assert packed < BUDGET
 
 
@@ -259,6 +268,109 @@ async def test_reconnect_resumes_without_duplicates(
     assert await viewer.hook("welcomes") == 2
     assert await viewer.hook("duplicates") == 0
     await viewer.shot("11-resumed")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_the_page_runs_on_the_sdk_and_resends_what_a_1001_left_unanswered(
+    browser: Browser, tmp_path: Path, redis_url: str, redis: aioredis.Redis,
+    room_factory: RoomFactory,
+) -> None:  # fmt: skip
+    """The page loads the SDK (/sdk/index.js; its old realtime.js is gone), so it does what the
+    SDK does: two engines share a port (as two workers do) and the page's is restarted while
+    a comment is on its way (held on the wire until the engine has gone away with 1001).
+    The page resumes on the other engine and sends the comment again with its id: it shows
+    once, with no "Not sent", and is stored once."""
+    room = await room_factory(title="Friday drop")
+    first = reuseport_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = reuseport_socket("127.0.0.1", port)
+    settings = make_settings(tmp_path, port=port, redis_url=redis_url)
+    engines = [Engine(settings), Engine(settings)]
+    await engines[0].start(first)
+    base = f"http://127.0.0.1:{port}"
+    held: list[dict[str, Any]] = []  # the comment kept from the first engine
+    closes: list[int | None] = []  # the engines' close codes, as the page got them
+
+    async def wire(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def upstream(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame["type"] == "comment" and not held:
+                held.append(frame)
+            else:
+                server.send(message)
+
+        async def closed(code: int | None, reason: str | None) -> None:
+            closes.append(code)
+            await ws.close(code=code, reason=reason)
+
+        ws.on_message(upstream)
+        server.on_close(closed)
+
+    context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    try:
+        await context.route_web_socket(re.compile(r"/ws/"), wire)
+        page = await context.new_page()
+        page.set_default_timeout(5000)
+        viewer = Viewer(page)
+        viewer.watch()
+        loaded: list[str] = []
+        page.on("response", lambda r: loaded.append(r.url) if r.ok else None)
+        await page.goto(f"{base}/live/{room}#token={token(room, 'viewer', 'ana', name='Ana')}")
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        assert f"{base}/sdk/index.js" in loaded
+        assert f"{base}/sdk/viewer.js" in loaded
+        assert not any("realtime" in url for url in loaded)
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/live/static/realtime.js")).status_code == 404
+
+        await engines[1].start(second)
+        await page.fill("#comment-input", "sent as the engine stops")
+        await page.locator("#send").tap()
+        await eventually(lambda: bool(held))
+        await engines[0].stop()  # 1001 to the page, with the comment unanswered
+        mine = page.locator("#comments li.mine", has_text="sent as the engine stops")
+        await expect(mine).to_have_count(1)
+        await expect(page.locator("#comment-input")).to_have_value("")  # sent: cleared
+        await expect(page.locator("#limits")).not_to_contain_text("Not sent")
+        assert closes == [1001]
+        assert await viewer.hook("statuses") == ["connecting", "live", "reconnecting", "live"]
+        assert await viewer.hook("viewer.reconnects") == 1
+        await viewer.shot("11b-resent-after-1001")
+    finally:
+        await context.close()
+        for engine in engines:
+            await engine.stop()
+    assert viewer.errors == [], f"JavaScript errors: {viewer.errors}"
+    stored = [orjson.loads(fields[b"d"]) for _, fields in await redis.xrange(keys.room_stream(room))
+              if fields[b"k"] == b"comment"]  # fmt: skip
+    assert [(c["text"], c["user"]) for c in stored] == [("sent as the engine stops", "ana")]
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_a_refusal_is_shown_with_the_engines_message(
+    browser: Browser, engine: Engine, room_factory: RoomFactory
+) -> None:
+    """An anonymous phone in a room that takes only signed-in viewers: the SDK's refusal ends
+    the connection, and the badge says why, in the engine's words (no retrying)."""
+    room = await room_factory(settings={"allow_anonymous": False})
+    context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(5000)
+        viewer = Viewer(page)
+        viewer.watch()
+        await page.goto(f"{engine.base_url}/live/{room}")
+        conn = page.locator("#conn")
+        await expect(conn).to_have_attribute("data-state", "closed")
+        await expect(conn).to_have_text("disconnected (this room needs a sign-in token)")
+        assert await viewer.hook("statuses") == ["connecting", "closed"]
+    finally:
+        await context.close()
+    assert viewer.errors == [], f"JavaScript errors: {viewer.errors}"
 
 
 @pytest.mark.browser

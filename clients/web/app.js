@@ -4,9 +4,9 @@
 // the engine's features bring their own cards (features.js). No framework, no build.
 import * as features from "./features.js";
 import * as ix from "./interactive.js";
-import { Realtime, requestId } from "./realtime.js";
 import * as social from "./social.js";
-import { api, money, $, el } from "./util.js";
+import { LivecartError, LivecartViewer } from "/sdk/index.js";
+import { api, lost, money, $, el } from "./util.js";
 
 const T0 = Math.round(performance.now()); // ms since navigation start (timeOrigin)
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
@@ -33,80 +33,111 @@ if (!device) {
 
 const S = {
   room: null, user: null, role: null, limits: {}, stats: {}, product: null,
-  sales: new Map(), drops: new Map(), seen: new Set(), wire: new Set(), comments: [],
+  sales: new Map(), drops: new Map(), seen: new Set(),
   clockOffset: 0, held: store.get("held", []), order: store.get("order", null),
-  coupons: [], likesPending: 0, lastComment: 0,
+  coupons: [], likesPending: 0,
 };
 const hook = {
-  scriptMs: T0, firstTickMs: null, welcomeMs: null, duplicates: 0, likeFrames: 0, likesSent: 0, welcomes: 0, statuses: [],
-  dropConnection: (holdMs) => rt.drop(holdMs), state: S,
+  scriptMs: T0, firstTickMs: null, welcomeMs: null, likeFrames: 0, likesSent: 0, welcomes: 0, statuses: [],
+  dropConnection: (holdMs) => viewer.drop({ holdMs }), state: S,
+  get duplicates() { return viewer.duplicates; }, // replayed entries the SDK left out
+  get viewer() { return viewer; },
 };
 window.__livecart = hook;
 
 const now = () => Date.now() + S.clockOffset; // the server's clock, not the phone's
 
-// ---- realtime ----------------------------------------------------------------------------
-const auth = TOKEN ? { token: TOKEN } : { device };
-if (query.get("ref")) auth.ref = query.get("ref"); // a share link: the engine attributes first touch
-const rt = new Realtime(room, auth, {
-  status(status, detail) {
-    hook.statuses.push(status);
-    const conn = $("#conn");
-    conn.textContent = status === "closed" ? `disconnected (${detail})` : status;
-    conn.dataset.state = status;
-  },
-  welcome(w, resumed) {
-    hook.welcomes += 1;
-    if (hook.welcomeMs === null) hook.welcomeMs = Math.round(performance.now());
-    S.clockOffset = w.server_time - Date.now();
-    S.user = w.user; S.role = w.role; S.room = w.room; S.limits = w.limits; S.stats = w.stats;
-    S.product = w.product;
-    S.sales = new Map(w.sales.map((s) => [s.id, s]));
-    for (const d of w.drops) S.drops.set(d.id, { ...S.drops.get(d.id), ...d });
-    if (resumed) {
-      w.history.forEach(apply);
-    } else {
-      S.comments = []; S.seen.clear(); S.wire.clear(); $("#comments").replaceChildren();
-      w.history.filter((e) => e.kind === "comment").forEach(addComment);
-    }
-    S.pinned = w.room.pinned;
-    renderAll();
-    if (TOKEN) refreshCoupons();
-    ix.welcome(w);
-    social.welcome(w);
-    features.welcome(w, resumed);
-  },
-  tick(t) {
-    if (hook.firstTickMs === null) hook.firstTickMs = Math.round(performance.now());
-    S.clockOffset = t.t - Date.now();
-    (t.entries || []).forEach(apply);
-    if (t.stats) { S.stats = t.stats; renderStats(); }
-    for (const [id, c] of Object.entries(t.stock || {})) {
-      const sale = S.sales.get(id);
-      if (sale) Object.assign(sale, c);
-    }
-    for (const [id, c] of Object.entries(t.drops || {})) {
-      const drop = S.drops.get(id);
-      if (drop) Object.assign(drop, c);
-    }
-    if (t.stock) renderSale();
-    if (t.drops) renderDrop();
-    features.tick(t);
-  },
-  frame(f) {
-    if (f.type === "notice" && f.kind === "reservation_offered") {
-      hold({ reservation: f.reservation, sale: f.sale, quantity: f.quantity,
-        expires_at: f.expires_at, price: f.price, currency: f.currency });
-      $("#grab-result").textContent = "A unit came free: reserved for you";
-    } else if (f.type === "notice" && f.kind === "reservation_expired") {
-      S.held = S.held.filter((h) => h.reservation !== f.reservation); saveHeld();
-    } else if (f.type === "notice" && f.kind === "muted") {
-      showLimit("You are muted for now");
-    } else if (f.type === "notice") {
-      ix.notice(f);
-      social.notice(f);
-    }
-  },
+// ---- realtime (the SDK: docs/sdk-js.md) --------------------------------------------------------
+const viewer = new LivecartViewer({
+  url: location.origin, room, ...(TOKEN ? { token: TOKEN } : { device }),
+  ref: query.get("ref"), // a share link: the engine attributes first touch
+});
+
+viewer.on("status", ({ status, code, reason, error }) => {
+  hook.statuses.push(status);
+  const conn = $("#conn");
+  conn.textContent = status === "closed" ? `disconnected (${error?.detail || reason || code})` : status;
+  conn.dataset.state = status;
+});
+
+// A welcome's history comes as `entry` events after it, then `state`: the page takes the
+// welcome and its entries together, as one join.
+let joining = null; // {welcome, entries} until that `state` event
+viewer.on("welcome", (w) => {
+  if (hook.welcomeMs === null) hook.welcomeMs = Math.round(performance.now());
+  joining = { welcome: w, entries: [] };
+});
+viewer.on("entry", (e) => {
+  if (joining) { joining.entries.push(e); return; }
+  apply(e);
+  features.entry(e);
+});
+viewer.on("state", () => {
+  if (!joining) return;
+  const { welcome, entries } = joining;
+  joining = null;
+  joined(welcome, entries);
+});
+
+/** A welcome; `entries`: on a resume that recovered, the missed ones, else the history. */
+function joined(w, entries) {
+  const resumed = hook.welcomes > 0 && w.recovered === true;
+  hook.welcomes += 1;
+  S.clockOffset = w.server_time - Date.now();
+  S.user = w.user; S.role = w.role; S.room = w.room; S.limits = w.limits; S.stats = w.stats;
+  S.product = w.product;
+  S.sales = new Map(w.sales.map((s) => [s.id, s]));
+  for (const d of w.drops) S.drops.set(d.id, { ...S.drops.get(d.id), ...d });
+  if (resumed) {
+    entries.forEach(apply);
+  } else {
+    S.seen.clear(); $("#comments").replaceChildren();
+    entries.filter((e) => e.kind === "comment").forEach(addComment);
+  }
+  S.pinned = w.room.pinned;
+  renderAll();
+  if (TOKEN) refreshCoupons();
+  ix.welcome(w);
+  social.welcome(w);
+  features.welcome(w, resumed ? entries : []);
+}
+
+viewer.on("tick", (t) => {
+  if (hook.firstTickMs === null) hook.firstTickMs = Math.round(performance.now());
+  S.clockOffset = t.t - Date.now();
+  if (t.stats) { S.stats = t.stats; renderStats(); }
+  for (const [id, c] of Object.entries(t.stock || {})) {
+    const sale = S.sales.get(id);
+    if (sale) Object.assign(sale, c);
+  }
+  for (const [id, c] of Object.entries(t.drops || {})) {
+    const drop = S.drops.get(id);
+    if (drop) Object.assign(drop, c);
+  }
+  if (t.stock) renderSale();
+  if (t.drops) renderDrop();
+  features.tick(t);
+});
+
+viewer.on("notice", (f) => {
+  if (f.kind === "reservation_offered") {
+    hold({ reservation: f.reservation, sale: f.sale, quantity: f.quantity,
+      expires_at: f.expires_at, price: f.price, currency: f.currency });
+    $("#grab-result").textContent = "A unit came free: reserved for you";
+  } else if (f.kind === "reservation_expired") {
+    S.held = S.held.filter((h) => h.reservation !== f.reservation); saveHeld();
+  } else if (f.kind === "muted") {
+    showLimit("You are muted for now");
+  } else {
+    ix.notice(f);
+    social.notice(f);
+  }
+});
+
+// The engine's error pushes need nothing here (a ban closes the connection: the `status`
+// event shows it); anything else is a bug in one of the page's handlers: let it show.
+viewer.on("error", (error) => {
+  if (!(error instanceof LivecartError)) reportError(error);
 });
 
 function apply(e) {
@@ -255,17 +286,24 @@ $("#grab").addEventListener("click", async () => {
   const sale = grab.dataset.sale;
   const out = $("#grab-result");
   if (grab.dataset.action === "waitlist") {
-    const a = await rt.request({ type: "waitlist", sale }, "w");
-    out.textContent = !a ? "Connection lost, try again" : a.type === "ack" ? `On the waitlist: #${a.position}` : a.message;
+    try {
+      out.textContent = `On the waitlist: #${await viewer.waitlist(sale)}`;
+    } catch (error) {
+      out.textContent = lost(error) ? "Connection lost, try again" : error.detail;
+    }
     return;
   }
   grab.disabled = true;
   out.textContent = "…";
-  const a = await rt.request({ type: "grab", sale, quantity: 1 }, "g");
-  grab.disabled = false;
-  if (!a) { out.textContent = "Connection lost, try again"; return; }
-  if (a.type === "error") { out.textContent = a.message; return; }
-  const r = a.result;
+  let r;
+  try {
+    r = await viewer.grab(sale);
+  } catch (error) {
+    out.textContent = lost(error) ? "Connection lost, try again" : error.detail;
+    return;
+  } finally {
+    grab.disabled = false;
+  }
   out.dataset.status = r.status;
   if (r.status === "reserved") {
     hold({ ...r, sale });
@@ -316,10 +354,13 @@ function renderDrop() {
 
 $("#claim").addEventListener("click", async () => {
   const drop = $("#claim").dataset.drop;
-  const a = await rt.request({ type: "claim", drop }, "c");
-  if (!a) return;
-  if (a.type === "error") { $("#drop-state").textContent = a.message; return; }
-  const st = a.result.status;
+  let st;
+  try {
+    st = (await viewer.claim(drop)).status;
+  } catch (error) {
+    if (!lost(error)) $("#drop-state").textContent = error.detail;
+    return;
+  }
   if (st === "claimed" || st === "limit_reached") { store.set(`claimed.${drop}`, true); refreshCoupons(); }
   if (st === "sold_out") $("#drop-state").textContent = "all claimed";
   else renderDrop();
@@ -336,11 +377,8 @@ async function refreshCoupons() {
 }
 
 // ---- comments, danmaku, likes ---------------------------------------------------------------
-function addComment(e, own = false) {
-  // A duplicate is an entry the wire delivered twice; our own comment is shown on its ack
-  // and then arrives once in a tick, which is not one.
-  if (!own) { if (S.wire.has(e.id)) hook.duplicates += 1; S.wire.add(e.id); }
-  if (S.seen.has(e.id)) return;
+function addComment(e) {
+  if (S.seen.has(e.id)) return; // our own comment: shown on its ack, then it comes in a tick
   S.seen.add(e.id);
   const li = el("li", { id: `c-${e.id}`, className: e.user === S.user ? "mine" : e.role === "host" ? "host" : "" },
     el("b", {}, `${e.name}`), ` ${e.text}`);
@@ -374,16 +412,18 @@ $("#comment-form").addEventListener("submit", async (event) => {
   const input = $("#comment-input");
   const text = input.value.trim();
   if (!text) return;
-  const a = await rt.request({ type: "comment", text }, "m");
-  if (!a) { showLimit("Not sent: reconnecting"); return; }
-  if (a.type === "error") {
-    const wait = a.details?.retry_after_ms;
-    showLimit(wait ? `${a.message} (${Math.ceil(wait / 1000)} s)` : a.message);
+  let entry;
+  try {
+    entry = await viewer.comment(text);
+  } catch (error) {
+    if (lost(error)) { showLimit("Not sent: reconnecting"); return; }
+    const wait = error.retryAfterMs;
+    showLimit(wait ? `${error.detail} (${Math.ceil(wait / 1000)} s)` : error.detail);
     return;
   }
   input.value = "";
   renderLimits();
-  addComment(a.entry, true); // the viewer's own comment is always shown, even if sampled out
+  addComment(entry); // the viewer's own comment is always shown, even if sampled out
 });
 
 $("#like").addEventListener("click", (event) => {
@@ -398,11 +438,15 @@ $("#like").addEventListener("click", (event) => {
 setInterval(() => { // taps are aggregated: one like frame per 400 ms at most
   if (!S.likesPending) return;
   const count = Math.min(S.likesPending, S.limits.max_likes_per_frame || 100);
-  if (rt.send({ type: "like", count })) {
-    S.likesPending -= count;
-    S.stats.likes = (S.stats.likes || 0) + count;
-    hook.likeFrames += 1; hook.likesSent += count;
+  try {
+    viewer.send({ type: "like", count });
+  } catch (error) {
+    if (lost(error)) return; // not connected: the taps wait for the next frame
+    throw error;
   }
+  S.likesPending -= count;
+  S.stats.likes = (S.stats.likes || 0) + count;
+  hook.likeFrames += 1; hook.likesSent += count;
 }, 400);
 
 // ---- sheets: products, checkout, orders, coupons -------------------------------------------
@@ -509,7 +553,7 @@ async function placeOrder(form, lines) {
   if (f.phone) contact.phone = f.phone;
   const status = $("#order-status");
   if (!Object.keys(contact).length) { status.textContent = "Add an email or a phone"; return; }
-  const key = store.get("checkoutKey", null) || requestId("k");
+  const key = store.get("checkoutKey", null) || viewer.newId();
   store.set("checkoutKey", key);
   const body = {
     reservations: lines.map((h) => h.reservation), coupons: f.coupon ? [f.coupon] : [],
@@ -556,9 +600,9 @@ async function pay() {
   }
 }
 
-ix.setup({ rt, room, token: TOKEN, api, now, hold, store, user: () => S.user, sale: (id) => S.sales.get(id) });
+ix.setup({ viewer, room, token: TOKEN, api, now, hold, store, user: () => S.user, sale: (id) => S.sales.get(id) });
 social.setup({ room, token: TOKEN, api, now, hold, store, toast: ix.toast, sheet: openSheet,
   team: query.get("team"),
   held: () => S.held, product: () => S.product, roomState: () => S.room?.state, sales: () => S.sales });
-features.setup({ room, token: TOKEN, rt });
-rt.start();
+features.setup({ room, token: TOKEN, viewer });
+viewer.start();

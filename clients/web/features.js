@@ -3,7 +3,7 @@
 // viewer module (`/features/<name>/viewer.js`) is imported and its exported `mount(ctx)` is
 // called with a card of its own over the lower part of the stream (#features). A module that
 // fails to load or throws in mount is logged and skipped: the page goes on without it.
-import { $, api, el } from "./util.js";
+import { $, api, el, lost } from "./util.js";
 
 /**
  * What a feature's viewer module gets: `export function mount(ctx)` (it may return a
@@ -23,8 +23,10 @@ import { $, api, el } from "./util.js";
  *   with the parsed JSON; rejects with an Error whose `code` is the engine's error code
  *   (and `status`, `details`).
  * @property {(frame: object) => Promise<object>} send Send a client frame over the page's
- *   realtime connection with a fresh request `id`; resolves with the `ack`, rejects with an
- *   Error whose `code` is the `error` frame's (`message`, `details` too) or "disconnected".
+ *   realtime connection (the SDK's `request`) with a fresh request `id`; resolves with the
+ *   `ack`, rejects with an Error whose `code` is the `error` frame's (`message`, `details`
+ *   too) or "disconnected" (no answer: not connected, dropped, or none in time; one left
+ *   unanswered by an engine restart's `1001` is sent again after the resume instead).
  * @property {(name: "welcome"|"tick"|"entry", fn: (message: object) => void) => () => void} on
  *   Subscribe to realtime events; returns the unsubscribe function. "welcome": the whole
  *   welcome message (the current one right after mount, then every resume or rejoin);
@@ -37,16 +39,17 @@ import { $, api, el } from "./util.js";
  *   (text, never HTML; no null children).
  */
 
-let page = null; // {room, token, rt}
+let page = null; // {room, token, viewer}
+// `backlog`: the [event, message] pairs since the latest welcome, for modules still loading.
 const state = { started: false, loading: false, mounted: [], welcome: null, backlog: [] };
 
 export function setup(ctx) {
   page = ctx;
 }
 
-/** A welcome (`recovered`: a resume that replayed missed entries); the first loads. */
-export function welcome(w, recovered) {
-  if (recovered) for (const entry of w.history || []) emitAll("entry", entry);
+/** A welcome, after the entries a resume replayed (`missed`); the first loads the modules. */
+export function welcome(w, missed) {
+  for (const entry of missed) emitAll("entry", entry);
   state.welcome = w;
   state.backlog = [];
   emitAll("welcome", w);
@@ -57,13 +60,22 @@ export function welcome(w, recovered) {
   }
 }
 
+/** A room-log entry from a tick (each once: the SDK leaves replayed ones out). */
+export function entry(e) {
+  later("entry", e);
+  emitAll("entry", e);
+}
+
+/** A tick, after its entries. */
 export function tick(t) {
-  if (state.loading) {
-    state.backlog.push(t);
-    if (state.backlog.length > 500) state.backlog.shift();
-  }
-  for (const entry of t.entries || []) emitAll("entry", entry);
+  later("tick", t);
   emitAll("tick", t);
+}
+
+function later(name, message) {
+  if (!state.loading) return;
+  state.backlog.push([name, message]);
+  if (state.backlog.length > 2000) state.backlog.shift();
 }
 
 async function load(first) {
@@ -100,13 +112,12 @@ async function call(method, path, body) {
 }
 
 async function send(frame) {
-  const answer = await page.rt.request(frame, "f");
-  if (!answer) throw Object.assign(new Error("the connection dropped"), { code: "disconnected" });
-  if (answer.type === "error") {
-    throw Object.assign(new Error(answer.message || answer.code), { code: answer.code, details: answer.details,
-      frame: answer });
+  try {
+    return await page.viewer.request(frame);
+  } catch (error) {
+    if (lost(error)) throw Object.assign(new Error("the connection dropped"), { code: "disconnected" });
+    throw Object.assign(new Error(error.detail || error.code), { code: error.code, details: error.details });
   }
-  return answer;
 }
 
 async function mountOne(feature, first) {
@@ -132,12 +143,9 @@ async function mountOne(feature, first) {
     root.remove();
     return;
   }
-  // What it missed while loading: the latest welcome, then the ticks since.
+  // What it missed while loading: the latest welcome, then the entries and ticks since.
   if (state.welcome) emit(record, "welcome", state.welcome);
-  for (const t of state.backlog) {
-    for (const entry of t.entries || []) emit(record, "entry", entry);
-    emit(record, "tick", t);
-  }
+  for (const [name, message] of state.backlog) emit(record, name, message);
   state.mounted.push(record);
 }
 

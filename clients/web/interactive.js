@@ -3,9 +3,9 @@
 // prize), the auction card (price, leader, minimum bid, bid / custom bid with a proxy max,
 // server-clock countdown, outbid and won, checkout of the won lot) and comment-to-buy's
 // private replies as toasts (sold out: join the waitlist). Nothing shows while none is on.
-import { $, el, money } from "./util.js";
+import { $, el, lost, money } from "./util.js";
 
-let C = null; // {rt, room, token, api, now, hold, user(), sale(id), store}
+let C = null; // {viewer, room, token, api, now, hold, user(), sale(id), store}
 const G = { list: new Map(), shown: null };
 const A = { list: new Map(), shown: null };
 const RESULT_MS = 60_000; // a closed giveaway or auction stays on screen this long
@@ -220,20 +220,19 @@ function renderAuction() {
 
 async function bid(amount, max, a = A.list.get(A.shown)) {
   if (!a || !Number.isFinite(amount)) { $("#au-status").textContent = "Enter an amount"; return; }
-  const frame = { type: "bid", auction: a.id, amount };
-  if (max !== undefined) frame.max = max;
   $("#au-bid").disabled = true;
-  const r = await C.rt.request(frame, "b");
   const cur = a.currency || "USD";
-  if (!r) a.note = "Connection lost, try again";
-  else if (r.type === "error") {
-    if (r.code === "bid_too_low" && r.details?.min_bid) a.min_bid = r.details.min_bid;
-    a.note = r.code === "bid_too_low" ? `Bid at least ${money(a.min_bid, cur)}` : r.message;
-  } else {
-    const x = r.result;
+  try {
+    const x = await C.viewer.bid(a.id, amount, { max });
     Object.assign(a, { price: x.price, min_bid: x.min_bid, ends_at: x.ends_at ?? a.ends_at });
     if (x.leader) { a.leader = C.user(); a.note = `You're leading at ${money(x.price, cur)}`; }
     else a.note = `Outbid at once: someone's max is higher (now ${money(x.price, cur)})`;
+  } catch (error) {
+    if (lost(error)) a.note = "Connection lost, try again";
+    else {
+      if (error.code === "bid_too_low" && error.details.min_bid) a.min_bid = error.details.min_bid;
+      a.note = error.code === "bid_too_low" ? `Bid at least ${money(a.min_bid, cur)}` : error.detail;
+    }
   }
   render();
 }
@@ -250,8 +249,11 @@ function commentBuy(f) {
   if (f.status === "sold_out" && f.sale && f.waitlist !== false) {
     const join = el("button", { className: "join" }, "Join waitlist");
     join.onclick = async () => {
-      const a = await C.rt.request({ type: "waitlist", sale: f.sale }, "w");
-      join.replaceWith(a && a.type === "ack" ? `On the waitlist: #${a.position}` : a ? a.message : "Try again");
+      try {
+        join.replaceWith(`On the waitlist: #${await C.viewer.waitlist(f.sale)}`);
+      } catch (error) {
+        join.replaceWith(lost(error) ? "Try again" : error.detail);
+      }
     };
     actions.push(join);
   }

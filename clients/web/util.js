@@ -1,4 +1,7 @@
-// Small helpers: DOM lookup and building, money, and the room's HTTP API (docs/api.md).
+// Small helpers: DOM lookup and building, money, the room's HTTP API (docs/api.md), and
+// telling a refused request from one that got no answer.
+import { LivecartError } from "/sdk/index.js";
+
 export const $ = (selector) => document.querySelector(selector);
 
 export function el(tag, props = {}, ...children) {
@@ -29,4 +32,15 @@ export async function api(room, token, method, path, body) {
   let json = {};
   try { json = await response.json(); } catch { json = {}; }
   return { ok: response.ok, status: response.status, body: json };
+}
+
+// The SDK's own codes for a request the engine never answered: no connection, the connection
+// dropped (not at a 1001: those requests are sent again once resumed) or no answer in time.
+const UNANSWERED = new Set(["not_connected", "disconnected", "closed", "timeout"]);
+
+/** True if a request's rejection means it got no answer; false for the engine's refusal
+ * (`error.code`, `error.detail`). Anything but a LivecartError is a bug: thrown on. */
+export function lost(error) {
+  if (!(error instanceof LivecartError)) throw error;
+  return UNANSWERED.has(error.code);
 }
