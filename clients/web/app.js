@@ -43,7 +43,7 @@ const hook = {
   get duplicates() { return viewer.duplicates; }, // replayed entries the SDK left out
   get viewer() { return viewer; },
 };
-window.__livecart = hook;
+/** @type {any} */ (window).__livecart = hook; // the tests' hook
 
 const now = () => Date.now() + S.clockOffset; // the server's clock, not the phone's
 
@@ -557,7 +557,7 @@ async function placeOrder(form, lines) {
   store.set("checkoutKey", key);
   const body = {
     reservations: lines.map((h) => h.reservation), coupons: f.coupon ? [f.coupon] : [],
-    shipping_address: { name: f.name, line1: f.line1, city: f.city, postal_code: f.postal_code, country: f.country.toUpperCase() },
+    shipping_address: { name: f.name, line1: f.line1, city: f.city, postal_code: f.postal_code, country: String(f.country).toUpperCase() },
     contact, idempotency_key: key, device,
   };
   status.textContent = "Placing order…";

@@ -24,6 +24,7 @@ export function money(minor, currency) {
 
 /** `{ok, status, body}` for a call on /api/rooms/{room}{path}. */
 export async function api(room, token, method, path, body) {
+  /** @type {Record<string, string>} */
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(`/api/rooms/${encodeURIComponent(room)}${path}`, {

@@ -71,7 +71,7 @@ function addRow(keyword, product) {
 }
 
 function productOptions() {
-  for (const select of document.querySelectorAll("#ctb-rows select")) {
+  for (const select of /** @type {NodeListOf<HTMLSelectElement>} */ (document.querySelectorAll("#ctb-rows select"))) {
     select.replaceWith(productSelect(select.value));
   }
 }
@@ -80,8 +80,8 @@ async function save(event) {
   event.preventDefault();
   const keywords = {};
   for (const row of document.querySelectorAll("#ctb-rows .ctb-row")) {
-    const keyword = row.querySelector("[name=keyword]").value.trim();
-    const product = row.querySelector("[name=product]").value;
+    const keyword = /** @type {HTMLInputElement} */ (row.querySelector("[name=keyword]")).value.trim();
+    const product = /** @type {HTMLSelectElement} */ (row.querySelector("[name=product]")).value;
     if (keyword && product) keywords[keyword] = product;
   }
   const body = {

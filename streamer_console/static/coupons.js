@@ -14,7 +14,7 @@ export function init() {
   $("#template-form").addEventListener("submit", createTemplate);
   $("#template-kind").addEventListener("change", kindFields);
   kindFields();
-  document.addEventListener("livecart:dashboard", (event) => usage(event.detail.coupon_drops));
+  document.addEventListener("livecart:dashboard", (event) => usage(/** @type {CustomEvent} */ (event).detail.coupon_drops));
 }
 
 /** Coupons of each drop used by paid orders (and locked to unpaid ones). */

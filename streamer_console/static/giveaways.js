@@ -22,7 +22,7 @@ export function init() {
   $("#gw-prize-kind").addEventListener("change", prizeFields);
   $("#gw-rule").addEventListener("change", ruleFields);
   document.addEventListener("products-changed", () => fillSkuSelect($("#gw-sku")));
-  document.addEventListener("livecart:templates", (event) => templateOptions(event.detail));
+  document.addEventListener("livecart:templates", (event) => templateOptions(/** @type {CustomEvent} */ (event).detail));
   prizeFields();
   ruleFields();
 }

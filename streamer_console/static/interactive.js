@@ -5,13 +5,13 @@
 import { $ } from "./util.js";
 
 export function init() {
-  for (const tab of document.querySelectorAll("#interactive-panel [role=tab]")) {
+  for (const tab of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("#interactive-panel [role=tab]"))) {
     tab.addEventListener("click", () => select(tab.dataset.tab));
   }
 }
 
 export function select(name) {
-  for (const tab of document.querySelectorAll("#interactive-panel [role=tab]")) {
+  for (const tab of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("#interactive-panel [role=tab]"))) {
     const on = tab.dataset.tab === name;
     tab.setAttribute("aria-selected", String(on));
     $(`#tab-${tab.dataset.tab}`).hidden = !on;

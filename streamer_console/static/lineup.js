@@ -137,7 +137,7 @@ function draggable(item, id) {
 
 function render() {
   const list = $("#lineup");
-  const focused = document.activeElement && document.activeElement.closest("#lineup li");
+  const focused = /** @type {HTMLElement | null} */ (document.activeElement && document.activeElement.closest("#lineup li"));
   const focusId = focused && focused.dataset.id;
   list.replaceChildren(...products.map(row));
   $("#lineup-empty").hidden = products.length > 0;

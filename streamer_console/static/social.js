@@ -21,7 +21,7 @@ export function init() {
   $("#groupbuy-form").addEventListener("submit", open);
   document.addEventListener("products-changed", () => fillSkuSelect($("#gb-sku")));
   document.addEventListener("livecart:tab", (event) => {
-    if (event.detail === "social" && role === "host") polling.start();
+    if (/** @type {CustomEvent} */ (event).detail === "social" && role === "host") polling.start();
     else polling.stop();
   });
 }

@@ -6,6 +6,7 @@ import { LivecartError } from './errors.js';
 /** @typedef {import('../index.js').Message} Message */
 /** @typedef {import('../index.js').Entry} Entry */
 
+const OPEN = 1; // WebSocket.OPEN, the same in every implementation
 const MAX_COMMENTS = 500; // comments kept in `state.comments` (oldest dropped first)
 
 /**
@@ -595,7 +596,10 @@ export class LivecartViewer extends Emitter {
 
   /** Send a frame that gets no answer (e.g. a like without id). @param {Message} message */
   send(message) {
-    if (!this.socket) throw new LivecartError('not_connected', 'not connected', { retryable: true });
+    // A socket already closing (readyState 2) would drop the frame without a word.
+    if (!this.socket || this.socket.readyState !== OPEN) {
+      throw new LivecartError('not_connected', 'not connected', { retryable: true });
+    }
     this.socket.send(this.codec.encode(message));
   }
 

@@ -64,6 +64,9 @@ function fakeWebSocket(scripts) {
       if (message.type === 'hello') setTimeout(() => this.script(this, message), 1);
       else this.onrequest?.(message);
     }
+    get readyState() {
+      return this.closed ? 2 : 1; // CLOSING once dropped, until the close event
+    }
     push(message) {
       this.onmessage?.({ data: JSON.stringify(message) });
     }
@@ -138,21 +141,6 @@ test('a non-retryable refusal during reconnecting ends it (close event with the 
   assert.equal(v.connected, false);
 });
 
-test('start() retries a failed first attempt as reconnecting, then goes live', async () => {
-  const { FakeSocket, opened } = fakeWebSocket([
-    (ws) => ws.drop(1006),
-    (ws) => ws.push(welcome('1-0')),
-  ]);
-  const v = new LivecartViewer({ url: 'ws://x', room: 'r', WebSocket: FakeSocket, backoff: { baseMs: 5 } });
-  const statuses = [];
-  v.on('status', (s) => statuses.push(s.status));
-  const first = await v.start();
-  assert.equal(first.offset, '1-0');
-  assert.equal(opened.length, 2);
-  assert.deepEqual(statuses, ['connecting', 'reconnecting', 'live']);
-  await v.close();
-});
-
 test('a request unanswered at 1001 is sent again with its id once resumed; a tick gap is counted', async () => {
   const { FakeSocket } = fakeWebSocket([
     (ws) => {
@@ -207,7 +195,10 @@ test('start() retries a first connection that closes before the welcome: connect
   assert.deepEqual(seen.map((e) => e.status), ['connecting', 'reconnecting', 'live']);
   assert.equal(v.status, 'live');
   assert.equal(v.connected, true);
+  v.socket.drop(1006); // closing: a frame sent now would be lost, so send refuses it
+  assert.throws(() => v.send({ type: 'like', count: 1 }), { code: 'not_connected' });
   await v.close();
+  assert.deepEqual(seen.map((e) => e.status).slice(3), [], 'close() reports no status');
 });
 
 test('start() after a refusal (token_invalid): status closed with the error, resolves null, no retry', async () => {
