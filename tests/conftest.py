@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -39,6 +40,7 @@ from engine.insights.audit import audit_room
 from engine.rooms import auth
 from engine.server.api.base import Call
 from engine.server.app import Engine
+from engine.server.listener import reuseport_socket
 from engine.server.node import Node
 from engine.store import keys
 from engine.store.redis_server import EmbeddedRedis
@@ -170,6 +172,31 @@ async def engine_factory(redis_url: str, tmp_path: Path) -> AsyncIterator[Engine
 @pytest.fixture
 async def engine(engine_factory: EngineFactory) -> Engine:
     return await engine_factory()
+
+
+@dataclass
+class TwinEngines:
+    """Two engines sharing one port with SO_REUSEPORT, as two workers of `serve --workers 2`
+    do; neither started yet (`start(n)`), both stopped at teardown."""
+
+    port: int
+    engines: list[Engine]
+    sockets: list[socket.socket]
+
+    async def start(self, n: int) -> None:
+        await self.engines[n].start(self.sockets[n])
+
+
+@pytest.fixture
+async def twin_engines(tmp_path: Path, redis_url: str) -> AsyncIterator[TwinEngines]:
+    first = reuseport_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = reuseport_socket("127.0.0.1", port)
+    settings = make_settings(tmp_path, port=port, redis_url=redis_url)
+    twins = TwinEngines(port, [Engine(settings), Engine(settings)], [first, second])
+    yield twins
+    for engine in twins.engines:
+        await within(engine.stop(), "stopping an engine")
 
 
 def token(room: str, role: str = "viewer", user: str | None = None, **kw: Any) -> str:

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
@@ -31,6 +31,7 @@ PNG = base64.b64decode(
 )
 
 Setup = Callable[[BrowserContext], Awaitable[None]]
+PageT = TypeVar("PageT", bound="Opened")
 
 
 @dataclass
@@ -94,6 +95,22 @@ async def cdn(route: Route) -> None:
         await route.fulfill(status=200, content_type="video/mp4", body=b"")
 
 
+async def _new_page(browser: Browser, kind: type[PageT], pages: list[Opened], setup: Setup | None,
+                    allowed: Iterable[re.Pattern[str]], **context: Any) -> PageT:  # fmt: skip
+    """A page of `kind` in a new browser context (`context`: its options), watched."""
+    browser_context = await browser.new_context(**context)
+    if kind is Viewer:
+        await browser_context.route(f"{CDN}/**", cdn)
+    if setup:
+        await setup(browser_context)
+    page = await browser_context.new_page()
+    page.set_default_timeout(5000)
+    opened = kind(page, allowed=list(allowed))
+    opened.watch()
+    pages.append(opened)
+    return opened
+
+
 async def _close_and_judge(pages: list[Opened]) -> None:
     for opened in pages:
         await opened.page.context.close()
@@ -117,14 +134,9 @@ async def open_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenCo
         setup: Setup | None = None,
         allowed: Iterable[re.Pattern[str]] = (),
     ) -> Console:
-        context = await browser.new_context(viewport=viewport or LAPTOP)
-        if setup:
-            await setup(context)
-        page = await context.new_page()
-        page.set_default_timeout(5000)
-        console = Console(page, allowed=list(allowed))
-        console.watch()
-        consoles.append(console)
+        console = await _new_page(browser, Console, consoles, setup, allowed,
+                                  viewport=viewport or LAPTOP)  # fmt: skip
+        page = console.page
         await page.goto(f"{engine.base_url}/console/")
         if sign_in:
             await page.fill("#token", token(room, role, user or f"{role}-1"))
@@ -154,15 +166,9 @@ async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenVie
         setup: Setup | None = None,
         allowed: Iterable[re.Pattern[str]] = (),
     ) -> Viewer:
-        context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
-        await context.route(f"{CDN}/**", cdn)
-        if setup:
-            await setup(context)
-        page = await context.new_page()
-        page.set_default_timeout(5000)
-        viewer = Viewer(page, allowed=list(allowed))
-        viewer.watch()
-        viewers.append(viewer)
+        viewer = await _new_page(browser, Viewer, viewers, setup, allowed,
+                                 viewport=PHONE, has_touch=True, is_mobile=True)  # fmt: skip
+        page = viewer.page
         fragment = ""
         if user is not None:
             fragment = "#token=" + token(room, "viewer", user, name=name or user)

@@ -28,13 +28,12 @@ from engine.core.settings import Settings
 from engine.realtime.protocol import CloseCode
 from engine.rooms import auth
 from engine.server.app import Engine
-from engine.server.listener import reuseport_socket
 from engine.server.workers import Supervisor, Worker, reserve_port
 from engine.store import keys
 from loadtests import show
 from loadtests.scenarios import PLANS
 from loadtests.swarm import Swarm
-from tests.conftest import SECRET, RoomFactory, eventually, make_settings, token
+from tests.conftest import SECRET, RoomFactory, TwinEngines, eventually, token
 from tests.test_workers import serving_workers, workers_of
 
 VIEWERS = 30
@@ -333,41 +332,36 @@ async def test_going_away_answers_every_frame_it_served(
 
 
 async def test_the_sdk_sends_again_what_a_1001_left_unanswered(
-    tmp_path: Path, redis_url: str, room_factory: RoomFactory, redis: aioredis.Redis
+    twin_engines: TwinEngines, room_factory: RoomFactory, redis: aioredis.Redis
 ) -> None:
     """Two engines share one port (as two workers do); the one a viewer is on stops while
     the viewer has comments in flight. The viewer resumes on the other, every comment call
     returns its stored entry, and each comment is stored exactly once."""
-    first = reuseport_socket("127.0.0.1", 0)
-    port = first.getsockname()[1]
-    second = reuseport_socket("127.0.0.1", port)
-    settings = make_settings(tmp_path, port=port, redis_url=redis_url)
-    engines = [Engine(settings), Engine(settings)]
-    await engines[0].start(first)
+    await twin_engines.start(0)
+    engines = twin_engines.engines
     stopping: asyncio.Task[None] | None = None
+    room = await room_factory(settings={"comment_rate_max": 0})
+    viewer = ViewerClient(f"ws://127.0.0.1:{twin_engines.port}/ws", room,
+                          token(room, "viewer", "sdk"))  # fmt: skip
+    await viewer.connect()  # on the first engine: the only one listening yet
+    await twin_engines.start(1)
+    sent = 30
+
+    async def comment(i: int) -> dict[str, Any]:
+        nonlocal stopping
+        entry = await viewer.comment(f"n{i}")
+        if stopping is None:  # the first answer: the engine stops, the rest in flight
+            stopping = asyncio.create_task(engines[0].stop())
+        return entry
+
     try:
-        room = await room_factory(settings={"comment_rate_max": 0})
-        viewer = ViewerClient(f"ws://127.0.0.1:{port}/ws", room, token(room, "viewer", "sdk"))
-        await viewer.connect()  # on the first engine: the only one listening yet
-        await engines[1].start(second)
-        sent = 30
-
-        async def comment(i: int) -> dict[str, Any]:
-            nonlocal stopping
-            entry = await viewer.comment(f"n{i}")
-            if stopping is None:  # the first answer: the engine stops, the rest in flight
-                stopping = asyncio.create_task(engines[0].stop())
-            return entry
-
         entries = await asyncio.gather(*(comment(i) for i in range(sent)))
         assert stopping is not None
         await stopping
         assert viewer.close_code == CloseCode.GOING_AWAY
         assert viewer.reconnects == 1
-        await viewer.close()
     finally:
-        for engine in engines:
-            await engine.stop()
+        await viewer.close()
     assert sorted(e["text"] for e in entries) == sorted(f"n{i}" for i in range(sent))
     stored = [orjson.loads(fields[b"d"])["text"]
               for _, fields in await redis.xrange(keys.room_stream(room))

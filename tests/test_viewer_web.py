@@ -21,14 +21,13 @@ from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from clients import HostClient, ShopperClient
 from engine.server.app import Engine
-from engine.server.listener import reuseport_socket
 from engine.store import keys
 from tests.conftest import (
     ADDRESS,
     RoomFactory,
+    TwinEngines,
     ViewerFactory,
     eventually,
-    make_settings,
     needs_chromium,
     token,
 )
@@ -273,7 +272,7 @@ async def test_reconnect_resumes_without_duplicates(
 @pytest.mark.browser
 @needs_chromium
 async def test_the_page_runs_on_the_sdk_and_resends_what_a_1001_left_unanswered(
-    browser: Browser, tmp_path: Path, redis_url: str, redis: aioredis.Redis,
+    browser: Browser, twin_engines: TwinEngines, redis: aioredis.Redis,
     room_factory: RoomFactory,
 ) -> None:  # fmt: skip
     """The page loads the SDK (/sdk/index.js; its old realtime.js is gone), so it does what the
@@ -282,13 +281,8 @@ async def test_the_page_runs_on_the_sdk_and_resends_what_a_1001_left_unanswered(
     The page resumes on the other engine and sends the comment again with its id: it shows
     once, with no "Not sent", and is stored once."""
     room = await room_factory(title="Friday drop")
-    first = reuseport_socket("127.0.0.1", 0)
-    port = first.getsockname()[1]
-    second = reuseport_socket("127.0.0.1", port)
-    settings = make_settings(tmp_path, port=port, redis_url=redis_url)
-    engines = [Engine(settings), Engine(settings)]
-    await engines[0].start(first)
-    base = f"http://127.0.0.1:{port}"
+    await twin_engines.start(0)
+    base = f"http://127.0.0.1:{twin_engines.port}"
     held: list[dict[str, Any]] = []  # the comment kept from the first engine
     closes: list[int | None] = []  # the engines' close codes, as the page got them
 
@@ -326,11 +320,11 @@ async def test_the_page_runs_on_the_sdk_and_resends_what_a_1001_left_unanswered(
         async with httpx.AsyncClient(base_url=base) as http:
             assert (await http.get("/live/static/realtime.js")).status_code == 404
 
-        await engines[1].start(second)
+        await twin_engines.start(1)
         await page.fill("#comment-input", "sent as the engine stops")
         await page.locator("#send").tap()
         await eventually(lambda: bool(held))
-        await engines[0].stop()  # 1001 to the page, with the comment unanswered
+        await twin_engines.engines[0].stop()  # 1001 to the page, with the comment unanswered
         mine = page.locator("#comments li.mine", has_text="sent as the engine stops")
         await expect(mine).to_have_count(1)
         await expect(page.locator("#comment-input")).to_have_value("")  # sent: cleared
@@ -341,8 +335,6 @@ async def test_the_page_runs_on_the_sdk_and_resends_what_a_1001_left_unanswered(
         await viewer.shot("11b-resent-after-1001")
     finally:
         await context.close()
-        for engine in engines:
-            await engine.stop()
     assert viewer.errors == [], f"JavaScript errors: {viewer.errors}"
     stored = [orjson.loads(fields[b"d"]) for _, fields in await redis.xrange(keys.room_stream(room))
               if fields[b"k"] == b"comment"]  # fmt: skip
