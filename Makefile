@@ -64,7 +64,7 @@ lock-check:
 demo: $(STAMP)
 	$(VENV)/bin/livecart demo
 
-test: lock-check $(STAMP) browser redis nginx haproxy prometheus
+test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-oldest: lock-check $(OLDEST)/.installed browser redis

@@ -42,7 +42,9 @@ def check_burst(report: dict[str, object], viewers: int, stock: int) -> dict[str
     assert isinstance(echo, dict)
     assert echo["answered"] == viewers
     assert echo["all_answered_ms"] == burst["raw_ws_echo_all_answered_ms"] > 0
-    assert echo["cpu_us_per_answer"] > 0
+    # /proc counts CPU time in 10 ms ticks: a few dozen echoes may cost less than one.
+    assert isinstance(echo["cpu_us_per_answer"], float)
+    assert echo["cpu_us_per_answer"] >= 0
     # The machine's share: the engine's CPU as above, the embedded Redis's and the load's.
     cpu_ms = burst["cpu_ms"]
     assert isinstance(cpu_ms, dict)

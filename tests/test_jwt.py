@@ -39,6 +39,7 @@ from tests.conftest import EngineFactory, token
 from tests.test_access import closed_with, refusal
 
 AUDIENCE = "livecart-test"
+SECURITY_MD = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
 HS_KID, HS_SECRET = "hs-1", "hs256-secret-" + "y" * 32
 
 
@@ -381,3 +382,26 @@ def test_jwt_settings_reach_every_worker() -> None:
     assert jwt_auth.parse_hs256_keys(settings.jwt_hs256_keys) == {"a": "a" * 32, HS_KID: HS_SECRET}
     assert Settings.from_env(worker_env(settings, 0)) == settings
     assert HS_SECRET not in repr(settings)
+
+
+async def test_the_python_backend_example_of_security_md_mints_a_token_the_engine_takes(
+    engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/security.md § Minting a viewer token in your backend, the Python block, run as
+    written (its Node twin runs in clients/js/test/docs.test.js)."""
+    after = SECURITY_MD[SECURITY_MD.index("Python, with PyJWT and an HS256 secret") :]
+    match = re.search(r"```python\n(.*?)```", after, re.S)
+    assert match
+    secret = "shop-1-secret-" + "z" * 32
+    monkeypatch.setenv("LIVECART_SHOP_1_SECRET", secret)
+    namespace: dict[str, Any] = {}
+    exec(compile(match.group(1), "docs/security.md", "exec"), namespace)
+    engine = await engine_factory(jwt_hs256_keys=(f"shop-1:{secret}",), jwt_audience="livecart")
+    room = await live_room(engine)
+    signed = namespace["viewer_token"]("shop-user-7", "Lee", room)
+    viewer = ViewerClient(engine.ws_url, room, signed, reconnect=False)
+    try:
+        welcome = await viewer.connect()
+        assert (welcome["user"], welcome["role"]) == ("shop-user-7", "viewer")
+    finally:
+        await viewer.close()

@@ -21,7 +21,7 @@ if (typeof globalThis.WebSocket !== 'function') {
 function python() {
   if (process.env.LIVECART_PYTHON) return process.env.LIVECART_PYTHON;
   const own = path.join(REPO, '.venv/bin/python');
-  return existsSync(own) ? own : '/work/main/.venv/bin/python';
+  return existsSync(own) ? own : 'python3';
 }
 
 /**
