@@ -238,3 +238,12 @@ export function roomUrl(url: string, room: string): string;
 export function httpBase(url: string): string;
 export const jsonCodec: Codec;
 export function resolveCodec(codec?: CodecOption): Codec;
+
+/** Digits after the decimal point of a currency, as Intl knows them: USD 2, JPY 0. */
+export function currencyDigits(currency: string): number;
+/** Minor units as a person reads them: formatMoney(1500, 'JPY', 'en') === '¥1,500'. */
+export function formatMoney(minor: number, currency: string, locale?: string | string[]): string;
+/** Typed major units ("1,500", "12.5") -> minor units, or NaN if not an amount of the currency. */
+export function toMinor(text: string, currency: string): number;
+/** Minor units -> the decimal text an amount input shows ("129.50", "1500"). */
+export function toMajorText(minor: number, currency: string): string;
