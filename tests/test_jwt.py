@@ -282,7 +282,7 @@ async def test_refusals_use_the_lc1_codes(engine_factory: EngineFactory, jwks: J
         with pytest.raises(LivecartClientError) as error:
             await viewer.connect()
         await viewer.close()
-        assert error.value.code == expected[name][1], name
+        assert error.value.code == expected[name][1], (name, str(error.value))
 
 
 async def test_hs256_with_a_kid_and_es256_from_a_pem_file(
