@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import jwt
 import msgspec
 import orjson
 import pytest
@@ -52,6 +53,7 @@ pytest_plugins = ("tests.pages",)
 # tests/hooks/oversell: on PYTHONPATH, an engine that oversells (tests/test_loadtest.py).
 OVERSELL_HOOK = Path(__file__).resolve().parent / "hooks" / "oversell"
 SECRET = "test-secret-" + "x" * 20
+JWT_KID, JWT_SECRET = "test-hs-1", "test-jwt-secret-" + "j" * 24
 # Engines the tests start as processes stop at once on SIGTERM: no load balancer is
 # waiting to be told (the drain itself is tested with LIVECART_DRAIN_S set, tests/test_app.py).
 os.environ.setdefault("LIVECART_DRAIN_S", "0")
@@ -133,6 +135,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "hub_linger_s": 0.5,
         "metrics_flush_ms": 50,
         "simulated_psp": True,
+        # JWTs from a platform's identity service are taken beside lc1 tokens (jwt_token()).
+        "jwt_hs256_keys": (f"{JWT_KID}:{JWT_SECRET}",),
     }
     values.update(overrides)
     return Settings(**values)
@@ -203,6 +207,15 @@ def token(room: str, role: str = "viewer", user: str | None = None, **kw: Any) -
     return auth.mint(
         SECRET, room=room, role=Role(role), user=user or f"{role}-{secrets.token_hex(3)}", **kw
     )
+
+
+def jwt_token(room: str, role: str, user: str, name: str | None = None) -> str:
+    """An HS256 JWT as a platform's identity service mints one (docs/security.md), taken
+    by every test engine (make_settings)."""
+    now = int(time.time())
+    claims = {"sub": user, "room": room, "role": role, "name": name or user, "iat": now,
+              "exp": now + 3600}  # fmt: skip
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256", headers={"kid": JWT_KID})
 
 
 RoomFactory = Callable[..., Awaitable[str]]

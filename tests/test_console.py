@@ -18,7 +18,15 @@ from playwright.async_api import BrowserContext, ViewportSize, expect
 
 from clients import HostClient, LivecartClientError, ShopperClient
 from engine.server.app import Engine
-from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, eventually, needs_chromium, token
+from tests.conftest import (
+    ADDRESS,
+    RoomFactory,
+    ViewerFactory,
+    eventually,
+    jwt_token,
+    needs_chromium,
+    token,
+)
 from tests.pages import HTTP_ERROR_LOG, LAPTOP, TABLET, OpenConsole
 
 JACKET: dict[str, Any] = {
@@ -125,6 +133,22 @@ async def test_sign_in_go_live_and_end(
     await page.click("#sign-out")
     await expect(page.locator("#signin")).to_be_visible()
     assert await page.evaluate("sessionStorage.length") == 0
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_a_host_signs_in_with_a_jwt_from_the_platform(
+    open_console: OpenConsole, room: str
+) -> None:
+    """A platform that issues JWTs (docs/security.md) signs its hosts in with them too."""
+    console = await open_console(room, sign_in=False)
+    page = console.page
+    await page.fill("#token", jwt_token(room, "host", "shop-host-9", name="Mina"))
+    await expect(page.locator("#room-id")).to_have_value(room)  # read from the JWT's claims
+    await page.click("#signin-button")
+    await expect(page.locator("#conn")).to_have_text("connected")
+    await expect(page.locator("#who")).to_have_text("Mina · host")
+    await expect(page.locator("#room-state")).to_have_text("live")
 
 
 @pytest.mark.browser

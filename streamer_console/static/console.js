@@ -36,10 +36,12 @@ const STATUS_TEXT = {
 
 const state = { room: null, role: null, viewer: null };
 
-/** The claims of a livecart token, read without verifying (the engine verifies). */
+/** The claims of a livecart token (`lc1.…`) or a JWT from the platform's identity service
+ * (docs/security.md), read without verifying (the engine verifies). Both carry `room`,
+ * `role` and `sub`. */
 export function tokenClaims(token) {
   const parts = token.trim().split(".");
-  if (parts.length !== 3 || parts[0] !== "lc1") return null;
+  if (parts.length !== 3 || !(parts[0] === "lc1" || parts[0].startsWith("eyJ"))) return null;
   try {
     const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
     const json = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
@@ -84,7 +86,7 @@ function signIn(token, room) {
   disconnect();
   const claims = tokenClaims(token);
   room = (room || (claims && claims.room) || "").trim();
-  if (!claims) return showSignIn("That is not a livecart token (lc1.…).");
+  if (!claims) return showSignIn("That is not a livecart token (lc1.… or a JWT).");
   if (!STAFF.includes(claims.role)) return showSignIn("Use a host or moderator token.");
   if (!/^[a-z0-9][a-z0-9_-]{0,39}$/.test(room)) return showSignIn("Enter a valid room id.");
   sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token, room }));
