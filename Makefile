@@ -85,6 +85,11 @@ browser:
 		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)); } \
 		|| { echo "make: chromium is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install chromium, or set LIVECART_CHROMIUM)"; exit 1; }
+	@# Chinese glyphs for the pages' 简体中文 and 繁體中文 (screenshots show boxes without them).
+	@fc-list :lang=zh-cn | grep -q . && fc-list :lang=zh-tw | grep -q . \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q fonts-wqy-microhei || (apt-get update -q && apt-get install -y -q fonts-wqy-microhei)); } \
+		|| { echo "make: no Chinese font and none can be installed here (Debian: apt-get install fonts-wqy-microhei)"; exit 1; }
 
 # tests/test_proxy.py runs the engine behind Debian's nginx, configured by
 # deploy/nginx/livecart.conf (it starts nginx itself, on its own port and files); without
