@@ -3,7 +3,11 @@
 // prize), the auction card (price, leader, minimum bid, bid / custom bid with a proxy max,
 // server-clock countdown, outbid and won, checkout of the won lot) and comment-to-buy's
 // private replies as toasts (sold out: join the waitlist). Nothing shows while none is on.
-import { $, el, lost, money } from "./util.js";
+// Every string comes from the catalogs (ix.* keys, i18n.js); money by the currency's own
+// digits; bids are typed in major units ("1500" yen, "129.50" dollars).
+import { currencyDigits, toMajorText, toMinor } from "/sdk/index.js";
+import { count, language, t } from "./i18n.js";
+import { $, clock, el, lost, money, tOr } from "./util.js";
 
 let C = null; // {viewer, room, token, api, now, hold, user(), sale(id), store}
 const G = { list: new Map(), shown: null };
@@ -13,20 +17,47 @@ const RESULT_MS = 60_000; // a closed giveaway or auction stays on screen this l
 export function setup(ctx) {
   C = ctx;
   $("#gw-enter").addEventListener("click", enter);
-  $("#au-bid").addEventListener("click", () => bid(A.list.get(A.shown)?.min_bid));
+  $("#au-bid").addEventListener("click", () => {
+    const a = A.list.get(A.shown);
+    if (a) bid(a.min_bid ?? a.start_price, undefined, a);
+  });
   $("#au-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const a = A.list.get(A.shown);
-    const amount = minor($("#au-amount").value);
-    const max = minor($("#au-max").value);
-    bid(amount, Number.isFinite(max) ? max : undefined, a);
+    if (!a) return;
+    const typed = read($("#au-amount").value, a);
+    const max = $("#au-max").value.trim() ? read($("#au-max").value, a, "ix.auction.badMax") : undefined;
+    if (typeof typed === "string" || typeof max === "string") { // refused here: nothing is sent
+      a.note = typeof typed === "string" ? typed : max;
+      renderAuction();
+      return;
+    }
+    bid(typed, max, a);
   });
   for (const b of [$("#gw-checkout"), $("#au-checkout")]) {
     b.addEventListener("click", () => $("#open-checkout").click());
   }
 }
 
-const minor = (text) => (String(text).trim() ? Math.round(Number(text) * 100) : NaN);
+/** A typed amount in major units ("1,500", "129.50") as minor units, or why it is not one
+ * (a message for the card). */
+function read(text, a, badKey = "ix.auction.badAmount") {
+  const c = cur(a);
+  if (!String(text).trim()) return t("ix.auction.enterAmount");
+  const minor = toMinor(text, c);
+  if (Number.isFinite(minor)) return minor;
+  const example = toMajorText(a.min_bid ?? a.start_price ?? 0, c);
+  const digits = currencyDigits(c);
+  return t(digits === 0 ? `${badKey}Whole` : badKey, { currency: currencyName(c), example, count: digits, digits: count(digits) });
+}
+
+function currencyName(currency) {
+  try {
+    return new Intl.DisplayNames(language(), { type: "currency" }).of(currency) || currency;
+  } catch {
+    return currency;
+  }
+}
 
 /** After a welcome: the open giveaways and auctions it carries (no API round trip: a
  * join storm must not become a read storm). */
@@ -56,11 +87,11 @@ export function entry(e) {
       const wasMine = a.leader === C.user();
       Object.assign(a, { price: e.price, leader: e.leader, leader_name: e.leader_name,
         bids: e.bids, min_bid: e.min_bid, ends_at: e.ends_at ?? a.ends_at });
-      if (wasMine && e.leader !== C.user()) a.note = `Outbid: now ${money(e.price, a.currency)}`;
-      if (e.leader === C.user()) a.note = "You're the highest bidder";
+      if (wasMine && e.leader !== C.user()) a.note = t("ix.auction.outbidNow", { price: money(e.price, cur(a)) });
+      if (e.leader === C.user()) a.note = t("ix.auction.highest");
     } else if (k === "auction_extended") {
       a.ends_at = e.ends_at;
-      a.note = a.note || "Late bid: time extended";
+      a.note = a.note || t("ix.auction.extended");
     } else if (k === "auction_closed") {
       Object.assign(a, { state: "closed", winner: e.winner, winner_name: e.winner_name,
         price: e.price ?? a.price, closed_at: C.now() });
@@ -80,26 +111,26 @@ export function notice(f) {
     G.shown = g.id;
     if (f.reservation) C.hold({ reservation: f.reservation, sale: f.sale, quantity: 1,
       expires_at: f.expires_at, price: f.price ?? 0, currency: f.currency || "USD",
-      title: `${f.prize || f.title} (prize)` });
+      title: t("ix.gw.prizeTitle", { prize: f.prize || f.title }) });
     render();
   } else if (f.kind === "giveaway_entered") { // entered by commenting the keyword
     C.store.set(`entered.${f.giveaway}`, true);
     render();
   } else if (f.kind === "giveaway_entry_refused" && f.giveaway === G.shown) {
     $("#gw-status").dataset.error = "1";
-    $("#gw-status").textContent = f.message;
+    $("#gw-status").textContent = refusal("ix.gw.err", f, f.message);
   } else if (f.kind === "auction_outbid" && A.list.has(f.auction)) {
     const a = A.list.get(f.auction);
     Object.assign(a, { price: f.price, min_bid: f.min_bid,
-      note: `You were outbid: now ${money(f.price, a.currency)}` });
+      note: t("ix.auction.youWereOutbid", { price: money(f.price, cur(a)) }) });
     render();
   } else if (f.kind === "auction_won" || f.kind === "auction_offer") {
     const a = A.list.get(f.auction) || { id: f.auction, title: f.auction, currency: f.currency };
     A.list.set(a.id, a);
     A.shown = a.id;
     a.won = f;
-    a.note = f.kind === "auction_won" ? `You won at ${money(f.price, f.currency)}!`
-      : `Second chance: it's yours at ${money(f.price, f.currency)}`;
+    a.note = t(f.kind === "auction_won" ? "ix.auction.wonAt" : "ix.auction.secondChance",
+      { price: money(f.price, f.currency) });
     C.hold({ reservation: f.reservation, sale: f.sale, quantity: 1, expires_at: f.expires_at,
       price: f.price, currency: f.currency, title: a.title });
     render();
@@ -127,37 +158,43 @@ function renderGiveaway() {
   const card = $("#giveaway");
   card.hidden = !g;
   if (!g) return;
-  $("#gw-title").textContent = `Giveaway: ${g.title}`;
-  $("#gw-prize").textContent = g.prize;
+  put("#gw-title", t("ix.gw.title", { title: g.title }));
+  put("#gw-prize", g.prize ?? "");
+  put("#gw-checkout", t("ix.gw.checkout"));
   const open = g.state === "open";
   const left = g.ends_at - C.now();
-  $("#gw-clock").textContent = open ? (left > 0 ? `draw in ${clock(left)}` : "drawing…") : "drawn";
+  put("#gw-clock", open ? (left > 0 ? t("ix.gw.drawIn", { time: clock(left) }) : t("ix.gw.drawing")) : t("ix.gw.drawn"));
   const entered = C.store.get(`entered.${g.id}`, false);
   const button = $("#gw-enter");
   const status = $("#gw-status");
   button.hidden = !open || entered || (g.rule === "keyword" && !g.keyword);
   button.disabled = !C.token;
-  button.textContent = !C.token ? "Sign in to enter" : g.rule === "keyword" ? `Comment “${g.keyword}”` : "Enter";
+  put("#gw-enter", !C.token ? t("ix.gw.signIn") : g.rule === "keyword" ? t("ix.gw.commentKeyword", { keyword: g.keyword })
+    : t("ix.gw.enter"));
   $("#gw-checkout").hidden = !g.won?.reservation;
   card.dataset.state = g.won ? "won" : open ? (entered ? "entered" : "open") : "closed";
   if (g.won) {
-    status.textContent = g.won.reservation ? `You won ${g.won.prize || g.prize}! Check out to claim it`
-      : g.won.coupon ? `You won ${g.won.prize || g.prize}: it's in My coupons` : `You won ${g.won.prize || g.prize}!`;
+    const prize = g.won.prize || g.prize;
+    put("#gw-status", t(g.won.reservation ? "ix.gw.wonCheckout" : g.won.coupon ? "ix.gw.wonCoupon" : "ix.gw.wonPrize",
+      { prize }));
   } else if (!open) {
     const n = (g.winners || []).length;
-    status.textContent = (g.winners || []).includes(C.user()) ? "You won!"
-      : `${n} winner${n === 1 ? "" : "s"} drawn${entered ? " · not this time" : ""}`;
+    const drawn = t("ix.gw.winnersDrawn", { count: n, n: count(n) });
+    put("#gw-status", (g.winners || []).includes(C.user()) ? t("ix.gw.youWon")
+      : entered ? t("ix.gw.notThisTime", { drawn }) : drawn);
   } else if (entered) {
     delete status.dataset.error;
-    status.textContent = "You're in ✓ Good luck!";
+    put("#gw-status", t("ix.gw.entered"));
   } else if (status.dataset.error) {
     // the engine's refusal stays until the next try
   } else if (g.rule === "keyword") {
-    status.textContent = g.keyword ? `Comment “${g.keyword}” to enter` : "Comment the host's keyword to enter";
+    put("#gw-status", g.keyword ? t("ix.gw.commentToEnter", { keyword: g.keyword }) : t("ix.gw.commentHostKeyword"));
   } else if (g.rule === "watch") {
-    status.textContent = `For viewers who watched ${Math.ceil((g.min_watch_s || 0) / 60)} min`;
+    const minutes = Math.ceil((g.min_watch_s || 0) / 60);
+    put("#gw-status", t("ix.gw.watchRule", { duration: new Intl.NumberFormat(language(),
+      { style: "unit", unit: "minute", unitDisplay: "short" }).format(minutes) }));
   } else {
-    status.textContent = "";
+    put("#gw-status", "");
   }
 }
 
@@ -176,7 +213,10 @@ async function enter() {
   button.disabled = false;
   const status = $("#gw-status");
   if (r.ok) { delete status.dataset.error; C.store.set(`entered.${g.id}`, true); }
-  else { status.dataset.error = "1"; status.textContent = r.body.error?.message || "Could not enter"; }
+  else {
+    status.dataset.error = "1";
+    status.textContent = refusal("ix.gw.err", r.body.error || {}, r.body.error?.message || t("ix.gw.couldNotEnter"));
+  }
   render();
 }
 
@@ -194,44 +234,58 @@ function renderAuction() {
   const card = $("#auction");
   card.hidden = !a;
   if (!a) return;
-  const cur = a.currency || "USD";
+  const c = cur(a);
   const open = a.state === "open";
   const mine = a.leader && a.leader === C.user();
-  $("#au-title").textContent = `Auction: ${a.title || a.sku}`;
+  put("#au-title", t("ix.auction.title", { title: a.title || a.sku }));
   const left = a.ends_at - C.now();
-  $("#au-clock").textContent = open ? (left > 0 ? `ends in ${clock(left)}` : "closing…") : "closed";
-  $("#au-price").textContent = money(a.price ?? a.start_price, cur);
-  $("#au-leader").textContent = a.leader ? `${mine ? "you" : a.leader_name || "someone"} · ${a.bids} bid${a.bids === 1 ? "" : "s"}`
-    : "no bids yet";
+  put("#au-clock", open ? (left > 0 ? t("ix.auction.endsIn", { time: clock(left) }) : t("ix.auction.closing"))
+    : t("ix.auction.closed"));
+  put("#au-price", money(a.price ?? a.start_price, c));
+  put("#au-leader", a.leader ? t("ix.auction.leader", { name: mine ? t("ix.auction.you") : a.leader_name || t("ix.auction.someone"),
+    bids: t("ix.auction.bids", { count: a.bids, n: count(a.bids) }) }) : t("ix.auction.noBids"));
   const bidButton = $("#au-bid");
   bidButton.hidden = !open;
   $("#au-form").hidden = !open || !C.token;
   bidButton.disabled = !C.token || mine;
-  bidButton.textContent = !C.token ? "Sign in to bid" : mine ? "You're leading" : `Bid ${money(a.min_bid ?? a.start_price, cur)}`;
+  put("#au-bid", !C.token ? t("ix.auction.signIn") : mine ? t("ix.auction.leading")
+    : t("ix.auction.bid", { price: money(a.min_bid ?? a.start_price, c) }));
   const amount = $("#au-amount");
-  if (document.activeElement !== amount) amount.placeholder = ((a.min_bid ?? a.start_price) / 100).toFixed(2);
+  if (document.activeElement !== amount) amount.placeholder = toMajorText(a.min_bid ?? a.start_price, c);
+  amount.setAttribute("aria-label", t("ix.auction.yourBid"));
+  // a whole-unit currency needs no decimal key on the phone's keypad
+  amount.inputMode = $("#au-max").inputMode = currencyDigits(c) === 0 ? "numeric" : "decimal";
+  $("#au-max").placeholder = t("ix.auction.maxPlaceholder");
+  $("#au-max").setAttribute("aria-label", t("ix.auction.maxLabel"));
+  put("#au-form button[type=submit]", t("ix.auction.submit"));
+  put("#au-checkout", t("ix.auction.checkout"));
   $("#au-checkout").hidden = !a.won;
   card.dataset.state = a.won ? "won" : mine ? "leading" : open ? "open" : "closed";
   let note = a.note || "";
-  if (!open && !a.won) note = a.winner === C.user() ? "You won!" : a.winner ? `Sold to ${a.winner_name || "the top bidder"} at ${money(a.price, cur)}` : "Closed without bids";
-  if (a.won) note = `${a.note} Check out before the timer ends`;
-  $("#au-status").textContent = note;
+  if (!open && !a.won) {
+    note = a.winner === C.user() ? t("ix.auction.youWon") : a.winner
+      ? t("ix.auction.soldTo", { name: a.winner_name || t("ix.auction.topBidder"), price: money(a.price, c) })
+      : t("ix.auction.noBidsClosed");
+  }
+  if (a.won) note = t("ix.auction.wonCheckout", { note: a.note });
+  put("#au-status", note);
 }
 
 async function bid(amount, max, a = A.list.get(A.shown)) {
-  if (!a || !Number.isFinite(amount)) { $("#au-status").textContent = "Enter an amount"; return; }
+  if (!a || !Number.isFinite(amount)) { put("#au-status", t("ix.auction.enterAmount")); return; }
   $("#au-bid").disabled = true;
-  const cur = a.currency || "USD";
+  const c = cur(a);
   try {
     const x = await C.viewer.bid(a.id, amount, { max });
     Object.assign(a, { price: x.price, min_bid: x.min_bid, ends_at: x.ends_at ?? a.ends_at });
-    if (x.leader) { a.leader = C.user(); a.note = `You're leading at ${money(x.price, cur)}`; }
-    else a.note = `Outbid at once: someone's max is higher (now ${money(x.price, cur)})`;
+    if (x.leader) { a.leader = C.user(); a.note = t("ix.auction.leadingAt", { price: money(x.price, c) }); }
+    else a.note = t("ix.auction.outbidAtOnce", { price: money(x.price, c) });
   } catch (error) {
-    if (lost(error)) a.note = "Connection lost, try again";
+    if (lost(error)) a.note = t("ix.connectionLost");
     else {
       if (error.code === "bid_too_low" && error.details.min_bid) a.min_bid = error.details.min_bid;
-      a.note = error.code === "bid_too_low" ? `Bid at least ${money(a.min_bid, cur)}` : error.detail;
+      a.note = error.code === "bid_too_low" ? t("ix.auction.bidAtLeast", { price: money(a.min_bid, c) })
+        : refusal("ix.auction.err", error, error.detail);
     }
   }
   render();
@@ -245,35 +299,63 @@ function commentBuy(f) {
       price: f.price ?? sale?.price ?? 0, currency: f.currency || sale?.currency || "USD", title: f.title || sale?.title });
   }
   const actions = [];
-  if (f.reservation) actions.push(el("button", { className: "primary", onclick: () => $("#open-checkout").click() }, "Check out"));
+  if (f.reservation) {
+    actions.push(el("button", { className: "primary", onclick: () => $("#open-checkout").click() }, t("ix.cb.checkout")));
+  }
   if (f.status === "sold_out" && f.sale && f.waitlist !== false) {
-    const join = el("button", { className: "join" }, "Join waitlist");
+    const join = el("button", { className: "join" }, t("ix.cb.joinWaitlist"));
     join.onclick = async () => {
       try {
-        join.replaceWith(`On the waitlist: #${await C.viewer.waitlist(f.sale)}`);
+        join.replaceWith(t("ix.cb.onWaitlist", { position: count(await C.viewer.waitlist(f.sale)) }));
       } catch (error) {
-        join.replaceWith(lost(error) ? "Try again" : error.detail);
+        join.replaceWith(lost(error) ? t("ix.tryAgain") : error.detail);
       }
     };
     actions.push(join);
   }
-  toast(f.message || f.status, f.status, actions);
+  toast(commentBuyText(f), f.status, actions);
+}
+
+/** The reply in the page's language when the notice carries what it needs (the grab's
+ * outcomes); else the engine's own text (how to write the comment, with its options). */
+function commentBuyText(f) {
+  const vars = { title: f.title || "", quantity: count(f.quantity || 1), holding: count(f.holding ?? 0),
+    limit: count(f.limit ?? 0) };
+  if (f.status === "reserved" && f.replayed) return t("ix.cb.alreadyReserved", vars);
+  if (f.status === "not_started" && f.starts_at) {
+    const time = new Intl.DateTimeFormat(language(), { timeStyle: "short" }).format(new Date(f.starts_at));
+    return t("ix.cb.notStartedAt", { ...vars, time });
+  }
+  if (["reserved", "sold_out", "limit_reached", "ended"].includes(f.status) && f.title) {
+    return t(`ix.cb.${f.status}`, vars);
+  }
+  return f.message || f.status;
 }
 
 export function toast(text, status, actions = []) {
   const box = $("#toasts");
-  const t = el("div", { className: "toast", role: "status", dataset: { status: status || "" } },
+  const node = el("div", { className: "toast", role: "status", dataset: { status: status || "" } },
     el("span", {}, text), ...actions,
-    el("button", { className: "x", ariaLabel: "Dismiss", onclick: () => t.remove() }, "✕"));
-  box.append(t);
+    el("button", { className: "x", ariaLabel: t("ix.dismiss"), onclick: () => node.remove() }, "✕"));
+  box.append(node);
   while (box.childElementCount > 3) box.firstElementChild.remove();
-  setTimeout(() => t.remove(), actions.length ? 20_000 : 6000);
+  setTimeout(() => node.remove(), actions.length ? 20_000 : 6000);
 }
 
 // ---- shared ------------------------------------------------------------------------------------
-function clock(ms) {
-  const s = Math.max(0, Math.ceil(ms / 1000));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+const cur = (a) => a.currency || "USD";
+
+/** The engine's refusal (`code`, `details`) in the page's language when the catalog knows
+ * the code (`<prefix>.<code>`), else the engine's own text. */
+function refusal(prefix, error, fallback) {
+  const d = error.details || {};
+  return tOr(`${prefix}.${error.code}`, { seconds: count(d.min_watch_s ?? 0) }, fallback || error.code);
+}
+
+/** Set a text only when it changes (the cards are live regions). */
+function put(selector, text) {
+  const node = $(selector);
+  if (node && node.textContent !== text) node.textContent = text;
 }
 
 function render() { renderGiveaway(); renderAuction(); }

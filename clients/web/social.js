@@ -3,8 +3,9 @@
 // reservation, completed / failed), Share (a signed link from POST .../share: the system share
 // sheet, else the clipboard; the team's link while yours is forming; a sheet shows the link and
 // the invite leaderboard), ?team= opening that team's join prompt, "Remind me" while the show or
-// a sale is still to come.
-import { $, el, money } from "./util.js";
+// a sale is still to come. Every string comes from the catalogs (social.* keys, i18n.js).
+import { count, t } from "./i18n.js";
+import { $, clock, el, money, tOr } from "./util.js";
 
 let C = null; // {room, token, api, now, hold, store, toast, sheet, team, held(), product(), roomState(), sales()}
 const D = { deals: new Map(), shown: null, subscribed: null };
@@ -68,7 +69,8 @@ export function notice(f) {
     if (mine) C.store.set(`team.${f.groupbuy}`, { ...mine, state: f.kind.slice(5), refunded: f.refunded });
     render();
   } else if (f.kind === "reminder") {
-    C.toast(f.reminder === "going_live" ? "We're live now!" : `Flash sale soon: ${f.title} at ${money(f.price, f.currency)}`, "reminder");
+    C.toast(f.reminder === "going_live" ? t("social.remind.live")
+      : t("social.remind.saleSoon", { title: f.title, price: money(f.price, f.currency) }), "reminder");
   }
 }
 
@@ -90,7 +92,7 @@ function pick() {
     || deals.find((d) => product && d.product === product.id) || deals[0];
 }
 
-const left = (team) => `${team.needed} more needed`;
+const left = (team) => t("social.gb.needed", { count: team.needed, n: count(team.needed) });
 
 function render() {
   renderReminder();
@@ -102,44 +104,47 @@ function render() {
   const mine = C.store.get(`team.${d.id}`, null);
   const team = d.teams.find((t) => t.id === mine?.team);
   const state = team?.state || mine?.state;
-  put("#gb-title", `Group buy: ${d.title}`);
-  put("#gb-terms", `${money(d.group_price, cur)} each in teams of ${d.team_size} (alone ${money(d.list_price, cur)})`);
-  put("#gb-clock", team && state === "forming" ? countdown(team.deadline - C.now()) : "");
+  put("#gb-title", t("social.gb.title", { title: d.title }));
+  put("#gb-terms", t("social.gb.terms", { price: money(d.group_price, cur), size: count(d.team_size),
+    alone: money(d.list_price, cur) }));
+  put("#gb-clock", team && state === "forming" ? t("social.gb.timeLeft", { time: clock(team.deadline - C.now()) }) : "");
+  put("#gb-checkout", t("social.gb.checkout"));
+  put("#gb-share", t("social.gb.invite"));
   const inTeam = Boolean(mine) && state !== "failed"; // after a failed team one may start again
   const others = inTeam ? [] : d.teams.filter((t) => t.state === "forming" && t.deadline > C.now());
   const invite = others.find((t) => `${d.id}.${t.id}` === C.team);
   const rows = (invite ? [invite, ...others.filter((t) => t !== invite)] : others).slice(0, 3);
   const list = $("#gb-teams");
-  const sig = JSON.stringify(rows.map((t) => [t.id, t.needed, names(t)]));
+  const sig = JSON.stringify([t("social.gb.join"), ...rows.map((r) => [r.id, r.needed, names(r)])]);
   if (list.dataset.sig !== sig) { // rebuilt only when it changes: a tap never hits a stale button
     list.dataset.sig = sig;
-    list.replaceChildren(...rows.map((t) => el("li", { className: t === invite ? "invited" : "" },
-      el("span", {}, `${names(t)} · ${left(t)} — `),
-      el("button", { type: "button", dataset: { team: t.id }, disabled: !C.token }, "Join"))));
+    list.replaceChildren(...rows.map((r) => el("li", { className: r === invite ? "invited" : "" },
+      el("span", {}, t("social.gb.teamRow", { names: names(r), needed: left(r) })),
+      el("button", { type: "button", dataset: { team: r.id }, disabled: !C.token }, t("social.gb.join")))));
   }
   $("#gb-start").hidden = inTeam;
   $("#gb-start").disabled = !C.token;
-  $("#gb-start").textContent = C.token ? `Start a team at ${money(d.group_price, cur)}` : "Sign in to team up";
+  put("#gb-start", C.token ? t("social.gb.start", { price: money(d.group_price, cur) }) : t("social.gb.signIn"));
   const held = mine && C.held().find((h) => h.reservation === mine.reservation && !h.order);
   $("#gb-checkout").hidden = !held || state === "failed";
   $("#gb-share").hidden = state !== "forming";
   card.dataset.state = state || "open";
   const linked = C.team?.startsWith(`${d.id}.`) && d.teams.find((t) => `${d.id}.${t.id}` === C.team);
   let text = "";
-  if (state === "completed") text = `Team complete ✓ You pay ${money(d.group_price, cur)}`;
+  if (state === "completed") text = t("social.gb.completed", { price: money(d.group_price, cur) });
   else if (state === "failed") {
-    text = `The team didn't make it in time: ${mine?.refunded ? `${money(mine.refunded, cur)} refunded` : "your unit was released"}`;
-  } else if (state === "full") text = "Team full: waiting for everyone to pay";
-  else if (team) text = `Your team: ${left(team)} — invite friends!`;
-  else if (invite) text = `${invite.roster[0].name} invited you: ${left(invite)} — join!`;
-  else if (linked) text = "That team is closed: start your own";
+    text = mine?.refunded ? t("social.gb.failedRefunded", { amount: money(mine.refunded, cur) }) : t("social.gb.failedReleased");
+  } else if (state === "full") text = t("social.gb.full");
+  else if (team) text = t("social.gb.yourTeam", { needed: left(team) });
+  else if (invite) text = t("social.gb.invited", { name: invite.roster[0].name, needed: left(invite) });
+  else if (linked) text = t("social.gb.linkClosed");
   if (!$("#gb-status").dataset.error) put("#gb-status", text);
 }
 
 /** Set a text only when it changes (live regions would announce every rewrite). */
 function put(selector, text) {
   const node = $(selector);
-  if (node.textContent !== text) node.textContent = text;
+  if (node && node.textContent !== text) node.textContent = text;
 }
 
 const names = (t) => t.roster.map((m) => m.name).join(", ");
@@ -148,25 +153,25 @@ async function take(method, path) {
   const d = pick();
   const status = $("#gb-status");
   const r = await C.api(C.room, C.token, method, path(d), {});
-  if (!r.ok) { status.dataset.error = "1"; status.textContent = r.body.error?.message || "Try again"; return; }
+  if (!r.ok) { status.dataset.error = "1"; status.textContent = refusal(r.body.error); return; }
   delete status.dataset.error;
   const { reservation, ...team } = r.body; // the team, and this member's unit in it
   C.store.set(`team.${d.id}`, { team: team.id, reservation });
   C.hold({ reservation, sale: d.sale, quantity: 1, expires_at: team.deadline,
-    price: d.group_price, currency: d.currency, title: `${d.title} (group buy)` });
+    price: d.group_price, currency: d.currency, title: t("social.gb.holdTitle", { title: d.title }) });
   d.teams = [...d.teams.filter((t) => t.id !== team.id), team];
   render();
 }
 
 // ---- share, reminders, leaderboard ---------------------------------------------------------------
 async function share() {
-  const link = el("p", { id: "share-link" }, C.token ? "…" : "Sign in to get your share link");
+  const link = el("p", { id: "share-link" }, C.token ? "…" : t("social.share.signIn"));
   const board = el("ol", { className: "list", id: "invites" });
-  C.sheet("Invite friends", el("div", {}, link, el("h3", {}, "Top inviters"), board));
+  C.sheet(t("social.share.title"), el("div", {}, link, el("h3", {}, t("social.share.top")), board));
   leaderboard(board);
   if (!C.token) return;
   const r = await C.api(C.room, C.token, "POST", "/share", {});
-  if (!r.ok) { link.textContent = r.body.error?.message || "Could not make a link"; return; }
+  if (!r.ok) { link.textContent = r.body.error?.message || t("social.share.failed"); return; }
   let url = new URL(r.body.url, location.origin);
   const d = pick();
   const team = d && d.teams.find((t) => t.id === C.store.get(`team.${d.id}`, null)?.team);
@@ -178,16 +183,16 @@ async function share() {
   link.dataset.ref = r.body.ref;
   try {
     if (navigator.share) await navigator.share({ title: document.title, url: url.href });
-    else { await navigator.clipboard.writeText(url.href); link.append(el("b", {}, " · copied")); }
+    else { await navigator.clipboard.writeText(url.href); link.append(el("b", {}, t("social.share.copied"))); }
   } catch {
     // dismissed, or no clipboard here: the link is on screen
   }
 }
 
 function upcoming() {
-  if (C.roomState() === "scheduled") return "The show hasn't started yet";
+  if (C.roomState() === "scheduled") return t("social.remind.notStarted");
   const sale = [...C.sales().values()].find((s) => s.state === "scheduled");
-  return sale ? `${sale.title} goes on sale soon` : null;
+  return sale ? t("social.remind.saleUpcoming", { title: sale.title }) : null;
 }
 
 function renderReminder() {
@@ -198,14 +203,14 @@ function renderReminder() {
   const button = $("#remind");
   button.disabled = !C.token;
   button.setAttribute("aria-pressed", String(Boolean(D.subscribed)));
-  put("#remind", !C.token ? "Sign in for reminders" : D.subscribed ? "✓ Reminder set" : "🔔 Remind me");
+  put("#remind", !C.token ? t("social.remind.signIn") : D.subscribed ? t("social.remind.set") : t("social.remind.button"));
 }
 
 async function toggleReminder() {
   const on = !D.subscribed;
   const r = await C.api(C.room, C.token, on ? "POST" : "DELETE", "/reminders", on ? {} : undefined);
   if (r.ok) D.subscribed = on;
-  else C.toast(r.body.error?.message || "Try again");
+  else C.toast(refusal(r.body.error));
   renderReminder();
 }
 
@@ -213,11 +218,12 @@ async function leaderboard(list) {
   const r = await C.api(C.room, C.token, "GET", "/referrals/leaderboard");
   const top = r.ok ? r.body.leaders : [];
   list.replaceChildren(...top.map((s) => el("li", {}, el("b", {}, s.name),
-    ` · ${s.invites} invite${s.invites === 1 ? "" : "s"}`)));
-  if (!top.length) list.append(el("li", {}, "Nobody has shared yet: be the first!"));
+    t("social.share.invites", { count: s.invites, n: count(s.invites) }))));
+  if (!top.length) list.append(el("li", {}, t("social.share.nobody")));
 }
 
-function countdown(ms) {
-  const s = Math.max(0, Math.ceil(ms / 1000));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")} left`;
+/** The engine's refusal in the page's language when the catalog knows its code, else its
+ * own text. */
+function refusal(error) {
+  return tOr(`social.err.${error?.code}`, {}, error?.message || t("social.tryAgain"));
 }

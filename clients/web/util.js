@@ -1,6 +1,11 @@
-// Small helpers: DOM lookup and building, money, the room's HTTP API (docs/api.md), and
-// telling a refused request from one that got no answer.
+// Small helpers: DOM lookup and building, money and countdowns in the page's language, the
+// room's HTTP API (docs/api.md), and telling a refused request from one that got no answer.
 import { LivecartError } from "/sdk/index.js";
+import { language, t } from "./i18n.js";
+
+// Money by the currency's own digits (1500 JPY -> "¥1,500", 12900 USD -> "$129.00"), in
+// the page's language: one formatter for the whole page (i18n.js).
+export { money } from "./i18n.js";
 
 export const $ = (selector) => document.querySelector(selector);
 
@@ -14,12 +19,19 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-export function money(minor, currency) {
-  try {
-    return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(minor / 100);
-  } catch {
-    return `${(minor / 100).toFixed(2)} ${currency}`;
-  }
+/** A countdown as m:ss in the page's language's digits: 95_000 ms -> "1:35". */
+export function clock(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const minutes = new Intl.NumberFormat(language(), { useGrouping: false }).format(Math.floor(s / 60));
+  const seconds = new Intl.NumberFormat(language(), { minimumIntegerDigits: 2 }).format(s % 60);
+  return `${minutes}:${seconds}`;
+}
+
+/** The catalog's message `key` if it has one, else `fallback` (e.g. the engine's own
+ * English text for a refusal code the catalog does not know). */
+export function tOr(key, vars, fallback) {
+  const text = t(key, vars);
+  return text === key ? fallback : text;
 }
 
 /** `{ok, status, body}` for a call on /api/rooms/{room}{path}. */
