@@ -140,20 +140,34 @@ async def test_stream_plays_in_a_video_else_the_cover(
 @pytest.mark.browser
 @needs_chromium
 async def test_grab_checkout_and_pay(open_viewer: OpenViewer, show: HostClient) -> None:
+    """The first purchase: grab, the checkout sheet over the hold's clock (kept through a
+    reconnect), the order, Pay, the confirmation; then the sale card says paid ✓ and the
+    limit (1 per person) is used, after a reload too."""
     viewer = await open_viewer(show.room, "ana", "Ana")
     page = viewer.page
     await show.launch_sale("LB-42", 3, price=9900, countdown_s=2)
+    sale = page.locator("#sale")
     await expect(page.locator("#sale-clock")).to_contain_text("starts in")
+    await expect(sale).to_have_attribute("data-state", "upcoming")
     await expect(page.locator("#sale-stock")).to_have_text("3 of 3 left")
+    await expect(page.locator("#grab")).to_be_disabled()
     await viewer.shot("03-sale-countdown")
     await expect(page.locator("#grab")).to_have_text("Grab", timeout=6000)
+    # the deal: the list price struck through beside the sale price, the percent off
+    await expect(page.locator("#sale-title")).to_have_text("Leather boots (42) · $99.00")
+    await expect(page.locator("#sale-deal s")).to_have_text("$129.00")
+    await expect(page.locator("#sale-deal .off")).to_have_text("\u221223%")
     await page.locator("#grab").tap()
     await expect(page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
-    await expect(page.locator("#held-timer")).to_contain_text("left")
+    await expect(page.locator("#grab-result")).to_have_text("Reserved! 1 held for you")
+    await expect(page.locator("#grab")).to_have_text(re.compile(r"^Check out · [45]:\d\d left$"))
     await expect(page.locator("#sale-stock")).to_have_text("2 of 3 left")
     await viewer.shot("04-reserved")
 
-    await page.locator("#open-checkout").tap()
+    await page.locator("#grab").tap()  # Check out
+    await expect(page.locator("#sheet-title")).to_have_text("Checkout")
+    await expect(page.locator("#checkout-form .item-title")).to_have_text("Leather boots (42)")
+    await expect(page.locator("#checkout-clock")).to_contain_text("left")
     form = page.locator("#checkout-form")
     for name, value in ADDRESS.items():
         await form.locator(f"input[name={name}]").fill(value)
@@ -164,23 +178,36 @@ async def test_grab_checkout_and_pay(open_viewer: OpenViewer, show: HostClient) 
     await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     await expect(form.locator("input[name=city]")).to_have_value(ADDRESS["city"])
-    await expect(page.locator("#held")).to_be_visible()
+    await expect(page.locator("#checkout-clock")).to_contain_text("left")
+    await expect(page.locator("#sheet-state")).to_contain_text("Check out")  # over the sheet
     await page.locator("#place").tap()
     await expect(page.locator("#order-status")).to_have_attribute("data-state", "pending_payment")
     await expect(page.locator("#breakdown")).to_contain_text("$6.00")  # shipping
+    await expect(page.locator("#checkout-clock")).to_contain_text("pay within")
     await expect(page.locator("#pay")).to_have_text(re.compile(r"Pay \$105\.00"))
     await page.locator("#pay").tap()
     await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
+    await expect(page.locator("#sheet-title")).to_have_text("Order confirmed")
+    confirm = page.locator("#sheet .confirm")
+    for text in ("Paid ✓", "o1", "Leather boots (42) × 1", "$105.00"):
+        await expect(confirm).to_contain_text(text)
     await viewer.shot("06-paid")
-    await page.locator("#sheet-close").tap()
+    await page.locator("#done").tap()
+    await expect(sale).to_have_attribute("data-state", "paid")
+    await expect(page.locator("#grab-result")).to_have_text("Paid ✓ You bought 1")
+    await expect(page.locator("#grab")).to_have_text("Limit reached (1 per person)")
+    await expect(page.locator("#grab")).to_be_disabled()
     await page.locator("#menu-orders").tap()
     await expect(page.locator("#orders-list li[data-state=paid]")).to_have_count(1)
     await viewer.shot("07-my-orders")
-    # The form is remembered on the device (and the token too: no fragment on reload).
+    # The address is remembered on the device for this user (and the token too: no
+    # fragment on reload); the sale's state comes back from the engine's orders.
     await page.reload()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-    stored = await page.evaluate("() => localStorage.getItem('lc.form.city')")
-    assert stored == ADDRESS["city"]
+    stored = await page.evaluate("() => JSON.parse(localStorage.getItem('lc.checkout.ana'))")
+    assert stored["city"] == ADDRESS["city"] and stored["email"] == "ana@example.com"
+    await expect(sale).to_have_attribute("data-state", "paid")
+    await expect(page.locator("#grab")).to_have_text("Limit reached (1 per person)")
 
 
 @pytest.mark.browser
@@ -194,15 +221,21 @@ async def test_grab_answers_limit_sold_out_and_waitlist(
     await show.launch_sale("LB-42", 2, price=9900, per_user_limit=1)
     await ana.page.locator("#grab").tap()
     await expect(ana.page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
-    await ana.page.locator("#grab").tap()
-    await expect(ana.page.locator("#grab-result")).to_have_text("Limit reached (1 per person)")
-    await ana.shot("13-limit-reached")
+    # Ana's second phone knows nothing of the hold: the engine's limit_reached says it.
+    ana2 = await open_viewer(show.room, "ana", "Ana")
+    await ana2.page.locator("#grab").tap()
+    await expect(ana2.page.locator("#sale")).to_have_attribute("data-state", "limit")
+    await expect(ana2.page.locator("#grab")).to_have_text("Limit reached (1 per person)")
+    await expect(ana2.page.locator("#grab")).to_be_disabled()
+    await ana2.shot("13-limit-reached")
     await bo.page.locator("#grab").tap()
     await expect(bo.page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
     await expect(cleo.page.locator("#grab")).to_have_text("Sold out: join waitlist")
     await expect(cleo.page.locator("#sale-stock")).to_have_text("0 of 2 left")
+    await expect(cleo.page.locator("#sale-deal")).to_contain_text("Sold out")
     await cleo.page.locator("#grab").tap()
     await expect(cleo.page.locator("#grab-result")).to_have_text("On the waitlist: #1")
+    await expect(cleo.page.locator("#sale")).to_have_attribute("data-state", "waitlisted")
     await cleo.shot("14-sold-out-waitlist")
 
 
@@ -220,7 +253,7 @@ async def test_coupon_drop_is_claimed_and_applied(
     await viewer.shot("08-coupon-drop")
     await page.locator("#claim").tap()
     await expect(page.locator("#drop-state")).to_have_text("claimed ✓")
-    await page.locator("#drop-close").tap()
+    await expect(page.locator("#drop")).to_be_hidden()  # it leaves the product in sight
     await page.locator("#menu-coupons").tap()
     await expect(page.locator("#coupons-list li")).to_contain_text("5 off boots · claimed")
     await page.locator("#sheet-close").tap()
@@ -228,7 +261,7 @@ async def test_coupon_drop_is_claimed_and_applied(
     await show.launch_sale("LB-42", 3, price=9900)
     await page.locator("#grab").tap()
     await expect(page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
-    await page.locator("#open-checkout").tap()
+    await page.locator("#grab").tap()  # Check out
     await expect(page.locator("#coupon-select option")).to_have_count(2)
     await expect(page.locator("#coupon-select")).not_to_have_value("")  # best preselected
     await expect(page.locator("#breakdown")).to_contain_text("\u2212$5.00")
@@ -567,7 +600,7 @@ async def test_comment_to_buy_replies_are_toasts(open_viewer: OpenViewer, show: 
     toast = ana.page.locator("#toasts .toast").last
     await expect(toast).to_be_visible()
     await expect(toast.locator("button", has_text="Check out")).to_be_visible()
-    await expect(ana.page.locator("#held")).to_be_visible()
+    await expect(ana.page.locator("#sale")).to_have_attribute("data-state", "reserved")
     await ana.shot("21-comment-buy-reserved")
     await bo.page.fill("#comment-input", "SOLD 1")
     await bo.page.locator("#send").tap()
@@ -778,7 +811,7 @@ MARKUP = '<img src=x onerror="window.__xss=1"><b>bold</b>'
 SHORT_MARKUP = "<img src=x onerror=__xss=1><b>{}</b>"  # fits names and attrs (40 chars max)
 # Elements that can only come from data parsed as HTML: the page builds none of these.
 INJECTED = (
-    "img[src='x'], #product-title *, #sale-title *, #pinned *, #danmaku span *,"
+    "img[src='x'], #product-title *, #sale-title span *, #sale-title b *, #pinned *, #danmaku span *,"
     " #comments li b *, #sheet .list li b *"
 )
 

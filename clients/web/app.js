@@ -234,6 +234,7 @@ function renderRoom() {
 }
 fallback($("#cover"));
 fallback($("#product-img"));
+fallback($("#sale-img"));
 
 function renderStats() {
   $("#online").textContent = count(S.stats.online ?? 0);
@@ -267,7 +268,8 @@ function listPrice(s) {
 
 function renderProduct() {
   const p = S.product;
-  $("#product").hidden = !p;
+  const s0 = currentSale();
+  $("#product").hidden = !p || Boolean(s0 && s0.product === p.id);
   if (!p) return;
   $("#product-title").textContent = p.title;
   const low = Math.min(...p.skus.map((s) => s.list_price));
@@ -302,13 +304,20 @@ function renderSale() {
   const s = currentSale();
   const card = $("#sale");
   card.hidden = !s;
-  if (!s) { S.view = null; $("#sheet-state").textContent = ""; return; }
+  if (!s) { S.view = null; $("#sheet-state").textContent = ""; $("#product").hidden = !S.product; return; }
   S.shownSale = s.id;
   const v = saleView(s, mineFor(s), now());
   const changed = !S.view || S.view.state !== v.state;
   S.view = v;
   card.dataset.state = v.state;
-  $("#sale-title").replaceChildren(`${s.title} · `, el("b", {}, money(s.price, s.currency)));
+  $("#sale-title").replaceChildren(el("span", {}, s.title), " · ", el("b", {}, money(s.price, s.currency)));
+  // the sale of the product on show takes its card's place: one card, its image
+  const onShow = Boolean(S.product && S.product.id === s.product);
+  $("#product").hidden = !S.product || onShow;
+  const img = $("#sale-img");
+  const src = onShow && S.product.images?.length ? S.product.images[0] : null;
+  img.hidden = !src;
+  if (src && img.getAttribute("src") !== src) img.src = src;
   const deal = [];
   if (v.deal.list) {
     deal.push(el("s", { className: "list" }, money(v.deal.list, s.currency)),
