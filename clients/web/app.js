@@ -547,7 +547,7 @@ $("#comment-form").addEventListener("submit", async (event) => {
     showLimit(wait ? `${said} (${t("comment.wait", { n: Math.ceil(wait / 1000) })})` : said);
     return;
   }
-  input.value = "";
+  if (input.value.trim() === text) input.value = ""; // not what was typed since
   renderLimits();
   addComment(entry); // the viewer's own comment is always shown, even if sampled out
 });
