@@ -36,6 +36,11 @@ Setup = Callable[[BrowserContext], Awaitable[None]]
 PageT = TypeVar("PageT", bound="Opened")
 
 
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 @dataclass
 class Opened:
     """One page; `errors` collects JS console errors and page errors not `allowed`."""
@@ -61,8 +66,7 @@ class Opened:
         folder.mkdir(parents=True, exist_ok=True)
         png = await self.page.screenshot(path=str(folder / f"{name}.png"))
         if docs := os.environ.get("LIVECART_SCREENSHOTS"):
-            Path(docs).mkdir(parents=True, exist_ok=True)
-            (Path(docs) / f"{self.folder}-{name}.png").write_bytes(png)
+            _write(Path(docs) / f"{self.folder}-{name}.png", png)
 
 
 @dataclass
@@ -178,8 +182,9 @@ async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenVie
         locale: str | None = None,
     ) -> Viewer:
         extra = {"locale": locale} if locale else {}
-        viewer = await _new_page(browser, Viewer, viewers, setup, allowed, viewport=viewport or PHONE,
-                                 has_touch=True, is_mobile=True, **extra)  # fmt: skip
+        viewer = await _new_page(browser, Viewer, viewers, setup, allowed,
+                                 viewport=viewport or PHONE, has_touch=True, is_mobile=True,
+                                 **extra)  # fmt: skip
         page = viewer.page
         fragment = ""
         if user is not None:

@@ -452,7 +452,8 @@ function renderDrop() {
   }
   const d = S.drops.get(S.dropShown);
   const box = $("#drop");
-  box.hidden = !d || !TOKEN || d.state === "ended" || d.dismissed || (claimed(d.id) && !d.justClaimed);
+  // signed in: shown once my coupons are known (a claim on another phone counts)
+  box.hidden = !d || !TOKEN || !S.couponsKnown || d.state === "ended" || d.dismissed || (claimed(d.id) && !d.justClaimed);
   if (box.hidden) return;
   $("#drop-title").textContent = d.title;
   const claim = $("#claim");
@@ -493,7 +494,9 @@ $("#drop-close").addEventListener("click", () => {
 
 async function refreshCoupons() {
   const r = await api(room, TOKEN, "GET", "/coupons/mine");
-  if (r.ok) { S.coupons = r.body.coupons; renderDrop(); }
+  if (r.ok) S.coupons = r.body.coupons;
+  S.couponsKnown = true;
+  renderDrop();
 }
 
 // ---- comments, danmaku, likes ---------------------------------------------------------------

@@ -51,7 +51,7 @@ export default {
   "sale.ordered": "Ordered ({order}): pay to keep it",
   "sale.paid": { "one": "Paid ✓ You bought 1", "other": "Paid ✓ You bought {count}" },
   "sale.holdLeft": "{time} left",
-  "sale.payWithin": "pay within {time}",
+  "sale.payWithin": "{time} left",
   "sale.startsIn": "starts in {time}",
   "sale.endsIn": "ends in {time}",
   "sale.stock": "{left} of {units} left",

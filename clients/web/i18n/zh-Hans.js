@@ -48,7 +48,7 @@ export default {
   "sale.ordered": "已下单（{order}）：付款后即可锁定",
   "sale.paid": "已付款 ✓ 你买了 {count} 件",
   "sale.holdLeft": "剩 {time}",
-  "sale.payWithin": "请在 {time} 内付款",
+  "sale.payWithin": "剩 {time}",
   "sale.startsIn": "{time} 后开抢",
   "sale.endsIn": "{time} 后结束",
   "sale.stock": "剩余 {left} / {units} 件",

@@ -48,7 +48,7 @@ export default {
   "sale.ordered": "已下單（{order}）：付款後即可鎖定",
   "sale.paid": "已付款 ✓ 你買了 {count} 件",
   "sale.holdLeft": "剩 {time}",
-  "sale.payWithin": "請在 {time} 內付款",
+  "sale.payWithin": "剩 {time}",
   "sale.startsIn": "{time} 後開搶",
   "sale.endsIn": "{time} 後結束",
   "sale.stock": "剩餘 {left} / {units} 件",
