@@ -51,9 +51,11 @@ async def show(engine: Engine, room_factory: RoomFactory) -> AsyncIterator[HostC
 
 
 def page_files() -> list[Path]:
-    """The first load's files: clients/web's own, not its folders (i18n/: one catalog loads
-    only for a Chinese reader; vendor/: hls.js, loaded only where HLS is not native)."""
-    return sorted(p for p in WEB.iterdir() if p.is_file() and p.suffix in (".html", ".js", ".css"))
+    """The first load's files: clients/web's own and its message catalogs (i18n/: English
+    and, for a Chinese reader, one more), not vendor/ (hls.js, loaded only where HLS is not
+    native, and only once a stream plays)."""
+    own = [p for p in WEB.iterdir() if p.is_file() and p.suffix in (".html", ".js", ".css")]
+    return sorted(own + list((WEB / "i18n").glob("*.js")))
 
 
 def test_page_weight_under_100_kb_compressed() -> None:
@@ -72,7 +74,7 @@ async def test_page_is_served_for_any_room(engine: Engine) -> None:
         assert '<script type="module" src="/live/static/app.js">' in page.text
         for file in page_files():
             if file.suffix != ".html":
-                asset = await http.get(f"/live/static/{file.name}")
+                asset = await http.get(f"/live/static/{file.relative_to(WEB).as_posix()}")
                 assert asset.status_code == 200, file.name
         assert (await http.get("/live/static/nope.js")).status_code == 404
         assert (await http.get("/console/")).status_code == 200  # untouched
@@ -886,12 +888,13 @@ async def in_view(page: Page, *selectors: str) -> None:
 
 
 async def apart(page: Page, upper: str, lower: str) -> None:
-    """`upper` ends above where `lower` starts (nothing drawn over the other)."""
-    a = await page.locator(upper).bounding_box()
-    b = await page.locator(lower).bounding_box()
-    assert a is not None, upper
-    assert b is not None, lower
-    assert a["y"] + a["height"] <= b["y"] + 0.5, (upper, a, lower, b)
+    """`upper` ends above where `lower` starts (nothing drawn over the other): both measured
+    in one frame."""
+    a, b = await page.evaluate(
+        "([u, l]) => [u, l].map(s => document.querySelector(s).getBoundingClientRect().toJSON())",
+        [upper, lower],
+    )
+    assert a["bottom"] <= b["top"] + 0.5, (upper, a, lower, b)
 
 
 async def sale_is(viewer: Viewer, state: str, button: str | re.Pattern[str], shot: str) -> None:
