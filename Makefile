@@ -25,7 +25,7 @@ OLDEST_TESTS ?= tests/test_listener.py tests/test_broker.py tests/test_bus.py te
 	tests/test_api.py tests/test_api_orders.py tests/test_auctions.py \
 	tests/test_console.py::test_sign_in_go_live_and_end
 
-.PHONY: demo test test-oldest lock lock-check browser redis nginx haproxy prometheus lint typecheck check bench-fanout bench-grab bench-tools clean
+.PHONY: demo test screenshots test-oldest lock lock-check browser redis nginx haproxy prometheus lint typecheck check bench-fanout bench-grab bench-tools clean
 
 # A venv holding exactly the lock: made anew whenever the lock or pyproject.toml changes.
 define install_locked
@@ -66,6 +66,13 @@ demo: $(STAMP)
 
 test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The viewer page's screenshots in docs/viewer.md (docs/screenshots/viewer-*.png): its
+# browser tests of every sale state, checkout, money and languages, writing each shot there.
+SCREENSHOT_TESTS ?= tests/test_viewer_web.py -k "every_sale_state or returning_buyer or own_digits or in_chinese"
+screenshots: $(STAMP) browser redis
+	rm -f docs/screenshots/viewer-*.png
+	LIVECART_SCREENSHOTS=docs/screenshots $(PY) -m pytest -n 2 $(SCREENSHOT_TESTS)
 
 test-oldest: lock-check $(OLDEST)/.installed browser redis
 	$(OLDEST)/bin/python -m pytest -n $(PYTEST_WORKERS) $(OLDEST_TESTS)

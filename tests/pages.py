@@ -8,6 +8,7 @@ loading is judged by the same rule)."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 LAPTOP: ViewportSize = {"width": 1366, "height": 768}
 TABLET: ViewportSize = {"width": 1024, "height": 768}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+SMALL_PHONE: ViewportSize = {"width": 360, "height": 740}
 HTTP_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of 4")
 CDN = "https://cdn.example.com"
 PNG = base64.b64decode(
@@ -32,6 +34,11 @@ PNG = base64.b64decode(
 
 Setup = Callable[[BrowserContext], Awaitable[None]]
 PageT = TypeVar("PageT", bound="Opened")
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 @dataclass
@@ -52,10 +59,14 @@ class Opened:
         self.page.on("pageerror", lambda e: self.record(f"page error: {e}"))
 
     async def shot(self, name: str) -> None:
-        """A screenshot to tests/artifacts/<console|viewer>/<name>.png (gitignored)."""
+        """A screenshot to tests/artifacts/<console|viewer>/<name>.png (gitignored); with
+        LIVECART_SCREENSHOTS set to a folder, also to <folder>/<console|viewer>-<name>.png
+        (`make screenshots` writes the docs' set to docs/screenshots/)."""
         folder = ARTIFACTS / self.folder
         folder.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=str(folder / f"{name}.png"))
+        png = await self.page.screenshot(path=str(folder / f"{name}.png"))
+        if docs := os.environ.get("LIVECART_SCREENSHOTS"):
+            _write(Path(docs) / f"{self.folder}-{name}.png", png)
 
 
 @dataclass
@@ -154,7 +165,9 @@ async def open_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenCo
 @pytest.fixture
 async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenViewer]:
     """A viewer's phone page for `room`, signed in as `user` (None: anonymous) and live; the
-    CDN's cover and stream are answered locally; `setup` runs on the context first."""
+    CDN's cover and stream are answered locally; `setup` runs on the context first;
+    `viewport` (default PHONE, 390x844) and `locale` (the browser's language, e.g. zh-CN)
+    set up its browser context."""
     viewers: list[Opened] = []
 
     async def make(
@@ -165,9 +178,13 @@ async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenVie
         *,
         setup: Setup | None = None,
         allowed: Iterable[re.Pattern[str]] = (),
+        viewport: ViewportSize | None = None,
+        locale: str | None = None,
     ) -> Viewer:
+        extra = {"locale": locale} if locale else {}
         viewer = await _new_page(browser, Viewer, viewers, setup, allowed,
-                                 viewport=PHONE, has_touch=True, is_mobile=True)  # fmt: skip
+                                 viewport=viewport or PHONE, has_touch=True, is_mobile=True,
+                                 **extra)  # fmt: skip
         page = viewer.page
         fragment = ""
         if user is not None:

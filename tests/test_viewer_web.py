@@ -31,7 +31,7 @@ from tests.conftest import (
     needs_chromium,
     token,
 )
-from tests.pages import CDN, HTTP_ERROR_LOG, PHONE, OpenViewer, Viewer
+from tests.pages import CDN, HTTP_ERROR_LOG, PHONE, SMALL_PHONE, OpenViewer, Viewer
 from tests.test_console import BOOTS, SCARF
 
 WEB = Path(__file__).resolve().parent.parent / "clients" / "web"
@@ -51,7 +51,11 @@ async def show(engine: Engine, room_factory: RoomFactory) -> AsyncIterator[HostC
 
 
 def page_files() -> list[Path]:
-    return sorted(p for p in WEB.iterdir() if p.suffix in (".html", ".js", ".css"))
+    """The first load's files: clients/web's own and its message catalogs (i18n/: English
+    and, for a Chinese reader, one more), not vendor/ (hls.js, loaded only where HLS is not
+    native, and only once a stream plays)."""
+    own = [p for p in WEB.iterdir() if p.is_file() and p.suffix in (".html", ".js", ".css")]
+    return sorted(own + list((WEB / "i18n").glob("*.js")))
 
 
 def test_page_weight_under_100_kb_compressed() -> None:
@@ -70,7 +74,7 @@ async def test_page_is_served_for_any_room(engine: Engine) -> None:
         assert '<script type="module" src="/live/static/app.js">' in page.text
         for file in page_files():
             if file.suffix != ".html":
-                asset = await http.get(f"/live/static/{file.name}")
+                asset = await http.get(f"/live/static/{file.relative_to(WEB).as_posix()}")
                 assert asset.status_code == 200, file.name
         assert (await http.get("/live/static/nope.js")).status_code == 404
         assert (await http.get("/console/")).status_code == 200  # untouched
@@ -140,20 +144,34 @@ async def test_stream_plays_in_a_video_else_the_cover(
 @pytest.mark.browser
 @needs_chromium
 async def test_grab_checkout_and_pay(open_viewer: OpenViewer, show: HostClient) -> None:
+    """The first purchase: grab, the checkout sheet over the hold's clock (kept through a
+    reconnect), the order, Pay, the confirmation; then the sale card says paid ✓ and the
+    limit (1 per person) is used, after a reload too."""
     viewer = await open_viewer(show.room, "ana", "Ana")
     page = viewer.page
     await show.launch_sale("LB-42", 3, price=9900, countdown_s=2)
+    sale = page.locator("#sale")
     await expect(page.locator("#sale-clock")).to_contain_text("starts in")
+    await expect(sale).to_have_attribute("data-state", "upcoming")
     await expect(page.locator("#sale-stock")).to_have_text("3 of 3 left")
+    await expect(page.locator("#grab")).to_be_disabled()
     await viewer.shot("03-sale-countdown")
     await expect(page.locator("#grab")).to_have_text("Grab", timeout=6000)
+    # the deal: the list price struck through beside the sale price, the percent off
+    await expect(page.locator("#sale-title")).to_have_text("Leather boots (42) · $99.00")
+    await expect(page.locator("#sale-deal s")).to_have_text("$129.00")
+    await expect(page.locator("#sale-deal .off")).to_have_text("\u221223%")
     await page.locator("#grab").tap()
     await expect(page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
-    await expect(page.locator("#held-timer")).to_contain_text("left")
+    await expect(page.locator("#grab-result")).to_have_text("Reserved! 1 held for you")
+    await expect(page.locator("#grab")).to_have_text(re.compile(r"^Check out · [45]:\d\d left$"))
     await expect(page.locator("#sale-stock")).to_have_text("2 of 3 left")
     await viewer.shot("04-reserved")
 
-    await page.locator("#open-checkout").tap()
+    await page.locator("#grab").tap()  # Check out
+    await expect(page.locator("#sheet-title")).to_have_text("Checkout")
+    await expect(page.locator("#checkout-form .item-title")).to_have_text("Leather boots (42)")
+    await expect(page.locator("#checkout-clock")).to_contain_text("left")
     form = page.locator("#checkout-form")
     for name, value in ADDRESS.items():
         await form.locator(f"input[name={name}]").fill(value)
@@ -164,23 +182,36 @@ async def test_grab_checkout_and_pay(open_viewer: OpenViewer, show: HostClient) 
     await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     await expect(form.locator("input[name=city]")).to_have_value(ADDRESS["city"])
-    await expect(page.locator("#held")).to_be_visible()
+    await expect(page.locator("#checkout-clock")).to_contain_text("left")
     await page.locator("#place").tap()
     await expect(page.locator("#order-status")).to_have_attribute("data-state", "pending_payment")
     await expect(page.locator("#breakdown")).to_contain_text("$6.00")  # shipping
+    await expect(page.locator("#checkout-clock")).to_contain_text("pay within")
     await expect(page.locator("#pay")).to_have_text(re.compile(r"Pay \$105\.00"))
     await page.locator("#pay").tap()
     await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
+    await expect(page.locator("#sheet-title")).to_have_text("Order confirmed")
+    confirm = page.locator("#sheet .confirm")
+    for text in ("Paid ✓", "o1", "Leather boots (42) \u00d7 1", "$105.00"):
+        await expect(confirm).to_contain_text(text)
     await viewer.shot("06-paid")
-    await page.locator("#sheet-close").tap()
+    await page.locator("#done").tap()
+    await expect(sale).to_have_attribute("data-state", "paid")
+    await expect(page.locator("#grab-result")).to_have_text("Paid ✓ You bought 1")
+    await expect(page.locator("#grab")).to_have_text("Limit reached (1 per person)")
+    await expect(page.locator("#grab")).to_be_disabled()
     await page.locator("#menu-orders").tap()
     await expect(page.locator("#orders-list li[data-state=paid]")).to_have_count(1)
     await viewer.shot("07-my-orders")
-    # The form is remembered on the device (and the token too: no fragment on reload).
+    # The address is remembered on the device for this user (and the token too: no
+    # fragment on reload); the sale's state comes back from the engine's orders.
     await page.reload()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-    stored = await page.evaluate("() => localStorage.getItem('lc.form.city')")
-    assert stored == ADDRESS["city"]
+    stored = await page.evaluate("() => JSON.parse(localStorage.getItem('lc.checkout.ana'))")
+    assert stored["city"] == ADDRESS["city"]
+    assert stored["email"] == "ana@example.com"
+    await expect(sale).to_have_attribute("data-state", "paid")
+    await expect(page.locator("#grab")).to_have_text("Limit reached (1 per person)")
 
 
 @pytest.mark.browser
@@ -194,15 +225,21 @@ async def test_grab_answers_limit_sold_out_and_waitlist(
     await show.launch_sale("LB-42", 2, price=9900, per_user_limit=1)
     await ana.page.locator("#grab").tap()
     await expect(ana.page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
-    await ana.page.locator("#grab").tap()
-    await expect(ana.page.locator("#grab-result")).to_have_text("Limit reached (1 per person)")
-    await ana.shot("13-limit-reached")
+    # Ana's second phone knows nothing of the hold: the engine's limit_reached says it.
+    ana2 = await open_viewer(show.room, "ana", "Ana")
+    await ana2.page.locator("#grab").tap()
+    await expect(ana2.page.locator("#sale")).to_have_attribute("data-state", "limit")
+    await expect(ana2.page.locator("#grab")).to_have_text("Limit reached (1 per person)")
+    await expect(ana2.page.locator("#grab")).to_be_disabled()
+    await ana2.shot("13-limit-reached")
     await bo.page.locator("#grab").tap()
     await expect(bo.page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
     await expect(cleo.page.locator("#grab")).to_have_text("Sold out: join waitlist")
     await expect(cleo.page.locator("#sale-stock")).to_have_text("0 of 2 left")
+    await expect(cleo.page.locator("#sale-deal")).to_contain_text("Sold out")
     await cleo.page.locator("#grab").tap()
     await expect(cleo.page.locator("#grab-result")).to_have_text("On the waitlist: #1")
+    await expect(cleo.page.locator("#sale")).to_have_attribute("data-state", "waitlisted")
     await cleo.shot("14-sold-out-waitlist")
 
 
@@ -220,7 +257,7 @@ async def test_coupon_drop_is_claimed_and_applied(
     await viewer.shot("08-coupon-drop")
     await page.locator("#claim").tap()
     await expect(page.locator("#drop-state")).to_have_text("claimed ✓")
-    await page.locator("#drop-close").tap()
+    await expect(page.locator("#drop")).to_be_hidden()  # it leaves the product in sight
     await page.locator("#menu-coupons").tap()
     await expect(page.locator("#coupons-list li")).to_contain_text("5 off boots · claimed")
     await page.locator("#sheet-close").tap()
@@ -228,7 +265,7 @@ async def test_coupon_drop_is_claimed_and_applied(
     await show.launch_sale("LB-42", 3, price=9900)
     await page.locator("#grab").tap()
     await expect(page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
-    await page.locator("#open-checkout").tap()
+    await page.locator("#grab").tap()  # Check out
     await expect(page.locator("#coupon-select option")).to_have_count(2)
     await expect(page.locator("#coupon-select")).not_to_have_value("")  # best preselected
     await expect(page.locator("#breakdown")).to_contain_text("\u2212$5.00")
@@ -567,7 +604,7 @@ async def test_comment_to_buy_replies_are_toasts(open_viewer: OpenViewer, show: 
     toast = ana.page.locator("#toasts .toast").last
     await expect(toast).to_be_visible()
     await expect(toast.locator("button", has_text="Check out")).to_be_visible()
-    await expect(ana.page.locator("#held")).to_be_visible()
+    await expect(ana.page.locator("#sale")).to_have_attribute("data-state", "reserved")
     await ana.shot("21-comment-buy-reserved")
     await bo.page.fill("#comment-input", "SOLD 1")
     await bo.page.locator("#send").tap()
@@ -778,8 +815,8 @@ MARKUP = '<img src=x onerror="window.__xss=1"><b>bold</b>'
 SHORT_MARKUP = "<img src=x onerror=__xss=1><b>{}</b>"  # fits names and attrs (40 chars max)
 # Elements that can only come from data parsed as HTML: the page builds none of these.
 INJECTED = (
-    "img[src='x'], #product-title *, #sale-title *, #pinned *, #danmaku span *,"
-    " #comments li b *, #sheet .list li b *"
+    "img[src='x'], #product-title *, #sale-title span *, #sale-title b *, #pinned *,"
+    " #danmaku span *, #comments li b *, #sheet .list li b *"
 )
 
 
@@ -825,3 +862,323 @@ async def test_markup_in_comments_names_and_product_titles_shows_as_text(
     await expect(bo.page.locator(INJECTED)).to_have_count(0)  # still none once rendered
     for viewer in (eve, bo):
         assert await viewer.page.evaluate("() => typeof window.__xss") == "undefined"
+
+
+# ---- the live room on a phone (issue 25): one sale's every state, checkout, money, languages ----
+
+VIEWPORTS = {"390x844": PHONE, "360x740": SMALL_PHONE}
+
+
+async def in_view(page: Page, *selectors: str) -> None:
+    """Each element is visible and wholly inside the viewport: no scrolling needed."""
+    size = page.viewport_size
+    assert size is not None
+    await page.wait_for_function(  # a sheet sliding up is measured where it stops
+        "() => !document.getAnimations()"
+        ".some(a => a.animationName === 'up' && a.playState === 'running')"
+    )
+    for selector in selectors:
+        await expect(page.locator(selector)).to_be_visible()
+        box = await page.locator(selector).bounding_box()
+        assert box is not None, selector
+        assert box["y"] >= 0, (selector, box)
+        assert box["y"] + box["height"] <= size["height"] + 0.5, (selector, box)
+        assert box["x"] >= 0, (selector, box)
+        assert box["x"] + box["width"] <= size["width"] + 0.5, (selector, box)
+
+
+async def apart(page: Page, upper: str, lower: str) -> None:
+    """`upper` ends above where `lower` starts (nothing drawn over the other): both measured
+    in one frame."""
+    a, b = await page.evaluate(
+        "([u, l]) => [u, l].map(s => document.querySelector(s).getBoundingClientRect().toJSON())",
+        [upper, lower],
+    )
+    assert a["bottom"] <= b["top"] + 0.5, (upper, a, lower, b)
+
+
+async def sale_is(viewer: Viewer, state: str, button: str | re.Pattern[str], shot: str) -> None:
+    page = viewer.page
+    await expect(page.locator("#sale")).to_have_attribute("data-state", state)
+    await expect(page.locator("#grab")).to_have_text(button)
+    await in_view(page, "#top .who", "#sale", "#grab", "#bar", "#comment-input")
+    await apart(page, "#top", "#stage")
+    await apart(page, "#stage", "#chat")
+    await apart(page, "#chat", "#dock")
+    await viewer.shot(shot)
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize("size", VIEWPORTS)
+async def test_every_sale_state_on_a_phone(
+    open_viewer: OpenViewer, show: HostClient, viewer_factory: ViewerFactory, size: str
+) -> None:
+    """upcoming -> live -> reserved -> ordered -> paid ✓, the same on a second phone of the
+    same user; limit reached (a hold on another phone), sold out, waitlisted, ended: each
+    fits the screen with the header, chat and dock apart."""
+    viewport = VIEWPORTS[size]
+    ana = await open_viewer(show.room, "ana", "Ana", viewport=viewport)
+    page = ana.page
+    for text in ("how much?", "love these", "size 42 please"):
+        await page.fill("#comment-input", text)
+        await page.locator("#send").tap()
+        await expect(page.locator("#comments li.mine", has_text=text)).to_have_count(1)
+    sale = await show.launch_sale("LB-42", 4, price=9900, countdown_s=3, per_user_limit=1)
+    await expect(page.locator("#sale-clock")).to_contain_text("starts in")
+    await sale_is(ana, "upcoming", "Starts soon", f"{size}-1-upcoming")
+    await expect(page.locator("#grab")).to_be_disabled()
+    await sale_is(ana, "live", "Grab", f"{size}-2-live")
+    await page.locator("#grab").tap()
+    held = re.compile(r"^Check out · [45]:\d\d left$")
+    await sale_is(ana, "reserved", held, f"{size}-3-reserved")
+    await expect(page.locator("#sale-stock")).to_have_text("3 of 4 left")
+
+    await page.locator("#grab").tap()
+    await checkout(page)
+    await page.locator("#sheet-close").tap()
+    await sale_is(ana, "ordered", re.compile(r"^Pay now · [45]:\d\d left$"), f"{size}-4-ordered")
+    await expect(page.locator("#grab-result")).to_have_text("Ordered (o1): pay to keep it")
+    await page.locator("#grab").tap()  # Pay now: the sheet with the order
+    await expect(page.locator("#pay")).to_have_text("Pay $105.00")
+    await page.locator("#pay").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
+    await page.locator("#done").tap()
+    await sale_is(ana, "paid", "Limit reached (1 per person)", f"{size}-5-paid")
+    await expect(page.locator("#grab-result")).to_have_text("Paid ✓ You bought 1")
+    # the same user on another phone: the same state, from the engine's orders
+    other = await open_viewer(show.room, "ana", "Ana", viewport=viewport)
+    await expect(other.page.locator("#sale")).to_have_attribute("data-state", "paid")
+    await expect(other.page.locator("#grab")).to_have_text("Limit reached (1 per person)")
+
+    bo = await open_viewer(show.room, "bo", "Bo", viewport=viewport)
+    await bo.page.locator("#grab").tap()
+    await expect(bo.page.locator("#sale")).to_have_attribute("data-state", "reserved")
+    bo2 = await open_viewer(show.room, "bo", "Bo", viewport=viewport)
+    await bo2.page.locator("#grab").tap()  # the hold is on Bo's other phone
+    await sale_is(bo2, "limit", "Limit reached (1 per person)", f"{size}-6-limit-reached")
+    await expect(bo2.page.locator("#grab-result")).to_have_text(
+        "You already hold the limit (1 per person)"
+    )
+    await expect(bo2.page.locator("#sale-deal")).not_to_contain_text("left")  # 2 of 4: plenty
+
+    cleo = await open_viewer(show.room, "cleo", "Cleo", viewport=viewport)
+    for user in ("dan", "eve"):
+        rival = await viewer_factory(show.room, user=user)
+        assert (await rival.grab(sale["id"]))["status"] == "reserved"
+        if user == "dan":  # the last unit: urgency
+            await expect(cleo.page.locator("#sale-deal")).to_contain_text("Only 1 left!")
+    await sale_is(cleo, "sold_out", "Sold out: join waitlist", f"{size}-7-sold-out")
+    await expect(cleo.page.locator("#sale-stock")).to_have_text("0 of 4 left")
+    await cleo.page.locator("#grab").tap()
+    await sale_is(cleo, "waitlisted", "On the waitlist · #1", f"{size}-8-waitlisted")
+    await expect(cleo.page.locator("#grab-result")).to_have_text("On the waitlist: #1")
+
+    await show.stop_sale(sale["id"])
+    await sale_is(cleo, "ended", "This sale has ended", f"{size}-9-ended")
+    await expect(page.locator("#sale")).to_have_attribute("data-state", "ended")
+    await expect(page.locator("#grab-result")).to_have_text("Paid ✓ You bought 1")
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize("size", VIEWPORTS)
+async def test_a_returning_buyer_pays_in_one_tap(
+    open_viewer: OpenViewer, show: HostClient, size: str
+) -> None:
+    """The address and contact are asked once: the second purchase shows them as one line,
+    the best coupon applied, the hold's clock and **Pay** with the total, in reach without
+    scrolling; one tap places the order and pays it; then the confirmation."""
+    viewer = await open_viewer(show.room, "ana", "Ana", viewport=VIEWPORTS[size])
+    page = viewer.page
+    first = await show.launch_sale("LB-42", 3, price=9900)
+    await page.locator("#grab").tap()
+    await page.locator("#grab").tap()
+    form = page.locator("#checkout-form")
+    for name in ("name", "line1", "city", "postal_code", "country", "email", "phone"):
+        assert await form.locator(f"input[name={name}]").get_attribute("autocomplete") == {
+            "line1": "address-line1", "city": "address-level2", "postal_code": "postal-code",
+            "phone": "tel"}.get(name, name)  # fmt: skip
+    await checkout(page)
+    await page.locator("#pay").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
+    await page.locator("#done").tap()
+    await show.stop_sale(first["id"])
+
+    template = await show.create_coupon("amount_off", "5 off", 50, "USD", amount=500)
+    await show.drop_coupons(template["id"], 10)
+    await page.locator("#claim").tap()
+    await expect(page.locator("#drop")).to_be_hidden()
+    # Ana's other phone is not offered the coupon she claimed here
+    other = await open_viewer(show.room, "ana", "Ana", viewport=VIEWPORTS[size])
+    await other.page.wait_for_function("() => window.__livecart.state.coupons.length === 1")
+    await expect(other.page.locator("#drop")).to_be_hidden()
+    await show.launch_sale("WS-1", 3, price=2000)
+    await expect(page.locator("#sale-title")).to_contain_text("Wool scarf")
+    await page.locator("#grab").tap()
+    await page.locator("#grab").tap()
+    await expect(page.locator("#sheet-title")).to_have_text("Checkout")
+    await expect(page.locator("#checkout-form fieldset.address")).to_be_hidden()
+    await expect(page.locator("#checkout-form .ship-summary")).to_contain_text(
+        "Ana Buyer, 1 Main St, Lisbon 1000-001, PT · ana@example.com"
+    )
+    await expect(page.locator("#coupon-select option:checked")).to_have_text("5 off")
+    await expect(page.locator("#breakdown")).to_contain_text("\u2212$5.00")
+    await expect(page.locator("#breakdown")).to_contain_text("$6.00")
+    await expect(page.locator("#place")).to_be_hidden()
+    await expect(page.locator("#pay")).to_have_text("Pay $21.00")  # 20 - 5 + 6
+    await in_view(page, "#pay", "#checkout-clock", "#checkout-form .item-title", "#breakdown")
+    await viewer.shot(f"{size}-checkout-returning")
+    await page.locator("#pay").tap()
+    await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
+    confirm = page.locator("#sheet .confirm")
+    for text in ("o2", "Wool scarf \u00d7 1", "\u2212$5.00", "$21.00"):
+        await expect(confirm).to_contain_text(text)
+    await in_view(page, "#done")
+    if size == "390x844":
+        await viewer.shot("order-confirmed")
+    # "Change" opens the remembered fields, filled in
+    await page.locator("#done").tap()
+    await page.locator("#menu-orders").tap()
+    await expect(page.locator("#orders-list li[data-state=paid]")).to_have_count(2)
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_money_in_the_currencys_own_digits(
+    open_viewer: OpenViewer, room_factory: RoomFactory, engine: Engine
+) -> None:
+    """A yen room: ¥1,500 (JPY has no minor digits), never ¥15."""
+    room = await room_factory(title="Tokyo drop")
+    async with HostClient(engine.base_url, room, token(room, "host", "host-1")) as host:
+        product = await host.create_product(
+            "Tea bowl", "JPY", [{"sku": "TB-1", "list_price": 2000}], images=[f"{CDN}/gone.jpg"]
+        )
+        await host.pin_product(product["id"])
+        viewer = await open_viewer(room, "ana", "Ana")
+        page = viewer.page
+        await expect(page.locator("#product-price")).to_have_text("¥2,000")
+        # a product image that does not load leaves the placeholder, never a broken icon
+        await expect(page.locator("#product-img")).to_be_hidden()
+        await expect(page.locator("#product .thumb svg")).to_be_visible()
+        await host.launch_sale("TB-1", 5, price=1500)
+        await expect(page.locator("#sale-title")).to_have_text("Tea bowl · ¥1,500")
+        await expect(page.locator("#sale-deal s")).to_have_text("¥2,000")
+        await expect(page.locator("#sale-deal .off")).to_have_text("\u221225%")
+        await viewer.shot("jpy-sale")
+        await page.locator("#grab").tap()
+        await page.locator("#grab").tap()
+        await expect(page.locator("#checkout-form .item-price")).to_contain_text("¥1,500")
+        await expect(page.locator("#breakdown")).to_contain_text("¥1,500")
+        text = await page.evaluate("() => document.body.innerText")
+        assert "¥15\n" not in text
+        assert "¥15.00" not in text
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize(
+    ("locale", "lang", "words"),
+    [
+        ("zh-CN", "zh-Hans", {"grab": "马上抢", "say": "说点什么…", "stock": "剩余 3 / 3 件",
+                              "host": "主播", "live": "直播中", "limits": "最多 200 字"}),
+        ("zh-TW", "zh-Hant", {"grab": "馬上搶", "say": "說點什麼…", "stock": "剩餘 3 / 3 件",
+                              "host": "主播", "live": "直播中", "limits": "最多 200 字"}),
+    ],
+)  # fmt: skip
+async def test_the_room_in_chinese(
+    open_viewer: OpenViewer, show: HostClient, locale: str, lang: str, words: dict[str, str]
+) -> None:
+    """The browser's language picks the catalog; index.html's static text, app.js's text
+    and the engine's refusals read in it; Settings switches language (after a reload)."""
+    viewer = await open_viewer(show.room, "ana", "Ana", locale=locale)
+    page = viewer.page
+    await expect(page.locator("html")).to_have_attribute("lang", lang)
+    await expect(page.locator("#comment-input")).to_have_attribute("placeholder", words["say"])
+    await expect(page.locator("#host")).to_have_text(f"{words['host']}{words['live']}")
+    await expect(page.locator("#limits")).to_contain_text(words["limits"])
+    await show.launch_sale("LB-42", 3, price=9900)
+    await expect(page.locator("#grab")).to_have_text(words["grab"])
+    await expect(page.locator("#sale-stock")).to_have_text(words["stock"])
+    await expect(page.locator("#sale-title")).to_contain_text("99.00")
+    await expect(page.locator("#open-products")).to_have_attribute(
+        "aria-label", "本场全部商品" if lang == "zh-Hans" else "本場全部商品"
+    )
+    await viewer.shot(f"{lang}-live")
+    await page.locator("#grab").tap()
+    await page.locator("#grab").tap()
+    simplified = lang == "zh-Hans"
+    await expect(page.locator("#sheet-title")).to_have_text("结算" if simplified else "結帳")
+    await expect(page.locator("#place")).to_have_text("提交订单" if simplified else "送出訂單")
+    await page.locator("#sheet-close").tap()
+    await page.locator("#settings").tap()
+    await page.locator("#language").select_option("en")
+    await expect(page.locator("#grab")).to_have_text(re.compile(r"^Check out"))
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_a_refusal_reads_in_the_viewers_language(
+    browser: Browser, engine: Engine, room_factory: RoomFactory
+) -> None:
+    room = await room_factory(settings={"allow_anonymous": False})
+    context = await browser.new_context(
+        viewport=PHONE, has_touch=True, is_mobile=True, locale="zh-TW"
+    )
+    try:
+        page = await context.new_page()
+        await page.goto(f"{engine.base_url}/live/{room}")
+        await expect(page.locator("#conn")).to_have_text(
+            "已中斷\uff08這個直播間需要登入\uff09"  # fullwidth parentheses
+        )
+    finally:
+        await context.close()
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_the_sale_state_function(open_viewer: OpenViewer, room_factory: RoomFactory) -> None:
+    """sale_state.js's saleView, run in the page: precedence and the deal's cues."""
+    viewer = await open_viewer(await room_factory())
+    cases = await viewer.page.evaluate(
+        """() => {
+        const v = window.__livecart.saleView;
+        const sale = {id: "s1", price: 4900, limit: 1, units: 10, available: 2, starts_at: 1000,
+                      ends_at: 9000, state: "live"};
+        const hold = {sale: "s1", reservation: "s1.1", quantity: 1, expires_at: 5000};
+        const order = (state) => ({id: "o1", state, expires_at: 8000,
+                                   lines: [{sale: "s1", quantity: 1}]});
+        const me = {signedIn: true, listPrice: 8900};
+        const pick = (x) => [x.state, x.button.key, x.button.disabled];
+        return {
+          upcoming: pick(v(sale, me, 500)),
+          live: pick(v(sale, me, 2000)),
+          reserved: pick(v(sale, {...me, holds: [hold]}, 2000)),
+          expired: pick(v(sale, {...me, holds: [hold]}, 6000)),
+          ordered: pick(v(sale, {...me, orders: [order("pending_payment")]}, 2000)),
+          paid: pick(v(sale, {...me, orders: [order("paid")]}, 2000)),
+          limit: pick(v(sale, {...me, limitHit: {limit: 1, holding: 1}}, 2000)),
+          soldOut: pick(v({...sale, available: 0}, me, 2000)),
+          waitlisted: pick(v({...sale, available: 0}, {...me, waitlist: 3}, 2000)),
+          ended: pick(v(sale, me, 9000)),
+          anonymous: pick(v(sale, {}, 2000)),
+          deal: v(sale, me, 2000).deal,
+          plenty: v({...sale, available: 3}, me, 2000).deal.low,
+        };
+    }"""
+    )
+    assert cases["upcoming"] == ["upcoming", "sale.soon", True]
+    assert cases["live"] == ["live", "sale.grab", False]
+    assert cases["reserved"] == ["reserved", "sale.checkout", False]
+    assert cases["expired"] == ["live", "sale.grab", False]
+    assert cases["ordered"] == ["ordered", "sale.pay", False]
+    assert cases["paid"] == ["paid", "sale.limitButton", True]
+    assert cases["limit"] == ["limit", "sale.limitButton", True]
+    assert cases["soldOut"] == ["sold_out", "sale.joinWaitlist", False]
+    assert cases["waitlisted"] == ["waitlisted", "sale.waitlistedButton", True]
+    assert cases["ended"] == ["ended", "sale.ended", True]
+    assert cases["anonymous"] == ["live", "sale.signIn", True]
+    assert cases["deal"] == {"price": 4900, "list": 8900, "percent": 45, "left": 2, "units": 10,
+                             "low": True}  # fmt: skip
+    assert cases["plenty"] is False

@@ -68,3 +68,18 @@ export const money = (minor, currency) => formatMoney(minor, currency, current);
 
 /** A count in the page's language: 12345 -> "12,345". */
 export const count = (n) => new Intl.NumberFormat(current).format(n);
+
+/**
+ * Fill the static text under `root` from the catalog: an element's `data-t` key is its text,
+ * `data-t-placeholder` its placeholder and `data-t-aria-label` its aria-label.
+ * @param {ParentNode} root
+ */
+export function translate(root) {
+  for (const node of root.querySelectorAll("[data-t]")) node.textContent = t(node.getAttribute("data-t"));
+  for (const node of root.querySelectorAll("[data-t-placeholder]")) {
+    node.setAttribute("placeholder", t(node.getAttribute("data-t-placeholder")));
+  }
+  for (const node of root.querySelectorAll("[data-t-aria-label]")) {
+    node.setAttribute("aria-label", t(node.getAttribute("data-t-aria-label")));
+  }
+}
