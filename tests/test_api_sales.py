@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from clients import HostClient, LivecartClientError, ViewerClient
+from clients import HostClient, LivecartClientError, ShopperClient, ViewerClient
 from engine.server.app import Engine
-from tests.conftest import EngineFactory, ViewerFactory, eventually, poll, token
+from tests.conftest import ADDRESS, EngineFactory, ViewerFactory, eventually, poll, token
 from tests.test_api_catalog import (
     JACKET,
     failed,
@@ -615,3 +615,39 @@ async def test_the_waitlist_length_is_in_the_sale_and_its_stock(
     assert [s["waiting"] for s in await seller.sales()] == [1]
     # The console's stock bar learns it from the ticks, like the other counters.
     await eventually(lambda: stock_seen(watcher, "s1")["waiting"] == 1)
+
+
+async def test_my_reservations_lists_what_i_still_hold(
+    http: httpx.AsyncClient, seller: HostClient, room: str, viewer_factory: ViewerFactory
+) -> None:
+    """GET /reservations/mine: the token user's held units, in every sale of the room, until
+    they are released, ordered or expired; someone else's are not listed."""
+    first = await launch(http, room, per_user_limit=3)
+    second = await launch(http, room, sku="DJ-S", per_user_limit=3)
+    ana = await viewer_factory(room, user="ana")
+    bo = await viewer_factory(room, user="bo")
+    kept = await ana.grab(first["id"], 2)
+    dropped = await ana.grab(second["id"])
+    await bo.grab(first["id"])
+    mine = f"/api/rooms/{room}/reservations/mine"
+    ana_auth = {"Authorization": f"Bearer {token(room, 'viewer', 'ana')}"}
+    held = ok(await http.get(mine, headers=ana_auth))["reservations"]
+    assert [(r["id"], r["sale"], r["quantity"]) for r in held] == [
+        (kept["reservation"], first["id"], 2),
+        (dropped["reservation"], second["id"], 1),
+    ]
+    assert held[0]["expires_at"] == kept["expires_at"]
+    await ana.release(dropped["reservation"])
+    held = ok(await http.get(mine, headers=ana_auth))["reservations"]
+    assert [r["id"] for r in held] == [kept["reservation"]]
+    # Ordered: no longer held.
+    async with ShopperClient(str(http.base_url), room, token(room, "viewer", "ana")) as shopper:
+        await shopper.checkout([kept["reservation"]], address=ADDRESS,
+                               contact={"email": "ana@example.com"})  # fmt: skip
+    assert ok(await http.get(mine, headers=ana_auth)) == {"reservations": []}
+    # bo sees only his; a reader without a token is refused.
+    held = ok(
+        await http.get(mine, headers={"Authorization": f"Bearer {token(room, 'viewer', 'bo')}"})
+    )
+    assert [r["sale"] for r in held["reservations"]] == [first["id"]]
+    assert (await http.get(mine)).status_code == 401

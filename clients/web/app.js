@@ -395,6 +395,7 @@ $("#grab").addEventListener("click", async () => {
     hold({ ...r, sale });
   } else if (r.status === "limit_reached") {
     S.limitHit[sale] = { limit: r.limit, holding: r.holding };
+    if (TOKEN) refreshOrders(); // held or ordered on another phone: show that instead
   } else if (r.status === "sold_out") {
     const s = S.sales.get(sale);
     if (s) { s.available = r.available; s.state = "sold_out"; }
@@ -428,7 +429,17 @@ function renderHeld() {
 }
 
 async function refreshOrders() {
-  const r = await api(room, TOKEN, "GET", "/orders/mine");
+  const [r, holds] = await Promise.all([
+    api(room, TOKEN, "GET", "/orders/mine"), api(room, TOKEN, "GET", "/reservations/mine"),
+  ]);
+  // Units this user holds, grabbed here or on another phone: reserved here too, and checkable out.
+  if (holds.ok) {
+    for (const h of holds.body.reservations) {
+      if (!S.held.some((x) => x.reservation === h.id)) {
+        hold({ reservation: h.id, sale: h.sale, quantity: h.quantity, expires_at: h.expires_at, price: h.price ?? undefined });
+      }
+    }
+  }
   if (!r.ok) return;
   S.orders = r.body.orders;
   const priced = S.orders.filter((o) => o.pricing.shipping > 0);

@@ -353,6 +353,32 @@ class Stock:
             "price": record.get("p"),  # set on awards (auction lots, prizes); else the sale's
         }
 
+    async def held_by(
+        self, room: str, user: str, sale_ids: list[str], now: int
+    ) -> list[dict[str, Any]]:
+        """`user`'s reservations still held in these sales (not expired at `now`, not in an
+        order), oldest first: what a page reloaded, or the same user's second phone, shows
+        as "reserved". Only the sales where the user holds or bought units are read, whole
+        (a sale's reservations are at most its allotment)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sale_id in sale_ids:
+                pipe.hget(keys.sale_users(room, sale_id), user)
+            units = await pipe.execute()
+        held: list[dict[str, Any]] = []
+        for sale_id, count in zip(sale_ids, units, strict=True):
+            if not count or int(count) <= 0:
+                continue
+            records = await self.redis.hgetall(keys.sale_reservations(room, sale_id))
+            for rid, raw in records.items():
+                record = orjson.loads(raw)
+                # In an order it stays "held" until paid, but is no longer open to check out.
+                open_hold = record["s"] == "held" and "o" not in record and record["e"] > now
+                if record["u"] == user and open_hold:
+                    held.append({"id": text(rid), "sale": sale_id, "quantity": record["q"],
+                                 "expires_at": record["e"], "created_at": record["c"],
+                                 "price": record.get("p")})  # fmt: skip
+        return sorted(held, key=lambda r: (r["created_at"], r["id"]))
+
     async def award(self, room: str, sale_id: str, user: str, ref: str, *, units: int,
                     price: int, hold_ms: int) -> dict[str, Any]:  # fmt: skip
         """Reserve `units` of a private sale for `user` at `price` (engine/commerce/lua/award.lua),

@@ -8,7 +8,8 @@ from typing import Any
 from starlette.routing import Route
 
 from engine.commerce.sales import Extension, SaleTerms, TopUp, check_sale_id
-from engine.server.api.base import HOSTS, Call, route
+from engine.core.clock import now_ms
+from engine.server.api.base import HOSTS, SIGNED_IN, Call, route
 from engine.store.meter import MarkerKind
 
 
@@ -56,4 +57,16 @@ async def extend_sale(call: Call) -> Any:
     return (await call.node.sales.extend(call.room, sale_id, seconds)).to_wire()
 
 
-ROUTES: list[Route] = [list_sales, launch_sale, get_sale, stop_sale, top_up_sale, extend_sale]
+@route("/api/rooms/{room}/reservations/mine", ["GET"], roles=SIGNED_IN)
+async def my_reservations(call: Call) -> Any:
+    """The token user's units still held (not yet ordered, not expired), in any sale of the
+    room, auction lots and prizes included: a reloaded page or a second phone shows them."""
+    assert call.claims is not None
+    await call.load_room()
+    sale_ids = await call.node.sales.ids(call.room)
+    held = await call.node.stock.held_by(call.room, call.claims.user, sale_ids, now_ms())
+    return {"reservations": held}
+
+
+ROUTES: list[Route] = [list_sales, launch_sale, get_sale, stop_sale, top_up_sale, extend_sale,
+                       my_reservations]  # fmt: skip
