@@ -22,7 +22,7 @@ from engine.store.redis_server import EmbeddedRedis
 from tests.conftest import SECRET, EngineFactory, RoomFactory, ViewerFactory, poll, token
 
 ROOM_FIELDS = {
-    "id", "title", "host", "state", "cover_url", "stream_url", "scheduled_at",
+    "id", "title", "host", "host_name", "state", "cover_url", "stream_url", "scheduled_at",
     "created_at", "live_at", "ended_at", "settings", "pinned", "pinned_product",
 }  # fmt: skip
 DEFAULT_SETTINGS = {

@@ -282,6 +282,7 @@ def test_room_wire_and_meta() -> None:
         "id": "r1",
         "title": "Show",
         "host": "h1",
+        "host_name": "h1",  # a room stored before host_name: the host's id stands in
         "state": "live",
         "cover_url": None,
         "stream_url": "https://s.io/a",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -1186,3 +1187,18 @@ async def test_the_sale_state_function(open_viewer: OpenViewer, room_factory: Ro
     assert cases["deal"] == {"price": 4900, "list": 8900, "percent": 45, "left": 2, "units": 10,
                              "low": True}  # fmt: skip
     assert cases["plenty"] is False
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_the_header_shows_the_hosts_name(open_viewer: OpenViewer, engine: Engine) -> None:
+    """The room keeps its host's display name (the creating token's `name`): viewers see
+    "Mia", not the host's id."""
+    room = f"r-{secrets.token_hex(5)}"
+    async with HostClient(engine.base_url, room, token(room, "host", "host-77", name="Mia")) as h:
+        created = await h.create_room("Mia's closet")
+        await h.go_live()
+    assert (created["host"], created["host_name"]) == ("host-77", "Mia")
+    viewer = await open_viewer(room, "ana", "Ana")
+    await expect(viewer.page.locator("#host")).to_contain_text("Mia")
+    await expect(viewer.page.locator("#avatar")).to_have_text("M")

@@ -210,10 +210,12 @@ function fallback(img) {
 function renderRoom() {
   const r = S.room;
   $("#title").textContent = r.title;
-  $("#avatar").textContent = (r.title || "·").trim().charAt(0).toUpperCase();
-  // The engine's room has the host's id, not a display name: the page says "Host".
+  // The host's display name; a host who gave none (host_name is then their id) is "Host".
+  const named = r.host_name && r.host_name !== r.host;
+  const host = named ? r.host_name : t("room.host");
+  $("#avatar").textContent = ((named ? r.host_name : r.title) || "·").trim().charAt(0).toUpperCase();
   const badge = el("span", { className: `badge ${r.state === "live" ? "live" : ""}` }, t(`room.state.${r.state}`));
-  $("#host").replaceChildren(t("room.host"), badge);
+  $("#host").replaceChildren(host, badge);
   document.title = `${r.title} · ${t("room.state.live")}`;
   const video = $("#video");
   const cover = $("#cover");

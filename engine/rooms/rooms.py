@@ -106,6 +106,7 @@ class Room:
     title: str
     host: str
     state: RoomState
+    host_name: str = ""  # the display name of the host token that created it
     cover_url: str | None = None
     stream_url: str | None = None
     scheduled_at: int | None = None
@@ -121,6 +122,7 @@ class Room:
             "id": self.id,
             "title": self.title,
             "host": self.host,
+            "host_name": self.host_name or self.host,
             "state": self.state.value,
             "cover_url": self.cover_url,
             "stream_url": self.stream_url,
@@ -146,6 +148,7 @@ class Room:
             id=room_id,
             title=meta.get("title", ""),
             host=meta.get("host", ""),
+            host_name=meta.get("host_name", ""),
             state=RoomState(meta["state"]),
             cover_url=meta.get("cover_url") or None,
             stream_url=meta.get("stream_url") or None,
@@ -288,11 +291,12 @@ class RoomStore:
         meta = {text(k): text(v) for k, v in raw.items()}
         return Room.from_meta(room_id, meta)
 
-    async def create(self, host: str, terms: RoomTerms) -> Room:
+    async def create(self, host: str, terms: RoomTerms, *, host_name: str = "") -> Room:
         keys.check_room_id(terms.id)
         settings = RoomSettings().merged(terms.settings_changes())
         fields = {name: str(value) for name, value in terms.fields().items() if value is not None}
-        meta = {**fields, **settings.to_meta(), "host": host, "state": RoomState.SCHEDULED.value}
+        meta = {**fields, **settings.to_meta(), "host": host, "host_name": host_name or host,
+                "state": RoomState.SCHEDULED.value}  # fmt: skip
         flat: list[str | bytes | int | float] = [item for pair in meta.items() for item in pair]
         created = await self.scripts.room_create(self.redis, [keys.room_meta(terms.id)], flat)
         if not created:

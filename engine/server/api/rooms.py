@@ -32,7 +32,8 @@ async def create_room(call: Call) -> Any:
         raise ProtocolError("id: the new room's id is required", code="invalid_field")
     check_room_id(room_id)
     claims = await call.authorize(HOSTS, room=room_id)
-    return (await call.node.rooms.create(claims.user, await call.decode(RoomTerms))).to_wire()
+    terms = await call.decode(RoomTerms)
+    return (await call.node.rooms.create(claims.user, terms, host_name=claims.name)).to_wire()
 
 
 @route("/api/rooms/{room}", ["GET"])
