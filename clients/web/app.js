@@ -42,7 +42,7 @@ if (!device) {
 const S = {
   room: null, user: null, role: null, limits: {}, stats: {}, product: null,
   sales: new Map(), drops: new Map(), seen: new Set(),
-  clockOffset: 0, held: store.get("held", []), order: null, orders: [], shipping: store.get("shipping", null),
+  clockOffset: 0, held: store.get("held", []), order: null, orders: [], shipping: null,
   coupons: [], likesPending: 0, answers: {}, limitHit: {}, waitlist: {}, view: null,
 };
 const hook = {
@@ -105,6 +105,7 @@ function joined(w, entries) {
   S.clockOffset = w.server_time - Date.now();
   S.user = w.user; S.role = w.role; S.room = w.room; S.limits = w.limits; S.stats = w.stats;
   S.product = w.product;
+  if (typeof w.shipping_fee === "number") S.shipping = w.shipping_fee; // the total before ordering
   S.sales = new Map(w.sales.map((s) => [s.id, s]));
   S.held = S.held.filter((h) => !h.user || h.user === w.user);
   S.waitlist = store.get(mineKey("waitlist"), {});
@@ -444,8 +445,6 @@ async function refreshOrders() {
   }
   if (!r.ok) return;
   S.orders = r.body.orders;
-  const priced = S.orders.filter((o) => o.pricing.shipping > 0);
-  if (priced.length) { S.shipping = priced[priced.length - 1].pricing.shipping; store.set("shipping", S.shipping); }
   // a hold that became an order (here or on another device) is no longer open
   const inOrder = new Map(S.orders.flatMap((o) => o.lines.map((l) => [l.reservation, o.id])));
   for (const h of S.held) if (inOrder.has(h.reservation)) h.order = inOrder.get(h.reservation);
@@ -733,7 +732,7 @@ async function openCheckout() {
   renderCheckoutClock();
 }
 
-/** The breakdown before the order: the engine's shipping once known (an earlier order). */
+/** The breakdown before the order, with the welcome's shipping_fee: the total is known up front. */
 function preview() {
   if (!checkout || checkout.order) return;
   const { form, subtotal, currency } = checkout;
@@ -808,7 +807,6 @@ async function placeOrder() {
   for (const h of S.held) if (body.reservations.includes(h.reservation)) h.order = r.body.id;
   saveHeld();
   S.orders = [...S.orders.filter((o) => o.id !== r.body.id), r.body];
-  if (r.body.pricing.shipping > 0) { S.shipping = r.body.pricing.shipping; store.set("shipping", S.shipping); }
   showOrder(r.body);
   renderSale();
   return r.body;

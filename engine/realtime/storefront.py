@@ -216,5 +216,8 @@ class Storefront:
             "product": self.product,
             "sales": [sale.to_wire(now) for sale in self.sales.values() if sale is not None],
             "drops": [card for card in self.drops.values() if card is not None],
+            # What checkout adds to an order (LIVECART_SHIPPING_FEE): a page can show the
+            # total before the order is placed.
+            "shipping_fee": self.node.settings.shipping_fee,
             **{name: view.welcome() for name, view in self.views.items()},
         }
