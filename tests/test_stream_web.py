@@ -1,6 +1,6 @@
 """clients/web/stream.js in Debian's Chromium: a real HLS stream made by ffmpeg and served
-by the engine at /media/ plays natively where the browser says it can (Chromium plays HLS
-itself since ~141, as Safari does), else through the vendored hls.js, imported only then;
+by the engine at /media/ plays natively where the browser says it can (recent Chromium
+plays HLS itself, as Safari does), else through the vendored hls.js, imported only then;
 a playlist that is not there leaves the cover showing and says "offline". The page is a
 test page on the engine's origin (Playwright answers its one URL) that imports
 /live/static/stream.js as the viewer page does (docs/viewer.md § The stream).
@@ -67,14 +67,15 @@ def ffmpeg() -> str:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cover, a 6 s HLS stream (three 2 s segments) and the same as an MP4."""
+    """A cover, a 20 s HLS stream (2 s segments) and the same as an MP4: long enough
+    not to end while a test watches it."""
     folder = tmp_path_factory.mktemp("media")
     (folder / "cover.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240">'
         '<rect width="320" height="240" fill="#c06"/></svg>'
     )
     (folder / "vod").mkdir()
-    source = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "6", "-an", "-c:v",
+    source = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "20", "-an", "-c:v",
               "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "30"]  # fmt: skip
     for output in (
         ["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", str(folder / "vod/show.m3u8")],
@@ -82,7 +83,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ):
         subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                         *source, *output], check=True, timeout=60)  # fmt: skip
-    assert len(list((folder / "vod").glob("*.ts"))) == 3
+    assert len(list((folder / "vod").glob("*.ts"))) == 10
     return folder
 
 
@@ -185,7 +186,7 @@ async def test_hls_plays_natively_where_the_browser_can(open_stream: OpenStream)
     await page.wait_for_function("() => window.states.includes('playing')")
     await advancing(page)
     assert await stream.states() == ["loading", "playing"]
-    # This Chromium plays HLS itself (one before ~141 would not, and would load hls.js).
+    # This Chromium plays HLS itself (an older one would not, and would load hls.js).
     assert stream.asked_for(HLS_JS) == (native == "")
     if native:
         assert await page.locator("#video").get_attribute("src") == "/media/vod/show.m3u8"

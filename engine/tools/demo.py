@@ -22,7 +22,7 @@ from engine.rooms import auth
 from engine.rooms.rooms import RoomAction, RoomChanges, RoomState, RoomTerms
 from engine.server.app import Engine
 from engine.tools.demo_media import write_cover, write_product_picture
-from engine.tools.demo_stream import TestStream
+from engine.tools.demo_stream import DemoStream
 
 log = logging.getLogger("livecart.demo")
 
@@ -138,7 +138,7 @@ async def run_demo(settings: Settings, *, bots: int) -> int:
     # must not touch the first one's stream.
     async with (
         Engine(settings) as engine,
-        TestStream(media_dir, settings.data_dir / "ffmpeg.log") as stream,
+        DemoStream(media_dir, settings.data_dir / "ffmpeg.log") as stream,
     ):
         await seed(engine, stream.url)
         if stream.url is not None:

@@ -68,11 +68,9 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class TestStream:
-    """`async with TestStream(media_dir, log_file) as stream:` runs ffmpeg while inside;
-    `stream.url` is the playlist's same-origin URL, or None without ffmpeg."""
-
-    __test__ = False  # not a pytest class, whatever its name
+class DemoStream:
+    """The test stream: `async with DemoStream(media_dir, log_file) as stream:` runs ffmpeg
+    while inside; `stream.url` is the playlist's same-origin URL, or None without ffmpeg."""
 
     def __init__(self, media_dir: Path, log_file: Path) -> None:
         self.folder = media_dir / FOLDER
@@ -136,7 +134,7 @@ class TestStream:
             with contextlib.suppress(ProcessLookupError):
                 await process.wait()
 
-    async def __aenter__(self) -> TestStream:
+    async def __aenter__(self) -> DemoStream:
         await self.start()
         return self
 
