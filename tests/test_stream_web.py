@@ -164,6 +164,11 @@ async def test_hls_plays_through_hls_js_where_there_is_no_native_hls(
     await page.wait_for_function("() => window.states.includes('playing')")
     await advancing(page)
     assert await stream.states() == ["loading", "playing"]
+    # Playing again after a stall is no change: onState hears nothing new.
+    await page.evaluate(
+        "() => document.getElementById('video').dispatchEvent(new Event('playing'))"
+    )
+    assert await stream.states() == ["loading", "playing"]
     video = page.locator("#video")
     assert await video.evaluate("v => [v.muted, v.playsInline, v.autoplay]") == [True, True, True]
     assert await video.get_attribute("poster") == "/media/cover.svg"

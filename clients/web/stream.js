@@ -15,8 +15,9 @@ export function isHls(url) {
 
 /**
  * Play `url` in `video`, muted and inline (phones autoplay only so), with `poster` shown
- * until it plays and again if it fails. `onState` hears "loading", then "playing" once
- * frames move, or "offline" when there is no stream or it failed or ended.
+ * until it plays and again if it fails. `onState` hears each change, once: "loading",
+ * then "playing" when frames move (a stall and resume is no change), or "offline" when
+ * there is no stream or it failed or ended.
  * @param {HTMLVideoElement} video
  * @param {{url?: string | null, poster?: string | null,
  *          onState?: (state: "loading" | "playing" | "offline") => void}} options
@@ -26,6 +27,13 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
   /** @type {{destroy(): void} | null} */
   let hls = null;
   let done = false;
+  let state = "";
+  /** @param {"loading" | "playing" | "offline"} next */
+  const tell = (next) => {
+    if (next === state) return;
+    state = next;
+    onState(next);
+  };
   video.muted = true;
   video.defaultMuted = true;
   video.playsInline = true;
@@ -43,21 +51,21 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
     video.removeAttribute("src");
     video.load(); // back to the poster
   };
-  const playing = () => { if (!done) onState("playing"); };
+  const playing = () => { if (!done) tell("playing"); };
   const fail = () => {
     if (done) return;
     done = true;
     release();
-    onState("offline");
+    tell("offline");
   };
   const play = () => { video.play().catch(() => {}); }; // refused autoplay: the poster stays
 
   if (!url) {
     done = true;
-    onState("offline");
+    tell("offline");
     return () => {};
   }
-  onState("loading");
+  tell("loading");
   video.addEventListener("playing", playing);
   video.addEventListener("error", fail);
   video.addEventListener("ended", fail); // a live stream that ends
