@@ -25,7 +25,7 @@ OLDEST_TESTS ?= tests/test_listener.py tests/test_broker.py tests/test_bus.py te
 	tests/test_api.py tests/test_api_orders.py tests/test_auctions.py \
 	tests/test_console.py::test_sign_in_go_live_and_end
 
-.PHONY: demo test screenshots test-oldest lock lock-check browser redis nginx haproxy prometheus lint typecheck check bench-fanout bench-grab bench-tools clean
+.PHONY: demo test screenshots test-oldest lock lock-check browser redis nginx haproxy prometheus ffmpeg lint typecheck check bench-fanout bench-grab bench-tools clean
 
 # A venv holding exactly the lock: made anew whenever the lock or pyproject.toml changes.
 define install_locked
@@ -64,7 +64,7 @@ lock-check:
 demo: $(STAMP)
 	$(VENV)/bin/livecart demo
 
-test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus
+test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus ffmpeg
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The viewer page's screenshots in docs/viewer.md (docs/screenshots/viewer-*.png): its
@@ -123,6 +123,15 @@ prometheus:
 		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& (apt-get install -y -q prometheus || (apt-get update -q && apt-get install -y -q prometheus)); } \
 		|| { echo "make: prometheus (and promtool) is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install prometheus)"; exit 1; }
+
+# tests/test_stream_web.py makes its HLS stream with Debian's ffmpeg (libx264), and
+# tests/test_demo_media.py checks the live test stream `livecart demo` runs with it; without
+# ffmpeg they fail (the demo itself only shows its cover then).
+ffmpeg:
+	@command -v ffmpeg >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q ffmpeg || (apt-get update -q && apt-get install -y -q ffmpeg)); } \
+		|| { echo "make: ffmpeg is missing and cannot be installed here (needs root and apt-get; Debian: apt-get install ffmpeg)"; exit 1; }
 
 # The JavaScript too: eslint over every .js file (eslint.config.js); tsc over the SDK,
 # strict and against its index.d.ts (tsconfig.json), and over the pages (tsconfig.pages.json).

@@ -4,7 +4,8 @@ import js from '@eslint/js';
 import globals from 'globals';
 
 export default [
-  { ignores: ['node_modules/', '.venv*/', 'build/', 'dist/', 'tests/artifacts/'] },
+  // clients/web/vendor/: third-party builds kept as published (its README.md).
+  { ignores: ['node_modules/', '.venv*/', 'build/', 'dist/', 'tests/artifacts/', 'clients/web/vendor/'] },
   js.configs.recommended,
   {
     files: ['**/*.js'],

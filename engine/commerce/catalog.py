@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError
 from engine.core.fields import convert_field, invalid_field
 from engine.core.identity import PRODUCT_ID_RE
+from engine.core.media_urls import MAX_MEDIA_URL, is_media_url
 from engine.store import keys
 from engine.store.redis_client import text
 from engine.store.scripts import Scripts
@@ -27,7 +28,6 @@ MAX_IMAGES = 10
 MAX_TITLE = 120
 MAX_DESCRIPTION = 4000
 MAX_ATTRS = 5
-_IMAGE_URL_RE = re.compile(r"https?://\S{1,2040}")
 
 # Patterns end in `\Z`: msgspec searches them, and `$` would let a final newline through.
 SkuCode = Annotated[str, Meta(pattern=rf"^{SKU_RE.pattern}\Z")]
@@ -161,8 +161,10 @@ def _check_title(title: str) -> None:
 
 
 def _check_images(images: list[Any]) -> None:
-    if not all(isinstance(url, str) and _IMAGE_URL_RE.fullmatch(url) for url in images):
-        raise invalid_field("images", f"up to {MAX_IMAGES} http(s) URLs")
+    if not all(is_media_url(url) for url in images):
+        raise invalid_field(
+            "images", f"up to {MAX_IMAGES} http(s) URLs or /paths, each <= {MAX_MEDIA_URL} chars"
+        )
 
 
 def _skus_of(items: list[dict[str, Any]]) -> tuple[Sku, ...]:

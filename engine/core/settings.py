@@ -40,7 +40,7 @@ class Limits:
 _EMPTY_IS_UNSET = {
     "REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET", "LIVECART_REMINDER_WEBHOOK_URL",
     "LIVECART_REDIS_UNSAFE_OK", "LIVECART_METRICS_TOKEN", "LIVECART_JWT_PUBLIC_KEY_FILE",
-    "LIVECART_JWKS_URL", "LIVECART_JWT_AUDIENCE",
+    "LIVECART_JWKS_URL", "LIVECART_JWT_AUDIENCE", "LIVECART_MEDIA_DIR",
 }  # fmt: skip
 
 
@@ -103,6 +103,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_ANONYMOUS_VIEWERS_PER_IP": ("anonymous_viewers_per_ip", int),
     "LIVECART_FEATURES": ("features", _comma_list),
     "LIVECART_PUBLIC_URL": ("public_url", str),
+    "LIVECART_MEDIA_DIR": ("media_dir", Path),
     "LIVECART_ALLOWED_ORIGINS": ("allowed_origins", _comma_list),
     "LIVECART_TRUSTED_PROXIES": ("trusted_proxies", _comma_list),
     "LIVECART_DRAIN_S": ("drain_s", float),
@@ -172,6 +173,10 @@ class Settings:
     # The engine's public base URL (behind a load balancer: "https://shop.example"). The
     # payment provider calls back under it; unset, at the address a request came in on.
     public_url: str = ""
+    # A folder served at /media/ on the engine's own origin (engine/server/media.py): cover
+    # images, product pictures, an HLS stream. Unset: no /media/ route (`livecart demo`
+    # sets one in its data dir).
+    media_dir: Path | None = None
     # Viewer WebSocket handshakes a second, per client IP and per process (bursts of twice
     # as many; 0: no limit); beyond them a handshake is answered 503 with Retry-After
     # (engine/server/admission.py). Per IP is generous: carrier NAT puts many phones behind one.
@@ -255,6 +260,8 @@ class Settings:
                 f"not {self.payment_provider!r}"
             )
         _check_metrics_token(self.metrics_token)
+        if self.media_dir is not None and not self.media_dir.is_dir():
+            raise ValueError(f"LIVECART_MEDIA_DIR {self.media_dir} is not a directory")
         check_origins(self.allowed_origins, self.public_url)
         _check_secrets(self)
         if self.join_history > self.stream_maxlen:

@@ -20,12 +20,13 @@ from redis.asyncio import Redis
 
 from engine.core.errors import ConflictError, NotFoundError, ProtocolError
 from engine.core.fields import convert_field, invalid_field
+from engine.core.media_urls import MAX_MEDIA_URL, MEDIA_URL_RE
 from engine.store import keys
 from engine.store.redis_client import text, texts
 from engine.store.scripts import Scripts
 
 MAX_TITLE = 120
-MAX_URL = 2048
+MAX_URL = MAX_MEDIA_URL
 
 
 class RoomState(enum.Enum):
@@ -165,7 +166,7 @@ class Room:
 # ---- what a host sends ------------------------------------------------------------------
 
 # Patterns end in `\Z`: msgspec searches them, and `$` would let a final newline through.
-Url = Annotated[str, Meta(max_length=MAX_URL, pattern=r"^https?://\S+\Z")]
+Url = Annotated[str, Meta(max_length=MAX_URL, pattern=rf"^{MEDIA_URL_RE.pattern}\Z")]
 # Epoch ms, or an ISO 8601 time with an offset (checked by `_time_ms`).
 When = Annotated[int, Meta(ge=0)] | str | None
 # The room's own fields a body may give (besides its settings).

@@ -30,6 +30,7 @@ from engine.server.admission import parse_ip
 from engine.server.api.base import error_response
 from engine.server.api.throttle import CallerRate
 from engine.server.listener import Listener
+from engine.server.media import MediaFiles
 from engine.server.node import Node
 from engine.store import redis_client
 from engine.store.redis_server import EmbeddedRedis
@@ -162,6 +163,8 @@ def build_app(node: Node) -> Starlette:
         Mount("/sdk", app=StaticFiles(packages=[("clients", "js/src")])),
         Route("/features", features),
     ]
+    if node.settings.media_dir is not None:  # covers, pictures, a stream: engine/server/media.py
+        routes.append(Mount("/media", app=MediaFiles(node.settings.media_dir)))
     for feature in node.features:  # engine/core/feature.py: each its routes and page modules
         routes.extend(feature.routes)
         if feature.web is not None:

@@ -1,4 +1,5 @@
-"""`livecart demo`: the engine plus a seeded, live demo room with a few chatty bots."""
+"""`livecart demo`: the engine plus a seeded, live demo room with a few chatty bots, its
+pictures and (with ffmpeg) a live test stream served by the engine itself at /media/."""
 
 from __future__ import annotations
 
@@ -6,21 +7,28 @@ import asyncio
 import contextlib
 import logging
 import random
+from pathlib import Path
+
+import msgspec
 
 from clients import LivecartClientError, ViewerClient
-from engine.commerce.catalog import ProductTerms
+from engine.commerce.catalog import ProductChanges, ProductTerms
 from engine.commerce.coupons import TemplateTerms
 from engine.commerce.pricing import CouponKind
 from engine.core.errors import ConflictError
 from engine.core.identity import Role
 from engine.core.settings import Settings
 from engine.rooms import auth
-from engine.rooms.rooms import RoomAction, RoomState, RoomTerms
+from engine.rooms.rooms import RoomAction, RoomChanges, RoomState, RoomTerms
 from engine.server.app import Engine
+from engine.tools.demo_media import write_cover, write_product_picture
+from engine.tools.demo_stream import DemoStream
 
 log = logging.getLogger("livecart.demo")
 
 ROOM = "demo"
+TITLE = "livecart demo show"
+PLAYLIST_WAIT_S = 10.0  # for ffmpeg's first segment before the links are printed
 LINES = [
     "hi from Lisbon!", "is the blue one in stock?", "how long is the battery life?",
     "love this host", "does it ship to Canada?", "what size should I get? I'm 170cm",
@@ -29,36 +37,45 @@ LINES = [
 ]  # fmt: skip
 
 
-async def seed(engine: Engine) -> None:
+async def seed(engine: Engine, stream_url: str | None) -> None:
+    """The demo room, live, with its shop; its cover and stream as this run has them (a
+    room kept from an earlier run gets them too)."""
     node = engine.node
+    media_dir = engine.settings.media_dir
     assert node is not None
+    assert media_dir is not None
+    cover_url = write_cover(media_dir, TITLE)
     try:
         room = await node.rooms.create(
             "host-demo",
-            RoomTerms(
-                id=ROOM,
-                title="livecart demo show",
-                cover_url="https://example.com/livecart/demo-cover.jpg",
-            ),
+            RoomTerms(id=ROOM, title=TITLE, cover_url=cover_url, stream_url=stream_url),
         )
     except ConflictError:
         room = await node.rooms.get(ROOM)
     if room.state is RoomState.ENDED:
         log.info("the demo room had ended; its history stays in %s", engine.settings.data_dir)
-    elif room.state is RoomState.SCHEDULED:
+        return
+    if (room.cover_url, room.stream_url) != (cover_url, stream_url):
+        room = await node.rooms.update(
+            room, RoomChanges(cover_url=cover_url, stream_url=stream_url)
+        )
+    if room.state is RoomState.SCHEDULED:
         await node.rooms.transition(ROOM, RoomAction.GO_LIVE)
-    if not await node.catalog.lineup(ROOM):
-        await seed_shop(engine)
+    lineup = await node.catalog.lineup(ROOM)
+    if not lineup:
+        await seed_shop(engine, media_dir)
+    for product in lineup:  # an earlier run's may name pictures elsewhere
+        images = [write_product_picture(media_dir, product.title)]
+        if list(product.images) != images:
+            await node.catalog.update(ROOM, product, ProductChanges(images=images))
 
 
 PRODUCTS = [
     ProductTerms(title="Trail runner sneaker", currency="USD",
                  description="Light, grippy, 280 g.",
-                 images=["https://example.com/livecart/sneaker.jpg"],
                  skus=[{"sku": f"TRAIL-{size}", "list_price": 8900, "attrs": {"size": str(size)}}
                        for size in (40, 41, 42, 43)]),
     ProductTerms(title="Merino hoodie", currency="USD", description="Warm, soft, washable.",
-                 images=["https://example.com/livecart/hoodie.jpg"],
                  skus=[{"sku": f"HOOD-{c}", "list_price": 6500, "attrs": {"colour": c.lower()}}
                        for c in ("BLACK", "SAND")]),
 ]  # fmt: skip
@@ -70,11 +87,18 @@ COUPONS = [
 ]  # fmt: skip
 
 
-async def seed_shop(engine: Engine) -> None:
-    """Products in the run-of-show (the first pinned) and coupon templates to drop."""
+async def seed_shop(engine: Engine, media_dir: Path) -> None:
+    """Products in the run-of-show (the first pinned), each with a picture drawn for it,
+    and coupon templates to drop."""
     node = engine.node
     assert node is not None
-    products = [await node.catalog.create(ROOM, terms) for terms in PRODUCTS]
+    products = [
+        await node.catalog.create(
+            ROOM,
+            msgspec.structs.replace(terms, images=[write_product_picture(media_dir, terms.title)]),
+        )
+        for terms in PRODUCTS
+    ]
     await node.catalog.pin(ROOM, products[0].id)
     for terms in COUPONS:
         await node.coupons.create_template(ROOM, terms)
@@ -106,8 +130,19 @@ async def bot(engine: Engine, number: int, stop: asyncio.Event) -> None:
 
 
 async def run_demo(settings: Settings, *, bots: int) -> int:
-    async with Engine(settings) as engine:
-        await seed(engine)
+    # The pictures and the stream go to LIVECART_MEDIA_DIR, else into the data dir.
+    media_dir = settings.media_dir or settings.data_dir / "media"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.replace(media_dir=media_dir)
+    # The stream starts once the engine holds the data dir: a second demo refused for it
+    # must not touch the first one's stream.
+    async with (
+        Engine(settings) as engine,
+        DemoStream(media_dir, settings.data_dir / "ffmpeg.log") as stream,
+    ):
+        await seed(engine, stream.url)
+        if stream.url is not None:
+            await stream.wait_for_playlist(PLAYLIST_WAIT_S)
         node = engine.node
         assert node is not None
         host_token = auth.mint(

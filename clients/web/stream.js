@@ -1,0 +1,94 @@
+// The room's stream in a <video> (docs/viewer.md § The stream): HLS plays natively where
+// the browser can (Safari, iOS); elsewhere hls.js, imported only then, so its ~115 KB
+// (gzip) stay out of the page's first load. The cover is the poster, and what is left
+// showing when the stream cannot play.
+
+// A URL the bundler-free page resolves next to this module; a variable, so tsc does not
+// type-check the vendored file.
+const HLS_MODULE = new URL("./vendor/hls.light.min.mjs", import.meta.url).href;
+const HLS_TYPE = "application/vnd.apple.mpegurl";
+
+/** @param {string} url */
+export function isHls(url) {
+  return /\.m3u8(?:[?#]|$)/i.test(url);
+}
+
+/**
+ * Play `url` in `video`, muted and inline (phones autoplay only so), with `poster` shown
+ * until it plays and again if it fails. `onState` hears each change, once: "loading",
+ * then "playing" when frames move (a stall and resume is no change), or "offline" when
+ * there is no stream or it failed or ended.
+ * @param {HTMLVideoElement} video
+ * @param {{url?: string | null, poster?: string | null,
+ *          onState?: (state: "loading" | "playing" | "offline") => void}} options
+ * @returns {() => void} detach: stops the stream and frees hls.js
+ */
+export function attachStream(video, { url, poster, onState = () => {} }) {
+  /** @type {{destroy(): void} | null} */
+  let hls = null;
+  let done = false;
+  let state = "";
+  /** @param {"loading" | "playing" | "offline"} next */
+  const tell = (next) => {
+    if (next === state) return;
+    state = next;
+    onState(next);
+  };
+  video.muted = true;
+  video.defaultMuted = true;
+  video.playsInline = true;
+  video.setAttribute("playsinline", "");
+  video.autoplay = true;
+  if (poster) video.poster = poster;
+  else video.removeAttribute("poster");
+
+  const release = () => {
+    video.removeEventListener("playing", playing);
+    video.removeEventListener("error", fail);
+    video.removeEventListener("ended", fail);
+    hls?.destroy();
+    hls = null;
+    video.removeAttribute("src");
+    video.load(); // back to the poster
+  };
+  const playing = () => { if (!done) tell("playing"); };
+  const fail = () => {
+    if (done) return;
+    done = true;
+    release();
+    tell("offline");
+  };
+  const play = () => { video.play().catch(() => {}); }; // refused autoplay: the poster stays
+
+  if (!url) {
+    done = true;
+    tell("offline");
+    return () => {};
+  }
+  tell("loading");
+  video.addEventListener("playing", playing);
+  video.addEventListener("error", fail);
+  video.addEventListener("ended", fail); // a live stream that ends
+  if (!isHls(url) || video.canPlayType(HLS_TYPE)) {
+    video.src = url;
+    play();
+  } else {
+    import(HLS_MODULE).then(({ default: Hls }) => {
+      if (done) return;
+      if (!Hls.isSupported()) { fail(); return; }
+      const player = new Hls();
+      hls = player;
+      player.on(Hls.Events.ERROR, (/** @type {unknown} */ _event, /** @type {{fatal: boolean}} */ data) => {
+        if (data.fatal) fail();
+      });
+      player.on(Hls.Events.MANIFEST_PARSED, play);
+      player.loadSource(url);
+      player.attachMedia(video);
+    }, fail);
+  }
+  return () => {
+    if (done) return;
+    done = true;
+    release();
+  };
+}
