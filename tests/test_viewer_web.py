@@ -123,15 +123,19 @@ async def test_join_product_and_comments_between_two_phones(
 
 @pytest.mark.browser
 @needs_chromium
-async def test_stream_plays_in_a_video_else_the_cover(
+async def test_a_stream_that_cannot_play_leaves_the_cover(
     open_viewer: OpenViewer, room_factory: RoomFactory
 ) -> None:
+    """The room's stream goes to the video (stream.js; playing a real HLS stream is
+    tests/test_stream_web.py and tests/test_demo_media.py); this "stream" is an empty MP4,
+    so the stage falls back to the cover, never a black or broken frame."""
     streamed = await room_factory(stream_url=f"{CDN}/show.mp4", cover_url=f"{CDN}/cover.png")
     viewer = await open_viewer(streamed)  # anonymous: the room allows it
     video = viewer.page.locator("#video")
-    await expect(video).to_be_visible()
-    await expect(video).to_have_attribute("src", f"{CDN}/show.mp4")
     await expect(video).to_have_attribute("poster", f"{CDN}/cover.png")
+    await expect(viewer.page.locator("#stage")).to_have_attribute("data-stream", "offline")
+    await expect(viewer.page.locator("#cover")).to_be_visible()
+    await expect(video).to_be_hidden()
     await expect(viewer.page.locator("#comment-input")).to_be_disabled()
     await expect(viewer.page.locator("#comment-input")).to_have_attribute(
         "placeholder", "Sign in to comment"

@@ -8,6 +8,7 @@
 import * as features from "./features.js";
 import * as ix from "./interactive.js";
 import * as social from "./social.js";
+import { attachStream } from "./stream.js";
 import { LivecartError, LivecartViewer } from "/sdk/index.js";
 import { api, lost, $, el } from "./util.js";
 import { LANGUAGES, count, language, money, setLanguage, startLanguage, t, translate } from "./i18n.js";
@@ -208,6 +209,9 @@ function fallback(img) {
   img.onerror = () => { img.hidden = true; img.removeAttribute("src"); };
 }
 
+// The room's stream attached to #video, and how to stop it (renderRoom follows stream_url).
+const stream = { url: /** @type {string | null | undefined} */ (undefined), detach: /** @type {null | (() => void)} */ (null) };
+
 function renderRoom() {
   const r = S.room;
   $("#title").textContent = r.title;
@@ -218,22 +222,22 @@ function renderRoom() {
   const badge = el("span", { className: `badge ${r.state === "live" ? "live" : ""}` }, t(`room.state.${r.state}`));
   $("#host").replaceChildren(host, badge);
   document.title = `${r.title} · ${t("room.state.live")}`;
-  const video = $("#video");
   const cover = $("#cover");
-  const hls = r.stream_url && /\.m3u8(\?|$)/.test(r.stream_url);
-  const playable = r.stream_url && (!hls || video.canPlayType("application/vnd.apple.mpegurl"));
-  if (playable) {
-    // STREAM CALL SITE: after merging stream.js, this block becomes
-    //   attachStream(video, { url: r.stream_url, poster: r.cover_url, onState })
-    // (HLS natively or through the lazily loaded hls.js) and `playable` is just `r.stream_url`.
-    if (video.getAttribute("src") !== r.stream_url) video.src = r.stream_url;
-    if (r.cover_url) video.poster = r.cover_url;
-    video.hidden = false; cover.hidden = true;
-  } else {
-    video.hidden = true;
-    if (r.cover_url && cover.getAttribute("src") !== r.cover_url) { cover.hidden = false; cover.src = r.cover_url; }
-    if (!r.cover_url) cover.hidden = true;
+  if (r.cover_url && cover.getAttribute("src") !== r.cover_url) cover.src = r.cover_url;
+  if (r.stream_url !== stream.url) {
+    stream.detach?.();
+    stream.url = r.stream_url;
+    stream.detach = r.stream_url ? attachStream($("#video"), { url: r.stream_url, poster: r.cover_url, onState: showStream }) : null;
+    if (!r.stream_url) showStream("offline");
   }
+}
+
+/** What the stage shows: the playing stream, else the cover (docs/viewer.md § The stream). */
+function showStream(state) {
+  const live = state !== "offline";
+  $("#video").hidden = !live;
+  $("#cover").hidden = live || !S.room?.cover_url;
+  $("#stage").dataset.stream = state;
 }
 fallback($("#cover"));
 fallback($("#product-img"));

@@ -27,6 +27,7 @@ from engine.tools.demo_stream import DemoStream
 log = logging.getLogger("livecart.demo")
 
 ROOM = "demo"
+HOST_NAME = "Mia"  # the demo host, as viewers see them
 TITLE = "livecart demo show"
 PLAYLIST_WAIT_S = 10.0  # for ffmpeg's first segment before the links are printed
 LINES = [
@@ -49,6 +50,7 @@ async def seed(engine: Engine, stream_url: str | None) -> None:
         room = await node.rooms.create(
             "host-demo",
             RoomTerms(id=ROOM, title=TITLE, cover_url=cover_url, stream_url=stream_url),
+            host_name=HOST_NAME,
         )
     except ConflictError:
         room = await node.rooms.get(ROOM)
