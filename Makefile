@@ -69,7 +69,7 @@ test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus f
 
 # The viewer page's screenshots in docs/viewer.md (docs/screenshots/viewer-*.png): its
 # browser tests of every sale state, checkout, money and languages, writing each shot there.
-SCREENSHOT_TESTS ?= tests/test_viewer_web.py -k "every_sale_state or returning_buyer or own_digits or in_chinese"
+SCREENSHOT_TESTS ?= tests/test_viewer_web.py tests/test_demo_media.py -k "every_sale_state or returning_buyer or own_digits or in_chinese or asks_no_other_host"
 screenshots: $(STAMP) browser redis
 	rm -f docs/screenshots/viewer-*.png
 	LIVECART_SCREENSHOTS=docs/screenshots $(PY) -m pytest -n 2 $(SCREENSHOT_TESTS)

@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.conftest import needs_chromium, watch_page
-from tests.pages import PHONE
+from tests.pages import PHONE, Viewer
 from tests.test_stream_web import ffmpeg
 
 SEGMENT = re.compile(r"^seg-\d+\.ts$", re.M)
@@ -153,6 +153,9 @@ async def test_demo_page_asks_no_other_host(browser: Browser, demo: Demo) -> Non
         assert outside == []
         assert any("/live/static/" in u for u in requests)
         assert errors == []
+        # What a viewer sees: the test stream playing full screen, the demo's pictures.
+        await expect(page.locator("#stage")).to_have_attribute("data-stream", "playing")
+        await Viewer(page).shot("demo-room")
     finally:
         await context.close()
 

@@ -42,6 +42,8 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
   if (poster) video.poster = poster;
   else video.removeAttribute("poster");
 
+  // The browser's own player first (where it claims HLS); hls.js otherwise, or if it fails.
+  let native = !url || !isHls(url) || Boolean(video.canPlayType(HLS_TYPE));
   const release = () => {
     video.removeEventListener("playing", playing);
     video.removeEventListener("error", fail);
@@ -54,6 +56,15 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
   const playing = () => { if (!done) tell("playing"); };
   const fail = () => {
     if (done) return;
+    if (native && isHls(url) && !hls && "MediaSource" in window) {
+      // The browser's own HLS could not play it (Chromium's native HLS refuses some
+      // streams it claims: DEMUXER_ERROR_COULD_NOT_PARSE): hls.js gets a try first.
+      native = false;
+      video.removeAttribute("src");
+      video.load();
+      viaHlsJs();
+      return;
+    }
     done = true;
     release();
     tell("offline");
@@ -69,10 +80,7 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
   video.addEventListener("playing", playing);
   video.addEventListener("error", fail);
   video.addEventListener("ended", fail); // a live stream that ends
-  if (!isHls(url) || video.canPlayType(HLS_TYPE)) {
-    video.src = url;
-    play();
-  } else {
+  const viaHlsJs = () => {
     import(HLS_MODULE).then(({ default: Hls }) => {
       if (done) return;
       if (!Hls.isSupported()) { fail(); return; }
@@ -85,6 +93,12 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
       player.loadSource(url);
       player.attachMedia(video);
     }, fail);
+  };
+  if (native) {
+    video.src = url;
+    play();
+  } else {
+    viaHlsJs();
   }
   return () => {
     if (done) return;

@@ -44,7 +44,7 @@ def ffmpeg_command(ffmpeg: str, folder: Path, font: str | None) -> list[str]:
         if font is None
         else ["-vf", f"drawtext=fontfile={font}:text='%{{localtime\\:%T}}':fontsize=96"
                      ":fontcolor=white:box=1:boxcolor=black@0.6:boxborderw=16"
-                     ":x=(w-tw)/2:y=h-th-160"]
+                     ":x=(w-tw)/2:y=h*0.18"]  # over the stage band, clear of the page's dock
     )  # fmt: skip
     encode = [
         "-an", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
