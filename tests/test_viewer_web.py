@@ -1008,6 +1008,10 @@ async def test_a_returning_buyer_pays_in_one_tap(
         assert await form.locator(f"input[name={name}]").get_attribute("autocomplete") == {
             "line1": "address-line1", "city": "address-level2", "postal_code": "postal-code",
             "phone": "tel"}.get(name, name)  # fmt: skip
+    await page.wait_for_function(  # the sheet has slid up
+        "() => document.getAnimations().every((a) => a.playState !== 'running')"
+    )
+    await viewer.shot(f"{size}-checkout-first-time")  # the form, with the total and the hold
     await checkout(page)
     await page.locator("#pay").tap()
     await expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
