@@ -7,27 +7,60 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    lines: dict[str, str]  # "room API" -> its URL, as the demo prints them
+    base_url: str
+    data_dir: Path
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.base_url}{path}", timeout=10)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        assert self.process.wait(30) == 0
+
+
+def start_demo(data_dir: Path, env: dict[str, str], stderr: Path, bots: int = 1) -> Demo:
+    """`livecart demo` on a free port; returns once it has printed its links."""
+    with open(stderr, "w") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "demo", "--port", "0", "--bots", str(bots),
+             "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE, stderr=errors, text=True, env=env,
+        )  # fmt: skip
+    assert process.stdout is not None
+    lines: dict[str, str] = {}
+    for line in process.stdout:
+        words = line.split()
+        if len(words) >= 3:
+            lines[" ".join(words[:2])] = words[-1]
+        if "Ctrl-C" in line:
+            break
+    base_url = lines["host console"].removesuffix("/console/")
+    return Demo(process, lines, base_url, data_dir)
+
+
+def close(demo: Demo) -> None:
+    if demo.process.poll() is None:
+        demo.process.kill()
+        demo.process.wait()
+    if demo.process.stdout is not None:
+        demo.process.stdout.close()
+
+
 def test_demo_serves_a_live_room_with_chatting_bots(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "demo", "--port", "0", "--bots", "4",
-         "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "LIVECART_LOG_LEVEL": "WARNING"},
-    )  # fmt: skip
+    env = {**os.environ, "LIVECART_LOG_LEVEL": "WARNING"}
+    demo = start_demo(tmp_path / "data", env, tmp_path / "stderr.txt", bots=4)
+    lines = demo.lines
     try:
-        assert process.stdout is not None
-        lines: dict[str, str] = {}
-        for line in process.stdout:
-            words = line.split()
-            if len(words) >= 3:
-                lines[" ".join(words[:2])] = words[-1]
-            if "Ctrl-C" in line:
-                break
         room_url = lines["room API"]
         console = httpx.get(lines["host console"], timeout=10)
         assert console.status_code == 200
@@ -55,14 +88,9 @@ def test_demo_serves_a_live_room_with_chatting_bots(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert comments, "the demo bots never commented"
         assert {c["user"] for c in comments} <= {f"bot-{n}" for n in range(1, 5)}
-        process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 0
+        demo.stop()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        close(demo)
 
 
 def test_a_second_demo_says_what_is_running_in_one_sentence(tmp_path: Path) -> None:

@@ -7,12 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,51 +17,10 @@ from playwright.async_api import Browser, expect
 
 from tests.conftest import needs_chromium, watch_page
 from tests.pages import PHONE, Viewer
+from tests.test_demo import Demo, close, start_demo
 from tests.test_stream_web import ffmpeg
 
 SEGMENT = re.compile(r"^seg-\d+\.ts$", re.M)
-
-
-@dataclass
-class Demo:
-    process: subprocess.Popen[str]
-    lines: dict[str, str]  # "room API" -> its URL, as the demo prints them
-    base_url: str
-    data_dir: Path
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.base_url}{path}", timeout=10)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        assert self.process.wait(30) == 0
-
-
-def start_demo(data_dir: Path, env: dict[str, str], stderr: Path) -> Demo:
-    with open(stderr, "w") as errors:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "demo", "--port", "0", "--bots", "1",
-             "--data-dir", str(data_dir)],
-            stdout=subprocess.PIPE, stderr=errors, text=True, env=env,
-        )  # fmt: skip
-    assert process.stdout is not None
-    lines: dict[str, str] = {}
-    for line in process.stdout:
-        words = line.split()
-        if len(words) >= 3:
-            lines[" ".join(words[:2])] = words[-1]
-        if "Ctrl-C" in line:
-            break
-    base_url = lines["host console"].removesuffix("/console/")
-    return Demo(process, lines, base_url, data_dir)
-
-
-def close(demo: Demo) -> None:
-    if demo.process.poll() is None:
-        demo.process.kill()
-        demo.process.wait()
-    if demo.process.stdout is not None:
-        demo.process.stdout.close()
 
 
 @pytest.fixture(scope="module")
