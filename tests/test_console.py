@@ -721,7 +721,12 @@ async def test_dashboard_shows_the_live_numbers(
     assert csv.splitlines()[0].startswith("minute")
     await console.feedback("Download metrics.csv")
 
-    await page.click("#dashboard-close")
+    # One way back to the show: the header's toggle (the panel has no second button).
+    await expect(page.get_by_role("button", name="Back to show")).to_have_count(1)
+    assert shown["figures"]["redemption"] == "—"  # no coupon claimed: nothing to divide by
+    max_viewers = await page.locator("#dash-chart-online .chart-range").text_content()
+    assert re.match(r"^max \d+ · over ", max_viewers or ""), max_viewers  # whole viewers
+    await page.click("#dashboard-toggle")
     await expect(page.locator("#lineup-panel")).to_be_visible()
     await page.click("#sign-out")
     await expect(page.locator("#signin")).to_be_visible()
@@ -750,6 +755,11 @@ _DASHBOARD_SHOWN = """() => {
 }"""
 
 
+def _rate(rate: float, denominator: int) -> str:
+    """A rate as the dashboard shows it: "—" with nothing to divide by."""
+    return f"{rate * 100:.2f}%" if denominator else "—"
+
+
 def _dashboard_expected(data: dict[str, Any]) -> dict[str, Any]:
     """What the dashboard view shows for one GET .../dashboard answer (see _DASHBOARD_SHOWN)."""
     minutes, net = data["minutes"], 0
@@ -762,8 +772,8 @@ def _dashboard_expected(data: dict[str, Any]) -> dict[str, Any]:
             "views": f"{data['views']:,}",
             "shares": f"{data['shares']:,}",
             "clicks": f"{data['clicks']:,}",
-            "click_order": f"{data['click_to_order_rate'] * 100:.2f}%",
-            "redemption": f"{data['coupon_redemption_rate'] * 100:.2f}%",
+            "click_order": _rate(data["click_to_order_rate"], data["clicks"]),
+            "redemption": _rate(data["coupon_redemption_rate"], data["coupon_claims"]),
         },
         "points": [str(len(minutes))] * 2,
         "markers": str(len(data["markers"])),
