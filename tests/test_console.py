@@ -838,6 +838,24 @@ _DASHBOARD_SHOWN = """() => {
 }"""
 
 
+@pytest.mark.browser
+@needs_chromium
+async def test_dashboard_rates_with_nothing_to_divide_by(
+    open_console: OpenConsole, room: str, host: HostClient
+) -> None:
+    # No product click and no coupon claimed: those rates are "—", not "0.00%".
+    await host.create_product(**JACKET)
+    console = await open_console(room)
+    page = console.page
+    await page.click("#dashboard-toggle")
+    await expect(page.locator("#dash-online")).to_have_text("1", timeout=8000)
+    await expect(page.locator("#dash-clicks")).to_have_text("0")
+    await expect(page.locator("#dash-click-order")).to_have_text("—")
+    await expect(page.locator("#dash-redemption")).to_have_text("—")
+    await expect(page.locator("#dash-conversion")).to_have_text("0.00%")  # one viewer: the console
+    await expect(page.get_by_role("button", name="Back to show")).to_have_count(1)
+
+
 def _rate(rate: float, denominator: int) -> str:
     """A rate as the dashboard shows it: "—" with nothing to divide by."""
     return f"{rate * 100:.2f}%" if denominator else "—"
