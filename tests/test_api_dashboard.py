@@ -22,6 +22,7 @@ async def test_dashboard_counts_what_happened(
     empty = await seller.call("GET", f"/api/rooms/{room}/dashboard")
     assert (empty["online"], empty["orders"], empty["gmv"], empty["conversion"]) == (0, 0, {}, 0)
     assert empty["coupon_drops"] == {}
+    assert (empty["coupon_claims"], empty["coupon_redemption_rate"]) == (0, 0)  # console: "—"
     sale = await seller.launch_sale("DJ-M", 2, price=5000)
     paid = await hold(viewer_factory, room, sale["id"], "ana")
     await hold(viewer_factory, room, sale["id"], "bob")  # reserved, never checked out

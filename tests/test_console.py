@@ -324,6 +324,73 @@ async def test_edit_a_product(open_console: OpenConsole, room: str, host: HostCl
 
 @pytest.mark.browser
 @needs_chromium
+async def test_prices_are_typed_as_money(
+    open_console: OpenConsole, room: str, host: HostClient
+) -> None:
+    console = await open_console(room)
+    console.allowed.append(HTTP_ERROR_LOG)  # the engine's refusal of a too-large price
+    page = console.page
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    await page.locator("#product-editor summary").click()
+    form = page.locator("#product-form")
+    price = form.locator(".sku-row [name=price]").first
+
+    async def create(title: str, typed: str, currency: str = "USD") -> None:
+        await form.locator("[name=title]").fill(title)
+        await form.locator("[name=currency]").fill(currency)
+        await form.locator("[name=sku]").first.fill(f"{title}-1")
+        await price.fill(typed)
+        await page.click("#product-save")
+
+    # A decimal comma and a decimal point are the same price.
+    for n, typed in enumerate(("24,50", "24.50"), start=1):
+        await create(f"T{n}", typed)
+        await expect(page.locator("#lineup li")).to_have_count(n)
+    assert [s["list_price"] for p in await host.products() for s in p["skus"]] == [2450, 2450]
+
+    # More decimals than the currency has: refused next to the field, nothing sent.
+    posts = len(sent)
+    await create("T3", "24.555")
+    await expect(price).to_have_attribute("aria-invalid", "true")
+    note = form.locator(".sku-row .field-error")
+    await expect(note).to_have_text("Enter a price like 24.50")
+    assert await price.get_attribute("aria-describedby") == await note.get_attribute("id")
+    await console.shot("05c-product-price-refused")
+    assert len(sent) == posts
+    await price.fill("24.5")  # typing again clears the mark
+    await expect(price).not_to_have_attribute("aria-invalid", "true")
+    await expect(note).to_have_count(0)
+
+    # JPY has no decimals.
+    await create("Y1", "1500.5", "JPY")
+    await expect(note).to_have_text("JPY has no decimals: enter a whole amount like 1500")
+    assert len(sent) == posts
+    await price.fill("1500")
+    await page.click("#product-save")
+    await expect(page.locator("#lineup li")).to_have_count(3)
+    yen = (await host.products())[-1]
+    assert (yen["currency"], yen["skus"][0]["list_price"]) == ("JPY", 1500)
+
+    # A refusal by the engine (over its largest price) shows next to the field it names.
+    await form.locator("[name=title]").fill("T4")
+    await form.locator("[name=sku]").first.fill("T4-1")
+    await price.fill("10")
+    await page.click("#add-sku")
+    second = form.locator(".sku-row").nth(1)
+    await second.locator("[name=sku]").fill("T4-2")
+    await second.locator("[name=price]").fill("99999999999")
+    await page.click("#product-save")
+    await expect(second.locator("[name=price]")).to_have_attribute("aria-invalid", "true")
+    await expect(second.locator(".field-error")).to_have_text(
+        "Enter a price like 24.50, at most 10000000000.00"
+    )
+    await expect(price).not_to_have_attribute("aria-invalid", "true")
+    assert len(await host.products()) == 3
+
+
+@pytest.mark.browser
+@needs_chromium
 async def test_flash_sale_stock_bar_follows_grabs(
     open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory
 ) -> None:
@@ -493,6 +560,22 @@ async def test_feed_holds_new_comments_under_the_mouse(
     await expect(page.locator("#feed li")).to_have_count(1)
     await page.mouse.move(5, 740)  # the pointer leaves: the held comments show
     await expect(page.locator("#feed li").first.locator(".text")).to_have_text("second")
+    await expect(page.locator("#feed-held")).to_be_hidden()
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_feed_is_not_paused_right_after_sign_in(
+    open_console: OpenConsole, room: str, viewer_factory: ViewerFactory
+) -> None:
+    # The pointer still rests where the sign-in button was, now over the feed; it has not
+    # moved, so it is not reaching for a row: comments show at once.
+    console = await open_console(room)
+    page = console.page
+    dana = await viewer_factory(room, user="dana")
+    await dana.comment("hello")
+    await dana.comment("again")
+    await expect(page.locator("#feed li")).to_have_count(2)
     await expect(page.locator("#feed-held")).to_be_hidden()
 
 
@@ -721,7 +804,12 @@ async def test_dashboard_shows_the_live_numbers(
     assert csv.splitlines()[0].startswith("minute")
     await console.feedback("Download metrics.csv")
 
-    await page.click("#dashboard-close")
+    # One way back to the show: the header's toggle (the panel has no second button).
+    await expect(page.get_by_role("button", name="Back to show")).to_have_count(1)
+    assert shown["figures"]["redemption"] == "—"  # no coupon claimed: nothing to divide by
+    max_viewers = await page.locator("#dash-chart-online .chart-range").text_content()
+    assert re.match(r"^max \d+ · over ", max_viewers or ""), max_viewers  # whole viewers
+    await page.click("#dashboard-toggle")
     await expect(page.locator("#lineup-panel")).to_be_visible()
     await page.click("#sign-out")
     await expect(page.locator("#signin")).to_be_visible()
@@ -750,6 +838,29 @@ _DASHBOARD_SHOWN = """() => {
 }"""
 
 
+@pytest.mark.browser
+@needs_chromium
+async def test_dashboard_rates_with_nothing_to_divide_by(
+    open_console: OpenConsole, room: str, host: HostClient
+) -> None:
+    # No product click and no coupon claimed: those rates are "—", not "0.00%".
+    await host.create_product(**JACKET)
+    console = await open_console(room)
+    page = console.page
+    await page.click("#dashboard-toggle")
+    await expect(page.locator("#dash-online")).to_have_text("1", timeout=8000)
+    await expect(page.locator("#dash-clicks")).to_have_text("0")
+    await expect(page.locator("#dash-click-order")).to_have_text("—")
+    await expect(page.locator("#dash-redemption")).to_have_text("—")
+    await expect(page.locator("#dash-conversion")).to_have_text("0.00%")  # one viewer: the console
+    await expect(page.get_by_role("button", name="Back to show")).to_have_count(1)
+
+
+def _rate(rate: float, denominator: int) -> str:
+    """A rate as the dashboard shows it: "—" with nothing to divide by."""
+    return f"{rate * 100:.2f}%" if denominator else "—"
+
+
 def _dashboard_expected(data: dict[str, Any]) -> dict[str, Any]:
     """What the dashboard view shows for one GET .../dashboard answer (see _DASHBOARD_SHOWN)."""
     minutes, net = data["minutes"], 0
@@ -762,8 +873,8 @@ def _dashboard_expected(data: dict[str, Any]) -> dict[str, Any]:
             "views": f"{data['views']:,}",
             "shares": f"{data['shares']:,}",
             "clicks": f"{data['clicks']:,}",
-            "click_order": f"{data['click_to_order_rate'] * 100:.2f}%",
-            "redemption": f"{data['coupon_redemption_rate'] * 100:.2f}%",
+            "click_order": _rate(data["click_to_order_rate"], data["clicks"]),
+            "redemption": _rate(data["coupon_redemption_rate"], data["coupon_claims"]),
         },
         "points": [str(len(minutes))] * 2,
         "markers": str(len(data["markers"])),

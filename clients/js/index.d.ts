@@ -245,5 +245,8 @@ export function currencyDigits(currency: string): number;
 export function formatMoney(minor: number, currency: string, locale?: string | string[]): string;
 /** Typed major units ("1,500", "12.5") -> minor units, or NaN if not an amount of the currency. */
 export function toMinor(text: string, currency: string): number;
+/** Typed major units -> minor units, or NaN: "24,50" and "24.50" USD are 2450, "1,500" JPY is
+ * 1500, "1.234,50" EUR is 123450; "1500.5" JPY and "24.555" USD are NaN. */
+export function parseMoney(text: string, currency: string, locale?: string | string[]): number;
 /** Minor units -> the decimal text an amount input shows ("129.50", "1500"). */
 export function toMajorText(minor: number, currency: string): string;

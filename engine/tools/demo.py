@@ -151,7 +151,7 @@ async def run_demo(settings: Settings, *, bots: int) -> int:
             node.secret, room=ROOM, role=Role.HOST, user="host-demo", name="Demo Host"
         )
         viewer_token = auth.mint(
-            node.secret, room=ROOM, role=Role.VIEWER, user="viewer-demo", name="You"
+            node.secret, room=ROOM, role=Role.VIEWER, user="viewer-demo", name="Jamie"
         )
         print(
             "\n".join(

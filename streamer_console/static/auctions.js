@@ -8,7 +8,8 @@
 import { act, api } from "./api.js";
 import { fillSkuSelect, skuIndex } from "./sales.js";
 import {
-  $, actionButton, confirmAction, duration, el, intOf, money, poller, serverNow, toMinor,
+  $, actionButton, amountHint, amountOf, confirmAction, duration, el, fieldError, intOf, money, poller,
+  serverNow, toMinor,
 } from "./util.js";
 
 const POLL_MS = 3000;
@@ -184,7 +185,7 @@ async function start(event) {
   const currency = found ? found.product.currency : "USD";
   const body = {
     sku,
-    start_price: toMinor($("#au-start").value, currency),
+    start_price: amountOf($("#au-start"), currency, { what: "a start price" }),
     duration_s: intOf($("#au-duration")),
     mode: $("#au-mode").value,
   };
@@ -192,6 +193,13 @@ async function start(event) {
   if (extend !== undefined && body.mode === "anti_snipe") body.extend_s = extend;
   const increments = $("#au-increments").value.trim();
   if (increments) body.increments = parseIncrements(increments, currency);
+  const badSteps = (body.increments || []).some((pair) => pair.some(Number.isNaN));
+  fieldError($("#au-increments"), badSteps ? `${amountHint(currency, "steps")}, as from:step pairs like 0:1.00, 50:2.50` : null);
+  const bad = form.querySelector("[aria-invalid=true]");
+  if (bad instanceof HTMLElement) {
+    bad.focus(); // the reason is next to it; nothing is sent
+    return;
+  }
   const a = await act(`Start auction on ${sku || "?"}`, () => api("POST", "/auctions", body),
     form.querySelector("button[type=submit]"));
   if (a) {

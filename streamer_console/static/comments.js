@@ -26,8 +26,12 @@ let holding = false;
 
 export function init() {
   const feed = $("#feed");
-  // A mouse only: a tap on a touch screen has no "leave" to end the pause.
-  feed.addEventListener("pointerenter", (ev) => (holding = ev.pointerType === "mouse"));
+  // A mouse only: a tap on a touch screen has no "leave" to end the pause. Only a pointer
+  // that moves on the feed holds it: one resting where the sign-in button was (the feed now
+  // sits there) is not reaching for a row.
+  feed.addEventListener("pointermove", (ev) => {
+    if (ev.pointerType === "mouse") holding = true;
+  });
   feed.addEventListener("pointerleave", release);
   $("#feed-held").addEventListener("click", release);
   $("#slow-form").addEventListener("submit", setSlowMode);

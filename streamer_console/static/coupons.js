@@ -4,7 +4,7 @@
 // dashboard's polls (the "livecart:dashboard" event).
 
 import { act, api } from "./api.js";
-import { $, duration, el, intOf, money, serverNow, toMinor } from "./util.js";
+import { $, amountOf, duration, el, intOf, money, serverNow } from "./util.js";
 
 let templates = [];
 const drops = new Map();
@@ -116,10 +116,15 @@ async function createTemplate(event) {
     currency,
     total: intOf($("#template-total")),
   };
-  if (body.kind === "amount_off") body.amount = toMinor($("#template-amount").value, currency);
+  if (body.kind === "amount_off") body.amount = amountOf($("#template-amount"), currency);
   if (body.kind === "percent_off") body.percent = intOf($("#template-percent"));
-  const minSpend = $("#template-min").value.trim();
-  if (minSpend) body.min_spend = toMinor(minSpend, currency);
+  const minSpend = amountOf($("#template-min"), currency, { optional: true });
+  if (minSpend !== undefined) body.min_spend = minSpend;
+  const bad = form.querySelector("[aria-invalid=true]");
+  if (bad instanceof HTMLElement) {
+    bad.focus(); // the reason is next to it; nothing is sent
+    return;
+  }
   const limit = intOf($("#template-limit"));
   if (limit !== undefined) body.per_user_limit = limit;
   const created = await act(`Create coupon “${body.title}”`,

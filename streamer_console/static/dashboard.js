@@ -42,7 +42,6 @@ let last = null;
 
 export function init() {
   $("#dashboard-toggle").addEventListener("click", () => show(!isOpen()));
-  $("#dashboard-close").addEventListener("click", () => show(false));
   $("#dash-report").addEventListener("click", (ev) => openReport(ev.currentTarget));
   for (const [name, path, file] of EXPORTS) {
     const button = $(`#dash-export-${name}`);
@@ -102,6 +101,9 @@ async function load() {
 
 const int = (n) => Number(n || 0).toLocaleString("en");
 const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(2)}%`;
+/** A rate as a percentage, or "—" when its denominator is 0 (docs/metrics.md: the engine
+ * answers 0 then, which would read as "nobody converted"). */
+const rateOf = (rate, denominator) => (Number(denominator || 0) > 0 ? percent(rate) : "—");
 
 function moneyText(perCurrency) {
   const parts = Object.entries(perCurrency || {}).map(([c, minor]) => money(minor, c));
@@ -123,9 +125,9 @@ function render(data) {
     orders: int(data.orders),
     paid: int(data.paid_orders),
     buyers: int(data.paid_buyers),
-    conversion: percent(data.conversion),
-    "click-order": percent(data.click_to_order_rate),
-    redemption: percent(data.coupon_redemption_rate),
+    conversion: rateOf(data.conversion, data.unique),
+    "click-order": rateOf(data.click_to_order_rate, data.clicks),
+    redemption: rateOf(data.coupon_redemption_rate, data.coupon_claims),
     gmv: moneyText(data.gmv),
     aov: moneyText(data.average_order_value),
     "gmv-views": moneyText(data.gmv_per_thousand_views),
@@ -209,8 +211,9 @@ function renderCharts(data) {
   const fromMinutes = minutes.length > 0;
   const end = Math.max(now, online[online.length - 1][0]);
   const markers = fromMinutes && Array.isArray(data.markers) ? data.markers : [];
-  const oneDecimal = (v) => (Number.isInteger(v) ? int(v) : v.toFixed(1));
-  chart($("#dash-chart-online"), online, { end, fromMinutes, markers, format: oneDecimal,
+  // Viewers are whole people: the per-minute average is drawn as is, its maximum read rounded.
+  const viewers = (v) => int(Math.round(v));
+  chart($("#dash-chart-online"), online, { end, fromMinutes, markers, format: viewers,
                                            now: int(data.online) }); // prettier-ignore
   const moneyOf = (v) => (currency ? money(v, currency) : "0");
   chart($("#dash-chart-gmv"), gmv, { end, fromMinutes, format: moneyOf,

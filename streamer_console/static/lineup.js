@@ -3,7 +3,9 @@
 // product create form (POST .../products). Kept live by product_* and lineup_changed entries.
 
 import { act, api } from "./api.js";
-import { $, actionButton, el, money, toMajorText, toMinor, typingIn } from "./util.js";
+import {
+  $, actionButton, amountHint, amountOf, el, fieldError, money, showRefusal, toMajorText, typingIn,
+} from "./util.js";
 
 let products = [];
 let pinned = null;
@@ -265,24 +267,55 @@ function parseAttrs(text) {
   return attrs;
 }
 
+/** The engine's largest list price (engine/commerce/catalog.py MAX_PRICE), in minor units. */
+const MAX_PRICE = 10 ** 12;
+
+/** The form's input for an engine field name: "title", "skus[1].list_price", "skus[0].sku". */
+function productField(form, rows, name) {
+  const sku = /^skus\[(\d+)\](?:\.(\w+))?/.exec(name);
+  if (sku) {
+    const row = rows[Number(sku[1])];
+    const column = { list_price: "price", sku: "sku", attrs: "attrs" }[sku[2] || "sku"] || "sku";
+    return row ? row.querySelector(`[name=${column}]`) : null;
+  }
+  const input = form.elements.namedItem(name.split(".")[0]);
+  return input instanceof HTMLElement ? input : null;
+}
+
 async function saveProduct(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const field = (name) => form.elements.namedItem(name).value.trim();
   const currency = field("currency").toUpperCase();
-  const skus = [...form.querySelectorAll(".sku-row")].map((r) => ({
+  const rows = [...form.querySelectorAll(".sku-row")];
+  for (const input of form.querySelectorAll("[aria-invalid]")) fieldError(input, null);
+  const skus = rows.map((r) => ({
     sku: r.querySelector("[name=sku]").value.trim(),
-    list_price: toMinor(r.querySelector("[name=price]").value, currency),
+    list_price: amountOf(r.querySelector("[name=price]"), currency, { what: "a price" }),
     attrs: parseAttrs(r.querySelector("[name=attrs]").value),
   }));
+  const bad = form.querySelector("[aria-invalid=true]");
+  if (bad) {
+    bad.focus(); // the reason is next to it; nothing is sent
+    return;
+  }
   const body = { title: field("title"), currency, skus };
   const description = field("description");
   if (description || editing) body.description = description;
   const id = editing;
+  // An engine refusal naming a field ("skus[1].list_price") is shown next to that field.
+  const send = (method, path) => async () => {
+    try {
+      return await api(method, path, body);
+    } catch (error) {
+      showRefusal(error, (name) => productField(form, rows, name), (name) =>
+        name.endsWith("list_price") ? `${amountHint(currency, "a price")}, at most ${toMajorText(MAX_PRICE, currency)}` : null);
+      throw error;
+    }
+  };
   const saved = id
-    ? await act(`Save “${body.title}”`, () => api("PATCH", `/products/${id}`, body),
-      $("#product-save"))
-    : await act(`Create “${body.title}”`, () => api("POST", "/products", body), $("#product-save"));
+    ? await act(`Save “${body.title}”`, send("PATCH", `/products/${id}`), $("#product-save"))
+    : await act(`Create “${body.title}”`, send("POST", "/products"), $("#product-save"));
   if (saved) {
     const at = products.findIndex((p) => p.id === saved.id);
     if (at >= 0) products[at] = { ...products[at], ...saved };

@@ -5,7 +5,7 @@
 import { act, api } from "./api.js";
 import { allProducts } from "./lineup.js";
 import {
-  $, actionButton, confirmAction, duration, el, intOf, money, serverNow, toMajorText, toMinor,
+  $, actionButton, confirmAction, duration, el, intOf, money, serverNow, toMajorText, amountOf,
 } from "./util.js";
 
 const sales = new Map();
@@ -206,8 +206,13 @@ async function launch(event) {
   const form = event.currentTarget;
   const found = skuIndex().get($("#sale-sku").value);
   const body = { sku: $("#sale-sku").value, allotment: intOf($("#sale-allotment")) };
-  const priceText = $("#sale-price").value.trim();
-  if (priceText) body.price = found ? toMinor(priceText, found.product.currency) : NaN;
+  const currency = found ? found.product.currency : "USD";
+  const price = amountOf($("#sale-price"), currency, { what: "a price", optional: true });
+  if (Number.isNaN(price)) {
+    $("#sale-price").focus(); // the reason is next to it; nothing is sent
+    return;
+  }
+  if (price !== undefined) body.price = price;
   const optional = {
     per_user_limit: "#sale-limit",
     countdown_s: "#sale-countdown",

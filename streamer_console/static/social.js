@@ -7,7 +7,7 @@
 
 import { act, api } from "./api.js";
 import { fillSkuSelect, skuIndex } from "./sales.js";
-import { $, duration, el, intOf, money, poller, serverNow, toMinor } from "./util.js";
+import { $, amountOf, duration, el, intOf, money, poller, serverNow } from "./util.js";
 
 const POLL_MS = 3000;
 const SHOWN = 10; // the newest deals on screen
@@ -159,13 +159,17 @@ async function open(event) {
   const found = skuIndex().get(sku);
   const body = {
     sku,
-    group_price: toMinor($("#gb-price").value, found ? found.product.currency : "USD"),
+    group_price: amountOf($("#gb-price"), found ? found.product.currency : "USD", { what: "a price" }),
     team_size: intOf($("#gb-size")),
     window_s: intOf($("#gb-window")),
     units: intOf($("#gb-units")),
   };
   const limit = intOf($("#gb-limit"));
   if (limit !== undefined) body.per_user_limit = limit;
+  if (Number.isNaN(body.group_price)) {
+    $("#gb-price").focus(); // the reason is next to it; nothing is sent
+    return;
+  }
   const d = await act(`Open group buy on ${sku}`, () => api("POST", "/group-buys", body),
     form.querySelector("button[type=submit]"));
   if (d) {

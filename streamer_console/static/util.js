@@ -1,6 +1,8 @@
 // Small DOM, money, time and dialog helpers shared by the panels. No framework: every
 // piece of text from the engine goes through textContent, never innerHTML.
 
+import { parseMoney } from "/sdk/index.js";
+
 /** Build an element: el("button", {class: "x", onclick: f, dataset: {id: 1}}, "text", child). */
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -62,11 +64,72 @@ export function money(minor, currency) {
   return `${currency} ${major}`;
 }
 
-/** "12.5" in a currency -> 1250 minor units, or NaN. */
+/** What the host typed, in major units of `currency` ("24.50", "24,50", "1,500" JPY), as
+ * minor units, or NaN (see the SDK's parseMoney; read in the browser's locale). */
 export function toMinor(text, currency) {
-  const value = Number(String(text).trim());
-  if (String(text).trim() === "" || !Number.isFinite(value)) return NaN;
-  return Math.round(value * 10 ** currencyDigits(currency));
+  return parseMoney(String(text), currency, navigator.language);
+}
+
+/** How to type an amount of `currency`, in the host's words: "Enter a price like 24.50";
+ * "JPY has no decimals: enter a whole amount like 1500". */
+export function amountHint(currency, what = "an amount") {
+  const digits = currencyDigits(currency);
+  if (digits === 0) return `${currency} has no decimals: enter a whole amount like 1500`;
+  return `Enter ${what} like ${(24.5).toFixed(digits)}`;
+}
+
+const fieldNotes = new WeakMap(); // input -> the message element next to it
+let fieldNoteCount = 0;
+
+/** Mark `input` as refused, with `message` next to it (aria-describedby); null clears it. */
+export function fieldError(input, message) {
+  const note = fieldNotes.get(input);
+  if (!message) {
+    input.removeAttribute("aria-invalid");
+    if (note) {
+      note.remove();
+      input.removeAttribute("aria-describedby");
+      fieldNotes.delete(input);
+    }
+    return;
+  }
+  input.setAttribute("aria-invalid", "true");
+  if (note) {
+    note.textContent = message;
+    return;
+  }
+  fieldNoteCount += 1;
+  const added = el("span", { id: `field-error-${fieldNoteCount}`, class: "field-error", role: "alert" }, message);
+  input.after(added);
+  fieldNotes.set(input, added);
+  input.setAttribute("aria-describedby", added.id);
+  input.addEventListener("input", () => fieldError(input, null), { once: true });
+}
+
+/** The amount typed in `input`, in minor units of `currency`; undefined when it is empty
+ * and `optional`. A bad one is marked on the field (with `amountHint`) and gives NaN: the
+ * caller sends nothing. */
+export function amountOf(input, currency, { what = "an amount", optional = false } = {}) {
+  const text = input.value.trim();
+  if (text === "" && optional) {
+    fieldError(input, null);
+    return undefined;
+  }
+  const minor = toMinor(text, currency);
+  fieldError(input, Number.isNaN(minor) ? amountHint(currency, what) : null);
+  return minor;
+}
+
+/** Show an engine refusal (`invalid_field` naming `details.field`) next to the field `find`
+ * returns for that name, in `words` (money words, not the engine's); true if shown. */
+export function showRefusal(error, find, words) {
+  const name = error && error.details && error.details.field;
+  if (!name) return false;
+  const input = find(String(name));
+  if (!input) return false;
+  fieldError(input, (words && words(String(name))) || error.message);
+  input.focus();
+  return true;
 }
 
 /** Minor units -> the decimal text a price input shows. */

@@ -8,4 +8,4 @@ export { LivecartError } from './errors.js';
 export { Backoff, shouldReconnect, shedDelayMs, compareOffsets } from './backoff.js';
 export { jsonCodec, resolveCodec, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL } from './codec.js';
 export { Emitter } from './emitter.js';
-export { currencyDigits, formatMoney, toMinor, toMajorText } from './money.js';
+export { currencyDigits, formatMoney, parseMoney, toMinor, toMajorText } from './money.js';

@@ -2,7 +2,7 @@
 // viewer page is tested in: USD, EUR, JPY, KRW, CNY, TWD.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { currencyDigits, formatMoney, toMajorText, toMinor } from '../src/index.js';
+import { currencyDigits, formatMoney, parseMoney, toMajorText, toMinor } from '../src/index.js';
 
 const CASES = [
   // currency, digits, minor, en text, typed, minor typed
@@ -31,4 +31,38 @@ test('amounts a currency cannot have are refused', () => {
     assert.ok(Number.isNaN(toMinor(text, currency)), `${currency} ${JSON.stringify(text)}`);
   }
   assert.equal(currencyDigits('XXZ'), 2); // not a currency Intl knows: 2, and no throw
+});
+
+test('parseMoney reads a decimal comma or point where unambiguous, in the currency\'s digits', () => {
+  const cases = [
+    // text, currency, locale, minor (NaN: refused)
+    ['24.50', 'USD', 'en', 2450],
+    ['24,50', 'USD', 'en', 2450],
+    ['24,5', 'USD', 'en', 2450],
+    ['24', 'USD', 'en', 2400],
+    ['1,500', 'USD', 'en', 150000],
+    ['1,234.50', 'USD', 'en', 123450],
+    ['1.234,50', 'EUR', 'de', 123450],
+    ['1.234,50', 'EUR', 'en', 123450],
+    ['1.500', 'EUR', 'de', 150000],
+    ['1 234,50', 'EUR', 'fr', 123450],
+    ['1,500', 'JPY', 'en', 1500],
+    ['1500', 'JPY', 'en', 1500],
+    ['1,234,567', 'KRW', 'en', 1234567],
+    ['0', 'USD', 'en', 0],
+    ['1500.5', 'JPY', 'en', NaN],
+    ['1500,5', 'JPY', 'en', NaN],
+    ['24.555', 'USD', 'en', NaN],
+    ['1.500', 'USD', 'en', NaN], // "." is en's decimal point: three decimals
+    ['1,50,0', 'USD', 'en', NaN],
+    ['1,2345', 'USD', 'en', NaN],
+    ['-5', 'USD', 'en', NaN],
+    ['', 'USD', 'en', NaN],
+    ['abc', 'USD', 'en', NaN],
+    ['24.', 'USD', 'en', NaN],
+    ['1.234.50', 'USD', 'en', NaN],
+  ];
+  for (const [text, currency, locale, minor] of cases) {
+    assert.deepEqual(parseMoney(text, currency, locale), minor, `${text} ${currency} ${locale}`);
+  }
 });

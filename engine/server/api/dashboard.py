@@ -152,6 +152,7 @@ async def dashboard(call: Call) -> Any:
         "conversion": figures["conversion"],
         "click_to_order_rate": figures["click_to_order_rate"],
         "coupon_redemption_rate": figures["coupon_redemption_rate"],
+        "coupon_claims": counters.total(Metric.COUPON_CLAIMS),
         "funnel": figures["funnel"],
         "products": await _products(call, counters, sales),
         "coupon_drops": await _coupon_use(call),
