@@ -69,11 +69,14 @@ export function toMajorText(minor, currency) {
   return (Number(minor) / 10 ** digits).toFixed(digits);
 }
 
-/** The decimal and group separators of `locale` ("en": "." and ","; "de": "," and "."). */
+/**
+ * The decimal and group separators of `locale` ("en": "." and ","; "de": "," and ".").
+ * @param {string | string[] | undefined} locale
+ */
 function separators(locale) {
   try {
     const parts = new Intl.NumberFormat(locale).formatToParts(12345.6);
-    const find = (type, fallback) => parts.find((p) => p.type === type)?.value ?? fallback;
+    const find = (/** @type {string} */ type, /** @type {string} */ fallback) => parts.find((p) => p.type === type)?.value ?? fallback;
     return { decimal: find('decimal', '.'), group: find('group', ',') };
   } catch {
     return { decimal: '.', group: ',' };
