@@ -170,9 +170,10 @@ function orderRow(order) {
         order.state.replaceAll("_", " ")),
       order.review === "flagged" ? el("span", { class: "order-flag", title: "flagged for review" }, "flagged") : null),
     el("div", { class: "meta items" }, items(order)),
-    el("div", { class: "meta" },
-      [order.id, order.payment ? "payment ok" : "not paid", coupons, refunded].filter(Boolean).join(" · ")),
-    actions(order),
+    el("div", { class: "order-foot" },
+      el("span", { class: "meta" },
+        [order.id, order.paid_at ? `paid ${time(order.paid_at)}` : "not paid", coupons, refunded].filter(Boolean).join(" · ")),
+      actions(order)),
   );
 }
 
