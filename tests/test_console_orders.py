@@ -5,6 +5,7 @@ driven by Playwright against an engine started by the fixtures."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ async def test_orders_panel_lists_every_order_live_and_refunds(
 
     # Live: a new paid order lands without a reload; an unpaid one shows as to pay.
     cid = await order_for(engine, viewer_factory, room, sale, "cid")
-    await expect(row(page, cid)).to_be_visible()
+    await expect(row(page, cid)).to_have_class(re.compile(r"\bflash\b"))  # highlighted as it lands
     await expect(rows.first).to_have_attribute("data-id", cid["id"])
     dan = await order_for(engine, viewer_factory, room, sale, "dan", paid=False)
     await expect(row(page, dan).locator(".order-state")).to_have_text("pending payment")
