@@ -1,24 +1,63 @@
-// Orders to review: high-value orders the risk rules flagged (GET .../orders?review=flagged),
-// with approve (host) and cancel while unpaid (host or moderator). Orders are not in the room's ticks, so
-// the list is polled every POLL_MS while signed in.
+// Orders: every order of the show (GET .../orders), newest first, with filter chips, a search
+// box and, per order, the host's actions (refund in full or in part, mark fulfilled, approve a
+// flagged order) and cancel while unpaid (host or moderator). On top, the review queue: the
+// open orders the risk rules flagged, with Approve. Orders are not in the room's ticks, so the
+// list is polled every POLL_MS while signed in; an order that lands paid flashes in.
 
-import { act, api } from "./api.js";
+import { act, api, apiBlob } from "./api.js";
+import { toMinor } from "/sdk/index.js";
 import { $, actionButton, confirmAction, el, money, poller } from "./util.js";
 
-const POLL_MS = 5000;
+const POLL_MS = 3000;
+const FLASH_MS = 2500;
 // A flagged order stays flagged when it is cancelled or expires; only open ones need a look.
 const OPEN = ["pending_payment", "paid", "partially_refunded"];
+const PAID = ["paid", "fulfilled", "partially_refunded"];
+const REFUNDABLE = ["paid", "fulfilled", "partially_refunded"];
+const FILTERS = {
+  all: () => true,
+  to_pay: (o) => o.state === "pending_payment",
+  paid: (o) => o.state === "paid" || o.state === "fulfilled",
+  flagged: (o) => o.review === "flagged",
+  refunded: (o) => o.state === "refunded" || o.state === "partially_refunded",
+  cancelled: (o) => o.state === "cancelled" || o.state === "expired",
+};
 
 let role = null;
+let room = "";
 const polling = poller(() => load(), POLL_MS);
 let failedOnce = false;
+let all = [];
+let filter = "all";
+/** order id -> state at the last load (null before the first load: nothing flashes then). */
+let seen = null;
+const flashing = new Map(); // order id -> time its flash ends
+const openRefund = new Set(); // orders whose refund form is open
 
 export function init() {
   $("#orders-refresh").addEventListener("click", (ev) => load(ev.currentTarget));
+  $("#orders-export").addEventListener("click", (ev) => exportCsv(ev.currentTarget));
+  /** @type {NodeListOf<HTMLElement>} */
+  const chips = document.querySelectorAll(".order-filters .chip");
+  for (const chip of chips) {
+    chip.addEventListener("click", () => {
+      filter = chip.dataset.filter;
+      for (const other of chips) {
+        other.setAttribute("aria-pressed", String(other === chip));
+      }
+      renderList();
+    });
+  }
+  $("#order-search").addEventListener("input", () => renderList());
 }
 
 export function reset(welcome, newRole) {
   role = newRole;
+  room = welcome?.room?.id ?? "";
+  all = [];
+  seen = null;
+  flashing.clear();
+  openRefund.clear();
   polling.start();
 }
 
@@ -36,32 +75,47 @@ export function stop() {
 }
 
 async function load(button = null) {
-  const work = () => api("GET", "/orders?review=flagged");
+  const work = () => api("GET", "/orders");
   let data;
   if (button === null && failedOnce) {
     data = await work().catch(() => undefined); // reported once already; keep polling quietly
   } else {
-    data = await act("Load orders to review", work, button, { quiet: button === null });
+    data = await act("Load orders", work, button, { quiet: button === null });
   }
   failedOnce = data === undefined;
-  if (data) render(data.orders.filter((o) => OPEN.includes(o.state)));
+  if (data) show(data.orders);
 }
 
-function render(orders) {
-  $("#orders").replaceChildren(...orders.map(row));
+function show(orders) {
+  all = [...orders].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1));
+  const now = Date.now();
+  if (seen !== null) {
+    for (const order of all) {
+      const before = seen.get(order.id);
+      if (order.state === "paid" && before !== "paid") flashing.set(order.id, now + FLASH_MS);
+    }
+  }
+  seen = new Map(all.map((o) => [o.id, o.state]));
+  renderQueue(all.filter((o) => o.review === "flagged" && OPEN.includes(o.state)));
+  renderList();
+}
+
+// ---- the review queue -----------------------------------------------------------------------
+
+function renderQueue(orders) {
+  $("#orders").replaceChildren(...orders.map(queueRow));
   $("#orders-count").textContent = orders.length ? String(orders.length) : "";
   $("#orders-empty").hidden = orders.length > 0;
 }
 
-function row(order) {
-  const lines = order.lines.map((l) => `${l.quantity} × ${l.title}`).join(", ");
+function queueRow(order) {
   return el(
     "li",
     { class: "order", dataset: { id: order.id } },
     el("div", {},
       el("strong", {}, money(order.pricing.total, order.currency)), " ",
       el("span", { class: "meta" }, `${order.id} · ${order.user} · ${order.state.replace("_", " ")}`)),
-    el("div", { class: "meta" }, lines),
+    el("div", { class: "meta" }, items(order)),
     el("div", { class: "row-actions" },
       role === "host"
         ? actionButton("Approve", "approve primary", (b) => approve(order, b))
@@ -70,6 +124,123 @@ function row(order) {
         ? actionButton("Cancel", "cancel danger", (b) => cancel(order, b))
         : null),
   );
+}
+
+// ---- every order ------------------------------------------------------------------------------
+
+const items = (order) => order.lines.map((l) => `${l.title} × ${l.quantity}`).join(", ");
+const buyer = (order) => order.shipping_address?.name || order.contact?.name || "";
+
+function matches(order, text) {
+  if (!text) return true;
+  const hay = [order.id, order.user, buyer(order), ...order.lines.map((l) => `${l.title} ${l.sku}`)];
+  return hay.join("\n").toLowerCase().includes(text);
+}
+
+function renderList() {
+  const text = $("#order-search").value.trim().toLowerCase();
+  const shown = all.filter((o) => FILTERS[filter](o) && matches(o, text));
+  $("#order-list").replaceChildren(...shown.map(orderRow));
+  const paid = all.filter((o) => PAID.includes(o.state)).length;
+  $("#order-total").textContent = all.length ? `${all.length} · ${paid} paid` : "";
+  const empty = $("#order-list-empty");
+  empty.hidden = shown.length > 0;
+  empty.textContent = all.length ? "No orders match." : "No orders yet.";
+}
+
+function time(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function orderRow(order) {
+  const flashEnds = flashing.get(order.id);
+  const flash = flashEnds !== undefined && flashEnds > Date.now();
+  if (!flash) flashing.delete(order.id);
+  const name = buyer(order);
+  const coupons = order.coupons.length ? `coupon ${order.coupons.join(", ")}` : "";
+  const refunded = order.refunded ? `refunded ${money(order.refunded, order.currency)}` : "";
+  return el(
+    "li",
+    { class: `order${flash ? " flash" : ""}`, dataset: { id: order.id, state: order.state } },
+    el("div", { class: "order-head" },
+      el("span", { class: "meta time" }, time(order.created_at)),
+      el("span", { class: "who" }, name ? `${name} (${order.user})` : order.user),
+      el("strong", { class: "total" }, money(order.pricing.total, order.currency)),
+      el("span", { class: "order-state", dataset: { state: order.state } },
+        order.state.replaceAll("_", " ")),
+      order.review === "flagged" ? el("span", { class: "order-flag", title: "flagged for review" }, "flagged") : null),
+    el("div", { class: "meta items" }, items(order)),
+    el("div", { class: "order-foot" },
+      el("span", { class: "meta" },
+        [order.id, order.paid_at ? `paid ${time(order.paid_at)}` : "not paid", coupons, refunded].filter(Boolean).join(" · ")),
+      actions(order)),
+  );
+}
+
+function actions(order) {
+  const host = role === "host";
+  const box = el("div", { class: "row-actions" },
+    host && order.review === "flagged"
+      ? actionButton("Approve", "approve primary", (b) => approve(order, b))
+      : null,
+    host && order.state === "paid" && order.review !== "flagged"
+      ? actionButton("Mark fulfilled", "fulfill", (b) => fulfill(order, b))
+      : null,
+    host && REFUNDABLE.includes(order.state) && order.refunded < order.pricing.total
+      ? actionButton("Refund…", "refund", () => toggleRefund(order))
+      : null,
+    order.state === "pending_payment"
+      ? actionButton("Cancel", "cancel danger", (b) => cancel(order, b))
+      : null);
+  if (host && openRefund.has(order.id) && REFUNDABLE.includes(order.state)) box.append(refundForm(order));
+  return box;
+}
+
+function toggleRefund(order) {
+  if (openRefund.has(order.id)) openRefund.delete(order.id);
+  else openRefund.add(order.id);
+  renderList();
+  $(`#order-list li[data-id="${order.id}"] .refund-amount`)?.focus();
+}
+
+function refundForm(order) {
+  const left = order.pricing.total - order.refunded;
+  const input = el("input", {
+    class: "refund-amount", inputmode: "decimal", "aria-label": "refund amount",
+    placeholder: `all ${money(left, order.currency)}`,
+  });
+  return el("form", { class: "refund-form", onsubmit: (ev) => {
+    ev.preventDefault();
+    refund(order, input.value, ev.currentTarget.querySelector("button"));
+  } },
+    input,
+    el("button", { type: "submit", class: "danger do-refund" }, "Refund"));
+}
+
+async function refund(order, text, button) {
+  const left = order.pricing.total - order.refunded;
+  const amount = text.trim() === "" ? left : toMinor(text, order.currency);
+  if (!Number.isInteger(amount) || amount < 1) {
+    await act(`Refund ${order.id}`, () => Promise.reject(new Error(`“${text}” is not an amount`)));
+    return;
+  }
+  const what = amount === left && order.refunded === 0 ? "in full" : "in part";
+  const question = `Refund ${money(amount, order.currency)} of order ${order.id} (${order.user}) ${what}?`;
+  if (!(await confirmAction(question, "Refund"))) return;
+  const id = `rf-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const done = await act(`Refund ${money(amount, order.currency)} of ${order.id}`,
+    () => api("POST", `/orders/${order.id}/refund`, { id, amount }), button);
+  if (done) {
+    openRefund.delete(order.id);
+    load();
+  }
+}
+
+async function fulfill(order, button) {
+  const question = `Mark order ${order.id} of ${order.user} shipped?`;
+  if (!(await confirmAction(question, "Mark fulfilled", { danger: false }))) return;
+  const done = await act(`Fulfil ${order.id}`, () => api("POST", `/orders/${order.id}/fulfill`), button);
+  if (done) load();
 }
 
 async function approve(order, button) {
@@ -83,4 +254,18 @@ async function cancel(order, button) {
   if (!(await confirmAction(question, "Cancel order"))) return;
   const done = await act(`Cancel ${order.id}`, () => api("POST", `/orders/${order.id}/cancel`), button);
   if (done) load();
+}
+
+/** Save the room's orders CSV (GET .../report/orders.csv) as `{room}-orders.csv`. */
+function exportCsv(button) {
+  act("Download orders.csv", async () => {
+    const blob = await apiBlob("/report/orders.csv", "text/csv");
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { href: url, download: `${room || "room"}-orders.csv`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    return url;
+  }, button);
 }
