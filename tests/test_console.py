@@ -42,6 +42,9 @@ BOOTS: dict[str, Any] = {
     "currency": "USD",
     "skus": [{"sku": "LB-42", "list_price": 12900, "attrs": {"size": "42"}}],
 }
+# Priced above the engine's review threshold (100000): its orders are flagged for review.
+WATCH: dict[str, Any] = {"title": "Gold watch", "currency": "USD",
+                         "skus": [{"sku": "GW-1", "list_price": 150_000}]}  # fmt: skip
 SCARF: dict[str, Any] = {
     "title": "Wool scarf",
     "currency": "USD",
@@ -673,9 +676,7 @@ async def test_flagged_orders_are_approved_or_cancelled(
     open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
     engine: Engine,
 ) -> None:  # fmt: skip
-    watch: dict[str, Any] = {"title": "Gold watch", "currency": "USD",
-                             "skus": [{"sku": "GW-1", "list_price": 150_000}]}  # fmt: skip
-    await host.create_product(**watch)  # above the review threshold (100000)
+    await host.create_product(**WATCH)
     await host.launch_sale("GW-1", 5)
     orders = []
     for buyer in ("rich-1", "rich-2"):

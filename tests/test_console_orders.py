@@ -16,7 +16,7 @@ from clients import HostClient, ShopperClient
 from engine.server.app import Engine
 from tests.conftest import ADDRESS, ViewerFactory, needs_chromium, poll, token
 from tests.pages import TABLET, OpenConsole
-from tests.test_console import JACKET
+from tests.test_console import JACKET, WATCH
 
 CONTACT = {"email": "buyer@example.com"}
 ONE_JACKET = "Denim jacket (M) \N{MULTIPLICATION SIGN} 1"
@@ -135,9 +135,7 @@ async def test_orders_panel_on_a_tablet_flagged_and_for_moderators(
     open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
     engine: Engine,
 ) -> None:  # fmt: skip
-    watch: dict[str, Any] = {"title": "Gold watch", "currency": "USD",
-                             "skus": [{"sku": "GW-1", "list_price": 150_000}]}  # fmt: skip
-    await host.create_product(**watch)  # above the review threshold (100000)
+    await host.create_product(**WATCH)
     sale = (await host.launch_sale("GW-1", 5))["id"]
     rich = await order_for(engine, viewer_factory, room, sale, "rich")
     assert rich["review"] == "flagged"
