@@ -127,8 +127,9 @@ test('resume after the connection is cut: comments posted meanwhile arrive exact
     const seen = new Map();
     v.on('entry', (e) => e.kind === 'comment' && seen.set(e.text, (seen.get(e.text) ?? 0) + 1));
 
+    const seenBefore1 = v.waitFor('entry', (e) => e.text === 'before-1'); // listening first
     await other.comment('before-1');
-    await v.waitFor('entry', (e) => e.text === 'before-1');
+    await seenBefore1;
     await other.comment('before-2'); // may or may not have reached v before the cut
 
     const closed = v.waitFor('close');
@@ -141,8 +142,9 @@ test('resume after the connection is cut: comments posted meanwhile arrive exact
     for (const text of during) await other.comment(text);
     const { recovered } = await reconnected;
     assert.equal(recovered, true);
+    const seenAfter1 = v.waitFor('entry', (e) => e.text === 'after-1'); // listening first
     await other.comment('after-1');
-    await v.waitFor('entry', (e) => e.text === 'after-1');
+    await seenAfter1;
     for (const text of ['before-1', 'before-2', ...during, 'after-1']) {
       assert.equal(seen.get(text), 1, `${text} seen ${seen.get(text)} times`);
     }

@@ -64,8 +64,9 @@ test('a storm of joins is shed and every viewer still gets in; then all drop and
   assert.ok(fans.every((v) => /^connecting,(reconnecting,)?live$/.test(statuses.get(v)?.join() ?? '')));
   const joinStatuses = new Map(fans.map((v) => [v, statuses.get(v)?.length ?? 0]));
 
+  const before = Promise.all(fans.map((v) => v.waitFor('entry', (e) => e.text === 'before', 20000)));
   await host.comment('before');
-  await Promise.all(fans.map((v) => v.waitFor('entry', (e) => e.text === 'before', 20000)));
+  await before;
   // Everyone drops at once (a stream hiccup) and comes back, shed again where needed.
   const resumed = fans.map((v) => v.waitFor('reconnect', () => true, 60000));
   for (const v of fans) v.drop({ holdMs: 200 });
@@ -74,8 +75,9 @@ test('a storm of joins is shed and every viewer still gets in; then all drop and
   const shedAgain = (await metricSum(engine.base, 'livecart_handshakes_refused_total', /reason="rate"/)) - shed;
   assert.ok(shedAgain > 0, 'the reconnections were shed too');
   assert.ok(recovered.every((r) => r.recovered === true), 'every resume recovered the log');
+  const after = Promise.all(fans.map((v) => v.waitFor('entry', (e) => e.text === 'after', 20000)));
   await host.comment('after');
-  await Promise.all(fans.map((v) => v.waitFor('entry', (e) => e.text === 'after', 20000)));
+  await after;
   for (const v of fans) {
     const counts = seen.get(v);
     for (const text of ['during', 'after']) assert.equal(counts?.get(text), 1, `${text} seen ${counts?.get(text)} times`);
