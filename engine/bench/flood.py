@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from clients.core import JSON, hello
@@ -71,6 +71,16 @@ async def join_ms(ws_url: str, token: str) -> float | None:
 # ---- the load process: the flooders ------------------------------------------------------
 
 
+async def buffered(ws: ClientConnection) -> int:
+    """How many messages a closed connection still holds unread (they are counted, not lost)."""
+    count = 0
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.recv()
+            count += 1
+    return count
+
+
 async def flooder(ws_url: str, token: str, until: float, totals: dict[str, Any]) -> None:
     frame = JSON.encode({"type": "flood"})  # an unknown type: one error frame each
     while time.monotonic() < until:
@@ -79,15 +89,20 @@ async def flooder(ws_url: str, token: str, until: float, totals: dict[str, Any])
             async with connect(ws_url, compression=None, open_timeout=10) as ws:
                 await ws.send(JSON.encode(hello(token)))
                 await ws.recv()  # the welcome
-                while time.monotonic() < until:
-                    for _ in range(BURST):
-                        await ws.send(frame)
-                    totals["frames_sent"] += BURST
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.001):
-                            while True:
-                                await ws.recv()
-                                answered += 1
+                try:
+                    while time.monotonic() < until:
+                        for _ in range(BURST):
+                            await ws.send(frame)
+                        totals["frames_sent"] += BURST
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(0.001):
+                                while True:
+                                    await ws.recv()
+                                    answered += 1
+                except ConnectionClosed:
+                    # A send can meet the close first: count the answers that came before it.
+                    answered += await buffered(ws)
+                    raise
         except ConnectionClosed as closed:
             if closed.rcvd is not None and closed.rcvd.code == CloseCode.PROTOCOL_ABUSE:
                 totals["closed_3502"] += 1
