@@ -144,9 +144,10 @@ async def open_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenCo
         sign_in: bool = True,
         setup: Setup | None = None,
         allowed: Iterable[re.Pattern[str]] = (),
+        locale: str = "en-US",
     ) -> Console:
         console = await _new_page(browser, Console, consoles, setup, allowed,
-                                  viewport=viewport or LAPTOP)  # fmt: skip
+                                  viewport=viewport or LAPTOP, locale=locale)  # fmt: skip
         page = console.page
         await page.goto(f"{engine.base_url}/console/")
         if sign_in:

@@ -13,14 +13,20 @@ export function isHls(url) {
   return /\.m3u8(?:[?#]|$)/i.test(url);
 }
 
+/** @typedef {"loading" | "playing" | "stalled" | "offline"} StreamState */
+
+// Frames that stop moving for this long while the video should play are a stall (a short
+// wait for the next segment is not); they moving again is "playing" again.
+export const STALL_MS = 3000;
+
 /**
  * Play `url` in `video`, muted and inline (phones autoplay only so), with `poster` shown
  * until it plays and again if it fails. `onState` hears each change, once: "loading",
- * then "playing" when frames move (a stall and resume is no change), or "offline" when
- * there is no stream or it failed or ended.
+ * then "playing" when frames move, "stalled" when they stop for STALL_MS and "playing"
+ * when they move again, or "offline" when there is no stream or it failed or ended.
  * @param {HTMLVideoElement} video
  * @param {{url?: string | null, poster?: string | null,
- *          onState?: (state: "loading" | "playing" | "offline") => void}} options
+ *          onState?: (state: StreamState) => void}} options
  * @returns {() => void} detach: stops the stream and frees hls.js
  */
 export function attachStream(video, { url, poster, onState = () => {} }) {
@@ -28,7 +34,9 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
   let hls = null;
   let done = false;
   let state = "";
-  /** @param {"loading" | "playing" | "offline"} next */
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let watchdog;
+  /** @param {StreamState} next */
   const tell = (next) => {
     if (next === state) return;
     state = next;
@@ -45,6 +53,7 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
   // The browser's own player first (where it claims HLS); hls.js otherwise, or if it fails.
   let native = !url || !isHls(url) || Boolean(video.canPlayType(HLS_TYPE));
   const release = () => {
+    clearInterval(watchdog);
     video.removeEventListener("playing", playing);
     video.removeEventListener("error", fail);
     video.removeEventListener("ended", fail);
@@ -53,7 +62,22 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
     video.removeAttribute("src");
     video.load(); // back to the poster
   };
-  const playing = () => { if (!done) tell("playing"); };
+  // Once frames move, a watchdog compares the position each half second.
+  let position = -1;
+  let still = 0;
+  const watch = () => {
+    if (done) return;
+    const moved = video.currentTime !== position;
+    position = video.currentTime;
+    still = moved || video.paused ? 0 : still + 500;
+    if (moved && state === "stalled") tell("playing");
+    else if (still >= STALL_MS && state === "playing") tell("stalled");
+  };
+  const playing = () => {
+    if (done) return;
+    tell("playing");
+    if (watchdog === undefined) watchdog = setInterval(watch, 500);
+  };
   const fail = () => {
     if (done) return;
     if (native && isHls(url) && !hls && "MediaSource" in window) {

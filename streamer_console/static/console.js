@@ -19,12 +19,13 @@ import * as lineup from "./lineup.js";
 import * as orders from "./orders.js";
 import * as sales from "./sales.js";
 import * as social from "./social.js";
+import * as streamCheck from "./stream_check.js";
 import { $, confirmAction, syncClock } from "./util.js";
 
 const STORAGE_KEY = "livecart.console";
 const PANELS = [
   lineup, sales, comments, coupons, orders, dashboard, interactive, giveaways, auctions, commentBuy,
-  social,
+  social, streamCheck,
 ];
 const STAFF = ["host", "moderator"];
 const STATUS_TEXT = {
@@ -216,6 +217,7 @@ function status({ status: kind, code, reason, error }, pushedError) {
 function showRoom(room) {
   state.roomObject = room;
   $("#room-title").textContent = room.title;
+  $("#room-title").title = room.title; // in full on hover where the header cuts it
   $("#room-id-label").textContent = room.id;
   const badge = $("#room-state");
   badge.textContent = room.state;
@@ -232,7 +234,10 @@ function showStats(stats) {
 }
 
 async function goLive(event) {
-  const ok = await confirmAction("Go live now? Viewers will see the show start.", "Go live", {
+  // Going live with no picture is the mistake the stream check is there to catch.
+  const health = streamCheck.health();
+  const warning = health === "playing" ? "" : ` The stream is not playing (${health}).`;
+  const ok = await confirmAction(`Go live now? Viewers will see the show start.${warning}`, "Go live", {
     danger: false,
   });
   if (!ok) return;

@@ -9,6 +9,7 @@
 
 import { act, api, apiBlob } from "./api.js";
 import { $, duration, el, money, poller } from "./util.js";
+import { fullView as ordersView } from "./orders.js";
 
 const POLL_MS = 3000;
 const SVG = "http://www.w3.org/2000/svg";
@@ -76,6 +77,7 @@ function isOpen() {
 }
 
 function show(open) {
+  if (open) ordersView(false); // one view at a time: the dashboard's button leads back
   if (open) document.body.dataset.view = "dashboard";
   else delete document.body.dataset.view;
   const toggle = $("#dashboard-toggle");

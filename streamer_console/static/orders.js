@@ -37,6 +37,7 @@ const openRefund = new Set(); // orders whose refund form is open
 export function init() {
   $("#orders-refresh").addEventListener("click", (ev) => load(ev.currentTarget));
   $("#orders-export").addEventListener("click", (ev) => exportCsv(ev.currentTarget));
+  $("#orders-expand").addEventListener("click", (ev) => fullView(ev.currentTarget.getAttribute("aria-pressed") !== "true"));
   /** @type {NodeListOf<HTMLElement>} */
   const chips = document.querySelectorAll(".order-filters .chip");
   for (const chip of chips) {
@@ -159,9 +160,11 @@ function orderRow(order) {
   const name = buyer(order);
   const coupons = order.coupons.length ? `coupon ${order.coupons.join(", ")}` : "";
   const refunded = order.refunded ? `refunded ${money(order.refunded, order.currency)}` : "";
+  const about = [order.id, order.paid_at ? `paid ${time(order.paid_at)}` : "not paid", coupons, refunded]
+    .filter(Boolean).join(" · ");
   return el(
     "li",
-    { class: `order${flash ? " flash" : ""}`, dataset: { id: order.id, state: order.state } },
+    { class: `order${flash ? " flash" : ""}`, title: about, dataset: { id: order.id, state: order.state } },
     el("div", { class: "order-head" },
       el("span", { class: "meta time" }, time(order.created_at)),
       el("span", { class: "who" }, name ? `${name} (${order.user})` : order.user),
@@ -169,10 +172,9 @@ function orderRow(order) {
       el("span", { class: "order-state", dataset: { state: order.state } },
         order.state.replaceAll("_", " ")),
       order.review === "flagged" ? el("span", { class: "order-flag", title: "flagged for review" }, "flagged") : null),
-    el("div", { class: "meta items" }, items(order)),
+    el("div", { class: "meta items", title: items(order) }, items(order)),
     el("div", { class: "order-foot" },
-      el("span", { class: "meta" },
-        [order.id, order.paid_at ? `paid ${time(order.paid_at)}` : "not paid", coupons, refunded].filter(Boolean).join(" · ")),
+      el("span", { class: "meta about" }, about),
       actions(order)),
   );
 }
@@ -268,4 +270,13 @@ function exportCsv(button) {
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
     return url;
   }, button);
+}
+
+/** The orders over the whole screen (a row per order, every field in full), or back to the show. */
+export function fullView(open) {
+  if (open) document.body.dataset.view = "orders";
+  else if (document.body.dataset.view === "orders") delete document.body.dataset.view;
+  const button = $("#orders-expand");
+  button.setAttribute("aria-pressed", String(open));
+  button.textContent = open ? "Back to show" : "Full view";
 }

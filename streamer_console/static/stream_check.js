@@ -1,0 +1,106 @@
+// The stream check: the room's stream as viewers see it (muted, through the viewer page's own
+// player, /live/static/stream.js) and its health, so the host knows the stream is up before
+// going live. Offline is tried again every RETRY_MS: the encoder is often started after the
+// console. The host sets the stream URL here too (PATCH /api/rooms/{room}).
+
+import { api, act } from "./api.js";
+import { $, fieldError, showRefusal } from "./util.js";
+import { attachStream } from "/live/static/stream.js";
+
+const RETRY_MS = 10_000;
+const SAY = {
+  none: "No stream URL set: viewers see the cover.",
+  loading: "Connecting to the stream…",
+  playing: "Playing: viewers see this.",
+  stalled: "Stalled: no new frames. Check the encoder.",
+  offline: "Offline: the stream cannot be played. Trying again…",
+};
+const LABEL = { none: "no stream", loading: "loading", playing: "playing", stalled: "stalled", offline: "offline" };
+
+/** @type {{url: string | null, cover: string | null, health: string, detach: () => void,
+ *          retry: ReturnType<typeof setTimeout> | undefined}} */
+const state = { url: null, cover: null, health: "none", detach: () => {}, retry: undefined };
+
+/** The stream's health now: "none" (no URL), "loading", "playing", "stalled" or "offline". */
+export const health = () => state.health;
+
+export function init() {
+  $("#stream-form").addEventListener("submit", saveUrl);
+  $("#stream-retry").addEventListener("click", () => play(true));
+}
+
+export function reset(welcome) {
+  follow(welcome.room);
+}
+
+export function refresh(welcome) {
+  follow(welcome.room);
+}
+
+export function entry(e) {
+  if (e.kind === "room_updated" && ("stream_url" in e || "cover_url" in e)) {
+    follow({ stream_url: "stream_url" in e ? e.stream_url : state.url,
+             cover_url: "cover_url" in e ? e.cover_url : state.cover });
+  }
+}
+
+export function tick() {}
+export function second() {}
+
+/** @param {{stream_url?: string | null, cover_url?: string | null}} room */
+function follow(room) {
+  const url = room.stream_url || null;
+  const cover = room.cover_url || null;
+  const form = $("#stream-url");
+  if (document.activeElement !== form) form.value = url || "";
+  if (url === state.url && cover === state.cover && state.health !== "none") return;
+  state.url = url;
+  state.cover = cover;
+  play(false);
+}
+
+function play(again) {
+  clearTimeout(state.retry);
+  state.detach();
+  state.detach = () => {};
+  const video = /** @type {HTMLVideoElement} */ ($("#stream-video"));
+  if (!state.url) {
+    if (state.cover) video.poster = state.cover;
+    else video.removeAttribute("poster");
+    show("none");
+    return;
+  }
+  if (again) show("loading");
+  state.detach = attachStream(video, { url: state.url, poster: state.cover, onState: show });
+}
+
+/** @param {string} health */
+function show(health) {
+  state.health = health;
+  const panel = $("#stream-panel");
+  panel.dataset.health = health;
+  $("#stream-health").textContent = LABEL[health];
+  $("#stream-say").textContent = SAY[health];
+  const video = /** @type {HTMLVideoElement} */ ($("#stream-video"));
+  $("#stream-size").textContent = health === "playing" && video.videoWidth
+    ? `${video.videoWidth}×${video.videoHeight}` : "";
+  if (health === "offline") state.retry = setTimeout(() => play(true), RETRY_MS);
+}
+
+async function saveUrl(event) {
+  event.preventDefault();
+  const input = /** @type {HTMLInputElement} */ ($("#stream-url"));
+  const url = input.value.trim() || null;
+  fieldError(input, null);
+  const save = async () => {
+    try {
+      return await api("PATCH", "", { stream_url: url });
+    } catch (error) {
+      showRefusal(error, (name) => (name === "stream_url" ? input : null),
+        () => "An http(s) URL of an HLS playlist (.m3u8), or a /path on this engine");
+      throw error;
+    }
+  };
+  const room = await act("Save stream URL", save, $("#stream-save"));
+  if (room) follow(room);
+}

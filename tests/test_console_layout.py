@@ -1,0 +1,121 @@
+"""The console's layout (streamer_console/static/console.css) at the three screens hosts run
+a show from: a 1366x768 laptop, a 1920x1080 monitor and a 1024x768 tablet. A full show is
+on: two live sales, a product with a long title, coupons, comments and paid orders landing.
+Nothing the host works with is clipped: every control is inside the screen and inside each
+box that hides overflow (a panel that scrolls as a whole is fine), every product title is
+shown in full, and the panels the show needs are all on screen. The screenshots are the ones
+docs/console.md shows (`make screenshots` writes them to docs/screenshots/console-*.png)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, ViewportSize, expect
+
+from clients import HostClient
+from engine.server.app import Engine
+from tests.conftest import ViewerFactory, needs_chromium
+from tests.pages import LAPTOP, TABLET, OpenConsole
+from tests.test_console import BOOTS, JACKET, SCARF
+from tests.test_console_orders import order_for
+
+MONITOR: ViewportSize = {"width": 1920, "height": 1080}
+LONG_TITLE = "Trail runner sneakers, waterproof, with reflective laces (limited colourway)"
+SNEAKERS: dict[str, Any] = {
+    "title": LONG_TITLE,
+    "currency": "USD",
+    "skus": [{"sku": "TR-42", "list_price": 8900, "attrs": {"size": "42"}}],
+}
+
+# Every control the host can reach: what a panel hides by overflow must not be one of them.
+CLIPPED = """() => {
+    const out = [];
+    const controls = document.querySelectorAll(
+        "#console button, #console input, #console select, #console textarea, #console summary");
+    for (const el of controls) {
+        if (!el.checkVisibility()) continue;
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;
+        const name = el.id || el.getAttribute("aria-label") || el.textContent.trim().slice(0, 30);
+        if (r.left < -1 || r.right > innerWidth + 1) out.push(`${name}: off screen`);
+        for (let box = el.parentElement; box && box !== document.body; box = box.parentElement) {
+            const style = getComputedStyle(box);
+            const scrolls = /(auto|scroll)/.test(style.overflowX + style.overflowY);
+            if (scrolls) break; // the host scrolls that box to reach it
+            if (!/(hidden|clip)/.test(style.overflowX + style.overflowY)) continue;
+            const b = box.getBoundingClientRect();
+            if (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1) {
+                out.push(`${name}: cut by ${box.id || box.className}`);
+                break;
+            }
+        }
+    }
+    return out;
+}"""
+
+# Titles drawn with an ellipsis (scrollWidth past the box) hide words from the host, unless
+# the whole title shows on hover.
+CUT_TITLES = """() => [...document.querySelectorAll("#console .title, #room-title")]
+    .filter((el) => el.checkVisibility() && el.scrollWidth > el.clientWidth + 1)
+    .filter((el) => el.title !== el.textContent)
+    .map((el) => el.textContent)"""
+
+
+async def full_show(engine: Engine, host: HostClient, viewer_factory: ViewerFactory,
+                    room: str) -> None:  # fmt: skip
+    for product in (JACKET, SNEAKERS, BOOTS, SCARF):
+        await host.create_product(**product)
+    await host.pin_product("p2")
+    first = (await host.launch_sale("TR-42", 40, price=6900, per_user_limit=2))["id"]
+    await host.launch_sale("DJ-M", 25, price=3900)
+    template = await host.create_coupon("amount_off", "$5 off sneakers", 100, "USD", amount=500)
+    drop = (await host.drop_coupons(template["id"], 50))["id"]
+    for buyer in ("ana", "ben", "cid"):
+        await order_for(engine, viewer_factory, room, first, buyer)
+    await order_for(engine, viewer_factory, room, first, "dan", paid=False)
+    fans = [await viewer_factory(room, user=f"fan-{i}") for i in range(3)]
+    for fan, text in zip(fans, ("what size is it?", "link please", "多少钱?"), strict=True):
+        await fan.comment(text)
+    await fans[0].claim(drop)
+
+
+async def judge_layout(page: Page, viewport: ViewportSize) -> None:
+    assert await page.evaluate(CLIPPED) == []
+    assert await page.evaluate(CUT_TITLES) == []
+    assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    # The sales column scrolls as a whole: the column fits, its panels take their height.
+    for panel in ("#lineup-panel", "#orders-panel", "#stream-panel", "#comments-panel",
+                  ".area-c"):  # fmt: skip
+        box = await page.locator(panel).bounding_box()
+        assert box is not None, panel
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1, panel
+        assert box["y"] + box["height"] <= viewport["height"] + 1, panel
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize(("name", "viewport"),
+                         [("1366x768", LAPTOP), ("1920x1080", MONITOR), ("1024x768", TABLET)])  # fmt: skip
+async def test_a_full_show_fits_every_screen(  # noqa: PLR0917 (fixtures and parameters)
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
+    engine: Engine, name: str, viewport: ViewportSize,
+) -> None:  # fmt: skip
+    await full_show(engine, host, viewer_factory, room)
+    console = await open_console(room, viewport=viewport)
+    page = console.page
+    await expect(page.locator("#sales .sale")).to_have_count(2)
+    await expect(page.locator("#order-list li")).to_have_count(4)
+    await expect(page.locator("#feed li")).to_have_count(3)
+    await expect(page.locator("#drops .n-claimed")).to_have_text("1")
+    await console.shot(f"{name}-show")
+    # What the host watches during the show is on screen without scrolling anything (on a
+    # tablet the launch form and the coupons are a scroll of the sales column away).
+    for live in ("#sales .sale >> nth=1", "#lineup li.pinned", "#order-list li >> nth=1",
+                 "#feed li >> nth=2", "#stream-panel"):  # fmt: skip
+        await expect(page.locator(live)).to_be_in_viewport()
+    if viewport != TABLET:
+        for live in ("#sale-form button[type=submit]", "#drops .drop-card .stockbar",
+                     "#order-list li >> nth=3"):  # fmt: skip
+            await expect(page.locator(live)).to_be_in_viewport()
+    await judge_layout(page, viewport)
