@@ -22,6 +22,7 @@ from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, poll, token
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT
+from tests.test_images import PNG
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
 
@@ -187,6 +188,7 @@ async def test_every_figure_is_what_the_script_did(
         "orders": 2,
         "units_sold": 2,
         "gmv": 10_000,
+        "image": JACKET["images"][0],  # its first image: the report's thumbnail
     }  # 2 units at 5000, before coupon, shipping, refund
     # The minutes add up to the totals.
     assert list(minutes[0]) == list(MINUTE_COLUMNS)
@@ -284,8 +286,16 @@ async def test_the_show_s_report_renders_in_chromium(
 ) -> None:
     room, _, host = show
     async with host:
+        # The jacket's picture, uploaded to the engine: the report shows it from there.
+        upload = await host.http.post(f"/api/rooms/{room}/images", content=PNG,
+                                      headers={"content-type": "image/png"})  # fmt: skip
+        assert upload.status_code == 201, upload.text
+        patched = await host.http.patch(f"/api/rooms/{room}/products/p1",
+                                        json={"images": [upload.json()["url"]]})  # fmt: skip
+        assert patched.status_code == 200, patched.text
         await poll(lambda: summary_of(host, room), settled)
         html = await get_file(host, room, "report.html")
+    image = f"{host.http.base_url}".rstrip("/") + upload.json()["url"]
     path = tmp_path / "report.html"
     path.write_bytes(html)
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
@@ -302,12 +312,21 @@ async def test_the_show_s_report_renders_in_chromium(
         assert await page.locator("#chart-online [data-kind]").count() == 5
         assert await page.locator("#chart-commerce [data-kind]").count() == 5
         assert await page.locator("#chart-commerce polyline").first.is_visible()
+        # The thumbnail loads (lazily: once scrolled to) from the engine, in its 40 px box.
+        thumb = page.locator("#products img")
+        await thumb.scroll_into_view_if_needed()
+        await page.wait_for_function(
+            "() => document.querySelector('#products img').naturalWidth > 0"
+        )
+        box = await page.locator("#products .thumb").bounding_box()
+        assert box
+        assert (round(box["width"]), round(box["height"])) == (40, 40)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "scripted-show.png"), full_page=True)
     finally:
         await page.close()
     assert errors == []
-    assert requests == [path.as_uri()]
+    assert requests == [path.as_uri(), image]
 
 
 async def test_a_short_show_is_charted_per_second(

@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Browser, ViewportSize
 
 from engine.insights.report_html import (
+    CSP,
     MINUTE_MS,
     Plot,
     compact,
@@ -171,7 +172,9 @@ def test_report_shows_the_formatted_figures() -> None:
     assert sales
     assert sales.group(0).count("—") == 3
     assert "<script" not in page
-    assert "http" not in page.replace("http-equiv", "")
+    # Nothing to fetch: no product has an image (the policy names the schemes it allows).
+    assert "http" not in page.replace(CSP, "").replace("http-equiv", "")
+    assert "<img" not in page
 
 
 def test_every_chart_is_well_formed_svg_with_a_title_and_desc() -> None:
@@ -253,6 +256,59 @@ def test_degenerate_minutes_render_without_nan(change: str) -> None:
     if change == "huge":
         assert "$100,000,000,000,000.00" in page
         assert "B<" in chart(page, "online")
+
+
+def card(page: str, label: str) -> str:
+    match = re.search(rf'<div class="label">{re.escape(label)}</div><div class="value">([^<]*)<',
+                      page)  # fmt: skip
+    assert match, label
+    return match.group(1)
+
+
+def test_a_rate_with_nothing_to_divide_by_shows_a_dash() -> None:
+    """As the console's dashboard: 0 clicks, claims, viewers, orders, views or GMV make the
+    figure divided by them "—", not "0.00%"; summary.json still says 0 (docs/metrics.md)."""
+    summary, rows, markers = sample()
+    page = render(summary, rows, markers)
+    shown = {label: card(page, label) for label in ("Conversion", "Click → order",
+             "Coupon redemption", "Referral share of GMV", "Average order value",
+             "GMV per 1,000 views")}  # fmt: skip
+    assert shown == {"Conversion": "2.43%", "Click → order": "20.00%",
+                     "Coupon redemption": "40.00%", "Referral share of GMV": "10.00%",
+                     "Average order value": "$41.15", "GMV per 1,000 views": "$617.25"}  # fmt: skip
+    summary.update(unique_viewers=0, product_clicks=0, coupon_claims=0, gmv=0, paid_orders=0,
+                   views=0, conversion=0.0, click_to_order_rate=0.0, average_order_value=0,
+                   coupon_redemption_rate=0.0, referral_gmv_share=0.0,
+                   gmv_per_thousand_views=0)  # fmt: skip
+    page = render(summary, rows, markers)
+    assert {label: card(page, label) for label in shown} == dict.fromkeys(shown, "—")
+    # A real 0 % (claims, none redeemed) is still 0 %.
+    summary.update(coupon_claims=5, coupon_redemption_rate=0.0)
+    assert card(render(summary, rows, markers), "Coupon redemption") == "0.00%"
+
+
+def test_a_product_s_first_image_is_its_thumbnail() -> None:
+    summary, rows, markers = sample()
+    summary["products"][0]["image"] = "/images/" + "a" * 64 + ".png"
+    summary["products"][1]["image"] = 'https://cdn.example/b.jpg?x=1&y="2"'
+    summary["products"].append({"id": "p3", "title": "No picture", "image": None})
+    summary["products"].append({"id": "p4", "title": "Bad", "image": "javascript:alert(1)"})
+    served = render(summary, rows, markers, origin="http://shop.example:8080")
+    thumbs = re.findall(r'<span class="thumb">(.*?)</span>', served)
+    assert thumbs == [
+        '<img src="http://shop.example:8080/images/' + "a" * 64 + '.png" alt="" loading="lazy" '
+        'decoding="async" width="40" height="40">',
+        '<img src="https://cdn.example/b.jpg?x=1&amp;y=&quot;2&quot;" alt="" loading="lazy" '
+        'decoding="async" width="40" height="40">',
+        "",  # an empty box: the placeholder
+        "",
+    ]
+    # Written to a file (`livecart report`), the page keeps the same-origin path.
+    assert 'src="/images/' in render(summary, rows, markers)
+    page = render(summary, rows, markers)
+    assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in page
+    assert "img-src 'self' https: http:" in CSP
+    assert "default-src 'none'" in CSP
 
 
 # ---- in a browser ------------------------------------------------------------------------------

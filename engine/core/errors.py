@@ -13,10 +13,13 @@
     │                            sale/reservation/coupon state conflicts,
     │                            callback_replayed, psp_refused,
     │                            giveaway_closed                           409
+    ├── TooLargeError            image_too_large                           413
+    ├── UnsupportedTypeError     image_type_unsupported                    415
     ├── RejectedError            comment_too_long, comment_empty, comment_blocked,
     │                            muted, pricing and coupon rules, order_limit,
     │                            refund_too_large, payment_mismatch,
-    │                            giveaway entry rules and limits           422
+    │                            giveaway entry rules and limits,
+    │                            image_empty, image_type_mismatch          422
     ├── RateLimitedError         rate_limited, slow_mode,     retryable   429
     │                            too_many_connections
     └── UnavailableError         unavailable                  retryable   503
@@ -83,6 +86,21 @@ class NotFoundError(LivecartError):
 class ConflictError(LivecartError):
     http_status = 409
     default_code = "conflict"
+
+
+class TooLargeError(LivecartError):
+    """A body over a route's own limit (an uploaded image); JSON bodies over 64 KiB are
+    `too_large` (400), as they always were."""
+
+    http_status = 413
+    default_code = "image_too_large"
+
+
+class UnsupportedTypeError(LivecartError):
+    """A body whose declared Content-Type the route does not take."""
+
+    http_status = 415
+    default_code = "image_type_unsupported"
 
 
 class RejectedError(LivecartError):
@@ -201,6 +219,12 @@ _BY_CODE: dict[str, type[LivecartError]] = {
     "already_in_team": ConflictError,
     "groupbuy_limit": ConflictError,
     "groupbuy_sold_out": ConflictError,
+    # product images (engine/commerce/images.py)
+    "image_not_found": NotFoundError,
+    "image_too_large": TooLargeError,
+    "image_type_unsupported": UnsupportedTypeError,
+    "image_empty": RejectedError,
+    "image_type_mismatch": RejectedError,
 }
 
 ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)  # the engine's own; features add theirs

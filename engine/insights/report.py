@@ -196,7 +196,8 @@ def _product_rows(show: ShowData) -> list[dict[str, Any]]:
         {"id": p.id, "title": p.title, "impressions": impressions.get(p.id, 0),
          "clicks": clicks.get(p.id, 0), "grab_attempts": attempts[p.id],
          "reservations": reservations[p.id], "orders": len(orders[p.id]),
-         "units_sold": units[p.id], "gmv": value[p.id]}
+         "units_sold": units[p.id], "gmv": value[p.id],
+         "image": p.images[0] if p.images else None}
         for p in show.lineup
     ]  # fmt: skip
 
@@ -295,15 +296,20 @@ def order_rows(show: ShowData) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def build(show: ShowData, *, generated_at: int | None = None) -> dict[str, bytes]:
-    """The report's four files, by name."""
+def build(
+    show: ShowData, *, generated_at: int | None = None, origin: str | None = None
+) -> dict[str, bytes]:
+    """The report's four files, by name; `origin` (the engine's, as `http://host:port`)
+    makes the page's same-origin image paths whole URLs (report_html.thumbnail)."""
     summary = summarize(show, generated_at=generated_at or int(time.time() * 1000))
     minutes = minute_rows(show.counters, summary["currency"])
     return {
         "summary.json": orjson.dumps(summary, option=orjson.OPT_INDENT_2),
         "metrics.csv": _csv(MINUTE_COLUMNS, minutes),
         "orders.csv": _csv(ORDER_COLUMNS, order_rows(show)),
-        "report.html": render(summary, minutes, show.markers, second_view(show, summary)).encode(),
+        "report.html": render(
+            summary, minutes, show.markers, second_view(show, summary), origin=origin
+        ).encode(),
     }
 
 

@@ -1,9 +1,12 @@
 """The post-live report of one show as a self-contained HTML5 document (sans-I/O).
 
 `render(summary, minutes, markers, seconds)` takes the data of engine/insights/show_metrics.py
-and returns one string: inline CSS, charts drawn here as inline SVG, no JavaScript and no
-external resource. Every host-provided string goes through `html.escape`. A short show
-(`seconds`, a SecondView) is charted per second where per-second sources exist.
+and returns one string: inline CSS, charts drawn here as inline SVG, no JavaScript. Its only
+requests are the products' thumbnails (their first image, lazy-loaded, in a fixed box that
+stays as a placeholder if one does not load); its Content-Security-Policy allows images and
+nothing else to be fetched. Every host-provided string goes through `html.escape`. A short
+show (`seconds`, a SecondView) is charted per second where per-second sources exist. A rate
+with nothing to divide by shows "—", not "0.00%" (as the console's live dashboard does).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from engine.core.media_urls import is_media_url
 from engine.insights.show_metrics import SecondView
 
 ZERO_DECIMAL = frozenset({"JPY", "KRW"})
@@ -25,6 +29,13 @@ WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 300, 72, 20, 36, 40
 MINUTE_MS = 60_000
 SECOND_MS = 1000
 MIN_SECONDS = 5  # the narrowest per-second chart
+THUMB_PX = 40  # a product's thumbnail in the products table
+# Nothing runs, nothing is fetched but images: the page's own (a same-origin path, or the
+# engine's origin when it is served) and products' http(s) image URLs.
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: http:; "
+    "base-uri 'none'; form-action 'none'"
+)
 # x-axis steps (ms): at most 8 ticks, on whole multiples of the step.
 TICK_STEPS = [s * SECOND_MS for s in (1, 2, 5, 10, 15, 30)] + [
     m * MINUTE_MS for m in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 1440)
@@ -54,6 +65,9 @@ table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:left}
 th{font-size:.8rem;color:var(--muted);text-transform:uppercase}td.n,th.n{text-align:right}
 .tables{overflow-x:auto}
+.thumb{display:block;width:40px;height:40px;border-radius:6px;overflow:hidden;
+background:var(--card);border:1px solid var(--line)}
+.thumb img{display:block;width:100%;height:100%;object-fit:cover}
 footer{margin-top:40px;color:var(--muted);font-size:.85rem}
 @media print{main{max-width:none;padding:0}figure,.card,tr{break-inside:avoid}
 .state{border:1px solid #1e3a8a}}
@@ -80,6 +94,17 @@ def count(value: float) -> str:
 
 def percent(ratio: float) -> str:
     return f"{ratio * 100:.2f}%"
+
+
+def rate(summary: dict[str, Any], key: str, denominator: str) -> str:
+    """A rate of the summary as a percentage, or "—" when its denominator is 0 (the summary
+    says 0 then, which would read as "nobody converted")."""
+    return percent(_float(summary, key)) if _int(summary, denominator) > 0 else "—"
+
+
+def per(summary: dict[str, Any], key: str, denominator: str, currency: str | None) -> str:
+    """Money per something (average order, GMV per 1,000 views), or "—" with none of it."""
+    return money(_int(summary, key), currency) if _int(summary, denominator) > 0 else "—"
 
 
 def compact(value: float) -> str:
@@ -137,11 +162,12 @@ def figures(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("Orders", count(_int(summary, "orders"))),
         ("Paid orders", count(_int(summary, "paid_orders"))),
         ("GMV", money(_int(summary, "gmv"), cur)),
-        ("Conversion", percent(_float(summary, "conversion"))),
-        ("Average order value", money(_int(summary, "average_order_value"), cur)),
-        ("GMV per 1,000 views", money(_int(summary, "gmv_per_thousand_views"), cur)),
-        ("Coupon redemption", percent(_float(summary, "coupon_redemption_rate"))),
-        ("Referral share of GMV", percent(_float(summary, "referral_gmv_share"))),
+        ("Conversion", rate(summary, "conversion", "unique_viewers")),
+        ("Click → order", rate(summary, "click_to_order_rate", "product_clicks")),
+        ("Average order value", per(summary, "average_order_value", "paid_orders", cur)),
+        ("GMV per 1,000 views", per(summary, "gmv_per_thousand_views", "views", cur)),
+        ("Coupon redemption", rate(summary, "coupon_redemption_rate", "coupon_claims")),
+        ("Referral share of GMV", rate(summary, "referral_gmv_share", "gmv")),
         ("New / returning viewers", f"{count(new)} / {count(returning)}"),
     ]
 
@@ -434,13 +460,20 @@ def charts(summary: dict[str, Any], minutes: list[dict[str, Any]],
 # ---- tables -----------------------------------------------------------------------------------
 
 
-def table(key: str, heads: list[str], rows: list[list[str]], numeric: set[int]) -> str:
+def table(key: str, heads: list[str], rows: list[list[str]], numeric: set[int],
+          markup: frozenset[int] = frozenset()) -> str:  # fmt: skip
+    """A table; cells are text (escaped here) except the columns in `markup`, built here."""
+
     def cell(tag: str, i: int, text: str) -> str:
         return f'<{tag} class="n">{text}</{tag}>' if i in numeric else f"<{tag}>{text}</{tag}>"
 
+    def value(i: int, text: str) -> str:
+        return text if i in markup else escape(text)
+
     head = "".join(cell("th", i, escape(h)) for i, h in enumerate(heads))
-    body = "".join("<tr>" + "".join(cell("td", i, escape(v)) for i, v in enumerate(row)) + "</tr>"
-                   for row in rows) or f'<tr><td colspan="{len(heads)}">None</td></tr>'  # fmt: skip
+    body = "".join("<tr>" + "".join(cell("td", i, value(i, v)) for i, v in enumerate(row))
+                   + "</tr>" for row in rows) or \
+        f'<tr><td colspan="{len(heads)}">None</td></tr>'  # fmt: skip
     return f'<div class="tables"><table id="{key}"><thead><tr>{head}</tr></thead>' \
            f"<tbody>{body}</tbody></table></div>"  # fmt: skip
 
@@ -452,15 +485,27 @@ def flash_sales_table(summary: dict[str, Any]) -> str:
     return table("flash-sales", ["SKU / title", "Allotment", "Sold", "Sell-through"], rows, {1, 2})
 
 
-def products_table(summary: dict[str, Any]) -> str:
+def thumbnail(url: object, origin: str | None) -> str:
+    """A product's first image in a fixed box (the box alone, a placeholder, without one or
+    if it does not load), lazy-loaded; `alt` is empty, the title is in the next cell. A
+    same-origin path is made whole with `origin` when the page is served: the console opens
+    it as a `blob:` page, where a bare path does not resolve."""
+    if not is_media_url(url):  # checked when the product was saved; a page never trusts it
+        return '<span class="thumb"></span>'
+    src = f"{origin}{url}" if origin and str(url).startswith("/") else str(url)
+    return (f'<span class="thumb"><img src="{escape(src)}" alt="" loading="lazy" '
+            f'decoding="async" width="{THUMB_PX}" height="{THUMB_PX}"></span>')  # fmt: skip
+
+
+def products_table(summary: dict[str, Any], origin: str | None = None) -> str:
     cur, fields = summary.get("currency"), ["impressions", "clicks", "grab_attempts",
                                             "reservations", "orders", "units_sold"]  # fmt: skip
-    rows = [[str(p.get("id", "")), str(p.get("title", ""))]
+    rows = [[str(p.get("id", "")), thumbnail(p.get("image"), origin), str(p.get("title", ""))]
             + [count(_int(p, f)) for f in fields] + [money(_int(p, "gmv"), cur)]
             for p in summary.get("products") or []]  # fmt: skip
-    heads = ["ID", "Title", "Impressions", "Clicks", "Grab attempts", "Reservations", "Orders",
-             "Units sold", "GMV"]  # fmt: skip
-    return table("products", heads, rows, set(range(2, 9)))
+    heads = ["ID", "Image", "Title", "Impressions", "Clicks", "Grab attempts", "Reservations",
+             "Orders", "Units sold", "GMV"]  # fmt: skip
+    return table("products", heads, rows, set(range(3, 10)), markup=frozenset({1}))
 
 
 def markers_table(summary: dict[str, Any], markers: list[dict[str, Any]]) -> str:
@@ -472,19 +517,22 @@ def markers_table(summary: dict[str, Any], markers: list[dict[str, Any]]) -> str
 
 
 def render(summary: dict[str, Any], minutes: list[dict[str, Any]],
-           markers: list[dict[str, Any]], seconds: SecondView | None = None) -> str:  # fmt: skip
-    """The whole report.html for one show; per second where it can be when `seconds`."""
+           markers: list[dict[str, Any]], seconds: SecondView | None = None, *,
+           origin: str | None = None) -> str:  # fmt: skip
+    """The whole report.html for one show; per second where it can be when `seconds`;
+    same-origin image paths made whole with `origin` (the engine's, when it serves it)."""
     drawn = (second_charts(summary, minutes, markers, seconds) if seconds is not None
              else charts(summary, minutes, markers))  # fmt: skip
     title = escape(f"{summary.get('title') or 'Untitled show'} — post-live report")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{CSS}</style></head><body><main>"
         f"{header(summary)}<h2>Headline figures</h2>{cards(summary)}"
         f"<h2>Charts</h2>{drawn}"
         f"<h2>Flash sales</h2>{flash_sales_table(summary)}"
-        f"<h2>Products</h2>{products_table(summary)}"
+        f"<h2>Products</h2>{products_table(summary, origin)}"
         f"<h2>Markers</h2>{markers_table(summary, markers)}"
         f"<footer>Generated {when(summary.get('generated_at'))} by livecart.</footer>"
         "</main></body></html>\n"

@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from engine.commerce.images import ImageStore
 from engine.core.errors import AuthError, ForbiddenError, LivecartError
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings, load_secret
@@ -28,6 +29,7 @@ from engine.rooms import auth
 from engine.server import api
 from engine.server.admission import parse_ip
 from engine.server.api.base import error_response
+from engine.server.api.images import SERVE as serve_images
 from engine.server.api.throttle import CallerRate
 from engine.server.listener import Listener
 from engine.server.media import MediaFiles
@@ -162,6 +164,8 @@ def build_app(node: Node) -> Starlette:
         # import it from here, and so may any page on the engine's origin.
         Mount("/sdk", app=StaticFiles(packages=[("clients", "js/src")])),
         Route("/features", features),
+        # Uploaded product images (engine/commerce/images.py), public and cached forever.
+        serve_images,
     ]
     if node.settings.media_dir is not None:  # covers, pictures, a stream: engine/server/media.py
         routes.append(Mount("/media", app=MediaFiles(node.settings.media_dir)))
@@ -181,8 +185,9 @@ def build_app(node: Node) -> Starlette:
 class Engine:
     """One engine process. `async with Engine(settings) as engine:` serves until exit."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, images: ImageStore | None = None) -> None:
         self.settings = settings
+        self.images = images  # None: files in the data dir (engine/commerce/images.py)
         self.embedded: EmbeddedRedis | None = None
         self.node: Node | None = None
         self.app: Starlette | None = None
@@ -211,7 +216,9 @@ class Engine:
             await asyncio.to_thread(self.embedded.start)
             redis_url = self.embedded.url
         try:
-            self.node = Node(self.settings, redis_url, load_secret(self.settings))
+            self.node = Node(
+                self.settings, redis_url, load_secret(self.settings), images=self.images
+            )
             await self.node.start()
             self.app = build_app(self.node)
             self.gateway = Gateway(self.node)

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from engine.commerce.catalog import Catalog
 from engine.commerce.coupons import Coupons
+from engine.commerce.images import FileImageStore, ImageStore
 from engine.commerce.notifiers import notifier_for
 from engine.commerce.orders import OrderStore
 from engine.commerce.payments import Payments
@@ -60,7 +61,9 @@ CommentHook = Callable[[str, Author, str], Awaitable[None]]
 
 
 class Node:
-    def __init__(self, settings: Settings, redis_url: str, secret: str) -> None:
+    def __init__(
+        self, settings: Settings, redis_url: str, secret: str, *, images: ImageStore | None = None
+    ) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.secret = secret
@@ -115,6 +118,9 @@ class Node:
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,
                                  tolerance_s=settings.callback_tolerance_s)  # fmt: skip
         self.watchtime = WatchTime(self.redis)
+        # Uploaded product images: files in the data dir unless another store (an object
+        # store, for several hosts) is given behind the same protocol.
+        self.images: ImageStore = images or FileImageStore(settings.data_dir / "images")
         self.referrals = Referrals(self.redis, secret, self.scripts)
         self.reminders = Reminders(
             self.redis, self.scripts,

@@ -9,6 +9,7 @@ from engine.server.api import (
     catalog,
     coupons,
     dashboard,
+    images,
     moderation,
     orders,
     payments,
@@ -23,7 +24,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
-    *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES,
+    *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES, *images.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]

@@ -20,8 +20,15 @@ MEDIA_TYPES = {
 }
 
 
+def origin_of(call: Call) -> str:
+    """The origin the caller reached the engine at: the console opens report.html as a
+    `blob:` page, where a product image's bare `/images/...` path would not resolve."""
+    url = call.request.url
+    return f"{url.scheme}://{url.netloc}"
+
+
 async def _file(call: Call, name: str) -> Response:
-    files = build(await load_show(call.node.redis, call.room))
+    files = build(await load_show(call.node.redis, call.room), origin=origin_of(call))
     headers = {"Cache-Control": "no-store"}
     if name != "report.html":
         headers["Content-Disposition"] = f'attachment; filename="{call.room}-{name}"'
@@ -30,7 +37,8 @@ async def _file(call: Call, name: str) -> Response:
 
 @route("/api/rooms/{room}/report", ["GET"], roles=MODERATORS)
 async def report_page(call: Call) -> Any:
-    """report.html: self-contained (inline CSS and SVG charts, no scripts, no requests)."""
+    """report.html: inline CSS and SVG charts, no scripts; its only requests are the
+    products' thumbnails (its Content-Security-Policy allows images and nothing else)."""
     return await _file(call, "report.html")
 
 
