@@ -47,9 +47,15 @@ class ApiClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        """One API call; error bodies raise LivecartClientError with the wire code."""
-        response = await self.http.request(method, path, json=body)
+    async def call(self, method: str, path: str, body: Any = None, *,
+                   content_type: str | None = None) -> Any:  # fmt: skip
+        """One API call: `body` as JSON, or as raw bytes of `content_type` when given; error
+        bodies raise LivecartClientError with the wire code."""
+        if content_type is None:
+            response = await self.http.request(method, path, json=body)
+        else:
+            response = await self.http.request(method, path, content=body,
+                                               headers={"content-type": content_type})  # fmt: skip
         if response.status_code == 204:
             return None
         data = response.json()

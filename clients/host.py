@@ -66,6 +66,13 @@ class HostClient(ApiClient):
         )
         return result
 
+    async def upload_image(self, data: bytes, content_type: str) -> str:
+        """Store a product picture (PNG, JPEG, WebP or GIF, up to 5 MiB): its URL, to name
+        in a product's `images` (docs/api.md § Product images)."""
+        stored = await self.call("POST", f"{self._room}/images", data, content_type=content_type)
+        url: str = stored["url"]
+        return url
+
     async def products(self) -> list[dict[str, Any]]:
         result = await self.call("GET", f"{self._room}/products")
         products: list[dict[str, Any]] = result["products"]

@@ -19,6 +19,7 @@ from tests.conftest import ViewerFactory, needs_chromium
 from tests.pages import LAPTOP, TABLET, OpenConsole
 from tests.test_console import BOOTS, JACKET, SCARF
 from tests.test_console_orders import order_for
+from tests.test_images import png
 
 MONITOR: ViewportSize = {"width": 1920, "height": 1080}
 LONG_TITLE = "Trail runner sneakers, waterproof, with reflective laces (limited colourway)"
@@ -66,6 +67,9 @@ async def full_show(engine: Engine, host: HostClient, viewer_factory: ViewerFact
                     room: str) -> None:  # fmt: skip
     for product in (JACKET, SNEAKERS, BOOTS, SCARF):
         await host.create_product(**product)
+    for product, seed in (("p1", 90), ("p2", 10)):  # pictures, uploaded as the console does
+        url = await host.upload_image(png(96, 96, seed), "image/png")
+        await host.update_product(product, images=[url])
     await host.pin_product("p2")
     first = (await host.launch_sale("TR-42", 40, price=6900, per_user_limit=2))["id"]
     await host.launch_sale("DJ-M", 25, price=3900)

@@ -24,7 +24,10 @@ export function setSession(token, room) {
 async function send(method, path, body) {
   const url = path.startsWith("/api/") ? path : `/api/rooms/${session.room}${path}`;
   const init = { method, headers: { Authorization: `Bearer ${session.token}` } };
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    init.body = body; // a file, sent as its own bytes and type
+    init.headers["Content-Type"] = body.type;
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }
@@ -46,7 +49,8 @@ async function send(method, path, body) {
   throw new ApiError(response.status, `http_${response.status}`, text || response.statusText);
 }
 
-/** Call a JSON route; its decoded body ({} for 204: truthy, like every success). */
+/** Call a JSON route (`body` a JSON value, or a Blob sent as its bytes); its decoded body
+ * ({} for 204: truthy, like every success). */
 export async function api(method, path, body) {
   const response = await send(method, path, body);
   if (response.status === 204) return {};

@@ -3,6 +3,7 @@
 // product create form (POST .../products). Kept live by product_* and lineup_changed entries.
 
 import { act, api } from "./api.js";
+import * as images from "./images.js";
 import {
   $, actionButton, amountHint, amountOf, el, fieldError, money, showRefusal, toMajorText, typingIn,
 } from "./util.js";
@@ -25,6 +26,8 @@ export function init() {
   $("#product-cancel").addEventListener("click", () => editProduct(null));
   $("#add-sku").addEventListener("click", () => $("#sku-rows").append(skuRow()));
   $("#sku-rows").append(skuRow());
+  images.init();
+  images.showInForm(null);
   document.addEventListener("keydown", shortcut);
 }
 
@@ -84,6 +87,7 @@ function row(product, index) {
     "li",
     { class: live ? "product pinned" : "product", tabindex: 0, dataset: { id: product.id } },
     el("span", { class: "pos" }, String(index + 1)),
+    images.thumb(product.images?.[0]),
     el(
       "div",
       { class: "product-info" },
@@ -249,6 +253,7 @@ function editProduct(product) {
   }
   const rows = product ? product.skus.map((s) => skuRow(s, product.currency)) : [skuRow()];
   $("#sku-rows").replaceChildren(...rows);
+  images.showInForm(product?.images?.[0]);
   $("#product-editor-title").textContent = product ? `Edit ${product.id}: ${product.title}` : "New product";
   $("#product-save").textContent = product ? "Save changes" : "Create product";
   $("#product-cancel").hidden = !product;
@@ -294,6 +299,7 @@ async function saveProduct(event) {
     list_price: amountOf(r.querySelector("[name=price]"), currency, { what: "a price" }),
     attrs: parseAttrs(r.querySelector("[name=attrs]").value),
   }));
+  const file = images.chosenImage();
   const bad = form.querySelector("[aria-invalid=true]");
   if (bad) {
     bad.focus(); // the reason is next to it; nothing is sent
@@ -305,6 +311,8 @@ async function saveProduct(event) {
   const id = editing;
   // An engine refusal naming a field ("skus[1].list_price") is shown next to that field.
   const send = (method, path) => async () => {
+    const pictures = await images.imagesFor(products.find((p) => p.id === id), file || null);
+    if (pictures !== undefined) body.images = pictures;
     try {
       return await api(method, path, body);
     } catch (error) {

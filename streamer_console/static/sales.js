@@ -3,6 +3,7 @@
 // / extend / top up. Sales come from welcome.sales, sale_* entries and HTTP answers.
 
 import { act, api } from "./api.js";
+import { thumb } from "./images.js";
 import { allProducts } from "./lineup.js";
 import {
   $, actionButton, confirmAction, duration, el, intOf, money, serverNow, toMajorText, amountOf,
@@ -15,6 +16,7 @@ export function init() {
   $("#sale-form").addEventListener("submit", launch);
   $("#sale-sku").addEventListener("change", suggestPrice);
   document.addEventListener("products-changed", skuOptions);
+  document.addEventListener("products-changed", showPictures);
 }
 
 const ENDED_SHOWN = 5; // the welcome lists running sales; show the last few ended ones too
@@ -80,6 +82,21 @@ function put(sale, { below = false } = {}) {
   update(card, sale);
 }
 
+/** The sale's product's first picture (products load beside the sales: see showPictures). */
+function picture(sale) {
+  const url = allProducts().find((p) => p.id === sale.product)?.images?.[0];
+  return el("span", { class: "picture", dataset: { url: url || "" } }, thumb(url));
+}
+
+function showPictures() {
+  for (const box of document.querySelectorAll("#sales .sale .picture")) {
+    if (!(box instanceof HTMLElement)) continue;
+    const sale = sales.get(/** @type {HTMLElement} */ (box.closest(".sale")).dataset.id);
+    const url = sale && allProducts().find((p) => p.id === sale.product)?.images?.[0];
+    if (sale && (url || "") !== box.dataset.url) box.replaceWith(picture(sale));
+  }
+}
+
 function saleCard(sale) {
   const extendBy = el("input", { class: "extend-s", type: "number", min: 1, value: 60,
     "aria-label": "seconds to add" });
@@ -89,6 +106,7 @@ function saleCard(sale) {
     "article",
     { class: "sale", dataset: { id: sale.id } },
     el("header", {},
+      picture(sale),
       el("strong", { class: "title" }, sale.title),
       el("span", { class: "badge state" }),
       el("span", { class: "clock" })),
