@@ -14,3 +14,12 @@ export const { language, setLanguage, t, money: intlMoney, count, translate } = 
 
 /** The locale times are read in: English keeps the console's 24-hour en-GB clock. */
 export const timeLocale = () => (language() === "en" ? "en-GB" : language());
+
+/** The catalog's word for an engine value (a state, a role, a kind) under `prefix`:
+ * label("state", "sold_out") -> "sold out"; a value the catalog lacks reads as itself,
+ * underscores as spaces. */
+export function label(prefix, value) {
+  const key = `${prefix}.${value}`;
+  const text = t(key);
+  return text === key ? String(value).replaceAll("_", " ") : text;
+}
