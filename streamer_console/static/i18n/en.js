@@ -381,10 +381,7 @@ export default {
   "gb.load": "Load group buys",
   "gb.loadOne": "Load group buy {id}",
   "gb.terms": "{id} · {price} in teams of {size} within {window} · {available} of {units} units left · {limit} per user",
-  "gb.teams": {
-    "one": "{count} team · {forming} forming · {done} completed",
-    "other": "{count} teams · {forming} forming · {done} completed",
-  },
+  "gb.teams": { "one": "{count} team · {forming} forming · {done} completed", "other": "{count} teams · {forming} forming · {done} completed" },
   "gb.state.forming": "forming",
   "gb.state.full": "full",
   "gb.state.completed": "completed",
@@ -410,10 +407,7 @@ export default {
   "social.sentTo": ", sent to {n}",
   "social.loadReferrals": "Load referrals",
   "social.shareOf": "{part} of {whole} ({pct}%)",
-  "social.referred": {
-    "one": "{count} viewer came through share links",
-    "other": "{count} viewers came through share links",
-  },
+  "social.referred": { "one": "{count} viewer came through share links", "other": "{count} viewers came through share links" },
   "social.referredGmv": " · referred GMV {gmv}",
   // dashboard.js
   "dashboard.toggle": "Dashboard",
