@@ -26,7 +26,6 @@ STATIC = Path(__file__).resolve().parent.parent / "streamer_console" / "static"
 CATALOGS = STATIC / "i18n"
 LANGUAGES = ("en", "zh-Hans", "zh-Hant")
 KEY = re.compile(r'^\s*"([^"]+)":', re.MULTILINE)
-ROOM_TITLE = "周五上新专场"
 HOST_NAME = "小美"
 COMMENTS = ["what size is it?", "so nice", "link please", "多少钱?"]
 COUPON = "10% off boots"
@@ -202,9 +201,10 @@ async def visible_texts(page: Page) -> list[str]:
 
 
 CASES = [
-    # (browser locale, language, Go live, flash sales heading, orders heading, paid chip, role)
-    ("zh-CN", "zh-Hans", "开播", "秒杀", "订单", "已付款", "主播"),
-    ("zh-TW", "zh-Hant", "開播", "限時搶購", "訂單", "已付款", "直播主"),
+    # (browser locale, language, room title, Go live, flash sales heading, orders heading,
+    # paid chip, role)
+    ("zh-CN", "zh-Hans", "周五上新专场", "开播", "秒杀", "订单", "已付款", "主播"),
+    ("zh-TW", "zh-Hant", "週五新品直播", "開播", "限時搶購", "訂單", "已付款", "直播主"),
 ]
 
 
@@ -215,8 +215,8 @@ async def test_full_show_in_chinese_has_no_english_left(
     open_local_console: OpenLocalConsole, room_factory: RoomFactory, engine: Engine,
     viewer_factory: ViewerFactory, case: tuple[str, ...],
 ) -> None:  # fmt: skip
-    locale, lang, go_live, sales, orders, paid, role = case
-    room = await room_factory(title=ROOM_TITLE)
+    locale, lang, title, go_live, sales, orders, paid, role = case
+    room = await room_factory(title=title)
     order = await full_show(engine, room, viewer_factory)
     console = await open_local_console(room, locale)
     page = console.page

@@ -81,7 +81,7 @@ export default {
   "clock.opensIn": "{time} 后开抢",
   // lineup.js：直播排品与商品表单
   "lineup.title": "直播排品",
-  "lineup.keys": "[ / ] 或 p / n：讲解上一个 / 下一个 · Alt+↑↓ 移动选中的商品",
+  "lineup.keys": "[ / ] 或 p / n：讲解上/下一个 · Alt+↑↓ 移动商品",
   "lineup.empty": "还没有商品。",
   "lineup.load": "加载商品",
   "lineup.meta": "{id} · {skus} 个 SKU · {price}",
@@ -247,7 +247,7 @@ export default {
   "coupons.locked": "，{locked} 张在未付款订单中",
   "coupons.freeShipping": "包邮",
   "coupons.amountOffText": "立减 {amount}",
-  "coupons.percentOffText": "减 {percent}%",
+  "coupons.percentOffText": "折扣 {percent}%",
   "coupons.cap": "（最多减 {cap}）",
   "coupons.over": " · 满 {amount} 可用",
   "coupons.qtyLabel": "发放 {title} 的张数",

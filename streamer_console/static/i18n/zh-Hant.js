@@ -81,7 +81,7 @@ export default {
   "clock.opensIn": "{time} 後開放領取",
   // lineup.js：商品順序與商品表單
   "lineup.title": "商品上架順序",
-  "lineup.keys": "[ / ] 或 p / n：介紹上一個／下一個 · Alt+↑↓ 移動選取的商品",
+  "lineup.keys": "[ / ] 或 p / n：介紹上／下一個 · Alt+↑↓ 移動商品",
   "lineup.empty": "目前沒有商品。",
   "lineup.load": "載入商品",
   "lineup.meta": "{id} · {skus} 個 SKU · {price}",
@@ -247,7 +247,7 @@ export default {
   "coupons.locked": "，{locked} 張在未付款訂單中",
   "coupons.freeShipping": "免運",
   "coupons.amountOffText": "折抵 {amount}",
-  "coupons.percentOffText": "折抵 {percent}%",
+  "coupons.percentOffText": "折扣 {percent}%",
   "coupons.cap": "（最多折 {cap}）",
   "coupons.over": " · 滿 {amount} 可用",
   "coupons.qtyLabel": "{title} 的發放張數",
