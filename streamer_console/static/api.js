@@ -2,6 +2,7 @@
 // failed with the engine's error message.
 
 import { $, el } from "./util.js";
+import { t } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -35,7 +36,7 @@ async function send(method, path, body) {
   try {
     response = await fetch(url, init);
   } catch (error) {
-    throw new ApiError(0, "network", `the engine is unreachable (${error.message})`);
+    throw new ApiError(0, "network", t("api.unreachable", { reason: error.message }));
   }
   if (response.ok) return response;
   const text = await response.text();
@@ -81,7 +82,7 @@ function logRow(row) {
  * or failed with the engine's message. Returns the result, or undefined on failure.
  * `button` may be null; `quiet` (background loads) logs only failures. */
 export async function act(label, work, button = null, { quiet = false } = {}) {
-  const row = el("li", { class: "pending" }, `${label}…`);
+  const row = el("li", { class: "pending" }, t("act.pending", { label }));
   if (!quiet) logRow(row);
   if (button) {
     button.disabled = true;
@@ -90,14 +91,14 @@ export async function act(label, work, button = null, { quiet = false } = {}) {
   try {
     const result = await work();
     row.className = "done";
-    row.textContent = `${label}: done`;
+    row.textContent = t("act.done", { label });
     if (button) button.dataset.state = "done";
     return result;
   } catch (error) {
     const code = error instanceof ApiError ? ` (${error.code})` : "";
     if (quiet) logRow(row);
     row.className = "failed";
-    row.textContent = `${label} failed: ${error.message}${code}`;
+    row.textContent = t("act.failed", { label, message: error.message, code });
     if (button) button.dataset.state = "failed";
     if (!(error instanceof ApiError)) console.error(error); // a console bug, not the engine
     return undefined;

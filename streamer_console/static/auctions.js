@@ -11,6 +11,7 @@ import {
   $, actionButton, amountHint, amountOf, confirmAction, duration, el, fieldError, intOf, money, poller,
   serverNow, toMinor,
 } from "./util.js";
+import { label, language, t } from "./i18n.js";
 
 const POLL_MS = 3000;
 const SHOWN = 5; // closed auctions kept on screen
@@ -72,7 +73,7 @@ export function stop() {
 }
 
 async function load() {
-  const data = await act("Load auctions", () => api("GET", "/auctions"), null, { quiet: true });
+  const data = await act(t("au.load"), () => api("GET", "/auctions"), null, { quiet: true });
   if (!data) {
     polling.stop();
     return;
@@ -87,8 +88,6 @@ async function load() {
 }
 
 // ---- cards ----------------------------------------------------------------------------------
-
-const MODES = { anti_snipe: "anti-snipe", sudden_death: "sudden death" };
 
 function put(a) {
   const merged = { ...auctions.get(a.id), ...a };
@@ -105,13 +104,13 @@ function put(a) {
       el("div", { class: "bid-line" },
         el("span", { class: "price" }), " ",
         el("span", { class: "leader" }), " · ",
-        el("span", { class: "n-bids" }), " bids · next ≥ ",
+        el("span", { class: "n-bids" }), t("au.bidsNext"),
         el("span", { class: "min-bid" })),
       el("div", { class: "outcome meta" }),
       el("ul", { class: "offers meta" }),
       el("div", { class: "sale-actions" },
-        actionButton("Close now", "close danger", (b) => close(a.id, b)),
-        actionButton("Offer to runner-up", "offer", (b) => offer(a.id, b))),
+        actionButton(t("au.closeNow"), "close danger", (b) => close(a.id, b)),
+        actionButton(t("au.offer"), "offer", (b) => offer(a.id, b))),
     );
     cards.set(a.id, card);
     $("#auctions").prepend(card);
@@ -124,16 +123,16 @@ function put(a) {
 function update(card, a) {
   const currency = a.currency || "USD";
   card.querySelector(".title").textContent = a.title || a.sku;
-  const extend = a.mode === "anti_snipe" ? ` +${a.extend_s} s on late bids` : "";
+  const extend = a.mode === "anti_snipe" ? t("au.extendLate", { s: a.extend_s }) : "";
   card.querySelector(".terms").textContent =
-    `${a.id} · ${a.sku} · from ${money(a.start_price, currency)} · ${MODES[a.mode] || a.mode}${extend}`;
+    t("au.terms", { id: a.id, sku: a.sku, price: money(a.start_price, currency), mode: label("au.mode", a.mode) }) + extend;
   card.querySelector(".price").textContent = money(a.price ?? a.start_price, currency);
-  card.querySelector(".leader").textContent = a.leader ? `by ${a.leader_name || a.leader}` : "no bids yet";
+  card.querySelector(".leader").textContent = a.leader ? t("au.by", { name: a.leader_name || a.leader }) : t("au.noBids");
   card.querySelector(".n-bids").textContent = String(a.bids ?? 0);
   card.querySelector(".min-bid").textContent = money(a.min_bid ?? a.start_price, currency);
   const open = a.state === "open";
   const badge = card.querySelector(".state");
-  badge.textContent = a.state;
+  badge.textContent = label("au.state", a.state);
   badge.dataset.state = open ? "live" : "ended";
   card.classList.toggle("ended", !open);
   card.querySelector("button.close").hidden = !open;
@@ -142,31 +141,31 @@ function update(card, a) {
   card.querySelector(".outcome").textContent = open
     ? ""
     : a.winner
-      ? `Won by ${a.winner_name || a.winner} at ${money(a.price, currency)}${a.sale ? ` · sale ${a.sale}` : ""}`
-      : "Closed without bids";
+      ? t("au.wonBy", { name: a.winner_name || a.winner, price: money(a.price, currency) }) + (a.sale ? t("au.sale", { sale: a.sale }) : "")
+      : t("au.closedNoBids");
   card.querySelector(".offers").replaceChildren(...(a.offers || []).map((o) =>
-    el("li", {}, `offered to ${o.user} at ${money(o.price, currency)}`
-      + (o.expires_at ? ` · until ${new Date(o.expires_at).toLocaleTimeString()}` : ""))));
+    el("li", {}, t("au.offeredTo", { user: o.user, price: money(o.price, currency) })
+      + (o.expires_at ? t("au.until", { time: new Date(o.expires_at).toLocaleTimeString(language() === "en" ? undefined : language()) }) : ""))));
   updateClock(card, a);
 }
 
 function updateClock(card, a) {
   if (!card) return;
   const left = a.ends_at - serverNow();
-  const text = a.state !== "open" ? "closed" : left > 0 ? `${duration(left)} left` : "closing…";
+  const text = a.state !== "open" ? t("clock.closed") : left > 0 ? t("clock.left", { time: duration(left) }) : t("au.closing");
   card.querySelector(".clock").textContent = text;
 }
 
 // ---- actions --------------------------------------------------------------------------------
 
 async function close(id, button) {
-  if (!(await confirmAction(`Close auction ${id} now? The leader wins.`, "Close auction"))) return;
-  const a = await act(`Close auction ${id}`, () => api("POST", `/auctions/${id}/close`), button);
+  if (!(await confirmAction(t("au.closeQuestion", { id }), t("au.closeAuction")))) return;
+  const a = await act(t("au.closeAct", { id }), () => api("POST", `/auctions/${id}/close`), button);
   if (a) put(a);
 }
 
 async function offer(id, button) {
-  const a = await act(`Offer ${id} to the runner-up`, () => api("POST", `/auctions/${id}/offer`),
+  const a = await act(t("au.offerAct", { id }), () => api("POST", `/auctions/${id}/offer`),
     button);
   if (a) put(a);
 }
@@ -185,7 +184,7 @@ async function start(event) {
   const currency = found ? found.product.currency : "USD";
   const body = {
     sku,
-    start_price: amountOf($("#au-start"), currency, { what: "a start price" }),
+    start_price: amountOf($("#au-start"), currency, { what: t("what.startPrice") }),
     duration_s: intOf($("#au-duration")),
     mode: $("#au-mode").value,
   };
@@ -194,13 +193,13 @@ async function start(event) {
   const increments = $("#au-increments").value.trim();
   if (increments) body.increments = parseIncrements(increments, currency);
   const badSteps = (body.increments || []).some((pair) => pair.some(Number.isNaN));
-  fieldError($("#au-increments"), badSteps ? `${amountHint(currency, "steps")}, as from:step pairs like 0:1.00, 50:2.50` : null);
+  fieldError($("#au-increments"), badSteps ? t("au.badSteps", { hint: amountHint(currency, t("what.steps")) }) : null);
   const bad = form.querySelector("[aria-invalid=true]");
   if (bad instanceof HTMLElement) {
     bad.focus(); // the reason is next to it; nothing is sent
     return;
   }
-  const a = await act(`Start auction on ${sku || "?"}`, () => api("POST", "/auctions", body),
+  const a = await act(t("au.startAct", { sku: sku || "?" }), () => api("POST", "/auctions", body),
     form.querySelector("button[type=submit]"));
   if (a) {
     put(a);

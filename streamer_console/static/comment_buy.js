@@ -6,6 +6,7 @@
 import { act, api } from "./api.js";
 import { allProducts } from "./lineup.js";
 import { $, el } from "./util.js";
+import { t } from "./i18n.js";
 
 const SHOWN = 20; // recent buys listed
 let role = null;
@@ -21,7 +22,7 @@ export async function reset(welcome, newRole) {
   role = newRole;
   $("#ctb-buys").replaceChildren();
   if (role !== "host") return;
-  const data = await act("Load comment-to-buy", () => api("GET", "/comment-to-buy"), null,
+  const data = await act(t("ctb.load"), () => api("GET", "/comment-to-buy"), null,
     { quiet: true });
   if (data) show(data);
 }
@@ -31,10 +32,10 @@ export function refresh() {}
 export function entry(e) {
   if (e.kind !== "comment_buy") return;
   const list = $("#ctb-buys");
-  const what = [e.quantity && `${e.quantity} ×`, e.title || e.sku || e.product].filter(Boolean);
+  const what = [e.quantity && `${e.quantity} ×`, e.title || e.sku || e.product].filter(Boolean).join(" ");
   list.prepend(el("li", { dataset: { user: e.user || "" } },
-    el("strong", {}, e.name || e.user || "someone"), ` bought ${what.join(" ")}`,
-    e.sale ? el("span", { class: "meta" }, ` · sale ${e.sale}`) : null));
+    el("strong", {}, e.name || e.user || t("ctb.someone")), t("ctb.bought", { what }),
+    e.sale ? el("span", { class: "meta" }, t("au.sale", { sale: e.sale })) : null));
   while (list.children.length > SHOWN) list.lastElementChild.remove();
 }
 
@@ -48,13 +49,13 @@ function show(data) {
   $("#ctb-rows").replaceChildren();
   for (const [keyword, product] of Object.entries(data.keywords || {})) addRow(keyword, product);
   $("#ctb-state").textContent = data.enabled
-    ? `on: viewers comment “${data.keyword || "SOLD"} <number> [qty] [size/colour]”`
-    : "off";
+    ? t("ctb.on", { keyword: data.keyword || "SOLD" })
+    : t("ctb.off");
 }
 
 function productSelect(value) {
-  const select = el("select", { name: "product", "aria-label": "product" },
-    el("option", { value: "" }, "product…"),
+  const select = el("select", { name: "product", "aria-label": t("ctb.productLabel") },
+    el("option", { value: "" }, t("ctb.product")),
     ...allProducts().map((p) => el("option", { value: p.id }, `${p.id} — ${p.title}`)));
   select.value = value;
   return select;
@@ -63,9 +64,9 @@ function productSelect(value) {
 function addRow(keyword, product) {
   const row = el("div", { class: "ctb-row inline" },
     el("input", { name: "keyword", value: keyword, placeholder: "MUG", maxlength: 40,
-      "aria-label": "product keyword" }),
+      "aria-label": t("ctb.keywordLabel") }),
     productSelect(product),
-    el("button", { type: "button", class: "remove", "aria-label": "remove keyword",
+    el("button", { type: "button", class: "remove", "aria-label": t("ctb.remove"),
       onclick: () => row.remove() }, "✕"));
   $("#ctb-rows").append(row);
 }
@@ -90,7 +91,7 @@ async function save(event) {
     keyword: $("#ctb-keyword").value.trim(),
     keywords,
   };
-  const saved = await act("Save comment-to-buy", () => api("PUT", "/comment-to-buy", body),
+  const saved = await act(t("ctb.saveAct"), () => api("PUT", "/comment-to-buy", body),
     event.currentTarget.querySelector("button[type=submit]"));
   if (saved) show(saved);
 }

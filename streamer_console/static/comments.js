@@ -4,6 +4,7 @@
 
 import { act, api } from "./api.js";
 import { $, actionButton, confirmAction, el } from "./util.js";
+import { count, label, t, timeLocale } from "./i18n.js";
 
 export const MAX_ROWS = 200;
 const INTENT = new RegExp(
@@ -67,7 +68,7 @@ export function tick(t) {
   else if (fresh.length) add(fresh);
   if (t.sampled_out) {
     sampledOut += t.sampled_out;
-    $("#sampled").textContent = `${sampledOut.toLocaleString("en")} not shown (busy room)`;
+    $("#sampled").textContent = t("comments.sampled", { n: count(sampledOut) });
   }
 }
 
@@ -78,14 +79,14 @@ export function second() {}
 export function settings(roomSettings) {
   if (!roomSettings) return;
   const seconds = Math.round(roomSettings.slow_mode_ms / 1000);
-  $("#slow-current").textContent = seconds > 0 ? `slow mode: ${seconds} s` : "slow mode off";
+  $("#slow-current").textContent = seconds > 0 ? t("comments.slowOn", { seconds }) : t("comments.slowOff");
   $("#slow-current").dataset.on = seconds > 0 ? "1" : "0";
 }
 
 /** An error the engine pushed to the console's own connection (a LivecartError, not the
  * answer to a request). */
 export function engineError(error) {
-  $("#feed-notice").textContent = `Engine: ${error.detail} (${error.code})`;
+  $("#feed-notice").textContent = t("comments.engine", { detail: error.detail, code: error.code });
 }
 
 // ---- feed -----------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ export function engineError(error) {
 export const isIntent = (text) => INTENT.test(text);
 
 function time(ts) {
-  return new Date(ts).toLocaleTimeString("en-GB", { hour12: false });
+  return new Date(ts).toLocaleTimeString(timeLocale(), { hour12: false });
 }
 
 function commentRow(c) {
@@ -106,14 +107,14 @@ function commentRow(c) {
     el("div", { class: "comment-head" },
       el("time", {}, time(c.ts)),
       el("strong", { class: "name", title: c.user }, c.name),
-      staff ? el("span", { class: "badge role" }, c.role) : null,
-      intent ? el("span", { class: "badge intent-tag" }, "question / buying") : null),
+      staff ? el("span", { class: "badge role" }, label("role", c.role)) : null,
+      intent ? el("span", { class: "badge intent-tag" }, t("comments.intent")) : null),
     el("p", { class: "text" }, c.text),
     el("div", { class: "comment-actions" },
-      actionButton("Pin", "pin", (b) => pin(c, b)),
-      actionButton("Delete", "delete", (b) => remove(c, b)),
-      staff ? null : actionButton("Mute", "mute", (b) => mute(c, b)),
-      staff ? null : actionButton("Ban", "ban danger", (b) => ban(c, b))),
+      actionButton(t("comments.pin"), "pin", (b) => pin(c, b)),
+      actionButton(t("comments.delete"), "delete", (b) => remove(c, b)),
+      staff ? null : actionButton(t("comments.mute"), "mute", (b) => mute(c, b)),
+      staff ? null : actionButton(t("comments.ban"), "ban danger", (b) => ban(c, b))),
   );
 }
 
@@ -128,7 +129,7 @@ function add(list) {
   feed.prepend(fragment);
   while (feed.children.length > MAX_ROWS) feed.lastElementChild.remove();
   shown += list.length;
-  $("#feed-count").textContent = `${shown.toLocaleString("en")} comments`;
+  $("#feed-count").textContent = t("comments.count", { count: shown, n: count(shown) });
 }
 
 function hold(list) {
@@ -147,7 +148,7 @@ function release() {
 function showHeld() {
   const bar = $("#feed-held");
   bar.hidden = held.length === 0;
-  bar.textContent = `${held.length} new — paused while the pointer is on the feed`;
+  bar.textContent = t("comments.held", { n: held.length });
 }
 
 function removeRow(id) {
@@ -167,23 +168,23 @@ function showPin(comment) {
 // ---- actions --------------------------------------------------------------------------------
 
 async function pin(c, button) {
-  const done = await act(`Pin ${c.name}'s comment`, () => api("POST", "/pin", { comment_id: c.id }), button);
+  const done = await act(t("comments.pinAct", { name: c.name }), () => api("POST", "/pin", { comment_id: c.id }), button);
   if (done) showPin(c);
 }
 
 async function unpin(button) {
-  const done = await act("Unpin comment", () => api("DELETE", "/pin"), button);
+  const done = await act(t("comments.unpinAct"), () => api("DELETE", "/pin"), button);
   if (done) showPin(null);
 }
 
 async function remove(c, button) {
-  const done = await act(`Delete ${c.name}'s comment`, () => api("DELETE", `/comments/${c.id}`), button);
+  const done = await act(t("comments.deleteAct", { name: c.name }), () => api("DELETE", `/comments/${c.id}`), button);
   if (done) removeRow(c.id);
 }
 
 const TOGGLES = {
-  muted: { button: "button.mute", on: "Unmute", off: "Mute" },
-  banned: { button: "button.ban", on: "Unban", off: "Ban" },
+  muted: { button: "button.mute", on: "comments.unmute", off: "comments.mute" },
+  banned: { button: "button.ban", on: "comments.unban", off: "comments.ban" },
 };
 
 /** Mark every shown row of `user` muted or banned (or not), and flip its button. */
@@ -192,19 +193,19 @@ function markUser(user, flag, on) {
   for (const row of document.querySelectorAll(`#feed li[data-user="${CSS.escape(user)}"]`)) {
     row.classList.toggle(flag, on);
     const button = row.querySelector(toggle.button);
-    if (button) button.textContent = on ? toggle.on : toggle.off;
+    if (button) button.textContent = t(on ? toggle.on : toggle.off);
   }
 }
 
 async function mute(c, button) {
   const user = encodeURIComponent(c.user);
   if (button.closest("li").classList.contains("muted")) {
-    const done = await act(`Unmute ${c.name}`, () => api("DELETE", `/mutes/${user}`), button);
+    const done = await act(t("comments.unmuteAct", { name: c.name }), () => api("DELETE", `/mutes/${user}`), button);
     if (done) markUser(c.user, "muted", false);
     return;
   }
   const minutes = Number($("#mute-minutes").value);
-  const done = await act(`Mute ${c.name} for ${minutes} min`,
+  const done = await act(t("comments.muteAct", { name: c.name, minutes }),
     () => api("POST", "/mutes", { user: c.user, minutes }), button);
   if (done) markUser(c.user, "muted", true);
 }
@@ -212,33 +213,33 @@ async function mute(c, button) {
 async function ban(c, button) {
   const user = encodeURIComponent(c.user);
   if (button.closest("li").classList.contains("banned")) {
-    const done = await act(`Unban ${c.name}`, () => api("DELETE", `/bans/${user}`), button);
+    const done = await act(t("comments.unbanAct", { name: c.name }), () => api("DELETE", `/bans/${user}`), button);
     if (done) markUser(c.user, "banned", false);
     return;
   }
-  if (!(await confirmAction(`Ban ${c.name} (${c.user}) from this room?`, "Ban"))) return;
-  const done = await act(`Ban ${c.name}`, () => api("POST", "/bans", { user: c.user }), button);
+  if (!(await confirmAction(t("comments.banQuestion", { name: c.name, user: c.user }), t("comments.ban")))) return;
+  const done = await act(t("comments.banAct", { name: c.name }), () => api("POST", "/bans", { user: c.user }), button);
   if (done) markUser(c.user, "banned", true);
 }
 
 async function setSlowMode(event) {
   event.preventDefault();
   const seconds = Number($("#slow-seconds").value || 0);
-  const done = await act(seconds ? `Slow mode ${seconds} s` : "Slow mode off",
+  const done = await act(seconds ? t("comments.slowAct", { seconds }) : t("comments.slowOffAct"),
     () => api("PUT", "/slow-mode", { seconds }), event.currentTarget.querySelector("button"));
   if (done) settings({ slow_mode_ms: done.slow_mode_ms });
 }
 
 async function loadWords() {
   const load = () => api("GET", "/banned-words");
-  const data = await act("Load banned words", load, null, { quiet: true });
+  const data = await act(t("comments.loadWords"), load, null, { quiet: true });
   if (data) $("#banned-words").value = data.words.join("\n");
 }
 
 async function saveWords(event) {
   event.preventDefault();
   const words = $("#banned-words").value.split(/[\n,]/).map((w) => w.trim()).filter(Boolean);
-  const data = await act("Save banned words", () => api("PUT", "/banned-words", { words }),
+  const data = await act(t("comments.saveWords"), () => api("PUT", "/banned-words", { words }),
     event.currentTarget.querySelector("button"));
   if (data) $("#banned-words").value = data.words.join("\n");
 }

@@ -20,7 +20,12 @@ import * as orders from "./orders.js";
 import * as sales from "./sales.js";
 import * as social from "./social.js";
 import * as streamCheck from "./stream_check.js";
-import { $, confirmAction, syncClock } from "./util.js";
+import { $, confirmAction, el, syncClock } from "./util.js";
+import { LANGUAGES, count, label, language, setLanguage, startLanguage, t, translate } from "./i18n.js";
+
+// The console's language: the one picked on this device, else the browser's (i18n.js).
+await setLanguage(startLanguage(), { remember: false });
+translate(document);
 
 const STORAGE_KEY = "livecart.console";
 const PANELS = [
@@ -29,10 +34,10 @@ const PANELS = [
 ];
 const STAFF = ["host", "moderator"];
 const STATUS_TEXT = {
-  connecting: "connecting…",
-  live: "connected",
-  reconnecting: "reconnecting…",
-  closed: "disconnected",
+  connecting: "conn.connecting",
+  live: "conn.live",
+  reconnecting: "conn.reconnecting",
+  closed: "conn.closed",
 };
 
 const state = { room: null, role: null, viewer: null };
@@ -72,7 +77,7 @@ async function createRoom(event) {
   event.preventDefault();
   const body = { id: state.room, title: $("#new-room-title").value.trim() };
   const button = event.currentTarget.querySelector("button");
-  const room = await act(`Create room ${body.id}`, () => api("POST", "/api/rooms", body), button);
+  const room = await act(t("act.createRoom", { room: body.id }), () => api("POST", "/api/rooms", body), button);
   if (room) signIn(state.token, room.id);
   else $("#signin-error").textContent = $("#feedback-log li").textContent;
 }
@@ -87,15 +92,15 @@ function signIn(token, room) {
   disconnect();
   const claims = tokenClaims(token);
   room = (room || (claims && claims.room) || "").trim();
-  if (!claims) return showSignIn("That is not a livecart token (lc1.… or a JWT).");
-  if (!STAFF.includes(claims.role)) return showSignIn("Use a host or moderator token.");
-  if (!/^[a-z0-9][a-z0-9_-]{0,39}$/.test(room)) return showSignIn("Enter a valid room id.");
+  if (!claims) return showSignIn(t("signin.notToken"));
+  if (!STAFF.includes(claims.role)) return showSignIn(t("signin.useStaff"));
+  if (!/^[a-z0-9][a-z0-9_-]{0,39}$/.test(room)) return showSignIn(t("signin.badRoom"));
   sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token, room }));
   setSession(token, room);
   state.room = room;
   state.token = token;
   state.claims = claims;
-  $("#signin-error").textContent = "Connecting…";
+  $("#signin-error").textContent = t("signin.connecting");
   connect(token, room);
 }
 
@@ -138,7 +143,7 @@ function signOut() {
   features.stop();
   disconnect();
   sessionStorage.removeItem(STORAGE_KEY);
-  showSignIn("Signed out.");
+  showSignIn(t("signin.signedOut"));
 }
 
 // ---- realtime -----------------------------------------------------------------------------
@@ -146,12 +151,12 @@ function signOut() {
 function welcome(message, resumed) {
   if (!STAFF.includes(message.role)) {
     signOut();
-    return showSignIn(`This token signs in as ${message.role}; use a host or moderator token.`);
+    return showSignIn(t("signin.wrongRole", { role: message.role }));
   }
   syncClock(message.server_time);
   state.role = message.role;
   document.body.dataset.role = message.role;
-  $("#who").textContent = `${message.name} · ${message.role}`;
+  $("#who").textContent = t("header.who", { name: message.name, role: label("role", message.role) });
   $("#signin").hidden = true;
   $("#console").hidden = false;
   if (resumed && message.recovered) {
@@ -189,15 +194,15 @@ function status({ status: kind, code, reason, error }, pushedError) {
   const banner = $("#banner");
   const conn = $("#conn");
   conn.dataset.status = kind;
-  conn.textContent = STATUS_TEXT[kind];
+  conn.textContent = t(STATUS_TEXT[kind]);
   banner.hidden = kind !== "reconnecting";
   if (kind === "reconnecting" && $("#console").hidden) {
-    $("#signin-error").textContent = "Cannot reach the engine; retrying…";
+    $("#signin-error").textContent = t("signin.retrying");
   }
   if (kind === "closed") {
     const cause = error || pushedError;
-    const why = cause ? `${cause.detail} (${cause.code})` : reason || `closed (${code})`;
-    const message = `Disconnected: ${why}`;
+    const why = cause ? `${cause.detail} (${cause.code})` : reason || t("conn.closedCode", { code });
+    const message = t("conn.disconnected", { why });
     if ($("#console").hidden) {
       sessionStorage.removeItem(STORAGE_KEY);
       showSignIn(message);
@@ -205,10 +210,10 @@ function status({ status: kind, code, reason, error }, pushedError) {
       if (missing && state.claims.role === "host") offerCreateRoom();
     } else {
       banner.hidden = false;
-      banner.textContent = `${message}. Sign out and sign in again.`;
+      banner.textContent = t("banner.signInAgain", { message });
     }
   } else {
-    banner.textContent = "Reconnecting…";
+    banner.textContent = t("banner.reconnecting");
   }
 }
 
@@ -220,7 +225,7 @@ function showRoom(room) {
   $("#room-title").title = room.title; // in full on hover where the header cuts it
   $("#room-id-label").textContent = room.id;
   const badge = $("#room-state");
-  badge.textContent = room.state;
+  badge.textContent = label("room.state", room.state);
   badge.dataset.state = room.state;
   $("#go-live").disabled = room.state !== "scheduled";
   $("#end-show").disabled = room.state === "ended";
@@ -229,32 +234,46 @@ function showRoom(room) {
 
 function showStats(stats) {
   for (const name of ["online", "peak", "unique", "likes"]) {
-    $(`#stat-${name}`).textContent = Number(stats[name] || 0).toLocaleString("en");
+    $(`#stat-${name}`).textContent = count(Number(stats[name] || 0));
   }
 }
 
 async function goLive(event) {
   // Going live with no picture is the mistake the stream check is there to catch.
   const health = streamCheck.health();
-  const warning = health === "playing" ? "" : ` The stream is not playing (${health}).`;
-  const ok = await confirmAction(`Go live now? Viewers will see the show start.${warning}`, "Go live", {
+  const warning = health === "playing" ? "" : ` ${t("stream.notPlaying", { health: label("stream.health", health) })}`;
+  const ok = await confirmAction(`${t("show.goLiveQuestion")}${warning}`, t("show.goLive"), {
     danger: false,
   });
   if (!ok) return;
-  const room = await act("Go live", () => api("POST", "/go-live"), event.target);
+  const room = await act(t("show.goLive"), () => api("POST", "/go-live"), event.target);
   if (room) showRoom(room);
 }
 
 async function endShow(event) {
-  const ok = await confirmAction("End the show? This cannot be undone.", "End show");
+  const ok = await confirmAction(t("show.endQuestion"), t("show.end"));
   if (!ok) return;
-  const room = await act("End show", () => api("POST", "/end"), event.target);
+  const room = await act(t("show.end"), () => api("POST", "/end"), event.target);
   if (room) showRoom(room);
 }
 
 // ---- boot ---------------------------------------------------------------------------------
 
+/** The language selects (sign-in card and header): a new language applies on a reload,
+ * as on the viewer page: every panel is drawn again in it, nothing half-translated. */
+function languageSelects() {
+  for (const select of /** @type {NodeListOf<HTMLSelectElement>} */ (document.querySelectorAll(".language-select"))) {
+    select.replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) =>
+      el("option", { value: code, lang: code, selected: code === language() }, name)));
+    select.addEventListener("change", async () => {
+      await setLanguage(select.value);
+      location.reload();
+    });
+  }
+}
+
 function boot() {
+  languageSelects();
   $("#token").addEventListener("input", fillRoomFromToken);
   $("#room-id").addEventListener("input", () => ($("#room-id").dataset.edited = "1"));
   $("#signin-form").addEventListener("submit", (event) => {

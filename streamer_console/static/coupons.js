@@ -5,6 +5,7 @@
 
 import { act, api } from "./api.js";
 import { $, amountOf, duration, el, intOf, money, serverNow } from "./util.js";
+import { label, t, t as tr } from "./i18n.js";
 
 let templates = [];
 const drops = new Map();
@@ -21,7 +22,7 @@ export function init() {
 function usage(perDrop) {
   for (const [id, card] of cards) {
     const n = perDrop?.[id];
-    const text = n ? ` · ${n.used} used${n.locked ? `, ${n.locked} in unpaid orders` : ""}` : "";
+    const text = n ? t("coupons.used", { used: n.used }) + (n.locked ? t("coupons.locked", { locked: n.locked }) : "") : "";
     card.querySelector(".used").textContent = text;
   }
 }
@@ -33,7 +34,7 @@ export async function reset(welcome, role) {
   for (const card of welcome.drops) put(card);
   if (role !== "host") return;
   const load = () => api("GET", "/coupons/templates");
-  const data = await act("Load coupon templates", load, null, { quiet: true });
+  const data = await act(t("coupons.load"), load, null, { quiet: true });
   if (data) {
     templates = data.templates;
     renderTemplates();
@@ -68,29 +69,32 @@ function terms(t) {
   // A template has `kind`; a drop card (and its coupon_dropped entry, whose own `kind` is
   // the entry's) has `coupon_kind`.
   const kind = t.coupon_kind || t.kind;
-  let off = "free shipping";
-  if (kind === "amount_off") off = `${money(t.amount, t.currency)} off`;
-  if (kind === "percent_off") off = `${t.percent}% off${t.cap ? ` (max ${money(t.cap, t.currency)})` : ""}`;
-  const min = t.min_spend ? ` over ${money(t.min_spend, t.currency)}` : "";
+  let off = tr("coupons.freeShipping");
+  if (kind === "amount_off") off = tr("coupons.amountOffText", { amount: money(t.amount, t.currency) });
+  if (kind === "percent_off") {
+    off = tr("coupons.percentOffText", { percent: t.percent })
+      + (t.cap ? tr("coupons.cap", { cap: money(t.cap, t.currency) }) : "");
+  }
+  const min = t.min_spend ? tr("coupons.over", { amount: money(t.min_spend, t.currency) }) : "";
   return `${off}${min}`;
 }
 
 function templateRow(t) {
   const quantity = el("input", { class: "drop-quantity", type: "number", min: 1, value: 50,
-    "aria-label": `coupons to drop of ${t.title}` });
+    "aria-label": tr("coupons.qtyLabel", { title: t.title }) });
   const countdown = el("input", { class: "drop-countdown", type: "number", min: 0, value: 0,
-    "aria-label": "countdown seconds" });
+    "aria-label": tr("coupons.countdownLabel") });
   const left = t.total - (t.issued || 0);
   return el(
     "li",
     { class: "template", dataset: { id: t.id } },
     el("div", {}, el("strong", {}, t.title), " ",
       el("span", { class: "meta" },
-        `${t.id} · ${terms(t)} · ${left} of ${t.total} left · ${t.per_user_limit}/user`)),
+        tr("coupons.templateMeta", { id: t.id, terms: terms(t), left, total: t.total, limit: t.per_user_limit }))),
     el("form", { class: "drop-form", onsubmit: (ev) => dropNow(ev, t, quantity, countdown) },
-      el("label", {}, "Qty ", quantity),
-      el("label", {}, "Countdown s ", countdown),
-      el("button", { type: "submit", class: "primary drop" }, "Drop")),
+      el("label", {}, tr("coupons.qty"), " ", quantity),
+      el("label", {}, tr("form.countdownS"), " ", countdown),
+      el("button", { type: "submit", class: "primary drop" }, tr("coupons.drop"))),
   );
 }
 
@@ -127,7 +131,7 @@ async function createTemplate(event) {
   }
   const limit = intOf($("#template-limit"));
   if (limit !== undefined) body.per_user_limit = limit;
-  const created = await act(`Create coupon “${body.title}”`,
+  const created = await act(t("coupons.createAct", { title: body.title }),
     () => api("POST", "/coupons/templates", body), form.querySelector("button[type=submit]"));
   if (created) {
     templates.push({ ...created, issued: 0 });
@@ -140,8 +144,9 @@ async function dropNow(event, t, quantityInput, countdownInput) {
   const body = { quantity: intOf(quantityInput) };
   const countdown = intOf(countdownInput);
   if (countdown) body.countdown_s = countdown;
-  const label = `Drop ${body.quantity} × ${t.title}${countdown ? ` in ${countdown} s` : ""}`;
-  const drop = await act(label, () => api("POST", `/coupons/templates/${t.id}/drops`, body),
+  const what = countdown ? tr("coupons.dropActIn", { n: body.quantity, title: t.title, seconds: countdown })
+    : tr("coupons.dropAct", { n: body.quantity, title: t.title });
+  const drop = await act(what, () => api("POST", `/coupons/templates/${t.id}/drops`, body),
     event.currentTarget.querySelector("button"));
   if (drop) {
     t.issued = (t.issued || 0) + drop.quantity;
@@ -163,8 +168,8 @@ function put(drop) {
         el("span", { class: "badge state" }), el("span", { class: "clock" })),
       el("div", { class: "terms" }, `${drop.id} · ${terms(drop)}`),
       el("div", { class: "stockbar" }, el("span", { class: "seg sold" })),
-      el("div", { class: "stock-text" }, el("span", { class: "n-claimed" }), " claimed of ",
-        el("span", { class: "n-quantity" }), " · ", el("span", { class: "n-remaining" }), " left",
+      el("div", { class: "stock-text" }, el("span", { class: "n-claimed" }), t("coupons.claimedOf"),
+        el("span", { class: "n-quantity" }), " · ", el("span", { class: "n-remaining" }), t("coupons.left"),
         el("span", { class: "used" })),
     );
     cards.set(drop.id, card);
@@ -175,7 +180,7 @@ function put(drop) {
   card.querySelector(".n-quantity").textContent = String(drop.quantity);
   card.querySelector(".n-remaining").textContent = String(drop.remaining);
   const badge = card.querySelector(".state");
-  badge.textContent = drop.state.replace("_", " ");
+  badge.textContent = label("state", drop.state);
   badge.dataset.state = drop.state;
   card.classList.toggle("ended", drop.state === "ended");
   updateClock(card, drop);
@@ -183,8 +188,8 @@ function put(drop) {
 
 function updateClock(card, drop) {
   const now = serverNow();
-  let text = "closed";
-  if (drop.state !== "ended" && now < drop.opens_at) text = `opens in ${duration(drop.opens_at - now)}`;
-  else if (drop.state !== "ended" && now < drop.closes_at) text = `${duration(drop.closes_at - now)} left`;
+  let text = t("clock.closed");
+  if (drop.state !== "ended" && now < drop.opens_at) text = t("clock.opensIn", { time: duration(drop.opens_at - now) });
+  else if (drop.state !== "ended" && now < drop.closes_at) text = t("clock.left", { time: duration(drop.closes_at - now) });
   card.querySelector(".clock").textContent = text;
 }

@@ -10,25 +10,12 @@
 import { act, api, apiBlob } from "./api.js";
 import { $, duration, el, money, poller } from "./util.js";
 import { fullView as ordersView } from "./orders.js";
+import { count, label, t, timeLocale } from "./i18n.js";
 
 const POLL_MS = 3000;
 const SVG = "http://www.w3.org/2000/svg";
 const CHART = { width: 480, height: 120, pad: 4 };
-const FUNNEL = [
-  ["viewers", "viewers"],
-  ["product_clicks", "product clicks"],
-  ["grab_attempts", "grab attempts"],
-  ["reservations", "reservations"],
-  ["orders", "orders"],
-  ["paid", "paid"],
-];
-const MARKER_KINDS = {
-  pin: "pin",
-  flash_sale: "flash sale",
-  coupon_drop: "coupon drop",
-  giveaway: "giveaway",
-  auction: "auction",
-};
+const FUNNEL = ["viewers", "product_clicks", "grab_attempts", "reservations", "orders", "paid"];
 const EXPORTS = [
   ["summary", "/report/summary.json", "summary.json"],
   ["metrics", "/report/metrics.csv", "metrics.csv"],
@@ -82,7 +69,7 @@ function show(open) {
   else delete document.body.dataset.view;
   const toggle = $("#dashboard-toggle");
   toggle.setAttribute("aria-pressed", String(open));
-  toggle.textContent = open ? "Back to show" : "Dashboard";
+  toggle.textContent = open ? t("dashboard.back") : t("dashboard.toggle");
   if (open && last) render(last);
 }
 
@@ -90,7 +77,7 @@ async function load() {
   const work = () => api("GET", "/dashboard");
   const data = failedOnce
     ? await work().catch(() => undefined) // reported once already; keep polling quietly
-    : await act("Load dashboard", work, null, { quiet: true });
+    : await act(t("dashboard.load"), work, null, { quiet: true });
   failedOnce = data === undefined;
   if (!data || !polling.running || data.room !== room) return; // signed out meanwhile
   last = data;
@@ -101,7 +88,7 @@ async function load() {
 
 // ---- numbers ------------------------------------------------------------------------------
 
-const int = (n) => Number(n || 0).toLocaleString("en");
+const int = (n) => count(Number(n || 0));
 const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(2)}%`;
 /** A rate as a percentage, or "—" when its denominator is 0 (docs/metrics.md: the engine
  * answers 0 then, which would read as "nobody converted"). */
@@ -135,8 +122,8 @@ function render(data) {
     "gmv-views": moneyText(data.gmv_per_thousand_views),
   };
   for (const [name, text] of Object.entries(figures)) $(`#dash-${name}`).textContent = text;
-  const time = new Date(data.server_time).toLocaleTimeString("en-GB");
-  $("#dash-updated").textContent = `updated ${time} · every ${POLL_MS / 1000} s`;
+  const time = new Date(data.server_time).toLocaleTimeString(timeLocale());
+  $("#dash-updated").textContent = t("dashboard.updated", { time, seconds: POLL_MS / 1000 });
   renderFunnel(data.funnel || {});
   renderProducts(data.products);
   if (!isOpen()) return; // charts are drawn when seen
@@ -146,15 +133,15 @@ function render(data) {
 /** Horizontal bars, each step's count and its share of the viewers. */
 function renderFunnel(funnel) {
   const viewers = Number(funnel.viewers || 0);
-  const rows = FUNNEL.map(([key, label]) => {
-    const count = Number(funnel[key] || 0);
-    const share = viewers > 0 ? count / viewers : 0;
+  const rows = FUNNEL.map((key) => {
+    const n = Number(funnel[key] || 0);
+    const share = viewers > 0 ? n / viewers : 0;
     const fill = el("span", { class: "fill" });
     fill.style.width = `${Math.min(100, share * 100)}%`;
     return el("li", { dataset: { step: key } },
-      el("span", { class: "label" }, label),
+      el("span", { class: "label" }, t(`dash.funnel.${key}`)),
       el("span", { class: "bar" }, fill),
-      el("span", { class: "count" }, int(count)),
+      el("span", { class: "count" }, int(n)),
       el("span", { class: "share" }, viewers > 0 ? `${(share * 100).toFixed(1)}%` : "—"));
   });
   $("#dash-funnel").replaceChildren(...rows);
@@ -179,7 +166,7 @@ function renderProducts(products) {
 /** Sell-through time: "4.2 s" under a minute, else "m:ss"; "—" when not sold out. */
 function throughText(ms) {
   if (ms === null || ms === undefined) return "—";
-  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : duration(ms);
+  return ms < 60_000 ? t("dash.seconds", { s: (ms / 1000).toFixed(1) }) : duration(ms);
 }
 
 /** The currency with the most net GMV, ties alphabetical (the engine's minutes use that one). */
@@ -196,7 +183,7 @@ function renderCharts(data) {
   const minutes = Array.isArray(data.minutes) ? data.minutes : [];
   const currency = mainCurrency(data.gmv);
   const now = data.server_time;
-  $("#dash-gmv-title").textContent = currency ? `Net GMV (${currency})` : "Net GMV";
+  $("#dash-gmv-title").textContent = currency ? t("dash.gmvChartIn", { currency }) : t("dash.gmvChart");
   let online;
   let gmv;
   if (minutes.length) {
@@ -249,8 +236,8 @@ function chart(box, points, { end, fromMinutes, markers = [], format, now }) {
   node.append(svg("path", { d, class: "line", "vector-effect": "non-scaling-stroke" }));
   for (const marker of markers) {
     const at = x(marker.t);
-    const kind = MARKER_KINDS[marker.kind] || marker.kind;
-    const when = new Date(marker.t).toLocaleTimeString("en-GB");
+    const kind = label("dash.marker", marker.kind);
+    const when = new Date(marker.t).toLocaleTimeString(timeLocale());
     const title = svg("title", {});
     title.textContent = `${when} · ${kind}${marker.label ? `: ${marker.label}` : ""}`;
     const line = { x1: at, x2: at, y1: 0, y2: height, "vector-effect": "non-scaling-stroke" };
@@ -261,8 +248,8 @@ function chart(box, points, { end, fromMinutes, markers = [], format, now }) {
   box.querySelector(".chart-plot").replaceChildren(node);
   box.querySelector(".chart-now").textContent = now;
   box.querySelector(".chart-range").textContent = fromMinutes
-    ? `max ${format(top)} · over ${duration(span)}`
-    : "no per-minute data yet";
+    ? t("dash.range", { max: format(top), span: duration(span) })
+    : t("dash.noMinutes");
   box.dataset.points = String(fromMinutes ? points.length : 0);
   box.dataset.last = String(points[points.length - 1][1]);
   box.dataset.markers = String(markers.length);
@@ -282,13 +269,13 @@ function openReport(button) {
   const tab = window.open("", "_blank");
   if (tab) {
     tab.opener = null;
-    tab.document.title = "Post-live report";
-    tab.document.body.textContent = "Loading the post-live report…";
+    tab.document.title = t("dashboard.report");
+    tab.document.body.textContent = t("dashboard.reportLoading");
   }
-  act("Open post-live report", async () => {
+  act(t("dashboard.openReport"), async () => {
     try {
       const url = blobUrl(await apiBlob("/report", "text/html;charset=utf-8"));
-      if (!tab) throw new Error("the browser blocked the new tab; allow pop-ups for the console");
+      if (!tab) throw new Error(t("dashboard.popupBlocked"));
       tab.location.replace(url);
       return url;
     } catch (error) {
@@ -300,7 +287,7 @@ function openReport(button) {
 
 /** Save one of the report's exports under `{room}-{file}`. */
 function saveExport(button, path, file) {
-  act(`Download ${file}`, async () => {
+  act(t("download", { file }), async () => {
     const url = blobUrl(await apiBlob(path, "application/octet-stream"));
     const link = el("a", { href: url, download: `${room}-${file}`, hidden: true });
     document.body.append(link);

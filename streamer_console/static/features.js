@@ -6,7 +6,8 @@
 
 import { LivecartError } from "/sdk/index.js";
 import { api } from "./api.js";
-import { el } from "./util.js";
+import { el, money } from "./util.js";
+import { language, t } from "./i18n.js";
 
 /**
  * What a feature's console module gets: `export function mount(ctx)`. mount may return a
@@ -36,6 +37,14 @@ import { el } from "./util.js";
  * @property {(tag: string, props?: object, ...children: any[]) => HTMLElement} el The
  *   console's element builder (util.js): props `class`, `dataset`, `on<event>` listeners,
  *   others as properties or attributes; children are nodes or text (never HTML).
+ * @property {(key: string, vars?: Record<string, string | number>) => string} t The console's
+ *   translation (i18n.js): the message `key` of the console's catalogs in its language (a
+ *   feature's keys are named after it, e.g. "poll.start"), `{name}` filled from `vars`,
+ *   plural forms chosen by `vars.count`; a key no catalog has reads as itself.
+ * @property {string} language The console's language: "en", "zh-Hans" or "zh-Hant" (a
+ *   locale for Intl, e.g. times).
+ * @property {(minor: number, currency: string) => string} money Minor units as the console
+ *   shows money in its language.
  */
 
 const state = {
@@ -141,6 +150,9 @@ async function mountOne(feature, first, session) {
       return () => handlers[name].delete(fn);
     },
     el,
+    t,
+    language: language(),
+    money,
   };
   try {
     const module = await import(feature.console);

@@ -8,6 +8,7 @@
 import { act, api } from "./api.js";
 import { fillSkuSelect } from "./sales.js";
 import { $, actionButton, confirmAction, duration, el, intOf, poller, serverNow } from "./util.js";
+import { label, t } from "./i18n.js";
 
 const POLL_MS = 2000;
 const SHOWN = 5; // closed giveaways kept on screen
@@ -65,7 +66,7 @@ export function stop() {
 }
 
 async function load() {
-  const data = await act("Load giveaways", () => api("GET", "/giveaways"), null, { quiet: true });
+  const data = await act(t("gw.load"), () => api("GET", "/giveaways"), null, { quiet: true });
   if (!data) {
     polling.stop();
     return;
@@ -81,17 +82,15 @@ async function load() {
 
 // ---- cards ----------------------------------------------------------------------------------
 
-const RULES = { any: "anyone signed in", keyword: "comment the keyword", watch: "watch time" };
-
 function ruleText(g) {
-  if (g.rule === "keyword") return `keyword “${g.keyword ?? "?"}”`;
-  if (g.rule === "watch") return `watched ${Math.round((g.min_watch_s || 0) / 60)} min`;
-  return RULES[g.rule] || g.rule;
+  if (g.rule === "keyword") return t("gw.rule.keywordIs", { keyword: g.keyword ?? "?" });
+  if (g.rule === "watch") return t("gw.rule.watched", { minutes: Math.round((g.min_watch_s || 0) / 60) });
+  return label("gw.rule", g.rule);
 }
 
 function prizeText(g) {
   if (g.prize_kind === "product" && g.sku) return `${g.prize} (${g.sku})`;
-  if (g.prize_kind === "coupon" && g.template) return `${g.prize} (coupon ${g.template})`;
+  if (g.prize_kind === "coupon" && g.template) return t("gw.prizeCoupon", { prize: g.prize, template: g.template });
   return g.prize;
 }
 
@@ -107,14 +106,14 @@ function put(g) {
         el("strong", { class: "title" }), el("span", { class: "badge state" }),
         el("span", { class: "clock" })),
       el("div", { class: "terms" }),
-      el("div", { class: "stock-text" }, el("span", { class: "n-entrants" }), " entrants"),
+      el("div", { class: "stock-text" }, el("span", { class: "n-entrants" }), t("gw.entrants")),
       el("div", { class: "result", hidden: true },
-        el("div", {}, "Winners: ", el("span", { class: "winners" })),
-        el("div", { class: "proof" }, "commitment ", el("code", { class: "commitment" })),
-        el("div", { class: "proof" }, "seed ", el("code", { class: "seed" })),
+        el("div", {}, t("gw.winnersIs"), el("span", { class: "winners" })),
+        el("div", { class: "proof" }, t("gw.commitment"), el("code", { class: "commitment" })),
+        el("div", { class: "proof" }, t("gw.seed"), el("code", { class: "seed" })),
         el("div", { class: "verify" })),
       el("div", { class: "sale-actions" },
-        actionButton("Close & draw", "close danger", (b) => close(g.id, b))),
+        actionButton(t("gw.closeDraw"), "close danger", (b) => close(g.id, b))),
     );
     cards.set(g.id, card);
     $("#giveaways").prepend(card);
@@ -132,10 +131,10 @@ function update(card, g) {
   card.querySelector(".title").textContent = g.title;
   const winners = g.winners_count ?? g.winners?.length;
   card.querySelector(".terms").textContent =
-    `${g.id} · ${prizeText(g)} · ${winners ?? "?"} winner${winners === 1 ? "" : "s"} · ${ruleText(g)}`;
+    `${g.id} · ${prizeText(g)} · ${t("gw.winnerCount", { count: winners ?? 0, n: winners ?? "?" })} · ${ruleText(g)}`;
   card.querySelector(".n-entrants").textContent = String(g.entrants_count ?? 0);
   const badge = card.querySelector(".state");
-  badge.textContent = g.state;
+  badge.textContent = label("gw.state", g.state);
   badge.dataset.state = g.state === "open" ? "live" : "ended";
   const closed = g.state === "closed";
   card.classList.toggle("ended", closed);
@@ -143,9 +142,9 @@ function update(card, g) {
   card.querySelector(".result").hidden = !closed;
   if (closed) {
     const won = (g.winners || []).map((user) => winnerText(g, user));
-    const excluded = g.excluded_count ? ` · ${g.excluded_count} skipped (won recently)` : "";
+    const excluded = g.excluded_count ? t("gw.skipped", { n: g.excluded_count }) : "";
     card.querySelector(".winners").textContent =
-      (won.length ? won.join(", ") : "nobody entered") + excluded;
+      (won.length ? won.join(", ") : t("gw.nobody")) + excluded;
     card.querySelector(".commitment").textContent = g.commitment || "";
     card.querySelector(".seed").textContent = g.seed || "";
     if (g.seed && card.dataset.verified !== g.seed) {
@@ -161,16 +160,16 @@ function winnerText(g, user) {
   const name = g.winner_names?.[user];
   const award = g.awards?.[user];
   let given = "";
-  if (award?.reservation) given = " ✓ reserved";
-  else if (award?.coupon) given = " ✓ coupon";
-  else if (award?.status) given = ` (${award.status.replace("_", " ")})`;
+  if (award?.reservation) given = t("gw.award.reserved");
+  else if (award?.coupon) given = t("gw.award.coupon");
+  else if (award?.status) given = ` (${label("gw.award", award.status)})`;
   return `${name && name !== user ? `${name} (${user})` : user}${given}`;
 }
 
 function updateClock(card, g) {
   if (!card) return;
   const left = g.ends_at - serverNow();
-  const text = g.state === "closed" ? "drawn" : left > 0 ? `${duration(left)} left` : "drawing…";
+  const text = g.state === "closed" ? t("gw.drawn") : left > 0 ? t("clock.left", { time: duration(left) }) : t("gw.drawing");
   card.querySelector(".clock").textContent = text;
 }
 
@@ -179,7 +178,7 @@ function updateClock(card, g) {
 async function verify(card, g) {
   const out = card.querySelector(".verify");
   if (!globalThis.crypto?.subtle) {
-    out.textContent = "cannot verify here (needs https); use livecart giveaway verify";
+    out.textContent = t("gw.cannotVerify");
     return;
   }
   const bytes = new Uint8Array(g.seed.match(/../g).map((h) => parseInt(h, 16)));
@@ -188,15 +187,15 @@ async function verify(card, g) {
   const ok = hex === g.commitment;
   out.dataset.ok = String(ok);
   out.textContent = ok
-    ? "✓ verified: sha256(seed) matches the commitment published at opening"
-    : "✕ sha256(seed) does not match the commitment";
+    ? t("gw.verified")
+    : t("gw.notVerified");
 }
 
 // ---- actions --------------------------------------------------------------------------------
 
 async function close(id, button) {
-  if (!(await confirmAction(`Close giveaway ${id} and draw the winners now?`, "Draw now"))) return;
-  const g = await act(`Close giveaway ${id}`, () => api("POST", `/giveaways/${id}/close`), button);
+  if (!(await confirmAction(t("gw.closeQuestion", { id }), t("gw.drawNow")))) return;
+  const g = await act(t("gw.closeAct", { id }), () => api("POST", `/giveaways/${id}/close`), button);
   if (g) put(g);
 }
 
@@ -214,7 +213,7 @@ function ruleFields() {
 }
 
 async function loadTemplates() {
-  const data = await act("Load coupon templates", () => api("GET", "/coupons/templates"), null,
+  const data = await act(t("coupons.load"), () => api("GET", "/coupons/templates"), null,
     { quiet: true });
   if (data) templateOptions(data.templates);
 }
@@ -222,7 +221,7 @@ async function loadTemplates() {
 function templateOptions(templates) {
   const select = $("#gw-template");
   const current = select.value;
-  select.replaceChildren(el("option", { value: "" }, "Choose a coupon…"),
+  select.replaceChildren(el("option", { value: "" }, t("gw.chooseCoupon")),
     ...templates.map((t) => el("option", { value: t.id }, `${t.id} — ${t.title}`)));
   select.value = current;
 }
@@ -246,7 +245,7 @@ async function open(event) {
   if ($("#gw-one-win").checked) body.one_win_per_show = true;
   const exclude = intOf($("#gw-exclude"));
   if (exclude) body.exclude_recent_winners = exclude;
-  const g = await act(`Open giveaway “${body.title}”`, () => api("POST", "/giveaways", body),
+  const g = await act(t("gw.openAct", { title: body.title }), () => api("POST", "/giveaways", body),
     form.querySelector("button[type=submit]"));
   if (g) {
     put(g);

@@ -4,6 +4,7 @@
 // then names the URL the engine answers in its `images`.
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { $, el, fieldError } from "./util.js";
 
 // The engine's limits (engine/commerce/images.py): checked here first so the host hears at
@@ -27,11 +28,11 @@ export function chosenImage() {
   const file = input.files && input.files[0];
   if (!file) return null;
   if (!IMAGE_TYPES.includes(file.type)) {
-    fieldError(input, "A PNG, JPEG, WebP or GIF picture");
+    fieldError(input, t("image.type"));
     return false;
   }
   if (file.size > MAX_IMAGE_BYTES) {
-    fieldError(input, `At most ${MAX_IMAGE_BYTES / 1024 / 1024} MB`);
+    fieldError(input, t("image.tooBig", { mb: MAX_IMAGE_BYTES / 1024 / 1024 }));
     return false;
   }
   return file;

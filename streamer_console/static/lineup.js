@@ -7,6 +7,7 @@ import * as images from "./images.js";
 import {
   $, actionButton, amountHint, amountOf, el, fieldError, money, showRefusal, toMajorText, typingIn,
 } from "./util.js";
+import { t } from "./i18n.js";
 
 let products = [];
 let pinned = null;
@@ -35,7 +36,7 @@ export async function reset(welcome, newRole) {
   role = newRole;
   pinned = welcome.room.pinned_product;
   const ticket = ++loading;
-  const data = await act("Load products", () => api("GET", "/products"), null, { quiet: true });
+  const data = await act(t("lineup.load"), () => api("GET", "/products"), null, { quiet: true });
   if (data && ticket === loading) {
     products = data.products;
     changed();
@@ -93,20 +94,20 @@ function row(product, index) {
       { class: "product-info" },
       el("strong", { class: "title" }, product.title),
       el("span", { class: "meta" },
-        `${product.id} · ${product.skus.length} SKU · ${priceRange(product)}`),
-      live ? el("span", { class: "badge live" }, "on screen") : null,
+        t("lineup.meta", { id: product.id, skus: product.skus.length, price: priceRange(product) })),
+      live ? el("span", { class: "badge live" }, t("lineup.onScreen")) : null,
     ),
     isHost
       ? el(
           "div",
           { class: "row-actions" },
-          actionButton("▲", "up", (b) => move(product.id, -1, b), { title: "Move up (Alt+↑)",
-            "aria-label": `Move ${product.title} up`, disabled: index === 0 }),
-          actionButton("▼", "down", (b) => move(product.id, 1, b), { title: "Move down (Alt+↓)",
-            "aria-label": `Move ${product.title} down`, disabled: index === products.length - 1 }),
-          actionButton("Edit", "edit", () => editProduct(product),
-            { "aria-label": `Edit ${product.title}` }),
-          actionButton(live ? "Unpin" : "Present", live ? "present" : "present primary",
+          actionButton("▲", "up", (b) => move(product.id, -1, b), { title: t("lineup.upTitle"),
+            "aria-label": t("lineup.upLabel", { title: product.title }), disabled: index === 0 }),
+          actionButton("▼", "down", (b) => move(product.id, 1, b), { title: t("lineup.downTitle"),
+            "aria-label": t("lineup.downLabel", { title: product.title }), disabled: index === products.length - 1 }),
+          actionButton(t("lineup.edit"), "edit", () => editProduct(product),
+            { "aria-label": t("lineup.editLabel", { title: product.title }) }),
+          actionButton(live ? t("lineup.unpin") : t("lineup.present"), live ? "present" : "present primary",
             (b) => present(product.id, b)),
         )
       : null,
@@ -162,7 +163,7 @@ async function move(id, delta, button) {
   const to = from + delta;
   if (from < 0 || to < 0 || to >= ids.length) return;
   ids.splice(to, 0, ids.splice(from, 1)[0]);
-  const done = await act(`Move ${id} to #${to + 1}`, () => api("PUT", "/lineup", { products: ids }), button);
+  const done = await act(t("lineup.move", { id, n: to + 1 }), () => api("PUT", "/lineup", { products: ids }), button);
   if (done) reorderTo(done.products);
 }
 
@@ -179,7 +180,7 @@ function present(id, button) {
 
 async function presentNow(id, button) {
   if (id === pinned) {
-    const done = await act(`Unpin ${id}`, () => api("DELETE", "/pinned-product"), button);
+    const done = await act(t("lineup.unpinAct", { id }), () => api("DELETE", "/pinned-product"), button);
     if (requested === id) requested = null;
     if (done) {
       pinned = null;
@@ -187,7 +188,7 @@ async function presentNow(id, button) {
     }
     return;
   }
-  const done = await act(`Present ${id}`, () => api("PUT", "/pinned-product", { product_id: id }), button);
+  const done = await act(t("lineup.presentAct", { id }), () => api("PUT", "/pinned-product", { product_id: id }), button);
   if (requested === id) requested = null;
   if (done) {
     pinned = done.pinned_product;
@@ -232,11 +233,11 @@ function skuRow(sku = null, currency = "USD") {
   return el(
     "div",
     { class: "sku-row" },
-    el("input", { name: "sku", placeholder: "SKU code", required: true, "aria-label": "SKU code",
+    el("input", { name: "sku", placeholder: t("product.skuCode"), required: true, "aria-label": t("product.skuCode"),
       value: sku ? sku.sku : "" }),
-    el("input", { name: "price", placeholder: "price", inputmode: "decimal", required: true,
-      "aria-label": "list price", value: sku ? toMajorText(sku.list_price, currency) : "" }),
-    el("input", { name: "attrs", placeholder: "size=M, colour=blue", "aria-label": "attributes",
+    el("input", { name: "price", placeholder: t("product.price"), inputmode: "decimal", required: true,
+      "aria-label": t("product.listPrice"), value: sku ? toMajorText(sku.list_price, currency) : "" }),
+    el("input", { name: "attrs", placeholder: t("product.attrsPlaceholder"), "aria-label": t("product.attrs"),
       value: attrs }),
   );
 }
@@ -254,8 +255,8 @@ function editProduct(product) {
   const rows = product ? product.skus.map((s) => skuRow(s, product.currency)) : [skuRow()];
   $("#sku-rows").replaceChildren(...rows);
   images.showInForm(product?.images?.[0]);
-  $("#product-editor-title").textContent = product ? `Edit ${product.id}: ${product.title}` : "New product";
-  $("#product-save").textContent = product ? "Save changes" : "Create product";
+  $("#product-editor-title").textContent = product ? t("product.editTitle", { id: product.id, title: product.title }) : t("product.new");
+  $("#product-save").textContent = product ? t("product.save") : t("product.create");
   $("#product-cancel").hidden = !product;
   if (product) {
     $("#product-editor").open = true;
@@ -296,7 +297,7 @@ async function saveProduct(event) {
   for (const input of form.querySelectorAll("[aria-invalid]")) fieldError(input, null);
   const skus = rows.map((r) => ({
     sku: r.querySelector("[name=sku]").value.trim(),
-    list_price: amountOf(r.querySelector("[name=price]"), currency, { what: "a price" }),
+    list_price: amountOf(r.querySelector("[name=price]"), currency, { what: t("what.price") }),
     attrs: parseAttrs(r.querySelector("[name=attrs]").value),
   }));
   const file = images.chosenImage();
@@ -317,13 +318,13 @@ async function saveProduct(event) {
       return await api(method, path, body);
     } catch (error) {
       showRefusal(error, (name) => productField(form, rows, name), (name) =>
-        name.endsWith("list_price") ? `${amountHint(currency, "a price")}, at most ${toMajorText(MAX_PRICE, currency)}` : null);
+        name.endsWith("list_price") ? t("product.priceMax", { hint: amountHint(currency, t("what.price")), max: toMajorText(MAX_PRICE, currency) }) : null);
       throw error;
     }
   };
   const saved = id
-    ? await act(`Save “${body.title}”`, send("PATCH", `/products/${id}`), $("#product-save"))
-    : await act(`Create “${body.title}”`, send("POST", "/products"), $("#product-save"));
+    ? await act(t("product.saveAct", { title: body.title }), send("PATCH", `/products/${id}`), $("#product-save"))
+    : await act(t("product.createAct", { title: body.title }), send("POST", "/products"), $("#product-save"));
   if (saved) {
     const at = products.findIndex((p) => p.id === saved.id);
     if (at >= 0) products[at] = { ...products[at], ...saved };

@@ -7,6 +7,7 @@
 import { act, api, apiBlob } from "./api.js";
 import { toMinor } from "/sdk/index.js";
 import { $, actionButton, confirmAction, el, money, poller } from "./util.js";
+import { label, language, t } from "./i18n.js";
 
 const POLL_MS = 3000;
 const FLASH_MS = 2500;
@@ -81,7 +82,7 @@ async function load(button = null) {
   if (button === null && failedOnce) {
     data = await work().catch(() => undefined); // reported once already; keep polling quietly
   } else {
-    data = await act("Load orders", work, button, { quiet: button === null });
+    data = await act(t("orders.load"), work, button, { quiet: button === null });
   }
   failedOnce = data === undefined;
   if (data) show(data.orders);
@@ -115,14 +116,14 @@ function queueRow(order) {
     { class: "order", dataset: { id: order.id } },
     el("div", {},
       el("strong", {}, money(order.pricing.total, order.currency)), " ",
-      el("span", { class: "meta" }, `${order.id} · ${order.user} · ${order.state.replace("_", " ")}`)),
+      el("span", { class: "meta" }, `${order.id} · ${order.user} · ${label("order.state", order.state)}`)),
     el("div", { class: "meta" }, items(order)),
     el("div", { class: "row-actions" },
       role === "host"
-        ? actionButton("Approve", "approve primary", (b) => approve(order, b))
+        ? actionButton(t("orders.approve"), "approve primary", (b) => approve(order, b))
         : null,
       order.state === "pending_payment" // only unpaid orders can be cancelled
-        ? actionButton("Cancel", "cancel danger", (b) => cancel(order, b))
+        ? actionButton(t("orders.cancel"), "cancel danger", (b) => cancel(order, b))
         : null),
   );
 }
@@ -143,14 +144,14 @@ function renderList() {
   const shown = all.filter((o) => FILTERS[filter](o) && matches(o, text));
   $("#order-list").replaceChildren(...shown.map(orderRow));
   const paid = all.filter((o) => PAID.includes(o.state)).length;
-  $("#order-total").textContent = all.length ? `${all.length} · ${paid} paid` : "";
+  $("#order-total").textContent = all.length ? t("orders.total", { n: all.length, paid }) : "";
   const empty = $("#order-list-empty");
   empty.hidden = shown.length > 0;
-  empty.textContent = all.length ? "No orders match." : "No orders yet.";
+  empty.textContent = all.length ? t("orders.noMatch") : t("orders.none");
 }
 
 function time(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(ms).toLocaleTimeString(language() === "en" ? [] : language(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 function orderRow(order) {
@@ -158,9 +159,9 @@ function orderRow(order) {
   const flash = flashEnds !== undefined && flashEnds > Date.now();
   if (!flash) flashing.delete(order.id);
   const name = buyer(order);
-  const coupons = order.coupons.length ? `coupon ${order.coupons.join(", ")}` : "";
-  const refunded = order.refunded ? `refunded ${money(order.refunded, order.currency)}` : "";
-  const about = [order.id, order.paid_at ? `paid ${time(order.paid_at)}` : "not paid", coupons, refunded]
+  const coupons = order.coupons.length ? t("orders.coupon", { codes: order.coupons.join(", ") }) : "";
+  const refunded = order.refunded ? t("orders.refunded", { amount: money(order.refunded, order.currency) }) : "";
+  const about = [order.id, order.paid_at ? t("orders.paidAt", { time: time(order.paid_at) }) : t("orders.notPaid"), coupons, refunded]
     .filter(Boolean).join(" · ");
   return el(
     "li",
@@ -170,8 +171,8 @@ function orderRow(order) {
       el("span", { class: "who" }, name ? `${name} (${order.user})` : order.user),
       el("strong", { class: "total" }, money(order.pricing.total, order.currency)),
       el("span", { class: "order-state", dataset: { state: order.state } },
-        order.state.replaceAll("_", " ")),
-      order.review === "flagged" ? el("span", { class: "order-flag", title: "flagged for review" }, "flagged") : null),
+        label("order.state", order.state)),
+      order.review === "flagged" ? el("span", { class: "order-flag", title: t("orders.flaggedTitle") }, t("orders.flagged")) : null),
     el("div", { class: "meta items", title: items(order) }, items(order)),
     el("div", { class: "order-foot" },
       el("span", { class: "meta about" }, about),
@@ -183,16 +184,16 @@ function actions(order) {
   const host = role === "host";
   const box = el("div", { class: "row-actions" },
     host && order.review === "flagged"
-      ? actionButton("Approve", "approve primary", (b) => approve(order, b))
+      ? actionButton(t("orders.approve"), "approve primary", (b) => approve(order, b))
       : null,
     host && order.state === "paid" && order.review !== "flagged"
-      ? actionButton("Mark fulfilled", "fulfill", (b) => fulfill(order, b))
+      ? actionButton(t("orders.markFulfilled"), "fulfill", (b) => fulfill(order, b))
       : null,
     host && REFUNDABLE.includes(order.state) && order.refunded < order.pricing.total
-      ? actionButton("Refund…", "refund", () => toggleRefund(order))
+      ? actionButton(t("orders.refundOpen"), "refund", () => toggleRefund(order))
       : null,
     order.state === "pending_payment"
-      ? actionButton("Cancel", "cancel danger", (b) => cancel(order, b))
+      ? actionButton(t("orders.cancel"), "cancel danger", (b) => cancel(order, b))
       : null);
   if (host && openRefund.has(order.id) && REFUNDABLE.includes(order.state)) box.append(refundForm(order));
   return box;
@@ -208,29 +209,29 @@ function toggleRefund(order) {
 function refundForm(order) {
   const left = order.pricing.total - order.refunded;
   const input = el("input", {
-    class: "refund-amount", inputmode: "decimal", "aria-label": "refund amount",
-    placeholder: `all ${money(left, order.currency)}`,
+    class: "refund-amount", inputmode: "decimal", "aria-label": t("orders.refundAmount"),
+    placeholder: t("orders.refundAll", { amount: money(left, order.currency) }),
   });
   return el("form", { class: "refund-form", onsubmit: (ev) => {
     ev.preventDefault();
     refund(order, input.value, ev.currentTarget.querySelector("button"));
   } },
     input,
-    el("button", { type: "submit", class: "danger do-refund" }, "Refund"));
+    el("button", { type: "submit", class: "danger do-refund" }, t("orders.refund")));
 }
 
 async function refund(order, text, button) {
   const left = order.pricing.total - order.refunded;
   const amount = text.trim() === "" ? left : toMinor(text, order.currency);
   if (!Number.isInteger(amount) || amount < 1) {
-    await act(`Refund ${order.id}`, () => Promise.reject(new Error(`“${text}” is not an amount`)));
+    await act(t("orders.refundAct", { id: order.id }), () => Promise.reject(new Error(t("orders.notAmount", { text }))));
     return;
   }
-  const what = amount === left && order.refunded === 0 ? "in full" : "in part";
-  const question = `Refund ${money(amount, order.currency)} of order ${order.id} (${order.user}) ${what}?`;
-  if (!(await confirmAction(question, "Refund"))) return;
+  const full = amount === left && order.refunded === 0;
+  const question = t(full ? "orders.refundFull" : "orders.refundPart", { amount: money(amount, order.currency), id: order.id, user: order.user });
+  if (!(await confirmAction(question, t("orders.refund")))) return;
   const id = `rf-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-  const done = await act(`Refund ${money(amount, order.currency)} of ${order.id}`,
+  const done = await act(t("orders.refundMoneyAct", { amount: money(amount, order.currency), id: order.id }),
     () => api("POST", `/orders/${order.id}/refund`, { id, amount }), button);
   if (done) {
     openRefund.delete(order.id);
@@ -239,28 +240,28 @@ async function refund(order, text, button) {
 }
 
 async function fulfill(order, button) {
-  const question = `Mark order ${order.id} of ${order.user} shipped?`;
-  if (!(await confirmAction(question, "Mark fulfilled", { danger: false }))) return;
-  const done = await act(`Fulfil ${order.id}`, () => api("POST", `/orders/${order.id}/fulfill`), button);
+  const question = t("orders.fulfilQuestion", { id: order.id, user: order.user });
+  if (!(await confirmAction(question, t("orders.markFulfilled"), { danger: false }))) return;
+  const done = await act(t("orders.fulfilAct", { id: order.id }), () => api("POST", `/orders/${order.id}/fulfill`), button);
   if (done) load();
 }
 
 async function approve(order, button) {
-  const done = await act(`Approve ${order.id}`, () => api("POST", `/orders/${order.id}/approve`), button);
+  const done = await act(t("orders.approveAct", { id: order.id }), () => api("POST", `/orders/${order.id}/approve`), button);
   if (done) load();
 }
 
 async function cancel(order, button) {
   const total = money(order.pricing.total, order.currency);
-  const question = `Cancel order ${order.id} of ${order.user} (${total})?`;
-  if (!(await confirmAction(question, "Cancel order"))) return;
-  const done = await act(`Cancel ${order.id}`, () => api("POST", `/orders/${order.id}/cancel`), button);
+  const question = t("orders.cancelQuestion", { id: order.id, user: order.user, total });
+  if (!(await confirmAction(question, t("orders.cancelOrder")))) return;
+  const done = await act(t("orders.cancelAct", { id: order.id }), () => api("POST", `/orders/${order.id}/cancel`), button);
   if (done) load();
 }
 
 /** Save the room's orders CSV (GET .../report/orders.csv) as `{room}-orders.csv`. */
 function exportCsv(button) {
-  act("Download orders.csv", async () => {
+  act(t("download", { file: "orders.csv" }), async () => {
     const blob = await apiBlob("/report/orders.csv", "text/csv");
     const url = URL.createObjectURL(blob);
     const link = el("a", { href: url, download: `${room || "room"}-orders.csv`, hidden: true });
@@ -278,5 +279,5 @@ export function fullView(open) {
   else if (document.body.dataset.view === "orders") delete document.body.dataset.view;
   const button = $("#orders-expand");
   button.setAttribute("aria-pressed", String(open));
-  button.textContent = open ? "Back to show" : "Full view";
+  button.textContent = open ? t("dashboard.back") : t("orders.fullView");
 }

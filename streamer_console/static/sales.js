@@ -8,6 +8,7 @@ import { allProducts } from "./lineup.js";
 import {
   $, actionButton, confirmAction, duration, el, intOf, money, serverNow, toMajorText, amountOf,
 } from "./util.js";
+import { label, t } from "./i18n.js";
 
 const sales = new Map();
 const cards = new Map();
@@ -28,7 +29,7 @@ export async function reset(welcome, role) {
   for (const sale of welcome.sales) put(sale);
   if (role !== "host") return;
   const load = () => api("GET", "/sales");
-  const data = await act("Load sales", load, null, { quiet: true });
+  const data = await act(t("sales.load"), load, null, { quiet: true });
   if (!data) return;
   const ended = data.sales.filter((s) => s.state === "ended" && !sales.has(s.id));
   for (const sale of ended.slice(-ENDED_SHOWN)) put(sale, { below: true });
@@ -99,9 +100,9 @@ function showPictures() {
 
 function saleCard(sale) {
   const extendBy = el("input", { class: "extend-s", type: "number", min: 1, value: 60,
-    "aria-label": "seconds to add" });
+    "aria-label": t("sales.secondsToAdd") });
   const topUpBy = el("input", { class: "topup-units", type: "number", min: 1, value: 10,
-    "aria-label": "units to add" });
+    "aria-label": t("sales.unitsToAdd") });
   return el(
     "article",
     { class: "sale", dataset: { id: sale.id } },
@@ -111,23 +112,23 @@ function saleCard(sale) {
       el("span", { class: "badge state" }),
       el("span", { class: "clock" })),
     el("div", { class: "terms" },
-      `${sale.id} · ${sale.sku} · ${money(sale.price, sale.currency)} · limit ${sale.limit}/user`),
+      t("sales.terms", { id: sale.id, sku: sale.sku, price: money(sale.price, sale.currency), limit: sale.limit })),
     el("div", { class: "stockbar", role: "img" },
       el("span", { class: "seg available" }),
       el("span", { class: "seg reserved" }),
       el("span", { class: "seg sold" })),
     el("div", { class: "stock-text" },
-      el("span", { class: "n-available" }), " available · ",
-      el("span", { class: "n-reserved" }), " reserved · ",
-      el("span", { class: "n-sold" }), " sold of ",
+      el("span", { class: "n-available" }), t("sales.available"),
+      el("span", { class: "n-reserved" }), t("sales.reserved"),
+      el("span", { class: "n-sold" }), t("sales.soldOf"),
       el("span", { class: "n-units" }),
       el("span", { class: "waitlist" })),
     el("div", { class: "sale-actions" },
-      actionButton("Stop", "stop danger", (b) => stop(sale.id, b)),
+      actionButton(t("sales.stop"), "stop danger", (b) => stop(sale.id, b)),
       el("span", { class: "group" }, extendBy,
-        actionButton("Extend s", "extend", (b) => extend(sale.id, extendBy, b))),
+        actionButton(t("sales.extend"), "extend", (b) => extend(sale.id, extendBy, b))),
       el("span", { class: "group" }, topUpBy,
-        actionButton("Top up", "topup", (b) => topUp(sale.id, topUpBy, b)))),
+        actionButton(t("sales.topUp"), "topup", (b) => topUp(sale.id, topUpBy, b)))),
   );
 }
 
@@ -139,12 +140,12 @@ function update(card, sale) {
   }
   card.querySelector(".n-units").textContent = String(sale.units);
   card.querySelector(".stockbar").setAttribute("aria-label",
-    `${sale.available} available, ${sale.reserved} reserved, ${sale.sold} sold of ${sale.units}`);
+    t("sales.stockLabel", { available: sale.available, reserved: sale.reserved, sold: sale.sold, units: sale.units }));
   const waitlist = card.querySelector(".waitlist");
   // `waiting`: viewers on the sale's waitlist (sale objects and ticks' stock carry it).
-  waitlist.textContent = sale.waiting ? ` · ${sale.waiting} on the waitlist` : "";
+  waitlist.textContent = sale.waiting ? t("sales.waitlist", { count: sale.waiting }) : "";
   const badge = card.querySelector(".state");
-  badge.textContent = sale.state.replace("_", " ");
+  badge.textContent = label("state", sale.state);
   badge.dataset.state = sale.state;
   card.classList.toggle("ended", sale.state === "ended");
   for (const button of card.querySelectorAll(".sale-actions button")) {
@@ -155,30 +156,30 @@ function update(card, sale) {
 
 function updateClock(card, sale) {
   const now = serverNow();
-  let text = "ended";
-  if (sale.state !== "ended" && now < sale.starts_at) text = `starts in ${duration(sale.starts_at - now)}`;
-  else if (sale.state !== "ended" && now < sale.ends_at) text = `${duration(sale.ends_at - now)} left`;
+  let text = t("clock.ended");
+  if (sale.state !== "ended" && now < sale.starts_at) text = t("clock.startsIn", { time: duration(sale.starts_at - now) });
+  else if (sale.state !== "ended" && now < sale.ends_at) text = t("clock.left", { time: duration(sale.ends_at - now) });
   card.querySelector(".clock").textContent = text;
 }
 
 // ---- actions --------------------------------------------------------------------------------
 
 async function stop(id, button) {
-  if (!(await confirmAction(`Stop sale ${id} now? Nobody can grab after this.`, "Stop sale"))) return;
-  const sale = await act(`Stop ${id}`, () => api("POST", `/sales/${id}/stop`), button);
+  if (!(await confirmAction(t("sales.stopQuestion", { id }), t("sales.stopSale")))) return;
+  const sale = await act(t("sales.stopAct", { id }), () => api("POST", `/sales/${id}/stop`), button);
   if (sale) put(sale);
 }
 
 async function extend(id, input, button) {
   const seconds = intOf(input);
-  const sale = await act(`Extend ${id} by ${seconds} s`,
+  const sale = await act(t("sales.extendAct", { id, seconds }),
     () => api("POST", `/sales/${id}/extend`, { seconds }), button);
   if (sale) put(sale);
 }
 
 async function topUp(id, input, button) {
   const units = intOf(input);
-  const sale = await act(`Top up ${id} by ${units}`,
+  const sale = await act(t("sales.topUpAct", { id, units }),
     () => api("POST", `/sales/${id}/topup`, { units }), button);
   if (sale) put(sale);
 }
@@ -204,7 +205,7 @@ export function fillSkuSelect(select) {
     const label = `${sku.sku} — ${product.title}${attrs ? ` (${attrs})` : ""} · ${price}`;
     return el("option", { value: sku.sku }, label);
   });
-  select.replaceChildren(el("option", { value: "" }, "Choose a SKU…"), ...options);
+  select.replaceChildren(el("option", { value: "" }, t("sku.choose")), ...options);
   select.value = current;
 }
 
@@ -216,7 +217,7 @@ function skuOptions() {
 function suggestPrice() {
   const found = skuIndex().get($("#sale-sku").value);
   const price = $("#sale-price");
-  price.placeholder = found ? toMajorText(found.sku.list_price, found.product.currency) : "list price";
+  price.placeholder = found ? toMajorText(found.sku.list_price, found.product.currency) : t("sales.listPrice");
 }
 
 async function launch(event) {
@@ -225,7 +226,7 @@ async function launch(event) {
   const found = skuIndex().get($("#sale-sku").value);
   const body = { sku: $("#sale-sku").value, allotment: intOf($("#sale-allotment")) };
   const currency = found ? found.product.currency : "USD";
-  const price = amountOf($("#sale-price"), currency, { what: "a price", optional: true });
+  const price = amountOf($("#sale-price"), currency, { what: t("what.price"), optional: true });
   if (Number.isNaN(price)) {
     $("#sale-price").focus(); // the reason is next to it; nothing is sent
     return;
@@ -240,7 +241,7 @@ async function launch(event) {
     const value = intOf($(selector));
     if (value !== undefined) body[field] = value;
   }
-  const sale = await act(`Launch sale on ${body.sku || "?"}`, () => api("POST", "/sales", body),
+  const sale = await act(t("sales.launchAct", { sku: body.sku || "?" }), () => api("POST", "/sales", body),
     form.querySelector("button[type=submit]"));
   if (sale) put(sale);
 }

@@ -8,6 +8,7 @@
 import { act, api } from "./api.js";
 import { fillSkuSelect, skuIndex } from "./sales.js";
 import { $, amountOf, duration, el, intOf, money, poller, serverNow } from "./util.js";
+import { label, t, t as tr } from "./i18n.js";
 
 const POLL_MS = 3000;
 const SHOWN = 10; // the newest deals on screen
@@ -55,7 +56,7 @@ export function stop() {
 }
 
 async function load() {
-  const data = await act("Load group buys", () => api("GET", "/group-buys"), null, { quiet: true });
+  const data = await act(t("gb.load"), () => api("GET", "/group-buys"), null, { quiet: true });
   if (!data) {
     polling.stop();
     return;
@@ -65,7 +66,7 @@ async function load() {
 }
 
 async function loadDeal(id) {
-  const d = await act(`Load group buy ${id}`, () => api("GET", `/group-buys/${id}`), null,
+  const d = await act(t("gb.loadOne", { id }), () => api("GET", `/group-buys/${id}`), null,
     { quiet: true });
   if (d) put(d);
 }
@@ -85,19 +86,19 @@ function put(d) {
   }
   const cur = d.currency || "USD";
   card.querySelector(".title").textContent = `${d.sku}${d.title ? ` — ${d.title}` : ""}`;
-  card.querySelector(".terms").textContent = `${d.id} · ${money(d.group_price, cur)} in teams of ` +
-    `${d.team_size} within ${duration(d.window_s * 1000)} · ${d.available} of ${d.units} units left · ` +
-    `${d.per_user_limit} per user`;
+  card.querySelector(".terms").textContent = t("gb.terms", { id: d.id, price: money(d.group_price, cur),
+    size: d.team_size, window: duration(d.window_s * 1000), available: d.available, units: d.units,
+    limit: d.per_user_limit });
   const teams = d.teams || [];
   const forming = teams.filter((t) => t.state === "forming").length;
   const done = teams.filter((t) => t.state === "completed").length;
   card.querySelector(".n-teams").textContent =
-    `${teams.length} team${teams.length === 1 ? "" : "s"} · ${forming} forming · ${done} completed`;
+    t("gb.teams", { count: teams.length, forming, done });
   card.querySelector(".teams").replaceChildren(...teams.map((t) =>
     el("li", { class: "team", dataset: { id: t.id, state: t.state } },
-      el("strong", {}, t.id), " ", el("span", { class: "badge team-state" }, t.state), " ",
+      el("strong", {}, t.id), " ", el("span", { class: "badge team-state" }, label("gb.state", t.state)), " ",
       el("span", { class: "members" }, t.roster.map((m) => m.name).join(", ") || "—"), " ",
-      el("span", { class: "needed" }, t.state === "forming" ? `${t.needed} more needed` : ""), " ",
+      el("span", { class: "needed" }, t.state === "forming" ? tr("gb.needed", { n: t.needed }) : ""), " ",
       el("span", { class: "clock" }))));
   updateClocks(card, d);
   const open = [...deals.values()].flatMap((x) => x.teams || []).filter((t) => t.state === "forming");
@@ -110,21 +111,19 @@ function updateClocks(card, d) {
     const t = (d.teams || []).find((x) => x.id === row.dataset.id);
     const left = t.deadline - serverNow();
     row.querySelector(".clock").textContent = t.state === "forming" || t.state === "full"
-      ? (left > 0 ? `${duration(left)} left` : "settling…") : "";
+      ? (left > 0 ? tr("clock.left", { time: duration(left) }) : tr("gb.settling")) : "";
   }
 }
 
 // ---- reminders and sharers -------------------------------------------------------------------
 
-const KINDS = { going_live: "going live", sale_soon: "sale soon" };
-
 async function reminders() {
-  const data = await act("Load reminders", () => api("GET", "/reminders"), null, { quiet: true });
+  const data = await act(t("social.loadReminders"), () => api("GET", "/reminders"), null, { quiet: true });
   if (!data) return;
   $("#reminder-count").textContent = String(data.subscribers);
   $("#reminder-events").textContent = data.events.map((e) =>
-    `${KINDS[e.kind] || e.kind}${e.id.startsWith("sale-") ? ` (${e.id.slice(5)})` : ""}: ${e.state}` +
-    (e.delivered ? `, sent to ${e.delivered}` : "")).join(" · ");
+    `${label("social.kind", e.kind)}${e.id.startsWith("sale-") ? ` (${e.id.slice(5)})` : ""}: ${label("social.state", e.state)}` +
+    (e.delivered ? t("social.sentTo", { n: e.delivered }) : "")).join(" · ");
 }
 
 /** {USD: 1250, EUR: 0} -> "USD 12.50, EUR 0.00" (net GMV per currency). */
@@ -133,13 +132,14 @@ function gmvText(gmv) {
 }
 
 async function sharers() {
-  const data = await act("Load referrals", () => api("GET", "/referrals?limit=20"), null,
+  const data = await act(t("social.loadReferrals"), () => api("GET", "/referrals?limit=20"), null,
     { quiet: true });
   if (!data) return;
   const share = Object.entries(data.referred_share).map(([cur, part]) =>
-    `${money(data.referred_gmv[cur] || 0, cur)} of ${money(data.gmv[cur], cur)} (${(100 * part).toFixed(1)}%)`);
-  $("#referred").textContent = `${data.referred_viewers} viewer${data.referred_viewers === 1 ? "" : "s"} ` +
-    `came through share links${share.length ? ` · referred GMV ${share.join(", ")}` : ""}`;
+    t("social.shareOf", { part: money(data.referred_gmv[cur] || 0, cur), whole: money(data.gmv[cur], cur),
+      pct: (100 * part).toFixed(1) }));
+  $("#referred").textContent = t("social.referred", { count: data.referred_viewers }) +
+    (share.length ? t("social.referredGmv", { gmv: share.join(", ") }) : "");
   const rows = data.sharers.map((s) => el("tr", { dataset: { user: s.user } },
     el("td", {}, s.name && s.name !== s.user ? `${s.name} (${s.user})` : s.user),
     el("td", { class: "num invites" }, String(s.invites)),
@@ -159,7 +159,7 @@ async function open(event) {
   const found = skuIndex().get(sku);
   const body = {
     sku,
-    group_price: amountOf($("#gb-price"), found ? found.product.currency : "USD", { what: "a price" }),
+    group_price: amountOf($("#gb-price"), found ? found.product.currency : "USD", { what: t("what.price") }),
     team_size: intOf($("#gb-size")),
     window_s: intOf($("#gb-window")),
     units: intOf($("#gb-units")),
@@ -170,7 +170,7 @@ async function open(event) {
     $("#gb-price").focus(); // the reason is next to it; nothing is sent
     return;
   }
-  const d = await act(`Open group buy on ${sku}`, () => api("POST", "/group-buys", body),
+  const d = await act(t("gb.openAct", { sku }), () => api("POST", "/group-buys", body),
     form.querySelector("button[type=submit]"));
   if (d) {
     put(d);

@@ -6,17 +6,9 @@
 import { api, act } from "./api.js";
 import { $, fieldError, showRefusal } from "./util.js";
 import { attachStream } from "/live/static/stream.js";
+import { label, t } from "./i18n.js";
 
 const RETRY_MS = 10_000;
-const SAY = {
-  none: "No stream URL set: viewers see the cover.",
-  loading: "Connecting to the stream…",
-  playing: "Playing: viewers see this.",
-  stalled: "Stalled: no new frames. Check the encoder.",
-  offline: "Offline: the stream cannot be played. Trying again…",
-};
-const LABEL = { none: "no stream", loading: "loading", playing: "playing", stalled: "stalled", offline: "offline" };
-
 /** @type {{url: string | null, cover: string | null, health: string, detach: () => void,
  *          retry: ReturnType<typeof setTimeout> | undefined}} */
 const state = { url: null, cover: null, health: "none", detach: () => {}, retry: undefined };
@@ -79,8 +71,8 @@ function show(health) {
   state.health = health;
   const panel = $("#stream-panel");
   panel.dataset.health = health;
-  $("#stream-health").textContent = LABEL[health];
-  $("#stream-say").textContent = SAY[health];
+  $("#stream-health").textContent = label("stream.health", health);
+  $("#stream-say").textContent = t(`stream.say.${health}`);
   const video = /** @type {HTMLVideoElement} */ ($("#stream-video"));
   $("#stream-size").textContent = health === "playing" && video.videoWidth
     ? `${video.videoWidth}×${video.videoHeight}` : "";
@@ -97,10 +89,10 @@ async function saveUrl(event) {
       return await api("PATCH", "", { stream_url: url });
     } catch (error) {
       showRefusal(error, (name) => (name === "stream_url" ? input : null),
-        () => "An http(s) URL of an HLS playlist (.m3u8), or a /path on this engine");
+        () => t("stream.urlRule"));
       throw error;
     }
   };
-  const room = await act("Save stream URL", save, $("#stream-save"));
+  const room = await act(t("act.saveStreamUrl"), save, $("#stream-save"));
   if (room) follow(room);
 }

@@ -2,6 +2,7 @@
 // piece of text from the engine goes through textContent, never innerHTML.
 
 import { parseMoney } from "/sdk/index.js";
+import { intlMoney, language, t } from "./i18n.js";
 
 /** Build an element: el("button", {class: "x", onclick: f, dataset: {id: 1}}, "text", child). */
 export function el(tag, props = {}, ...children) {
@@ -57,8 +58,10 @@ export function currencyDigits(currency) {
   }
 }
 
-/** Minor units -> "USD 12.50". */
+/** Minor units -> "USD 12.50" in English; through Intl in the console's other languages
+ * ("US$12.50", "¥1,500"). */
 export function money(minor, currency) {
+  if (language() !== "en") return intlMoney(minor, currency);
   const digits = currencyDigits(currency);
   const major = (Number(minor) / 10 ** digits).toFixed(digits);
   return `${currency} ${major}`;
@@ -72,10 +75,10 @@ export function toMinor(text, currency) {
 
 /** How to type an amount of `currency`, in the host's words: "Enter a price like 24.50";
  * "JPY has no decimals: enter a whole amount like 1500". */
-export function amountHint(currency, what = "an amount") {
+export function amountHint(currency, what = t("what.amount")) {
   const digits = currencyDigits(currency);
-  if (digits === 0) return `${currency} has no decimals: enter a whole amount like 1500`;
-  return `Enter ${what} like ${(24.5).toFixed(digits)}`;
+  if (digits === 0) return t("amount.whole", { currency });
+  return t("amount.like", { what, example: (24.5).toFixed(digits) });
 }
 
 const fieldNotes = new WeakMap(); // input -> the message element next to it
@@ -109,7 +112,7 @@ export function fieldError(input, message) {
 /** The amount typed in `input`, in minor units of `currency`; undefined when it is empty
  * and `optional`. A bad one is marked on the field (with `amountHint`) and gives NaN: the
  * caller sends nothing. */
-export function amountOf(input, currency, { what = "an amount", optional = false } = {}) {
+export function amountOf(input, currency, { what = t("what.amount"), optional = false } = {}) {
   const text = input.value.trim();
   if (text === "" && optional) {
     fieldError(input, null);
@@ -163,7 +166,7 @@ export function duration(ms) {
 }
 
 /** Ask before an action that cannot be taken back; resolves true when confirmed. */
-export function confirmAction(question, confirmLabel = "Confirm", { danger = true } = {}) {
+export function confirmAction(question, confirmLabel = t("confirm.yes"), { danger = true } = {}) {
   const dialog = $("#confirm");
   $("#confirm-text", dialog).textContent = question;
   const yes = $("#confirm-yes", dialog);

@@ -2,7 +2,8 @@
 // question, 2-6 options, a duration, whether viewers may change their vote), the running
 // poll with live bars (count and share per option), its time left and "End poll now", and
 // the last closed polls' results. Mounted by the console's feature seam
-// (streamer_console/static/features.js has the ctx it gets); texts are built as text nodes.
+// (streamer_console/static/features.js has the ctx it gets); texts are built as text nodes,
+// in the console's language through ctx.t (its catalogs hold the "poll.*" keys).
 import { shares } from "./shares.js";
 
 const MIN_OPTIONS = 2;
@@ -45,7 +46,8 @@ const STYLE = `
 
 /** @param {import("/console/features.js").FeatureContext} ctx */
 export function mount(ctx) {
-  const { el, root } = ctx;
+  const { el, root, t } = ctx;
+  const timeLocale = ctx.language === "en" ? "en-GB" : ctx.language;
   const host = ctx.role === "host";
   const polls = new Map(); // id -> poll object, as the engine last told
   const views = new Map(); // id -> the card showing it, updated in place
@@ -55,36 +57,36 @@ export function mount(ctx) {
 
   // ---- layout --------------------------------------------------------------------------------
   root.classList.add("poll-panel");
-  const badge = el("span", { class: "badge live", hidden: true }, "live");
+  const badge = el("span", { class: "badge live", hidden: true }, t("poll.live"));
   const running = el("div", { class: "poll-running", "aria-live": "polite" });
-  const empty = el("p", { class: "meta poll-empty" }, host ? "No poll running." : "No poll running. Only the host starts polls.");
+  const empty = el("p", { class: "meta poll-empty" }, host ? t("poll.empty") : t("poll.emptyModerator"));
   const status = el("p", { class: "poll-status", role: "status" });
   const recentList = el("div", {});
-  const recent = el("section", { class: "poll-recent", hidden: true }, el("h3", {}, "Recent results"), recentList);
+  const recent = el("section", { class: "poll-recent", hidden: true }, el("h3", {}, t("poll.recent")), recentList);
   const form = host ? buildForm() : null;
-  const parts = [el("style", {}, STYLE), el("h2", {}, "Live poll", badge), running, empty, status,
+  const parts = [el("style", {}, STYLE), el("h2", {}, t("poll.title"), badge), running, empty, status,
     form && form.details, recent]; // the form folded, the results stay in sight when a poll ends
   root.append(...parts.filter(Boolean));
 
   // ---- the start form (host) -----------------------------------------------------------------
   function buildForm() {
     const question = /** @type {HTMLInputElement} */ (el("input", { name: "question", required: true, maxlength: "200",
-      autocomplete: "off", placeholder: "Question, e.g. Which colour next?", "aria-label": "poll question" }));
+      autocomplete: "off", placeholder: t("poll.questionPlaceholder"), "aria-label": t("poll.questionLabel") }));
     const rows = el("ol", { class: "poll-options" });
     const add = /** @type {HTMLButtonElement} */ (
-      el("button", { type: "button", class: "add-option", onclick: () => addOption("") }, "+ option"));
+      el("button", { type: "button", class: "add-option", onclick: () => addOption("") }, t("poll.addOption")));
     const duration = /** @type {HTMLInputElement} */ (el("input", { type: "number", name: "duration", min: "10",
-      max: "3600", value: "60", required: true, "aria-label": "poll duration in seconds" }));
+      max: "3600", value: "60", required: true, "aria-label": t("poll.durationLabel") }));
     const changeable = /** @type {HTMLInputElement} */ (el("input", { type: "checkbox", name: "changeable" }));
-    const submit = /** @type {HTMLButtonElement} */ (el("button", { type: "submit", class: "primary" }, "Start poll"));
+    const submit = /** @type {HTMLButtonElement} */ (el("button", { type: "submit", class: "primary" }, t("poll.start")));
     const node = el("form", { class: "stack poll-form", onsubmit: start }, question, rows,
-      el("div", { class: "inline" }, add, el("label", {}, "Duration s", duration),
-        el("label", {}, changeable, "viewers may change their vote")),
+      el("div", { class: "inline" }, add, el("label", {}, t("poll.durationS"), duration),
+        el("label", {}, changeable, t("poll.changeable"))),
       el("div", { class: "inline" }, submit));
     // folded until the host opens it, as the console's other "start" forms: the panel stays
     // small beside the run of show while nothing runs
     const details = /** @type {HTMLDetailsElement} */ (
-      el("details", { class: "poll-new" }, el("summary", {}, "Start a poll"), node));
+      el("details", { class: "poll-new" }, el("summary", {}, t("poll.startTitle")), node));
 
     function addOption(value) {
       if (rows.children.length >= MAX_OPTIONS) return;
@@ -99,10 +101,10 @@ export function mount(ctx) {
       [...rows.children].forEach((li, i) => {
         li.querySelector(".n").textContent = `${i + 1}`;
         const input = li.querySelector("input");
-        input.placeholder = `Option ${i + 1}`;
-        input.setAttribute("aria-label", `option ${i + 1}`);
+        input.placeholder = t("poll.option", { n: i + 1 });
+        input.setAttribute("aria-label", t("poll.optionLabel", { n: i + 1 }));
         const remove = /** @type {HTMLButtonElement} */ (li.querySelector(".remove"));
-        remove.setAttribute("aria-label", `remove option ${i + 1}`);
+        remove.setAttribute("aria-label", t("poll.removeOption", { n: i + 1 }));
         remove.hidden = rows.children.length <= MIN_OPTIONS;
       });
       add.disabled = rows.children.length >= MAX_OPTIONS;
@@ -118,11 +120,11 @@ export function mount(ctx) {
       const options = [...rows.querySelectorAll("input")].map((i) => i.value.trim()).filter(Boolean);
       const body = { question: question.value.trim(), options, duration_s: Number(duration.value),
         changeable: changeable.checked };
-      if (!body.question) return say("Write the question first.");
-      if (options.length < MIN_OPTIONS) return say(`Give at least ${MIN_OPTIONS} options.`);
-      if (new Set(options).size !== options.length) return say("Two options are the same.");
+      if (!body.question) return say(t("poll.needQuestion"));
+      if (options.length < MIN_OPTIONS) return say(t("poll.needOptions", { n: MIN_OPTIONS }));
+      if (new Set(options).size !== options.length) return say(t("poll.sameOptions"));
       const s = body.duration_s;
-      if (!Number.isInteger(s) || s < 10 || s > 3600) return say("Duration: 10 to 3600 seconds.");
+      if (!Number.isInteger(s) || s < 10 || s > 3600) return say(t("poll.durationRange"));
       submit.disabled = true;
       try {
         const poll = await ctx.api("POST", "/polls", body);
@@ -130,7 +132,7 @@ export function mount(ctx) {
         reset();
         show(poll);
       } catch (error) {
-        say(`Start poll failed: ${error.message} (${error.code})`);
+        say(t("poll.startFailed", { message: error.message, code: error.code }));
       } finally {
         submit.disabled = false;
       }
@@ -164,7 +166,7 @@ export function mount(ctx) {
     const time = el("span", { class: "clock" });
     const state = el("span", { class: "badge" });
     const total = el("span", { class: "grow total" });
-    const end = host ? el("button", { class: "danger end", type: "button", onclick: () => close(poll.id, end) }, "End poll now") : null;
+    const end = host ? el("button", { class: "danger end", type: "button", onclick: () => close(poll.id, end) }, t("poll.endNow")) : null;
     const node = el("article", { class: "poll-card", dataset: { poll: poll.id } },
       el("header", {}, el("span", { class: "question" }, poll.question), time, state),
       el("ol", { class: "poll-rows" }, rows.map((r) => r.li)),
@@ -190,16 +192,16 @@ export function mount(ctx) {
     view.node.classList.toggle("live", open);
     view.node.classList.toggle("closed", !open);
     view.node.dataset.state = poll.state;
-    view.state.textContent = "final";
+    view.state.textContent = t("poll.final");
     view.state.hidden = open; // the panel's heading says live
     const n = poll.total;
-    view.total.textContent = `${n} vote${n === 1 ? "" : "s"} · ${poll.changeable ? "changeable" : "votes are final"}`;
+    view.total.textContent = `${t("poll.votes", { count: n })} · ${poll.changeable ? t("poll.changeableNote") : t("poll.finalNote")}`;
     if (open) {
       const left = Math.min(poll.ends_at - now(), poll.ends_at - poll.opened_at);
-      view.time.textContent = left > 0 ? `${clock(left)} left` : "closing…";
+      view.time.textContent = left > 0 ? t("poll.left", { time: clock(left) }) : t("poll.closing");
     } else {
-      const at = poll.closed_at && new Date(poll.closed_at).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
-      view.time.textContent = at ? `ended ${at}` : "ended";
+      const at = poll.closed_at && new Date(poll.closed_at).toLocaleTimeString(timeLocale, { hour: "2-digit", minute: "2-digit" });
+      view.time.textContent = at ? t("poll.endedAt", { time: at }) : t("poll.ended");
     }
     if (view.end) view.end.hidden = !open;
   }
@@ -239,7 +241,7 @@ export function mount(ctx) {
       show(await ctx.api("POST", `/polls/${encodeURIComponent(id)}/close`));
       say("");
     } catch (error) {
-      say(`End poll failed: ${error.message} (${error.code})`);
+      say(t("poll.endFailed", { message: error.message, code: error.code }));
     } finally {
       button.disabled = false;
     }
@@ -250,7 +252,7 @@ export function mount(ctx) {
       const { polls: listed } = await ctx.api("GET", "/polls");
       for (const poll of listed.slice().reverse()) show(poll);
     } catch (error) {
-      say(`Loading polls failed: ${error.message} (${error.code})`);
+      say(t("poll.loadFailed", { message: error.message, code: error.code }));
     }
   }
 
