@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, ViewportSize, expect
+from playwright.async_api import BrowserContext, expect
 
 from clients import HostClient, LivecartClientError, ShopperClient
 from engine.server.app import Engine
@@ -27,7 +27,7 @@ from tests.conftest import (
     needs_chromium,
     token,
 )
-from tests.pages import HTTP_ERROR_LOG, LAPTOP, TABLET, OpenConsole
+from tests.pages import HTTP_ERROR_LOG, LAPTOP, OpenConsole
 
 JACKET: dict[str, Any] = {
     "title": "Denim jacket",
@@ -921,41 +921,7 @@ async def test_header_stats_and_reconnect(
     await expect(page.locator("#sales .sale .n-available")).to_have_text("2")
 
 
-@pytest.mark.browser
-@needs_chromium
-@pytest.mark.parametrize(("name", "viewport"), [("laptop", LAPTOP), ("tablet", TABLET)])
-async def test_full_show_layout(  # noqa: PLR0917 (fixtures and parameters)
-    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
-    name: str, viewport: ViewportSize,
-) -> None:  # fmt: skip
-    for product in (JACKET, BOOTS, SCARF):
-        await host.create_product(**product)
-    await host.pin_product("p2")
-    await host.launch_sale("LB-42", 20, price=9900, per_user_limit=2)
-    template = await host.create_coupon("percent_off", "10% off boots", 100, "USD", percent=10)
-    await host.drop_coupons(template["id"], 50)
-    viewers = [await viewer_factory(room, user=f"fan-{i}") for i in range(4)]
-    for i, viewer in enumerate(viewers):
-        await viewer.grab("s1", 1 + i % 2)
-        await viewer.comment(["what size is it?", "so nice", "link please", "多少钱?"][i])
-    await viewers[0].claim("d2")
-    console = await open_console(room, viewport=viewport)
-    page = console.page
-    await expect(page.locator("#sales .sale .n-reserved")).to_have_text("6")
-    await expect(page.locator("#drops .n-claimed")).to_have_text("1")
-    await expect(page.locator("#feed li")).to_have_count(4)
-    for panel in ("#lineup-panel", "#comments-panel", "#sales-panel", "#coupons-panel"):
-        box = await page.locator(panel).bounding_box()
-        assert box is not None
-        assert box["x"] >= 0
-        assert box["x"] + box["width"] <= viewport["width"] + 1, panel
-        assert box["y"] + box["height"] <= viewport["height"] + 1, panel
-    assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
-    # What the host watches during the show is on screen without scrolling any panel.
-    for live in ("#sales .sale .stockbar", "#drops .drop-card .stockbar", "#lineup li.pinned",
-                 "#feed li >> nth=3"):  # fmt: skip
-        await expect(page.locator(live)).to_be_in_viewport()
-    await console.shot(f"10-{name}-full-show")
+# The whole show's layout at each screen size: tests/test_console_layout.py.
 
 
 # ---- interactive selling: giveaways, auctions, comment-to-buy ---------------------------------

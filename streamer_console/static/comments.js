@@ -62,12 +62,12 @@ export function entry(e) {
   }
 }
 
-export function tick(t) {
-  const fresh = (t.entries || []).filter((e) => e.kind === "comment");
+export function tick(message) {
+  const fresh = (message.entries || []).filter((e) => e.kind === "comment");
   if (fresh.length && holding) hold(fresh);
   else if (fresh.length) add(fresh);
-  if (t.sampled_out) {
-    sampledOut += t.sampled_out;
+  if (message.sampled_out) {
+    sampledOut += message.sampled_out;
     $("#sampled").textContent = t("comments.sampled", { n: count(sampledOut) });
   }
 }

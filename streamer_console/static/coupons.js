@@ -53,8 +53,8 @@ export function entry(e) {
   }
 }
 
-export function tick(t) {
-  for (const [id, counters] of Object.entries(t.drops || {})) {
+export function tick(message) {
+  for (const [id, counters] of Object.entries(message.drops || {})) {
     if (drops.has(id)) put({ ...drops.get(id), ...counters });
   }
 }
@@ -65,33 +65,33 @@ export function second() {
 
 // ---- templates ------------------------------------------------------------------------------
 
-function terms(t) {
+function terms(template) {
   // A template has `kind`; a drop card (and its coupon_dropped entry, whose own `kind` is
   // the entry's) has `coupon_kind`.
-  const kind = t.coupon_kind || t.kind;
+  const kind = template.coupon_kind || template.kind;
   let off = tr("coupons.freeShipping");
-  if (kind === "amount_off") off = tr("coupons.amountOffText", { amount: money(t.amount, t.currency) });
+  if (kind === "amount_off") off = tr("coupons.amountOffText", { amount: money(template.amount, template.currency) });
   if (kind === "percent_off") {
-    off = tr("coupons.percentOffText", { percent: t.percent })
-      + (t.cap ? tr("coupons.cap", { cap: money(t.cap, t.currency) }) : "");
+    off = tr("coupons.percentOffText", { percent: template.percent })
+      + (template.cap ? tr("coupons.cap", { cap: money(template.cap, template.currency) }) : "");
   }
-  const min = t.min_spend ? tr("coupons.over", { amount: money(t.min_spend, t.currency) }) : "";
+  const min = template.min_spend ? tr("coupons.over", { amount: money(template.min_spend, template.currency) }) : "";
   return `${off}${min}`;
 }
 
-function templateRow(t) {
+function templateRow(template) {
   const quantity = el("input", { class: "drop-quantity", type: "number", min: 1, value: 50,
-    "aria-label": tr("coupons.qtyLabel", { title: t.title }) });
+    "aria-label": tr("coupons.qtyLabel", { title: template.title }) });
   const countdown = el("input", { class: "drop-countdown", type: "number", min: 0, value: 0,
     "aria-label": tr("coupons.countdownLabel") });
-  const left = t.total - (t.issued || 0);
+  const left = template.total - (template.issued || 0);
   return el(
     "li",
-    { class: "template", dataset: { id: t.id } },
-    el("div", {}, el("strong", {}, t.title), " ",
+    { class: "template", dataset: { id: template.id } },
+    el("div", {}, el("strong", {}, template.title), " ",
       el("span", { class: "meta" },
-        tr("coupons.templateMeta", { id: t.id, terms: terms(t), left, total: t.total, limit: t.per_user_limit }))),
-    el("form", { class: "drop-form", onsubmit: (ev) => dropNow(ev, t, quantity, countdown) },
+        tr("coupons.templateMeta", { id: template.id, terms: terms(template), left, total: template.total, limit: template.per_user_limit }))),
+    el("form", { class: "drop-form", onsubmit: (ev) => dropNow(ev, template, quantity, countdown) },
       el("label", {}, tr("coupons.qty"), " ", quantity),
       el("label", {}, tr("form.countdownS"), " ", countdown),
       el("button", { type: "submit", class: "primary drop" }, tr("coupons.drop"))),

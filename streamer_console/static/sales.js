@@ -58,8 +58,8 @@ export function entry(e) {
   }
 }
 
-export function tick(t) {
-  for (const [id, counters] of Object.entries(t.stock || {})) {
+export function tick(message) {
+  for (const [id, counters] of Object.entries(message.stock || {})) {
     if (sales.has(id)) put({ ...sales.get(id), ...counters });
   }
 }
