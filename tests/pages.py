@@ -131,8 +131,9 @@ async def _close_and_judge(pages: list[Opened]) -> None:
 
 @pytest.fixture
 async def open_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenConsole]:
-    """A console page, signed in as `role`/`user` unless `sign_in` is False; `setup` runs on
-    its browser context first (e.g. to route /features)."""
+    """A console page in a browser whose language is `locale`, signed in as `role`/`user`
+    (shown as `name`) unless `sign_in` is False; `setup` runs on its browser context first
+    (e.g. to route /features)."""
     consoles: list[Opened] = []
 
     async def make(
@@ -145,15 +146,17 @@ async def open_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenCo
         setup: Setup | None = None,
         allowed: Iterable[re.Pattern[str]] = (),
         locale: str = "en-US",
+        name: str | None = None,
     ) -> Console:
         console = await _new_page(browser, Console, consoles, setup, allowed,
                                   viewport=viewport or LAPTOP, locale=locale)  # fmt: skip
         page = console.page
         await page.goto(f"{engine.base_url}/console/")
         if sign_in:
-            await page.fill("#token", token(room, role, user or f"{role}-1"))
+            named = {"name": name} if name else {}
+            await page.fill("#token", token(room, role, user or f"{role}-1", **named))
             await page.click("#signin-button")
-            await expect(page.locator("#conn")).to_have_text("connected")
+            await expect(page.locator("#conn")).to_have_attribute("data-status", "live")
         return console
 
     yield make

@@ -9,17 +9,16 @@ console error fails the test."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from clients import HostClient, ShopperClient
 from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, token
-from tests.pages import LAPTOP, Console, Opened, _close_and_judge, _new_page
+from tests.pages import OpenConsole
 from tests.test_console import BOOTS, JACKET, SCARF
 
 STATIC = Path(__file__).resolve().parent.parent / "streamer_console" / "static"
@@ -31,31 +30,6 @@ COMMENTS = ["what size is it?", "so nice", "link please", "多少钱?"]
 COUPON = "10% off boots"
 # Words a Chinese console may show as they are: codes, names and the data the test made.
 ALLOWED = {"livecart", "csv", "gmv", "sku", "id", "alt", "usd", "json"}
-
-OpenLocalConsole = Callable[..., Awaitable[Console]]
-
-
-@pytest.fixture
-async def open_local_console(browser: Browser, engine: Engine) -> AsyncIterator[OpenLocalConsole]:
-    """A console page in a browser whose language is `locale`, signed in as the host of
-    `room` (named 小美) unless `sign_in` is False. (tests/pages.py's open_console opens every
-    console in the browser's default language.)"""
-    consoles: list[Opened] = []
-
-    async def make(room: str, locale: str, *, sign_in: bool = True) -> Console:
-        console = await _new_page(browser, Console, consoles, None, (), viewport=LAPTOP,
-                                  locale=locale)  # fmt: skip
-        page = console.page
-        await page.goto(f"{engine.base_url}/console/")
-        if sign_in:
-            await page.fill("#token", token(room, "host", "host-1", name=HOST_NAME))
-            await page.click("#signin-button")
-            await expect(page.locator("#conn")).to_have_attribute("data-status", "live")
-        return console
-
-    yield make
-    await _close_and_judge(consoles)
-
 
 # ---- the catalogs -----------------------------------------------------------------------------
 
@@ -92,11 +66,13 @@ def test_every_key_the_console_uses_is_in_the_catalog() -> None:
 @pytest.mark.browser
 @needs_chromium
 async def test_console_catalogs_placeholders_plurals_and_shared_core(
-    open_local_console: OpenLocalConsole, room_factory: RoomFactory
+    open_console: OpenConsole, room_factory: RoomFactory
 ) -> None:
     """The catalogs as the console loads them (/console/i18n/*.js): every translation fills
     the same {placeholders} as the English; the language pick is the viewer page's own."""
-    console = await open_local_console(await room_factory(), "en-US", sign_in=False)
+    console = await open_console(
+        await room_factory(), locale="en-US", sign_in=False, name=HOST_NAME
+    )
     found: dict[str, Any] = await console.page.evaluate("""async (langs) => {
         const fields = (m) =>
             [...new Set([...m.matchAll(/\\{(\\w+)\\}/g)].map((x) => x[1]))].sort();
@@ -212,13 +188,13 @@ CASES = [
 @needs_chromium
 @pytest.mark.parametrize("case", CASES, ids=[c[1] for c in CASES])
 async def test_full_show_in_chinese_has_no_english_left(
-    open_local_console: OpenLocalConsole, room_factory: RoomFactory, engine: Engine,
+    open_console: OpenConsole, room_factory: RoomFactory, engine: Engine,
     viewer_factory: ViewerFactory, case: tuple[str, ...],
 ) -> None:  # fmt: skip
     locale, lang, title, go_live, sales, orders, paid, role = case
     room = await room_factory(title=title)
     order = await full_show(engine, room, viewer_factory)
-    console = await open_local_console(room, locale)
+    console = await open_console(room, locale=locale, name=HOST_NAME)
     page = console.page
     assert await page.evaluate("document.documentElement.lang") == lang
     await expect(page.locator("#sales .sale .n-reserved")).to_have_text("6")
@@ -262,10 +238,10 @@ async def test_full_show_in_chinese_has_no_english_left(
 @pytest.mark.browser
 @needs_chromium
 async def test_language_select_reloads_into_the_language_and_remembers_it(
-    open_local_console: OpenLocalConsole, room_factory: RoomFactory
+    open_console: OpenConsole, room_factory: RoomFactory
 ) -> None:
     room = await room_factory(live=False)
-    console = await open_local_console(room, "en-US", sign_in=False)
+    console = await open_console(room, locale="en-US", sign_in=False)
     page = console.page
     # On the sign-in card: the same names as the viewer page's, this one chosen.
     select = page.locator("#signin-language")

@@ -8,6 +8,7 @@ docs/console.md shows (`make screenshots` writes them to docs/screenshots/consol
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -65,12 +66,30 @@ CUT_TITLES = """() => [...document.querySelectorAll("#console .title, #room-titl
     .map((el) => el.textContent)"""
 
 
+def product_picture(colour: tuple[int, int, int], size: int = 96) -> bytes:
+    """A product shot as a PNG: a pale backdrop, the product a `colour` disc with a shine."""
+
+    def paint(x: int, y: int) -> tuple[int, int, int]:
+        dx, dy = x - size / 2, y - size * 0.55
+        if dx * dx + dy * dy < (size * 0.34) ** 2:
+            glint = ((x - size * 0.38) ** 2 + (y - size * 0.4) ** 2) / (size * 0.2) ** 2
+            lift = 0.6 * max(0.0, 1 - glint)
+            red, green, blue = (min(255, int(c + (255 - c) * lift)) for c in colour)
+            return (red, green, blue)
+        fade = 236 - y // 6
+        return (fade, fade - 4, fade - 10)
+
+    return png(size, size, paint=paint)
+
+
 async def full_show(engine: Engine, host: HostClient, viewer_factory: ViewerFactory,
-                    room: str) -> None:  # fmt: skip
+                    room: str) -> str:  # fmt: skip
+    """Products (two with pictures, one with a long title), two live sales, a coupon drop,
+    four orders (three paid), three comments: the id of the sale the orders came from."""
     for product in (JACKET, SNEAKERS, BOOTS, SCARF):
         await host.create_product(**product)
-    for product, seed in (("p1", 90), ("p2", 10)):  # pictures, uploaded as the console does
-        url = await host.upload_image(png(96, 96, seed), "image/png")
+    for product, colour in (("p1", (52, 96, 160)), ("p2", (214, 92, 60))):
+        url = await host.upload_image(product_picture(colour), "image/png")  # as the console does
         await host.update_product(product, images=[url])
     await host.pin_product("p2")
     first = (await host.launch_sale("TR-42", 40, price=6900, per_user_limit=2))["id"]
@@ -84,6 +103,7 @@ async def full_show(engine: Engine, host: HostClient, viewer_factory: ViewerFact
     for fan, text in zip(fans, ("what size is it?", "link please", "多少钱?"), strict=True):
         await fan.comment(text)
     await fans[0].claim(drop)
+    return str(first)
 
 
 async def judge_layout(page: Page, viewport: ViewportSize) -> None:
@@ -101,23 +121,33 @@ async def judge_layout(page: Page, viewport: ViewportSize) -> None:
 
 
 SCREENS = [("1366x768", LAPTOP), ("1920x1080", MONITOR), ("1024x768", TABLET)]
+# The console's languages, each as a browser set to it would start it.
+LANGUAGES = [("en", "en-US"), ("zh-Hans", "zh-CN"), ("zh-Hant", "zh-TW")]
+HOSTS = {"en": "Mia", "zh-Hans": "小美", "zh-Hant": "小美"}
 
 
 @pytest.mark.browser
 @needs_chromium
 @pytest.mark.parametrize(("name", "viewport"), SCREENS)
+@pytest.mark.parametrize(("lang", "locale"), LANGUAGES)
 async def test_a_full_show_fits_every_screen(  # noqa: PLR0917 (fixtures and parameters)
     open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
-    engine: Engine, name: str, viewport: ViewportSize,
+    engine: Engine, name: str, viewport: ViewportSize, lang: str, locale: str,
 ) -> None:  # fmt: skip
-    await full_show(engine, host, viewer_factory, room)
-    console = await open_console(room, viewport=viewport)
+    sale = await full_show(engine, host, viewer_factory, room)
+    console = await open_console(room, viewport=viewport, locale=locale, name=HOSTS[lang])
     page = console.page
+    await expect(page.locator("html")).to_have_attribute("lang", lang)
     await expect(page.locator("#sales .sale")).to_have_count(2)
     await expect(page.locator("#order-list li")).to_have_count(4)
     await expect(page.locator("#feed li")).to_have_count(3)
     await expect(page.locator("#drops .n-claimed")).to_have_text("1")
-    await console.shot(f"{name}-show")
+    # An order paid while the host watches flashes in at the top.
+    eve = await order_for(engine, viewer_factory, room, sale, "eve")
+    landed = page.locator(f'#order-list li[data-id="{eve["id"]}"]')
+    await expect(landed).to_have_class(re.compile(r"\bflash\b"))
+    await expect(page.locator("#order-list li").first).to_have_attribute("data-id", eve["id"])
+    await console.shot(f"{lang}-{name}")
     # What the host watches during the show is on screen without scrolling anything (on a
     # tablet the launch form and the coupons are a scroll of the sales column away).
     for live in ("#sales .sale >> nth=1", "#lineup li.pinned", "#order-list li >> nth=1",
@@ -125,6 +155,6 @@ async def test_a_full_show_fits_every_screen(  # noqa: PLR0917 (fixtures and par
         await expect(page.locator(live)).to_be_in_viewport()
     if viewport != TABLET:
         for live in ("#sale-form button[type=submit]", "#drops .drop-card .stockbar",
-                     "#order-list li >> nth=3"):  # fmt: skip
+                     "#order-list li >> nth=2"):  # fmt: skip
             await expect(page.locator(live)).to_be_in_viewport()
     await judge_layout(page, viewport)

@@ -170,3 +170,44 @@ async def test_orders_panel_on_a_tablet_flagged_and_for_moderators(
     await expect(row(page, ana).locator("button.refund")).to_be_visible()
     by_id = {o["id"]: o for o in await host.orders()}
     assert by_id[rich["id"]]["review"] == "approved"
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_a_refund_with_restock_shows_in_the_order_the_stock_dashboard_and_audit(
+    open_console: OpenConsole, room: str, host: HostClient, viewer_factory: ViewerFactory,
+    engine: Engine,
+) -> None:  # fmt: skip
+    await host.create_product(**JACKET)
+    sale = (await host.launch_sale("DJ-M", 10, price=5000))["id"]
+    ana = await order_for(engine, viewer_factory, room, sale, "ana")
+    total = ana["pricing"]["total"]
+    console = await open_console(room)
+    page = console.page
+    card = page.locator(f'#sales .sale[data-id="{sale}"]')
+    await expect(card.locator(".n-sold")).to_have_text("1")
+    await expect(card.locator(".n-available")).to_have_text("9")
+
+    await row(page, ana).locator("button.refund").click()
+    await row(page, ana).locator(".refund-reason").fill("arrived damaged")
+    await row(page, ana).locator(".refund-restock").check()
+    await row(page, ana).locator("button.do-refund").click()
+    await expect(page.locator("#confirm-text")).to_contain_text(
+        "in full? 1 unit goes back on sale."
+    )
+    await console.confirm()
+    await expect(row(page, ana).locator(".order-state")).to_have_text("refunded")
+    # The unit is on sale again, live on the sale card.
+    await expect(card.locator(".n-available")).to_have_text("10")
+    await expect(card.locator(".n-sold")).to_have_text("0")
+    (order,) = await host.orders()
+    assert order["refunded"] == total
+    assert [(r["reason"], r["restocked"]) for r in order["refunds"]] == [("arrived damaged", 1)]
+    # The dashboard's net GMV drops by the refund; the audit still balances.
+    await page.click("#dashboard-toggle")
+    await expect(page.locator("#dash-gmv")).to_have_text("USD 0.00")
+    await expect(page.locator("#dash-paid")).to_have_text("1")
+    audit = await host.call("GET", f"/api/rooms/{room}/audit")
+    assert audit["ok"], audit
+    stock = await host.sale(sale)
+    assert (stock["available"], stock["reserved"], stock["sold"]) == (10, 0, 0)

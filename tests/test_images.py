@@ -8,7 +8,7 @@ import hashlib
 import re
 import struct
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,15 +27,20 @@ from engine.server.node import Node
 from tests.conftest import token
 
 
-def png(width: int = 2, height: int = 2, seed: int = 0) -> bytes:
-    """A real PNG (RGB, 8 bits), its pixels from `seed`."""
+def png(width: int = 2, height: int = 2, seed: int = 0,
+        paint: Callable[[int, int], tuple[int, int, int]] | None = None) -> bytes:  # fmt: skip
+    """A real PNG (RGB, 8 bits), its pixels from `seed`, or `paint(x, y)` when given."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
-    rows = b"".join(b"\0" + bytes((seed + x + y) % 256 for x in range(width * 3))
-                    for y in range(height))  # fmt: skip
+    if paint is None:
+        rows = b"".join(b"\0" + bytes((seed + x + y) % 256 for x in range(width * 3))
+                        for y in range(height))  # fmt: skip
+    else:
+        rows = b"".join(b"\0" + b"".join(bytes(paint(x, y)) for x in range(width))
+                        for y in range(height))  # fmt: skip
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
             + chunk(b"IEND", b""))  # fmt: skip

@@ -11,7 +11,7 @@ import {
   $, actionButton, amountHint, amountOf, confirmAction, duration, el, fieldError, intOf, money, poller,
   serverNow, toMinor,
 } from "./util.js";
-import { label, language, t } from "./i18n.js";
+import { clockTime, label, t } from "./i18n.js";
 
 const POLL_MS = 3000;
 const SHOWN = 5; // closed auctions kept on screen
@@ -145,7 +145,7 @@ function update(card, a) {
       : t("au.closedNoBids");
   card.querySelector(".offers").replaceChildren(...(a.offers || []).map((o) =>
     el("li", {}, t("au.offeredTo", { user: o.user, price: money(o.price, currency) })
-      + (o.expires_at ? t("au.until", { time: new Date(o.expires_at).toLocaleTimeString(language() === "en" ? undefined : language()) }) : ""))));
+      + (o.expires_at ? t("au.until", { time: clockTime(o.expires_at) }) : ""))));
   updateClock(card, a);
 }
 

@@ -4,7 +4,7 @@
 
 import { act, api } from "./api.js";
 import { $, actionButton, confirmAction, el } from "./util.js";
-import { count, label, t, timeLocale } from "./i18n.js";
+import { clockTime, count, label, t } from "./i18n.js";
 
 export const MAX_ROWS = 200;
 const INTENT = new RegExp(
@@ -93,9 +93,7 @@ export function engineError(error) {
 
 export const isIntent = (text) => INTENT.test(text);
 
-function time(ts) {
-  return new Date(ts).toLocaleTimeString(timeLocale(), { hour12: false });
-}
+const time = clockTime;
 
 function commentRow(c) {
   const staff = STAFF.includes(c.role);

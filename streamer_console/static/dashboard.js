@@ -10,7 +10,7 @@
 import { act, api, apiBlob } from "./api.js";
 import { $, duration, el, money, poller } from "./util.js";
 import { fullView as ordersView } from "./orders.js";
-import { count, label, t, timeLocale } from "./i18n.js";
+import { clockTime, count, label, t } from "./i18n.js";
 
 const POLL_MS = 3000;
 const SVG = "http://www.w3.org/2000/svg";
@@ -122,7 +122,7 @@ function render(data) {
     "gmv-views": moneyText(data.gmv_per_thousand_views),
   };
   for (const [name, text] of Object.entries(figures)) $(`#dash-${name}`).textContent = text;
-  const time = new Date(data.server_time).toLocaleTimeString(timeLocale());
+  const time = clockTime(data.server_time);
   $("#dash-updated").textContent = t("dashboard.updated", { time, seconds: POLL_MS / 1000 });
   renderFunnel(data.funnel || {});
   renderProducts(data.products);
@@ -237,7 +237,7 @@ function chart(box, points, { end, fromMinutes, markers = [], format, now }) {
   for (const marker of markers) {
     const at = x(marker.t);
     const kind = label("dash.marker", marker.kind);
-    const when = new Date(marker.t).toLocaleTimeString(timeLocale());
+    const when = clockTime(marker.t);
     const title = svg("title", {});
     title.textContent = `${when} · ${kind}${marker.label ? `: ${marker.label}` : ""}`;
     const line = { x1: at, x2: at, y1: 0, y2: height, "vector-effect": "non-scaling-stroke" };

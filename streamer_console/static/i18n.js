@@ -15,6 +15,9 @@ export const { language, setLanguage, t, money: intlMoney, count, translate } = 
 /** The locale times are read in: English keeps the console's 24-hour en-GB clock. */
 export const timeLocale = () => (language() === "en" ? "en-GB" : language());
 
+/** A moment of the show as the console's clock reads it, in every panel alike: 14:05:09. */
+export const clockTime = (ms) => new Date(ms).toLocaleTimeString(timeLocale(), { hourCycle: "h23" });
+
 /** The catalog's word for an engine value (a state, a role, a kind) under `prefix`:
  * label("state", "sold_out") -> "sold out"; a value the catalog lacks reads as itself,
  * underscores as spaces. */

@@ -101,10 +101,11 @@ function row(product, index) {
       ? el(
           "div",
           { class: "row-actions" },
-          actionButton("▲", "up", (b) => move(product.id, -1, b), { title: t("lineup.upTitle"),
-            "aria-label": t("lineup.upLabel", { title: product.title }), disabled: index === 0 }),
-          actionButton("▼", "down", (b) => move(product.id, 1, b), { title: t("lineup.downTitle"),
-            "aria-label": t("lineup.downLabel", { title: product.title }), disabled: index === products.length - 1 }),
+          el("span", { class: "move" }, // ▲ over ▼: the title keeps the row's width
+            actionButton("▲", "up", (b) => move(product.id, -1, b), { title: t("lineup.upTitle"),
+              "aria-label": t("lineup.upLabel", { title: product.title }), disabled: index === 0 }),
+            actionButton("▼", "down", (b) => move(product.id, 1, b), { title: t("lineup.downTitle"),
+              "aria-label": t("lineup.downLabel", { title: product.title }), disabled: index === products.length - 1 })),
           actionButton(t("lineup.edit"), "edit", () => editProduct(product),
             { "aria-label": t("lineup.editLabel", { title: product.title }) }),
           actionButton(live ? t("lineup.unpin") : t("lineup.present"), live ? "present" : "present primary",

@@ -7,7 +7,7 @@
 import { act, api, apiBlob } from "./api.js";
 import { toMinor } from "/sdk/index.js";
 import { $, actionButton, confirmAction, el, money, poller } from "./util.js";
-import { label, language, t } from "./i18n.js";
+import { clockTime, count, label, t } from "./i18n.js";
 
 const POLL_MS = 3000;
 const FLASH_MS = 2500;
@@ -150,9 +150,7 @@ function renderList() {
   empty.textContent = all.length ? t("orders.noMatch") : t("orders.none");
 }
 
-function time(ms) {
-  return new Date(ms).toLocaleTimeString(language() === "en" ? [] : language(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-}
+const time = clockTime;
 
 function orderRow(order) {
   const flashEnds = flashing.get(order.id);
@@ -212,15 +210,23 @@ function refundForm(order) {
     class: "refund-amount", inputmode: "decimal", "aria-label": t("orders.refundAmount"),
     placeholder: t("orders.refundAll", { amount: money(left, order.currency) }),
   });
+  const reason = el("input", { class: "refund-reason", maxlength: 200,
+    "aria-label": t("orders.refundReason"), placeholder: t("orders.refundReasonHint") });
+  // Units go back on sale once: offered while no refund of the order has restocked any.
+  const restockable = order.refunds.every((r) => !r.restocked);
+  const restock = el("input", { class: "refund-restock", type: "checkbox" });
   return el("form", { class: "refund-form", onsubmit: (ev) => {
     ev.preventDefault();
-    refund(order, input.value, ev.currentTarget.querySelector("button"));
+    refund(order, { amount: input.value, reason: reason.value.trim(), restock: restock.checked },
+      ev.currentTarget.querySelector("button"));
   } },
     input,
+    reason,
+    restockable ? el("label", { class: "meta" }, restock, " ", t("orders.restock")) : null,
     el("button", { type: "submit", class: "danger do-refund" }, t("orders.refund")));
 }
 
-async function refund(order, text, button) {
+async function refund(order, { amount: text, reason, restock }, button) {
   const left = order.pricing.total - order.refunded;
   const amount = text.trim() === "" ? left : toMinor(text, order.currency);
   if (!Number.isInteger(amount) || amount < 1) {
@@ -228,11 +234,15 @@ async function refund(order, text, button) {
     return;
   }
   const full = amount === left && order.refunded === 0;
-  const question = t(full ? "orders.refundFull" : "orders.refundPart", { amount: money(amount, order.currency), id: order.id, user: order.user });
+  const units = order.lines.reduce((sum, line) => sum + line.quantity, 0);
+  const question = t(full ? "orders.refundFull" : "orders.refundPart", { amount: money(amount, order.currency), id: order.id, user: order.user })
+    + (restock ? ` ${t("orders.restockQuestion", { count: units, n: count(units) })}` : "");
   if (!(await confirmAction(question, t("orders.refund")))) return;
   const id = `rf-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const body = { id, amount, ...(reason ? { reason } : {}),
+    ...(restock ? { restock: order.lines.map((line) => line.reservation) } : {}) };
   const done = await act(t("orders.refundMoneyAct", { amount: money(amount, order.currency), id: order.id }),
-    () => api("POST", `/orders/${order.id}/refund`, { id, amount }), button);
+    () => api("POST", `/orders/${order.id}/refund`, body), button);
   if (done) {
     openRefund.delete(order.id);
     load();
