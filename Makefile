@@ -67,12 +67,16 @@ demo: $(STAMP)
 test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus ffmpeg
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The viewer page's screenshots in docs/viewer.md (docs/screenshots/viewer-*.png): its
-# browser tests of every sale state, checkout, money and languages, writing each shot there.
+# The screenshots in docs/viewer.md and docs/console.md (docs/screenshots/viewer-*.png,
+# console-*.png): the viewer page's browser tests of every sale state, checkout, money and
+# languages, and the console's of a full show at each screen in each language and of the
+# stream check, each writing its shots there.
 SCREENSHOT_TESTS ?= tests/test_viewer_web.py tests/test_demo_media.py -k "every_sale_state or returning_buyer or own_digits or in_chinese or asks_no_other_host"
-screenshots: $(STAMP) browser redis
-	rm -f docs/screenshots/viewer-*.png
+CONSOLE_SCREENSHOT_TESTS ?= tests/test_console_layout.py tests/test_console_stream.py
+screenshots: $(STAMP) browser redis ffmpeg
+	rm -f docs/screenshots/viewer-*.png docs/screenshots/console-*.png
 	LIVECART_SCREENSHOTS=docs/screenshots $(PY) -m pytest -n 2 $(SCREENSHOT_TESTS)
+	LIVECART_SCREENSHOTS=docs/screenshots $(PY) -m pytest -n 2 $(CONSOLE_SCREENSHOT_TESTS)
 
 test-oldest: lock-check $(OLDEST)/.installed browser redis
 	$(OLDEST)/bin/python -m pytest -n $(PYTEST_WORKERS) $(OLDEST_TESTS)
