@@ -37,7 +37,6 @@ def test_every_relative_link_is_there(page: Path) -> None:
     for target in links(page):
         path, _, anchor = target.partition("#")
         file = (page.parent / path).resolve() if path else page
-        missing_anchor = bool(anchor) and file.suffix == ".md" and anchor not in anchors(file)
-        if not file.exists() or missing_anchor:
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in anchors(file)):
             broken.append(target)
     assert broken == [], f"{page.name}: {broken}"
