@@ -306,3 +306,18 @@ async def test_catalogs_placeholders_plurals_and_language_pick(
                                "en", "en", "en"]  # fmt: skip
     assert (result["one"], result["many"]) == ("1 bid", "12,345 bids")
     assert result["hant"] == ["zh-Hant", "2 次出價", "¥1,500", "no.such.key"]
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_one_countdown_clock_for_every_card(
+    open_viewer: OpenViewer, room_factory: RoomFactory
+) -> None:
+    """util.js `clock`, the one countdown every card shows (sale, hold, drop, giveaway,
+    auction, group buy): m:ss, h:mm:ss from an hour, never negative."""
+    page = (await open_viewer(await room_factory())).page
+    shown = await page.evaluate("""async () => {
+        const { clock } = await import("/live/static/util.js");
+        return [95_000, 3_723_000, 59_001, 0, -5_000, 36_000_000].map(clock);
+    }""")
+    assert shown == ["1:35", "1:02:03", "1:00", "0:00", "0:00", "10:00:00"]

@@ -10,9 +10,9 @@ import * as ix from "./interactive.js";
 import * as social from "./social.js";
 import { attachStream } from "./stream.js";
 import { LivecartError, LivecartViewer } from "/sdk/index.js";
-import { api, lost, $, el } from "./util.js";
+import { api, clock, lost, $, el } from "./util.js";
 import { LANGUAGES, count, language, money, setLanguage, startLanguage, t, translate } from "./i18n.js";
-import { clock, saleView } from "./sale_state.js";
+import { saleView } from "./sale_state.js";
 
 const T0 = Math.round(performance.now()); // ms since navigation start (timeOrigin)
 await setLanguage(startLanguage(), { remember: false });

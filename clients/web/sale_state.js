@@ -95,10 +95,3 @@ export function saleView(sale, mine, now) {
     paidNote);
 }
 
-/** m:ss (h:mm:ss from an hour) for a count-down in ms; never negative. */
-export function clock(ms) {
-  const s = Math.max(0, Math.ceil(ms / 1000));
-  const mm = `${Math.floor((s % 3600) / 60)}`;
-  const ss = String(s % 60).padStart(2, "0");
-  return s >= 3600 ? `${Math.floor(s / 3600)}:${mm.padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
-}

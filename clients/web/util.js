@@ -19,12 +19,15 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-/** A countdown as m:ss in the page's language's digits: 95_000 ms -> "1:35". */
+/** A countdown in the page's language's digits, never negative: m:ss, h:mm:ss from an hour
+ * (95_000 ms -> "1:35", 3_723_000 ms -> "1:02:03"). */
 export function clock(ms) {
   const s = Math.max(0, Math.ceil(ms / 1000));
-  const minutes = new Intl.NumberFormat(language(), { useGrouping: false }).format(Math.floor(s / 60));
-  const seconds = new Intl.NumberFormat(language(), { minimumIntegerDigits: 2 }).format(s % 60);
-  return `${minutes}:${seconds}`;
+  const digits = (n, width) => new Intl.NumberFormat(language(), { useGrouping: false, minimumIntegerDigits: width }).format(n);
+  const minutes = Math.floor((s % 3600) / 60);
+  return s >= 3600
+    ? `${digits(Math.floor(s / 3600), 1)}:${digits(minutes, 2)}:${digits(s % 60, 2)}`
+    : `${digits(minutes, 1)}:${digits(s % 60, 2)}`;
 }
 
 /** The catalog's message `key` if it has one, else `fallback` (e.g. the engine's own
