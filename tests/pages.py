@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,12 +107,18 @@ async def cdn(route: Route) -> None:
         await route.fulfill(status=200, content_type="video/mp4", body=b"")
 
 
+async def answer_cdn(context: BrowserContext, then: Setup | None = None) -> None:
+    """Route the CDN's URLs (demo rooms name covers and streams there) to `cdn`, then run
+    `then`: the viewer page's setup."""
+    await context.route(f"{CDN}/**", cdn)
+    if then:
+        await then(context)
+
+
 async def _new_page(browser: Browser, kind: type[PageT], pages: list[Opened], setup: Setup | None,
                     allowed: Iterable[re.Pattern[str]], **context: Any) -> PageT:  # fmt: skip
     """A page of `kind` in a new browser context (`context`: its options), watched."""
     browser_context = await browser.new_context(**context)
-    if kind is Viewer:
-        await browser_context.route(f"{CDN}/**", cdn)
     if setup:
         await setup(browser_context)
     page = await browser_context.new_page()
@@ -183,7 +190,7 @@ async def open_viewer(browser: Browser, engine: Engine) -> AsyncIterator[OpenVie
         locale: str | None = None,
     ) -> Viewer:
         extra = {"locale": locale} if locale else {}
-        viewer = await _new_page(browser, Viewer, viewers, setup, allowed,
+        viewer = await _new_page(browser, Viewer, viewers, partial(answer_cdn, then=setup), allowed,
                                  viewport=viewport or PHONE, has_touch=True, is_mobile=True,
                                  **extra)  # fmt: skip
         page = viewer.page

@@ -22,7 +22,15 @@ from playwright.async_api import Browser, expect
 from clients import HostClient
 from engine.server.app import Engine
 from tests.conftest import RoomFactory, needs_chromium, token
-from tests.pages import PHONE, Opened, OpenViewer, Viewer, _close_and_judge, _new_page
+from tests.pages import (
+    PHONE,
+    Opened,
+    OpenViewer,
+    Viewer,
+    _close_and_judge,
+    _new_page,
+    answer_cdn,
+)
 
 WEB = Path(__file__).resolve().parent.parent / "clients" / "web"
 CATALOGS = WEB / "i18n"
@@ -41,7 +49,7 @@ async def open_phone(browser: Browser, engine: Engine) -> AsyncIterator[OpenPhon
     phones: list[Opened] = []
 
     async def make(room: str, user: str, locale: str = "en-US") -> Viewer:
-        viewer = await _new_page(browser, Viewer, phones, None, (), viewport=PHONE,
+        viewer = await _new_page(browser, Viewer, phones, answer_cdn, (), viewport=PHONE,
                                  has_touch=True, is_mobile=True, locale=locale)  # fmt: skip
         page = viewer.page
         fragment = "#token=" + token(room, "viewer", user, name=user.title())
