@@ -31,6 +31,8 @@ __all__ = ["media"]  # the module fixture: the VOD stream and its cover
 VOD = "/media/vod/show.m3u8"
 LIVE = "/media/live/live.m3u8"
 HLS_JS = "/live/static/vendor/hls.light.min.mjs"
+# #stream-size: the picture's width x height.
+SIZE = {LIVE: "360\N{MULTIPLICATION SIGN}640", VOD: "320\N{MULTIPLICATION SIGN}240"}
 STATE = 20_000  # ms: a stream state on this shared, slow machine
 # The words of streamer_console/static/i18n/en.js.
 SAY = {
@@ -58,13 +60,15 @@ document.addEventListener("DOMContentLoaded", () => {
 
 @pytest.fixture(scope="module")
 def live(media: Path) -> Iterator[Path]:
-    """ffmpeg writing a live HLS stream (2 s segments, six listed, none deleted) into
-    media/live/ in real time, from its first two segments until the module ends."""
+    """ffmpeg writing a live HLS stream (portrait 360x640 as a phone films it, 2 s
+    segments, six listed, none deleted: a held request answered late still finds its
+    segment) into media/live/ in real time, from its first two segments until the module
+    ends."""
     folder = media / "live"
     folder.mkdir()
     playlist = folder / "live.m3u8"
     command = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin",
-               "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-an",
+               "-re", "-f", "lavfi", "-i", "testsrc2=size=360x640:rate=15", "-an",
                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
                "-pix_fmt", "yuv420p", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
                "-f", "hls", "-hls_time", "2", "-hls_list_size", "6", "-hls_flags", "temp_file",
@@ -180,7 +184,7 @@ async def test_the_host_sets_the_stream_url_and_it_plays(
     await health(console, "playing")
     await advancing(page)
     assert await healths(page) == ["none", "loading", "playing"]
-    await expect(page.locator("#stream-size")).to_have_text("320\N{MULTIPLICATION SIGN}240")
+    await expect(page.locator("#stream-size")).to_have_text(SIZE[url])
     assert (await host.get_room())["stream_url"] == url
     video = page.locator("#stream-video")
     assert await video.evaluate("v => [v.muted, v.paused]") == [True, False]
@@ -240,6 +244,7 @@ async def test_segments_that_stop_coming_are_a_stall_and_it_plays_again(
     await held.release()
     await health(console, "playing")
     await advancing(page)
+    await expect(page.locator("#stream-size")).to_have_text(SIZE[LIVE])
     assert await page.evaluate("() => document.getElementById('stream-video').currentTime") > frozen
     log = await healths(page)
     assert log[:3] == ["none", "loading", "playing"]
