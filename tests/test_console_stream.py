@@ -56,6 +56,12 @@ document.addEventListener("DOMContentLoaded", () => {
   new MutationObserver(note).observe(panel, { attributes: true, attributeFilter: ["data-health"] });
 });
 """
+# The stream check's retry of an offline stream (every RETRY_MS) never comes.
+NO_RETRY = """
+const setTimeout = window.setTimeout;
+window.setTimeout = (run, ms, ...args) =>
+  String(run).includes("play(true)") ? 0 : setTimeout(run, ms, ...args);
+"""
 
 
 @pytest.fixture(scope="module")
@@ -253,19 +259,35 @@ async def test_segments_that_stop_coming_are_a_stall_and_it_plays_again(
 
 @pytest.mark.browser
 @needs_chromium
-async def test_a_missing_playlist_is_offline_until_it_appears_and_check_again_plays_it(
-    open_console: OpenConsole, room: str, host: HostClient, media: Path
+@pytest.mark.parametrize("how", ["check again", "retried"])
+async def test_a_missing_playlist_is_offline_until_it_appears_then_it_plays(
+    open_console: OpenConsole, room: str, host: HostClient, media: Path, how: str
 ) -> None:
+    """Offline until the encoder writes the playlist; then "Check again" plays it (the
+    panel's own retry every RETRY_MS kept off, so only the button can), or, left alone,
+    that retry does."""
     late = f"late-{secrets.token_hex(4)}"
     url = f"/media/{late}/show.m3u8"
-    console = await open_console(room, setup=health_log, allowed=(HTTP_ERROR_LOG,))
+
+    async def setup(context: BrowserContext) -> None:
+        await health_log(context)
+        if how == "check again":
+            await context.add_init_script(NO_RETRY)
+
+    console = await open_console(room, setup=setup, allowed=(HTTP_ERROR_LOG,))
     page = console.page
     await set_url(console, url)
     await health(console, "offline")
     await expect(page.locator("#stream-size")).to_have_text("")
     assert (await host.get_room())["stream_url"] == url
     shutil.copytree(media / "vod", media / late)  # the encoder starts after the console
-    await page.click("#stream-retry")
+    if how == "check again":
+        await page.click("#stream-retry")
+    await expect(page.locator("#stream-panel")).to_have_attribute(
+        "data-health",
+        "playing",
+        timeout=STATE + 10_000,  # RETRY_MS (10 s) at most first
+    )
     await health(console, "playing")
     await advancing(page)
     log = await healths(page)
@@ -338,7 +360,7 @@ async def test_going_live_warns_while_the_stream_is_not_playing(
 async def test_a_stalled_stream_stays_shown_on_the_viewer_page(
     open_viewer: OpenViewer, room_factory: RoomFactory
 ) -> None:
-    room = await room_factory(stream_url=LIVE)
+    room = await room_factory(stream_url=LIVE, cover_url="/media/cover.svg")
     held = Held()
 
     async def setup(context: BrowserContext) -> None:
@@ -350,6 +372,7 @@ async def test_a_stalled_stream_stays_shown_on_the_viewer_page(
     await expect(stage).to_have_attribute("data-stream", "playing", timeout=STATE)
     held.holding = True
     await expect(stage).to_have_attribute("data-stream", "stalled", timeout=STATE)
+    # Still the video (its last frame), not the cover: a stall is not the end of the show.
     await expect(page.locator("#video")).to_be_visible()
     await expect(page.locator("#cover")).to_be_hidden()
     await held.release()
