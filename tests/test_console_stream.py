@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from playwright.async_api import BrowserContext, Page, Route, expect
 
 from clients import HostClient
 from engine.server.app import Engine
-from tests.conftest import EngineFactory, RoomFactory, needs_chromium, token
+from tests.conftest import EngineFactory, RoomFactory, eventually, needs_chromium, token
 from tests.pages import HTTP_ERROR_LOG, LAPTOP, Console, OpenConsole, OpenViewer
 from tests.test_stream_web import NO_NATIVE_HLS, ffmpeg, media
 
@@ -64,36 +63,52 @@ window.setTimeout = (run, ms, ...args) =>
 """
 
 
-@pytest.fixture(scope="module")
-def live(media: Path) -> Iterator[Path]:
-    """ffmpeg writing a live HLS stream (portrait 360x640 as a phone films it, 2 s
-    segments, six listed, none deleted: a held request answered late still finds its
-    segment) into media/live/ in real time, from its first two segments until the module
-    ends."""
-    folder = media / "live"
+def encode(folder: Path) -> subprocess.Popen[bytes]:
+    """ffmpeg writing a live HLS stream into `folder` (its live.m3u8) in real time: portrait
+    360x640 as a phone films it, 2 s segments, six listed, none deleted (a held request
+    answered late still finds its segment)."""
     folder.mkdir()
-    playlist = folder / "live.m3u8"
     command = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin",
                "-re", "-f", "lavfi", "-i", "testsrc2=size=360x640:rate=15", "-an",
                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
                "-pix_fmt", "yuv420p", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
                "-f", "hls", "-hls_time", "2", "-hls_list_size", "6", "-hls_flags", "temp_file",
-               "-hls_segment_filename", str(folder / "seg-%05d.ts"), str(playlist)]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+               "-hls_segment_filename", str(folder / "seg-%05d.ts"),
+               str(folder / "live.m3u8")]  # fmt: skip
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def on_air(process: subprocess.Popen[bytes], folder: Path) -> bool:
+    """Whether the encoder's playlist lists two segments yet (it must still run)."""
+    assert process.poll() is None, f"ffmpeg ended: {process.returncode}"
+    playlist = folder / "live.m3u8"
+    return playlist.is_file() and playlist.read_text().count(".ts") >= 2
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def live(media: Path) -> Iterator[Path]:
+    """The live stream at /media/live/live.m3u8, from its first two segments until the
+    module ends."""
+    folder = media / "live"
+    process = encode(folder)
     try:
         deadline = time.monotonic() + 60
-        while not (playlist.is_file() and playlist.read_text().count(".ts") >= 2):
-            assert process.poll() is None, f"ffmpeg ended: {process.returncode}"
+        while not on_air(process, folder):
             assert time.monotonic() < deadline, "the live stream's first segments never came"
             time.sleep(0.2)
         yield folder
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture
@@ -377,3 +392,37 @@ async def test_a_stalled_stream_stays_shown_on_the_viewer_page(
     await expect(page.locator("#cover")).to_be_hidden()
     await held.release()
     await expect(stage).to_have_attribute("data-stream", "playing", timeout=STATE)
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize("native_hls", [True, False], ids=["native", "hls.js"])
+@pytest.mark.parametrize("how", ["killed", "ended"])
+async def test_an_encoder_that_stops_is_a_stall_or_the_end(
+    open_console: OpenConsole, room_factory: RoomFactory, media: Path, native_hls: bool, how: str
+) -> None:
+    """The encoder dies (killed: its playlist stays as it was, as when the streaming
+    machine crashes or loses its network): the panel says stalled. It ends cleanly
+    (SIGTERM: ffmpeg closes the playlist with #EXT-X-ENDLIST): the stream ended, offline."""
+    name = f"enc-{secrets.token_hex(4)}"
+    process = encode(media / name)
+    try:
+        await eventually(lambda: on_air(process, media / name), timeout_s=60)
+        room = await room_factory(stream_url=f"/media/{name}/live.m3u8")
+        console = await open_console(room, setup=health_log if native_hls else no_native_hls)
+        page = console.page
+        await health(console, "playing")
+        await advancing(page)
+        if how == "killed":
+            process.kill()
+        stop(process)
+        await page.wait_for_function("() => window.healthLog.length > 3", timeout=STATE + 20_000)
+        log = await healths(page)
+        assert log[:4] == [
+            "none",
+            "loading",
+            "playing",
+            "stalled" if how == "killed" else "offline",
+        ]
+    finally:
+        stop(process)
