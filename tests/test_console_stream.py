@@ -33,6 +33,9 @@ HLS_JS = "/live/static/vendor/hls.light.min.mjs"
 # #stream-size: the picture's width x height.
 SIZE = {LIVE: "360\N{MULTIPLICATION SIGN}640", VOD: "320\N{MULTIPLICATION SIGN}240"}
 STATE = 20_000  # ms: a stream state on this shared, slow machine
+# ms: a stall, once segments stop: the player first plays what it holds (up to the live
+# playlist's six 2 s segments), then STALL_MS (3 s) of frames that do not move.
+STALL = 30_000
 # The words of streamer_console/static/i18n/en.js.
 SAY = {
     "none": "No stream URL set: viewers see the cover.",
@@ -133,11 +136,11 @@ def requested(page: Page) -> list[str]:
     return urls
 
 
-async def health(console: Console, state: str) -> None:
+async def health(console: Console, state: str, within_ms: float = STATE) -> None:
     """The panel's health is `state`, in its words."""
     page = console.page
     await expect(page.locator("#stream-panel")).to_have_attribute(
-        "data-health", state, timeout=STATE
+        "data-health", state, timeout=within_ms
     )
     await expect(page.locator("#stream-health")).to_have_text(
         {"none": "no stream"}.get(state, state)
@@ -257,7 +260,7 @@ async def test_segments_that_stop_coming_are_a_stall_and_it_plays_again(
     await health(console, "playing")
     await advancing(page)
     held.holding = True
-    await health(console, "stalled")
+    await health(console, "stalled", STALL)
     await expect(page.locator("#stream-size")).to_have_text("")
     frozen = await page.evaluate("() => document.getElementById('stream-video').currentTime")
     if native_hls:
@@ -386,7 +389,7 @@ async def test_a_stalled_stream_stays_shown_on_the_viewer_page(
     stage = page.locator("#stage")
     await expect(stage).to_have_attribute("data-stream", "playing", timeout=STATE)
     held.holding = True
-    await expect(stage).to_have_attribute("data-stream", "stalled", timeout=STATE)
+    await expect(stage).to_have_attribute("data-stream", "stalled", timeout=STALL)
     # Still the video (its last frame), not the cover: a stall is not the end of the show.
     await expect(page.locator("#video")).to_be_visible()
     await expect(page.locator("#cover")).to_be_hidden()
@@ -416,7 +419,7 @@ async def test_an_encoder_that_stops_is_a_stall_or_the_end(
         if how == "killed":
             process.kill()
         stop(process)
-        await page.wait_for_function("() => window.healthLog.length > 3", timeout=STATE + 20_000)
+        await page.wait_for_function("() => window.healthLog.length > 3", timeout=STALL)
         log = await healths(page)
         assert log[:4] == [
             "none",
