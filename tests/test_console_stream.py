@@ -43,6 +43,8 @@ SAY = {
     "stalled": "Stalled: no new frames. Check the encoder.",
     "offline": "Offline: the stream cannot be played. Trying again…",
 }
+ENDED = "Ended: the encoder stopped the stream. Start it again, then Check again."
+RETRY_MS = 10_000  # stream_check.js: an offline stream (not an ended one) is tried again
 URL_RULE = "An http(s) URL of an HLS playlist (.m3u8), or a /path on this engine"
 NOT_PLAYING = "The stream is not playing (no stream)."
 # Every value #stream-panel[data-health] takes, in order, kept by the page from its start.
@@ -427,5 +429,11 @@ async def test_an_encoder_that_stops_is_a_stall_or_the_end(
             "playing",
             "stalled" if how == "killed" else "offline",
         ]
+        if how == "ended":
+            # It says so and waits for the host: a retry would replay the playlist's last
+            # segments as if the show were on.
+            await expect(page.locator("#stream-say")).to_have_text(ENDED)
+            await page.wait_for_timeout(RETRY_MS + 2_000)  # the absence of a retry takes a wait
+            assert await healths(page) == log[:4]
     finally:
         stop(process)

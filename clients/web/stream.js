@@ -14,6 +14,9 @@ export function isHls(url) {
 }
 
 /** @typedef {"loading" | "playing" | "stalled" | "offline"} StreamState */
+/** Why a stream is offline: none set, it could not be played, or it ended (its playlist
+ * says so: an encoder stopped cleanly, a recording played out).
+ * @typedef {"none" | "failed" | "ended"} OfflineCause */
 
 // Frames that stop moving for this long while the video should play are a stall (a short
 // wait for the next segment is not); they moving again is "playing" again.
@@ -23,10 +26,11 @@ export const STALL_MS = 3000;
  * Play `url` in `video`, muted and inline (phones autoplay only so), with `poster` shown
  * until it plays and again if it fails. `onState` hears each change, once: "loading",
  * then "playing" when frames move, "stalled" when they stop for STALL_MS and "playing"
- * when they move again, or "offline" when there is no stream or it failed or ended.
+ * when they move again, or "offline" when there is no stream or it failed or ended (with
+ * the cause as a second argument).
  * @param {HTMLVideoElement} video
  * @param {{url?: string | null, poster?: string | null,
- *          onState?: (state: StreamState) => void}} options
+ *          onState?: (state: StreamState, cause?: OfflineCause) => void}} options
  * @returns {() => void} detach: stops the stream and frees hls.js
  */
 export function attachStream(video, { url, poster, onState = () => {} }) {
@@ -36,11 +40,12 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
   let state = "";
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let watchdog;
-  /** @param {StreamState} next */
-  const tell = (next) => {
+  /** @param {StreamState} next @param {OfflineCause} [cause] */
+  const tell = (next, cause) => {
     if (next === state) return;
     state = next;
-    onState(next);
+    if (cause) onState(next, cause);
+    else onState(next);
   };
   video.muted = true;
   video.defaultMuted = true;
@@ -56,7 +61,7 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
     clearInterval(watchdog);
     video.removeEventListener("playing", playing);
     video.removeEventListener("error", fail);
-    video.removeEventListener("ended", fail);
+    video.removeEventListener("ended", end);
     hls?.destroy();
     hls = null;
     video.removeAttribute("src");
@@ -91,19 +96,25 @@ export function attachStream(video, { url, poster, onState = () => {} }) {
     }
     done = true;
     release();
-    tell("offline");
+    tell("offline", "failed");
+  };
+  const end = () => {
+    if (done) return;
+    done = true;
+    release();
+    tell("offline", "ended");
   };
   const play = () => { video.play().catch(() => {}); }; // refused autoplay: the poster stays
 
   if (!url) {
     done = true;
-    tell("offline");
+    tell("offline", "none");
     return () => {};
   }
   tell("loading");
   video.addEventListener("playing", playing);
   video.addEventListener("error", fail);
-  video.addEventListener("ended", fail); // a live stream that ends
+  video.addEventListener("ended", end); // a live stream that ends
   const viaHlsJs = () => {
     import(HLS_MODULE).then(({ default: Hls }) => {
       if (done) return;

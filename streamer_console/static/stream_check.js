@@ -1,7 +1,8 @@
 // The stream check: the room's stream as viewers see it (muted, through the viewer page's own
 // player, /live/static/stream.js) and its health, so the host knows the stream is up before
-// going live. Offline is tried again every RETRY_MS: the encoder is often started after the
-// console. The host sets the stream URL here too (PATCH /api/rooms/{room}).
+// going live. Offline is tried again every RETRY_MS (the encoder is often started after the
+// console), unless the stream ended: then Check again (or a new URL) plays it. The host
+// sets the stream URL here too (PATCH /api/rooms/{room}).
 
 import { api, act } from "./api.js";
 import { $, fieldError, showRefusal } from "./util.js";
@@ -66,17 +67,20 @@ function play(again) {
   state.detach = attachStream(video, { url: state.url, poster: state.cover, onState: show });
 }
 
-/** @param {string} health */
-function show(health) {
+/** @param {string} health @param {string} [cause] why it is offline (stream.js) */
+function show(health, cause) {
   state.health = health;
   const panel = $("#stream-panel");
   panel.dataset.health = health;
   $("#stream-health").textContent = label("stream.health", health);
-  $("#stream-say").textContent = t(`stream.say.${health}`);
+  // A stream that ended says so and waits for the host: played again, its playlist would
+  // replay its last segments as if the show were on.
+  const ended = health === "offline" && cause === "ended";
+  $("#stream-say").textContent = t(ended ? "stream.say.ended" : `stream.say.${health}`);
   const video = /** @type {HTMLVideoElement} */ ($("#stream-video"));
   $("#stream-size").textContent = health === "playing" && video.videoWidth
     ? `${video.videoWidth}×${video.videoHeight}` : "";
-  if (health === "offline") state.retry = setTimeout(() => play(true), RETRY_MS);
+  if (health === "offline" && !ended) state.retry = setTimeout(() => play(true), RETRY_MS);
 }
 
 async function saveUrl(event) {

@@ -522,6 +522,7 @@ export default {
   "stream.say.loading": "Connecting to the stream…",
   "stream.say.playing": "Playing: viewers see this.",
   "stream.say.stalled": "Stalled: no new frames. Check the encoder.",
+  "stream.say.ended": "Ended: the encoder stopped the stream. Start it again, then Check again.",
   "stream.say.offline": "Offline: the stream cannot be played. Trying again…",
   "stream.urlRule": "An http(s) URL of an HLS playlist (.m3u8), or a /path on this engine",
   "stream.notPlaying": "The stream is not playing ({health}).",

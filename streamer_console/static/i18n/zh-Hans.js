@@ -520,6 +520,7 @@ export default {
   "stream.say.loading": "正在连接直播流…",
   "stream.say.playing": "播放正常：观众看到的就是这个画面。",
   "stream.say.stalled": "画面卡住了：没有新的画面帧，请检查推流软件。",
+  "stream.say.ended": "已结束：推流软件已停止推流。重新开始推流后点「重新检测」。",
   "stream.say.offline": "离线：无法播放直播流，稍后自动重试…",
   "stream.urlRule": "HLS 播放列表（.m3u8）的 http(s) 地址，或本引擎上的 /路径",
   "stream.notPlaying": "直播画面未在播放（{health}）。",

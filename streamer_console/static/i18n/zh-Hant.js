@@ -520,6 +520,7 @@ export default {
   "stream.say.loading": "正在連線到串流…",
   "stream.say.playing": "播放正常：觀眾看到的就是這個畫面。",
   "stream.say.stalled": "畫面停住了：沒有新的影格，請檢查編碼器。",
+  "stream.say.ended": "已結束：編碼器已停止串流。重新開始串流後按「重新檢查」。",
   "stream.say.offline": "離線：無法播放串流，稍後自動重試…",
   "stream.urlRule": "HLS 播放清單（.m3u8）的 http(s) 網址，或本引擎上的 /路徑",
   "stream.notPlaying": "直播畫面沒有在播放（{health}）。",
