@@ -277,6 +277,7 @@ async def test_coupon_drop_is_claimed_and_applied(
     await page.locator("#grab").tap()
     await expect(page.locator("#grab-result")).to_have_attribute("data-status", "reserved")
     await page.locator("#grab").tap()  # Check out
+    await expect(page.locator("#checkout-form")).to_be_visible()
     await expect(page.locator("#coupon-select option")).to_have_count(2)
     await expect(page.locator("#coupon-select")).not_to_have_value("")  # best preselected
     await expect(page.locator("#breakdown")).to_contain_text("\u2212$5.00")
