@@ -110,7 +110,8 @@ function connect(token, room) {
   state.viewer = viewer;
   let joined = false; // a later welcome is a resume
   let pushedError = null; // the engine's last error push: why it closes, if it does
-  // A closed viewer still reports its socket's close: only the current one is heard.
+  // After a sign-out and a new sign-in, frames the old viewer's socket delivered before it
+  // closed may still be dispatched: only the current viewer is heard.
   const on = (name, handler) => viewer.on(name, (...args) => viewer === state.viewer && handler(...args));
   on("status", (event) => status(event, pushedError));
   on("welcome", (message) => {
