@@ -20,11 +20,14 @@ from engine.server.app import Engine
 from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, token
 from tests.pages import OpenConsole
 from tests.test_console import BOOTS, JACKET, SCARF
+from tests.test_viewer_i18n import (
+    LANGUAGES,
+    assert_every_language_has_every_key_once,
+    catalog_keys,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "streamer_console" / "static"
 CATALOGS = STATIC / "i18n"
-LANGUAGES = ("en", "zh-Hans", "zh-Hant")
-KEY = re.compile(r'^\s*"([^"]+)":', re.MULTILINE)
 HOST_NAME = "小美"
 COMMENTS = ["what size is it?", "so nice", "link please", "多少钱?"]
 COUPON = "10% off boots"
@@ -34,26 +37,14 @@ ALLOWED = {"livecart", "csv", "gmv", "sku", "id", "alt", "usd", "json"}
 # ---- the catalogs -----------------------------------------------------------------------------
 
 
-def catalog_keys(lang: str) -> list[str]:
-    return KEY.findall((CATALOGS / f"{lang}.js").read_text(encoding="utf-8"))
-
-
 def test_every_console_language_has_every_key_once() -> None:
-    english = catalog_keys("en")
-    assert english, "no keys found in en.js"
-    for lang in LANGUAGES:
-        keys = catalog_keys(lang)
-        assert len(keys) == len(set(keys)), f"{lang}.js repeats a key"
-        assert set(keys) == set(english), (
-            f"{lang}.js lacks {sorted(set(english) - set(keys))}, "
-            f"has extra {sorted(set(keys) - set(english))}"
-        )
+    assert_every_language_has_every_key_once(CATALOGS)
 
 
 def test_every_key_the_console_uses_is_in_the_catalog() -> None:
     """Every data-t* key of index.html and every literal t("…") key of the modules (the
     polls feature's console module's too) is in en.js: a missing one would show as its key."""
-    english = set(catalog_keys("en"))
+    english = set(catalog_keys("en", CATALOGS))
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     used = set(re.findall(r'data-t(?:-placeholder|-aria-label|-title)?="([^"]+)"', html))
     polls = STATIC.parent.parent / "engine" / "features" / "polls" / "static" / "console.js"

@@ -109,21 +109,24 @@ class Call:
         await self.node.access.check(claims)
         return claims
 
-    async def body(self) -> bytes:
-        """The request body, refused (`too_large`) as soon as it passes MAX_BODY_BYTES:
-        a declared length above it is refused unread, and a body sent without one is read
-        only up to the limit. Read once; later calls get the same bytes."""
+    async def body(
+        self, limit: int = MAX_BODY_BYTES, too_large: Callable[[], Exception] | None = None
+    ) -> bytes:
+        """The request body, refused (`too_large()`, by default `too_large`) as soon as it
+        passes `limit` bytes: a declared length above it is refused unread, and a body sent
+        without one is read only up to the limit. Read once; later calls get the same bytes."""
         if self._body is not None:
             return self._body
+        refuse = too_large or _too_large
         declared = self.request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise _too_large()
+        if declared.isdigit() and int(declared) > limit:
+            raise refuse()
         chunks: list[bytes] = []
         size = 0
         async for chunk in self.request.stream():
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _too_large()
+            if size > limit:
+                raise refuse()
             chunks.append(chunk)
         self._body = b"".join(chunks)
         return self._body

@@ -56,17 +56,7 @@ def declared_type(call: Call) -> str:
 async def read_image(call: Call) -> bytes:
     """The body, up to MAX_IMAGE_BYTES: a declared length above it is refused unread, and a
     body that passes it is refused at the first chunk past it (never read to its end)."""
-    length = call.request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_IMAGE_BYTES:
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in call.request.stream():
-        size += len(chunk)
-        if size > MAX_IMAGE_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await call.body(MAX_IMAGE_BYTES, _too_large)
 
 
 @route("/api/rooms/{room}/images", ["POST"], roles=HOSTS, status=201)
