@@ -71,7 +71,7 @@ test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus f
 # console-*.png): the viewer page's browser tests of every sale state, checkout, money and
 # languages, and the console's of a full show at each screen in each language and of the
 # stream check, each writing its shots there.
-SCREENSHOT_TESTS ?= tests/test_viewer_web.py tests/test_demo_media.py -k "every_sale_state or returning_buyer or own_digits or in_chinese or asks_no_other_host"
+SCREENSHOT_TESTS ?= tests/test_viewer_web.py tests/test_demo_media.py -k "every_sale_state or returning_buyer or own_digits or in_chinese or asks_no_other_host or demo_console"
 CONSOLE_SCREENSHOT_TESTS ?= tests/test_console_layout.py tests/test_console_stream.py
 screenshots: $(STAMP) browser redis ffmpeg
 	rm -f docs/screenshots/viewer-*.png docs/screenshots/console-*.png

@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.conftest import needs_chromium, watch_page
-from tests.pages import PHONE, Viewer
+from tests.pages import LAPTOP, PHONE, Console, Viewer
 from tests.test_demo import Demo, close, start_demo
 from tests.test_stream_web import ffmpeg
 
@@ -157,3 +157,36 @@ def test_a_kept_demo_room_follows_the_run_without_ffmpeg(tmp_path: Path) -> None
     assert len(said) == 1
     assert said[0].endswith("ffmpeg is not on PATH: the demo room shows its cover, no test stream")
     assert not (media / "demo/stream").exists()
+
+
+@pytest.mark.browser
+@needs_chromium
+async def test_the_demo_console_sees_the_stream_and_pictures(browser: Browser, demo: Demo) -> None:
+    """The host console of the demo, signed in with the token the demo prints, as a first-time
+    host would: the stream check sees the demo's test stream playing, and the run of show
+    has the demo's product pictures; every request goes to the engine."""
+    context = await browser.new_context(viewport=LAPTOP)
+    try:
+        page = await context.new_page()
+        errors, requests = watch_page(page)
+        await page.goto(demo.lines["host console"])
+        await page.fill("#token", demo.lines["host token"])
+        await page.click("#signin-button")
+        await expect(page.locator("#conn")).to_have_attribute("data-status", "live")
+        await expect(page.locator("#who")).to_have_text("Mia · host")  # as viewers see the host
+        await expect(page.locator("#stream-panel")).to_have_attribute(
+            "data-health", "playing", timeout=30_000
+        )
+        thumbs = page.locator("#lineup li img.thumb")
+        await expect(thumbs.first).to_be_visible()
+        pictures = await thumbs.evaluate_all(
+            "(imgs) => imgs.map((i) => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
+        )
+        assert pictures
+        assert all(src.startswith("/media/") and ok for src, ok in pictures), pictures
+        outside = [u for u in requests if not u.startswith((demo.base_url + "/", "data:", "blob:"))]
+        assert outside == []
+        assert errors == []
+        await Console(page).shot("demo-room")
+    finally:
+        await context.close()

@@ -148,7 +148,7 @@ async def run_demo(settings: Settings, *, bots: int) -> int:
         node = engine.node
         assert node is not None
         host_token = auth.mint(
-            node.secret, room=ROOM, role=Role.HOST, user="host-demo", name="Demo Host"
+            node.secret, room=ROOM, role=Role.HOST, user="host-demo", name=HOST_NAME
         )
         viewer_token = auth.mint(
             node.secret, room=ROOM, role=Role.VIEWER, user="viewer-demo", name="Jamie"
