@@ -82,6 +82,14 @@ def product_picture(colour: tuple[int, int, int], size: int = 96) -> bytes:
     return png(size, size, paint=paint)
 
 
+# The header's controls share one row: every button overlaps every other vertically.
+ONE_ROW_HEADER = """() => {
+    const boxes = [...document.querySelectorAll("header.top button")]
+        .filter((b) => b.checkVisibility()).map((b) => b.getBoundingClientRect());
+    return Math.max(...boxes.map((r) => r.top)) < Math.min(...boxes.map((r) => r.bottom));
+}"""
+
+
 async def full_show(engine: Engine, host: HostClient, viewer_factory: ViewerFactory,
                     room: str) -> str:  # fmt: skip
     """Products (two with pictures, one with a long title), two live sales, a coupon drop,
@@ -108,6 +116,7 @@ async def full_show(engine: Engine, host: HostClient, viewer_factory: ViewerFact
 
 async def judge_layout(page: Page, viewport: ViewportSize) -> None:
     assert await page.evaluate(CLIPPED) == []
+    assert await page.evaluate(ONE_ROW_HEADER), "the header wrapped"
     assert await page.evaluate(CUT_TITLES) == []
     assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     # The sales column scrolls as a whole: the column fits, its panels take their height.
@@ -158,3 +167,22 @@ async def test_a_full_show_fits_every_screen(  # noqa: PLR0917 (fixtures and par
                      "#order-list li >> nth=2"):  # fmt: skip
             await expect(page.locator(live)).to_be_in_viewport()
     await judge_layout(page, viewport)
+    # The two views over the whole screen, the dashboard and every order, clip nothing
+    # either, and each has one way back to the show.
+    await page.click("#dashboard-toggle")
+    await expect(page.locator("#dash-paid")).to_have_text("4")
+    await expect(page.locator("#dash-products tr")).to_have_count(4)
+    assert await page.evaluate(CLIPPED) == []
+    assert await page.evaluate(ONE_ROW_HEADER), "the header wrapped with Back to show"
+    if lang == "en":  # the views in one language: the docs show them at each screen
+        await console.shot(f"{lang}-{name}-dashboard")
+    await page.click("#dashboard-toggle")
+    await page.click("#orders-expand")
+    await expect(page.locator("#lineup-panel")).to_be_hidden()
+    await expect(page.locator("#order-list li .about").first).to_be_visible()
+    assert await page.evaluate(CLIPPED) == []
+    assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    if lang == "en":
+        await console.shot(f"{lang}-{name}-orders")
+    await page.click("#orders-expand")
+    await expect(page.locator("#lineup-panel")).to_be_visible()
