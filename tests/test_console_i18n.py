@@ -21,8 +21,8 @@ from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, 
 from tests.pages import OpenConsole
 from tests.test_console import BOOTS, JACKET, SCARF
 from tests.test_viewer_i18n import (
-    LANGUAGES,
     assert_every_language_has_every_key_once,
+    assert_the_same_placeholders,
     catalog_keys,
 )
 
@@ -61,28 +61,8 @@ async def test_console_catalogs_placeholders_plurals_and_shared_core(
 ) -> None:
     """The catalogs as the console loads them (/console/i18n/*.js): every translation fills
     the same {placeholders} as the English; the language pick is the viewer page's own."""
-    console = await open_console(
-        await room_factory(), locale="en-US", sign_in=False, name=HOST_NAME
-    )
-    found: dict[str, Any] = await console.page.evaluate("""async (langs) => {
-        const fields = (m) =>
-            [...new Set([...m.matchAll(/\\{(\\w+)\\}/g)].map((x) => x[1]))].sort();
-        const out = {};
-        for (const lang of langs) {
-            const catalog = (await import(`/console/i18n/${lang}.js`)).default;
-            out[lang] = Object.fromEntries(Object.entries(catalog).map(([key, m]) =>
-                [key, typeof m === "string" ? fields(m) : Object.values(m).map(fields)]));
-        }
-        return out;
-    }""", list(LANGUAGES))  # fmt: skip
-    english = found["en"]
-    for lang in LANGUAGES[1:]:
-        assert set(found[lang]) == set(english), lang
-        for key, want in english.items():
-            forms = want if want and isinstance(want[0], list) else [want]
-            got = found[lang][key]
-            for form in got if got and isinstance(got[0], list) else [got]:
-                assert sorted(form) in [sorted(f) for f in forms], f"{lang} {key}: {form}"
+    console = await open_console(await room_factory(), locale="en-US", sign_in=False)
+    await assert_the_same_placeholders(console.page, "/console/i18n")
 
     result = await console.page.evaluate("""async () => {
         const mine = await import("/console/i18n.js");

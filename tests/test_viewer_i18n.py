@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from clients import HostClient
 from engine.server.app import Engine
@@ -271,6 +271,30 @@ def assert_every_language_has_every_key_once(catalogs: Path) -> None:
         )
 
 
+async def assert_the_same_placeholders(page: Page, folder: str) -> None:
+    """The catalogs at `folder` (a URL path) as the page loads them: every translation fills
+    the same {placeholders} as the English (in one of its plural forms)."""
+    found: dict[str, Any] = await page.evaluate("""async ([folder, langs]) => {
+        const fields = (m) =>
+            [...new Set([...m.matchAll(/\\{(\\w+)\\}/g)].map((x) => x[1]))].sort();
+        const out = {};
+        for (const lang of langs) {
+            const catalog = (await import(`${folder}/${lang}.js`)).default;
+            out[lang] = Object.fromEntries(Object.entries(catalog).map(([key, m]) =>
+                [key, typeof m === "string" ? fields(m) : Object.values(m).map(fields)]));
+        }
+        return out;
+    }""", [folder, list(LANGUAGES)])  # fmt: skip
+    english = found["en"]
+    for lang in LANGUAGES[1:]:
+        assert set(found[lang]) == set(english), lang
+        for key, want in english.items():
+            forms = want if want and isinstance(want[0], list) else [want]
+            got = found[lang][key]
+            for form in got if got and isinstance(got[0], list) else [got]:
+                assert sorted(form) in [sorted(f) for f in forms], f"{lang} {key}: {form}"
+
+
 def test_every_language_has_every_key_once() -> None:
     assert_every_language_has_every_key_once(CATALOGS)
 
@@ -283,25 +307,7 @@ async def test_catalogs_placeholders_plurals_and_language_pick(
     """The catalogs as the page loads them: every translation fills the same {placeholders}
     as the English; plurals, the browser-language pick and html[lang] through i18n.js."""
     page = (await open_viewer(await room_factory())).page
-    found: dict[str, Any] = await page.evaluate("""async (langs) => {
-        const fields = (m) =>
-            [...new Set([...m.matchAll(/\\{(\\w+)\\}/g)].map((x) => x[1]))].sort();
-        const out = {};
-        for (const lang of langs) {
-            const catalog = (await import(`/live/static/i18n/${lang}.js`)).default;
-            out[lang] = Object.fromEntries(Object.entries(catalog).map(([key, m]) =>
-                [key, typeof m === "string" ? fields(m) : Object.values(m).map(fields)]));
-        }
-        return out;
-    }""", list(LANGUAGES))  # fmt: skip
-    english = found["en"]
-    for lang in LANGUAGES[1:]:
-        assert set(found[lang]) == set(english), lang
-        for key, want in english.items():
-            forms = want if want and isinstance(want[0], list) else [want]
-            got = found[lang][key]
-            for form in got if got and isinstance(got[0], list) else [got]:
-                assert sorted(form) in [sorted(f) for f in forms], f"{lang} {key}: {form}"
+    await assert_the_same_placeholders(page, "/live/static/i18n")
 
     result = await page.evaluate("""async () => {
         const i18n = await import("/live/static/i18n.js");

@@ -83,18 +83,20 @@ function put(sale, { below = false } = {}) {
   update(card, sale);
 }
 
+/** The URL of the first picture of the sale's product ("" for none). */
+const pictureOf = (sale) => allProducts().find((p) => p.id === sale.product)?.images?.[0] || "";
+
 /** The sale's product's first picture (products load beside the sales: see showPictures). */
-function picture(sale) {
-  const url = allProducts().find((p) => p.id === sale.product)?.images?.[0];
-  return el("span", { class: "picture", dataset: { url: url || "" } }, thumb(url));
+function picture(url) {
+  return el("span", { class: "picture", dataset: { url } }, thumb(url));
 }
 
 function showPictures() {
   for (const box of document.querySelectorAll("#sales .sale .picture")) {
     if (!(box instanceof HTMLElement)) continue;
     const sale = sales.get(/** @type {HTMLElement} */ (box.closest(".sale")).dataset.id);
-    const url = sale && allProducts().find((p) => p.id === sale.product)?.images?.[0];
-    if (sale && (url || "") !== box.dataset.url) box.replaceWith(picture(sale));
+    const url = sale ? pictureOf(sale) : box.dataset.url;
+    if (url !== box.dataset.url) box.replaceWith(picture(url));
   }
 }
 
@@ -107,7 +109,7 @@ function saleCard(sale) {
     "article",
     { class: "sale", dataset: { id: sale.id } },
     el("header", {},
-      picture(sale),
+      picture(pictureOf(sale)),
       el("strong", { class: "title" }, sale.title),
       el("span", { class: "badge state" }),
       el("span", { class: "clock" })),
