@@ -10,8 +10,9 @@ from typing import Literal
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Frame, Opcode
 
-from engine.realtime.frames_out import write_message
+from engine.realtime.frames_out import unmasked_frame, write_message
 
 TICK = b"\x81\xa4type\xa4tick"  # msgpack {"type": "tick"}
 
@@ -42,3 +43,11 @@ async def test_every_open_socket_gets_the_message_and_a_closed_one_is_skipped(
             assert await asyncio.wait_for(client.recv(), 5) == TICK
             assert await asyncio.wait_for(client.recv(), 5) == '{"type":"ack"}'
             await client.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+@pytest.mark.parametrize("text", [True, False])
+def test_a_frame_has_the_bytes_websockets_would_send(size: int, text: bool) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    opcode = Opcode.TEXT if text else Opcode.BINARY
+    assert unmasked_frame(data, text=text) == Frame(opcode, data).serialize(mask=False)

@@ -19,6 +19,7 @@ from clients import HostClient, LivecartClientError, ViewerClient
 from engine.core.metrics import METRICS
 from engine.core.settings import Limits
 from engine.realtime.protocol import CloseCode
+from engine.realtime.viewer_connection import ViewerConnection
 from engine.server.app import Engine
 from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, eventually, token
 from tests.test_api_catalog import JACKET
@@ -595,6 +596,65 @@ async def test_a_burst_of_grabs_is_answered_in_arrival_order(
                         ("g1", True, "reserved")], acks  # fmt: skip
     for sale in sales:
         assert (await host.sale(sale))["reserved"] == 1
+
+
+async def test_frames_after_one_that_waits_are_answered_after_it(engine: Engine, room: str) -> None:
+    """A comment waits for storage; a ping and a like sent right behind it are answered
+    after its ack, never before (frames of one connection are served in the order they
+    came, whichever way each is served: engine/realtime/gateway.py)."""
+    [ws] = await joined_raw_sessions(engine, room, "o", 1)
+    try:
+        for frame in ({"type": "comment", "text": "first", "id": "c1"},
+                      {"type": "ping", "id": "p1"}, {"type": "like", "count": 1, "id": "l1"},
+                      {"type": "comment", "text": "second", "id": "c2"},
+                      {"type": "ping", "id": "p2"}):  # fmt: skip
+            await ws.send(orjson.dumps(frame).decode())
+        answers: list[tuple[str, str]] = []
+        async with asyncio.timeout(10):
+            while len(answers) < 5:
+                frame = orjson.loads(await ws.recv())
+                if frame["type"] in {"ack", "pong", "error"}:
+                    answers.append((frame["type"], frame["ref"]))
+        assert answers == [("ack", "c1"), ("pong", "p1"), ("ack", "l1"), ("ack", "c2"),
+                           ("pong", "p2")]  # fmt: skip
+    finally:
+        await ws.close()
+
+
+async def test_an_idle_connection_serves_a_tap_as_soon_as_it_is_read(
+    engine: Engine, room: str
+) -> None:
+    """A ping, a like or a grab reaching a connection with nothing in hand is served in the
+    read's own turn of the loop (ViewerConnection.process_event); a comment, which waits
+    for storage, is handed to the connection's read loop."""
+    [ws] = await joined_raw_sessions(engine, room, "idle", 1)
+    assert engine.listener is not None
+    [conn] = [c for c in engine.listener.ws_server.all_connections
+              if isinstance(c, ViewerConnection) and c.viewer is not None]  # fmt: skip
+    served = conn.serve_at_once
+    assert served is not None
+    taken: list[bool] = []
+
+    def spy(frame: str | bytes) -> bool:
+        taken.append(served(frame))
+        return taken[-1]
+
+    conn.serve_at_once = spy
+    try:
+        for frame, answer in (({"type": "ping", "id": "p"}, "pong"),
+                              ({"type": "like", "count": 2, "id": "l"}, "ack"),
+                              ({"type": "grab", "sale": "s404", "id": "g"}, "error"),
+                              ({"type": "comment", "text": "hi", "id": "c"}, "ack")):  # fmt: skip
+            await ws.send(orjson.dumps(frame).decode())
+            async with asyncio.timeout(10):
+                while (got := orjson.loads(await ws.recv()))["type"] != answer:
+                    pass
+            assert got["ref"] == frame["id"]
+            if answer == "error":
+                assert got["code"] == "sale_not_found"
+        assert taken == [True, True, True, False]
+    finally:
+        await ws.close()
 
 
 async def flood(ws: Any, frames: list[str]) -> tuple[list[dict[str, Any]], int | None]:

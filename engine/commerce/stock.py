@@ -213,9 +213,10 @@ class Stock:
         return at is not None and time.monotonic() - at < seconds
 
     def _batcher(self, room: str, sale_id: str) -> GrabBatcher:
-        key = (room, check_sale_id(sale_id))
+        key = (room, sale_id)
         batcher = self.batchers.get(key)
-        if batcher is None:
+        if batcher is None:  # only a valid sale id gets one: a sale's next grabs find it
+            check_sale_id(sale_id)
             batcher = self.batchers[key] = GrabBatcher(
                 lambda batch: self.grab_batch(room, sale_id, batch),
                 max_batch=self.max_batch,

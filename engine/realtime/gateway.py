@@ -57,6 +57,7 @@ from engine.realtime.protocol import (
     pong_message,
 )
 from engine.realtime.services import RoomServices
+from engine.realtime.viewer_connection import ViewerConnection
 from engine.rooms.presence import Arrival
 from engine.store.keys import ROOM_ID_RE
 from engine.store.meter import Metric
@@ -72,30 +73,6 @@ class GatewayServices(RoomServices, Protocol):
     async def acquire_hub(self, room_id: str) -> RoomHub: ...
 
     def release_hub(self, hub: RoomHub) -> None: ...
-
-
-class ViewerConnection(ServerConnection):
-    """A server connection that drops itself when its write buffer passes the high-water
-    mark: a viewer that cannot keep up must not hold the room's memory. It also carries the
-    client's address as admitted by the listener (after trusted proxies)."""
-
-    client_ip: str | None = None
-    viewer: Viewer | None = None  # once joined
-    going_away = False  # the engine stops: close with 1001 once joined and answered
-
-    def go_away(self) -> None:
-        """The engine stops: the joined viewer goes away once its frames are answered
-        (Viewer.go_away); a connection still saying hello does once it has joined."""
-        self.going_away = True
-        if self.viewer is not None:
-            self.viewer.go_away()
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        METRICS.disconnects.inc(1, "slow_consumer")
-        asyncio.get_running_loop().create_task(
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: reconnect and resume")
-        )
 
 
 # Close codes of a refused join, by error code (else 3500: get a new token).
@@ -128,6 +105,12 @@ class Gateway:
         self.race_lost = frozenset[str]().union(
             *(frame.race_lost for frame, _ in self.feature_frames.values())
         )
+        # The frames served without waiting (an order's answer comes from its batch): these
+        # are served as soon as they are read when the connection has nothing in hand
+        # (ViewerConnection.process_event), and by the read loop otherwise.
+        self.at_once: dict[type[Any], Callable[[Viewer, RoomHub, Any], None]] = {
+            Grab: self._order, Claim: self._order, Like: self._like, Ping: self._ping,
+        }  # fmt: skip
 
     async def handle(self, conn: ServerConnection) -> None:
         conn_id = secrets.token_hex(6)
@@ -143,10 +126,7 @@ class Gateway:
                 return
             held = (hub.room_id, viewer.author.user)
             expiry = self._close_at_expiry(viewer)
-            if isinstance(conn, ViewerConnection):
-                conn.viewer = viewer
-                if conn.going_away:  # the engine began stopping during the hello
-                    viewer.go_away()
+            self._attach(conn, viewer, hub)
             log.info(
                 "viewer joined",
                 extra={"room": hub.room_id, "conn": conn_id, "user": viewer.author.user},
@@ -171,10 +151,25 @@ class Gateway:
             if held is not None:
                 self._release_slot(held)
             if hub is not None and viewer is not None:
+                self._detach(conn)
                 hub.leave(viewer)
                 log.info("viewer left", extra={"room": hub.room_id, "conn": conn_id})
 
     # ---- joining ---------------------------------------------------------------------
+
+    def _attach(self, conn: ServerConnection, viewer: Viewer, hub: RoomHub) -> None:
+        """The joined viewer on its connection: its frames served at once when they can
+        be, and the engine's going away followed."""
+        if isinstance(conn, ViewerConnection):
+            conn.viewer = viewer
+            conn.serve_at_once = partial(self._serve_at_once, viewer, hub)
+            if conn.going_away:  # the engine began stopping during the hello
+                viewer.go_away()
+
+    @staticmethod
+    def _detach(conn: ServerConnection) -> None:
+        if isinstance(conn, ViewerConnection):
+            conn.serve_at_once = None
 
     def _close_at_expiry(self, viewer: Viewer) -> asyncio.TimerHandle | None:
         """A token is checked at `hello`; the connection it opened ends when it expires
@@ -345,6 +340,34 @@ class Gateway:
             log.warning("redis error serving %s: %s", viewer.conn_id, exc)
             self._error(viewer, UnavailableError("storage unavailable; retry"), ref, now)
 
+    def _serve_at_once(self, viewer: Viewer, hub: RoomHub, frame: str | bytes) -> bool:
+        """Serve a frame of `at_once` now (ViewerConnection.process_event); False leaves
+        it to the read loop: a frame that does not decode (the loop says why), one that
+        must wait for storage, and any frame once the connection is closing or leaving."""
+        if viewer.closing or viewer.leaving:
+            return False
+        try:
+            message = parse_frame(frame, viewer.codec, self.limits, self.schema)
+        except LivecartError:
+            return False
+        serve = self.at_once.get(type(message))
+        if serve is None:
+            return False
+        now = time.monotonic()
+        viewer.begin()
+        try:
+            self._admit(viewer, now)
+            METRICS.messages_received.inc(1, type(message).__name__.lower())
+            serve(viewer, hub, message)
+        except LivecartError as error:
+            self._error(viewer, error, message.id, now)  # type: ignore[attr-defined]
+        except Exception:  # as the read loop's failure would: logged, closed with 1011
+            log.exception("serving a frame failed for %s", viewer.conn_id)
+            viewer.close_soon(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            viewer.done()
+        return True
+
     @staticmethod
     def _admit(viewer: Viewer, now: float) -> None:
         """Take a token of the frame rate limit, or refuse the frame as `rate_limited`."""
@@ -365,7 +388,10 @@ class Gateway:
             viewer.close_soon(CloseCode.PROTOCOL_ABUSE, "too many errors")
 
     async def _dispatch(self, viewer: Viewer, hub: RoomHub, message: ClientFrame) -> None:
-        if isinstance(message, Comment):
+        serve = self.at_once.get(type(message))
+        if serve is not None:
+            serve(viewer, hub, message)
+        elif isinstance(message, Comment):
             if not viewer.author.role.can_comment:
                 raise ForbiddenError("sign in to comment", code="forbidden")
             assert hub.room is not None
@@ -374,17 +400,9 @@ class Gateway:
             )
             viewer.send(ack_message(message.id, entry=entry.to_wire()))
             await self.node.after_comment(hub.room_id, viewer.author, message.text)
-        elif isinstance(message, Like):
-            hub.add_likes(message.count)
-            if message.id is not None:
-                viewer.send(ack_message(message.id))
         elif isinstance(message, Click):
             await self._click(viewer, hub, message)
-        elif isinstance(message, Ping):
-            viewer.send(pong_message(message.id, int(time.time() * 1000)))
-        elif isinstance(message, Grab | Release | JoinWaitlist | Claim):
-            if not viewer.author.role.can_comment:
-                raise ForbiddenError("sign in to buy", code="forbidden")
+        elif isinstance(message, Release | JoinWaitlist):
             await self._shop(viewer, hub.room_id, message)
         elif type(message) in self.feature_frames:
             await self._feature_frame(viewer, hub, message)
@@ -402,6 +420,16 @@ class Gateway:
         result = await frame.handle(service, FrameCall(hub.room_id, viewer.author, message))
         if message.id is not None or frame.ack_without_id:
             viewer.send(ack_message(message.id, result=result))
+
+    @staticmethod
+    def _like(viewer: Viewer, hub: RoomHub, message: Like) -> None:
+        hub.add_likes(message.count)
+        if message.id is not None:
+            viewer.send(ack_message(message.id))
+
+    @staticmethod
+    def _ping(viewer: Viewer, hub: RoomHub, message: Ping) -> None:
+        viewer.send(pong_message(message.id, int(time.time() * 1000)))
 
     async def _click(self, viewer: Viewer, hub: RoomHub, message: Click) -> None:
         # Once per connection and product: opening a card again is not another click. Only
@@ -449,28 +477,31 @@ class Gateway:
             ack["replayed"] = True
         viewer.send(ack)
 
-    async def _shop(
-        self, viewer: Viewer, room: str, message: Grab | Release | JoinWaitlist | Claim
-    ) -> None:
-        stock = self.node.stock
-        user = viewer.author.user
-        if isinstance(message, Grab | Claim):
-            # Not awaited: the answer is written from the batch's completion, and this
-            # connection reads on (its grabs can join the same batch). Going away waits
-            # for the answer (begin/done).
-            answered = partial(self._answered, viewer, room, message, time.perf_counter())
-            on_answer = partial(_then_done, viewer, answered)
-            viewer.begin()
-            try:
-                if isinstance(message, Grab):
-                    request = GrabRequest(user, message.id, message.quantity)
-                    stock.grab_nowait(room, message.sale, request, on_answer)
-                else:
-                    self.node.coupons.claim_nowait(room, message.drop, user, message.id, on_answer)
-            except BaseException:
-                viewer.done()
-                raise
-        elif isinstance(message, Release):
+    def _order(self, viewer: Viewer, hub: RoomHub, message: Grab | Claim) -> None:
+        """A grab or a coupon claim, queued for its batch. Not awaited: the answer is
+        written from the batch's completion, and this connection reads on (its grabs can
+        join the same batch). Going away waits for the answer (begin/done)."""
+        if not viewer.author.role.can_comment:
+            raise ForbiddenError("sign in to buy", code="forbidden")
+        room, user = hub.room_id, viewer.author.user
+        answered = partial(self._answered, viewer, room, message, time.perf_counter())
+        on_answer = partial(_then_done, viewer, answered)
+        viewer.begin()
+        try:
+            if isinstance(message, Grab):
+                request = GrabRequest(user, message.id, message.quantity)
+                self.node.stock.grab_nowait(room, message.sale, request, on_answer)
+            else:
+                self.node.coupons.claim_nowait(room, message.drop, user, message.id, on_answer)
+        except BaseException:
+            viewer.done()
+            raise
+
+    async def _shop(self, viewer: Viewer, room: str, message: Release | JoinWaitlist) -> None:
+        if not viewer.author.role.can_comment:
+            raise ForbiddenError("sign in to buy", code="forbidden")
+        stock, user = self.node.stock, viewer.author.user
+        if isinstance(message, Release):
             await stock.release(room, message.reservation, user)
             viewer.send(ack_message(message.id, released=message.reservation))
         else:

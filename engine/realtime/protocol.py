@@ -36,6 +36,7 @@ class CloseCode(enum.IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # engine shutting down or restarting: reconnect elsewhere
     MESSAGE_TOO_BIG = 1009  # a frame above limits.max_frame_bytes (sent by websockets)
+    INTERNAL_ERROR = 1011  # a keepalive ping unanswered, or an unexpected server error
     SLOW_CONSUMER = 3001  # the socket fell behind the room; reconnect and resume
     OVERLOADED = 3002  # the engine sheds load; reconnect after a backoff
     HELLO_TIMEOUT = 3003  # no hello within limits.hello_timeout_s
@@ -47,7 +48,7 @@ class CloseCode(enum.IntEnum):
 
     @property
     def reconnect(self) -> bool:
-        return self in {CloseCode.GOING_AWAY} or 3000 <= self < 3500
+        return self in {CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR} or 3000 <= self < 3500
 
 
 class SessionState(enum.Enum):

@@ -43,8 +43,9 @@ from websockets.typing import Subprotocol
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
 from engine.realtime.codec import SUBPROTOCOLS
-from engine.realtime.gateway import WS_PATH_PREFIX, ViewerConnection
+from engine.realtime.gateway import WS_PATH_PREFIX
 from engine.realtime.protocol import CloseCode
+from engine.realtime.viewer_connection import ViewerConnection
 from engine.server.admission import Admission, HandshakeRate, TrustedProxies
 
 log = logging.getLogger("livecart.listener")
