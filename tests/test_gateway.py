@@ -625,8 +625,8 @@ async def test_an_idle_connection_serves_a_tap_as_soon_as_it_is_read(
     engine: Engine, room: str
 ) -> None:
     """A ping, a like or a grab reaching a connection with nothing in hand is served in the
-    read's own turn of the loop (ViewerConnection.process_event); a comment, which waits
-    for storage, is handed to the connection's read loop."""
+    read's own turn of the loop (engine/realtime/viewer_connection.py); a comment, which
+    waits for storage, is handed to the connection's read loop, once."""
     [ws] = await joined_raw_sessions(engine, room, "idle", 1)
     assert engine.listener is not None
     [conn] = [c for c in engine.listener.ws_server.all_connections
