@@ -65,3 +65,8 @@ def test_bench_fanout_reports_every_contract_field() -> None:
     assert report["engine_sends_per_second"] > 0
     assert report["raw_broadcast_sends_per_second"] > 0
     assert report["ratio_to_raw"] > 0
+    # The engine and the bare baseline alternate, both sides measured in every round.
+    assert len(report["ratio_rounds"]) == report["saturation"]["rounds"] >= 2
+    assert all(ratio > 0 for ratio in report["ratio_rounds"])
+    assert report["saturation"]["frames"] > 0
+    assert report["saturation"]["raw_frames"] > 0

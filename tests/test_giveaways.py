@@ -28,7 +28,7 @@ from engine.features.giveaways.model import EntryRule, GiveawayTerms, PrizeKind
 from engine.insights.audit import audit_room
 from engine.server.app import Engine
 from engine.store import keys
-from tests.conftest import ADDRESS, ViewerFactory, poll, token
+from tests.conftest import ADDRESS, EngineFactory, ViewerFactory, poll, token
 from tests.test_api_catalog import JACKET, failed, host_token, next_entry, ok
 
 
@@ -319,6 +319,31 @@ async def test_keyword_entry_by_comment(
     assert won["giveaway"] == gid
     assert won["prize"] == "a tote bag"
     assert won["prize_kind"] == "label"
+
+
+async def test_a_keyword_opened_on_another_process_is_matched_at_once(
+    engine: Engine, engine_factory: EngineFactory, room: str
+) -> None:
+    """Each process keeps a room's open keywords (GiveawayStore.keywords). One that has just
+    read them (none open) still enters a viewer who comments the keyword as soon as the
+    `giveaway_opened` entry reaches them, though the giveaway opened on another process."""
+    other = await engine_factory()
+    ann = ViewerClient(other.ws_url, room, token(room, user="ann"))
+    await ann.connect()
+    try:
+        await ann.comment("lucky?")  # nothing open yet: `other` keeps that for a while
+        store = engine.node.service("giveaways")
+        terms = GiveawayTerms(title="t", prize="p", winners=1, rule=EntryRule.KEYWORD,
+                              keyword="lucky")  # fmt: skip
+        g = await store.create(room, terms)
+        assert (await arrivals(ann, "giveaway_opened"))["giveaway_opened"]["ref"] == g.id
+        await ann.comment("lucky me")
+        assert (await notice(ann, "giveaway_entered"))["giveaway"] == g.id
+        await store.close(room, g.id)
+        await arrivals(ann, "giveaway_closed")
+        assert await other.node.service("giveaways").keywords.get(room) == {}
+    finally:
+        await ann.close()
 
 
 async def test_comment_entry_checks_the_limits_and_says_why(

@@ -11,10 +11,15 @@ broadcaster (engine.bench.raw_server). Phases, all in one run on this machine:
 2. engine saturation: the same N viewers on a fresh engine with a 1 ms tick and posters
    posting back-to-back, so the engine broadcasts as many frames as its CPU allows:
    `engine_sends_per_second`;
-3. raw baseline: the same N lean viewers on a bare `websockets.broadcast()` loop sending
-   frames of the mean size seen in phase 1: `raw_broadcast_sends_per_second`.
-`ratio_to_raw` = phase 2 ÷ phase 3: how much of the bare library's fan-out capacity the
-engine's full path (Lua, pub/sub, hub, encoding) keeps.
+3. raw baseline: N more lean viewers (a second load process) on a bare
+   `websockets.broadcast()` loop sending a tick captured from the engine in phase 2:
+   `raw_broadcast_sends_per_second`.
+Phases 2 and 3 alternate in `ROUNDS` rounds of `ROUND_SECONDS` each, both sets of viewers
+connected throughout, so a slowdown of this shared machine lasting a few seconds weighs
+on both sides alike instead of on whichever phase it fell in. `ratio_to_raw` = phase 2's
+sends per second over all rounds ÷ phase 3's: how much of the bare library's fan-out
+capacity the engine's full path (Lua, pub/sub, hub, encoding) keeps; `ratio_rounds` gives
+each round's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from engine.bench.harness import (
@@ -38,9 +44,9 @@ from engine.bench.harness import (
 from engine.bench.stats import cpu_seconds, rss_kib
 from engine.core.loop import loop_name
 
-SATURATION_SECONDS = 5.0
+ROUNDS = 3  # engine saturation and raw baseline, alternating
+ROUND_SECONDS = 2.0
 SATURATION_POSTERS = 60
-RAW_SECONDS = 5.0
 
 
 def progress(message: str) -> None:
@@ -86,37 +92,71 @@ def offered_phase(
     return report
 
 
-def saturation_phase(
+def capacity_rounds(
     args: argparse.Namespace, redis_url: str, env: dict[str, str], loader: Child
-) -> dict[str, Any]:
-    with engine_process(redis_url, 1, env) as (_, port):
-        room = create_room(port, env["LIVECART_SECRET"], room_settings(args))
-        posters = min(args.viewers, SATURATION_POSTERS)
-        connect_viewers(loader, port, room, args.viewers, posters=posters, mode="engine")
-        progress(f"saturating the engine for {SATURATION_SECONDS}s")
-        report = loader.ask(cmd="flood", seconds=SATURATION_SECONDS)
-        loader.ask(cmd="close")
-    report["sends_per_second"] = round(report["frames_in_window"] / report["window_s"])
-    return report
-
-
-def raw_phase(
-    args: argparse.Namespace, env: dict[str, str], loader: Child, frame: bytes
-) -> dict[str, Any]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Phases 2 and 3, alternating: each round saturates the engine, then blasts the bare
+    server with the engine's first captured tick; both rounds' reports."""
+    raw_loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
     raw = Child([sys.executable, "-m", "engine.bench.raw_server"], env)
     try:
-        port = raw.receive()["port"]
-        connect_viewers(loader, port, "raw", args.viewers, posters=0, mode="raw")
-        progress(f"raw broadcast of a {len(frame)}-byte engine tick for {RAW_SECONDS}s")
-        raw.send(cmd="blast", frame_hex=frame.hex(), seconds=RAW_SECONDS + 1.0)
-        time.sleep(0.5)
-        counted = loader.ask(cmd="count", seconds=RAW_SECONDS)
-        raw.receive()
-        loader.ask(cmd="close")
+        with engine_process(redis_url, 1, env) as (_, port):
+            room = create_room(port, env["LIVECART_SECRET"], room_settings(args))
+            posters = min(args.viewers, SATURATION_POSTERS)
+            connect_viewers(loader, port, room, args.viewers, posters=posters, mode="engine")
+            connect_viewers(raw_loader, raw.receive()["port"], "raw", args.viewers, posters=0,
+                            mode="raw")  # fmt: skip
+            engine_rounds: list[dict[str, Any]] = []
+            raw_rounds: list[dict[str, Any]] = []
+            for round_no in range(1, ROUNDS + 1):
+                progress(f"round {round_no}/{ROUNDS}: saturating the engine for {ROUND_SECONDS}s")
+                engine_rounds.append(loader.ask(cmd="flood", seconds=ROUND_SECONDS))
+                frame = bytes.fromhex(engine_rounds[0]["sample_tick_hex"])
+                progress(f"round {round_no}/{ROUNDS}: raw broadcast of a {len(frame)}-byte "
+                         f"engine tick for {ROUND_SECONDS}s")  # fmt: skip
+                raw_rounds.append(blast(raw, raw_loader, frame))
+            loader.ask(cmd="close")
+            raw_loader.ask(cmd="close")
     finally:
         raw.stop()
-    counted["sends_per_second"] = round(counted["frames"] / counted["window_s"])
+        raw_loader.stop()
+    return engine_rounds, raw_rounds
+
+
+def blast(raw: Child, raw_loader: Child, frame: bytes) -> dict[str, Any]:
+    """One round of the bare server broadcasting `frame`, counted by its viewers."""
+    raw.send(cmd="blast", frame_hex=frame.hex(), seconds=ROUND_SECONDS + 1.0)
+    time.sleep(0.5)
+    counted = raw_loader.ask(cmd="count", seconds=ROUND_SECONDS)
+    raw.receive()
     return counted
+
+
+def per_second(frames: int, seconds: float) -> float:
+    return frames / max(seconds, 1e-9)
+
+
+def round_ratios(
+    engine_rounds: list[dict[str, Any]], raw_rounds: list[dict[str, Any]]
+) -> list[float]:
+    """Each round's engine sends per second ÷ the raw baseline's in the same round."""
+    return [
+        round(
+            per_second(e["frames_in_window"], e["window_s"])
+            / max(1.0, per_second(r["frames"], r["window_s"])),
+            3,
+        )
+        for e, r in zip(engine_rounds, raw_rounds, strict=True)
+    ]
+
+
+def merged_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Close codes counted per round, summed."""
+    merged: dict[str, int] = {}
+    for count in counts:
+        for code, n in count.items():
+            merged[code] = merged.get(code, 0) + n
+    return merged
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,11 +166,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         loader = Child([sys.executable, "-m", "engine.bench.loader"], env)
         stack.callback(loader.stop)
         offered = offered_phase(args, redis_url, env, loader)
-        saturated = saturation_phase(args, redis_url, env, loader)
-        frame = bytes.fromhex(saturated["sample_tick_hex"])
-        raw = raw_phase(args, env, loader, frame)
+        engine_rounds, raw_rounds = capacity_rounds(args, redis_url, env, loader)
+    frame = bytes.fromhex(engine_rounds[0]["sample_tick_hex"])
     window = offered["window_s"]
-    engine_sends = saturated["sends_per_second"]
+    engine_sends = round(per_second(sum(r["frames_in_window"] for r in engine_rounds),
+                                    sum(r["window_s"] for r in engine_rounds)))  # fmt: skip
+    raw_sends = round(per_second(sum(r["frames"] for r in raw_rounds),
+                                 sum(r["window_s"] for r in raw_rounds)))  # fmt: skip
     return {
         "viewers": args.viewers,
         "comments_per_second": args.comments_per_second,
@@ -142,8 +184,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "engine_cpu_percent": offered["engine_cpu_percent"],
         "rss_per_connection_kib": offered["rss_per_connection_kib"],
         "engine_sends_per_second": engine_sends,
-        "raw_broadcast_sends_per_second": raw["sends_per_second"],
-        "ratio_to_raw": round(engine_sends / max(1, raw["sends_per_second"]), 3),
+        "raw_broadcast_sends_per_second": raw_sends,
+        "ratio_to_raw": round(engine_sends / max(1, raw_sends), 3),
+        "ratio_rounds": round_ratios(engine_rounds, raw_rounds),
         "offered_sends_per_second": round(offered["frames"] / window),
         "frame_bytes_mean": round(offered["frame_bytes"] / max(1, offered["frames"])),
         "raw_frame_bytes": len(frame),
@@ -152,15 +195,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "comments_refused": offered["refused"],
         "sampled_out": offered["sampled_out"],
         "duplicates": offered["extra"],
-        "seq_gaps": offered["seq_gaps"] + saturated["seq_gaps"],
-        "disconnects": {"offered": offered["closes"], "saturation": saturated["closes"]},
+        "seq_gaps": offered["seq_gaps"] + sum(r["seq_gaps"] for r in engine_rounds),
+        "disconnects": {
+            "offered": offered["closes"],
+            "saturation": merged_counts(r["closes"] for r in engine_rounds),
+        },
         "latency_samples": offered["latency_samples"],
         "tick_ms": args.tick_ms,
         "event_loop": loop_name(),
         "saturation": {
-            "seconds": round(saturated["window_s"], 2),
-            "frames": saturated["frames_in_window"],
-            "comments_posted": saturated["posted"],
+            "rounds": ROUNDS,
+            "seconds": round(sum(r["window_s"] for r in engine_rounds), 2),
+            "frames": sum(r["frames_in_window"] for r in engine_rounds),
+            "comments_posted": sum(r["posted"] for r in engine_rounds),
+            "raw_seconds": round(sum(r["window_s"] for r in raw_rounds), 2),
+            "raw_frames": sum(r["frames"] for r in raw_rounds),
         },
     }
 

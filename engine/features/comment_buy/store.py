@@ -23,7 +23,6 @@ from __future__ import annotations
 import difflib
 import re
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +37,7 @@ from engine.commerce.stock import GrabAnswer, GrabRequest, Stock
 from engine.core.clock import now_ms
 from engine.core.errors import ProtocolError, UnavailableError
 from engine.core.identity import PRODUCT_ID_RE, Author
+from engine.core.room_cache import RoomCache
 from engine.features.comment_buy.syntax import (
     Command,
     CommentBuyConfig,
@@ -58,7 +58,6 @@ NUMBER_WORDS = frozenset(
     ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 )
 _RANK = {SaleState.LIVE: 0, SaleState.SOLD_OUT: 1, SaleState.SCHEDULED: 2, SaleState.ENDED: 3}
-_CACHE_PRUNE_AT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +256,7 @@ class CommentToBuy:
         # Its entries are sale news: written with the sales' scripts and log bound.
         self.scripts = sales.scripts
         self.log_maxlen = sales.log_maxlen
-        self._configs: dict[str, tuple[float, CommentBuyConfig]] = {}
+        self._configs = RoomCache(self.load_config, CONFIG_TTL_S)
 
     # ---- settings --------------------------------------------------------------------------
 
@@ -279,20 +278,12 @@ class CommentToBuy:
                         code="invalid_field", details={"field": f"keywords.{keyword}"},
                     )  # fmt: skip
         await self.redis.set(keys.comment_buy(room), orjson.dumps(config.to_wire()))
-        self._configs.pop(room, None)
+        self._configs.forget(room)
         return config
 
     async def config(self, room: str) -> CommentBuyConfig:
         """The settings, from this process's cache when younger than CONFIG_TTL_S."""
-        now = time.monotonic()
-        cached = self._configs.get(room)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        if len(self._configs) >= _CACHE_PRUNE_AT:
-            self._configs = {r: c for r, c in self._configs.items() if c[0] > now}
-        config = await self.load_config(room)
-        self._configs[room] = (now + CONFIG_TTL_S, config)
-        return config
+        return await self._configs.get(room)
 
     # ---- comments --------------------------------------------------------------------------
 

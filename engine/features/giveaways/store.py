@@ -39,6 +39,7 @@ from engine.commerce.stock import Stock
 from engine.core.errors import ConflictError, NotFoundError, RejectedError, UnavailableError
 from engine.core.fields import invalid_field
 from engine.core.identity import Author, Role
+from engine.core.room_cache import RoomCache
 from engine.features.giveaways.draw import (
     commitment,
     draw,
@@ -64,6 +65,7 @@ from engine.store.scripts import Scripts
 NAME = "giveaways"
 GIVEAWAY_ID_RE = re.compile(r"g[0-9]{1,9}")
 _CLOSE_ATTEMPTS = 20
+KEYWORDS_TTL_S = 1.0  # a room's open keywords kept this long unless a change is seen first
 
 
 def check_giveaway_id(value: Any) -> str:
@@ -97,6 +99,9 @@ class GiveawayStore:
         self.log_maxlen = log_maxlen
         self.prizes = Prizes(redis, sales=sales, stock=stock, coupons=coupons)
         self.watchtime = watchtime
+        # Every viewer comment consults them: kept per room, forgotten when a giveaway opens
+        # or closes, here or (by its room-log entry, GiveawaysView) on another process.
+        self.keywords = RoomCache(self._open_keywords, KEYWORDS_TTL_S)
 
     # ---- opening ------------------------------------------------------------------------
 
@@ -142,6 +147,7 @@ class GiveawayStore:
                 normalize(keyword), *(item for pair in stored.items() for item in pair),
             ],
         )  # fmt: skip
+        self.keywords.forget(room)
         if result[0] == b"err":
             raise ConflictError(f"giveaway {giveaway_id} exists", code="giveaway_exists")
         return await self.get(room, giveaway_id, at_ms=at_ms)
@@ -220,17 +226,16 @@ class GiveawayStore:
     async def on_comment(self, room: str, author: Author, comment: str) -> None:
         """A viewer's comment containing an open keyword giveaway's keyword enters them; they
         hear back privately (`giveaway_entered`, or `giveaway_entry_refused` with the code).
-        One small hash read per comment (engine/store/keys.py giveaway_keywords)."""
+        The open keywords come from `keywords`, not from Redis on every comment."""
         if author.role is not Role.VIEWER:
             return  # the host announcing the keyword does not enter
-        open_keywords = await self.redis.hgetall(keys.giveaway_keywords(room))
+        open_keywords = await self.keywords.get(room)
         if not open_keywords:
             return
         said = normalize(comment)
-        for raw_id, keyword in open_keywords.items():
-            if text(keyword) not in said:
+        for giveaway_id, keyword in open_keywords.items():
+            if keyword not in said:
                 continue
-            giveaway_id = text(raw_id)
             try:
                 giveaway = await self._read(room, giveaway_id)
                 entered = await self._enter(room, giveaway, author.user, author.name, None)
@@ -245,6 +250,11 @@ class GiveawayStore:
             if entered["new"]:
                 await notify_user(self.redis, self.scripts, room, author.user, "giveaway_entered",
                                   giveaway=giveaway_id, entrants=entered["entrants"])  # fmt: skip
+
+    async def _open_keywords(self, room: str) -> dict[str, str]:
+        """The room's open keyword giveaways: id -> normalized keyword."""
+        raw = await self.redis.hgetall(keys.giveaway_keywords(room))
+        return {text(giveaway_id): text(keyword) for giveaway_id, keyword in raw.items()}
 
     # ---- the draw and the awards --------------------------------------------------------
 
@@ -288,6 +298,7 @@ class GiveawayStore:
                  orjson.dumps({w: names[w] for w in winners})],
             )  # fmt: skip
             if result[0] == b"ok" or text(result[1]) == "giveaway_closed":
+                self.keywords.forget(room)
                 return await self._read(room, giveaway_id)
             if text(result[1]) == "giveaway_not_found":
                 raise _not_found(giveaway_id)
