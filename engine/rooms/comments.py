@@ -13,6 +13,7 @@ from engine.rooms.moderation import BannedWordFilter
 from engine.rooms.rooms import RoomSettings
 from engine.store import keys
 from engine.store.roomlog import Entry
+from engine.store.script_batch import ScriptBatch
 from engine.store.scripts import Scripts
 
 _MESSAGES = {
@@ -62,6 +63,8 @@ class CommentService:
         self.redis = redis
         self.scripts = scripts
         self.stream_maxlen = stream_maxlen
+        # A busy room's comments go to Redis in batches (engine/store/script_batch.py).
+        self.posting = ScriptBatch(redis, scripts, "comment_post")
 
     async def post(
         self,
@@ -79,8 +82,8 @@ class CommentService:
             "text": cleaned,
         }
         encoded = orjson.dumps(data)
-        result = await self.scripts.comment_post(
-            self.redis,
+        result = await self.posting.call(
+            room,
             [
                 keys.room_meta(room),
                 keys.room_stream(room),

@@ -69,10 +69,7 @@ class Script:
         )
 
     async def __call__(self, redis: Redis, keys: list[str], args: list[RedisArg]) -> Any:
-        if len(keys) < self.num_keys or (not self.variadic_keys and len(keys) != self.num_keys):
-            raise TypeError(f"{self.name}: expected {self.num_keys} keys, got {len(keys)}")
-        if len(args) < self.min_args or (not self.variadic and len(args) != self.min_args):
-            raise TypeError(f"{self.name}: expected {self.min_args} args, got {len(args)}")
+        self.check(keys, args)
         try:
             try:
                 return await redis.evalsha(self.sha, len(keys), *keys, *args)
@@ -81,9 +78,20 @@ class Script:
                 await redis.script_load(self.source)
                 return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except ResponseError:
-            METRICS.script_errors.inc(1, self.name)
-            METRICS.room_script_errors.inc(1, room_of_key(keys[0]) if keys else "", self.name)
+            self.count_error(keys)
             raise
+
+    def check(self, keys: list[str], args: list[RedisArg]) -> None:
+        """As many keys and arguments as the script's header says, or TypeError."""
+        if len(keys) < self.num_keys or (not self.variadic_keys and len(keys) != self.num_keys):
+            raise TypeError(f"{self.name}: expected {self.num_keys} keys, got {len(keys)}")
+        if len(args) < self.min_args or (not self.variadic and len(args) != self.min_args):
+            raise TypeError(f"{self.name}: expected {self.min_args} args, got {len(args)}")
+
+    def count_error(self, keys: list[str]) -> None:
+        """A call the script refused with an error (metrics)."""
+        METRICS.script_errors.inc(1, self.name)
+        METRICS.room_script_errors.inc(1, room_of_key(keys[0]) if keys else "", self.name)
 
 
 def room_of_key(key: str) -> str:
