@@ -22,6 +22,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -466,6 +467,18 @@ def chromium() -> str:
 
 # Marks a test that drives Chromium (through `browser`): it fails when there is none.
 needs_chromium = pytest.mark.usefixtures("chromium")
+
+
+async def capture(page: Page, path: Path, *, full_page: bool = False) -> bytes:
+    """`page.screenshot` to `path`, asked a second time when Chromium refuses one capture
+    with "Unable to capture screenshot": a known transient refusal of the browser
+    (robotframework-browser#5237), which takes the same picture when asked again."""
+    try:
+        return await page.screenshot(path=str(path), full_page=full_page)
+    except PlaywrightError as error:
+        if "Unable to capture screenshot" not in str(error):
+            raise
+    return await page.screenshot(path=str(path), full_page=full_page)
 
 
 def watch_page(page: Page) -> tuple[list[str], list[str]]:

@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
 
 from engine.server.app import Engine
-from tests.conftest import token
+from tests.conftest import capture, token
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 LAPTOP: ViewportSize = {"width": 1366, "height": 768}
@@ -65,7 +65,7 @@ class Opened:
         (`make screenshots` writes the docs' set to docs/screenshots/)."""
         folder = ARTIFACTS / self.folder
         folder.mkdir(parents=True, exist_ok=True)
-        png = await self.page.screenshot(path=str(folder / f"{name}.png"))
+        png = await capture(self.page, folder / f"{name}.png")
         if docs := os.environ.get("LIVECART_SCREENSHOTS"):
             _write(Path(docs) / f"{self.folder}-{name}.png", png)
 

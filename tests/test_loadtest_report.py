@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize
 
 from loadtests import report
-from tests.conftest import needs_chromium, watch_page
+from tests.conftest import capture, needs_chromium, watch_page
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,7 +310,7 @@ async def open_page(browser: Browser, path: Path, viewport: ViewportSize,
     errors, requests = watch_page(page)
     await page.goto(path.as_uri())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(shot), full_page=True)
+    await capture(page, shot, full_page=True)
     return page, errors, requests
 
 
@@ -354,9 +354,9 @@ async def test_the_report_opens_in_chromium(browser: Browser, tmp_path: Path,
         assert await page.locator("#events li").count() == len(EVENTS)
         await no_horizontal_scroll(page)
         # What a reader sees first, and at the charts (docs/loadtesting.md shows these).
-        await page.screenshot(path=str(ARTIFACTS / f"loadtest-report-{name}-top.png"))
+        await capture(page, ARTIFACTS / f"loadtest-report-{name}-top.png")
         await page.evaluate("document.getElementById('throughput').scrollIntoView()")
-        await page.screenshot(path=str(ARTIFACTS / f"loadtest-report-{name}-charts.png"))
+        await capture(page, ARTIFACTS / f"loadtest-report-{name}-charts.png")
         # Readable: the charts' smallest text is at least 8 CSS px high on screen.
         smallest = await page.evaluate(
             "Math.min(...[...document.querySelectorAll('#chart-throughput text')]"

@@ -24,7 +24,7 @@ from clients import ViewerClient
 from clients.errors import LivecartClientError
 from engine import __version__
 from engine.server.app import Engine
-from tests.conftest import RoomFactory, ViewerFactory, needs_chromium, poll, token, within
+from tests.conftest import RoomFactory, ViewerFactory, capture, needs_chromium, poll, token, within
 from tests.test_alerts import ALERTS, find_tool
 from tests.test_observe import show_activity
 from tools import dashboard_preview
@@ -210,7 +210,7 @@ async def test_dashboard_preview(
         titles = await page.locator("section.panel h2").all_inner_texts()
         assert titles == list(by_title)
         assert await page.locator("section.panel polyline").count() >= len(panels) - 1
-        await page.screenshot(path=str(ARTIFACTS / "dashboard-preview.png"), full_page=True)
+        await capture(page, ARTIFACTS / "dashboard-preview.png", full_page=True)
     finally:
         await page.close()
 

@@ -19,7 +19,7 @@ from clients import HostClient, ShopperClient
 from engine import cli
 from engine.insights.show_metrics import MINUTE_COLUMNS, SHORT_SHOW_S, sell_through_text
 from engine.server.app import Engine
-from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, needs_chromium, poll, token
+from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, capture, needs_chromium, poll, token
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT
 from tests.test_images import PNG
@@ -322,7 +322,7 @@ async def test_the_show_s_report_renders_in_chromium(
         assert box
         assert (round(box["width"]), round(box["height"])) == (40, 40)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "scripted-show.png"), full_page=True)
+        await capture(page, ARTIFACTS / "scripted-show.png", full_page=True)
     finally:
         await page.close()
     assert errors == []

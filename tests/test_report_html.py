@@ -23,7 +23,7 @@ from engine.insights.report_html import (
     render,
 )
 from engine.insights.show_metrics import SecondView, second_rows
-from tests.conftest import needs_chromium, watch_page
+from tests.conftest import capture, needs_chromium, watch_page
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
 LAPTOP: ViewportSize = {"width": 1366, "height": 768}
@@ -339,7 +339,7 @@ async def test_report_opens_in_chromium_without_errors_or_network(
         assert await markers.count() == 5
         assert await page.locator("h1").inner_text() == "Friday drop"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        await capture(page, ARTIFACTS / "report.png", full_page=True)
     finally:
         await context.close()
     assert errors == [], f"console errors: {errors}"
@@ -412,7 +412,7 @@ async def test_a_short_show_opens_in_chromium(browser: Browser, tmp_path: Path) 
         assert await page.locator("#chart-commerce polyline").count() == 3
         assert await page.locator("#chart-commerce polyline").first.is_visible()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "report-per-second.png"), full_page=True)
+        await capture(page, ARTIFACTS / "report-per-second.png", full_page=True)
     finally:
         await page.close()
     assert errors == []
