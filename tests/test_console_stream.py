@@ -60,11 +60,18 @@ document.addEventListener("DOMContentLoaded", () => {
   new MutationObserver(note).observe(panel, { attributes: true, attributeFilter: ["data-health"] });
 });
 """
-# The stream check's retry of an offline stream (every RETRY_MS) never comes.
+# The stream check's retry of an offline stream (every RETRY_MS) never comes; each one held
+# is counted, so a test can tell the hold still finds the retry (retries_held).
 NO_RETRY = """
 const setTimeout = window.setTimeout;
-window.setTimeout = (run, ms, ...args) =>
-  String(run).includes("play(true)") ? 0 : setTimeout(run, ms, ...args);
+window.__retriesHeld = 0;
+window.setTimeout = (run, ms, ...args) => {
+  if (String(run).includes("play(true)")) {
+    window.__retriesHeld += 1;
+    return 0;
+  }
+  return setTimeout(run, ms, ...args);
+};
 """
 
 
@@ -302,6 +309,8 @@ async def test_a_missing_playlist_is_offline_until_it_appears_then_it_plays(
     assert (await host.get_room())["stream_url"] == url
     shutil.copytree(media / "vod", media / late)  # the encoder starts after the console
     if how == "check again":
+        # The automatic retry was held: only the button can bring the stream back.
+        assert await page.evaluate("window.__retriesHeld") >= 1
         await page.click("#stream-retry")
     await expect(page.locator("#stream-panel")).to_have_attribute(
         "data-health",

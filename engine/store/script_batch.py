@@ -25,6 +25,9 @@ from engine.store.scripts import RedisArg, Script, Scripts
 
 MAX_BATCH = 128  # calls per pipeline; more wait for the next one
 
+# One waiting call: its keys, its arguments, and the future its caller awaits.
+Waiting = tuple[list[str], list[RedisArg], asyncio.Future[Any]]
+
 
 class ScriptBatch:
     def __init__(self, redis: Redis, scripts: Scripts, name: str) -> None:
@@ -32,7 +35,8 @@ class ScriptBatch:
         self.scripts = scripts
         self.name = name
         # Per room: the calls waiting for the one under way (absent: none under way).
-        self.waiting: dict[str, deque[tuple[list[str], list[RedisArg], asyncio.Future[Any]]]] = {}
+        self.waiting: dict[str, deque[Waiting]] = {}
+        self.sending: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps weak ones)
 
     async def call(self, room: str, keys: list[str], args: list[RedisArg]) -> Any:
         """The script's reply (or its error) for this one call."""
@@ -56,11 +60,11 @@ class ScriptBatch:
             del self.waiting[room]
             return
         batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
-        asyncio.get_running_loop().create_task(self._send(room, batch))
+        task = asyncio.get_running_loop().create_task(self._send(room, batch))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
 
-    async def _send(
-        self, room: str, batch: list[tuple[list[str], list[RedisArg], asyncio.Future[Any]]]
-    ) -> None:
+    async def _send(self, room: str, batch: list[Waiting]) -> None:
         replies: list[Any]
         try:
             replies = await self._pipeline([(keys, args) for keys, args, _ in batch])
