@@ -29,7 +29,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections import Counter
 from typing import Any
 
 from engine.bench.harness import (
@@ -108,10 +108,11 @@ def capacity_rounds(
                             mode="raw")  # fmt: skip
             engine_rounds: list[dict[str, Any]] = []
             raw_rounds: list[dict[str, Any]] = []
+            frame = b""  # the engine's first captured tick, once it has one
             for round_no in range(1, ROUNDS + 1):
                 progress(f"round {round_no}/{ROUNDS}: saturating the engine for {ROUND_SECONDS}s")
                 engine_rounds.append(loader.ask(cmd="flood", seconds=ROUND_SECONDS))
-                frame = bytes.fromhex(engine_rounds[0]["sample_tick_hex"])
+                frame = frame or bytes.fromhex(engine_rounds[0]["sample_tick_hex"])
                 progress(f"round {round_no}/{ROUNDS}: raw broadcast of a {len(frame)}-byte "
                          f"engine tick for {ROUND_SECONDS}s")  # fmt: skip
                 raw_rounds.append(blast(raw, raw_loader, frame))
@@ -150,15 +151,6 @@ def round_ratios(
     ]
 
 
-def merged_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
-    """Close codes counted per round, summed."""
-    merged: dict[str, int] = {}
-    for count in counts:
-        for code, n in count.items():
-            merged[code] = merged.get(code, 0) + n
-    return merged
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     env = bench_env()
     with contextlib.ExitStack() as stack:
@@ -169,10 +161,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine_rounds, raw_rounds = capacity_rounds(args, redis_url, env, loader)
     frame = bytes.fromhex(engine_rounds[0]["sample_tick_hex"])
     window = offered["window_s"]
-    engine_sends = round(per_second(sum(r["frames_in_window"] for r in engine_rounds),
-                                    sum(r["window_s"] for r in engine_rounds)))  # fmt: skip
-    raw_sends = round(per_second(sum(r["frames"] for r in raw_rounds),
-                                 sum(r["window_s"] for r in raw_rounds)))  # fmt: skip
+    engine_frames = sum(r["frames_in_window"] for r in engine_rounds)
+    engine_seconds = sum(r["window_s"] for r in engine_rounds)
+    raw_frames = sum(r["frames"] for r in raw_rounds)
+    raw_seconds = sum(r["window_s"] for r in raw_rounds)
+    engine_sends = round(per_second(engine_frames, engine_seconds))
+    raw_sends = round(per_second(raw_frames, raw_seconds))
     return {
         "viewers": args.viewers,
         "comments_per_second": args.comments_per_second,
@@ -198,18 +192,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seq_gaps": offered["seq_gaps"] + sum(r["seq_gaps"] for r in engine_rounds),
         "disconnects": {
             "offered": offered["closes"],
-            "saturation": merged_counts(r["closes"] for r in engine_rounds),
+            "saturation": dict(sum((Counter(r["closes"]) for r in engine_rounds), Counter())),
         },
         "latency_samples": offered["latency_samples"],
         "tick_ms": args.tick_ms,
         "event_loop": loop_name(),
         "saturation": {
             "rounds": ROUNDS,
-            "seconds": round(sum(r["window_s"] for r in engine_rounds), 2),
-            "frames": sum(r["frames_in_window"] for r in engine_rounds),
+            "seconds": round(engine_seconds, 2),
+            "frames": engine_frames,
             "comments_posted": sum(r["posted"] for r in engine_rounds),
-            "raw_seconds": round(sum(r["window_s"] for r in raw_rounds), 2),
-            "raw_frames": sum(r["frames"] for r in raw_rounds),
+            "raw_seconds": round(raw_seconds, 2),
+            "raw_frames": raw_frames,
         },
     }
 

@@ -481,8 +481,7 @@ class Gateway:
         """A grab or a coupon claim, queued for its batch. Not awaited: the answer is
         written from the batch's completion, and this connection reads on (its grabs can
         join the same batch). Going away waits for the answer (begin/done)."""
-        if not viewer.author.role.can_comment:
-            raise ForbiddenError("sign in to buy", code="forbidden")
+        _may_buy(viewer)
         room, user = hub.room_id, viewer.author.user
         answered = partial(self._answered, viewer, room, message, time.perf_counter())
         on_answer = partial(_then_done, viewer, answered)
@@ -498,8 +497,7 @@ class Gateway:
             raise
 
     async def _shop(self, viewer: Viewer, room: str, message: Release | JoinWaitlist) -> None:
-        if not viewer.author.role.can_comment:
-            raise ForbiddenError("sign in to buy", code="forbidden")
+        _may_buy(viewer)
         stock, user = self.node.stock, viewer.author.user
         if isinstance(message, Release):
             await stock.release(room, message.reservation, user)
@@ -515,3 +513,9 @@ def _then_done(viewer: Viewer, answered: Callable[[Any], None], answer: Any) -> 
         answered(answer)
     finally:
         viewer.done()
+
+
+def _may_buy(viewer: Viewer) -> None:
+    """Anonymous sessions watch but do not buy (grab, claim, release, waitlist)."""
+    if not viewer.author.role.can_comment:
+        raise ForbiddenError("sign in to buy", code="forbidden")

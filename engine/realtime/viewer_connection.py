@@ -84,13 +84,7 @@ class ViewerConnection(ServerConnection):
             or not self._reader_waits()
         ):
             return None
-        payload = apply_mask(data[6:], data[2:6])
-        if not text:
-            return payload
-        try:
-            return payload.decode() or None
-        except UnicodeDecodeError:  # websockets closes with 1007
-            return None
+        return _message(apply_mask(data[6:], data[2:6]), text=text)
 
     def process_event(self, event: Event) -> None:
         """A whole message read while the read loop waits on an empty queue is served here,
@@ -105,15 +99,8 @@ class ViewerConnection(ServerConnection):
             and event.opcode in _DATA
             and self._reader_waits()
         ):
-            data: str | bytes
-            if event.opcode is Opcode.TEXT:
-                try:
-                    data = bytes(event.data).decode()
-                except UnicodeDecodeError:  # the read loop's recv closes with 1007
-                    data = b""
-            else:
-                data = bytes(event.data)
-            if data and self.serve_at_once(data):
+            message = _message(bytes(event.data), text=event.opcode is Opcode.TEXT)
+            if message is not None and self.serve_at_once(message):
                 return
         super().process_event(event)
 
@@ -136,6 +123,18 @@ class ViewerConnection(ServerConnection):
         asyncio.get_running_loop().create_task(
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: reconnect and resume")
         )
+
+
+def _message(payload: bytes, *, text: bool) -> str | bytes | None:
+    """A whole message's payload as the read loop would receive it (a text frame's
+    decoded); None for an empty one, or a text frame that is not UTF-8 (websockets closes
+    with 1007): those are left to websockets and the read loop."""
+    if not payload or not text:
+        return payload or None
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _between_frames(parser: Generator[None]) -> bool:
