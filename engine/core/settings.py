@@ -40,7 +40,8 @@ class Limits:
 _EMPTY_IS_UNSET = {
     "REDIS_URL", "LIVECART_SECRET", "LIVECART_PAYMENT_SECRET", "LIVECART_REMINDER_WEBHOOK_URL",
     "LIVECART_REDIS_UNSAFE_OK", "LIVECART_METRICS_TOKEN", "LIVECART_JWT_PUBLIC_KEY_FILE",
-    "LIVECART_JWKS_URL", "LIVECART_JWT_AUDIENCE", "LIVECART_MEDIA_DIR",
+    "LIVECART_JWKS_URL", "LIVECART_JWT_AUDIENCE", "LIVECART_MEDIA_DIR", "DATABASE_URL",
+    "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "LIVECART_STRIPE_API_BASE",
 }  # fmt: skip
 
 
@@ -109,6 +110,14 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVECART_DRAIN_S": ("drain_s", float),
     "LIVECART_LOG_FORMAT": ("log_format", str),
     "LIVECART_LOG_LEVEL": ("log_level", str),
+    "DATABASE_URL": ("database_url", str),
+    "LIVECART_LEDGER": ("ledger", _switch),
+    "LIVECART_LEDGER_BATCH": ("ledger_batch", int),
+    "LIVECART_ADDRESS_RETENTION_DAYS": ("address_retention_days", int),
+    "STRIPE_API_KEY": ("stripe_api_key", str),
+    "STRIPE_WEBHOOK_SECRET": ("stripe_webhook_secret", str),
+    "LIVECART_STRIPE_API_BASE": ("stripe_api_base", str),
+    "LIVECART_STRIPE_PAYMENT_METHODS": ("stripe_payment_methods", _comma_list),
 }
 
 
@@ -203,6 +212,22 @@ class Settings:
     # The payment provider (engine/commerce/providers.py): "" none, "simulated", or
     # "package.module:factory". Unset, LIVECART_SIMULATED_PSP=on selects the simulated one.
     payment_provider: str = ""
+    # Stripe (engine/commerce/stripe_provider.py, docs/payments.md): the secret API key, the
+    # webhook endpoint's signing secret, the API's base URL (a test server's, else Stripe's)
+    # and the payment methods its checkout offers.
+    stripe_api_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)
+    stripe_api_base: str = ""
+    stripe_payment_methods: tuple[str, ...] = ("card", "alipay", "wechat_pay")
+    # The books (engine/ledger/, docs/ledger.md): order events copied into PostgreSQL. On,
+    # with no DATABASE_URL, a private PostgreSQL runs in the data dir; off, no ledger.
+    ledger: bool = True
+    database_url: str | None = field(default=None, repr=False)
+    # Order events written to PostgreSQL in one transaction, at most.
+    ledger_batch: int = 500
+    # A buyer's shipping address and contact are erased from the ledger this long after
+    # the order closed (paid orders: after fulfilment or refund).
+    address_retention_days: int = 90
     metrics: bool = True
     metrics_flush_ms: int = 1000
     # GET /metrics (engine/server/app.py): set, a scrape must send `Authorization: Bearer <it>`;
@@ -254,9 +279,12 @@ class Settings:
         ):
             raise ValueError("reminder_webhook_url must be an http(s) URL")
         _check_networks(self.trusted_proxies)
-        if self.payment_provider not in {"", "simulated"} and ":" not in self.payment_provider:
+        if (
+            self.payment_provider not in {"", "simulated", "stripe"}
+            and ":" not in self.payment_provider
+        ):
             raise ValueError(
-                "payment_provider must be 'simulated' or 'package.module:factory', "
+                "payment_provider must be 'simulated', 'stripe' or 'package.module:factory', "
                 f"not {self.payment_provider!r}"
             )
         _check_metrics_token(self.metrics_token)
@@ -279,6 +307,8 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     # One script call reads and writes its batch with one command per kind (grab.lua), and
     # Redis's Lua takes at most ~8,000 arguments per call.
     ("grab_max_batch", 1, 1000),
+    ("ledger_batch", 1, 10_000),
+    ("address_retention_days", 1, 3650),
     # Connection caps: 0 means no cap.
     ("connections_per_ip", 0, 10**9),
     ("connections_per_user", 0, 10**9),
