@@ -10,12 +10,14 @@ import secrets
 import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import asyncpg
 import jwt
 import msgspec
 import orjson
@@ -45,6 +47,7 @@ from engine.server.app import Engine
 from engine.server.listener import reuseport_socket
 from engine.server.node import Node
 from engine.store import keys
+from engine.store.postgres_server import EmbeddedPostgres
 from engine.store.redis_server import EmbeddedRedis
 from engine.store.scripts import Scripts
 
@@ -61,6 +64,9 @@ os.environ.setdefault("LIVECART_DRAIN_S", "0")
 # ...and pay through the simulated provider, off by default in `serve` (tests/test_psp.py
 # checks the default with it unset).
 os.environ.setdefault("LIVECART_SIMULATED_PSP", "on")
+# ...and keep no books: the ledger (a PostgreSQL each) is tested where it is the subject,
+# with `ledger_url` (tests/test_ledger_*.py) or LIVECART_LEDGER=on in a process's env.
+os.environ.setdefault("LIVECART_LEDGER", "off")
 T = TypeVar("T")
 
 
@@ -114,6 +120,37 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    """One PostgreSQL per test process, started when a test first asks for a ledger. Its
+    folder is under the system's temp dir: run by root, the server runs as another user,
+    who must reach it (pytest's own temp dirs are root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="livecart-pg-"))
+    folder.chmod(0o755)
+    server = EmbeddedPostgres(folder / "pg", fsync=False)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def ledger_url(postgres_server: EmbeddedPostgres) -> AsyncIterator[str]:
+    """A database of this test's own on the session's PostgreSQL, dropped after it."""
+    name = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(postgres_server.url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    admin = await asyncpg.connect(postgres_server.url)
+    try:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
@@ -136,6 +173,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "hub_linger_s": 0.5,
         "metrics_flush_ms": 50,
         "simulated_psp": True,
+        "ledger": False,
         # JWTs from a platform's identity service are taken beside lc1 tokens (jwt_token()).
         "jwt_hs256_keys": (f"{JWT_KID}:{JWT_SECRET}",),
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -515,7 +516,17 @@ class OrderStore:
         if record.get("s") == "refund_due":
             record["s"] = "refunded"
             record["rf"] = provider_refund
-            await self.redis.hset(keys.payments(room), payment_id, orjson.dumps(record))
+            # The order events stream says so too (the ledger's refunds): in one transaction.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.payments(room), payment_id, orjson.dumps(record))
+                pipe.xadd(
+                    keys.order_events(room),
+                    {"type": "payment_refunded", "order": record["o"], "payment": payment_id,
+                     "refund": provider_refund, "amount": record["a"], "currency": record["c"],
+                     "reason": record.get("reason", ""), "at": int(time.time() * 1000)},
+                    maxlen=self.events_maxlen, approximate=True,
+                )  # fmt: skip
+                await pipe.execute()
 
     # ---- after payment ----------------------------------------------------------------------
 

@@ -303,6 +303,14 @@ class Metrics:
             ("room",),
             merge="max",
         )
+        self.ledger_events = Counter(
+            "livecart_ledger_events_total", "Order events written to the ledger (PostgreSQL)"
+        )
+        self.ledger_lag = Gauge(
+            "livecart_ledger_lag_events",
+            "Order events not yet in the ledger, over every room (the most a process saw)",
+            merge="max",
+        )
         self.handshakes_refused = Counter(
             "livecart_handshakes_refused_total",
             "Viewer WebSocket handshakes refused: origin (403), rate or connections (503)",

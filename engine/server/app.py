@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
@@ -35,6 +36,7 @@ from engine.server.listener import Listener
 from engine.server.media import MediaFiles
 from engine.server.node import Node
 from engine.store import redis_client
+from engine.store.postgres_server import EmbeddedPostgres
 from engine.store.redis_server import EmbeddedRedis
 
 log = logging.getLogger("livecart.engine")
@@ -61,6 +63,11 @@ async def readyz(request: Request) -> Response:
         body["draining"] = True
     if node.simulated is not None:
         body["simulated_psp"] = True  # anyone can mark payments paid: never in production
+    if node.ledger is not None:
+        # The books lag or their database is away: shown, never a 503 (grabs and checkouts
+        # do not wait for the ledger; engine/ledger/writer.py).
+        with contextlib.suppress(RedisError, OSError):
+            body["ledger"] = await node.ledger.status()
     if node.redis_config is not None and not node.redis_config.ok:
         # Overridden or unreadable at start (engine/store/redis_config.py): shown, never a 503.
         body["redis_config"] = node.redis_config.to_wire()
@@ -189,6 +196,7 @@ class Engine:
         self.settings = settings
         self.images = images  # None: files in the data dir (engine/commerce/images.py)
         self.embedded: EmbeddedRedis | None = None
+        self.embedded_postgres: EmbeddedPostgres | None = None
         self.node: Node | None = None
         self.app: Starlette | None = None
         self.listener: Listener | None = None
@@ -216,9 +224,11 @@ class Engine:
             await asyncio.to_thread(self.embedded.start)
             redis_url = self.embedded.url
         try:
+            database_url = await self._database_url()
             self.node = Node(
-                self.settings, redis_url, load_secret(self.settings), images=self.images
-            )
+                self.settings, redis_url, load_secret(self.settings), images=self.images,
+                database_url=database_url,
+            )  # fmt: skip
             await self.node.start()
             self.app = build_app(self.node)
             self.gateway = Gateway(self.node)
@@ -235,6 +245,17 @@ class Engine:
                 "paid; unset LIVECART_SIMULATED_PSP for real money"
             )
 
+    async def _database_url(self) -> str | None:
+        """The ledger's PostgreSQL: DATABASE_URL, else a private one in the data dir (none
+        with the ledger off)."""
+        if not self.settings.ledger:
+            return None
+        if self.settings.database_url:
+            return self.settings.database_url
+        self.embedded_postgres = EmbeddedPostgres(Path(self.settings.data_dir) / "postgres")
+        await asyncio.to_thread(self.embedded_postgres.start)
+        return self.embedded_postgres.url
+
     async def stop(self, *, linger_s: float = 0.0) -> None:
         """Stop gracefully (Listener.stop; `linger_s` for idle kept-alive connections)."""
         if self.listener is not None:
@@ -244,6 +265,9 @@ class Engine:
         if self.node is not None:
             await self.node.stop()
             self.node = None
+        if self.embedded_postgres is not None:
+            await asyncio.to_thread(self.embedded_postgres.stop)
+            self.embedded_postgres = None
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
             self.embedded = None

@@ -36,6 +36,7 @@ from engine.core.identity import Author
 from engine.core.loop import stop_tasks
 from engine.core.metrics import METRICS
 from engine.core.settings import Settings
+from engine.ledger.service import Ledger
 from engine.realtime.hub import RoomHub
 from engine.rooms import auth, jwt_auth
 from engine.rooms.access import Access
@@ -62,7 +63,13 @@ CommentHook = Callable[[str, Author, str], Awaitable[None]]
 
 class Node:
     def __init__(
-        self, settings: Settings, redis_url: str, secret: str, *, images: ImageStore | None = None
+        self,
+        settings: Settings,
+        redis_url: str,
+        secret: str,
+        *,
+        images: ImageStore | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.redis_url = redis_url
@@ -137,6 +144,12 @@ class Node:
         self.comment_hooks: list[CommentHook] = self._feature_hooks("on_comment")
         self.pubsub_redis: Redis = redis_client.connect(redis_url, resend=False)
         self.broker = Broker(self.pubsub_redis, self._on_bus, self._on_subscribed)
+        # The books in PostgreSQL (engine/ledger/): none unless the engine was given a database.
+        self.ledger = (
+            Ledger(self.redis, database_url, self.process_id, batch_size=settings.ledger_batch)
+            if database_url
+            else None
+        )
         self.hubs: dict[str, RoomHub] = {}
         self._starting: dict[str, asyncio.Task[RoomHub]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
@@ -181,6 +194,8 @@ class Node:
             raise UnavailableError("Redis pub/sub did not connect in time") from None
         self.sweeper.start()
         self.meter.start()
+        if self.ledger is not None:
+            await self.ledger.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="livecart-housekeeping")
 
     async def _wait_for_redis(self, timeout_s: float = 30.0) -> None:
@@ -210,6 +225,8 @@ class Node:
         self.hubs.clear()
         await self.sweeper.stop()
         await self.meter.stop()
+        if self.ledger is not None:
+            await self.ledger.stop()
         await self.reminders.close()
         with contextlib.suppress(RedisError, OSError):
             await self.watchtime.flush()

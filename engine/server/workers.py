@@ -86,6 +86,7 @@ from engine.server.metrics_share import (
     make_dir,
     remove_dir,
 )
+from engine.store.postgres_server import EmbeddedPostgres
 from engine.store.redis_server import EmbeddedRedis, _die_with_parent
 
 log = logging.getLogger("livecart.workers")
@@ -215,6 +216,7 @@ class Supervisor:
         settings = self.settings.replace(secret=load_secret(self.settings))
         holder = reserve_port(settings.host, settings.port)
         embedded: EmbeddedRedis | None = None
+        postgres: EmbeddedPostgres | None = None
         try:
             self.metrics_dir = make_dir()
             self.dead = DeadWorkers(self.metrics_dir)
@@ -226,8 +228,15 @@ class Supervisor:
                 )
                 embedded.start()
                 settings = settings.replace(redis_url=embedded.url)
+            if settings.ledger and not settings.database_url:
+                # One private PostgreSQL for every worker's ledger writer.
+                postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+                postgres.start()
+                settings = settings.replace(database_url=postgres.url)
             return asyncio.run(self.supervise(settings))
         finally:
+            if postgres is not None:
+                postgres.stop()
             if embedded is not None:
                 embedded.stop()
             holder.close()

@@ -1,0 +1,297 @@
+"""The ledger writer: every room's order events, copied into PostgreSQL in batches.
+
+Each engine process runs one, a consumer of the `ledger` group on every room's
+`{room}:order_events` stream (engine/commerce/order_feed.py). A batch is read, completed
+with the orders and payments as Redis holds them, written in one transaction of idempotent
+upserts (events keyed by their stream id, rows guarded by version: engine/ledger/rows.py),
+and only then acknowledged. So a crash between commit and acknowledgement writes the same
+batch again to no effect, and a crash before the commit leaves the events pending: this
+consumer reads its own pending events first, and events another consumer left pending for
+`claim_idle_ms` are claimed. Exactly once in effect.
+
+Redis stays the hot path: the writer never sits on a grab's or a checkout's way. While
+PostgreSQL is away it retries with backoff and the lag grows (`lag()`, the
+`livecart_ledger_lag_events` gauge, /readyz's `ledger`); it drains when the server is back.
+A lag beyond `order_events_maxlen` (the stream's length) would lose events: alert on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from engine.commerce.order_feed import OrderFeed
+from engine.commerce.orders import Order
+from engine.core.metrics import METRICS
+from engine.ledger import rows
+from engine.ledger.rows import Batch, Event
+from engine.store import keys
+from engine.store.redis_client import text, texts
+
+log = logging.getLogger("livecart.ledger")
+
+GROUP = "ledger"
+# A connection of its own, or one lent by the pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
+_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...], update: str) -> str:
+    """INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT: one statement a table a batch.
+    `update`: "never" (rows that never change), "newer" (only by a row of a newer
+    version) or "always" (the latest word wins)."""
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES[table], 1))
+    conflict = "DO NOTHING"
+    if update != "never":
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+        guard = f" WHERE {table}.version <= EXCLUDED.version" if update == "newer" else ""
+        conflict = f"DO UPDATE SET {sets}{guard}"
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({', '.join(key)}) {conflict}"
+    )
+
+
+# Each column's type, in the order of rows.py's *_COLUMNS (unnest takes typed arrays).
+_TYPES: dict[str, tuple[str, ...]] = {
+    "order_events": ("text", "text", "int8", "text", "text", "text", "text", "int8", "text",
+                     "int8", "jsonb"),
+    "orders": ("text", "text", "text", "text", "text", "text", "text", "int8", "int8", "int8",
+               "int8", "int8", "jsonb", "jsonb", "int8", "int8", "int8", "int8", "text", "bool",
+               "jsonb", "jsonb", "int8"),
+    "payments": ("text", "text", "text", "text", "int8", "text", "text", "text", "int8", "int8"),
+    "refunds": ("text", "text", "text", "text", "int8", "text", "text", "int8"),
+    "coupon_uses": ("text", "text", "text", "text", "int8"),
+    "shows": ("text", "text", "text", "text", "int8", "int8", "int8"),
+}  # fmt: skip
+
+_STATEMENTS = (
+    ("events", _upsert("order_events", rows.EVENTS_COLUMNS, ("room", "event_id"), "never")),
+    ("shows", _upsert("shows", rows.SHOWS_COLUMNS, ("room",), "always")),
+    ("orders", _upsert("orders", rows.ORDERS_COLUMNS, ("room", "order_id"), "newer")),
+    ("payments", _upsert("payments", rows.PAYMENTS_COLUMNS, ("payment_id",), "newer")),
+    ("refunds", _upsert("refunds", rows.REFUNDS_COLUMNS, ("room", "refund_id"), "never")),
+    ("coupons", _upsert("coupon_uses", rows.COUPONS_COLUMNS, ("room", "coupon"), "never")),
+)
+
+
+def _columns(batch_rows: list[rows.Row]) -> list[list[Any]]:
+    return [list(column) for column in zip(*batch_rows, strict=True)]
+
+
+async def write(connection: Connection, batch: Batch) -> None:
+    """One batch, in one transaction, idempotently."""
+    async with connection.transaction():
+        for table, sql in _STATEMENTS:
+            table_rows = batch.table(table)
+            if table_rows:
+                await connection.execute(sql, *_columns(table_rows))
+
+
+class LedgerWriter:
+    def __init__(
+        self,
+        redis: Redis,
+        pool: asyncpg.Pool,
+        consumer: str,
+        *,
+        batch_size: int = 500,
+        poll_s: float = 0.2,
+        claim_idle_ms: int = 30_000,
+    ) -> None:
+        self.redis = redis
+        self.pool = pool
+        self.consumer = consumer
+        self.batch_size = batch_size
+        self.poll_s = poll_s
+        self.claim_idle_ms = claim_idle_ms
+        self.written = 0  # events committed by this writer
+        self.last_commit_s = 0.0  # time.time() of the last commit, 0 before one
+        self.error: str | None = None  # why the last write failed, until one succeeds
+        self._feeds: dict[str, OrderFeed] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="livecart-ledger")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                written = await self.drain_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
+                    RedisError) as exc:  # fmt: skip
+                self.error = f"{type(exc).__name__}: {exc}"
+                delay = _BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)]
+                failures += 1
+                log.warning("ledger write failed (retrying in %.1f s): %s", delay, self.error)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if not written:
+                await asyncio.sleep(self.poll_s)
+
+    # ---- one pass ----------------------------------------------------------------------
+
+    async def drain_once(self) -> int:
+        """Read what is waiting in every room (up to a batch), write it, acknowledge it;
+        the number of events written."""
+        picked: dict[str, list[Event]] = {}
+        room_ids = sorted(texts(await self.redis.smembers(keys.rooms_index())))
+        budget = self.batch_size
+        for room in room_ids:
+            if budget <= 0:
+                break
+            events = await self._next_events(room, budget)
+            if events:
+                picked[room] = events
+                budget -= len(events)
+        if not picked:
+            return 0
+        batch = await self._complete(picked)
+        async with self.pool.acquire() as connection:
+            await write(connection, batch)
+        for room, events in picked.items():
+            await self._feeds[room].ack([event_id for event_id, _ in events])
+        self.written += len(batch)
+        self.last_commit_s = time.time()
+        self.error = None
+        METRICS.ledger_events.inc(len(batch))
+        return len(batch)
+
+    async def _feed(self, room: str) -> OrderFeed:
+        feed = self._feeds.get(room)
+        if feed is None:
+            feed = OrderFeed(self.redis, room, GROUP, self.consumer)
+            await feed.ensure_group()
+            self._feeds[room] = feed
+        return feed
+
+    async def _next_events(self, room: str, count: int) -> list[Event]:
+        """This consumer's own pending events first (a write that failed), then events
+        another consumer left pending too long, then new ones."""
+        feed = await self._feed(room)
+        try:
+            events = await feed.pending(count)
+            if not events:
+                events = await feed.claim_stale(self.claim_idle_ms, count)
+            if not events:
+                events = await feed.read(count)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            del self._feeds[room]  # the stream was deleted with its room: made anew next pass
+            return []
+        return events
+
+    async def _complete(self, picked: dict[str, list[Event]]) -> Batch:
+        """The batch's rows: the events, and the orders, payments and shows they touch as
+        Redis holds them now."""
+        batch = Batch()
+        for room, events in picked.items():
+            order_ids, payment_ids = rows.touched(events)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.room_meta(room))
+                for order_id in sorted(order_ids):
+                    pipe.hgetall(keys.order(room, order_id))
+                if payment_ids:
+                    pipe.hmget(keys.payments(room), sorted(payment_ids))
+                replies = await pipe.execute()
+            meta = {text(k): text(v) for k, v in replies[0].items()}
+            orders = {
+                order.id: order
+                for order in (
+                    Order.from_hash(raw) for raw in replies[1 : 1 + len(order_ids)] if raw
+                )
+            }
+            payments = {}
+            if payment_ids:
+                found = replies[-1]
+                payments = {p: orjson.loads(raw) for p, raw in
+                            zip(sorted(payment_ids), found, strict=True) if raw}  # fmt: skip
+            self._room_rows(batch, room, meta, events, orders=orders, payments=payments)
+        return batch
+
+    @staticmethod
+    def _room_rows(batch: Batch, room: str, meta: dict[str, str], events: list[Event], *,
+                   orders: dict[str, Order], payments: dict[str, Any]) -> None:  # fmt: skip
+        shop = meta.get("host", "")
+        show = rows.show_row(room, meta)
+        if show is not None:
+            batch.shows[room] = show
+        newest: dict[str, int] = {}
+        users: dict[str, str] = {}
+        for event_id, fields in events:
+            batch.events.append(rows.event_row(room, event_id, fields))
+            at_version = rows.version(event_id)
+            for name in ("order", "payment"):
+                if fields.get(name):
+                    newest[f"{name}:{fields[name]}"] = max(
+                        newest.get(f"{name}:{fields[name]}", 0), at_version
+                    )
+            if fields.get("payment") and fields.get("user"):
+                users[fields["payment"]] = fields["user"]
+            order = orders.get(fields.get("order", ""))
+            for refund in rows.refund_rows(room, fields, order):
+                batch.refunds[(room, refund[1])] = refund
+        for order in orders.values():
+            batch.orders[(room, order.id)] = rows.order_row(
+                room, shop, order, newest[f"order:{order.id}"]
+            )
+            for coupon in rows.coupon_rows(room, order):
+                batch.coupons[(room, coupon[1])] = coupon
+        for payment_id, record in payments.items():
+            order = orders.get(record["o"])
+            user = users.get(payment_id) or (order.user if order else "")
+            batch.payments[payment_id] = rows.payment_row(
+                room, payment_id, record, user, newest[f"payment:{payment_id}"]
+            )
+
+    # ---- how far behind ----------------------------------------------------------------
+
+    async def lag(self) -> int:
+        """Order events not yet in the ledger, over every room: never delivered to the
+        group, plus delivered and not acknowledged."""
+        total = 0
+        for room in texts(await self.redis.smembers(keys.rooms_index())):
+            try:
+                groups = await self.redis.xinfo_groups(keys.order_events(room))
+            except ResponseError:
+                continue  # no stream yet: nothing ordered in this room
+            for group in groups:
+                if text(group["name"]) == GROUP:
+                    total += int(group.get("lag") or 0) + int(group.get("pending") or 0)
+                    break
+            else:
+                total += int(await self.redis.xlen(keys.order_events(room)))
+        return total
+
+    async def status(self) -> dict[str, Any]:
+        """For /readyz: never failing readiness (the hot path does not need the ledger)."""
+        lag = await self.lag()
+        return {
+            "lag_events": lag,
+            "written": self.written,
+            "last_commit_age_s": round(time.time() - self.last_commit_s, 1)
+            if self.last_commit_s
+            else None,
+            "error": self.error,
+        }
