@@ -5,6 +5,7 @@ skipped) is caught as an oversell. These check the load test's behaviour, not sp
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 
@@ -65,10 +67,20 @@ def test_every_scenario_runs_a_good_show(scenario: str, tmp_path: Path) -> None:
     assert list(tmp_path.glob("stats*.csv"))
 
 
-def test_the_asyncio_generator_runs_the_same_show(tmp_path: Path) -> None:
-    code, verdict = loadtest("full-show", tmp_path, "--generator", "asyncio")
+async def test_the_asyncio_generator_runs_the_same_show_and_keeps_the_books(
+    tmp_path: Path, ledger_url: str
+) -> None:
+    """The full show with a ledger: the audit's "ledger matches Redis" holds at the end,
+    and what the ledger holds adds up to the show's own report."""
+    env = {"LIVECART_LEDGER": "on", "DATABASE_URL": ledger_url}
+    code, verdict = await asyncio.to_thread(
+        loadtest, "full-show", tmp_path, "--generator", "asyncio", env=env
+    )
     assert code == 0, verdict["problems"]
     assert verdict["audit_ok"] is True
+    checks = {check["name"]: check for check in verdict["audit"]["checks"]}
+    ledger_check = checks["ledger matches Redis"]
+    assert ledger_check["ok"], ledger_check["detail"]
     # The show's own post-live report is written beside the load report.
     show = tmp_path / "show"
     assert verdict["show_report_html"] == str(show / "report.html")
@@ -82,6 +94,22 @@ def test_the_asyncio_generator_runs_the_same_show(tmp_path: Path) -> None:
     assert summary["product_clicks"] > 0
     happened = {name for name, row in verdict["by_type"].items() if row["count"] > 0}
     assert happened >= SMOKE["full-show"][1]
+    connection = await asyncpg.connect(ledger_url)
+    try:
+        paid = await connection.fetchrow(
+            "SELECT count(*) AS orders, coalesce(sum(total), 0) AS gmv FROM orders"
+            " WHERE room = $1 AND paid_at_ms IS NOT NULL", verdict["room"],
+        )  # fmt: skip
+        created = await connection.fetchval(
+            "SELECT count(*) FROM order_events WHERE room = $1 AND type = 'order_created'",
+            verdict["room"],
+        )
+    finally:
+        await connection.close()
+    assert paid is not None
+    assert paid["orders"] == summary["paid_orders"]
+    assert paid["gmv"] == summary["gmv"]
+    assert created == summary["orders"]
 
 
 @pytest.mark.parametrize("generator", ["locust", "asyncio"])
