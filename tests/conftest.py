@@ -135,20 +135,21 @@ def postgres_server() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture
-async def ledger_url(postgres_server: EmbeddedPostgres) -> AsyncIterator[str]:
-    """A database of this test's own on the session's PostgreSQL, dropped after it."""
+def ledger_url(postgres_server: EmbeddedPostgres) -> Iterator[str]:
+    """A database of this test's own on the session's PostgreSQL, dropped after it (a plain
+    fixture: sync tests that start engine processes take it too)."""
     name = f"t_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(postgres_server.url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
+    asyncio.run(_admin(postgres_server.url, f"CREATE DATABASE {name}"))
     yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(postgres_server.url)
+    asyncio.run(_admin(postgres_server.url, f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
     try:
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await connection.execute(statement)
     finally:
-        await admin.close()
+        await connection.close()
 
 
 @pytest.fixture

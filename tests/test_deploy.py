@@ -449,11 +449,11 @@ def test_the_unit_runs_the_engine_as_a_service_should() -> None:
 
 @pytest.mark.slow
 async def test_the_units_command_serves_and_stops_cleanly_on_sigterm(
-    redis_url: str, tmp_path: Path
+    redis_url: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    """ExecStart, with the example environment file (this machine's Redis, port and
-    secrets put in), as systemd runs it: a clean environment, SIGTERM to the main process
-    only (KillMode=mixed). It must drain (/readyz 503) and exit 0 within TimeoutStopSec."""
+    """ExecStart, with the example environment file (this machine's Redis, PostgreSQL,
+    port and secrets put in), as systemd runs it: a clean environment, SIGTERM to the main
+    process only (KillMode=mixed). It must drain (/readyz 503) and exit 0 within TimeoutStopSec."""
     service = unit()["Service"]
     argv = shlex.split(service["ExecStart"])
     # /opt/livecart/bin/livecart is the package's console script (engine.cli:main).
@@ -463,6 +463,7 @@ async def test_the_units_command_serves_and_stops_cleanly_on_sigterm(
     env = {
         **environment_file(UNIT_ENV),
         "REDIS_URL": redis_url,
+        "DATABASE_URL": ledger_url,
         "LIVECART_HOST": "127.0.0.1",
         "LIVECART_PORT": str(port),
         "LIVECART_DATA_DIR": str(tmp_path / "data"),

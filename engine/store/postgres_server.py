@@ -180,7 +180,11 @@ class EmbeddedPostgres:
         ]  # fmt: skip
 
     def start(self, timeout_s: float = 30.0) -> None:
-        self._prepare()
+        try:
+            self._prepare()
+        except BaseException:
+            self.stop()  # the folder's lock too
+            raise
         for _ in range(5):
             port = free_port()
             self._spawn(port)
