@@ -73,9 +73,27 @@ async def test_it_starts_keeps_its_data_and_says_where_it_is(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root's server runs as another user")
 def test_run_by_root_it_says_when_its_user_cannot_reach_the_folder(tmp_path: Path) -> None:
-    # pytest's temp dirs are root's alone (0700).
-    with pytest.raises(PostgresServerError, match="cannot reach"):
-        EmbeddedPostgres(tmp_path / "pg").start()
+    # pytest's temp dirs are root's alone (0700): the one above the data dir is in the way.
+    data_dir = tmp_path / "data"
+    with pytest.raises(PostgresServerError, match=f"cannot reach .*: {tmp_path} lets no other"):
+        EmbeddedPostgres(data_dir / "postgres").start()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's server runs as another user")
+async def test_run_by_root_it_opens_only_its_own_data_dir_for_passing(reachable: Path) -> None:
+    """`make demo` as root: ./.livecart is 0700; its server's user may pass, not list."""
+    data_dir = reachable / ".livecart"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "secret").write_text("s")
+    (data_dir / "secret").chmod(0o600)
+    server = EmbeddedPostgres(data_dir / "postgres", fsync=False)
+    await asyncio.to_thread(server.start)
+    try:
+        assert await one(server.url, "SELECT 1") == 1
+    finally:
+        server.stop()
+    assert data_dir.stat().st_mode & 0o777 == 0o710
+    assert (data_dir / "secret").stat().st_mode & 0o777 == 0o600
 
 
 async def test_an_engine_without_a_database_url_keeps_its_books_in_its_data_dir(

@@ -8,7 +8,8 @@ kept in the folder, mode 0600), and dies with its parent (PR_SET_PDEATHSIG).
 
 PostgreSQL refuses to run as root. Started by root, the server runs as the unprivileged
 `postgres` user (Debian's package makes it), else `nobody`: the cluster's folder is given
-to that user, and every folder above it must let that user pass (search permission).
+to that user, the data dir above it lets that user's group pass (g+x only), and every
+folder above that must let it pass already (search permission), else the start says so.
 """
 
 from __future__ import annotations
@@ -79,13 +80,26 @@ def _server_user() -> pwd.struct_passwd | None:
     raise PostgresServerError("running as root, and no `postgres` or `nobody` user to run as")
 
 
-def _check_reachable(folder: Path, user: pwd.struct_passwd) -> None:
-    """Every folder above `folder` must let `user` pass (others' or its group's x bit)."""
+def _passable(folder: Path, user: pwd.struct_passwd) -> bool:
+    mode = folder.stat()
+    return bool(
+        mode.st_uid == user.pw_uid
+        or mode.st_mode & 0o001
+        or (mode.st_gid == user.pw_gid and mode.st_mode & 0o010)
+    )
+
+
+def _make_reachable(folder: Path, user: pwd.struct_passwd) -> None:
+    """Every folder above `folder` must let `user` pass. The data dir itself (the engine's
+    own, 0700) is opened to that user's group for passing only (g+x: no listing, and its
+    files stay root's alone); any other folder in the way is the operator's to open."""
+    data_dir = folder.resolve().parent
     for parent in folder.resolve().parents:
-        mode = parent.stat()
-        if mode.st_uid == user.pw_uid or mode.st_mode & 0o001:
+        if _passable(parent, user):
             continue
-        if mode.st_gid == user.pw_gid and mode.st_mode & 0o010:
+        if parent == data_dir and parent.stat().st_uid == os.geteuid():
+            os.chown(parent, -1, user.pw_gid)
+            parent.chmod(parent.stat().st_mode & 0o7777 | 0o010)
             continue
         raise PostgresServerError(
             f"the embedded PostgreSQL runs as {user.pw_name} (PostgreSQL refuses root), which "
@@ -147,7 +161,7 @@ class EmbeddedPostgres:
             ) from None
         self._lock_file = lock
         if self._user is not None:
-            _check_reachable(self.folder, self._user)
+            _make_reachable(self.folder, self._user)
             for path in (self.folder, *self.folder.rglob("*")):
                 os.chown(path, self._user.pw_uid, self._user.pw_gid, follow_symlinks=False)
         if not (self.cluster / "PG_VERSION").exists():
