@@ -2,8 +2,8 @@
 
 `DATABASE_URL` names an existing server (`postgresql://user:password@host:port/db`);
 unset, the engine runs a private one in its data dir (engine/store/postgres_server.py).
-Migrations run at every start, under an advisory lock (several processes start at once):
-`livecart ledger migrate` runs them alone.
+Migrations run at every start of an engine process, under an advisory lock (several
+processes start at once; migrations/env.py).
 """
 
 from __future__ import annotations

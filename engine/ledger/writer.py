@@ -131,6 +131,11 @@ class LedgerWriter:
         self.last_commit_s = 0.0  # time.time() of the last commit, 0 before one
         self.error: str | None = None  # why the last write failed, until one succeeds
         self._feeds: dict[str, OrderFeed] = {}
+        self._next_claim: dict[str, float] = {}  # room -> when to look for stale events
+        # This consumer may hold unacknowledged events (a write failed): read them first,
+        # until a pass finds none.
+        self._retrying = True
+        self._found_pending = False
         self._task: asyncio.Task[None] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -152,6 +157,7 @@ class LedgerWriter:
                 written = await self.drain_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
                     RedisError) as exc:  # fmt: skip
+                self._retrying = True
                 self.error = f"{type(exc).__name__}: {exc}"
                 delay = _BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)]
                 failures += 1
@@ -168,6 +174,7 @@ class LedgerWriter:
         """Read what is waiting in every room (up to a batch), write it, acknowledge it;
         the number of events written."""
         picked: dict[str, list[Event]] = {}
+        self._found_pending = False
         room_ids = sorted(texts(await self.redis.smembers(keys.rooms_index())))
         budget = self.batch_size
         for room in room_ids:
@@ -178,6 +185,7 @@ class LedgerWriter:
                 picked[room] = events
                 budget -= len(events)
         if not picked:
+            self._retrying = False
             return 0
         batch = await self._complete(picked)
         async with self.pool.acquire() as connection:
@@ -187,6 +195,7 @@ class LedgerWriter:
         self.written += len(batch)
         self.last_commit_s = time.time()
         self.error = None
+        self._retrying = self._found_pending
         METRICS.ledger_events.inc(len(batch))
         return len(batch)
 
@@ -199,12 +208,15 @@ class LedgerWriter:
         return feed
 
     async def _next_events(self, room: str, count: int) -> list[Event]:
-        """This consumer's own pending events first (a write that failed), then events
-        another consumer left pending too long, then new ones."""
+        """This consumer's own pending events first (after a write that failed), then
+        events another consumer left pending too long (looked for every half
+        `claim_idle_ms`), then new ones: one command a room when all is well."""
         feed = await self._feed(room)
         try:
-            events = await feed.pending(count)
-            if not events:
+            events = await feed.pending(count) if self._retrying else []
+            self._found_pending |= bool(events)
+            if not events and time.monotonic() >= self._next_claim.get(room, 0.0):
+                self._next_claim[room] = time.monotonic() + self.claim_idle_ms / 2000
                 events = await feed.claim_stale(self.claim_idle_ms, count)
             if not events:
                 events = await feed.read(count)

@@ -37,5 +37,5 @@ async def _run() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("the ledger's migrations run online only (livecart ledger migrate)")
+    raise SystemExit("the ledger's migrations run online only, when an engine starts")
 asyncio.run(_run())
