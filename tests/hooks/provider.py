@@ -5,10 +5,11 @@ It keeps what it was asked in memory; the real providers' contract is the same p
 
 from __future__ import annotations
 
+import datetime
 import secrets
 from typing import Any
 
-from engine.commerce.payments import ProviderPayment
+from engine.commerce.payments import ProviderPayment, SettlementLine
 
 CREATED: list[dict[str, Any]] = []  # every payment any LedgerProvider created, in order
 
@@ -28,6 +29,9 @@ class LedgerProvider:
 
     async def refund(self, payment_id: str, amount: int, refund_id: str) -> str:
         return f"re_{refund_id}"
+
+    async def settlement(self, day: datetime.date) -> list[SettlementLine]:
+        return []  # it settles nothing: no money moves through it
 
     async def close(self) -> None:
         return None
