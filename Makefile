@@ -18,11 +18,12 @@ PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 # `make test-oldest`: every direct dependency at its lowest allowed version, on the tests
 # that touch what those floors are about (listener, broker, Lua scripts, the msgspec wire
 # schema of frames and bodies and how its refusals are named, a feature through the seam,
-# one browser test).
+# one browser test, the Stripe SDK and the ledger's drivers).
 OLDEST_TESTS ?= tests/test_listener.py tests/test_broker.py tests/test_bus.py tests/test_scripts.py \
 	tests/test_stock.py tests/test_orders.py tests/test_gateway.py tests/test_app.py \
 	tests/test_protocol.py tests/test_codec.py tests/test_polls.py tests/test_refused_fields.py \
 	tests/test_api.py tests/test_api_orders.py tests/test_auctions.py \
+	tests/test_stripe_provider.py tests/test_ledger_writer.py tests/test_postgres_server.py \
 	tests/test_console.py::test_sign_in_go_live_and_end
 
 .PHONY: demo test screenshots test-oldest lock lock-check browser redis nginx haproxy prometheus ffmpeg lint typecheck check bench-fanout bench-grab bench-tools clean

@@ -4,6 +4,7 @@ for engines, rooms, tokens and viewers that clean up after themselves."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import secrets
@@ -139,17 +140,24 @@ def ledger_url(postgres_server: EmbeddedPostgres) -> Iterator[str]:
     """A database of this test's own on the session's PostgreSQL, dropped after it (a plain
     fixture: sync tests that start engine processes take it too)."""
     name = f"t_{secrets.token_hex(6)}"
-    asyncio.run(_admin(postgres_server.url, f"CREATE DATABASE {name}"))
+    _admin(postgres_server.url, f"CREATE DATABASE {name}")
     yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(_admin(postgres_server.url, f"DROP DATABASE {name} WITH (FORCE)"))
+    _admin(postgres_server.url, f"DROP DATABASE {name} WITH (FORCE)")
 
 
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+def _admin(url: str, statement: str) -> None:
+    """One statement, on a thread of its own: asyncio.run here would leave this thread
+    without the event loop pytest-asyncio's oldest allowed version looks for."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture

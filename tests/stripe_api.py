@@ -265,7 +265,9 @@ class StripeApi:
 async def serving() -> AsyncIterator[StripeApi]:
     """The stand-in, served on a free local port while the block runs."""
     api = StripeApi()
-    config = uvicorn.Config(api.app(), lifespan="off", log_config=None, access_log=False)
+    # No WebSockets (ws="none"): the oldest uvicorn's "auto" imports websockets' legacy API.
+    config = uvicorn.Config(api.app(), lifespan="off", log_config=None, access_log=False,
+                            ws="none")  # fmt: skip
     config.load()
     server = uvicorn.Server(config)
     sock = socket.socket()

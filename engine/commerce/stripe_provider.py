@@ -341,7 +341,8 @@ class StripeProvider:
         type, and the callback to apply (None for an event that settles nothing)."""
         header = headers.get(SIGNATURE_HEADER, "")
         try:
-            stripe.WebhookSignature.verify_header(body, header, self.webhook_secret)
+            # As text: the SDK signs "<t>.<payload>" with %-formatting, which bytes would spoil.
+            stripe.WebhookSignature.verify_header(body.decode(), header, self.webhook_secret)
             signed_at = _signed_at(header)
         except (stripe.SignatureVerificationError, UnicodeDecodeError, TypeError, ValueError):
             # TypeError: a non-ASCII header, which the SDK's comparison refuses that way.

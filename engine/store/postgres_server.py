@@ -179,7 +179,7 @@ class EmbeddedPostgres:
         done = subprocess.run(
             [str(self.bin_dir / "initdb"), "-D", str(self.cluster), "-U", USER,
              "--pwfile", str(password), "-A", "scram-sha-256", "-E", "UTF8",
-             "--locale", "C", "--no-instructions"],
+             "--locale", "C", "--no-instructions", *([] if self.fsync else ["--no-sync"])],
             capture_output=True, text=True, check=False, **self._as_server_user(),
         )  # fmt: skip
         if done.returncode != 0:
