@@ -201,7 +201,11 @@ def test_a_callback_outside_the_tolerance_is_stale(skew_s: float) -> None:
         body_of(amount=51.0),
         body_of(amount="5100"),
         body_of(payment_id="pay_short"),
-        body_of(payment_id="card_0123456789abcdef"),
+        body_of(payment_id="Pay_0123456789abcdef"),
+        body_of(payment_id="p_0123456789abcdef"),
+        body_of(payment_id="pay-0123456789abcdef"),
+        body_of(payment_id="pay_0123456789abcdef!"),
+        body_of(payment_id="pay_" + "a" * 129),
         body_of(payment_id=12345678901),
         body_of(currency=978),
     ],
@@ -212,6 +216,20 @@ def test_a_malformed_body_is_a_bad_request(body: bytes) -> None:
     with pytest.raises(ProtocolError) as caught:
         check(headers, body)
     assert caught.value.code == "bad_request"
+
+
+@pytest.mark.parametrize(
+    "payment_id",
+    [
+        "pay_0123456789abcdef",  # the simulated provider's
+        "cs_test_a11YYufWQzNY63zpQ6QSNRQhkUpVph4WRmzW0zWJO2znZKdVujZ0N0S22u",  # Stripe's
+        "cs_live_b1Q0uL5Ne4mXyZ2aB3cD4eF5gH6iJ7kL8mN9oP0qR1sT2uV3wX4yZ5aB6cD7e",
+        "led_0123456789abcdef",  # a provider named by dotted path (tests/hooks/provider.py)
+    ],
+)
+def test_every_providers_payment_ids_are_taken(payment_id: str) -> None:
+    body = body_of(payment_id=payment_id)
+    assert check(sign(PAYMENT_SECRET, body, now_s=NOW), body).payment_id == payment_id
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,18 @@
 """engine/commerce/providers.py: the payment provider is chosen by configuration through
-the PaymentProvider protocol (none, the simulated one, or a factory named by dotted path)."""
+the PaymentProvider protocol (none, the simulated one, Stripe, or a factory named by dotted
+path)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from clients import ShopperClient
+from engine.commerce.providers import make_provider
+from engine.commerce.stripe_provider import StripeProvider
 from engine.core.settings import Settings
+from engine.store.scripts import Scripts
 from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, token
 from tests.hooks import provider
 from tests.test_psp import ana_order
@@ -19,8 +24,31 @@ def test_the_setting_selects_a_provider() -> None:
     assert Settings(payment_provider="tests.hooks.provider:LedgerProvider").provider == (
         "tests.hooks.provider:LedgerProvider"
     )
+    assert Settings.from_env({"LIVECART_PAYMENT_PROVIDER": "stripe"}).provider == "stripe"
     with pytest.raises(ValueError, match="payment_provider"):
-        Settings.from_env({"LIVECART_PAYMENT_PROVIDER": "stripe"})
+        Settings.from_env({"LIVECART_PAYMENT_PROVIDER": "paypal"})
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [{}, {"stripe_api_key": "sk_test_0123456789"}, {"stripe_webhook_secret": "whsec_0123456789"}],
+    ids=["neither", "no webhook secret", "no API key"],
+)
+async def test_stripe_without_its_keys_refuses_to_start(
+    redis: aioredis.Redis, keys: dict[str, str]
+) -> None:
+    settings = Settings(payment_provider="stripe", **keys)
+    with pytest.raises(ValueError, match="STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET"):
+        make_provider(settings, redis, Scripts(), b"secret")
+
+
+async def test_stripe_with_its_keys_is_the_provider(redis: aioredis.Redis) -> None:
+    settings = Settings(payment_provider="stripe", stripe_api_key="sk_test_0123456789",
+                        stripe_webhook_secret="whsec_0123456789")  # fmt: skip
+    provider = make_provider(settings, redis, Scripts(), b"secret")
+    assert isinstance(provider, StripeProvider)
+    assert provider.payment_methods == ("card", "alipay", "wechat_pay")
+    await provider.close()
 
 
 async def test_a_provider_named_by_configuration_takes_the_payments(

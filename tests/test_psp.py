@@ -4,9 +4,12 @@ signed callbacks into the engine over HTTP (POST /api/payments/callback)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +21,8 @@ import redis.asyncio as aioredis
 
 from clients import HostClient, ShopperClient
 from clients.errors import LivecartClientError
-from engine.commerce.payments import SIGNATURE_HEADER, sign
-from engine.commerce.psp import SimulatedProvider
+from engine.commerce.payments import SIGNATURE_HEADER, SettlementLine, sign
+from engine.commerce.psp import SimulatedProvider, charge_fee, utc_day
 from engine.core.errors import ConflictError
 from engine.core.settings import Settings
 from engine.server.app import Engine
@@ -358,3 +361,92 @@ async def test_one_refund_id_refunds_once_however_many_ask_at_once(
     assert record["refund:team-gb1-t2"] == str(order.total)
     with pytest.raises(ConflictError, match="above the amount paid"):
         await store.provider.refund(payment, 1, "another")
+
+
+# ---- settlement data ----------------------------------------------------------------------------
+
+
+async def settled(http: httpx.AsyncClient, since_ms: int) -> list[dict[str, Any]]:
+    """Every settlement line from `since_ms` on, through the route (its day, and the next
+    one should the clock have passed midnight UTC meanwhile)."""
+    days = sorted({utc_day(since_ms), utc_day(int(time.time() * 1000))})
+    lines: list[dict[str, Any]] = []
+    for day in days:
+        response = await http.get(f"/psp/settlements/{day.isoformat()}")
+        assert response.status_code == 200, response.text
+        assert response.json()["day"] == day.isoformat()
+        lines += response.json()["lines"]
+    return [line for line in lines if line["at_ms"] >= since_ms]
+
+
+def test_the_simulated_fee_is_2_9_percent_and_30_rounded_half_up() -> None:
+    assert charge_fee(5600) == 162 + 30  # 162.4
+    assert charge_fee(500) == 15 + 30  # 14.5: half up
+    assert charge_fee(1500) == 44 + 30  # 43.5
+    assert charge_fee(0) == 30
+
+
+async def test_a_payment_that_succeeds_is_one_charge_line_with_its_fee(
+    http: httpx.AsyncClient, checkout: Checkout, room: str
+) -> None:
+    since = int(time.time() * 1000)
+    await checkout.shopper.pay(checkout.payment, "failed")
+    assert await settled(http, since) == []  # a declined card moves no money
+    await checkout.shopper.pay(checkout.payment)
+    await http.post(f"/psp/payments/{checkout.payment}/redeliver")
+    [line] = await settled(http, since)
+    assert line.pop("at_ms") <= int(time.time() * 1000)
+    assert line == {
+        "reference": checkout.payment, "kind": "charge", "payment_id": checkout.payment,
+        "room": room, "order": checkout.order["id"], "amount": 5600, "currency": "USD",
+        "fee": 192,
+    }  # fmt: skip
+
+
+async def test_a_refund_is_one_refund_line_however_often_it_is_asked(
+    http: httpx.AsyncClient, checkout: Checkout, host: HostClient, room: str
+) -> None:
+    since = int(time.time() * 1000)
+    await checkout.shopper.pay(checkout.payment)
+    for _ in range(2):  # the second is a replay: refunded once at the provider
+        await host.refund(checkout.order["id"], "rf-1", 1000)
+    await host.refund(checkout.order["id"], "rf-2", 600)
+    lines = await settled(http, since)
+    assert [(line["kind"], line["reference"], line["amount"], line["fee"]) for line in lines] == [
+        ("charge", checkout.payment, 5600, 192), ("refund", "rf-1", 1000, 0),
+        ("refund", "rf-2", 600, 0),
+    ]  # fmt: skip
+    assert {(line["payment_id"], line["room"], line["order"]) for line in lines} == {
+        (checkout.payment, room, checkout.order["id"])
+    }
+
+
+async def test_recorded_lines_are_the_days_settlement(
+    engine: Engine, http: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    """What a test of reconciliation injects (a charge with no order, a duplicate) is listed
+    as the provider's own lines are, in order, by the UTC day of `at_ms`."""
+    assert engine.node is not None
+    assert engine.node.simulated is not None
+    provider = engine.node.simulated
+    noon = int(datetime.datetime(2030, 6, 15, 12, tzinfo=datetime.UTC).timestamp() * 1000)
+    orphan = SettlementLine(reference="pay_orphan000001", kind="charge",
+                            payment_id="pay_orphan000001", room="nowhere", order="o404",
+                            amount=1234, currency="JPY", fee=66, at_ms=noon)  # fmt: skip
+    late = dataclasses.replace(orphan, at_ms=noon + 12 * 3600 * 1000 - 1)  # 23:59:59.999
+    tomorrow = dataclasses.replace(orphan, at_ms=noon + 12 * 3600 * 1000)
+    for line in (orphan, orphan, late, tomorrow):
+        await provider.record_line(line)
+    day = datetime.date(2030, 6, 15)
+    assert await provider.settlement(day) == [orphan, orphan, late]
+    assert await provider.settlement(day + datetime.timedelta(days=1)) == [tomorrow]
+    response = await http.get("/psp/settlements/2030-06-15")
+    listed = [dataclasses.asdict(line) for line in (orphan, orphan, late)]
+    assert response.json() == {"day": "2030-06-15", "lines": listed}
+    assert 0 < await redis.ttl(keys.psp_settlement("2030-06-15")) <= 30 * 24 * 3600
+    assert (await http.get("/psp/settlements/2030-06-13")).json()["lines"] == []
+    wide = "\uff12\uff10\uff13\uff10-06-15"  # full-width digits
+    for bad in ("2030-13-01", "2030-6-15", "yesterday", "2030-02-30", wide):
+        refused = await http.get(f"/psp/settlements/{bad}")
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"]["details"] == {"field": "day"}

@@ -1,6 +1,9 @@
 """Payments: the provider interface, signed callbacks, and applying them to orders.
 
-A provider confirms payments by calling back `POST /api/payments/callback` with headers
+Every provider's confirmation takes two steps: its own verification (below for the built-in
+signing scheme; Stripe's in engine/commerce/stripe_provider.py), which yields a `Callback`,
+then the one shared `Payments.apply` (replay guard, the payment script, metrics, paid hooks,
+automatic refunds). The built-in scheme calls back `POST /api/payments/callback` with headers
 
     X-Livecart-Timestamp: <unix seconds>
     X-Livecart-Nonce: <16-64 characters, never reused>
@@ -15,6 +18,7 @@ verification are pure functions so they are tested without sockets.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import logging
@@ -22,7 +26,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -48,7 +52,9 @@ NONCE_HEADER = "x-livecart-nonce"
 SIGNATURE_HEADER = "x-livecart-signature"
 TIMESTAMP_RE = re.compile(r"[0-9]{1,20}")
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-PAYMENT_ID_RE = re.compile(r"pay_[A-Za-z0-9]{8,40}")
+# A provider's payment id: a short lower-case prefix, then its own id (the simulated
+# provider's `pay_<hex>`, Stripe's Checkout Session `cs_live_...`/`cs_test_...`).
+PAYMENT_ID_RE = re.compile(r"[a-z]{2,8}_[A-Za-z0-9_]{8,128}")
 EVENTS = {"payment.succeeded": "succeeded", "payment.failed": "failed"}
 # Why a callback body's field was refused (`bad_request`; `room` and `order` are
 # `invalid_field`, like every malformed id).
@@ -59,6 +65,7 @@ _CALLBACK_RULES = {
     "currency": "a 3-letter code",
 }
 MAX_REFUND_REASON = 200
+T = TypeVar("T")
 
 
 def signature(secret: bytes, timestamp: str, nonce: str, body: bytes) -> str:
@@ -94,13 +101,15 @@ class CallbackBody(Struct, frozen=True):
 
 @dataclass(frozen=True, slots=True)
 class Callback:
+    """A provider's verified report of one payment's outcome, as `Payments.apply` takes it."""
+
     event: str  # "succeeded" | "failed"
     payment_id: str
     room: str
     order: str
     amount: int
     currency: str
-    nonce: str
+    nonce: str  # what makes this delivery unique (the replay guard): a nonce, an event id
 
 
 def verify(
@@ -160,8 +169,24 @@ class ProviderPayment:
     pay_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    """One line of a provider's settlement for a day: a charge or a refund."""
+
+    # the provider's own id of this line (charge: the payment id; refund: the refund id)
+    reference: str
+    kind: str  # "charge" | "refund"
+    payment_id: str  # the payment it belongs to, as the engine recorded it on the order
+    room: str
+    order: str
+    amount: int  # minor units, positive for both kinds
+    currency: str  # 3-letter upper case, as the engine spells it
+    fee: int  # the provider's fee, minor units
+    at_ms: int  # when it happened (ms since the epoch, UTC)
+
+
 class PaymentProvider(Protocol):
-    """What the engine needs of a payment provider."""
+    """What the engine needs of a payment provider (docs/payments.md)."""
 
     async def create_payment(
         self, room: str, order: str, amount: int, currency: str, callback_url: str, *,
@@ -169,6 +194,8 @@ class PaymentProvider(Protocol):
     ) -> ProviderPayment: ...  # fmt: skip
 
     async def refund(self, payment_id: str, amount: int, refund_id: str) -> str: ...
+
+    async def settlement(self, day: datetime.date) -> list[SettlementLine]: ...  # a UTC day
 
     async def close(self) -> None: ...  # when the engine stops
 
@@ -219,11 +246,27 @@ class Payments:
     async def callback(
         self, headers: Mapping[str, str], body: bytes, *, now_s: float, at_ms: int | None = None
     ) -> dict[str, Any]:
-        """Verify and apply one provider callback."""
-        room = ""  # until the signed body says which (an unsigned one names none we trust)
+        """Verify and apply one callback of the built-in signing scheme."""
+        callback = self.verified(
+            lambda: verify(self.secret, headers, body, now_s=now_s, tolerance_s=self.tolerance_s)
+        )
+        return await self.apply(callback, at_ms=at_ms)
+
+    def verified(self, check: Callable[[], T]) -> T:
+        """Run a provider's verification of a callback; a refusal is logged and counted as
+        `apply` counts its own (the room is not known yet: an unverified body names none we
+        trust)."""
         try:
-            callback = verify(self.secret, headers, body, now_s=now_s, tolerance_s=self.tolerance_s)
-            room = callback.room
+            return check()
+        except LivecartError as error:
+            _rejected(error, "")
+            raise
+
+    async def apply(self, callback: Callback, *, at_ms: int | None = None) -> dict[str, Any]:
+        """Apply a verified callback, whichever provider it came from: refuse a replay, run
+        the payment script (once per payment id however often it is delivered), count it,
+        run the paid hooks, refund automatically a payment that cannot complete its order."""
+        try:
             fresh = await self.redis.set(
                 keys.callback_nonce(callback.room, callback.nonce),
                 b"1",
@@ -243,9 +286,7 @@ class Payments:
                 at_ms=at_ms,
             )
         except LivecartError as error:
-            METRICS.payment_callbacks.inc(1, error.code)
-            METRICS.room_callback_rejections.inc(1, room, error.code)
-            log.warning("payment callback rejected (%s): %s", error.code, error.message)
+            _rejected(error, callback.room)
             raise
         METRICS.payment_callbacks.inc(1, outcome)
         if outcome == "paid":
@@ -310,3 +351,9 @@ class Payments:
         if not replayed:
             METRICS.refunds.inc(1, "host")
         return updated, replayed
+
+
+def _rejected(error: LivecartError, room: str) -> None:
+    METRICS.payment_callbacks.inc(1, error.code)
+    METRICS.room_callback_rejections.inc(1, room, error.code)
+    log.warning("payment callback rejected (%s): %s", error.code, error.message)

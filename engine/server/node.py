@@ -119,7 +119,7 @@ class Node:
         )  # fmt: skip
         derived = hmac.new(secret.encode(), b"livecart payments", hashlib.sha256).hexdigest()
         payment_secret = (settings.payment_secret or derived).encode()
-        self.provider = make_provider(settings.provider, self.redis, self.scripts, payment_secret)
+        self.provider = make_provider(settings, self.redis, self.scripts, payment_secret)
         # The simulated provider's own routes (/psp/...) are mounted only when it is in use.
         self.simulated = self.provider if isinstance(self.provider, SimulatedProvider) else None
         self.payments = Payments(self.redis, self.orders, self.provider, payment_secret,

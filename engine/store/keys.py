@@ -336,6 +336,12 @@ def psp_payment(payment_id: str) -> str:
     return f"{PREFIX}:psp:payment:{payment_id}"
 
 
+def psp_settlement(day: str) -> str:
+    """List: the simulated provider's settlement lines of one UTC day (`YYYY-MM-DD`), as JSON,
+    in the order they happened (a charge per payment that succeeded, a refund per refund)."""
+    return f"{PREFIX}:psp:settlement:{day}"
+
+
 def room_keys_pattern(room: str) -> str:
     """SCAN pattern matching every key of one room (used to delete a room in tests/tools)."""
     return f"{_room(room)}:*"

@@ -1,6 +1,7 @@
 -- The simulated provider's refund, atomically and idempotently by refund id (as a real
 -- provider's idempotency key is): two callers asking for the same refund at once get one
--- refund, and refunds never add up to more than was paid.
+-- refund, and refunds never add up to more than was paid. The caller records the refund's
+-- settlement line on "refunded" only, so a replay adds none.
 -- KEYS[1] - the provider's payment hash
 -- ARGV[1] - refund id
 -- ARGV[2] - amount (minor units)

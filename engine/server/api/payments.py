@@ -1,9 +1,13 @@
-"""Payment routes: the provider's signed callback into the engine, and the built-in
-simulated provider's pay page and API (a stand-in for a real PSP's hosted checkout)."""
+"""Payment routes: the providers' signed callbacks into the engine (the built-in scheme's
+and Stripe's webhook), and the built-in simulated provider's pay page, API and settlement
+data (a stand-in for a real PSP's hosted checkout and reports)."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import html
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,7 +18,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from engine.commerce.psp import PayBody, SimulatedProvider
-from engine.core.errors import LivecartError, UnavailableError
+from engine.commerce.stripe_provider import StripeProvider
+from engine.core.errors import ConflictError, LivecartError, UnavailableError
+from engine.core.fields import invalid_field
 from engine.server.api.base import Call, error_response, node_of, route
 from engine.server.node import Node
 
@@ -24,6 +30,24 @@ async def payment_callback(call: Call) -> Any:
     """A provider reports a payment outcome (signed; see engine/commerce/payments.py)."""
     body = await call.body()
     return await call.node.payments.callback(call.request.headers, body, now_s=time.time())
+
+
+@route("/api/payments/stripe/webhook", ["POST"])
+async def stripe_webhook(call: Call) -> Any:
+    """Stripe reports an event (signed with `Stripe-Signature`); a `checkout.session.*` event
+    that settles a payment is applied as the callback's are, any other is answered 200."""
+    provider = call.node.provider
+    if not isinstance(provider, StripeProvider):
+        raise ConflictError("Stripe is not this engine's payment provider",
+                            code="payments_disabled")  # fmt: skip
+    body = await call.body()
+    payments = call.node.payments
+    kind, callback = payments.verified(
+        lambda: provider.verify_webhook(call.request.headers, body, now_s=time.time())
+    )
+    if callback is None:
+        return {"outcome": "ignored", "detail": kind}
+    return await payments.apply(callback)
 
 
 def _payment_id(call: Call) -> str:
@@ -55,6 +79,23 @@ async def pay(call: Call) -> Any:
 @route("/psp/payments/{payment}", ["GET"])
 async def get_payment(call: Call) -> Any:
     return await _simulated(call).get(_payment_id(call))
+
+
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat alone takes other forms
+
+
+@route("/psp/settlements/{day}", ["GET"])
+async def settlements(call: Call) -> Any:
+    """The simulated provider's settlement lines of one UTC day (`YYYY-MM-DD`)."""
+    raw = str(call.request.path_params["day"])
+    try:
+        day = datetime.date.fromisoformat(raw) if _DAY_RE.fullmatch(raw) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise invalid_field("day", "a UTC day, YYYY-MM-DD")
+    lines = await _simulated(call).settlement(day)
+    return {"day": day.isoformat(), "lines": [dataclasses.asdict(line) for line in lines]}
 
 
 @route("/psp/payments/{payment}/redeliver", ["POST"])
@@ -98,6 +139,8 @@ async def pay_page(request: Request) -> Response:
 
 ROUTES: list[Route] = [
     payment_callback,
+    stripe_webhook,
+    settlements,
     pay,
     get_payment,
     redeliver,
