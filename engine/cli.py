@@ -1,20 +1,24 @@
-"""`livecart` command line (CONTRACTS.md): serve, demo, token, audit, orders, giveaway, bench,
-loadtest."""
+"""`livecart` command line (CONTRACTS.md): serve, demo, token, audit, orders, reconcile,
+giveaway, bench, loadtest."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import datetime
 import errno
+import getpass
 import logging
 import math
 import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import asyncpg
 import orjson
 from redis.exceptions import RedisError
 
@@ -38,11 +42,15 @@ from engine.features.giveaways.store import check_draw
 from engine.insights.audit import Report, audit_room
 from engine.insights.report import build, load_show, write
 from engine.insights.report_html import money
+from engine.ledger import database
+from engine.ledger import reconcile as books
+from engine.ledger.remedies import Remedies
 from engine.rooms import auth, jwt_auth
 from engine.server.admission import origin_warning
 from engine.server.app import Engine
+from engine.server.node import Node
 from engine.server.workers import Supervisor, default_workers
-from engine.store import redis_client, redis_config
+from engine.store import bus, redis_client, redis_config
 from engine.store.keys import check_room_id, check_user_id
 from engine.store.redis_config import RedisConfigError
 from engine.store.redis_server import EmbeddedRedis, RedisServerError
@@ -367,6 +375,136 @@ def _add_giveaway_parser(sub: Subparsers) -> None:
     giveaway.set_defaults(func=cmd_giveaway)
 
 
+# ---- reconcile: the payment provider's day against the books (docs/ledger.md) -----------
+
+
+def database_url_for_tools(args: argparse.Namespace) -> str:
+    """--database-url, else DATABASE_URL, else the embedded PostgreSQL of a running engine."""
+    url = getattr(args, "database_url", None) or _settings(args).database_url
+    if url:
+        return database.check_url(url)
+    # Where the engine's own PostgreSQL writes its URL (EmbeddedPostgres.url_path).
+    url_file = _settings(args).data_dir / "postgres" / "url"
+    if url_file.exists():
+        return url_file.read_text().strip()
+    raise ValueError(
+        f"no ledger database to read: pass --database-url, set DATABASE_URL, or run the engine "
+        f"with its books on and --data-dir {_settings(args).data_dir} (it writes {url_file})"
+    )
+
+
+@contextlib.asynccontextmanager
+async def _books(args: argparse.Namespace) -> AsyncIterator[tuple[Node, asyncpg.Pool]]:
+    """A node that is not serving (its Redis, scripts, payment provider and payments, built as
+    the engine builds them, so a fix takes the engine's own paths) and the ledger's pool."""
+    settings = _settings(args)
+    redis_url, database_url = redis_url_for_tools(args), database_url_for_tools(args)
+    node = Node(settings, redis_url, _engine_secret(settings))
+    try:
+        node.scripts.use(await bus.choose(settings.pubsub, node.redis))  # scripts publish on it
+        await database.migrate(database_url)
+        pool = await database.connect(database_url)
+        try:
+            yield node, pool
+        finally:
+            await pool.close()
+    finally:
+        await node.stop()
+
+
+def _utc_day(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a day like 2026-12-07, not {text!r}") from None
+
+
+async def _reconcile(args: argparse.Namespace) -> books.Report:
+    async with _books(args) as (node, pool):
+        provider = Remedies(node.redis, pool, node.payments).provider()
+        room = None if args.room is None else check_room_id(args.room)
+        return await books.reconcile(node.redis, pool, provider, args.date, room)
+
+
+async def _fix(args: argparse.Namespace) -> dict[str, Any]:
+    async with _books(args) as (node, pool):
+        who = args.who or f"{_user_name()} (cli)"
+        return await Remedies(node.redis, pool, node.payments).fix(args.id, who=who, why=args.why)
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name, no passwd entry (some containers)
+        return "unknown"
+
+
+def _amount(amount: int | None, currency: str | None) -> str:
+    return "-" if amount is None else money(amount, currency)
+
+
+def _render(report: books.Report) -> str:
+    wire = report.to_wire()
+    where = f" of room {report.room}" if report.room else ""
+    lines = [f"reconciliation of {wire['date']}{where}: {len(report.open)} open, "
+             f"{len(report.items) - len(report.open)} resolved"]  # fmt: skip
+    for item in wire["exceptions"]:
+        lines.append(f"  {item['status']:<8} {item['id']}")
+        lines.append(f"           order {item['order'] or '-'}, payment {item['payment'] or '-'}"
+                     f"{', refund ' + item['refund'] if item['refund'] else ''}: provider "
+                     f"{_amount(item['provider_amount'], item['provider_currency'])}, books "
+                     f"{_amount(item['books_amount'], item['books_currency'])}; remedy "
+                     f"{item['remedy']}")  # fmt: skip
+        if item["adjustment"]:
+            done = item["adjustment"]
+            lines.append(f"           fixed by {done['who']} at {done['at']}: {done['why']}")
+    return "\n".join(lines)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    if args.reconcile_command == "fix":
+        result = asyncio.run(_fix(args))
+        done = result["adjustment"]
+        if args.json:
+            print(orjson.dumps(result).decode())
+        elif result["fixed"]:
+            outcome = orjson.dumps(done["detail"]["outcome"]).decode()
+            print(f"fixed {result['id']}: {done['remedy']} {outcome}")
+        else:
+            print(f"already fixed: {result['id']} by {done['who']} at {done['at']} "
+                  f"({done['remedy']}): {done['why']}; nothing done")  # fmt: skip
+        return 0
+    if args.date is None:
+        raise ValueError("reconcile needs --date YYYY-MM-DD (a UTC day)")
+    report = asyncio.run(_reconcile(args))
+    print(orjson.dumps(report.to_wire()).decode() if args.json else _render(report))
+    return 0 if not report.open else 1
+
+
+def _add_reconcile_parser(sub: Subparsers) -> None:
+    reconcile_cmd = sub.add_parser(
+        "reconcile",
+        help="a UTC day of the payment provider's settlement against the ledger and Redis; "
+        "exit 1 while an exception is open",
+    )
+    reconcile_cmd.add_argument("--date", type=_utc_day, default=None, help="the UTC day")
+    reconcile_cmd.add_argument("--room", default=None, help="this room only")
+    reconcile_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    actions = reconcile_cmd.add_subparsers(dest="reconcile_command")
+    fix = actions.add_parser("fix", help="apply one exception's remedy, once, and record it")
+    fix.add_argument("id", help="the exception's id, as reconcile printed it")
+    fix.add_argument("--who", default=None, help="who fixes it (default: your user name)")
+    fix.add_argument("--why", required=True, help="why: kept with the adjustment")
+    fix.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    for parser, default in ((reconcile_cmd, None), (fix, argparse.SUPPRESS)):
+        # The fix's own copies must not reset what was given before `fix` (SUPPRESS).
+        parser.add_argument("--redis-url", default=default)
+        parser.add_argument("--database-url", default=default,
+                            help="the ledger's PostgreSQL (or DATABASE_URL)")  # fmt: skip
+        parser.add_argument("--data-dir", default=default)
+    reconcile_cmd.set_defaults(func=cmd_reconcile)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "fanout":
         return bench_fanout(args)
@@ -630,6 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     _add_orders_parser(sub)
+    _add_reconcile_parser(sub)
     _add_giveaway_parser(sub)
     _add_bench_parser(sub)
     add_loadtest_parser(sub)

@@ -17,6 +17,7 @@ import * as giveaways from "./giveaways.js";
 import * as interactive from "./interactive.js";
 import * as lineup from "./lineup.js";
 import * as orders from "./orders.js";
+import * as reconcile from "./reconcile.js";
 import * as sales from "./sales.js";
 import * as social from "./social.js";
 import * as streamCheck from "./stream_check.js";
@@ -30,7 +31,7 @@ translate(document);
 const STORAGE_KEY = "livecart.console";
 const PANELS = [
   lineup, sales, comments, coupons, orders, dashboard, interactive, giveaways, auctions, commentBuy,
-  social, streamCheck,
+  social, streamCheck, reconcile,
 ];
 const STAFF = ["host", "moderator"];
 const STATUS_TEXT = {

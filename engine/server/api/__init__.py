@@ -10,6 +10,7 @@ from engine.server.api import (
     coupons,
     dashboard,
     images,
+    ledger,
     moderation,
     orders,
     payments,
@@ -25,6 +26,7 @@ ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
     *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES, *images.ROUTES,
+    *ledger.ROUTES,
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "OrjsonResponse", "node_of"]
