@@ -63,6 +63,8 @@ FAMILIES = {
     "livecart_sweep_seconds": "histogram",
     "livecart_handshakes_refused_total": "counter",
     "livecart_paid_minor_units_total": "counter",
+    "livecart_ledger_events_total": "counter",
+    "livecart_ledger_lag_events": "gauge",
     "livecart_build_info": "gauge",
     # The process's own, as prometheus_client's process collector names them.
     "process_cpu_seconds_total": "counter",
