@@ -15,7 +15,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import asyncpg
 import orjson
+import sqlalchemy.exc
 from redis.exceptions import RedisError
 
 from engine.bench.auction import main as bench_auction
@@ -38,6 +40,8 @@ from engine.features.giveaways.store import check_draw
 from engine.insights.audit import Report, audit_room
 from engine.insights.report import build, load_show, write
 from engine.insights.report_html import money
+from engine.ledger import database as ledger_database
+from engine.ledger import privacy
 from engine.rooms import auth, jwt_auth
 from engine.server.admission import origin_warning
 from engine.server.app import Engine
@@ -367,6 +371,124 @@ def _add_giveaway_parser(sub: Subparsers) -> None:
     giveaway.set_defaults(func=cmd_giveaway)
 
 
+# ---- customers: privacy requests and retention (engine/ledger/privacy.py) ------------------
+
+
+def customers_database_url(args: argparse.Namespace) -> str | None:
+    """--database-url, else DATABASE_URL, else the running engine's embedded PostgreSQL
+    (its URL file in the data dir); None: no ledger, Redis alone."""
+    settings = _settings(args)
+    url = args.database_url or settings.database_url
+    if url:
+        return ledger_database.check_url(url)
+    # EmbeddedPostgres(<data-dir>/postgres).url_path, written while the server runs.
+    url_file = settings.data_dir / "postgres" / "url"
+    return url_file.read_text().strip() if url_file.exists() else None
+
+
+async def _customers(args: argparse.Namespace, redis_url: str,
+                     database_url: str | None) -> dict[str, Any]:  # fmt: skip
+    redis = redis_client.connect(redis_url)
+    pool = None
+    try:
+        if database_url is not None:
+            try:
+                await ledger_database.migrate(database_url)
+                pool = await ledger_database.connect(database_url, size=2)
+            except (OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError) as exc:
+                raise ValueError(f"PostgreSQL at {ledger_database.redacted(database_url)}: "
+                                 f"{exc}") from None  # fmt: skip
+        if args.customers == "export":
+            return await privacy.export(redis, pool, args.user, args.shop)
+        if args.customers == "forget":
+            secret = _engine_secret(_settings(args))
+            return await privacy.forget(redis, pool, args.user, secret=secret, who=args.who,
+                                        shop=args.shop, wait_s=args.wait_s)  # fmt: skip
+        days = args.days or _settings(args).address_retention_days
+        return await privacy.retention(redis, pool, days=days)
+    finally:
+        if pool is not None:
+            await pool.close()
+        await redis.aclose()
+
+
+def cmd_customers(args: argparse.Namespace) -> int:
+    database_url = customers_database_url(args)
+    result = asyncio.run(_customers(args, redis_url_for_tools(args), database_url))
+    if database_url is None:
+        print("livecart: no ledger (no --database-url, DATABASE_URL or embedded PostgreSQL):"
+              " Redis only", file=sys.stderr)  # fmt: skip
+    if args.customers == "export":
+        document = orjson.dumps(result, option=0 if args.json else orjson.OPT_INDENT_2)
+        if args.out:
+            Path(args.out).write_bytes(document + b"\n")
+        else:
+            print(document.decode())
+        rooms = len(result["redis"]["rooms"])
+        rows = sum(len(found) for found in (result["ledger"] or {}).values())
+        print(f"livecart: {args.user}: {rooms} rooms in Redis, {rows} ledger rows",
+              file=sys.stderr)  # fmt: skip
+        return 0
+    if args.json:
+        print(orjson.dumps(result).decode())
+    elif args.customers == "forget":
+        _print_forget(result)
+    else:
+        print(f"retention {result['days']} days: {result['orders_emptied']} orders' addresses "
+              f"and contacts emptied ({result['ledger_rows_emptied']} ledger rows)")  # fmt: skip
+    if args.customers == "forget":
+        return 1 if any("id" in left["holds"] for left in result["left"]) else 0
+    return 0
+
+
+def _print_forget(result: dict[str, Any]) -> None:
+    redis_part = result["redis"]
+    print(f"{result['user']} is now {result['pseudonym']} in {len(redis_part['rooms'])} rooms: "
+          f"{redis_part['changes']} Redis changes, {redis_part['stream_entries_deleted']} "
+          f"stream entries deleted ({redis_part['stream_entries_kept']} kept for a consumer "
+          "group: run forget again once it has them)")  # fmt: skip
+    if result["ledger"] is not None:
+        changed = ", ".join(f"{t} {n}" for t, n in result["ledger"]["rows"].items() if n)
+        print(f"  ledger rows: {changed or 'none'}; erasure recorded")
+    for kept in result["kept"]:
+        print(f"  kept {kept['key']}: {kept['why']}")
+    for left in result["left"]:
+        print(f"  LEFT {left['key']} still holds the user's {left['holds']}")
+
+
+def _add_customers_parser(sub: Subparsers) -> None:
+    customers = sub.add_parser(
+        "customers", help="a customer's data: export it, erase it, apply address retention"
+    )
+    customers_sub = customers.add_subparsers(dest="customers", required=True)
+    export_cmd = customers_sub.add_parser(
+        "export", help="everything held about USER, in the ledger and in Redis, as JSON"
+    )
+    export_cmd.add_argument("user")
+    export_cmd.add_argument("--out", default=None, help="file to write (default stdout)")
+    forget = customers_sub.add_parser(
+        "forget", help="erase USER: a pseudonym in the books, personal data emptied; "
+        "exit 1 if their id is still found"
+    )  # fmt: skip
+    forget.add_argument("user")
+    forget.add_argument("--who", required=True, help="who asked for or ran the erasure")
+    forget.add_argument("--wait-s", type=_number(0), default=60.0,
+                        help="longest wait for the ledger to catch up (60)")  # fmt: skip
+    for command in (export_cmd, forget):
+        command.add_argument("--shop", default=None, help="one shop (its host's user id)")
+    retention = customers_sub.add_parser(
+        "retention", help="empty the addresses and contacts of orders closed long enough ago"
+    )
+    retention.add_argument("--days", type=_whole(1, 3650), default=None,
+                           help="default LIVECART_ADDRESS_RETENTION_DAYS (90)")  # fmt: skip
+    for command in (export_cmd, forget, retention):
+        command.add_argument("--redis-url", default=None)
+        command.add_argument("--database-url", default=None, help="the ledger (or DATABASE_URL)")
+        command.add_argument("--data-dir", default=None)
+        command.add_argument("--json", action="store_true", help="print one JSON object")
+    customers.set_defaults(func=cmd_customers)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "fanout":
         return bench_fanout(args)
@@ -631,6 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_orders_parser(sub)
     _add_giveaway_parser(sub)
+    _add_customers_parser(sub)
     _add_bench_parser(sub)
     add_loadtest_parser(sub)
     _add_dev_parser(sub)

@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
