@@ -27,6 +27,7 @@ from engine.bench.fanout import main as bench_fanout
 from engine.bench.flood import main as bench_flood
 from engine.bench.grab import main as bench_grab
 from engine.bench.groupbuy import main as bench_groupbuy
+from engine.bench.ledger import main as bench_ledger
 from engine.bench.storm import main as bench_storm
 from engine.commerce.order_feed import OrderFeed, export
 from engine.commerce.orders import Order, load_orders
@@ -506,6 +507,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_storm(args)
     if args.bench == "flood":
         return bench_flood(args)
+    if args.bench == "ledger":
+        return bench_ledger(args)
     return 2
 
 
@@ -632,8 +635,8 @@ def _add_bench_parser(sub: Subparsers) -> None:
     )
     group.add_argument("--redis-url", default=None)
     group.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_storm_parser(bench_sub)
-    _add_flood_parser(bench_sub)
+    for add in (_add_storm_parser, _add_flood_parser, _add_ledger_bench_parser):
+        add(bench_sub)
     bench.set_defaults(func=cmd_bench)
 
 
@@ -661,6 +664,24 @@ def _add_flood_parser(bench_sub: Subparsers) -> None:
     flood.add_argument("--probes", type=_whole(1), default=5, help="idle joins measured first")
     flood.add_argument("--redis-url", default=None)
     flood.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_ledger_bench_parser(bench_sub: Subparsers) -> None:
+    ledger = bench_sub.add_parser(
+        "ledger", help="order events into PostgreSQL: the ledger writer against a raw COPY"
+    )
+    ledger.add_argument("--events", type=_whole(1), default=20_000, help="order events to write")
+    ledger.add_argument("--rooms", type=_whole(1, 100), default=4)
+    ledger.add_argument("--batch", type=_whole(1, 10_000), default=500,
+                        help="the writer's batch (LIVECART_LEDGER_BATCH)")  # fmt: skip
+    ledger.add_argument("--checkout-orders", type=_whole(0), default=500,
+                        help="bench checkout orders for the target (0: not run)")  # fmt: skip
+    ledger.add_argument("--orders-per-second", type=_number(0, above=True), default=None,
+                        help="bench checkout's rate, measured before (not run then)")  # fmt: skip
+    ledger.add_argument("--redis-url", default=None)
+    ledger.add_argument("--database-url", default=None,
+                        help="default: an embedded PostgreSQL, fsync on")  # fmt: skip
+    ledger.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
