@@ -395,3 +395,52 @@ async def test_retention_empties_only_orders_closed_long_enough_ago(
     done = await cli("customers", "retention", "--redis-url", redis_url,
                      "--database-url", ledger_url, "--json")  # fmt: skip
     assert orjson.loads(done.stdout)["orders_emptied"] == 0
+
+
+async def test_forget_in_one_shop_leaves_the_other_shop_alone(
+    ledger_url: str,
+    engine_factory: EngineFactory,
+    redis: aioredis.Redis,
+    redis_url: str,
+) -> None:
+    engine = await engine_factory(ledger=True, database_url=ledger_url)
+    rooms = {}
+    for shop in ("shop-a", "shop-b"):
+        room = rooms[shop] = f"pv-{os.urandom(3).hex()}"
+        async with HostClient(engine.base_url, room, token(room, "host", shop)) as host:
+            await host.create_room("Show")
+            await host.go_live()
+            await host.create_product(**JACKET)
+            sale = (await host.launch_sale("DJ-M", 5, price=5000))["id"]
+        await paid_order(engine, room, ANA, sale, name=NAME, address=ADDRESS, contact=CONTACT,
+                         device=DEVICE)  # fmt: skip
+    await caught_up(engine)
+    where = ["--redis-url", redis_url, "--database-url", ledger_url, "--json"]
+    done = await cli("customers", "export", ANA, "--shop", "shop-b", *where)
+    assert list(orjson.loads(done.stdout)["redis"]["rooms"]) == [rooms["shop-b"]]
+    done = await cli("customers", "forget", ANA, "--who", "dpo", "--shop", "shop-a", *where)
+    assert done.returncode == 0, done.stderr + done.stdout
+    alias = pseudonym(SECRET, ANA)
+    connection = await asyncpg.connect(ledger_url)
+    try:
+        books = {(table, r["room"]): (r["user_id"], r["device"]) for table in ("orders",)
+                 for r in await connection.fetch(f"SELECT * FROM {table}")}  # fmt: skip
+        paid = {r["room"]: r["user_id"] for r in await connection.fetch("SELECT * FROM payments")}
+        events = {(r["room"], r["user_id"]) for r in await connection.fetch(
+            "SELECT room, user_id FROM order_events")}  # fmt: skip
+        erasure = await connection.fetchval("SELECT shop FROM erasures WHERE user_id = $1", ANA)
+    finally:
+        await connection.close()
+    assert books == {
+        ("orders", rooms["shop-a"]): (alias, pseudonym(SECRET, DEVICE, kind="device")),
+        ("orders", rooms["shop-b"]): (ANA, DEVICE),
+    }  # fmt: skip
+    assert paid == {rooms["shop-a"]: alias, rooms["shop-b"]: ANA}
+    assert events == {(rooms["shop-a"], alias), (rooms["shop-b"], ANA)}
+    assert erasure == "shop-a"
+    text = await redis_text(redis, [rooms["shop-a"], rooms["shop-b"]])
+    assert not [k for k, v in text.items() if ANA in v and rooms["shop-a"] in k]
+    assert [k for k, v in text.items() if ANA in v and rooms["shop-b"] in k]
+    for room in rooms.values():
+        report = await audit_room(redis, room)
+        assert report.ok, report.render()
