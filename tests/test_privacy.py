@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from clients import HostClient, ShopperClient, ViewerClient
 from engine.features.giveaways.store import check_draw
 from engine.insights.audit import audit_room
+from engine.ledger import database, privacy
 from engine.ledger.privacy_redis import pseudonym
 from engine.server.app import Engine
 from engine.store import keys
@@ -444,3 +445,23 @@ async def test_forget_in_one_shop_leaves_the_other_shop_alone(
     for room in rooms.values():
         report = await audit_room(redis, room)
         assert report.ok, report.render()
+
+
+async def test_the_hourly_pass_runs_on_one_engine_at_a_time(
+    ledger_url: str, redis: aioredis.Redis
+) -> None:
+    """Every engine with a ledger runs the pass (engine/ledger/service.py): the one that
+    gets the advisory lock does it, the others skip that hour."""
+    await database.migrate(ledger_url)
+    pool = await database.connect(ledger_url)
+    other = await asyncpg.connect(ledger_url)
+    try:
+        await other.execute("SELECT pg_advisory_lock($1)", privacy.RETENTION_LOCK)
+        assert await privacy.retention_pass(redis, pool, 90) is None
+        await other.execute("SELECT pg_advisory_unlock($1)", privacy.RETENTION_LOCK)
+        done = await privacy.retention_pass(redis, pool, 90)
+        assert done is not None
+        assert done["days"] == 90
+    finally:
+        await other.close()
+        await pool.close()

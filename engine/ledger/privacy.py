@@ -60,7 +60,7 @@ _EVENT_DATA = (
     "data = (SELECT jsonb_object_agg(k, CASE WHEN v = to_jsonb($1::text)"
     " THEN to_jsonb($2::text) ELSE v END) FROM jsonb_each(data) e(k, v))"
 )
-_RETENTION_LOCK = 7_262_028  # one retention pass at a time over the engines of one ledger
+RETENTION_LOCK = 7_262_028  # one retention pass at a time over the engines of one ledger
 
 
 # ---- the ledger ------------------------------------------------------------------------------
@@ -453,9 +453,9 @@ async def retention_pass(redis: Redis, pool: asyncpg.Pool, days: int) -> dict[st
     """The ledger service's periodic pass: one engine at a time (an advisory lock), from
     the ledger's candidates. None when another engine holds the lock."""
     async with pool.acquire() as connection:
-        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _RETENTION_LOCK):
+        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", RETENTION_LOCK):
             return None
         try:
             return await retention(redis, pool, days=days, scan_redis=False)
         finally:
-            await connection.execute("SELECT pg_advisory_unlock($1)", _RETENTION_LOCK)
+            await connection.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK)
