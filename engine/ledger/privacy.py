@@ -287,7 +287,7 @@ async def export(redis: Redis, pool: asyncpg.Pool | None, user: str,
         "user": user, "shop": shop, "exported_at_ms": int(time.time() * 1000),
         "redis": {
             "rooms": {s.room: {"shop": rooms[s.room], **s.found} for s in scans if s.found},
-            "audience_of_shops": await audiences(redis, set(rooms.values()), user),
+            "audience_of_shops": await audiences(redis, set(rooms.values()) - {""}, user),
         },
         "ledger": None,
     }  # fmt: skip
@@ -321,7 +321,7 @@ async def forget(
     for scan in scans:
         for edit in scan.edits:
             changed += int(await edit(redis))
-    for shop_id in await audiences(redis, set(rooms.values()), user):
+    for shop_id in await audiences(redis, set(rooms.values()) - {""}, user):
         audience = swap_member(keys.audience(shop_id), "set", user, subject.alias)
         changed += int(await audience(redis))
     result: dict[str, Any] = {

@@ -549,14 +549,15 @@ class RoomScan:
 
 
 async def shop_rooms(redis: Redis, shop: str | None) -> dict[str, str]:
-    """Room -> its shop (the host's user id), every room or one shop's."""
+    """Room -> its shop (the host's user id; "" if the room has lost its meta), every room
+    or one shop's."""
     rooms = texts(await redis.smembers(keys.rooms_index()))
     async with redis.pipeline(transaction=False) as pipe:
         for room in rooms:
             pipe.hget(keys.room_meta(room), "host")
         hosts = await pipe.execute()
     return {room: text(host) for room, host in zip(rooms, hosts, strict=True)
-            if host is not None and shop in (None, text(host))}  # fmt: skip
+            if shop in (None, text(host))}  # fmt: skip
 
 
 async def scan_rooms(redis: Redis, rooms: Iterable[str], who: Subject) -> list[RoomScan]:
