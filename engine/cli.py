@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
+import sqlalchemy.exc
 from redis.exceptions import RedisError
 
 from engine.bench.auction import main as bench_auction
@@ -29,6 +30,7 @@ from engine.bench.fanout import main as bench_fanout
 from engine.bench.flood import main as bench_flood
 from engine.bench.grab import main as bench_grab
 from engine.bench.groupbuy import main as bench_groupbuy
+from engine.bench.ledger import main as bench_ledger
 from engine.bench.storm import main as bench_storm
 from engine.commerce.order_feed import OrderFeed, export
 from engine.commerce.orders import Order, load_orders
@@ -42,7 +44,7 @@ from engine.features.giveaways.store import check_draw
 from engine.insights.audit import Report, audit_room
 from engine.insights.report import build, load_show, write
 from engine.insights.report_html import money
-from engine.ledger import database
+from engine.ledger import database, privacy
 from engine.ledger import reconcile as books
 from engine.ledger.remedies import Remedies
 from engine.rooms import auth, jwt_auth
@@ -380,17 +382,26 @@ def _add_giveaway_parser(sub: Subparsers) -> None:
 
 def database_url_for_tools(args: argparse.Namespace) -> str:
     """--database-url, else DATABASE_URL, else the embedded PostgreSQL of a running engine."""
-    url = getattr(args, "database_url", None) or _settings(args).database_url
-    if url:
-        return database.check_url(url)
-    # Where the engine's own PostgreSQL writes its URL (EmbeddedPostgres.url_path).
-    url_file = _settings(args).data_dir / "postgres" / "url"
-    if url_file.exists():
-        return url_file.read_text().strip()
+    url = ledger_url_if_any(args)
+    if url is not None:
+        return url
+    data_dir = _settings(args).data_dir
     raise ValueError(
         f"no ledger database to read: pass --database-url, set DATABASE_URL, or run the engine "
-        f"with its books on and --data-dir {_settings(args).data_dir} (it writes {url_file})"
+        f"with its books on and --data-dir {data_dir} (it writes {data_dir / 'postgres' / 'url'})"
     )
+
+
+def ledger_url_if_any(args: argparse.Namespace) -> str | None:
+    """--database-url, else DATABASE_URL, else the running engine's embedded PostgreSQL
+    (its URL file in the data dir); None when there is none."""
+    settings = _settings(args)
+    url = getattr(args, "database_url", None) or settings.database_url
+    if url:
+        return database.check_url(url)
+    # EmbeddedPostgres(<data-dir>/postgres).url_path, written while the server runs.
+    url_file = settings.data_dir / "postgres" / "url"
+    return url_file.read_text().strip() if url_file.exists() else None
 
 
 @contextlib.asynccontextmanager
@@ -505,6 +516,112 @@ def _add_reconcile_parser(sub: Subparsers) -> None:
     reconcile_cmd.set_defaults(func=cmd_reconcile)
 
 
+# ---- customers: privacy requests and retention (engine/ledger/privacy.py) ------------------
+
+
+async def _customers(args: argparse.Namespace, redis_url: str,
+                     database_url: str | None) -> dict[str, Any]:  # fmt: skip
+    redis = redis_client.connect(redis_url)
+    pool = None
+    try:
+        if database_url is not None:
+            try:
+                await database.migrate(database_url)
+                pool = await database.connect(database_url, size=2)
+            except (OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError) as exc:
+                raise ValueError(f"PostgreSQL at {database.redacted(database_url)}: "
+                                 f"{exc}") from None  # fmt: skip
+        if args.customers == "export":
+            return await privacy.export(redis, pool, args.user, args.shop)
+        if args.customers == "forget":
+            secret = _engine_secret(_settings(args))
+            return await privacy.forget(redis, pool, args.user, secret=secret, who=args.who,
+                                        shop=args.shop, wait_s=args.wait_s)  # fmt: skip
+        days = args.days or _settings(args).address_retention_days
+        return await privacy.retention(redis, pool, days=days)
+    finally:
+        if pool is not None:
+            await pool.close()
+        await redis.aclose()
+
+
+def cmd_customers(args: argparse.Namespace) -> int:
+    database_url = ledger_url_if_any(args)
+    result = asyncio.run(_customers(args, redis_url_for_tools(args), database_url))
+    if database_url is None:
+        print("livecart: no ledger (no --database-url, DATABASE_URL or embedded PostgreSQL):"
+              " Redis only", file=sys.stderr)  # fmt: skip
+    if args.customers == "export":
+        document = orjson.dumps(result, option=0 if args.json else orjson.OPT_INDENT_2)
+        if args.out:
+            Path(args.out).write_bytes(document + b"\n")
+        else:
+            print(document.decode())
+        rooms = len(result["redis"]["rooms"])
+        rows = sum(len(found) for found in (result["ledger"] or {}).values())
+        print(f"livecart: {args.user}: {rooms} rooms in Redis, {rows} ledger rows",
+              file=sys.stderr)  # fmt: skip
+        return 0
+    if args.json:
+        print(orjson.dumps(result).decode())
+    elif args.customers == "forget":
+        _print_forget(result)
+    else:
+        print(f"retention {result['days']} days: {result['orders_emptied']} orders' addresses "
+              f"and contacts emptied ({result['ledger_rows_emptied']} ledger rows)")  # fmt: skip
+    if args.customers == "forget":
+        return 1 if any("id" in left["holds"] for left in result["left"]) else 0
+    return 0
+
+
+def _print_forget(result: dict[str, Any]) -> None:
+    redis_part = result["redis"]
+    print(f"{result['user']} is now {result['pseudonym']} in {len(redis_part['rooms'])} rooms: "
+          f"{redis_part['changes']} Redis changes, {redis_part['stream_entries_deleted']} "
+          f"stream entries deleted ({redis_part['stream_entries_kept']} kept for a consumer "
+          "group: run forget again once it has them)")  # fmt: skip
+    if result["ledger"] is not None:
+        changed = ", ".join(f"{t} {n}" for t, n in result["ledger"]["rows"].items() if n)
+        print(f"  ledger rows: {changed or 'none'}; erasure recorded")
+    for kept in result["kept"]:
+        print(f"  kept {kept['key']}: {kept['why']}")
+    for left in result["left"]:
+        print(f"  LEFT {left['key']} still holds the user's {left['holds']}")
+
+
+def _add_customers_parser(sub: Subparsers) -> None:
+    customers = sub.add_parser(
+        "customers", help="a customer's data: export it, erase it, apply address retention"
+    )
+    customers_sub = customers.add_subparsers(dest="customers", required=True)
+    export_cmd = customers_sub.add_parser(
+        "export", help="everything held about USER, in the ledger and in Redis, as JSON"
+    )
+    export_cmd.add_argument("user")
+    export_cmd.add_argument("--out", default=None, help="file to write (default stdout)")
+    forget = customers_sub.add_parser(
+        "forget", help="erase USER: a pseudonym in the books, personal data emptied; "
+        "exit 1 if their id is still found"
+    )  # fmt: skip
+    forget.add_argument("user")
+    forget.add_argument("--who", required=True, help="who asked for or ran the erasure")
+    forget.add_argument("--wait-s", type=_number(0), default=60.0,
+                        help="longest wait for the ledger to catch up (60)")  # fmt: skip
+    for command in (export_cmd, forget):
+        command.add_argument("--shop", default=None, help="one shop (its host's user id)")
+    retention = customers_sub.add_parser(
+        "retention", help="empty the addresses and contacts of orders closed long enough ago"
+    )
+    retention.add_argument("--days", type=_whole(1, 3650), default=None,
+                           help="default LIVECART_ADDRESS_RETENTION_DAYS (90)")  # fmt: skip
+    for command in (export_cmd, forget, retention):
+        command.add_argument("--redis-url", default=None)
+        command.add_argument("--database-url", default=None, help="the ledger (or DATABASE_URL)")
+        command.add_argument("--data-dir", default=None)
+        command.add_argument("--json", action="store_true", help="print one JSON object")
+    customers.set_defaults(func=cmd_customers)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "fanout":
         return bench_fanout(args)
@@ -522,6 +639,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_storm(args)
     if args.bench == "flood":
         return bench_flood(args)
+    if args.bench == "ledger":
+        return bench_ledger(args)
     return 2
 
 
@@ -648,8 +767,8 @@ def _add_bench_parser(sub: Subparsers) -> None:
     )
     group.add_argument("--redis-url", default=None)
     group.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_storm_parser(bench_sub)
-    _add_flood_parser(bench_sub)
+    for add in (_add_storm_parser, _add_flood_parser, _add_ledger_bench_parser):
+        add(bench_sub)
     bench.set_defaults(func=cmd_bench)
 
 
@@ -677,6 +796,24 @@ def _add_flood_parser(bench_sub: Subparsers) -> None:
     flood.add_argument("--probes", type=_whole(1), default=5, help="idle joins measured first")
     flood.add_argument("--redis-url", default=None)
     flood.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_ledger_bench_parser(bench_sub: Subparsers) -> None:
+    ledger = bench_sub.add_parser(
+        "ledger", help="order events into PostgreSQL: the ledger writer against a raw COPY"
+    )
+    ledger.add_argument("--events", type=_whole(1), default=20_000, help="order events to write")
+    ledger.add_argument("--rooms", type=_whole(1, 100), default=4)
+    ledger.add_argument("--batch", type=_whole(1, 10_000), default=500,
+                        help="the writer's batch (LIVECART_LEDGER_BATCH)")  # fmt: skip
+    ledger.add_argument("--checkout-orders", type=_whole(0), default=500,
+                        help="bench checkout orders for the target (0: not run)")  # fmt: skip
+    ledger.add_argument("--orders-per-second", type=_number(0, above=True), default=None,
+                        help="bench checkout's rate, measured before (not run then)")  # fmt: skip
+    ledger.add_argument("--redis-url", default=None)
+    ledger.add_argument("--database-url", default=None,
+                        help="default: an embedded PostgreSQL, fsync on")  # fmt: skip
+    ledger.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -770,6 +907,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_orders_parser(sub)
     _add_reconcile_parser(sub)
     _add_giveaway_parser(sub)
+    _add_customers_parser(sub)
     _add_bench_parser(sub)
     add_loadtest_parser(sub)
     _add_dev_parser(sub)

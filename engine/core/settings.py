@@ -113,6 +113,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DATABASE_URL": ("database_url", str),
     "LIVECART_LEDGER": ("ledger", _switch),
     "LIVECART_LEDGER_BATCH": ("ledger_batch", int),
+    "LIVECART_LEDGER_CLAIM_IDLE_MS": ("ledger_claim_idle_ms", int),
     "LIVECART_ADDRESS_RETENTION_DAYS": ("address_retention_days", int),
     "STRIPE_API_KEY": ("stripe_api_key", str),
     "STRIPE_WEBHOOK_SECRET": ("stripe_webhook_secret", str),
@@ -225,6 +226,9 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     # Order events written to PostgreSQL in one transaction, at most.
     ledger_batch: int = 500
+    # Order events another engine's ledger writer read and left unwritten this long (it
+    # died mid-batch) are taken over by a live writer (engine/ledger/writer.py).
+    ledger_claim_idle_ms: int = 30_000
     # A buyer's shipping address and contact are erased from the ledger this long after
     # the order closed (paid orders: after fulfilment or refund).
     address_retention_days: int = 90
@@ -308,6 +312,7 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     # Redis's Lua takes at most ~8,000 arguments per call.
     ("grab_max_batch", 1, 1000),
     ("ledger_batch", 1, 10_000),
+    ("ledger_claim_idle_ms", 100, 3_600_000),
     ("address_retention_days", 1, 3650),
     # Connection caps: 0 means no cap.
     ("connections_per_ip", 0, 10**9),

@@ -146,7 +146,14 @@ class Node:
         self.broker = Broker(self.pubsub_redis, self._on_bus, self._on_subscribed)
         # The books in PostgreSQL (engine/ledger/): none unless the engine was given a database.
         self.ledger = (
-            Ledger(self.redis, database_url, self.process_id, batch_size=settings.ledger_batch)
+            Ledger(
+                self.redis,
+                database_url,
+                self.process_id,
+                batch_size=settings.ledger_batch,
+                claim_idle_ms=settings.ledger_claim_idle_ms,
+                retention_days=settings.address_retention_days,
+            )
             if database_url
             else None
         )
