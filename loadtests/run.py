@@ -103,12 +103,13 @@ def nest_outcomes(outcomes: dict[str, int]) -> dict[str, dict[str, int]]:
 
 @contextlib.contextmanager
 def local_engine(env: dict[str, str]) -> Iterator[tuple[str, int, int]]:
-    """An engine on a free port with a private embedded Redis; yields its base URL and
-    the engine's and Redis's process ids."""
+    """An engine on a free port with a private embedded Redis, and its books (unless
+    LIVECART_LEDGER=off or DATABASE_URL names a PostgreSQL) in the same temporary data dir;
+    yields its base URL and the engine's and Redis's process ids."""
     with (
         tempfile.TemporaryDirectory(prefix="livecart-loadtest-") as data,
         EmbeddedRedis(Path(data), appendfsync="everysec") as redis,
-        engine_process(redis.url, 100, env) as (engine, port),
+        engine_process(redis.url, 100, {"LIVECART_DATA_DIR": data, **env}) as (engine, port),
     ):
         assert redis.process is not None
         yield f"http://127.0.0.1:{port}", engine.process.pid, redis.process.pid

@@ -136,13 +136,13 @@ def postgres_server() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture
-def ledger_url(postgres_server: EmbeddedPostgres) -> Iterator[str]:
-    """A database of this test's own on the session's PostgreSQL, dropped after it (a plain
-    fixture: sync tests that start engine processes take it too)."""
+def ledger_url(postgres_server: EmbeddedPostgres) -> str:
+    """A database of this test's own on the session's PostgreSQL (a plain fixture: sync
+    tests that start engine processes take it too). It is not dropped after the test: an
+    engine of the test may still be writing to it then; the session's server goes with all."""
     name = f"t_{secrets.token_hex(6)}"
     _admin(postgres_server.url, f"CREATE DATABASE {name}")
-    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
-    _admin(postgres_server.url, f"DROP DATABASE {name} WITH (FORCE)")
+    return postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def _admin(url: str, statement: str) -> None:

@@ -65,11 +65,13 @@ class Child:
 
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment of a benchmark's processes: a fresh secret, quiet logs, no admission
-    limits (UNLIMITED_ADMISSION), no drain
-    on stop (no load balancer is waiting to be told), `extra`."""
+    limits (UNLIMITED_ADMISSION), no drain on stop (no load balancer is waiting to be
+    told), no ledger unless LIVECART_LEDGER says so, `extra`."""
     return {**os.environ, "LIVECART_SECRET": secrets.token_urlsafe(24),
             "LIVECART_LOG_LEVEL": "WARNING", "LIVECART_DRAIN_S": "0",
             "LIVECART_SIMULATED_PSP": "on",
+            # The books are `bench ledger`'s to measure: elsewhere they are off unless asked.
+            "LIVECART_LEDGER": os.environ.get("LIVECART_LEDGER", "off"),
             **UNLIMITED_ADMISSION, **extra}  # fmt: skip
 
 
