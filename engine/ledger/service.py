@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from engine.core.metrics import METRICS
 from engine.ledger import database
+from engine.ledger.viewers import WatchCopier
 from engine.ledger.writer import LedgerWriter
 
 log = logging.getLogger("livecart.ledger")
@@ -29,6 +30,7 @@ class Ledger:
         self.pool: asyncpg.Pool | None = None
         self.writer: LedgerWriter | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self.watch: WatchCopier | None = None  # shows' watch time (engine/ledger/viewers.py)
 
     async def start(self) -> None:
         await database.migrate(self.url)
@@ -36,6 +38,8 @@ class Ledger:
         self.writer = LedgerWriter(self.redis, self.pool, self.consumer, batch_size=self.batch_size)
         self.writer.start()
         self._lag_task = asyncio.create_task(self._watch_lag(), name="livecart-ledger-lag")
+        self.watch = WatchCopier(self.redis, self.pool)
+        self.watch.start()
         log.info("ledger writing to %s", database.redacted(self.url))
 
     async def stop(self) -> None:
@@ -43,6 +47,8 @@ class Ledger:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lag_task
+        if self.watch is not None:
+            await self.watch.stop()
         if self.writer is not None:
             await self.writer.stop()
         if self.pool is not None:

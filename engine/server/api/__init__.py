@@ -8,6 +8,7 @@ from engine.server.api import (
     audit,
     catalog,
     coupons,
+    customers,
     dashboard,
     images,
     moderation,
@@ -24,6 +25,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
+    *customers.ROUTES,
     *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES, *images.ROUTES,
 ]  # fmt: skip
 
