@@ -28,7 +28,7 @@ AMOUNT_OFF: dict[str, Any] = {
 
 
 @pytest.fixture
-async def engine(engine_factory: EngineFactory, ledger_url: str, request: pytest.FixtureRequest
+async def engine(ledger_url: str, engine_factory: EngineFactory, request: pytest.FixtureRequest
                  ) -> Engine:  # fmt: skip
     """The engine every page of these tests opens: with books, unless a test asks for an
     engine without (`@pytest.mark.parametrize("engine", [False], indirect=True)`)."""

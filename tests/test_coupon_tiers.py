@@ -72,7 +72,7 @@ async def test_tiers_must_be_known_tier_names(tiers: Any, field: str) -> None:
 
 
 @pytest.fixture
-async def engine(engine_factory: EngineFactory, ledger_url: str, request: pytest.FixtureRequest
+async def engine(ledger_url: str, engine_factory: EngineFactory, request: pytest.FixtureRequest
                  ) -> Engine:  # fmt: skip
     """The engine of these tests (viewers and pages included): with books, unless a test
     asks for one without (`@pytest.mark.parametrize("engine", [False], indirect=True)`)."""

@@ -373,7 +373,7 @@ async def test_a_short_show_is_charted_per_second(
 
 
 async def test_new_and_returning_buyers_come_from_the_books(
-    engine_factory: EngineFactory, viewer_factory: ViewerFactory, ledger_url: str
+    ledger_url: str, engine_factory: EngineFactory, viewer_factory: ViewerFactory
 ) -> None:
     """A shop's second show: ana bought in its first (a row of the books, paid before this
     show went live), bo never did; both buy now. 1 new, 1 returning, rate 0.5."""

@@ -20,7 +20,6 @@ is still a show of its shop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -28,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine.core.clock import now_ms
+from engine.core.loop import stop_tasks
 from engine.ledger import rows
 from engine.store import keys
 from engine.store.redis_client import text, texts
@@ -105,10 +105,13 @@ class WatchCopier:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            return
+        await stop_tasks([task])
+        # Cancelled mid-query, the driver may end the task with an error of its own instead
+        # of the cancellation: a copy is lost (the next start copies again), nothing else.
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("watch time copy stopped on %s: %s", type(error).__name__, error)
 
     async def _run(self) -> None:
         while True:
