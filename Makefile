@@ -73,7 +73,8 @@ test: lock-check $(STAMP) $(NODE_STAMP) browser redis nginx haproxy prometheus f
 # languages, and the console's of a full show at each screen in each language and of the
 # stream check, each writing its shots there.
 SCREENSHOT_TESTS ?= tests/test_viewer_web.py tests/test_demo_media.py -k "every_sale_state or returning_buyer or own_digits or in_chinese or asks_no_other_host or demo_console"
-CONSOLE_SCREENSHOT_TESTS ?= tests/test_console_layout.py tests/test_console_stream.py
+CONSOLE_SCREENSHOT_TESTS ?= tests/test_console_layout.py tests/test_console_stream.py tests/test_console_customers.py \
+	tests/test_console_reconcile.py
 screenshots: $(STAMP) browser redis ffmpeg
 	rm -f docs/screenshots/viewer-*.png docs/screenshots/console-*.png
 	LIVECART_SCREENSHOTS=docs/screenshots $(PY) -m pytest -n 2 $(SCREENSHOT_TESTS)

@@ -48,11 +48,12 @@ class ApiClient:
         await self.http.aclose()
 
     async def call(self, method: str, path: str, body: Any = None, *,
-                   content_type: str | None = None) -> Any:  # fmt: skip
-        """One API call: `body` as JSON, or as raw bytes of `content_type` when given; error
-        bodies raise LivecartClientError with the wire code."""
+                   content_type: str | None = None,
+                   params: dict[str, str] | None = None) -> Any:  # fmt: skip
+        """One API call: `body` as JSON, or as raw bytes of `content_type` when given;
+        `params`, the query string; error bodies raise LivecartClientError with the wire code."""
         if content_type is None:
-            response = await self.http.request(method, path, json=body)
+            response = await self.http.request(method, path, json=body, params=params)
         else:
             response = await self.http.request(method, path, content=body,
                                                headers={"content-type": content_type})  # fmt: skip

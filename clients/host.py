@@ -132,7 +132,8 @@ class HostClient(ApiClient):
         return templates
 
     async def drop_coupons(self, template: str, quantity: int, **terms: Any) -> dict[str, Any]:
-        """Terms: countdown_s, claim_window_s."""
+        """Terms: countdown_s, claim_window_s, tiers (the customer tiers that may claim,
+        e.g. ["champions", "loyal"]; the engine needs its ledger for them)."""
         path = f"{self._room}/coupons/templates/{template}/drops"
         result: dict[str, Any] = await self.call("POST", path, {"quantity": quantity, **terms})
         return result
@@ -141,6 +142,21 @@ class HostClient(ApiClient):
         result = await self.call("GET", f"{self._room}/coupons/drops")
         drops: list[dict[str, Any]] = result["drops"]
         return drops
+
+    # ---- customers (docs/api.md § Customers; the engine needs its ledger) ---------------------
+
+    async def customers(self, **query: Any) -> dict[str, Any]:
+        """The shop's customers: tier counts and profiles. Query: tier, limit, as_of."""
+        params = {k: str(v) for k, v in query.items() if v is not None}
+        result: dict[str, Any] = await self.call("GET", f"{self._room}/customers", params=params)
+        return result
+
+    async def customer(self, user: str, **query: Any) -> dict[str, Any]:
+        """One customer's profile, with their orders and shows. Query: as_of."""
+        params = {k: str(v) for k, v in query.items() if v is not None}
+        path = f"{self._room}/customers/{user}"
+        result: dict[str, Any] = await self.call("GET", path, params=params)
+        return result
 
     # ---- giveaways, auctions, comment-to-buy (docs/api.md) ------------------------------------
 

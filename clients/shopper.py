@@ -21,7 +21,8 @@ from clients.api import ApiClient
 
 class ShopperClient(ApiClient):
     async def claim(self, drop: str, *, request_id: str | None = None) -> dict[str, Any]:
-        """Claim one coupon (`status`: claimed, sold_out, limit_reached, not_started, ended)."""
+        """Claim one coupon (`status`: claimed, sold_out, limit_reached, not_started, ended,
+        tier_not_eligible)."""
         body = {"id": request_id or secrets.token_hex(8)}
         result: dict[str, Any] = await self.call(
             "POST", f"{self._room}/coupons/drops/{drop}/claim", body

@@ -370,7 +370,8 @@ class ViewerClient:
 
     async def claim(self, drop: str, *, request_id: str | None = None) -> dict[str, Any]:
         """Claim one coupon of a drop; returns the answer (`status`: claimed, sold_out,
-        limit_reached, not_started or ended). Same `request_id`, same answer."""
+        limit_reached, not_started, ended, or tier_not_eligible for a drop limited to some
+        customer tiers of the shop). Same `request_id`, same answer."""
         ack = await self.request({"type": "claim", "drop": drop}, request_id=request_id)
         result: dict[str, Any] = {**ack["result"], "replayed": ack.get("replayed", False)}
         return result

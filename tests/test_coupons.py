@@ -206,8 +206,8 @@ async def test_a_drop_with_a_countdown_is_scheduled_then_live_then_ended(store: 
     assert states == ["scheduled", "scheduled", "live", "live", "ended"]
     assert dropped.to_wire(T0) == {
         "id": "d2", "template": "t1", "quantity": 5, "limit": 1, "created_at": T0,
-        "opens_at": T0 + 30_000, "closes_at": T0 + 90_000, "private": None, "remaining": 5,
-        "claimed": 0, "state": "scheduled",
+        "opens_at": T0 + 30_000, "closes_at": T0 + 90_000, "private": None, "tiers": None,
+        "remaining": 5, "claimed": 0, "state": "scheduled",
     }  # fmt: skip
 
 
@@ -300,7 +300,7 @@ async def test_a_drop_is_logged_for_viewers_and_the_outbox(store: Store) -> None
         "amount": 500, "percent": 0, "cap": None, "min_spend": 2000, "skus": None,
         "valid_from": T0, "valid_until": T0 + DEFAULT_VALIDITY_S * 1000, "per_user_limit": 2,
         "stackable": False, "drop": "d2", "quantity": 7, "opens_at": T0 + 10_000,
-        "closes_at": T0 + 70_000, "server_time": T0,
+        "closes_at": T0 + 70_000, "server_time": T0, "tiers": None,
     }  # fmt: skip
     assert await last_entry(store, keys.outbox(store.room)) == {
         "type": "coupons_dropped",

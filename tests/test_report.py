@@ -11,17 +11,30 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from playwright.async_api import Browser
 
 from clients import HostClient, ShopperClient
 from engine import cli
+from engine.core.clock import now_ms
+from engine.insights.report_html import figures
 from engine.insights.show_metrics import MINUTE_COLUMNS, SHORT_SHOW_S, sell_through_text
 from engine.server.app import Engine
-from tests.conftest import ADDRESS, RoomFactory, ViewerFactory, capture, needs_chromium, poll, token
+from tests.conftest import (
+    ADDRESS,
+    EngineFactory,
+    RoomFactory,
+    ViewerFactory,
+    capture,
+    needs_chromium,
+    poll,
+    token,
+)
 from tests.test_api_catalog import JACKET
 from tests.test_api_orders import CONTACT
+from tests.test_customers import new_room
 from tests.test_images import PNG
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
@@ -128,6 +141,8 @@ EXPECTED = {
     "referral_gmv_share": 0.5,
     "funnel": {"viewers": 4, "product_clicks": 2, "grab_attempts": 3, "reservations": 2,
                "orders": 2, "paid": 2},
+    # This engine keeps no books: who bought from the shop before is unknown.
+    "new_buyers": None, "returning_buyers": None, "repeat_buyer_rate": None,
 }  # fmt: skip
 
 
@@ -355,3 +370,52 @@ async def test_a_short_show_is_charted_per_second(
     gmv = re.search(r'<svg id="chart-gmv".*?</svg>', page, re.S)
     assert gmv
     assert "GMV (USD): max 92</desc>" in gmv.group(0)  # $92.00 net by the end
+
+
+async def test_new_and_returning_buyers_come_from_the_books(
+    ledger_url: str, engine_factory: EngineFactory, viewer_factory: ViewerFactory
+) -> None:
+    """A shop's second show: ana bought in its first (a row of the books, paid before this
+    show went live), bo never did; both buy now. 1 new, 1 returning, rate 0.5."""
+    engine = await engine_factory(ledger=True, database_url=ledger_url)
+    shop = f"shop-{secrets.token_hex(3)}"
+    room = await new_room(engine, shop)
+    connection = await asyncpg.connect(ledger_url)
+    try:
+        await connection.execute(
+            "INSERT INTO orders (room, order_id, shop, user_id, state, currency, subtotal,"
+            " discount, shipping, total, refunded, coupons, lines, created_at_ms, paid_at_ms,"
+            " version) VALUES ('first-show', 'o1', $1, 'ana', 'fulfilled', 'USD', 3000, 0, 0,"
+            " 3000, 0, '[]', '[]', $2, $2, 1)", shop, now_ms() - 7 * 86_400_000,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    async with HostClient(engine.base_url, room, token(room, "host", shop)) as host:
+        await host.create_product(**JACKET)
+        sale = await host.launch_sale("DJ-M", 5, price=5000)
+        for buyer in ("ana", "bo"):
+            held = await (await viewer_factory(room, user=buyer, target=engine)).grab(sale["id"])
+            async with ShopperClient(engine.base_url, room, token(room, "viewer", buyer)) as me:
+                await pay(me, held["reservation"])
+        summary = await summary_of(host, room)
+        page = (await get_file(host, room, "report.html")).decode()
+    assert (summary["paid_buyers"], summary["new_buyers"], summary["returning_buyers"],
+            summary["repeat_buyer_rate"]) == (2, 1, 1, 0.5)  # fmt: skip
+    assert re.search(r"New / returning buyers</div><div class=\"value\">1 / 1<", page)
+    assert re.search(r"Repeat-buyer rate</div><div class=\"value\">50.00%<", page)
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({"new_buyers": None, "returning_buyers": None, "repeat_buyer_rate": None}, ("—", "—")),
+        ({"paid_buyers": 0, "new_buyers": 0, "returning_buyers": 0, "repeat_buyer_rate": 0.0},
+         ("0 / 0", "—")),
+        ({"paid_buyers": 4, "new_buyers": 1, "returning_buyers": 3, "repeat_buyer_rate": 0.75},
+         ("1 / 3", "75.00%")),
+    ],
+)  # fmt: skip
+def test_the_page_shows_buyers_or_a_dash(fields: dict[str, Any], shown: tuple[str, str]) -> None:
+    """No books (null fields) or no buyer: a dash, never "0.00%" (docs/metrics.md)."""
+    cards = dict(figures(fields))
+    assert (cards["New / returning buyers"], cards["Repeat-buyer rate"]) == shown

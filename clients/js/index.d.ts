@@ -156,7 +156,8 @@ export interface GrabResult {
 }
 
 export interface ClaimResult {
-  status: 'claimed' | 'sold_out' | 'limit_reached' | 'not_started' | 'ended' | string;
+  /** `tier_not_eligible`: a drop for some customer tiers only (`tiers`, the drop's). */
+  status: 'claimed' | 'sold_out' | 'limit_reached' | 'not_started' | 'ended' | 'tier_not_eligible' | string;
   replayed: boolean;
   [field: string]: any;
 }

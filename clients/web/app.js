@@ -475,6 +475,9 @@ function renderDrop() {
   const claim = $("#claim");
   claim.dataset.drop = d.id;
   if (claimed(d.id)) { $("#drop-state").textContent = t("drop.claimed"); claim.hidden = true; return; }
+  // A drop for some tiers of the shop's customers refused this viewer: no button to tap again.
+  $("#drop-state").classList.toggle("says", Boolean(d.notForMe));
+  if (d.notForMe) { $("#drop-state").textContent = t("drop.notForYou"); claim.hidden = true; return; }
   claim.hidden = false;
   claim.disabled = d.state !== "live";
   $("#drop-state").textContent = d.state === "sold_out" ? t("drop.allClaimed")
@@ -499,6 +502,7 @@ $("#claim").addEventListener("click", async () => {
       setTimeout(() => { d.justClaimed = false; d.dismissed = true; renderDrop(); }, 1500);
     }
   }
+  if (st === "tier_not_eligible" && d) d.notForMe = true;
   if (st === "sold_out") $("#drop-state").textContent = t("drop.allClaimed");
   else renderDrop();
 });

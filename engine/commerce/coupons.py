@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from engine.commerce.catalog import CURRENCY_RE, MAX_PRICE, SKU_RE
 from engine.commerce.pricing import CouponKind, Offer
 from engine.commerce.stock import GrabAnswer, GrabBatcher, GrabRequest, OnAnswer
+from engine.commerce.tiers import Tier
 from engine.core.errors import ConflictError, NotFoundError
 from engine.core.fields import invalid_field
 from engine.store import keys
@@ -221,11 +222,19 @@ class TemplateTerms(Struct, frozen=True, kw_only=True):
 
 
 class DropTerms(Struct, frozen=True, kw_only=True):
-    """The body that drops a template's coupons (docs/api.md § Coupons)."""
+    """The body that drops a template's coupons (docs/api.md § Coupons). With `tiers`, only
+    customers of the shop in one of those tiers may claim (docs/orders.md § Tiered drops)."""
 
     quantity: Annotated[int, Meta(ge=1, le=MAX_COUPONS)]
     countdown_s: Annotated[int, Meta(ge=0, le=MAX_COUNTDOWN_S)] = 0
     claim_window_s: Annotated[int, Meta(ge=1, le=MAX_WINDOW_S)] = DEFAULT_CLAIM_WINDOW_S
+    tiers: Annotated[list[Tier], Meta(min_length=1, max_length=len(Tier))] | None = None
+
+    def tier_names(self) -> tuple[str, ...] | None:
+        """The tiers without repeats, in the order given (None: everyone may claim)."""
+        if self.tiers is None:
+            return None
+        return tuple(dict.fromkeys(tier.value for tier in self.tiers))
 
 
 class ClaimBody(Struct, frozen=True):
@@ -248,6 +257,8 @@ class Drop:
     # Who claims a private drop's coupons on its winners' behalf ("giveaway:g3"); viewers
     # cannot claim from it and it is not listed. None for a public drop.
     private: str | None = None
+    # The customer tiers that may claim (engine/commerce/tiers.py); None: everyone.
+    tiers: tuple[str, ...] | None = None
 
     def state(self, at_ms: int) -> str:
         if at_ms >= self.closes_at:
@@ -270,6 +281,7 @@ class Drop:
             "opens_at": self.opens_at,
             "closes_at": self.closes_at,
             "private": self.private,
+            "tiers": None if self.tiers is None else list(self.tiers),
             **self.counters(now),
         }
 
@@ -287,6 +299,7 @@ class Drop:
             opens_at=int(h["opens_at"]),
             closes_at=int(h["closes_at"]),
             private=h.get("private") or None,
+            tiers=tuple(orjson.loads(h["tiers"])) if h.get("tiers") else None,
         )
 
 
@@ -343,7 +356,8 @@ class Coupons:
                    at_ms: int | None = None, private: str | None = None) -> Drop:  # fmt: skip
         """Release `quantity` coupons of a template now or after `countdown_s`. A `private`
         drop (owner such as "giveaway:g3") is not announced, and only `claim_batch` with
-        that owner claims from it."""
+        that owner claims from it. A drop with `terms.tiers` is claimed only by users the
+        room's tier map (keys.customer_tiers, written by the caller first) puts in them."""
         template = await self.template(room, template_id)
         now = int(time.time() * 1000) if at_ms is None else at_ms
         if template.valid_until <= now:
@@ -373,6 +387,7 @@ class Coupons:
                 keys.room_bus(room),
                 orjson.dumps(template.card()),
                 private or "",
+                "" if (tiers := terms.tier_names()) is None else orjson.dumps(tiers),
             ],
         )
         if result[0] != b"ok":
@@ -452,6 +467,7 @@ class Coupons:
                 keys.coupon_holders(room),
                 keys.coupon_wallets(room),
                 keys.outbox(room),
+                keys.customer_tiers(room),
             ],
             args,
         )

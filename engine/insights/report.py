@@ -6,10 +6,14 @@ report.html, for a finished or a running show. Served from the console too
 Audience, engagement and funnel counts come from the show metrics (engine/store/meter.py);
 orders, paid orders, buyers, GMV, refunds and coupon redemptions are read from the orders
 and coupons themselves, the records the audit checks (docs/metrics.md says which is which).
+New and returning buyers need the books (the shop's earlier shows): given the ledger's
+pool, a buyer is returning if they bought from the same shop in another show before this
+one started (engine/ledger/customers.py); without it those figures are null.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from redis.asyncio import Redis
 
@@ -35,16 +40,20 @@ from engine.insights.show_metrics import (
     derived,
     main_currency,
     minute_rows,
+    ratio,
     second_rows,
     sell_through_ms,
     sell_through_text,
 )
+from engine.ledger.customers import returning_buyers
 from engine.rooms.rooms import Room, RoomStore
 from engine.social.referrals import Referrals
 from engine.store import keys
 from engine.store.meter import Metric
 from engine.store.redis_client import stream_rows, text
 from engine.store.scripts import Scripts
+
+log = logging.getLogger("livecart.report")
 
 ORDER_COLUMNS = (
     "id", "user", "state", "currency", "units", "total", "refunded", "net", "coupons",
@@ -76,10 +85,13 @@ class ShowData:
     comment_times: list[int] = field(default_factory=list)
     log_first: int | None = None
     grab_times: list[int] = field(default_factory=list)
+    # Buyers who bought from the shop in an earlier show; None without the books.
+    returning: set[str] | None = None
 
 
 async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
-                    features: Sequence[Feature] | None = None) -> ShowData:  # fmt: skip
+                    features: Sequence[Feature] | None = None,
+                    ledger: asyncpg.Pool | None = None) -> ShowData:  # fmt: skip
     scripts = Scripts()
     rooms = RoomStore(redis, scripts, 0)
     catalog = Catalog(redis, scripts, 0)
@@ -121,6 +133,7 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
     sections = {f.name: await f.report(redis, room_id)
                 for f in (load_features(DEFAULT_FEATURES) if features is None else features)
                 if f.report is not None}  # fmt: skip
+    orders = await load_orders(redis, room_id)
     return ShowData(
         room=room,
         counters=Counters.parse(metrics),
@@ -132,7 +145,7 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
         lineup=await catalog.lineup(room_id),
         sales=sales,
         sell_through=through,
-        orders=await load_orders(redis, room_id),
+        orders=orders,
         coupon_states=Counter(orjson.loads(v)["s"] for v in coupons.values()),
         referrers={text(v): text(r).split(" ")[0] for v, r in referred.items()},
         referral_gmv=referral["referred_gmv"],
@@ -140,7 +153,25 @@ async def load_show(redis: Redis, room_id: str, *, at_ms: int | None = None,
         comment_times=comment_times,
         log_first=log_first,
         grab_times=grabbed,
+        returning=await _returning(ledger, room, orders, now),
     )
+
+
+async def _returning(ledger: asyncpg.Pool | None, room: Room, orders: list[Order],
+                     now: int) -> set[str] | None:  # fmt: skip
+    """This show's buyers who bought from its shop in another show before it started; None
+    without the books, or when they cannot be read (the report never fails for them)."""
+    if ledger is None:
+        return None
+    buyers = {order.user for order in _sold(orders)}
+    if not buyers:
+        return set()
+    started = room.live_at or room.created_at or now
+    try:
+        return await returning_buyers(ledger, room.host, room.id, buyers, before=started)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        log.warning("report of %s: returning buyers unknown: %s", room.id, exc)
+        return None
 
 
 async def _comment_times(redis: Redis, room_id: str) -> tuple[list[int], int | None]:
@@ -257,6 +288,7 @@ def summarize(show: ShowData, *, generated_at: int) -> dict[str, Any]:
         "reservations": counters.total(Metric.RESERVATIONS),
         "orders": len(show.orders), "paid_orders": len(sold),
         "paid_buyers": len({order.user for order in sold}),
+        **_buyers(show, {order.user for order in sold}),
         "gmv": main_gmv, "gmv_by_currency": dict(sorted(gmv.items())),
         "first_paid_at": min(paid_at, default=None),
         "refunds": sum(len(order.refunds()) for order in sold),
@@ -279,6 +311,15 @@ def summarize(show: ShowData, *, generated_at: int) -> dict[str, Any]:
         "products": products,
         **show.features,
     }  # fmt: skip
+
+
+def _buyers(show: ShowData, buyers: set[str]) -> dict[str, Any]:
+    """New and returning buyers and the repeat-buyer rate; null without the books."""
+    if show.returning is None:
+        return {"new_buyers": None, "returning_buyers": None, "repeat_buyer_rate": None}
+    returning = len(buyers & show.returning)
+    return {"new_buyers": len(buyers) - returning, "returning_buyers": returning,
+            "repeat_buyer_rate": ratio(returning, len(buyers))}  # fmt: skip
 
 
 def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:

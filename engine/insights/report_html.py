@@ -169,7 +169,18 @@ def figures(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("Coupon redemption", rate(summary, "coupon_redemption_rate", "coupon_claims")),
         ("Referral share of GMV", rate(summary, "referral_gmv_share", "gmv")),
         ("New / returning viewers", f"{count(new)} / {count(returning)}"),
+        *buyer_figures(summary),
     ]
+
+
+def buyer_figures(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """New and returning buyers and the repeat-buyer rate: "—" when the engine keeps no
+    books (the summary's fields are null) and the rate "—" with no buyer either."""
+    if summary.get("returning_buyers") is None:
+        return [("New / returning buyers", "—"), ("Repeat-buyer rate", "—")]
+    split = f"{count(_int(summary, 'new_buyers'))} / {count(_int(summary, 'returning_buyers'))}"
+    return [("New / returning buyers", split),
+            ("Repeat-buyer rate", rate(summary, "repeat_buyer_rate", "paid_buyers"))]  # fmt: skip
 
 
 def cards(summary: dict[str, Any]) -> str:

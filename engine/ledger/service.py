@@ -1,6 +1,6 @@
-"""The ledger on one engine process: migrate, connect, run the writer, report its state,
-and once an hour empty the addresses and contacts retention has let go of
-(engine/ledger/privacy.py)."""
+"""The ledger on one engine process: migrate, connect, run the writer, copy the shows'
+watch time (engine/ledger/viewers.py), report its state, and once an hour empty the
+addresses and contacts retention has let go of (engine/ledger/privacy.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from engine.core.metrics import METRICS
 from engine.ledger import database, privacy
+from engine.ledger.viewers import WatchCopier
 from engine.ledger.writer import LedgerWriter
 
 log = logging.getLogger("livecart.ledger")
@@ -46,6 +47,7 @@ class Ledger:
         self.writer: LedgerWriter | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self.watch: WatchCopier | None = None  # shows' watch time (engine/ledger/viewers.py)
 
     async def start(self) -> None:
         await database.migrate(self.url)
@@ -56,6 +58,8 @@ class Ledger:
         self.writer.start()
         self._lag_task = asyncio.create_task(self._watch_lag(), name="livecart-ledger-lag")
         self._retention_task = asyncio.create_task(self._retain(), name="livecart-retention")
+        self.watch = WatchCopier(self.redis, self.pool)
+        self.watch.start()
         log.info("ledger writing to %s", database.redacted(self.url))
 
     async def stop(self) -> None:
@@ -64,6 +68,8 @@ class Ledger:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.watch is not None:
+            await self.watch.stop()
         if self.writer is not None:
             await self.writer.stop()
         if self.pool is not None:

@@ -271,6 +271,12 @@ def coupon_wallets(room: str) -> str:
     return f"{_room(room)}:wallets"
 
 
+def customer_tiers(room: str) -> str:
+    """Hash: buyer -> their tier in the room's shop (engine/ledger/customers.py), written
+    when a tiered drop is made; a user it does not name is a prospect (coupon_claim.lua)."""
+    return f"{_room(room)}:customer_tiers"
+
+
 # ---- orders and payments ----------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import * as commentBuy from "./comment_buy.js";
 import { LivecartError, LivecartViewer } from "/sdk/index.js";
 import * as comments from "./comments.js";
 import * as coupons from "./coupons.js";
+import * as customers from "./customers.js";
 import * as dashboard from "./dashboard.js";
 import * as features from "./features.js";
 import * as giveaways from "./giveaways.js";
@@ -31,7 +32,7 @@ translate(document);
 const STORAGE_KEY = "livecart.console";
 const PANELS = [
   lineup, sales, comments, coupons, orders, dashboard, interactive, giveaways, auctions, commentBuy,
-  social, streamCheck, reconcile,
+  social, streamCheck, reconcile, customers,
 ];
 const STAFF = ["host", "moderator"];
 const STATUS_TEXT = {

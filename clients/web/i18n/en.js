@@ -70,6 +70,7 @@ export default {
   "drop.close": "Close coupon drop",
   "drop.claimed": "claimed ✓",
   "drop.allClaimed": "all claimed",
+  "drop.notForYou": "for some of this shop's customers only",
   "drop.left": { "one": "1 left", "other": "{count} left" },
   "drop.opensIn": "opens in {time}",
   "sheet.close": "Close",

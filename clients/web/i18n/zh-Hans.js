@@ -67,6 +67,7 @@ export default {
   "drop.close": "关闭优惠券",
   "drop.claimed": "已领取 ✓",
   "drop.allClaimed": "已被领完",
+  "drop.notForYou": "仅限本店部分客户领取",
   "drop.left": "剩 {count} 张",
   "drop.opensIn": "{time} 后开抢",
   "sheet.close": "关闭",

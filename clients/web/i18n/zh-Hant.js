@@ -67,6 +67,7 @@ export default {
   "drop.close": "關閉優惠券",
   "drop.claimed": "已領取 ✓",
   "drop.allClaimed": "已被領完",
+  "drop.notForYou": "僅限本店部分客戶領取",
   "drop.left": "剩 {count} 張",
   "drop.opensIn": "{time} 後開搶",
   "sheet.close": "關閉",

@@ -1,13 +1,16 @@
 -- Claim coupons of one drop for a batch of requests, in order, atomically: claim window,
--- per-user limit (per template, across drops), idempotency by request id, and the drop's
--- remaining count. A drop is never over-issued; a request gets one coupon or none. A private
--- drop (a giveaway's prizes) answers only its owner: to anyone else it does not exist.
+-- the drop's customer tiers, per-user limit (per template, across drops), idempotency by
+-- request id, and the drop's remaining count. A drop is never over-issued; a request gets
+-- one coupon or none. A private drop (a giveaway's prizes) answers only its owner: to anyone
+-- else it does not exist. A tiered drop refuses a user whose tier in the room's tier map
+-- (a user it does not name is a "prospect") is not one of the drop's.
 -- KEYS[1] - the drop hash
 -- KEYS[2] - the drop's answers hash ("user request-id" -> answer JSON)
 -- KEYS[3] - room coupons hash (coupon id -> JSON record)
 -- KEYS[4] - room coupon holders hash ("template user" -> coupons claimed)
 -- KEYS[5] - room wallets hash (user -> space-separated coupon ids)
 -- KEYS[6] - room outbox stream
+-- KEYS[7] - room customer tiers hash (user -> tier; read only for a tiered drop)
 -- ARGV[1] - now in ms, or "" for Redis server time
 -- ARGV[2] - approximate MAXLEN of the outbox
 -- ARGV[3] - who claims: "" for viewers, a private drop's owner on its winners' behalf
@@ -16,7 +19,7 @@
 local clock_arg = ARGV[1]
 --!include _now
 local drop = redis.call('HMGET', KEYS[1], 'id', 'template', 'remaining', 'limit', 'opens_at',
-  'closes_at', 'seq', 'private')
+  'closes_at', 'seq', 'private', 'tiers')
 local results = {}
 if not drop[1] or (drop[8] or '') ~= ARGV[3] then
   for i = 4, #ARGV, 2 do
@@ -26,6 +29,14 @@ if not drop[1] or (drop[8] or '') ~= ARGV[3] then
 end
 local id, template, remaining, limit = drop[1], drop[2], tonumber(drop[3]), tonumber(drop[4])
 local opens, closes, seq = tonumber(drop[5]), tonumber(drop[6]), tonumber(drop[7])
+local tiers = drop[9]
+local allowed = nil
+if tiers then
+  allowed = {}
+  for _, tier in ipairs(cjson.decode(tiers)) do
+    allowed[tier] = true
+  end
+end
 local claimed = 0
 for i = 4, #ARGV, 2 do
   local user, request = ARGV[i], ARGV[i + 1]
@@ -40,6 +51,8 @@ for i = 4, #ARGV, 2 do
       answer = '{"status":"ended"}'
     elseif now < opens then
       answer = '{"status":"not_started","opens_at":' .. opens .. '}'
+    elseif allowed and not allowed[redis.call('HGET', KEYS[7], user) or 'prospect'] then
+      answer = '{"status":"tier_not_eligible","tiers":' .. tiers .. '}'
     else
       local holding = tonumber(redis.call('HGET', KEYS[4], holder) or '0')
       if holding >= limit then

@@ -1,6 +1,7 @@
 -- Drop a batch of a coupon template into the room, now or after a countdown: never more
 -- coupons in drops than the template's total. Logged for viewers (the drop card), unless
 -- private: a giveaway's prize coupons, claimed only on its winners' behalf (coupon_claim.lua).
+-- A tiered drop names the customer tiers that may claim (coupon_claim.lua checks them).
 -- KEYS[1] - the drop hash (new)
 -- KEYS[2] - room drops index (sorted set: drop id -> its number)
 -- KEYS[3] - room coupon-issued hash (template id -> coupons in drops so far)
@@ -19,6 +20,7 @@
 -- ARGV[11] - bus channel
 -- ARGV[12] - the drop card, a JSON object (template terms shown to viewers)
 -- ARGV[13] - the private drop's owner (e.g. "giveaway:g3"), or "" for a public drop
+-- ARGV[14] - the tiers that may claim, a JSON array (["champions","loyal"]), or "" for all
 -- returns {"ok", opens_at, closes_at, now} | {"err", "drop_exists" | "over_total", issued}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'err', 'drop_exists', ''}
@@ -36,6 +38,9 @@ local closes = opens + tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'template', ARGV[6], 'quantity', quantity,
   'remaining', quantity, 'claimed', 0, 'limit', ARGV[8], 'created_at', now,
   'opens_at', opens, 'closes_at', closes, 'seq', 0)
+if ARGV[14] ~= '' then
+  redis.call('HSET', KEYS[1], 'tiers', ARGV[14])
+end
 redis.call('ZADD', KEYS[2], tonumber(string.sub(ARGV[1], 2)), ARGV[1])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'type', 'coupons_dropped',
   'drop', ARGV[1], 'template', ARGV[6], 'units', quantity, 'at', now)
@@ -49,6 +54,7 @@ card['quantity'] = quantity
 card['opens_at'] = opens
 card['closes_at'] = closes
 card['server_time'] = now
+card['tiers'] = ARGV[14] ~= '' and cjson.decode(ARGV[14]) or cjson.null
 local data = cjson.encode(card)
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'k', 'coupon_dropped',
   'r', ARGV[1], 'd', data)

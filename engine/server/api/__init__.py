@@ -8,6 +8,7 @@ from engine.server.api import (
     audit,
     catalog,
     coupons,
+    customers,
     dashboard,
     images,
     ledger,
@@ -25,6 +26,7 @@ from engine.server.api.base import OrjsonResponse, node_of
 ROUTES: list[Route] = [
     *rooms.ROUTES, *moderation.ROUTES, *catalog.ROUTES, *sales.ROUTES, *coupons.ROUTES,
     *orders.ROUTES, *payments.ROUTES, *audit.ROUTES, *dashboard.ROUTES,
+    *customers.ROUTES,
     *referrals.ROUTES, *reminders.ROUTES, *reports.ROUTES, *images.ROUTES,
     *ledger.ROUTES,
 ]  # fmt: skip

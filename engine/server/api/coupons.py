@@ -14,9 +14,13 @@ from engine.commerce.coupons import (
     check_drop_id,
     check_template_id,
 )
+from engine.core.clock import now_ms
 from engine.core.errors import NotFoundError
 from engine.core.metrics import METRICS
+from engine.ledger.customers import customers, write_tier_map
+from engine.ledger.viewers import copy_room
 from engine.server.api.base import HOSTS, MODERATORS, SIGNED_IN, Call, route
+from engine.server.api.customers import ledger_errors, ledger_pool
 from engine.store.meter import MarkerKind, Metric
 
 
@@ -42,13 +46,30 @@ async def create_template(call: Call) -> Any:
 
 @route("/api/rooms/{room}/coupons/templates/{template}/drops", ["POST"], roles=HOSTS, status=201)
 async def drop_coupons(call: Call) -> Any:
-    """Drop `quantity` coupons now or after `countdown_s`, claimable for `claim_window_s`."""
+    """Drop `quantity` coupons now or after `countdown_s`, claimable for `claim_window_s`;
+    with `tiers`, by those customers of the room's shop only."""
     template = check_template_id(call.request.path_params["template"])
-    drop = await call.node.coupons.drop(call.room, template, await call.decode(DropTerms))
+    terms = await call.decode(DropTerms)
+    if terms.tiers is not None:
+        await call.node.coupons.template(call.room, template)  # 404 before the ledger's work
+        await _publish_tiers(call)
+    drop = await call.node.coupons.drop(call.room, template, terms)
     call.node.meter.count(call.room, Metric.COUPON_DROPS)
     title = (await call.node.coupons.template(call.room, template)).title
     call.node.meter.mark(call.room, MarkerKind.COUPON_DROP, f"{drop.quantity} coupons: {title}")
     return drop.to_wire()
+
+
+async def _publish_tiers(call: Call) -> None:
+    """Write the shop's tier map into the room before a tiered drop exists, so its first
+    claim already reads it; each tiered drop refreshes it (docs/orders.md § Tiered drops)."""
+    pool = ledger_pool(call)  # 409 ledger_disabled before anything is written
+    shop = (await call.load_room()).host
+    now = now_ms()
+    async with ledger_errors():
+        await copy_room(call.node.redis, pool, call.room, at_ms=now)
+        found = await customers(pool, shop, as_of=now)
+    await write_tier_map(call.node.redis, call.room, found.tier_map())
 
 
 @route("/api/rooms/{room}/coupons/drops", ["GET"])

@@ -28,7 +28,10 @@ def origin_of(call: Call) -> str:
 
 
 async def _file(call: Call, name: str) -> Response:
-    files = build(await load_show(call.node.redis, call.room), origin=origin_of(call))
+    # The books, when kept, give the report its new and returning buyers.
+    ledger = call.node.ledger.pool if call.node.ledger is not None else None
+    show = await load_show(call.node.redis, call.room, ledger=ledger)
+    files = build(show, origin=origin_of(call))
     headers = {"Cache-Control": "no-store"}
     if name != "report.html":
         headers["Content-Disposition"] = f'attachment; filename="{call.room}-{name}"'
