@@ -61,13 +61,15 @@ PUBLIC_READS: frozenset[str] = frozenset({
     "/api/rooms/{room}/polls/{poll}",
 })  # fmt: skip
 # Reads of the books: these tests' engines keep none, so a caller let through is answered
-# `409 ledger_disabled` (tests/test_customers.py reads them with a ledger).
-LEDGER_READS = frozenset({"/api/rooms/{room}/customers", "/api/rooms/{room}/customers/{user}"})
+# `409 ledger_disabled` (tests/test_customers.py and tests/test_reconcile.py read them with
+# a ledger).
+LEDGER_READS = frozenset({"/api/rooms/{room}/customers", "/api/rooms/{room}/customers/{user}",
+                          "/api/rooms/{room}/reconciliation"})  # fmt: skip
 # Path ids for routes that are refused before they look anything up.
 ANY_IDS = {
     "product": "p1", "sale": "s1", "drop": "d1", "template": "t1", "giveaway": "g1",
     "auction": "a1", "group_buy": "gb1", "team": "t1", "order": "o1", "entry_id": "1-0",
-    "user": "bob", "name": "summary.json", "poll": "q1",
+    "user": "bob", "name": "summary.json", "poll": "q1", "id": "paid_without_order:r:p@2026-12-07",
 }  # fmt: skip
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 BUYER = "ana"
