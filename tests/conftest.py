@@ -166,6 +166,17 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 
 @pytest.fixture
+def own_redis_url(tmp_path: Path) -> Iterator[str]:
+    """A Redis of this test's own. Tests of the books take it as their `redis_url` (a
+    module's fixture of that name): a ledger copies every room of its Redis, and the
+    session's holds every other test's rooms (and their buyers called ana)."""
+    server = EmbeddedRedis(tmp_path / "own-redis")
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url)
     yield client

@@ -21,6 +21,13 @@ from tests.pages import HTTP_ERROR_LOG, LAPTOP, TABLET, OpenConsole
 from tests.test_console_layout import CLIPPED, MONITOR, ONE_ROW_HEADER
 from tests.test_customers import new_room, seed
 
+
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """This module's tests keep books: a Redis of their own (tests/conftest.py)."""
+    return own_redis_url
+
+
 AMOUNT_OFF: dict[str, Any] = {
     "kind": "amount_off", "title": "$5 off for our best", "currency": "USD", "amount": 500,
     "total": 100,

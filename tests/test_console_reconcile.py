@@ -18,6 +18,12 @@ from tests.test_reconcile import INJECTED, mismatched_show
 
 
 @pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """This module's tests keep books: a Redis of their own (tests/conftest.py)."""
+    return own_redis_url
+
+
+@pytest.fixture
 async def engine(ledger_url: str, engine_factory: EngineFactory) -> Engine:
     """This module's console engine keeps books (the other console tests' keeps none)."""
     return await engine_factory(ledger=True, database_url=ledger_url)

@@ -24,6 +24,13 @@ from tests.pages import OpenViewer
 from tests.test_coupons import AMOUNT_OFF, claim, drop, template
 from tests.test_customers import EXPECTED, new_room, seed
 
+
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """This module's tests keep books: a Redis of their own (tests/conftest.py)."""
+    return own_redis_url
+
+
 # ---- the claim script, with a tier map written by hand -----------------------------------
 
 

@@ -26,6 +26,13 @@ from engine.store import keys
 from tests.conftest import EngineFactory, ViewerFactory, eventually, token
 from tests.test_psp import ana_order
 
+
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """This module's tests keep books: a Redis of their own (tests/conftest.py)."""
+    return own_redis_url
+
+
 AS_OF = 1_790_000_000_000  # a fixed clock: the profiles below hold at this moment
 SHOWS = {"s1": 120, "s2": 60, "s3": 20, "s4": 2}  # days before AS_OF each show started
 

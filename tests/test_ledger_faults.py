@@ -32,6 +32,13 @@ from tests.conftest import ADDRESS, SECRET, EngineFactory, eventually, token
 from tests.test_api_catalog import JACKET
 from tests.test_cli import serving
 
+
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """This module's tests keep books: a Redis of their own (tests/conftest.py)."""
+    return own_redis_url
+
+
 OUTAGE_S = 30.0  # the issue's "PostgreSQL stopped for 30 s during a load test"
 
 

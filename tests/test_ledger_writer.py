@@ -16,6 +16,12 @@ from tests.conftest import EngineFactory, RoomFactory, ViewerFactory, eventually
 from tests.test_psp import ana_order
 
 
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """This module's tests keep books: a Redis of their own (tests/conftest.py)."""
+    return own_redis_url
+
+
 async def ledger_orders(url: str, room: str) -> dict[str, dict[str, object]]:
     connection = await asyncpg.connect(url)
     try:

@@ -227,7 +227,7 @@ async def test_every_queried_metric_is_exported(engine: Engine) -> None:
     have = exported(text) | PROMETHEUS_MADE
     dashboard = set().union(*map(metric_names, dashboard_exprs())) - {"instance", "job"}
     alerts = alert_exprs()
-    assert len(alerts) == 12
+    assert len(alerts) == 13
     rules = set().union(*map(metric_names, alerts.values()))
     assert dashboard - have == set()
     assert rules - have == set()

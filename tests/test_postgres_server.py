@@ -21,6 +21,7 @@ from engine.store.postgres_server import (
     bundled_postgres_bin,
     find_postgres_bin,
 )
+from engine.store.redis_server import EmbeddedRedis
 from tests.conftest import make_settings
 
 
@@ -97,9 +98,13 @@ async def test_run_by_root_it_opens_only_its_own_data_dir_for_passing(reachable:
 
 
 async def test_an_engine_without_a_database_url_keeps_its_books_in_its_data_dir(
-    reachable: Path, redis_url: str
+    reachable: Path,
 ) -> None:
-    engine = Engine(make_settings(reachable, redis_url=redis_url, ledger=True))
+    # Its own Redis too: the ledger copies every room of its Redis, and the session's holds
+    # every other test's.
+    redis = EmbeddedRedis(reachable / "redis")
+    await asyncio.to_thread(redis.start)
+    engine = Engine(make_settings(reachable, redis_url=redis.url, ledger=True))
     await engine.start()
     try:
         assert (reachable / "data" / "postgres" / "url").exists()
@@ -110,4 +115,5 @@ async def test_an_engine_without_a_database_url_keeps_its_books_in_its_data_dir(
         assert ready["ledger"]["error"] is None
     finally:
         await engine.stop()
+        redis.stop()
     assert not (reachable / "data" / "postgres" / "url").exists()

@@ -135,7 +135,7 @@ async def test_a_real_prometheus_scrapes_the_engine(engine: Engine, tmp_path: Pa
         assert up["value"][1] == "1"
         # The alert rules loaded and evaluate without error against the real series.
         rules = await evaluated_rules(api)
-        assert len(rules) == 12
+        assert len(rules) == 13
         assert {r["health"] for r in rules} == {"ok"}, [r.get("lastError") for r in rules]
         # A healthy engine raises none of them, but for memory: this engine runs inside the
         # pytest worker, whose resident memory is the whole run's; that rule must agree

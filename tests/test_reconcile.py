@@ -52,6 +52,13 @@ from tests.conftest import SECRET, EngineFactory, RoomFactory, ViewerFactory, ev
 from tests.test_console import JACKET
 from tests.test_console_orders import order_for
 
+
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """This module's tests keep books: a Redis of their own (tests/conftest.py)."""
+    return own_redis_url
+
+
 DAY = datetime.date(2026, 12, 7)
 T = day_bounds(DAY)[0] + 3_600_000  # 01:00 UTC that day
 HOUR = 3_600_000

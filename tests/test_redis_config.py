@@ -136,8 +136,8 @@ async def test_the_override_starts_warns_and_reports_on_readyz(
 ) -> None:
     url = redis_with(*EVICTING, *NOT_PERSISTING)
     settings = Settings.from_env(
-        {"LIVECART_REDIS_UNSAFE_OK": "1"}, redis_url=url, port=0, data_dir=tmp_path / "data",
-        secret="s" * 32,
+        {"LIVECART_REDIS_UNSAFE_OK": "1", "LIVECART_LEDGER": "off"}, redis_url=url, port=0,
+        data_dir=tmp_path / "data", secret="s" * 32,
     )  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="livecart.redis_config"):
         engine = await started(settings)

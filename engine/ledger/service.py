@@ -13,14 +13,12 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine.core.metrics import METRICS
 from engine.ledger import database, privacy
 from engine.ledger.viewers import WatchCopier
 from engine.ledger.writer import LedgerWriter
 
 log = logging.getLogger("livecart.ledger")
 
-_LAG_EVERY_S = 1.0
 # Retention: a first pass a minute after start (not in the way of a restart), then hourly.
 _RETENTION_FIRST_S = 60.0
 _RETENTION_EVERY_S = 3600.0
@@ -45,7 +43,6 @@ class Ledger:
         self.retention_days = retention_days
         self.pool: asyncpg.Pool | None = None
         self.writer: LedgerWriter | None = None
-        self._lag_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self.watch: WatchCopier | None = None  # shows' watch time (engine/ledger/viewers.py)
 
@@ -56,31 +53,22 @@ class Ledger:
                                    batch_size=self.batch_size,
                                    claim_idle_ms=self.claim_idle_ms)  # fmt: skip
         self.writer.start()
-        self._lag_task = asyncio.create_task(self._watch_lag(), name="livecart-ledger-lag")
         self._retention_task = asyncio.create_task(self._retain(), name="livecart-retention")
         self.watch = WatchCopier(self.redis, self.pool)
         self.watch.start()
         log.info("ledger writing to %s", database.redacted(self.url))
 
     async def stop(self) -> None:
-        for task in (self._lag_task, self._retention_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
         if self.watch is not None:
             await self.watch.stop()
         if self.writer is not None:
             await self.writer.stop()
         if self.pool is not None:
             await self.pool.close()
-
-    async def _watch_lag(self) -> None:
-        assert self.writer is not None
-        while True:
-            with contextlib.suppress(RedisError, OSError):
-                METRICS.ledger_lag.set(await self.writer.lag())
-            await asyncio.sleep(_LAG_EVERY_S)
 
     async def _retain(self) -> None:
         assert self.pool is not None
