@@ -48,8 +48,7 @@ class Ledger:
         self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await database.migrate(self.url)
-        self.pool = await database.connect(self.url)
+        self.pool = await database.migrate_and_connect(self.url)
         self.writer = LedgerWriter(self.redis, self.pool, self.consumer,
                                    batch_size=self.batch_size,
                                    claim_idle_ms=self.claim_idle_ms)  # fmt: skip
