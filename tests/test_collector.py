@@ -11,14 +11,14 @@ from engine.core.collector import ENGINE_THRESHOLDS
 
 PROBE = """
 import gc, json
-from engine.cli import _run_engine
+from engine.cli.serve import run_engine
 from engine.core.settings import Settings
 
 async def main() -> int:
     return 0
 
 before = gc.get_threshold()
-assert _run_engine(Settings(), main()) == 0
+assert run_engine(Settings(), main()) == 0
 print(json.dumps({"before": before, "after": gc.get_threshold(),
                   "frozen": gc.get_freeze_count()}))
 """

@@ -20,7 +20,7 @@ from clients import HostClient, ShopperClient, ViewerClient
 from engine.features.giveaways.store import check_draw
 from engine.insights.audit import audit_room
 from engine.ledger import database, privacy
-from engine.ledger.privacy_redis import pseudonym
+from engine.ledger.privacy_scan import pseudonym
 from engine.server.app import Engine
 from engine.store import keys
 from tests.conftest import SECRET, EngineFactory, ViewerFactory, eventually, token
@@ -287,8 +287,7 @@ async def test_a_buyer_in_two_rooms_is_exported_then_forgotten(
     connection = await asyncpg.connect(ledger_url)
     try:
         erasure = await connection.fetchrow("SELECT shop, user_id, who FROM erasures")
-        # This test's rooms: a ledger copies every room of its Redis, and the session's
-        # Redis holds other tests' rooms (and their own buyers called ana).
+        # This test's rooms (its Redis is its own now; kept narrow all the same).
         users = {r["user_id"] for r in await connection.fetch(
             "SELECT user_id FROM orders WHERE room = ANY($1)", [first, second])}  # fmt: skip
         bobs = await connection.fetchval(

@@ -38,12 +38,11 @@ from engine.ledger.reconcile import (
     Books,
     Discrepancy,
     Inputs,
-    Report,
     compare,
     day_bounds,
     parse_id,
-    reconcile,
 )
+from engine.ledger.reconcile_day import Report, reconcile
 from engine.ledger.remedies import Remedies
 from engine.server.app import Engine
 from engine.server.node import Node

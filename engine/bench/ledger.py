@@ -239,8 +239,7 @@ async def measure(redis_url: str, database_url: str, args: argparse.Namespace) -
         made = await make_orders(redis, args.events, args.rooms)
         progress(f"{made['orders']} orders, {made['events']} events in {len(made['rooms'])} "
                  f"rooms, made in {time.perf_counter() - started:.1f}s")  # fmt: skip
-        await database.migrate(database_url)
-        pool = await database.connect(database_url)
+        pool = await database.migrate_and_connect(database_url)
         ledger = await drain(redis, pool, made["events"], args.batch)
         progress(f"ledger: {ledger['events_per_second']} events/s in {ledger['batches']} batches")
         baselines = await raw_baselines(pool, await event_rows(redis, made["rooms"]))

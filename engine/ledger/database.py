@@ -15,9 +15,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from asyncpg.pool import PoolConnectionProxy
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMES = ("postgresql", "postgres")
+# A connection of its own, or one lent by the pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
+# Where the ledger is read: the pool, or one connection (a fix's: its transaction's view).
+Db = asyncpg.Pool | Connection
 
 
 def check_url(url: str) -> str:
@@ -61,3 +66,9 @@ async def connect(url: str, *, size: int = 4) -> asyncpg.Pool:
         url, min_size=1, max_size=size, command_timeout=30, timeout=10
     )
     return pool
+
+
+async def migrate_and_connect(url: str, *, size: int = 4) -> asyncpg.Pool:
+    """The schema brought to the newest revision, then a pool: how every user opens the books."""
+    await migrate(url)
+    return await connect(url, size=size)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -22,7 +22,8 @@ _RETRIES = 200  # a key rewritten while grabs or payments keep changing it
 CHUNK = 500
 
 
-def _json(raw: str) -> object:
+def loads_or_none(raw: str) -> Any:
+    """JSON decoded, or None where it is not JSON."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -190,7 +191,7 @@ async def rename_bids(redis: Redis, key: str, user: str, alias: str) -> bool:
         bids = [text(raw) for raw in await pipe.lrange(key, 0, -1)]
         writes = []
         for n, raw in enumerate(bids):
-            bid = _json(raw)
+            bid = loads_or_none(raw)
             if isinstance(bid, dict) and bid.get("u") == user:
                 bid["u"] = alias
                 writes.append((n, orjson.dumps(bid).decode()))

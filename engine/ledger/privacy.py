@@ -11,8 +11,9 @@ events and stock events that name the user are deleted once every consumer group
 user won keeps their id in its draw and in its prize (the draw is verified from the
 entrants' ids, docs/giveaways.md); their name goes.
 
-Redis: engine/ledger/privacy_redis.py. The ledger: every table with a `user_id` column,
-found by the schema's own catalogue, so a table a later migration adds is covered too.
+Redis: engine/ledger/privacy_redis.py (with the privacy_*_keys.py modules it names). The
+ledger: every table with a `user_id` column, found by the schema's own catalogue, so a table
+a later migration adds is covered too.
 """
 
 from __future__ import annotations
@@ -32,17 +33,11 @@ from redis.exceptions import ResponseError
 from engine.commerce.orders import Order, OrderState
 from engine.core.errors import UnavailableError
 from engine.ledger import rows
+from engine.ledger.database import Connection
 from engine.ledger.key_edits import rewrite_hash, swap_member
-from engine.ledger.privacy_redis import (
-    PSEUDONYM,
-    Subject,
-    audiences,
-    leftovers,
-    pseudonym,
-    scan_rooms,
-    shop_rooms,
-)
-from engine.ledger.writer import GROUP, Connection, LedgerWriter
+from engine.ledger.privacy_redis import audiences, leftovers, scan_rooms, shop_rooms
+from engine.ledger.privacy_scan import PSEUDONYM, Subject, pseudonym
+from engine.ledger.writer import GROUP, LedgerWriter
 from engine.store import keys
 from engine.store.redis_client import text, texts
 

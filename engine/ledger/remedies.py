@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import asyncpg
 import orjson
-from asyncpg.pool import PoolConnectionProxy
 from msgspec import Meta, Struct
 from redis.asyncio import Redis
 
@@ -22,6 +21,7 @@ from engine.commerce.orders import Order
 from engine.commerce.payments import Callback, PaymentProvider, Payments, RefundTerms
 from engine.core.errors import ConflictError, LivecartError, NotFoundError
 from engine.core.fields import invalid_field
+from engine.ledger.database import Connection
 from engine.ledger.reconcile import (
     ACKNOWLEDGE,
     APPLY_PAYMENT,
@@ -31,16 +31,14 @@ from engine.ledger.reconcile import (
     RECORD_REFUND,
     REFUND_CHARGE,
     Discrepancy,
-    adjustment_wire,
     parse_id,
-    reconcile,
 )
+from engine.ledger.reconcile_day import adjustment_wire, reconcile
 
 log = logging.getLogger("livecart.ledger")
 
 MAX_WHY = 500
 
-Connection = asyncpg.Connection | PoolConnectionProxy
 _INSERT_REFUND = (
     "INSERT INTO refunds (room, refund_id, order_id, payment_id, amount, currency, reason, at_ms)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (room, refund_id) DO NOTHING"

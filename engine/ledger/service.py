@@ -47,8 +47,7 @@ class Ledger:
         self.watch: WatchCopier | None = None  # shows' watch time (engine/ledger/viewers.py)
 
     async def start(self) -> None:
-        await database.migrate(self.url)
-        self.pool = await database.connect(self.url)
+        self.pool = await database.migrate_and_connect(self.url)
         self.writer = LedgerWriter(self.redis, self.pool, self.consumer,
                                    batch_size=self.batch_size,
                                    claim_idle_ms=self.claim_idle_ms)  # fmt: skip

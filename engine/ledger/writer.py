@@ -25,7 +25,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-from asyncpg.pool import PoolConnectionProxy
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -33,6 +32,7 @@ from engine.commerce.order_feed import OrderFeed
 from engine.commerce.orders import Order
 from engine.core.metrics import METRICS
 from engine.ledger import rows
+from engine.ledger.database import Connection
 from engine.ledger.rows import Batch, Event
 from engine.store import keys
 from engine.store.redis_client import text, texts
@@ -40,8 +40,6 @@ from engine.store.redis_client import text, texts
 log = logging.getLogger("livecart.ledger")
 
 GROUP = "ledger"
-# A connection of its own, or one lent by the pool.
-Connection = asyncpg.Connection | PoolConnectionProxy
 _BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _COUNT_UPTO = 10_000  # undelivered entries counted one by one, at most (see rooms_lag)
 

@@ -13,7 +13,8 @@ from starlette.routing import Route
 
 from engine.core.errors import ConflictError
 from engine.core.fields import invalid_field
-from engine.ledger.reconcile import LEDGER_DISABLED, reconcile
+from engine.ledger.reconcile import LEDGER_DISABLED
+from engine.ledger.reconcile_day import reconcile
 from engine.ledger.remedies import FixTerms, Remedies
 from engine.server.api.base import HOSTS, Call, route
 
