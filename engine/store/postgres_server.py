@@ -15,7 +15,6 @@ folder above that must let it pass already (search permission), else the start s
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import importlib.util
 import logging
@@ -27,9 +26,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
+from engine.store.embedded import EmbeddedServer
 from engine.store.redis_server import _die_with_parent, free_port
 
 log = logging.getLogger("livecart.postgres_server")
@@ -108,19 +107,22 @@ def _make_reachable(folder: Path, user: pwd.struct_passwd) -> None:
         )
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """One private PostgreSQL cluster in `folder`, bound to 127.0.0.1.
 
     Usage: `with EmbeddedPostgres(folder) as server: server.url`.
     """
 
+    lock_name = "postgres.lock"
+    log_name = "postgres.log"
+    stop_signal = signal.SIGINT  # "fast" shutdown: roll back, checkpoint, exit
+    error = PostgresServerError
+
     def __init__(self, folder: Path, *, bin_dir: Path | None = None, fsync: bool = True) -> None:
-        self.folder = folder
+        super().__init__(folder)
         self.bin_dir = bin_dir or find_postgres_bin()
         self.fsync = fsync  # off only for throwaway clusters (tests)
         self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._lock_file: IO[str] | None = None
         self._user = _server_user()
 
     @property
@@ -128,18 +130,9 @@ class EmbeddedPostgres:
         return self.folder / "cluster"
 
     @property
-    def log_path(self) -> Path:
-        return self.folder / "postgres.log"
-
-    @property
     def url(self) -> str:
         password = (self.folder / "password").read_text().strip()
         return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{DATABASE}"
-
-    @property
-    def url_path(self) -> Path:
-        """Where a running server's URL is kept, so tools (`livecart reconcile`) find it."""
-        return self.folder / "url"
 
     def _as_server_user(self) -> dict[str, Any]:
         if self._user is None:
@@ -147,19 +140,8 @@ class EmbeddedPostgres:
         return {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
 
     def _prepare(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.folder.chmod(0o700)
-        lock = os.fdopen(os.open(self.folder / "postgres.lock", os.O_RDWR | os.O_CREAT, 0o600),
-                         "a+")  # fmt: skip
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise PostgresServerError(
-                f"{self.folder} is in use by another engine's PostgreSQL; pass another "
-                "--data-dir, or share one PostgreSQL with DATABASE_URL"
-            ) from None
-        self._lock_file = lock
+        self._lock(f"{self.folder} is in use by another engine's PostgreSQL; pass another "
+                   "--data-dir, or share one PostgreSQL with DATABASE_URL")  # fmt: skip
         if self._user is not None:
             _make_reachable(self.folder, self._user)
             for path in (self.folder, *self.folder.rglob("*")):
@@ -266,30 +248,6 @@ class EmbeddedPostgres:
 
         return asyncio.run(run())
 
-    def _tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def _reap(self, timeout_s: float = 20.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)  # "fast" shutdown: roll back, checkpoint, exit
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def stop(self) -> None:
-        self._reap()
-        self.url_path.unlink(missing_ok=True)
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
-
     def pause(self) -> None:
         """Stop the server but keep the folder locked (fault tests: the database goes away)."""
         self._reap()
@@ -299,15 +257,3 @@ class EmbeddedPostgres:
         self._spawn(self.port)
         if not self._wait_ready(timeout_s):
             raise PostgresServerError(f"postgres did not start again:\n{self._tail()}")
-
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import importlib.util
 import logging
 import os
@@ -20,10 +19,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO
 
 import redis
+
+from engine.store.embedded import EmbeddedServer
 
 log = logging.getLogger("livecart.redis_server")
 
@@ -88,11 +87,17 @@ def _die_with_parent() -> None:
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(EmbeddedServer):
     """One private redis-server process bound to 127.0.0.1.
 
     Usage: `with EmbeddedRedis(data_dir) as server: server.url`.
     """
+
+    lock_name = "redis.lock"
+    log_name = "redis.log"
+    stop_signal = signal.SIGTERM  # Redis fsyncs the AOF and exits cleanly
+    stop_timeout_s = 10.0
+    error = RedisServerError
 
     def __init__(
         self,
@@ -103,41 +108,23 @@ class EmbeddedRedis:
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
-        self.data_dir = data_dir
+        super().__init__(data_dir)
         self.appendfsync = appendfsync
         self.binary = binary or find_redis_server()
         self.port = port or 0
         self.extra_args = extra_args
-        self.process: subprocess.Popen[bytes] | None = None
-        self._lock_file: IO[str] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "redis.log"
-
-    @property
-    def url_path(self) -> Path:
-        """Where a running server's URL is kept, so tools (`livecart audit`) can find it."""
-        return self.data_dir / "url"
-
     def _lock_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.chmod(0o700)  # the AOF and the log: nobody else's to read
-        lock = os.fdopen(os.open(self.data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600),
-                         "a+")  # fmt: skip
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise RedisServerError(
-                f"data dir {self.data_dir} is in use by another engine's Redis; "
-                "pass another --data-dir, or share one Redis with --redis-url"
-            ) from None
-        self._lock_file = lock
+        self._lock(f"data dir {self.data_dir} is in use by another engine's Redis; "
+                   "pass another --data-dir, or share one Redis with --redis-url")  # fmt: skip
 
     def _command(self, port: int) -> list[str]:
         return [
@@ -169,9 +156,7 @@ class EmbeddedRedis:
             # Most likely someone took the port between free_port() and bind: try another.
             self._reap()
         self.stop()
-        raise RedisServerError(
-            f"redis-server did not start; see {self.log_path}:\n{self._log_tail()}"
-        )
+        raise RedisServerError(f"redis-server did not start; see {self.log_path}:\n{self._tail()}")
 
     def _spawn(self, port: int) -> None:
         self.process = subprocess.Popen(
@@ -202,31 +187,6 @@ class EmbeddedRedis:
         finally:
             client.close()
 
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def _reap(self, timeout_s: float = 10.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        # SIGTERM makes Redis fsync the AOF and exit cleanly.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def stop(self) -> None:
-        self._reap()
-        self.url_path.unlink(missing_ok=True)
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
-
     def kill(self) -> None:
         """Crash the server (SIGKILL): for restart tests."""
         if self.process is not None:
@@ -241,16 +201,4 @@ class EmbeddedRedis:
             self._lock_data_dir()
         self._spawn(self.port)
         if not self._wait_ready(self.port, timeout_s):
-            raise RedisServerError(f"redis-server did not restart:\n{self._log_tail()}")
-
-    def __enter__(self) -> EmbeddedRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+            raise RedisServerError(f"redis-server did not restart:\n{self._tail()}")
