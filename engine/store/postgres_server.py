@@ -227,8 +227,11 @@ class EmbeddedPostgres(EmbeddedServer):
             self._psql("postgres", f"CREATE DATABASE {DATABASE}")
 
     def _psql(self, database: str, sql: str) -> str:
-        """One statement through asyncpg (no psql binary needed), on a thread of its own."""
-        import asyncio  # noqa: PLC0415 - only here: start() runs outside any event loop
+        """One statement through asyncpg (no psql binary needed), in an event loop on a
+        thread of its own: the caller's thread may have a loop of its own set (a test's),
+        which asyncio.run there would replace and leave unclosed."""
+        import asyncio  # noqa: PLC0415 - only here: the engine's other modules need none of it
+        import concurrent.futures  # noqa: PLC0415
 
         import asyncpg  # noqa: PLC0415
 
@@ -246,7 +249,8 @@ class EmbeddedPostgres(EmbeddedServer):
             finally:
                 await connection.close()
 
-        return asyncio.run(run())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
 
     def pause(self) -> None:
         """Stop the server but keep the folder locked (fault tests: the database goes away)."""
